@@ -1,0 +1,210 @@
+//! The command line: fleet's built-in commands, plus one subcommand per recipe, generated
+//! from the recipes' signatures and doc comments.
+
+use crate::recipe::args::clap_args;
+use crate::recipe::catalog::Catalog;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Names recipes cannot take.
+pub const BUILTIN_COMMANDS: &[&str] = &[
+    "hosts",
+    "list",
+    "exec",
+    "recipes",
+    "help",
+    "init",
+    "api",
+    "completions",
+];
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    every host ended ok or changed
+  1    internal error in fleet
+  2    usage, configuration or recipe error
+  3    at least one host failed
+  4    at least one host was unreachable (and none failed)
+
+Recipes: `fleet recipes` lists them, `fleet help RECIPE` shows one.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleet",
+    version,
+    about = "Run versioned Rhai recipes against a fleet of servers",
+    disable_help_subcommand = true,
+    arg_required_else_help = true,
+    after_help = EXIT_CODES,
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Builtin>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Run in this project directory (default: walk up to the nearest fleet.toml)
+    #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
+    pub directory: Option<PathBuf>,
+    /// Use this inventory (TOML, Ansible INI or a plain host list)
+    #[arg(short, long, value_name = "FILE", global = true)]
+    pub inventory: Option<PathBuf>,
+    /// Only touch hosts matching this pattern
+    #[arg(short, long, value_name = "PATTERN", global = true)]
+    pub limit: Option<String>,
+    /// How many hosts to work on at once [default: fleet.toml's forks, else 10]
+    #[arg(short, long, value_name = "N", global = true)]
+    pub forks: Option<usize>,
+    /// Stop starting new hosts once more than N (or N%) have failed
+    #[arg(long, value_name = "N|N%", global = true)]
+    pub max_fail: Option<String>,
+    /// Dry run: read-only queries run, commands that would change something are printed
+    #[arg(long, global = true)]
+    pub check: bool,
+    /// Plain log lines instead of progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Machine-readable output (recap of a run, host list, recipe list)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More output: commands and their output (-vv: more)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less output: only failures and the recap
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+}
+
+impl GlobalArgs {
+    pub fn verbosity(&self) -> i8 {
+        self.verbose as i8 - self.quiet as i8
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Builtin {
+    /// List hosts with address, groups and variables
+    #[command(visible_alias = "list")]
+    Hosts {
+        /// Host pattern, e.g. `web`, `web-*`, `web:&prod`, `all:!db-1`
+        #[arg(default_value = "all")]
+        pattern: String,
+    },
+    /// Run an ad-hoc shell command on matching hosts
+    Exec {
+        /// Host pattern
+        pattern: String,
+        /// The command, after `--`
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// List every recipe with its summary and where it comes from
+    Recipes,
+    /// Show help for fleet or for one recipe
+    Help {
+        /// Recipe or command name
+        name: Option<String>,
+    },
+    /// Create a new fleet project
+    Init {
+        /// Directory to create it in
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print the reference of every function a recipe can call
+    Api {
+        /// Write `.d.rhai` definition files for editor completion into DIR instead
+        #[arg(long, value_name = "DIR")]
+        definitions: Option<PathBuf>,
+    },
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The full command line: built-ins plus a subcommand for every recipe.
+pub fn command(catalog: &Catalog) -> clap::Command {
+    let mut cmd = Cli::command();
+    for recipe in catalog.recipes.values() {
+        let mut sub = clap::Command::new(recipe.name.clone())
+            .about(recipe.doc.summary.clone())
+            .args(clap_args(&recipe.params))
+            .after_help(format!(
+                "Recipe defined in {}{}",
+                recipe.file,
+                recipe
+                    .overrides
+                    .as_ref()
+                    .map(|b| format!(" (replaces {b})"))
+                    .unwrap_or_default()
+            ));
+        if !recipe.doc.body.is_empty() {
+            sub = sub.long_about(format!("{}\n\n{}", recipe.doc.summary, recipe.doc.body));
+        }
+        if recipe.name.contains('_') {
+            sub = sub.visible_alias(recipe.name.replace('_', "-"));
+        }
+        cmd = cmd.subcommand(sub);
+    }
+    cmd
+}
+
+/// `-C DIR` is needed before parsing (recipes depend on the project), so it is found
+/// by a scan of the raw arguments first.
+pub fn prescan_directory(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        if s == "--" {
+            break;
+        }
+        if s == "-C" || s == "--directory" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = s.strip_prefix("--directory=") {
+            return Some(PathBuf::from(v));
+        }
+        if let Some(v) = s.strip_prefix("-C")
+            && !s.starts_with("--")
+        {
+            return Some(PathBuf::from(v.strip_prefix('=').unwrap_or(v)));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<std::ffi::OsString> {
+        v.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn finds_the_directory_anywhere_before_double_dash() {
+        assert_eq!(
+            prescan_directory(&os(&["fleet", "-C", "x", "hosts"])),
+            Some("x".into())
+        );
+        assert_eq!(
+            prescan_directory(&os(&["fleet", "hosts", "--directory=y"])),
+            Some("y".into())
+        );
+        assert_eq!(prescan_directory(&os(&["fleet", "-Cz"])), Some("z".into()));
+        assert_eq!(
+            prescan_directory(&os(&["fleet", "exec", "all", "--", "-C", "x"])),
+            None
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,56 @@
+//! `fleet exec PATTERN -- CMD`: one shell command on every matching host, like
+//! `ansible PATTERN -a CMD`. Output lines are prefixed with the host.
+
+use super::{finish_run, start_run};
+use crate::App;
+use crate::error::Result;
+use crate::exec::fanout::{HostEnd, fan_out};
+use crate::exec::run::{CommandOpts, tail};
+use crate::exec::status::HostStatus;
+
+pub fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {
+    let args = vec!["exec".to_string(), pattern.to_string(), command.to_string()];
+    let run = start_run(app, "exec", &args)?;
+    let hosts = run.select(pattern)?;
+    let opts = CommandOpts {
+        allow_fail: true,
+        ..CommandOpts::default()
+    };
+    fan_out(&run, &hosts, |host| {
+        let out = run.command(host, command, opts).map_err(|f| HostEnd {
+            status: if f.unreachable {
+                HostStatus::Unreachable
+            } else {
+                HostStatus::Failed
+            },
+            message: f.message,
+        })?;
+        if !out.executed {
+            return Ok(());
+        }
+        let stdout = out.stdout.trim_end_matches('\n');
+        if !stdout.is_empty() {
+            run.ui.out(Some(&host.name), stdout);
+        }
+        for line in out.stderr.lines() {
+            run.ui.event(Some(&host.name), &format!("! {line}"));
+        }
+        if out.code != 0 {
+            let stderr = tail(&out.stderr, 1);
+            return Err(HostEnd {
+                status: HostStatus::Failed,
+                message: format!(
+                    "exited with {}{}",
+                    out.code,
+                    if stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {stderr}")
+                    }
+                ),
+            });
+        }
+        Ok(())
+    });
+    Ok(finish_run(app, &run))
+}

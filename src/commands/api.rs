@@ -1,0 +1,67 @@
+//! `fleet api`: the reference of every function a recipe can call, from the engine's
+//! own metadata, so it cannot drift from what is registered.
+
+use crate::App;
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::Path;
+
+pub fn run(app: &App, definitions: Option<&Path>) -> Result<i32> {
+    let engine = &app.scripting.engine;
+    if let Some(dir) = definitions {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+        engine
+            .definitions()
+            .include_standard_packages(false)
+            .write_to_dir(dir)
+            .map_err(|e| Error::io(dir, &e))?;
+        println!("wrote Rhai definition files to {}", dir.display());
+        return Ok(0);
+    }
+    let json = engine
+        .gen_fn_metadata_to_json(false)
+        .map_err(|e| Error::Internal(format!("cannot read function metadata: {e}")))?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| Error::Internal(e.to_string()))?;
+    let text = if app.global.json {
+        json + "\n"
+    } else {
+        render(&meta)
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(0)
+}
+
+fn render(meta: &serde_json::Value) -> String {
+    let mut entries: Vec<(String, String)> = meta["functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let signature = f["signature"].as_str().unwrap_or_default().to_string();
+            let doc = f["docComments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.as_str())
+                .flat_map(|d| d.lines())
+                .map(|l| l.trim_start_matches("///").trim().to_string())
+                .collect::<Vec<_>>()
+                .join(" ");
+            (signature, doc)
+        })
+        .collect();
+    entries.sort();
+    entries.dedup();
+    let mut out =
+        String::from("Functions a recipe can call (besides Rhai's standard library):\n\n");
+    for (signature, doc) in entries {
+        out.push_str(&signature);
+        out.push('\n');
+        if !doc.is_empty() {
+            out.push_str(&format!("    {doc}\n"));
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,135 @@
+//! One file per built-in command, plus what they share: loading the inventory, setting
+//! up a run, and printing an error.
+
+pub mod adhoc;
+pub mod api;
+pub mod hosts;
+pub mod init;
+pub mod recipe;
+pub mod recipes;
+
+use crate::App;
+use crate::error::{Error, Result};
+use crate::exec::log::RunTag;
+use crate::exec::recap::Recap;
+use crate::exec::run::{Run, RunOptions};
+use crate::exec::status::MaxFail;
+use crate::exec::ui::{Ui, UiOptions};
+use crate::inventory::Inventory;
+use std::io::IsTerminal;
+use std::time::{Duration, SystemTime};
+
+/// Prints an error the way users read it best: with the source line for positioned
+/// errors, colour only on a terminal without NO_COLOR. Returns the exit code.
+pub fn report_error(err: Error) -> i32 {
+    let tty = std::io::stderr().is_terminal();
+    let color = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let handler = miette::GraphicalReportHandler::new_themed(if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    })
+    .with_context_lines(2);
+    let code = err.exit_code();
+    let mut text = String::new();
+    match handler.render_report(&mut text, &err) {
+        Ok(()) => eprint!("{text}"),
+        Err(_) => eprintln!("error: {err}"),
+    }
+    code
+}
+
+/// The inventory from `-i`, else the project's.
+pub fn load_inventory(app: &App) -> Result<Inventory> {
+    let path = match &app.global.inventory {
+        Some(p) => p.clone(),
+        None => app.project.inventory_path().ok_or_else(|| {
+            Error::usage_with_help(
+                format!(
+                    "no inventory found in {}",
+                    crate::project::display_path(&app.project.root)
+                ),
+                "pass -i FILE, set `inventory` in fleet.toml, or create inventory.toml (`fleet init` makes one)",
+            )
+        })?,
+    };
+    if !path.is_file() {
+        return Err(Error::usage(format!(
+            "inventory {} does not exist",
+            crate::project::display_path(&path)
+        )));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+    Inventory::parse(&crate::project::display_path(&path), &text)
+}
+
+/// `20261125T010203Z-3f9a`: sortable, unique enough for one project.
+pub fn new_run_id() -> String {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let compact: String = stamp.chars().filter(|c| *c != '-' && *c != ':').collect();
+    format!("{compact}-{:04x}", fastrand::u16(..))
+}
+
+/// A run with the command line's and fleet.toml's settings, its log file opened.
+pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
+    let inventory = load_inventory(app)?;
+    let g = &app.global;
+    let max_fail = g
+        .max_fail
+        .as_deref()
+        .map(MaxFail::parse)
+        .transpose()
+        .map_err(Error::usage)?;
+    let forks = g.forks.or(app.project.config.forks).unwrap_or(10);
+    if forks == 0 {
+        return Err(Error::usage("--forks must be at least 1"));
+    }
+    let options = RunOptions {
+        forks,
+        max_fail,
+        check: g.check,
+        limit: g.limit.clone(),
+        command_timeout: app.project.config.command_timeout.map(Duration::from_secs),
+    };
+    if let Some(limit) = &options.limit {
+        crate::inventory::select(&inventory, limit)?;
+    }
+    let tag = RunTag {
+        run_id: new_run_id(),
+        recipe: recipe.to_string(),
+    };
+    let ui = Ui::new(UiOptions::detect(g.no_progress, g.verbosity()));
+    let log = app.project.log_dir().join(format!("{}.jsonl", tag.run_id));
+    if let Err(e) = crate::exec::log::init(&log) {
+        ui.event(None, &format!("warning: {e}; this run is not logged"));
+    }
+    tag.run_started(args, g.check);
+    Ok(Run::new(tag, inventory, options, ui))
+}
+
+/// Prints the recap (table on stderr, or JSON on stdout) and returns the run's exit code.
+pub fn finish_run(app: &App, run: &Run) -> i32 {
+    run.ui.finish();
+    let recap = Recap::of(run);
+    if app.global.json {
+        let text = serde_json::to_string_pretty(&recap).unwrap_or_default();
+        run.ui.out(None, &text);
+    } else {
+        let table = recap.render(|status, word| run.ui.style(status).apply_to(word).to_string());
+        let _guard = ();
+        eprint!(
+            "{}",
+            if recap.hosts.is_empty() {
+                table
+                    .lines()
+                    .last()
+                    .map(|l| format!("{l}\n"))
+                    .unwrap_or_default()
+            } else {
+                table
+            }
+        );
+    }
+    run.tag.run_ended(recap.exit_code);
+    recap.exit_code
+}

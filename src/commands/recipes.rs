@@ -1,0 +1,81 @@
+//! `fleet recipes` and `fleet help RECIPE`.
+
+use crate::App;
+use crate::error::{Error, Result};
+use crate::recipe::sources::Origin;
+use std::io::Write;
+
+pub fn list(app: &App) -> Result<i32> {
+    let recipes = app.catalog.recipes.values();
+    let text = if app.global.json {
+        let list: Vec<_> = recipes
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "summary": r.doc.summary,
+                    "file": r.file,
+                    "origin": match r.origin { Origin::BuiltIn => "built-in", Origin::Project => "project" },
+                    "overrides": r.overrides,
+                    "usage": r.usage(),
+                })
+            })
+            .collect();
+        serde_json::to_string_pretty(&list).unwrap_or_default() + "\n"
+    } else {
+        let header: Vec<String> = ["RECIPE", "SUMMARY", "FROM"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let rows: Vec<Vec<String>> = recipes
+            .map(|r| {
+                let from = match (r.origin, &r.overrides) {
+                    (Origin::BuiltIn, _) => "built-in".to_string(),
+                    (Origin::Project, None) => r.file.clone(),
+                    (Origin::Project, Some(_)) => format!("{} (replaces built-in)", r.file),
+                };
+                vec![r.name.replace('_', "-"), r.doc.summary.clone(), from]
+            })
+            .collect();
+        crate::table::render(&header, &rows)
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(0)
+}
+
+pub fn help(app: &App, name: Option<&str>) -> Result<i32> {
+    let mut cmd = crate::cli::command(&app.catalog);
+    let Some(name) = name else {
+        let _ = cmd.print_long_help();
+        return Ok(0);
+    };
+    let canonical = app
+        .catalog
+        .get(name)
+        .map(|r| r.name.clone())
+        .unwrap_or(name.to_string());
+    match cmd.find_subcommand_mut(&canonical) {
+        Some(sub) => {
+            let mut sub = sub.clone().bin_name(format!("fleet {canonical}"));
+            let _ = sub.print_long_help();
+            Ok(0)
+        }
+        None => {
+            let names = app
+                .catalog
+                .recipes
+                .keys()
+                .map(String::as_str)
+                .chain(crate::cli::BUILTIN_COMMANDS.iter().copied());
+            Err(match crate::suggest::closest(name, names) {
+                Some(c) => Error::usage_with_help(
+                    format!("no recipe or command named `{name}`"),
+                    format!("did you mean `{c}`? `fleet recipes` lists them all"),
+                ),
+                None => Error::usage_with_help(
+                    format!("no recipe or command named `{name}`"),
+                    "`fleet recipes` lists them all",
+                ),
+            })
+        }
+    }
+}

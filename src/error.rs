@@ -1,0 +1,172 @@
+//! One error type for everything that ends a fleet invocation early, with its exit code.
+//!
+//! Host failures are not errors here: they are outcomes of a run (see `exec::recap`).
+
+use miette::{NamedSource, SourceSpan};
+
+/// Exit codes, as documented in DESIGN.md and `fleet --help`.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const INTERNAL: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const HOST_FAILED: i32 = 3;
+    pub const UNREACHABLE: i32 = 4;
+    pub const LOCKED: i32 = 75;
+    pub const TIMEOUT: i32 = 124;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// Wrong command line, unknown host or recipe, empty pattern match, missing file.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+    /// Anything with a position in a file: recipes, inventories, fleet.toml.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Source(Box<SourceError>),
+    /// A file that cannot be read or written.
+    #[error("{0}")]
+    Io(String),
+    /// A bug or an environment problem in fleet itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn usage_with_help(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            help: Some(help.into()),
+        }
+    }
+
+    pub fn io(path: &std::path::Path, err: &std::io::Error) -> Self {
+        Error::Io(format!("cannot read {}: {err}", path.display()))
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage { .. } | Error::Source(_) | Error::Io(_) => exit::USAGE,
+            Error::Internal(_) => exit::INTERNAL,
+        }
+    }
+}
+
+impl From<SourceError> for Error {
+    fn from(e: SourceError) -> Self {
+        Error::Source(Box::new(e))
+    }
+}
+
+/// An error at a place in a file, rendered with the source line underlined.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+pub struct SourceError {
+    pub message: String,
+    #[source_code]
+    pub src: NamedSource<String>,
+    #[label("{label}")]
+    pub span: SourceSpan,
+    pub label: String,
+    #[help]
+    pub help: Option<String>,
+}
+
+impl SourceError {
+    /// `line` and `column` are 1-based, as editors and Rhai count them.
+    pub fn at_line(
+        name: &str,
+        text: &str,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Self {
+        let offset = offset_of(text, line, column);
+        let len = text[offset..]
+            .find(['\n', ' ', '\t', '(', ')', ';', ','])
+            .unwrap_or(text.len() - offset)
+            .max(1)
+            .min(text.len().saturating_sub(offset).max(1));
+        Self::at_span(name, text, (offset, len).into(), message, label)
+    }
+
+    pub fn at_span(
+        name: &str,
+        text: &str,
+        span: SourceSpan,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Self {
+        SourceError {
+            message: message.into(),
+            src: NamedSource::new(name, text.to_string()),
+            span,
+            label: label.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Byte offset of a 1-based line/column; clamps to the end of the text.
+pub fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let col = column.saturating_sub(1);
+            let in_line = l
+                .char_indices()
+                .nth(col)
+                .map(|(b, _)| b)
+                .unwrap_or(l.trim_end_matches('\n').len());
+            return offset + in_line;
+        }
+        offset += l.len();
+    }
+    text.len()
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_count_lines_and_columns_from_one() {
+        let text = "ab\ncde\nf";
+        assert_eq!(offset_of(text, 1, 1), 0);
+        assert_eq!(offset_of(text, 2, 2), 4);
+        assert_eq!(offset_of(text, 3, 1), 7);
+        assert_eq!(offset_of(text, 9, 1), text.len());
+        assert_eq!(line_of(text, 4), 2);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_design() {
+        assert_eq!(Error::usage("x").exit_code(), 2);
+        assert_eq!(Error::Internal("x".into()).exit_code(), 1);
+    }
+}

@@ -1,0 +1,108 @@
+//! Work on many hosts at once: a pool of `--forks` scoped threads pulling hosts from a
+//! shared index. One host's failure never stops the others; `--max-fail` stops starting
+//! new ones; hosts that already failed earlier in the run are not touched again.
+
+use super::current;
+use super::run::Run;
+use super::status::HostStatus;
+use crate::inventory::ResolvedHost;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// How one host's work ended when it did not succeed.
+#[derive(Debug, Clone)]
+pub struct HostEnd {
+    pub status: HostStatus,
+    pub message: String,
+}
+
+/// Runs `work` for every host, at most `forks` at a time; returns each host's value in
+/// host order (None for hosts that failed or were skipped).
+pub fn fan_out<T, F>(run: &Run, hosts: &[ResolvedHost], work: F) -> Vec<Option<T>>
+where
+    T: Send,
+    F: Fn(&ResolvedHost) -> Result<T, HostEnd> + Sync,
+{
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..hosts.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let failures = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let workers = run.options.forks.max(1).min(hosts.len());
+    run.ui.add_hosts(hosts.len());
+
+    let worker = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            let Some(host) = hosts.get(i) else { break };
+            let before = run.record(&host.name);
+            if before.failure.is_some() || stop.load(Ordering::SeqCst) {
+                let status = if before.failure.is_some() {
+                    before.status()
+                } else {
+                    run.ui.event(
+                        Some(&host.name),
+                        "skipped: --max-fail exceeded, no new hosts are started",
+                    );
+                    HostStatus::Skipped
+                };
+                run.update(&host.name, |_| {});
+                run.ui.host_done(&host.name, status);
+                continue;
+            }
+            run.ui.host_started(&host.name);
+            let started = Instant::now();
+            let outcome = current::with_host(&host.name, || work(host));
+            let elapsed = started.elapsed();
+            run.update(&host.name, |r| {
+                r.ran = true;
+                r.elapsed += elapsed;
+            });
+            match outcome {
+                Ok(value) => {
+                    results.lock().unwrap()[i] = Some(value);
+                }
+                Err(end) => {
+                    run.mark_failed(&host.name, end.status, &end.message);
+                }
+            }
+            let record = run.record(&host.name);
+            let status = record.status();
+            if status.is_failure() {
+                let failed = failures.fetch_add(1, Ordering::SeqCst) + 1;
+                if let Some(policy) = run.options.max_fail
+                    && policy.exceeded(failed, hosts.len())
+                {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                let message = record.failure.map(|f| f.1).unwrap_or_default();
+                run.ui.event(
+                    Some(&host.name),
+                    &format!("{}: {message}", status.as_str().to_uppercase()),
+                );
+                run.tag.host_ended(
+                    &host.name,
+                    status.as_str(),
+                    Some(&message),
+                    elapsed.as_millis(),
+                );
+            } else {
+                if run.ui.options.verbosity >= 0 {
+                    run.ui.event(
+                        Some(&host.name),
+                        &format!("{} ({:.1}s)", status.as_str(), elapsed.as_secs_f64()),
+                    );
+                }
+                run.tag
+                    .host_ended(&host.name, status.as_str(), None, elapsed.as_millis());
+            }
+            run.ui.host_done(&host.name, status);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(worker);
+        }
+    });
+    results.into_inner().unwrap()
+}

@@ -1,0 +1,112 @@
+//! The JSON-lines log of a run (`.fleet/logs/<run id>.jsonl`), written through `tracing`.
+//! Each record carries run id, recipe, host, step, command, exit code and output, so the
+//! full output of every host is there after the run.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Installs the log file as the process's tracing subscriber. Once per process.
+pub fn init(path: &Path) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
+    }
+    let file =
+        File::create(path).map_err(|e| format!("cannot create log {}: {e}", path.display()))?;
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(Mutex::new(file))
+        .finish();
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|e| format!("cannot install the run log: {e}"))
+}
+
+/// Identifies the run in every record.
+#[derive(Debug, Clone)]
+pub struct RunTag {
+    pub run_id: String,
+    pub recipe: String,
+}
+
+impl RunTag {
+    pub fn run_started(&self, args: &[String], check: bool) {
+        tracing::info!(
+            run_id = %self.run_id,
+            recipe = %self.recipe,
+            args = ?args,
+            check,
+            "run started"
+        );
+    }
+
+    pub fn run_ended(&self, exit_code: i32) {
+        tracing::info!(run_id = %self.run_id, recipe = %self.recipe, exit_code, "run ended");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn command(
+        &self,
+        host: &str,
+        step: Option<&str>,
+        command: &str,
+        exit_code: Option<i32>,
+        stdout: &str,
+        stderr: &str,
+        duration_ms: u128,
+        executed: bool,
+    ) {
+        tracing::info!(
+            run_id = %self.run_id,
+            recipe = %self.recipe,
+            host,
+            step = step.unwrap_or(""),
+            command,
+            exit_code,
+            stdout,
+            stderr,
+            duration_ms = duration_ms as u64,
+            executed,
+            "command"
+        );
+    }
+
+    pub fn host_message(&self, host: Option<&str>, step: Option<&str>, message: &str) {
+        tracing::info!(
+            run_id = %self.run_id,
+            recipe = %self.recipe,
+            host = host.unwrap_or(""),
+            step = step.unwrap_or(""),
+            message
+        );
+    }
+
+    pub fn host_ended(&self, host: &str, status: &str, error: Option<&str>, duration_ms: u128) {
+        let level_error = error.is_some();
+        if level_error {
+            tracing::error!(
+                run_id = %self.run_id,
+                recipe = %self.recipe,
+                host,
+                status,
+                error = error.unwrap_or(""),
+                duration_ms = duration_ms as u64,
+                "host ended"
+            );
+        } else {
+            tracing::info!(
+                run_id = %self.run_id,
+                recipe = %self.recipe,
+                host,
+                status,
+                duration_ms = duration_ms as u64,
+                "host ended"
+            );
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Running work across hosts: the run context, the worker pool, progress, logs and the
+//! recap.
+
+pub mod current;
+pub mod fanout;
+pub mod log;
+pub mod recap;
+pub mod run;
+pub mod status;
+pub mod ui;

@@ -1,0 +1,117 @@
+//! The table (or JSON document) that closes every run.
+
+use super::run::Run;
+use super::status::{HostStatus, exit_code};
+use serde::Serialize;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+#[derive(Debug, Serialize)]
+pub struct HostRecap {
+    pub host: String,
+    pub status: HostStatus,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Recap {
+    pub run_id: String,
+    pub recipe: String,
+    pub check: bool,
+    pub exit_code: i32,
+    pub duration_ms: u64,
+    pub hosts: Vec<HostRecap>,
+}
+
+impl Recap {
+    pub fn of(run: &Run) -> Recap {
+        let hosts: Vec<HostRecap> = run
+            .records()
+            .into_iter()
+            .map(|(host, r)| HostRecap {
+                host,
+                status: r.status(),
+                duration_ms: r.elapsed.as_millis() as u64,
+                error: r.failure.map(|f| f.1),
+            })
+            .collect();
+        Recap {
+            run_id: run.tag.run_id.clone(),
+            recipe: run.tag.recipe.clone(),
+            check: run.options.check,
+            exit_code: exit_code(hosts.iter().map(|h| &h.status)),
+            duration_ms: run.started.elapsed().as_millis() as u64,
+            hosts,
+        }
+    }
+
+    /// The closing table: one row per host, then the totals.
+    pub fn render(&self, style: impl Fn(HostStatus, &str) -> String) -> String {
+        let header: Vec<String> = ["HOST", "STATUS", "TIME", "ERROR"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let rows: Vec<Vec<String>> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    h.host.clone(),
+                    h.status.as_str().to_string(),
+                    format!("{:.1}s", h.duration_ms as f64 / 1000.0),
+                    h.error
+                        .as_deref()
+                        .and_then(|e| e.lines().next())
+                        .unwrap_or("")
+                        .to_string(),
+                ]
+            })
+            .collect();
+        // Colour is applied after alignment so escape codes never skew the columns: the
+        // status cell of row i starts right after the padded host column.
+        let host_width = self
+            .hosts
+            .iter()
+            .map(|h| h.host.width())
+            .chain([4])
+            .max()
+            .unwrap_or(4);
+        let mut text = String::new();
+        for (i, line) in crate::table::render(&header, &rows).lines().enumerate() {
+            match i.checked_sub(1).and_then(|r| self.hosts.get(r)) {
+                Some(h) => {
+                    let at = line
+                        .char_indices()
+                        .scan(0, |w, (b, c)| {
+                            let here = (*w, b);
+                            *w += c.width().unwrap_or(0);
+                            Some(here)
+                        })
+                        .find(|(w, _)| *w == host_width + 2)
+                        .map(|(_, b)| b)
+                        .unwrap_or(line.len());
+                    let word = h.status.as_str();
+                    text.push_str(&line[..at]);
+                    text.push_str(&style(h.status, word));
+                    text.push_str(&line[(at + word.len()).min(line.len())..]);
+                }
+                None => text.push_str(line),
+            }
+            text.push('\n');
+        }
+        let count = |s: HostStatus| self.hosts.iter().filter(|h| h.status == s).count();
+        text.push_str(&format!(
+            "run {}{}: {} ok, {} changed, {} failed, {} unreachable, {} skipped in {:.1}s\n",
+            self.run_id,
+            if self.check { " (check mode)" } else { "" },
+            count(HostStatus::Ok),
+            count(HostStatus::Changed),
+            count(HostStatus::Failed),
+            count(HostStatus::Unreachable),
+            count(HostStatus::Skipped),
+            self.duration_ms as f64 / 1000.0
+        ));
+        text
+    }
+}

@@ -1,0 +1,388 @@
+//! One run of a recipe or ad-hoc command: the selected inventory, options, each host's
+//! record so far, the transports in use, and running a command on a host with check
+//! mode, logging, progress and failure reporting in one place.
+
+use super::current;
+use super::log::RunTag;
+use super::status::{HostStatus, MaxFail};
+use super::ui::Ui;
+use crate::error::{Error, Result};
+use crate::inventory::{Connection, Inventory, ResolvedHost};
+use crate::transport::{LocalTransport, RunOpts, Stream, Transport, TransportError};
+use indexmap::IndexMap;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub forks: usize,
+    pub max_fail: Option<MaxFail>,
+    pub check: bool,
+    /// Restricts every host selection of the run (`--limit`).
+    pub limit: Option<String>,
+    pub command_timeout: Option<Duration>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            forks: 10,
+            max_fail: None,
+            check: false,
+            limit: None,
+            command_timeout: None,
+        }
+    }
+}
+
+/// What a host has done so far in this run.
+#[derive(Debug, Clone, Default)]
+pub struct HostRecord {
+    pub ran: bool,
+    pub changed: bool,
+    pub failure: Option<(HostStatus, String)>,
+    pub elapsed: Duration,
+}
+
+impl HostRecord {
+    pub fn status(&self) -> HostStatus {
+        match &self.failure {
+            Some((s, _)) => *s,
+            None if self.changed => HostStatus::Changed,
+            None if self.ran => HostStatus::Ok,
+            None => HostStatus::Skipped,
+        }
+    }
+}
+
+/// Why a host stopped: raised by host functions and carried through the recipe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostFailure {
+    pub host: String,
+    pub unreachable: bool,
+    pub command: Option<String>,
+    pub code: Option<i32>,
+    pub stderr: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for HostFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The outcome of one command, as recipes see it.
+#[derive(Debug, Clone, Default)]
+pub struct CmdResult {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+    pub changed: bool,
+    /// False when check mode only printed the command.
+    pub executed: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommandOpts {
+    /// A non-zero exit is returned, not raised.
+    pub allow_fail: bool,
+    pub timeout: Option<Duration>,
+    /// Read-only: runs in check mode too and never marks the host changed.
+    pub read_only: bool,
+    /// Override whether a successful command counts as a change.
+    pub changed: Option<bool>,
+}
+
+pub struct Run {
+    pub tag: RunTag,
+    pub inventory: Inventory,
+    pub options: RunOptions,
+    pub ui: Ui,
+    records: Mutex<IndexMap<String, HostRecord>>,
+    transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
+    /// The first bug found in the recipe while hosts ran; ends the run with exit 2.
+    recipe_error: Mutex<Option<Error>>,
+    pub started: Instant,
+}
+
+/// How many lines of stderr a failure message shows.
+const TAIL_LINES: usize = 5;
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Run {
+    pub fn new(tag: RunTag, inventory: Inventory, options: RunOptions, ui: Ui) -> Run {
+        Run {
+            tag,
+            inventory,
+            options,
+            ui,
+            records: Mutex::new(IndexMap::new()),
+            transports: Mutex::new(HashMap::new()),
+            recipe_error: Mutex::new(None),
+            started: Instant::now(),
+        }
+    }
+
+    /// Hosts matching `pattern`, narrowed by `--limit`, in inventory order.
+    pub fn select(&self, pattern: &str) -> Result<Vec<ResolvedHost>> {
+        let chosen = crate::inventory::select(&self.inventory, pattern)?;
+        let limited: Vec<&str> = match &self.options.limit {
+            Some(limit) => {
+                let allowed = crate::inventory::select(&self.inventory, limit)?;
+                chosen
+                    .iter()
+                    .filter(|h| allowed.iter().any(|a| a.name == h.name))
+                    .map(|h| h.name.as_str())
+                    .collect()
+            }
+            None => chosen.iter().map(|h| h.name.as_str()).collect(),
+        };
+        if limited.is_empty() {
+            return Err(Error::usage(format!(
+                "pattern `{pattern}` with --limit `{}` matches no host",
+                self.options.limit.as_deref().unwrap_or_default()
+            )));
+        }
+        Ok(limited
+            .into_iter()
+            .filter_map(|n| self.inventory.resolve(n))
+            .collect())
+    }
+
+    pub fn host(&self, name: &str) -> Result<ResolvedHost> {
+        self.inventory.resolve(name).ok_or_else(|| {
+            let close = crate::suggest::closest(name, self.inventory.host_names());
+            match close {
+                Some(c) => Error::usage_with_help(
+                    format!("no host named `{name}` in {}", self.inventory.source),
+                    format!("did you mean `{c}`?"),
+                ),
+                None => Error::usage(format!(
+                    "no host named `{name}` in {}",
+                    self.inventory.source
+                )),
+            }
+        })
+    }
+
+    pub fn note_recipe_error(&self, error: Error) {
+        let mut slot = self.recipe_error.lock().unwrap();
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+    }
+
+    pub fn take_recipe_error(&self) -> Option<Error> {
+        self.recipe_error.lock().unwrap().take()
+    }
+
+    pub fn record(&self, host: &str) -> HostRecord {
+        self.records
+            .lock()
+            .unwrap()
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn records(&self) -> IndexMap<String, HostRecord> {
+        self.records.lock().unwrap().clone()
+    }
+
+    pub fn update(&self, host: &str, f: impl FnOnce(&mut HostRecord)) {
+        f(self
+            .records
+            .lock()
+            .unwrap()
+            .entry(host.to_string())
+            .or_default());
+    }
+
+    pub fn mark_changed(&self, host: &str) {
+        self.update(host, |r| {
+            r.ran = true;
+            r.changed = true
+        });
+    }
+
+    /// Records a failure; the first one of a host is the one reported.
+    pub fn mark_failed(&self, host: &str, status: HostStatus, message: &str) {
+        self.update(host, |r| {
+            r.ran = true;
+            if r.failure.is_none() {
+                r.failure = Some((status, message.to_string()));
+            }
+        });
+    }
+
+    fn transport(
+        &self,
+        host: &ResolvedHost,
+    ) -> std::result::Result<Arc<dyn Transport>, TransportError> {
+        let mut transports = self.transports.lock().unwrap();
+        if let Some(t) = transports.get(&host.name) {
+            return Ok(t.clone());
+        }
+        let t: Arc<dyn Transport> = match host.connection {
+            Connection::Local => Arc::new(LocalTransport),
+            Connection::Ssh => {
+                return Err(TransportError::Unreachable(format!(
+                    "{} is an SSH host ({}), and this build of fleet has only the local \
+                     transport; set `connection = \"local\"` for hosts that are this machine",
+                    host.name, host.address
+                )));
+            }
+        };
+        transports.insert(host.name.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// Runs `cmd` on `host`: printed instead in check mode unless read-only, logged,
+    /// streamed to the progress line, and raised as a `HostFailure` on a non-zero exit
+    /// unless `allow_fail`.
+    pub fn command(
+        &self,
+        host: &ResolvedHost,
+        cmd: &str,
+        opts: CommandOpts,
+    ) -> std::result::Result<CmdResult, HostFailure> {
+        let step = current::step();
+        self.update(&host.name, |r| r.ran = true);
+        if self.options.check && !opts.read_only {
+            self.ui.out(Some(&host.name), &format!("would run: {cmd}"));
+            self.tag
+                .command(&host.name, step.as_deref(), cmd, None, "", "", 0, false);
+            let changed = opts.changed.unwrap_or(true);
+            if changed {
+                self.mark_changed(&host.name);
+            }
+            return Ok(CmdResult {
+                changed,
+                ..CmdResult::default()
+            });
+        }
+        let verbose = self.ui.options.verbosity >= 1;
+        self.ui.host_activity(&host.name, &format!("$ {cmd}"));
+        if verbose {
+            self.ui.event(Some(&host.name), &format!("$ {cmd}"));
+        }
+        let fail = |unreachable: bool, message: String| HostFailure {
+            host: host.name.clone(),
+            unreachable,
+            command: Some(cmd.to_string()),
+            code: None,
+            stderr: String::new(),
+            message,
+        };
+        let transport = self
+            .transport(host)
+            .map_err(|e| fail(true, format!("{} is unreachable: {e}", host.name)))?;
+        let run_opts = RunOpts {
+            timeout: opts.timeout.or(self.options.command_timeout),
+        };
+        let started = Instant::now();
+        let result = transport.run(cmd, &run_opts, &mut |stream, line| {
+            if verbose {
+                let mark = if stream == Stream::Stderr { "! " } else { "  " };
+                self.ui.event(Some(&host.name), &format!("{mark}{line}"));
+            }
+            self.ui
+                .host_activity(&host.name, &format!("$ {cmd}  {line}"));
+        });
+        let ms = started.elapsed().as_millis();
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                self.tag.command(
+                    &host.name,
+                    step.as_deref(),
+                    cmd,
+                    None,
+                    "",
+                    &e.to_string(),
+                    ms,
+                    true,
+                );
+                return Err(match e {
+                    TransportError::Unreachable(m) => {
+                        fail(true, format!("{} is unreachable: {m}", host.name))
+                    }
+                    TransportError::Timeout(d) => fail(
+                        false,
+                        format!(
+                            "command `{cmd}` on {} timed out after {}s and was killed",
+                            host.name,
+                            d.as_secs_f64()
+                        ),
+                    ),
+                    TransportError::Failed(m) => {
+                        fail(false, format!("command `{cmd}` on {}: {m}", host.name))
+                    }
+                });
+            }
+        };
+        self.tag.command(
+            &host.name,
+            step.as_deref(),
+            cmd,
+            Some(out.code),
+            &out.stdout,
+            &out.stderr,
+            ms,
+            true,
+        );
+        if out.code != 0 && !opts.allow_fail {
+            let stderr_tail = tail(&out.stderr, TAIL_LINES);
+            let mut message = format!("command `{cmd}` on {} exited with {}", host.name, out.code);
+            if !stderr_tail.is_empty() {
+                message.push_str(":\n");
+                message.push_str(&stderr_tail);
+            }
+            return Err(HostFailure {
+                code: Some(out.code),
+                stderr: out.stderr,
+                ..fail(false, message)
+            });
+        }
+        let changed = out.code == 0 && !opts.read_only && opts.changed.unwrap_or(true);
+        if changed {
+            self.mark_changed(&host.name);
+        }
+        Ok(CmdResult {
+            code: out.code as i64,
+            stdout: out.stdout,
+            stderr: out.stderr,
+            changed,
+            executed: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("", 2), "");
+    }
+
+    #[test]
+    fn records_end_with_the_worst_news() {
+        let mut r = HostRecord::default();
+        assert_eq!(r.status(), HostStatus::Skipped);
+        r.ran = true;
+        assert_eq!(r.status(), HostStatus::Ok);
+        r.changed = true;
+        assert_eq!(r.status(), HostStatus::Changed);
+        r.failure = Some((HostStatus::Failed, "x".into()));
+        assert_eq!(r.status(), HostStatus::Failed);
+    }
+}

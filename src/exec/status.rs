@@ -1,0 +1,101 @@
+//! How a host ended a run, and the exit code a set of endings maps to.
+
+use crate::error::exit;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostStatus {
+    Skipped,
+    Ok,
+    Changed,
+    Unreachable,
+    Failed,
+}
+
+impl HostStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostStatus::Skipped => "skipped",
+            HostStatus::Ok => "ok",
+            HostStatus::Changed => "changed",
+            HostStatus::Unreachable => "unreachable",
+            HostStatus::Failed => "failed",
+        }
+    }
+
+    /// Failed and unreachable hosts both count against `--max-fail`.
+    pub fn is_failure(self) -> bool {
+        matches!(self, HostStatus::Failed | HostStatus::Unreachable)
+    }
+}
+
+/// 0 when every host is ok, changed or skipped; 3 when any failed; else 4 when any was
+/// unreachable.
+pub fn exit_code<'a>(statuses: impl IntoIterator<Item = &'a HostStatus>) -> i32 {
+    let worst = statuses.into_iter().copied().max();
+    match worst {
+        Some(HostStatus::Failed) => exit::HOST_FAILED,
+        Some(HostStatus::Unreachable) => exit::UNREACHABLE,
+        _ => exit::OK,
+    }
+}
+
+/// `--max-fail N` or `--max-fail N%`: how many failures a run tolerates before it stops
+/// starting new hosts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxFail {
+    Count(usize),
+    Percent(f64),
+}
+
+impl MaxFail {
+    pub fn parse(s: &str) -> Result<MaxFail, String> {
+        let bad = || {
+            format!("invalid --max-fail `{s}`: expected a count like 2 or a percentage like 25%")
+        };
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(0.0..=100.0).contains(&v) {
+                return Err(bad());
+            }
+            Ok(MaxFail::Percent(v))
+        } else {
+            s.trim().parse().map(MaxFail::Count).map_err(|_| bad())
+        }
+    }
+
+    /// True once `failed` out of `total` hosts is more than the policy allows.
+    pub fn exceeded(self, failed: usize, total: usize) -> bool {
+        match self {
+            MaxFail::Count(n) => failed > n,
+            MaxFail::Percent(p) => total > 0 && (failed as f64) * 100.0 > p * total as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use HostStatus::*;
+
+    #[test]
+    fn exit_codes_map_the_worst_ending() {
+        assert_eq!(exit_code(&[]), 0);
+        assert_eq!(exit_code(&[Ok, Changed, Skipped]), 0);
+        assert_eq!(exit_code(&[Ok, Unreachable]), 4);
+        assert_eq!(exit_code(&[Unreachable, Failed, Ok]), 3);
+    }
+
+    #[test]
+    fn max_fail_counts_and_percentages() {
+        assert_eq!(MaxFail::parse("2"), Result::Ok(MaxFail::Count(2)));
+        assert_eq!(MaxFail::parse("25%"), Result::Ok(MaxFail::Percent(25.0)));
+        assert!(MaxFail::parse("x").is_err());
+        assert!(MaxFail::parse("120%").is_err());
+        assert!(!MaxFail::Count(1).exceeded(1, 10));
+        assert!(MaxFail::Count(1).exceeded(2, 10));
+        assert!(MaxFail::Count(0).exceeded(1, 10));
+        assert!(!MaxFail::Percent(20.0).exceeded(2, 10));
+        assert!(MaxFail::Percent(20.0).exceeded(3, 10));
+    }
+}

@@ -1,0 +1,212 @@
+//! Everything a run prints while it works: progress bars on a terminal, plain
+//! timestamped lines elsewhere. Every line is written whole under one lock, so lines of
+//! different hosts never mix.
+
+use super::status::HostStatus;
+use console::Style;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone, Copy)]
+pub struct UiOptions {
+    /// Bars and spinners (only when stderr is a terminal and --no-progress is absent).
+    pub progress: bool,
+    pub color: bool,
+    /// -1 quiet, 0 default, 1 shows commands and their output, 2 more.
+    pub verbosity: i8,
+}
+
+impl UiOptions {
+    /// Decides bars and colour from the terminal, `NO_COLOR` and the flags.
+    pub fn detect(no_progress: bool, verbosity: i8) -> UiOptions {
+        use std::io::IsTerminal;
+        let tty = std::io::stderr().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        UiOptions {
+            progress: tty && !no_progress,
+            color: tty && !no_color,
+            verbosity,
+        }
+    }
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    hosts: HashMap<String, ProgressBar>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: u64,
+    done: u64,
+    by_status: HashMap<HostStatus, u64>,
+}
+
+pub struct Ui {
+    pub options: UiOptions,
+    bars: Option<Mutex<Bars>>,
+    counts: Mutex<Counts>,
+    /// Serialises plain writes to stdout and stderr.
+    write_lock: Mutex<()>,
+}
+
+impl Ui {
+    pub fn new(options: UiOptions) -> Ui {
+        let bars = options.progress.then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(0));
+            overall.set_style(
+                ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} hosts  {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            Mutex::new(Bars {
+                multi,
+                overall,
+                hosts: HashMap::new(),
+            })
+        });
+        Ui {
+            options,
+            bars,
+            counts: Mutex::new(Counts::default()),
+            write_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn style(&self, status: HostStatus) -> Style {
+        let s = Style::new().force_styling(self.options.color);
+        match status {
+            HostStatus::Ok => s.green(),
+            HostStatus::Changed => s.yellow(),
+            HostStatus::Failed | HostStatus::Unreachable => s.red().bold(),
+            HostStatus::Skipped => s.cyan(),
+        }
+    }
+
+    /// A progress or diagnostic line on stderr, e.g. `web-1 | step: install`.
+    pub fn event(&self, host: Option<&str>, msg: &str) {
+        let text = match host {
+            Some(h) => prefix_lines(&format!("{h} | "), msg),
+            None => msg.to_string(),
+        };
+        if let Some(bars) = &self.bars {
+            let bars = bars.lock().unwrap();
+            for line in text.lines() {
+                bars.multi.println(line).ok();
+            }
+            return;
+        }
+        let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let _guard = self.write_lock.lock().unwrap();
+        let mut err = std::io::stderr().lock();
+        for line in text.lines() {
+            let _ = writeln!(err, "{stamp} {line}");
+        }
+    }
+
+    /// Output that is the result of the run (recipe `print`, `fleet exec` output) on
+    /// stdout; a closed pipe is not an error.
+    pub fn out(&self, host: Option<&str>, msg: &str) {
+        let text = match host {
+            Some(h) => prefix_lines(&format!("{h} | "), msg),
+            None => msg.to_string(),
+        };
+        let write = || {
+            let _guard = self.write_lock.lock().unwrap();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        };
+        match &self.bars {
+            Some(bars) => bars.lock().unwrap().multi.suspend(write),
+            None => write(),
+        }
+    }
+
+    /// Announces `n` more hosts to work on.
+    pub fn add_hosts(&self, n: usize) {
+        let mut c = self.counts.lock().unwrap();
+        c.total += n as u64;
+        if let Some(bars) = &self.bars {
+            bars.lock().unwrap().overall.set_length(c.total);
+        }
+    }
+
+    pub fn host_started(&self, host: &str) {
+        if let Some(bars) = &self.bars {
+            let mut bars = bars.lock().unwrap();
+            let bar = bars.multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}")
+                    .expect("valid template"),
+            );
+            bar.set_prefix(host.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bars.hosts.insert(host.to_string(), bar);
+        }
+    }
+
+    /// What a host is doing right now: its step or command.
+    pub fn host_activity(&self, host: &str, msg: &str) {
+        if let Some(bars) = &self.bars
+            && let Some(bar) = bars.lock().unwrap().hosts.get(host)
+        {
+            bar.set_message(msg.to_string());
+        }
+    }
+
+    pub fn host_done(&self, host: &str, status: HostStatus) {
+        let mut c = self.counts.lock().unwrap();
+        c.done += 1;
+        *c.by_status.entry(status).or_default() += 1;
+        if let Some(bars) = &self.bars {
+            let mut bars = bars.lock().unwrap();
+            if let Some(bar) = bars.hosts.remove(host) {
+                bar.finish_and_clear();
+                bars.multi.remove(&bar);
+            }
+            bars.overall.set_position(c.done);
+            let summary = [HostStatus::Ok, HostStatus::Changed, HostStatus::Failed]
+                .iter()
+                .map(|s| format!("{} {}", s.as_str(), c.by_status.get(s).unwrap_or(&0)))
+                .collect::<Vec<_>>()
+                .join("  ");
+            bars.overall.set_message(summary);
+        }
+    }
+
+    /// Removes the bars before the recap is printed.
+    pub fn finish(&self) {
+        if let Some(bars) = &self.bars {
+            let bars = bars.lock().unwrap();
+            bars.overall.finish_and_clear();
+            let _ = bars.multi.clear();
+        }
+    }
+}
+
+fn prefix_lines(prefix: &str, msg: &str) -> String {
+    if msg.is_empty() {
+        return prefix.trim_end().to_string();
+    }
+    msg.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_carries_the_host() {
+        assert_eq!(prefix_lines("web-1 | ", "a\nb"), "web-1 | a\nweb-1 | b");
+        assert_eq!(prefix_lines("web-1 | ", ""), "web-1 |");
+    }
+}

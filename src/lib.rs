@@ -1,0 +1,90 @@
+//! fleet: run versioned Rhai recipes against a fleet of servers.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod exec;
+pub mod inventory;
+pub mod project;
+pub mod recipe;
+pub mod script;
+pub mod suggest;
+pub mod table;
+pub mod transport;
+
+use clap::FromArgMatches;
+use cli::{Builtin, Cli, GlobalArgs};
+use error::{Error, Result};
+use recipe::catalog::Catalog;
+use std::ffi::OsString;
+
+/// Everything a command needs: the project, the engine and its recipes.
+pub struct App {
+    pub project: project::Project,
+    pub scripting: recipe::engine::Scripting,
+    pub catalog: Catalog,
+    pub global: GlobalArgs,
+}
+
+/// Runs fleet with these arguments; returns the exit code of a finished run.
+pub fn run(args: Vec<OsString>) -> Result<i32> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::Internal(format!("no working directory: {e}")))?;
+    let project = project::Project::locate(cli::prescan_directory(&args).as_deref(), &cwd)?;
+    let scripting = recipe::engine::build(Some(project.stdlib_dir()));
+    let project_recipes = recipe::sources::project_recipes(&project.recipes_dir())?;
+    let catalog = Catalog::load(
+        &scripting.engine,
+        &scripting.ctx.sources,
+        recipe::sources::builtin_recipes(),
+        project_recipes,
+        cli::BUILTIN_COMMANDS,
+    )?;
+    let matches = match cli::command(&catalog).try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return Ok(code);
+        }
+    };
+    let global =
+        GlobalArgs::from_arg_matches(&matches).map_err(|e| Error::Internal(e.to_string()))?;
+    let app = App {
+        project,
+        scripting,
+        catalog,
+        global,
+    };
+    if let Some((name, sub)) = matches.subcommand()
+        && let Some(recipe) = app.catalog.get(name)
+    {
+        let values = recipe::args::bind(&recipe.name, &recipe.params, sub).map_err(Error::usage)?;
+        let raw: Vec<String> = args
+            .iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return commands::recipe::run(&app, &recipe.clone(), values, raw);
+    }
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Internal(e.to_string()))?;
+    match cli.command {
+        Some(Builtin::Hosts { pattern }) => commands::hosts::run(&app, &pattern),
+        Some(Builtin::Exec { pattern, command }) => {
+            commands::adhoc::run(&app, &pattern, &command.join(" "))
+        }
+        Some(Builtin::Recipes) => commands::recipes::list(&app),
+        Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),
+        Some(Builtin::Init { dir }) => commands::init::run(&dir),
+        Some(Builtin::Api { definitions }) => commands::api::run(&app, definitions.as_deref()),
+        Some(Builtin::Completions { shell }) => {
+            let mut cmd = cli::command(&app.catalog);
+            clap_complete::generate(shell, &mut cmd, "fleet", &mut std::io::stdout());
+            Ok(0)
+        }
+        None => {
+            let _ = cli::command(&app.catalog).print_help();
+            Ok(error::exit::USAGE)
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Finding a fleet project (the directory with `fleet.toml`) and reading its settings.
+
+use crate::error::{Error, Result, SourceError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "fleet.toml";
+
+/// Inventory file names tried, in order, when fleet.toml names none.
+const DEFAULT_INVENTORIES: &[&str] = &["inventory.toml", "inventory", "hosts", "inventory.ini"];
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Inventory file, relative to the project root.
+    pub inventory: Option<PathBuf>,
+    /// Hosts worked on at once (default 10).
+    pub forks: Option<usize>,
+    /// Where JSON-lines run logs go, relative to the project root (default `.fleet/logs`).
+    pub log_dir: Option<PathBuf>,
+    /// Default per-command timeout in seconds (none by default).
+    pub command_timeout: Option<u64>,
+    #[serde(default)]
+    pub ssh: SshConfig,
+}
+
+/// Connection defaults for SSH hosts; a host's own inventory entry wins.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    pub connect_timeout: Option<u64>,
+    pub known_hosts: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    /// False when no fleet.toml was found: built-in recipes still work.
+    pub has_config: bool,
+    pub config: Config,
+}
+
+impl Project {
+    /// `-C DIR` must be a project; otherwise walk up from `start` to a fleet.toml,
+    /// and fall back to `start` itself with default settings.
+    pub fn locate(explicit: Option<&Path>, start: &Path) -> Result<Project> {
+        if let Some(dir) = explicit {
+            if !dir.is_dir() {
+                return Err(Error::usage(format!(
+                    "-C {}: no such directory",
+                    dir.display()
+                )));
+            }
+            if !dir.join(CONFIG_FILE).is_file() {
+                return Err(Error::usage_with_help(
+                    format!("-C {}: no {CONFIG_FILE} in that directory", dir.display()),
+                    format!("create a project there with `fleet init {}`", dir.display()),
+                ));
+            }
+            return Project::open(dir);
+        }
+        let mut dir = Some(start);
+        while let Some(d) = dir {
+            if d.join(CONFIG_FILE).is_file() {
+                return Project::open(d);
+            }
+            dir = d.parent();
+        }
+        Ok(Project {
+            root: start.to_path_buf(),
+            has_config: false,
+            config: Config::default(),
+        })
+    }
+
+    pub fn open(root: &Path) -> Result<Project> {
+        let path = root.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+        let config = parse_config(&display_path(&path), &text)?;
+        Ok(Project {
+            root: root.to_path_buf(),
+            has_config: true,
+            config,
+        })
+    }
+
+    pub fn recipes_dir(&self) -> PathBuf {
+        self.root.join("recipes")
+    }
+
+    pub fn stdlib_dir(&self) -> PathBuf {
+        self.root.join("stdlib")
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.root.join(
+            self.config
+                .log_dir
+                .as_deref()
+                .unwrap_or(Path::new(".fleet/logs")),
+        )
+    }
+
+    /// The inventory fleet.toml names, else the first default name that exists.
+    pub fn inventory_path(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.config.inventory {
+            return Some(self.root.join(p));
+        }
+        DEFAULT_INVENTORIES
+            .iter()
+            .map(|n| self.root.join(n))
+            .find(|p| p.is_file())
+    }
+}
+
+pub fn parse_config(name: &str, text: &str) -> Result<Config> {
+    toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let len = span.len().max(1);
+        Error::from(SourceError::at_span(
+            name,
+            text,
+            (span.start, len).into(),
+            format!("invalid {CONFIG_FILE}: {}", e.message()),
+            "here",
+        ))
+    })
+}
+
+/// Paths in messages are shown relative to the working directory when possible.
+pub fn display_path(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_settings() {
+        let c = parse_config("fleet.toml", "forks = 4\n[ssh]\nuser = \"ops\"\n").unwrap();
+        assert_eq!(c.forks, Some(4));
+        assert_eq!(c.ssh.user.as_deref(), Some("ops"));
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line() {
+        let err = parse_config("fleet.toml", "forks = 4\nforsk = 5\n").unwrap_err();
+        let Error::Source(e) = err else { panic!() };
+        assert!(e.message.contains("unknown field `forsk`"), "{}", e.message);
+        assert_eq!(crate::error::line_of(e.src.inner(), e.span.offset()), 2);
+    }
+
+    #[test]
+    fn walks_up_to_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "").unwrap();
+        let sub = dir.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        let p = Project::locate(None, &sub).unwrap();
+        assert!(p.has_config);
+        assert_eq!(p.root, dir.path());
+    }
+}

@@ -1,0 +1,184 @@
+//! Doc comments of recipe functions: the first line is the summary shown by
+//! `fleet recipes`; `@arg name: type = default  help` lines type the arguments.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgType {
+    Int,
+    Float,
+    Bool,
+    String,
+}
+
+impl ArgType {
+    pub fn parse(s: &str) -> Option<ArgType> {
+        match s {
+            "int" | "integer" => Some(ArgType::Int),
+            "float" | "number" => Some(ArgType::Float),
+            "bool" | "boolean" => Some(ArgType::Bool),
+            "string" | "str" => Some(ArgType::String),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgType::Int => "int",
+            ArgType::Float => "float",
+            ArgType::Bool => "bool",
+            ArgType::String => "string",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgDoc {
+    pub name: String,
+    pub ty: ArgType,
+    /// As written, without quotes; converted to `ty` when the recipe is loaded.
+    pub default: Option<String>,
+    pub help: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Doc {
+    pub summary: String,
+    /// The rest of the text, `@arg` lines removed.
+    pub body: String,
+    pub args: Vec<ArgDoc>,
+}
+
+/// Strips `///` or `/** */` markers from Rhai's doc-comment strings.
+fn plain_lines(comments: &[&str]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for block in comments {
+        if let Some(inner) = block.strip_prefix("/**") {
+            let inner = inner.strip_suffix("*/").unwrap_or(inner);
+            for l in inner.lines() {
+                let l = l.trim();
+                lines.push(l.strip_prefix('*').unwrap_or(l).trim().to_string());
+            }
+        } else {
+            for l in block.lines() {
+                let l = l.trim();
+                let l = l.strip_prefix("///").unwrap_or(l);
+                lines.push(l.strip_prefix(' ').unwrap_or(l).trim_end().to_string());
+            }
+        }
+    }
+    lines
+}
+
+pub fn parse(comments: &[&str]) -> Result<Doc, String> {
+    let mut doc = Doc::default();
+    let mut body = Vec::new();
+    for line in plain_lines(comments) {
+        if let Some(spec) = line.trim_start().strip_prefix("@arg") {
+            doc.args
+                .push(parse_arg(spec.trim()).map_err(|e| format!("`{line}`: {e}"))?);
+        } else if doc.summary.is_empty() && body.is_empty() {
+            if !line.trim().is_empty() {
+                doc.summary = line.trim().to_string();
+            }
+        } else {
+            body.push(line);
+        }
+    }
+    doc.body = body.join("\n").trim().to_string();
+    Ok(doc)
+}
+
+/// `cores: int = 2  CPU cores`, `name  VM name`, `pattern: string = "all"  hosts`.
+fn parse_arg(spec: &str) -> Result<ArgDoc, String> {
+    let name_end = spec
+        .find(|c: char| c == ':' || c == '=' || c.is_whitespace())
+        .unwrap_or(spec.len());
+    let name = &spec[..name_end];
+    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return Err("expected `@arg NAME: TYPE = DEFAULT  HELP`".into());
+    }
+    let mut rest = spec[name_end..].trim_start();
+    let mut ty = ArgType::String;
+    if let Some(r) = rest.strip_prefix(':') {
+        let r = r.trim_start();
+        let end = r
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(r.len());
+        ty = ArgType::parse(&r[..end]).ok_or_else(|| {
+            format!(
+                "unknown type `{}`; use int, float, bool or string",
+                &r[..end]
+            )
+        })?;
+        rest = r[end..].trim_start();
+    }
+    let mut default = None;
+    if let Some(r) = rest.strip_prefix('=') {
+        let r = r.trim_start();
+        let (value, after) = if let Some(q) = r.strip_prefix('"') {
+            let close = q.find('"').ok_or("unclosed quote in default")?;
+            (q[..close].to_string(), &q[close + 1..])
+        } else {
+            let end = r.find(char::is_whitespace).unwrap_or(r.len());
+            (r[..end].to_string(), &r[end..])
+        };
+        default = Some(value);
+        rest = after.trim_start();
+    }
+    Ok(ArgDoc {
+        name: name.to_string(),
+        ty,
+        default,
+        help: rest.trim().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_summary_body_and_args() {
+        let doc = parse(&[
+            "/// Create a VM.\n/// Longer text.\n/// @arg name  VM name\n/// @arg cores: int = 2  CPU cores\n/// @arg pattern: string = \"web servers\"  which hosts",
+        ])
+        .unwrap();
+        assert_eq!(doc.summary, "Create a VM.");
+        assert_eq!(doc.body, "Longer text.");
+        assert_eq!(
+            doc.args,
+            vec![
+                ArgDoc {
+                    name: "name".into(),
+                    ty: ArgType::String,
+                    default: None,
+                    help: "VM name".into()
+                },
+                ArgDoc {
+                    name: "cores".into(),
+                    ty: ArgType::Int,
+                    default: Some("2".into()),
+                    help: "CPU cores".into()
+                },
+                ArgDoc {
+                    name: "pattern".into(),
+                    ty: ArgType::String,
+                    default: Some("web servers".into()),
+                    help: "which hosts".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn block_comments_work_too() {
+        let doc = parse(&["/** Gather facts.\n * @arg quick: bool = false\n */"]).unwrap();
+        assert_eq!(doc.summary, "Gather facts.");
+        assert_eq!(doc.args[0].ty, ArgType::Bool);
+    }
+
+    #[test]
+    fn an_unknown_type_is_an_error() {
+        let err = parse(&["/// @arg cores: integr = 2"]).unwrap_err();
+        assert!(err.contains("unknown type `integr`"), "{err}");
+    }
+}

@@ -1,0 +1,78 @@
+//! The one Rhai engine of a process: strict variables, fleet's function modules, the
+//! stdlib resolver, and `print` routed to the run's output.
+
+use super::resolver::StdlibResolver;
+use super::sources::SourceMap;
+use crate::exec::current;
+use crate::exec::run::Run;
+use rhai::{Engine, EvalAltResult};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// What script functions reach: the run in progress (none while only listing recipes)
+/// and the source texts for diagnostics.
+#[derive(Clone, Default)]
+pub struct ScriptCtx {
+    run: Arc<RwLock<Option<Arc<Run>>>>,
+    pub sources: SourceMap,
+}
+
+impl ScriptCtx {
+    pub fn set_run(&self, run: Arc<Run>) {
+        *self.run.write().unwrap() = Some(run);
+    }
+
+    pub fn current_run(&self) -> Option<Arc<Run>> {
+        self.run.read().unwrap().clone()
+    }
+
+    /// The run, or an error for functions called outside one (e.g. `fleet api` tests).
+    pub fn run(&self) -> Result<Arc<Run>, Box<EvalAltResult>> {
+        self.current_run()
+            .ok_or_else(|| "host functions are only available while a recipe runs".into())
+    }
+}
+
+pub struct Scripting {
+    pub engine: Engine,
+    pub ctx: ScriptCtx,
+}
+
+pub fn build(project_stdlib: Option<PathBuf>) -> Scripting {
+    let ctx = ScriptCtx::default();
+    let mut engine = Engine::new();
+    engine.set_strict_variables(true);
+    // Debug builds default to shallow limits that nested closures (each + step) exceed.
+    engine.set_max_expr_depths(128, 64);
+    engine.set_fail_on_invalid_map_property(true);
+    engine.set_module_resolver(StdlibResolver::new(project_stdlib, ctx.sources.clone()));
+    for module in crate::script::modules(&ctx) {
+        engine.register_global_module(module.into());
+    }
+    crate::script::register_types(&mut engine);
+
+    let print_ctx = ctx.clone();
+    engine.on_print(move |text| match print_ctx.current_run() {
+        Some(run) => {
+            let host = current::host();
+            run.ui.out(host.as_deref(), text);
+            run.tag
+                .host_message(host.as_deref(), current::step().as_deref(), text);
+        }
+        None => println!("{text}"),
+    });
+    let debug_ctx = ctx.clone();
+    engine.on_debug(move |text, source, pos| {
+        let at = match (source, pos.line()) {
+            (Some(s), Some(l)) => format!("[{s}:{l}] "),
+            _ => String::new(),
+        };
+        match debug_ctx.current_run() {
+            Some(run) => run
+                .ui
+                .event(current::host().as_deref(), &format!("{at}{text}")),
+            None => eprintln!("{at}{text}"),
+        }
+    });
+    Scripting { engine, ctx }
+}

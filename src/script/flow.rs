@@ -1,0 +1,147 @@
+//! `each(hosts, |h| …)` and `step(name, || …)`: how a recipe fans out and names its work.
+
+use super::host::{HostRef, function};
+use crate::exec::current;
+use crate::exec::fanout::{HostEnd, fan_out};
+use crate::exec::status::HostStatus;
+use crate::recipe::diagnostic::{Cause, locate, recipe_error};
+use crate::recipe::engine::ScriptCtx;
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, FuncRegistration, Module, NativeCallContext};
+use std::sync::Arc;
+
+fn to_hosts(list: Array, ctx: &NativeCallContext) -> Result<Vec<HostRef>, Box<EvalAltResult>> {
+    list.into_iter()
+        .map(|d| {
+            let type_name = d.type_name().to_string();
+            d.try_cast::<HostRef>().ok_or_else(|| {
+                Box::new(EvalAltResult::ErrorRuntime(
+                    format!("each() needs an array of hosts, but it holds a {type_name}").into(),
+                    ctx.call_position(),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Calls `f(h)` for every host on the worker pool and collects the values.
+fn each_host(
+    c: &ScriptCtx,
+    ctx: &NativeCallContext,
+    hosts: Vec<HostRef>,
+    f: &FnPtr,
+) -> Result<Array, Box<EvalAltResult>> {
+    let run = c.run()?;
+    let resolved: Vec<_> = hosts.iter().map(|h| (*h.0).clone()).collect();
+    let source = ctx.call_source().unwrap_or_default().to_string();
+    let results = fan_out(&run, &resolved, |host| {
+        let arg = Dynamic::from(HostRef(Arc::new(host.clone())));
+        f.call_within_context::<Dynamic>(ctx, (arg,))
+            .map_err(|err| {
+                let located = locate(&err, &source, &c.sources);
+                let at = located
+                    .location
+                    .as_ref()
+                    .map(|l| format!(" (at {l})"))
+                    .unwrap_or_default();
+                match &located.cause {
+                    Cause::Host(f) => HostEnd {
+                        status: if f.unreachable {
+                            HostStatus::Unreachable
+                        } else {
+                            HostStatus::Failed
+                        },
+                        message: format!("{}{at}", f.message),
+                    },
+                    Cause::Thrown(m) => HostEnd {
+                        status: HostStatus::Failed,
+                        message: format!("{m}{at}"),
+                    },
+                    Cause::Script(m) => {
+                        run.note_recipe_error(recipe_error(&run.tag.recipe, &located, &c.sources));
+                        HostEnd {
+                            status: HostStatus::Failed,
+                            message: format!("recipe error: {m}{at}"),
+                        }
+                    }
+                }
+            })
+    });
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or(Dynamic::UNIT))
+        .collect())
+}
+
+pub fn module(ctx: &ScriptCtx) -> Module {
+    let mut m = Module::new();
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "each",
+        ["hosts: Array", "f: FnPtr", "Array"],
+        "Calls `f(h)` for every host, --forks at a time. A host whose closure fails ends failed and the others go on; --max-fail stops starting new hosts. Returns each host's value in host order (() for hosts that failed or were skipped).",
+        move |ctx: NativeCallContext,
+              hosts: Array,
+              f: FnPtr|
+              -> Result<Array, Box<EvalAltResult>> {
+            let hosts = to_hosts(hosts, &ctx)?;
+            each_host(&c, &ctx, hosts, &f)
+        }
+    );
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "each",
+        ["pattern: &str", "f: FnPtr", "Array"],
+        "Shorthand for `each(hosts(pattern), f)`.",
+        move |ctx: NativeCallContext,
+              pattern: &str,
+              f: FnPtr|
+              -> Result<Array, Box<EvalAltResult>> {
+            let run = c.run()?;
+            let hosts = run.select(pattern).map_err(|e| {
+                Box::new(EvalAltResult::ErrorRuntime(
+                    e.to_string().into(),
+                    ctx.call_position(),
+                ))
+            })?;
+            let hosts = hosts.into_iter().map(|h| HostRef(Arc::new(h))).collect();
+            each_host(&c, &ctx, hosts, &f)
+        }
+    );
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "step",
+        ["name: &str", "f: FnPtr", "Dynamic"],
+        "Runs `f()` as a named step: the name shows on the host's progress line and in every log record of its commands. Returns what `f` returns.",
+        move |ctx: NativeCallContext,
+              name: &str,
+              f: FnPtr|
+              -> Result<Dynamic, Box<EvalAltResult>> {
+            let run = c.run()?;
+            let host = current::host();
+            if run.ui.options.progress && host.is_some() {
+                run.ui
+                    .host_activity(host.as_deref().unwrap_or_default(), name);
+            } else if run.ui.options.verbosity >= 0 {
+                run.ui.event(host.as_deref(), &format!("step: {name}"));
+            }
+            run.tag
+                .host_message(host.as_deref(), Some(name), "step started");
+            let previous = current::replace_step(Some(name.to_string()));
+            let result = f.call_within_context::<Dynamic>(&ctx, ());
+            current::replace_step(previous);
+            result
+        }
+    );
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "check_mode",
+        ["bool"],
+        "True when the run was started with --check (commands are printed, not run).",
+        move || -> Result<bool, Box<EvalAltResult>> { Ok(c.run()?.options.check) }
+    );
+    m
+}

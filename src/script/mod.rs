@@ -1,0 +1,22 @@
+//! Thin Rhai glue: one file per group of functions a recipe can call. No domain logic
+//! here; it lives in `exec/`, `inventory/` and `ops/`.
+
+pub mod flow;
+pub mod host;
+pub mod report;
+pub mod values;
+
+use crate::recipe::engine::ScriptCtx;
+use rhai::{Engine, Module};
+
+pub fn modules(ctx: &ScriptCtx) -> Vec<Module> {
+    vec![host::module(ctx), flow::module(ctx), report::module()]
+}
+
+/// Names of fleet's types as recipes (and `fleet api`) see them.
+pub fn register_types(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<host::HostRef>("Host")
+        .register_type_with_name::<crate::exec::run::CmdResult>("CmdResult")
+        .register_type_with_name::<crate::exec::run::HostFailure>("HostError");
+}

@@ -1,0 +1,83 @@
+//! Converting between fleet's values (JSON variables) and Rhai's, and reading option maps.
+
+use rhai::{Dynamic, EvalAltResult, Map, Position};
+
+pub fn from_json(value: &serde_json::Value) -> Dynamic {
+    use serde_json::Value;
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from(i),
+            None => Dynamic::from(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => Dynamic::from(s.clone()),
+        Value::Array(a) => Dynamic::from_array(a.iter().map(from_json).collect()),
+        Value::Object(o) => Dynamic::from_map(
+            o.iter()
+                .map(|(k, v)| (k.as_str().into(), from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Reads an options map, refusing keys the function does not know (a typo in
+/// `allow_fial` must not silently run without the option).
+pub struct Options<'a> {
+    map: &'a Map,
+    function: &'a str,
+    pos: Position,
+}
+
+impl<'a> Options<'a> {
+    pub fn new(
+        map: &'a Map,
+        function: &'a str,
+        known: &[&str],
+        pos: Position,
+    ) -> Result<Self, Box<EvalAltResult>> {
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                return Err(Box::new(EvalAltResult::ErrorRuntime(
+                    format!(
+                        "unknown option `{key}` for {function}(); known options: {}",
+                        known.join(", ")
+                    )
+                    .into(),
+                    pos,
+                )));
+            }
+        }
+        Ok(Options { map, function, pos })
+    }
+
+    fn wrong(&self, key: &str, expected: &str) -> Box<EvalAltResult> {
+        Box::new(EvalAltResult::ErrorRuntime(
+            format!("option `{key}` of {}() must be {expected}", self.function).into(),
+            self.pos,
+        ))
+    }
+
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, Box<EvalAltResult>> {
+        self.map
+            .get(key)
+            .map(|v| v.as_bool().map_err(|_| self.wrong(key, "true or false")))
+            .transpose()
+    }
+
+    /// Seconds, as an int or a float.
+    pub fn seconds(&self, key: &str) -> Result<Option<std::time::Duration>, Box<EvalAltResult>> {
+        let Some(v) = self.map.get(key) else {
+            return Ok(None);
+        };
+        let secs = v
+            .as_int()
+            .map(|i| i as f64)
+            .or_else(|_| v.as_float())
+            .map_err(|_| self.wrong(key, "a number of seconds"))?;
+        if secs <= 0.0 || !secs.is_finite() {
+            return Err(self.wrong(key, "a positive number of seconds"));
+        }
+        Ok(Some(std::time::Duration::from_secs_f64(secs)))
+    }
+}

@@ -1,0 +1,152 @@
+//! Runs commands on this machine through `sh -c`: the quick start's transport, and a
+//! faithful stand-in for a host in tests of everything above the transport.
+
+use super::{CmdOutput, RunOpts, Stream, Transport, TransportError};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+pub struct LocalTransport;
+
+enum Event {
+    Line(Stream, String),
+    Closed,
+}
+
+fn pump(stream: Stream, reader: impl Read, tx: mpsc::Sender<Event>) {
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf).into_owned();
+                if tx.send(Event::Line(stream, line)).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = tx.send(Event::Closed);
+}
+
+/// Kills the command's whole process group, so `sleep` under `sh -c` dies with it.
+fn kill_group(pid: u32) {
+    // SAFETY: kill(2) with a negative pid signals a process group we created.
+    unsafe {
+        libc::kill(-(pid as i32), libc::SIGKILL);
+    }
+}
+
+impl Transport for LocalTransport {
+    fn run(
+        &self,
+        cmd: &str,
+        opts: &RunOpts,
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) -> Result<CmdOutput, TransportError> {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| TransportError::Failed(format!("cannot start sh: {e}")))?;
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout is piped");
+        let err = child.stderr.take().expect("stderr is piped");
+        let tx2 = tx.clone();
+        std::thread::spawn(move || pump(Stream::Stdout, out, tx));
+        std::thread::spawn(move || pump(Stream::Stderr, err, tx2));
+
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        let mut open = 2;
+        while open > 0 {
+            let event = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left.max(Duration::from_millis(1))) {
+                        Ok(e) => e,
+                        Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= d => {
+                            kill_group(child.id());
+                            let _ = child.wait();
+                            return Err(TransportError::Timeout(opts.timeout.unwrap_or_default()));
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match rx.recv() {
+                    Ok(e) => e,
+                    Err(_) => break,
+                },
+            };
+            match event {
+                Event::Line(stream, line) => {
+                    on_line(stream, line.trim_end_matches(['\n', '\r']));
+                    match stream {
+                        Stream::Stdout => stdout.push_str(&line),
+                        Stream::Stderr => stderr.push_str(&line),
+                    }
+                }
+                Event::Closed => open -= 1,
+            }
+        }
+        let status = child
+            .wait()
+            .map_err(|e| TransportError::Failed(format!("cannot wait for sh: {e}")))?;
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        Ok(CmdOutput {
+            code,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        cmd: &str,
+        timeout: Option<Duration>,
+    ) -> (Result<CmdOutput, TransportError>, Vec<String>) {
+        let mut lines = Vec::new();
+        let r = LocalTransport.run(cmd, &RunOpts { timeout }, &mut |s, l| {
+            lines.push(format!("{s:?}:{l}"))
+        });
+        (r, lines)
+    }
+
+    #[test]
+    fn captures_both_streams_and_the_exit_code() {
+        let (r, lines) = run("echo out; echo err >&2; exit 3", None);
+        let r = r.unwrap();
+        assert_eq!(r.code, 3);
+        assert_eq!(r.stdout, "out\n");
+        assert_eq!(r.stderr, "err\n");
+        assert!(lines.contains(&"Stdout:out".to_string()));
+        assert!(lines.contains(&"Stderr:err".to_string()));
+    }
+
+    #[test]
+    fn a_timeout_kills_the_command_and_its_children() {
+        let start = Instant::now();
+        let (r, _) = run("sleep 5; echo late", Some(Duration::from_millis(200)));
+        assert_eq!(
+            r.unwrap_err(),
+            TransportError::Timeout(Duration::from_millis(200))
+        );
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
+}
