@@ -26,8 +26,10 @@ pub struct Recap {
 
 impl Recap {
     pub fn of(run: &Run) -> Recap {
-        let hosts: Vec<HostRecap> = run
-            .records()
+        let mut records: Vec<_> = run.records().into_iter().collect();
+        // Inventory order, whatever order the workers finished in.
+        records.sort_by_key(|(name, _)| run.inventory.hosts.get_index_of(name));
+        let hosts: Vec<HostRecap> = records
             .into_iter()
             .map(|(host, r)| HostRecap {
                 host,

@@ -1,0 +1,196 @@
+//! Listing, help, suggestions and the commands around recipes.
+
+use crate::support::{Project, run_fleet};
+use std::path::Path;
+
+const DEPLOY: &str = r#"
+/// Deploy the app to web servers.
+/// Longer description of deploying.
+/// @arg version  release to deploy
+/// @arg batch: int = 2  hosts per batch
+/// @arg dry_run: bool = false  only show what would happen
+fn deploy(version, batch, dry_run) {
+    print(`deploy ${version} batch=${batch} dry_run=${dry_run} ${type_of(batch)}`);
+}
+
+/// Replaces the built-in facts recipe.
+fn facts() { print("project facts"); }
+
+private fn helper() {}
+"#;
+
+#[test]
+fn recipes_lists_builtin_and_project_recipes_with_their_summary() {
+    let p = Project::new().recipe("deploy", DEPLOY);
+    let out = p.fleet(&["recipes"]);
+    out.code(0)
+        .stdout_has("deploy")
+        .stdout_has("Deploy the app to web servers.")
+        .stdout_has("recipes/deploy.rhai")
+        .stdout_lacks("helper");
+    let facts = out.stdout.lines().find(|l| l.starts_with("facts")).unwrap();
+    assert!(facts.contains("recipes/deploy.rhai (replaces built-in)"), "{facts}");
+}
+
+#[test]
+fn a_project_recipe_replaces_the_builtin_one() {
+    let p = Project::new().recipe("deploy", DEPLOY).local_hosts(1);
+    p.fleet(&["facts"]).code(0).stdout_has("project facts");
+}
+
+#[test]
+fn help_shows_arguments_types_and_defaults() {
+    let p = Project::new().recipe("deploy", DEPLOY);
+    let out = p.fleet(&["help", "deploy"]);
+    out.code(0)
+        .stdout_has("Usage: fleet deploy [OPTIONS] <VERSION>")
+        .stdout_has("release to deploy (string)")
+        .stdout_has("--batch <BATCH>")
+        .stdout_has("hosts per batch (int)")
+        .stdout_has("[default: 2]")
+        .stdout_has("--dry-run")
+        .stdout_has("Longer description of deploying.")
+        .stdout_has("Recipe defined in recipes/deploy.rhai");
+}
+
+#[test]
+fn arguments_are_converted_to_their_declared_types() {
+    let p = Project::new().recipe("deploy", DEPLOY).local_hosts(1);
+    p.fleet(&["deploy", "v1.2", "--batch", "5", "--dry-run"])
+        .code(0)
+        .stdout_has("deploy v1.2 batch=5 dry_run=true i64");
+}
+
+#[test]
+fn a_bad_argument_value_names_recipe_and_argument() {
+    let p = Project::new().recipe("deploy", DEPLOY).local_hosts(1);
+    p.fleet(&["deploy", "v1", "--batch", "five"])
+        .code(2)
+        .stderr_has("argument `batch` of recipe `deploy` expects an int, got `five`");
+}
+
+#[test]
+fn a_missing_argument_shows_the_usage() {
+    let p = Project::new().recipe("deploy", DEPLOY).local_hosts(1);
+    p.fleet(&["deploy"])
+        .code(2)
+        .stderr_has("<VERSION>")
+        .stderr_has("Usage: fleet deploy");
+}
+
+#[test]
+fn a_typo_suggests_the_closest_recipe() {
+    let p = Project::new().recipe("deploy", DEPLOY);
+    p.fleet(&["deplyo"])
+        .code(2)
+        .stderr_has("unrecognized subcommand 'deplyo'")
+        .stderr_has("a similar subcommand exists: 'deploy'");
+    p.fleet(&["help", "deplyo"])
+        .code(2)
+        .stderr_has("no recipe or command named `deplyo`")
+        .stderr_has("did you mean `deploy`?");
+}
+
+#[test]
+fn hosts_lists_address_groups_and_vars() {
+    let p = Project::new().local_hosts(3);
+    let out = p.fleet(&["hosts"]);
+    out.code(0).stdout_has("HOST").stdout_has("h3");
+    let h2 = out.stdout.lines().find(|l| l.starts_with("h2")).unwrap();
+    assert!(h2.contains("local,even") && h2.contains("n=2"), "{h2}");
+    let out = p.fleet(&["list", "even", "--json"]);
+    let hosts: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(hosts.as_array().unwrap().len(), 1);
+    assert_eq!(hosts[0]["name"], "h2");
+    assert_eq!(hosts[0]["vars"]["n"], 2);
+    assert_eq!(hosts[0]["connection"], "local");
+}
+
+#[test]
+fn another_inventory_is_used_with_dash_i() {
+    let p = Project::new()
+        .local_hosts(1)
+        .file("other.toml", "[hosts.elsewhere]\nconnection = \"local\"\n");
+    p.fleet(&["-i", "other.toml", "hosts"])
+        .code(0)
+        .stdout_has("elsewhere")
+        .stdout_lacks("h1");
+}
+
+#[test]
+fn the_project_is_found_from_a_subdirectory() {
+    let p = Project::new().local_hosts(2).file("deep/down/.keep", "");
+    let out = run_fleet(&p.path().join("deep/down"), &["hosts"]);
+    out.code(0).stdout_has("h2");
+}
+
+#[test]
+fn init_creates_a_project_that_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("myfleet");
+    let out = run_fleet(dir.path(), &["init", "myfleet"]);
+    out.code(0).stdout_has("Created a fleet project");
+    for f in ["fleet.toml", "inventory.toml", "recipes/example.rhai", ".gitignore"] {
+        assert!(target.join(f).is_file(), "{f} missing");
+    }
+    let repo = git2::Repository::open(&target).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    assert_eq!(head.message().unwrap(), "New fleet project");
+    let out = run_fleet(&target, &["hello", "--greeting", "hi"]);
+    out.code(0).stdout_has("localhost | hi from localhost").stdout_has("kernel");
+    assert!(std::fs::read_dir(target.join(".fleet/logs")).unwrap().count() == 1);
+    run_fleet(dir.path(), &["init", "myfleet"])
+        .code(2)
+        .stderr_has("already a fleet project");
+}
+
+#[test]
+fn api_documents_every_host_function() {
+    let out = run_fleet(Path::new("."), &["api"]);
+    out.code(0);
+    for f in ["hosts(pattern: &str) -> Array", "each(hosts: Array, f: FnPtr)", "step(name: &str", "run(h: Host, cmd: &str)", "read(h: Host", "table(rows: Array"] {
+        out.stdout_has(f);
+    }
+    out.stdout_has("allow_fail");
+    let dir = tempfile::tempdir().unwrap();
+    run_fleet(Path::new("."), &["api", "--definitions", dir.path().to_str().unwrap()]).code(0);
+    let all: String = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(all.contains("fn each("), "{all}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let p = Project::new().recipe("deploy", DEPLOY);
+    for shell in ["bash", "zsh", "fish"] {
+        p.fleet(&["completions", shell]).code(0).stdout_has("deploy");
+    }
+}
+
+#[test]
+fn the_quickstart_example_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = run_fleet(root, &["-C", "examples/quickstart", "survey", "--no-progress"]);
+    out.code(0)
+        .stdout_has("hostname")
+        .stdout_has("kernel")
+        .stdout_has("uptime")
+        .stdout_has("disk_used")
+        .stdout_has("localhost");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let p = Project::new().local_hosts(200);
+    let bin = crate::support::fleet_bin();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' hosts | head -n 1; echo \"status=${{PIPESTATUS:-ok}}\"", bin.display()))
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
+}

@@ -1,0 +1,114 @@
+//! A temporary fleet project and a way to run the real `fleet` binary in it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(self.code, expected, "exit code\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert!(self.stdout.contains(text), "stdout lacks {text:?}\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(&self, text: &str) -> &Self {
+        assert!(!self.stdout.contains(text), "stdout has {text:?}\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--- code {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Project {
+    /// An empty project: a fleet.toml and nothing else.
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("fleet.toml"), "").unwrap();
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(self, name: &str, text: &str) -> Project {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    pub fn recipe(self, name: &str, text: &str) -> Project {
+        self.file(&format!("recipes/{name}.rhai"), text)
+    }
+
+    /// An inventory of `n` local hosts `h1`..`hn`, all in group `local`, the even ones
+    /// also in `even`.
+    pub fn local_hosts(self, n: usize) -> Project {
+        let mut text = String::new();
+        for i in 1..=n {
+            let groups = if i % 2 == 0 { r#"["local", "even"]"# } else { r#"["local"]"# };
+            text.push_str(&format!(
+                "[hosts.h{i}]\nconnection = \"local\"\ngroups = {groups}\nvars = {{ n = {i} }}\n\n"
+            ));
+        }
+        self.file("inventory.toml", &text)
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    pub fn fleet(&self, args: &[&str]) -> Output {
+        run_fleet(self.dir.path(), args)
+    }
+}
+
+pub fn fleet_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fleet"))
+}
+
+pub fn run_fleet(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(fleet_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("fleet runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
