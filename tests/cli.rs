@@ -29,7 +29,10 @@ fn recipes_lists_builtin_and_project_recipes_with_their_summary() {
         .stdout_has("recipes/deploy.rhai")
         .stdout_lacks("helper");
     let facts = out.stdout.lines().find(|l| l.starts_with("facts")).unwrap();
-    assert!(facts.contains("recipes/deploy.rhai (replaces built-in)"), "{facts}");
+    assert!(
+        facts.contains("recipes/deploy.rhai (replaces built-in)"),
+        "{facts}"
+    );
 }
 
 #[test]
@@ -130,15 +133,27 @@ fn init_creates_a_project_that_runs() {
     let target = dir.path().join("myfleet");
     let out = run_fleet(dir.path(), &["init", "myfleet"]);
     out.code(0).stdout_has("Created a fleet project");
-    for f in ["fleet.toml", "inventory.toml", "recipes/example.rhai", ".gitignore"] {
+    for f in [
+        "fleet.toml",
+        "inventory.toml",
+        "recipes/example.rhai",
+        ".gitignore",
+    ] {
         assert!(target.join(f).is_file(), "{f} missing");
     }
     let repo = git2::Repository::open(&target).unwrap();
     let head = repo.head().unwrap().peel_to_commit().unwrap();
     assert_eq!(head.message().unwrap(), "New fleet project");
     let out = run_fleet(&target, &["hello", "--greeting", "hi"]);
-    out.code(0).stdout_has("localhost | hi from localhost").stdout_has("kernel");
-    assert!(std::fs::read_dir(target.join(".fleet/logs")).unwrap().count() == 1);
+    out.code(0)
+        .stdout_has("localhost | hi from localhost")
+        .stdout_has("kernel");
+    assert!(
+        std::fs::read_dir(target.join(".fleet/logs"))
+            .unwrap()
+            .count()
+            == 1
+    );
     run_fleet(dir.path(), &["init", "myfleet"])
         .code(2)
         .stderr_has("already a fleet project");
@@ -148,12 +163,23 @@ fn init_creates_a_project_that_runs() {
 fn api_documents_every_host_function() {
     let out = run_fleet(Path::new("."), &["api"]);
     out.code(0);
-    for f in ["hosts(pattern: &str) -> Array", "each(hosts: Array, f: FnPtr)", "step(name: &str", "run(h: Host, cmd: &str)", "read(h: Host", "table(rows: Array"] {
+    for f in [
+        "hosts(pattern: &str) -> Array",
+        "each(hosts: Array, f: FnPtr)",
+        "step(name: &str",
+        "run(h: Host, cmd: &str)",
+        "read(h: Host",
+        "table(rows: Array",
+    ] {
         out.stdout_has(f);
     }
     out.stdout_has("allow_fail");
     let dir = tempfile::tempdir().unwrap();
-    run_fleet(Path::new("."), &["api", "--definitions", dir.path().to_str().unwrap()]).code(0);
+    run_fleet(
+        Path::new("."),
+        &["api", "--definitions", dir.path().to_str().unwrap()],
+    )
+    .code(0);
     let all: String = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
@@ -165,14 +191,19 @@ fn api_documents_every_host_function() {
 fn completions_are_printed_for_each_shell() {
     let p = Project::new().recipe("deploy", DEPLOY);
     for shell in ["bash", "zsh", "fish"] {
-        p.fleet(&["completions", shell]).code(0).stdout_has("deploy");
+        p.fleet(&["completions", shell])
+            .code(0)
+            .stdout_has("deploy");
     }
 }
 
 #[test]
 fn the_quickstart_example_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = run_fleet(root, &["-C", "examples/quickstart", "survey", "--no-progress"]);
+    let out = run_fleet(
+        root,
+        &["-C", "examples/quickstart", "survey", "--no-progress"],
+    );
     out.code(0)
         .stdout_has("hostname")
         .stdout_has("kernel")
@@ -187,10 +218,16 @@ fn a_closed_pipe_is_not_an_error() {
     let bin = crate::support::fleet_bin();
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("'{}' hosts | head -n 1; echo \"status=${{PIPESTATUS:-ok}}\"", bin.display()))
+        .arg(format!(
+            "'{}' hosts | head -n 1; echo \"status=${{PIPESTATUS:-ok}}\"",
+            bin.display()
+        ))
         .current_dir(p.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("error"),
+        "{stderr}"
+    );
 }

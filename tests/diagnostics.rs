@@ -30,9 +30,10 @@ fn a_runtime_error_names_file_and_line_inside_a_closure() {
 
 #[test]
 fn a_runtime_error_at_top_level_names_its_line() {
-    let p = Project::new()
-        .local_hosts(1)
-        .recipe("top", "/// Divides by zero.\nfn top() {\n    let n = 0;\n    print(1 / n);\n}\n");
+    let p = Project::new().local_hosts(1).recipe(
+        "top",
+        "/// Divides by zero.\nfn top() {\n    let n = 0;\n    print(1 / n);\n}\n",
+    );
     p.fleet(&["top"])
         .code(2)
         .stderr_has("recipe `top` failed")
@@ -41,9 +42,10 @@ fn a_runtime_error_at_top_level_names_its_line() {
 
 #[test]
 fn a_failed_command_outside_each_fails_its_host() {
-    let p = Project::new()
-        .local_hosts(1)
-        .recipe("one", "/// One host.\nfn one() {\n    host(\"h1\").run(\"exit 9\");\n}\n");
+    let p = Project::new().local_hosts(1).recipe(
+        "one",
+        "/// One host.\nfn one() {\n    host(\"h1\").run(\"exit 9\");\n}\n",
+    );
     p.fleet(&["one"])
         .code(3)
         .stderr_has("h1 | FAILED: command `exit 9` on h1 exited with 9 (at recipes/one.rhai:3:");
@@ -51,9 +53,10 @@ fn a_failed_command_outside_each_fails_its_host() {
 
 #[test]
 fn an_undefined_variable_is_caught_before_running() {
-    let p = Project::new()
-        .local_hosts(1)
-        .recipe("typo", "/// Typo.\nfn typo() {\n    let hots = hosts();\n    print(hots_count);\n}\n");
+    let p = Project::new().local_hosts(1).recipe(
+        "typo",
+        "/// Typo.\nfn typo() {\n    let hots = hosts();\n    print(hots_count);\n}\n",
+    );
     p.fleet(&["typo"])
         .code(2)
         .stderr_has("recipes/typo.rhai:4:")
@@ -62,9 +65,10 @@ fn an_undefined_variable_is_caught_before_running() {
 
 #[test]
 fn an_unknown_host_suggests_the_closest() {
-    let p = Project::new()
-        .local_hosts(2)
-        .recipe("one", "/// One host.\nfn one() {\n    host(\"h11\").run(\"true\");\n}\n");
+    let p = Project::new().local_hosts(2).recipe(
+        "one",
+        "/// One host.\nfn one() {\n    host(\"h11\").run(\"true\");\n}\n",
+    );
     p.fleet(&["one"])
         .code(2)
         .stderr_has("no host named `h11`")
@@ -102,7 +106,10 @@ fn a_bad_fleet_toml_names_its_line() {
 
 #[test]
 fn a_doc_arg_for_a_missing_parameter_is_refused() {
-    let p = Project::new().recipe("odd", "/// Odd.\n/// @arg cores: int = 2\nfn odd(name) {}\n");
+    let p = Project::new().recipe(
+        "odd",
+        "/// Odd.\n/// @arg cores: int = 2\nfn odd(name) {}\n",
+    );
     p.fleet(&["recipes"])
         .code(2)
         .stderr_has("recipes/odd.rhai: doc of recipe `odd` describes @arg `cores`, but the function has no such parameter (it has: name)");
@@ -110,12 +117,13 @@ fn a_doc_arg_for_a_missing_parameter_is_refused() {
 
 #[test]
 fn an_unknown_run_option_is_refused() {
-    let p = Project::new()
-        .local_hosts(1)
-        .recipe("opt", "/// Opt.\nfn opt() {\n    host(\"h1\").run(\"true\", #{ allow_fial: true });\n}\n");
-    p.fleet(&["opt"])
-        .code(2)
-        .stderr_has("unknown option `allow_fial` for run(); known options: allow_fail, timeout, changed");
+    let p = Project::new().local_hosts(1).recipe(
+        "opt",
+        "/// Opt.\nfn opt() {\n    host(\"h1\").run(\"true\", #{ allow_fial: true });\n}\n",
+    );
+    p.fleet(&["opt"]).code(2).stderr_has(
+        "unknown option `allow_fial` for run(); known options: allow_fail, timeout, changed",
+    );
 }
 
 #[test]

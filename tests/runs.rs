@@ -33,7 +33,8 @@ fn overlap() {
 fn forks_bound_how_many_hosts_work_at_once() {
     let p = Project::new().local_hosts(6).recipe("overlap", OVERLAP);
     let out = p.fleet(&["overlap", "--forks", "2"]);
-    out.code(0).stdout_has(r#"["h1", "h2", "h3", "h4", "h5", "h6"]"#);
+    out.code(0)
+        .stdout_has(r#"["h1", "h2", "h3", "h4", "h5", "h6"]"#);
     let log = p.read("events.log");
     assert_eq!(log.lines().count(), 12, "{log}");
     assert_eq!(max_overlap(&log), 2, "{log}");
@@ -63,7 +64,12 @@ fn a_failing_host_does_not_stop_the_others() {
         .stderr_has("recipes/flaky.rhai:5:")
         .stderr_has("3 changed, 2 failed");
     assert_eq!(p.read("done.log").lines().count(), 3);
-    for (host, status) in [("h1", "changed"), ("h2", "failed"), ("h3", "changed"), ("h4", "failed")] {
+    for (host, status) in [
+        ("h1", "changed"),
+        ("h2", "failed"),
+        ("h3", "changed"),
+        ("h4", "failed"),
+    ] {
         let row = out
             .stderr
             .lines()
@@ -85,10 +91,24 @@ fn the_json_recap_lists_every_host() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| format!("{}={}", h["host"].as_str().unwrap(), h["status"].as_str().unwrap()))
+        .map(|h| {
+            format!(
+                "{}={}",
+                h["host"].as_str().unwrap(),
+                h["status"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(statuses, ["h1=changed", "h2=failed", "h3=changed", "h4=failed"]);
-    assert!(recap["hosts"][1]["error"].as_str().unwrap().contains("exited with 7"));
+    assert_eq!(
+        statuses,
+        ["h1=changed", "h2=failed", "h3=changed", "h4=failed"]
+    );
+    assert!(
+        recap["hosts"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with 7")
+    );
 }
 
 const ALL_FAIL: &str = r#"
@@ -188,7 +208,9 @@ fn exec_runs_an_adhoc_command_everywhere() {
         .stdout_has("h1 | hi from 2")
         .stdout_has("h3 | hi from 2");
     let out = p.fleet(&["exec", "even", "--", "echo bad >&2; exit 3"]);
-    out.code(3).stderr_has("h2 | ! bad").stderr_has("exited with 3: bad");
+    out.code(3)
+        .stderr_has("h2 | ! bad")
+        .stderr_has("exited with 3: bad");
     p.fleet(&["exec", "h1", "--check", "--", "touch made"])
         .code(0)
         .stdout_has("h1 | would run: touch made");
@@ -200,7 +222,10 @@ fn output_without_a_terminal_has_no_escape_codes() {
     let p = Project::new().local_hosts(3).recipe("flaky", FAIL_EVEN);
     let out = p.fleet(&["flaky"]);
     out.code(3);
-    assert!(!out.stdout.contains('\u{1b}') && !out.stderr.contains('\u{1b}'), "{out}");
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stderr.contains('\u{1b}'),
+        "{out}"
+    );
     // Plain lines start with a timestamp and name their host.
     let line = out.stderr.lines().find(|l| l.contains("h1 | ")).unwrap();
     assert!(line.starts_with("20") && line.contains("Z h1 | "), "{line}");
@@ -210,11 +235,15 @@ fn output_without_a_terminal_has_no_escape_codes() {
 fn every_run_writes_a_json_lines_log() {
     let p = Project::new().local_hosts(2).recipe("flaky", FAIL_EVEN);
     p.fleet(&["flaky"]).code(3);
-    let logs: Vec<_> = std::fs::read_dir(p.path().join(".fleet/logs")).unwrap().collect();
+    let logs: Vec<_> = std::fs::read_dir(p.path().join(".fleet/logs"))
+        .unwrap()
+        .collect();
     assert_eq!(logs.len(), 1);
     let text = std::fs::read_to_string(logs[0].as_ref().unwrap().path()).unwrap();
-    let records: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let failed = records
         .iter()
         .find(|r| r["message"] == "command" && r["host"] == "h2" && r["step"] == "check")
@@ -224,7 +253,11 @@ fn every_run_writes_a_json_lines_log() {
     assert_eq!(failed["recipe"], "flaky");
     assert!(failed["run_id"].as_str().unwrap().len() > 10);
     assert!(failed["timestamp"].is_string());
-    assert!(records.iter().any(|r| r["message"] == "host ended" && r["host"] == "h2" && r["status"] == "failed"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["message"] == "host ended" && r["host"] == "h2" && r["status"] == "failed")
+    );
 }
 
 #[test]
@@ -240,4 +273,49 @@ fn an_ssh_host_ends_unreachable_in_this_build() {
         .code(4)
         .stderr_has("remote | UNREACHABLE: remote is unreachable")
         .stderr_has("1 changed, 0 failed, 1 unreachable");
+}
+
+const SLOW: &str = r#"
+/// Every host sleeps.
+fn slow() {
+    each(hosts(), |h| h.run("sleep 5"));
+    print("after each");
+}
+"#;
+
+#[test]
+fn ctrl_c_stops_commands_prints_the_recap_and_exits_130() {
+    let p = Project::new().local_hosts(4).recipe("slow", SLOW);
+    let started = std::time::Instant::now();
+    let child = std::process::Command::new(crate::support::fleet_bin())
+        .args(["slow", "--forks", "2"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: signals the child we just started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("h1 | FAILED: command `sleep 5` on h1 was interrupted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 failed, 0 unreachable, 2 skipped"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("after each"));
+    let logs: Vec<_> = std::fs::read_dir(p.path().join(".fleet/logs"))
+        .unwrap()
+        .collect();
+    let log = std::fs::read_to_string(logs[0].as_ref().unwrap().path()).unwrap();
+    assert!(log.contains("\"exit_code\":130"), "{log}");
 }

@@ -103,6 +103,7 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
     if let Err(e) = crate::exec::log::init(&log) {
         ui.event(None, &format!("warning: {e}; this run is not logged"));
     }
+    crate::exec::interrupt::install();
     tag.run_started(args, g.check);
     Ok(Run::new(tag, inventory, options, ui))
 }

@@ -22,7 +22,11 @@ pub fn run(app: &App, recipe: &Recipe, values: Vec<Dynamic>, raw_args: Vec<Strin
     );
     let sources = &app.scripting.ctx.sources;
     let mut error = run.take_recipe_error();
-    if let Err(err) = result {
+    // After Ctrl-C the recipe ends however it ends: that is not the recipe's fault.
+    let failure = result
+        .err()
+        .filter(|_| !crate::exec::interrupt::interrupted());
+    if let Some(err) = failure {
         let located = locate(&err, &recipe.file, sources);
         match &located.cause {
             // A host function failed outside `each`: that host failed, the recipe ended.

@@ -3,6 +3,7 @@
 //! new ones; hosts that already failed earlier in the run are not touched again.
 
 use super::current;
+use super::interrupt;
 use super::run::Run;
 use super::status::HostStatus;
 use crate::inventory::ResolvedHost;
@@ -36,14 +37,17 @@ where
             let i = next.fetch_add(1, Ordering::SeqCst);
             let Some(host) = hosts.get(i) else { break };
             let before = run.record(&host.name);
-            if before.failure.is_some() || stop.load(Ordering::SeqCst) {
+            let interrupted = interrupt::interrupted();
+            if before.failure.is_some() || interrupted || stop.load(Ordering::SeqCst) {
                 let status = if before.failure.is_some() {
                     before.status()
                 } else {
-                    run.ui.event(
-                        Some(&host.name),
-                        "skipped: --max-fail exceeded, no new hosts are started",
-                    );
+                    let why = if interrupted {
+                        "skipped: the run was interrupted"
+                    } else {
+                        "skipped: --max-fail exceeded, no new hosts are started"
+                    };
+                    run.ui.event(Some(&host.name), why);
                     HostStatus::Skipped
                 };
                 run.update(&host.name, |_| {});

@@ -42,7 +42,11 @@ impl Recap {
             run_id: run.tag.run_id.clone(),
             recipe: run.tag.recipe.clone(),
             check: run.options.check,
-            exit_code: exit_code(hosts.iter().map(|h| &h.status)),
+            exit_code: if super::interrupt::interrupted() {
+                crate::error::exit::INTERRUPTED
+            } else {
+                exit_code(hosts.iter().map(|h| &h.status))
+            },
             duration_ms: run.started.elapsed().as_millis() as u64,
             hosts,
         }

@@ -297,6 +297,12 @@ impl Run {
         });
         let ms = started.elapsed().as_millis();
         let out = match result {
+            Ok(_) if super::interrupt::interrupted() => {
+                return Err(fail(
+                    false,
+                    format!("command `{cmd}` on {} was interrupted", host.name),
+                ));
+            }
             Ok(out) => out,
             Err(e) => {
                 self.tag.command(

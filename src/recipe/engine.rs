@@ -5,7 +5,7 @@ use super::resolver::StdlibResolver;
 use super::sources::SourceMap;
 use crate::exec::current;
 use crate::exec::run::Run;
-use rhai::{Engine, EvalAltResult};
+use rhai::{Dynamic, Engine, EvalAltResult};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -51,6 +51,10 @@ pub fn build(project_stdlib: Option<PathBuf>) -> Scripting {
     }
     crate::script::register_types(&mut engine);
 
+    // Ctrl-C ends the recipe at its next statement, not only its commands.
+    engine.on_progress(|_| {
+        crate::exec::interrupt::interrupted().then(|| Dynamic::from("interrupted"))
+    });
     let print_ctx = ctx.clone();
     engine.on_print(move |text| match print_ctx.current_run() {
         Some(run) => {

@@ -56,6 +56,10 @@ fn each_host(
                         status: HostStatus::Failed,
                         message: format!("{m}{at}"),
                     },
+                    Cause::Script(_) if crate::exec::interrupt::interrupted() => HostEnd {
+                        status: HostStatus::Failed,
+                        message: "interrupted".to_string(),
+                    },
                     Cause::Script(m) => {
                         run.note_recipe_error(recipe_error(&run.tag.recipe, &located, &c.sources));
                         HostEnd {

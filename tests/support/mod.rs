@@ -78,7 +78,11 @@ impl Project {
     pub fn local_hosts(self, n: usize) -> Project {
         let mut text = String::new();
         for i in 1..=n {
-            let groups = if i % 2 == 0 { r#"["local", "even"]"# } else { r#"["local"]"# };
+            let groups = if i % 2 == 0 {
+                r#"["local", "even"]"#
+            } else {
+                r#"["local"]"#
+            };
             text.push_str(&format!(
                 "[hosts.h{i}]\nconnection = \"local\"\ngroups = {groups}\nvars = {{ n = {i} }}\n\n"
             ));
