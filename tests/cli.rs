@@ -100,7 +100,7 @@ fn hosts_lists_address_groups_and_vars() {
     let out = p.fleet(&["hosts"]);
     out.code(0).stdout_has("HOST").stdout_has("h3");
     let h2 = out.stdout.lines().find(|l| l.starts_with("h2")).unwrap();
-    assert!(h2.contains("local,even") && h2.contains("n=2"), "{h2}");
+    assert!(h2.contains("even,local") && h2.contains("n=2"), "{h2}");
     let out = p.fleet(&["list", "even", "--json"]);
     let hosts: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(hosts.as_array().unwrap().len(), 1);

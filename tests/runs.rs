@@ -84,6 +84,7 @@ fn the_json_recap_lists_every_host() {
     let p = Project::new().local_hosts(4).recipe("flaky", FAIL_EVEN);
     let out = p.fleet(&["flaky", "--json"]);
     out.code(3);
+    // stdout is the JSON document and nothing else, whatever the recipe prints.
     let recap: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(recap["recipe"], "flaky");
     assert_eq!(recap["exit_code"], 3);
@@ -184,7 +185,7 @@ fn recipes_see_vars_groups_and_results() {
     let p = Project::new().local_hosts(4).recipe("show", VARS);
     let out = p.fleet(&["show"]);
     out.code(0)
-        .stdout_has("h2 n=2 groups=[\"local\", \"even\"]")
+        .stdout_has("h2 n=2 groups=[\"even\", \"local\"]")
         .stdout_has("h4 n=4")
         .stdout_has("code=4 ok=false out=hello err=oops");
 }

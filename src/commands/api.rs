@@ -38,7 +38,17 @@ fn render(meta: &serde_json::Value) -> String {
         .into_iter()
         .flatten()
         .map(|f| {
-            let signature = f["signature"].as_str().unwrap_or_default().to_string();
+            let mut signature = f["signature"].as_str().unwrap_or_default().to_string();
+            // Property getters read better as `Host.name -> String`.
+            if let Some(prop) = f["name"].as_str().and_then(|n| n.strip_prefix("get$")) {
+                let params = f["params"].as_array();
+                let ty = params
+                    .and_then(|p| p.first())
+                    .and_then(|p| p["type"].as_str())
+                    .unwrap_or("?");
+                let ret = f["returnType"].as_str().unwrap_or("?");
+                signature = format!("{ty}.{prop} -> {ret}");
+            }
             let doc = f["docComments"]
                 .as_array()
                 .into_iter()

@@ -98,7 +98,7 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
         run_id: new_run_id(),
         recipe: recipe.to_string(),
     };
-    let ui = Ui::new(UiOptions::detect(g.no_progress, g.verbosity()));
+    let ui = Ui::new(UiOptions::detect(g.no_progress, g.verbosity(), g.json));
     let log = app.project.log_dir().join(format!("{}.jsonl", tag.run_id));
     if let Err(e) = crate::exec::log::init(&log) {
         ui.event(None, &format!("warning: {e}; this run is not logged"));
@@ -114,7 +114,7 @@ pub fn finish_run(app: &App, run: &Run) -> i32 {
     let recap = Recap::of(run);
     if app.global.json {
         let text = serde_json::to_string_pretty(&recap).unwrap_or_default();
-        run.ui.out(None, &text);
+        run.ui.json_result(&text);
     } else {
         let table = recap.render(|status, word| run.ui.style(status).apply_to(word).to_string());
         let _guard = ();

@@ -17,11 +17,13 @@ pub struct UiOptions {
     pub color: bool,
     /// -1 quiet, 0 default, 1 shows commands and their output, 2 more.
     pub verbosity: i8,
+    /// stdout carries only the JSON recap; everything else goes to stderr.
+    pub json: bool,
 }
 
 impl UiOptions {
     /// Decides bars and colour from the terminal, `NO_COLOR` and the flags.
-    pub fn detect(no_progress: bool, verbosity: i8) -> UiOptions {
+    pub fn detect(no_progress: bool, verbosity: i8, json: bool) -> UiOptions {
         use std::io::IsTerminal;
         let tty = std::io::stderr().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -29,6 +31,7 @@ impl UiOptions {
             progress: tty && !no_progress,
             color: tty && !no_color,
             verbosity,
+            json,
         }
     }
 }
@@ -118,14 +121,24 @@ impl Ui {
         };
         let write = || {
             let _guard = self.write_lock.lock().unwrap();
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
+            let _ = if self.options.json {
+                writeln!(std::io::stderr().lock(), "{text}")
+            } else {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{text}").and_then(|_| out.flush())
+            };
         };
         match &self.bars {
             Some(bars) => bars.lock().unwrap().multi.suspend(write),
             None => write(),
         }
+    }
+
+    /// The machine-readable result of the run: stdout, always.
+    pub fn json_result(&self, text: &str) {
+        let _guard = self.write_lock.lock().unwrap();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}").and_then(|_| out.flush());
     }
 
     /// Announces `n` more hosts to work on.

@@ -1,10 +1,109 @@
-//! placeholder until the helper's version lands
+//! Recognises an inventory's format from its name and content, so users never have to say.
+
+/// The inventory formats fleet reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// fleet's own format: `[hosts.x]`, `[groups.y]`, `[vars]`.
     Toml,
+    /// Ansible's INI inventory.
     Ini,
+    /// One `[user@]host[:port]` per line.
     Plain,
 }
-pub fn detect_format(_name: &str, _text: &str) -> Format {
-    Format::Toml
+
+pub fn detect_format(name: &str, text: &str) -> Format {
+    if name.ends_with(".toml") || is_native_toml(text) {
+        Format::Toml
+    } else if is_ini(text) {
+        Format::Ini
+    } else {
+        Format::Plain
+    }
+}
+
+/// An INI file with only `[hosts]` or `[vars]` sections is valid TOML too; requiring
+/// nothing but fleet's own top-level keys keeps that ambiguity to those rare names.
+fn is_native_toml(text: &str) -> bool {
+    match ::toml::from_str::<::toml::Table>(text) {
+        Ok(table) => {
+            !table.is_empty()
+                && table
+                    .keys()
+                    .all(|k| matches!(k.as_str(), "hosts" | "groups" | "vars"))
+        }
+        Err(_) => false,
+    }
+}
+
+fn is_ini(text: &str) -> bool {
+    text.lines().map(str::trim).any(|line| {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            return false;
+        }
+        section_header(line).is_some()
+            || line
+                .split_whitespace()
+                .skip(1)
+                .take_while(|t| !t.starts_with('#'))
+                .any(|t| t.contains('='))
+    })
+}
+
+/// The inside of a `[section]` line. `[::1]` is a plain inventory's IPv6 host, not a section.
+pub(super) fn section_header(line: &str) -> Option<&str> {
+    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
+    if inner.parse::<std::net::Ipv6Addr>().is_ok() {
+        None
+    } else {
+        Some(inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_toml_extension_wins_whatever_the_content() {
+        assert_eq!(detect_format("fleet.toml", "web-1\n"), Format::Toml);
+    }
+
+    #[test]
+    fn toml_with_only_fleet_keys_is_native() {
+        let text = "[vars]\nntp = 'x'\n[hosts.web-1]\n[groups.web]\n";
+        assert_eq!(detect_format("inventory", text), Format::Toml);
+    }
+
+    #[test]
+    fn toml_with_other_keys_is_not_native() {
+        // Valid TOML, but these are Ansible groups.
+        let text = "[web]\n[db]\n";
+        assert_eq!(detect_format("inventory", text), Format::Ini);
+        assert_eq!(detect_format("inventory", ""), Format::Plain);
+    }
+
+    #[test]
+    fn sections_or_key_values_mean_ini() {
+        assert_eq!(detect_format("hosts", "# x\n[web]\nweb-1\n"), Format::Ini);
+        assert_eq!(
+            detect_format("hosts", "web-1 ansible_host=10.0.0.1\n"),
+            Format::Ini
+        );
+        assert_eq!(detect_format("hosts", "web-1\n[web:vars]\n"), Format::Ini);
+    }
+
+    #[test]
+    fn host_lists_are_plain() {
+        let text = "# fleet\n\ndeploy@web-1:2222\n  db-1\n[::1]\n[::1]:22\n";
+        assert_eq!(detect_format("hosts", text), Format::Plain);
+    }
+
+    #[test]
+    fn comments_do_not_count() {
+        assert_eq!(
+            detect_format("hosts", "# [web]\n; [db]\nweb-1\n"),
+            Format::Plain
+        );
+        assert_eq!(detect_format("hosts", "web-1 # a=b\n"), Format::Plain);
+    }
 }

@@ -119,6 +119,33 @@ impl Inventory {
         Inventory::parse(&path.display().to_string(), &text)
     }
 
+    /// What every parser starts from: `all` must exist, and come first.
+    fn empty(source: &str) -> Inventory {
+        let mut groups = IndexMap::new();
+        groups.insert(
+            "all".to_string(),
+            Group {
+                name: "all".to_string(),
+                ..Group::default()
+            },
+        );
+        Inventory {
+            source: source.to_string(),
+            hosts: IndexMap::new(),
+            groups,
+        }
+    }
+
+    /// The group called `name`, created empty (after the existing ones) if needed.
+    fn group_entry(&mut self, name: &str) -> &mut Group {
+        self.groups
+            .entry(name.to_string())
+            .or_insert_with(|| Group {
+                name: name.to_string(),
+                ..Group::default()
+            })
+    }
+
     /// Host names in inventory order.
     pub fn host_names(&self) -> impl Iterator<Item = &str> {
         self.hosts.keys().map(String::as_str)
@@ -127,5 +154,123 @@ impl Inventory {
     /// Merges variables all < groups (parents before children, then by name) < host.
     pub fn resolve(&self, host: &str) -> Option<ResolvedHost> {
         vars::resolve(self, host)
+    }
+}
+
+/// Ports as every format accepts them, so that they agree on what a bad port is.
+fn parse_port(text: &str) -> Option<u16> {
+    match text.parse::<u16>() {
+        Ok(0) | Err(_) => None,
+        Ok(port) => Some(port),
+    }
+}
+
+/// The one wording of a bad port, whatever the format.
+fn bad_port(text: &str) -> String {
+    format!("bad port `{text}`: expected a number from 1 to 65535")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A source error as the user sees it, without colours.
+    pub(crate) fn render(err: &crate::error::SourceError) -> String {
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::none())
+            .render_report(&mut out, err)
+            .unwrap();
+        out
+    }
+
+    const PLAIN: &str = "\
+# the fleet
+deploy@web-1:2222
+web-2
+db-1
+";
+
+    const INI: &str = "\
+[web]
+web-1 ansible_port=2222 ansible_user=deploy
+web-2 role=spare
+
+[db]
+db-1
+
+[prod:children]
+web
+db
+
+[prod:vars]
+tier=1
+[web:vars]
+tier=2
+[all:vars]
+ntp=pool.ntp.org
+tier=0
+";
+
+    const TOML: &str = r#"
+[vars]
+ntp = "pool.ntp.org"
+tier = 0
+
+[hosts.web-1]
+port = 2222
+user = "deploy"
+groups = ["web"]
+
+[hosts.web-2]
+groups = ["web"]
+vars = { role = "spare" }
+
+[hosts.db-1]
+groups = ["db"]
+
+[groups.prod]
+children = ["web", "db"]
+vars = { tier = 1 }
+
+[groups.web]
+vars = { tier = 2 }
+"#;
+
+    #[test]
+    fn every_format_describes_the_same_fleet() {
+        let plain = Inventory::parse("hosts", PLAIN).unwrap();
+        let ini = Inventory::parse("hosts", INI).unwrap();
+        let toml = Inventory::parse("inventory", TOML).unwrap();
+
+        let connection = |inv: &Inventory| -> Vec<_> {
+            inv.hosts
+                .values()
+                .map(|h| {
+                    (
+                        h.name.clone(),
+                        h.address.clone(),
+                        h.port,
+                        h.user.clone(),
+                        h.connection,
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(connection(&plain), connection(&ini));
+        assert_eq!(connection(&plain), connection(&toml));
+
+        for name in ["web-1", "web-2", "db-1"] {
+            let from_ini = ini.resolve(name).unwrap();
+            assert_eq!(from_ini, toml.resolve(name).unwrap(), "{name}");
+            let from_plain = plain.resolve(name).unwrap();
+            assert!(from_plain.groups.is_empty());
+        }
+        let web2 = toml.resolve("web-2").unwrap();
+        assert_eq!(web2.groups, ["prod", "web"]);
+        assert_eq!(web2.vars["tier"], json!(2), "all < prod < web");
+        assert_eq!(web2.vars["role"], json!("spare"));
+        assert_eq!(web2.vars["ntp"], json!("pool.ntp.org"));
+        assert_eq!(toml.resolve("db-1").unwrap().vars["tier"], json!(1));
     }
 }

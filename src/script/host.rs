@@ -27,6 +27,22 @@ macro_rules! function {
 }
 pub(crate) use function;
 
+/// Registers a property getter (`h.name`) with its type and doc for `fleet api`.
+macro_rules! getter {
+    ($module:expr, $ty:expr, $prop:expr, $ret:expr, $doc:expr, $f:expr) => {
+        FuncRegistration::new(concat!("get$", $prop))
+            .with_params_info([concat!("self: ", $ty), $ret])
+            .with_comments([concat!("/// ", $doc)])
+            .in_global_namespace()
+            .set_into_module($module, $f)
+    };
+}
+
+/// Fixes the error type of infallible getters for type inference.
+fn ok<T>(value: T) -> Result<T, Box<EvalAltResult>> {
+    Ok(value)
+}
+
 pub fn raise(failure: HostFailure, ctx: &NativeCallContext) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from(failure),
@@ -111,34 +127,70 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
 
-    m.set_getter_fn("name", |h: &mut HostRef| {
-        Ok(ImmutableString::from(h.0.name.as_str()))
-    });
-    m.set_getter_fn("address", |h: &mut HostRef| {
-        Ok(ImmutableString::from(h.0.address.as_str()))
-    });
-    m.set_getter_fn("port", |h: &mut HostRef| {
-        Ok(h.0
-            .port
-            .map_or(Dynamic::UNIT, |p| Dynamic::from(p as rhai::INT)))
-    });
-    m.set_getter_fn("user", |h: &mut HostRef| {
-        Ok(h.0.user.clone().map_or(Dynamic::UNIT, Dynamic::from))
-    });
-    m.set_getter_fn("groups", |h: &mut HostRef| {
-        Ok(h.0
-            .groups
-            .iter()
-            .map(|g| Dynamic::from(g.clone()))
-            .collect::<Array>())
-    });
-    m.set_getter_fn("vars", |h: &mut HostRef| {
-        Ok(h.0
-            .vars
-            .iter()
-            .map(|(k, v)| (k.as_str().into(), from_json(v)))
-            .collect::<Map>())
-    });
+    getter!(
+        &mut m,
+        "Host",
+        "name",
+        "String",
+        "The inventory name.",
+        |h: &mut HostRef| { ok(ImmutableString::from(h.0.name.as_str())) }
+    );
+    getter!(
+        &mut m,
+        "Host",
+        "address",
+        "String",
+        "The address commands reach it at.",
+        |h: &mut HostRef| { ok(ImmutableString::from(h.0.address.as_str())) }
+    );
+    getter!(
+        &mut m,
+        "Host",
+        "port",
+        "int or ()",
+        "The SSH port, if the inventory sets one.",
+        |h: &mut HostRef| {
+            ok(h.0
+                .port
+                .map_or(Dynamic::UNIT, |p| Dynamic::from(p as rhai::INT)))
+        }
+    );
+    getter!(
+        &mut m,
+        "Host",
+        "user",
+        "String or ()",
+        "The login user, if the inventory sets one.",
+        |h: &mut HostRef| { ok(h.0.user.clone().map_or(Dynamic::UNIT, Dynamic::from)) }
+    );
+    getter!(
+        &mut m,
+        "Host",
+        "groups",
+        "Array",
+        "Every group the host is in, parents first, without `all`.",
+        |h: &mut HostRef| {
+            ok(h.0
+                .groups
+                .iter()
+                .map(|g| Dynamic::from(g.clone()))
+                .collect::<Array>())
+        }
+    );
+    getter!(
+        &mut m,
+        "Host",
+        "vars",
+        "Map",
+        "Variables merged all < groups (parents first) < host.",
+        |h: &mut HostRef| {
+            ok(h.0
+                .vars
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), from_json(v)))
+                .collect::<Map>())
+        }
+    );
     function!(
         &mut m,
         "to_string",
@@ -216,12 +268,54 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
 
     // CmdResult
-    m.set_getter_fn("code", |r: &mut CmdResult| Ok(r.code));
-    m.set_getter_fn("stdout", |r: &mut CmdResult| Ok(r.stdout.clone()));
-    m.set_getter_fn("stderr", |r: &mut CmdResult| Ok(r.stderr.clone()));
-    m.set_getter_fn("ok", |r: &mut CmdResult| Ok(r.code == 0));
-    m.set_getter_fn("changed", |r: &mut CmdResult| Ok(r.changed));
-    m.set_getter_fn("executed", |r: &mut CmdResult| Ok(r.executed));
+    getter!(
+        &mut m,
+        "CmdResult",
+        "code",
+        "int",
+        "Exit code (0 in --check for a command that was only printed).",
+        |r: &mut CmdResult| ok(r.code)
+    );
+    getter!(
+        &mut m,
+        "CmdResult",
+        "stdout",
+        "String",
+        "Everything the command wrote to stdout.",
+        |r: &mut CmdResult| ok(r.stdout.clone())
+    );
+    getter!(
+        &mut m,
+        "CmdResult",
+        "stderr",
+        "String",
+        "Everything the command wrote to stderr.",
+        |r: &mut CmdResult| ok(r.stderr.clone())
+    );
+    getter!(
+        &mut m,
+        "CmdResult",
+        "ok",
+        "bool",
+        "True when the exit code is 0.",
+        |r: &mut CmdResult| ok(r.code == 0)
+    );
+    getter!(
+        &mut m,
+        "CmdResult",
+        "changed",
+        "bool",
+        "True when the command counts as a change of the host.",
+        |r: &mut CmdResult| ok(r.changed)
+    );
+    getter!(
+        &mut m,
+        "CmdResult",
+        "executed",
+        "bool",
+        "False when --check only printed the command.",
+        |r: &mut CmdResult| ok(r.executed)
+    );
     function!(
         &mut m,
         "to_string",
@@ -231,17 +325,57 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
 
     // HostError, as caught by `try { … } catch (e) { … }`
-    m.set_getter_fn("host", |e: &mut HostFailure| Ok(e.host.clone()));
-    m.set_getter_fn("message", |e: &mut HostFailure| Ok(e.message.clone()));
-    m.set_getter_fn("command", |e: &mut HostFailure| {
-        Ok(e.command.clone().map_or(Dynamic::UNIT, Dynamic::from))
-    });
-    m.set_getter_fn("code", |e: &mut HostFailure| {
-        Ok(e.code
-            .map_or(Dynamic::UNIT, |c| Dynamic::from(c as rhai::INT)))
-    });
-    m.set_getter_fn("stderr", |e: &mut HostFailure| Ok(e.stderr.clone()));
-    m.set_getter_fn("unreachable", |e: &mut HostFailure| Ok(e.unreachable));
+    getter!(
+        &mut m,
+        "HostError",
+        "host",
+        "String",
+        "The host that failed.",
+        |e: &mut HostFailure| ok(e.host.clone())
+    );
+    getter!(
+        &mut m,
+        "HostError",
+        "message",
+        "String",
+        "What went wrong, with the stderr tail.",
+        |e: &mut HostFailure| ok(e.message.clone())
+    );
+    getter!(
+        &mut m,
+        "HostError",
+        "command",
+        "String or ()",
+        "The command that failed.",
+        |e: &mut HostFailure| { ok(e.command.clone().map_or(Dynamic::UNIT, Dynamic::from)) }
+    );
+    getter!(
+        &mut m,
+        "HostError",
+        "code",
+        "int or ()",
+        "Its exit code, when it ran to the end.",
+        |e: &mut HostFailure| {
+            ok(e.code
+                .map_or(Dynamic::UNIT, |c| Dynamic::from(c as rhai::INT)))
+        }
+    );
+    getter!(
+        &mut m,
+        "HostError",
+        "stderr",
+        "String",
+        "Its whole stderr.",
+        |e: &mut HostFailure| ok(e.stderr.clone())
+    );
+    getter!(
+        &mut m,
+        "HostError",
+        "unreachable",
+        "bool",
+        "True when the host could not be reached at all.",
+        |e: &mut HostFailure| ok(e.unreachable)
+    );
     function!(
         &mut m,
         "to_string",
