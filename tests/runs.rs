@@ -320,3 +320,16 @@ fn ctrl_c_stops_commands_prints_the_recap_and_exits_130() {
     let log = std::fs::read_to_string(logs[0].as_ref().unwrap().path()).unwrap();
     assert!(log.contains("\"exit_code\":130"), "{log}");
 }
+
+#[test]
+fn verbose_shows_commands_and_output_quiet_shows_only_failures() {
+    let p = Project::new().local_hosts(2).recipe("flaky", FAIL_EVEN);
+    let out = p.fleet(&["flaky", "-v"]);
+    out.code(3)
+        .stderr_has("h1 | $ echo done >> done.log")
+        .stderr_has("h1 | step: check")
+        .stderr_has("h2 | ! even host");
+    let out = p.fleet(&["flaky", "-q"]);
+    out.code(3).stderr_has("h2 | FAILED");
+    assert!(!out.stderr.contains("step: check") && !out.stderr.contains("h1 | changed"), "{out}");
+}
