@@ -64,6 +64,9 @@ pub struct GlobalArgs {
     /// Dry run: read-only queries run, commands that would change something are printed
     #[arg(long, global = true)]
     pub check: bool,
+    /// Record the host keys of hosts never seen before (changed keys are still refused)
+    #[arg(long, global = true)]
+    pub accept_new_host_keys: bool,
     /// Plain log lines instead of progress bars
     #[arg(long, global = true)]
     pub no_progress: bool,

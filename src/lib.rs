@@ -5,6 +5,7 @@ pub mod commands;
 pub mod error;
 pub mod exec;
 pub mod inventory;
+pub mod ops;
 pub mod project;
 pub mod recipe;
 pub mod script;

@@ -31,8 +31,12 @@ pub struct SshConfig {
     pub user: Option<String>,
     pub port: Option<u16>,
     pub identity_file: Option<PathBuf>,
+    /// Seconds to wait for a host to answer (default 10).
     pub connect_timeout: Option<u64>,
+    /// known_hosts checked strictly instead of the user's ~/.ssh/known_hosts.
     pub known_hosts: Option<PathBuf>,
+    /// An ssh_config used instead of ~/.ssh/config (`ssh -F`).
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -234,12 +234,16 @@ fn a_closed_pipe_is_not_an_error() {
 
 #[test]
 fn a_project_stdlib_module_replaces_the_builtin_one() {
-    let p = Project::new()
-        .local_hosts(1)
-        .file("stdlib/facts.rhai", "fn gather(h) { #{ host: h.name, hostname: \"from project\" } }\n");
+    let p = Project::new().local_hosts(1).file(
+        "stdlib/facts.rhai",
+        "fn gather(h) { #{ host: h.name, hostname: \"from project\" } }\n",
+    );
     p.fleet(&["facts"]).code(0).stdout_has("from project");
-    let p = Project::new()
-        .local_hosts(1)
-        .recipe("imp", "import \"nosuch\" as n;\n/// Imports what is not there.\nfn imp() { n::f(); }\n");
-    p.fleet(&["imp"]).code(2).stderr_has("Module not found: nosuch");
+    let p = Project::new().local_hosts(1).recipe(
+        "imp",
+        "import \"nosuch\" as n;\n/// Imports what is not there.\nfn imp() { n::f(); }\n",
+    );
+    p.fleet(&["imp"])
+        .code(2)
+        .stderr_has("Module not found: nosuch");
 }

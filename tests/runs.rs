@@ -262,17 +262,17 @@ fn every_run_writes_a_json_lines_log() {
 }
 
 #[test]
-fn an_ssh_host_ends_unreachable_in_this_build() {
+fn a_refused_ssh_host_ends_unreachable_and_the_others_go_on() {
     let p = Project::new()
         .local_hosts(1)
         .file(
             "inventory.toml",
-            "[hosts.h1]\nconnection = \"local\"\n[hosts.remote]\naddress = \"192.0.2.1\"\n",
+            "[hosts.h1]\nconnection = \"local\"\n[hosts.remote]\naddress = \"127.0.0.1\"\nport = 1\n",
         )
         .recipe("overlap", OVERLAP);
     p.fleet(&["overlap"])
         .code(4)
-        .stderr_has("remote | UNREACHABLE: remote is unreachable")
+        .stderr_has("remote | UNREACHABLE: remote is unreachable: connect to host 127.0.0.1 port 1: Connection refused")
         .stderr_has("1 changed, 0 failed, 1 unreachable");
 }
 
@@ -331,5 +331,8 @@ fn verbose_shows_commands_and_output_quiet_shows_only_failures() {
         .stderr_has("h2 | ! even host");
     let out = p.fleet(&["flaky", "-q"]);
     out.code(3).stderr_has("h2 | FAILED");
-    assert!(!out.stderr.contains("step: check") && !out.stderr.contains("h1 | changed"), "{out}");
+    assert!(
+        !out.stderr.contains("step: check") && !out.stderr.contains("h1 | changed"),
+        "{out}"
+    );
 }

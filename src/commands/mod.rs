@@ -63,6 +63,21 @@ pub fn load_inventory(app: &App) -> Result<Inventory> {
     Inventory::parse(&crate::project::display_path(&path), &text)
 }
 
+/// SSH settings from fleet.toml and the command line.
+pub fn ssh_defaults(app: &App) -> crate::ops::ssh::SshDefaults {
+    let ssh = &app.project.config.ssh;
+    crate::ops::ssh::SshDefaults {
+        root: app.project.root.clone(),
+        user: ssh.user.clone(),
+        port: ssh.port,
+        identity_file: ssh.identity_file.clone(),
+        known_hosts: ssh.known_hosts.clone(),
+        config_file: ssh.config_file.clone(),
+        connect_timeout: Duration::from_secs(ssh.connect_timeout.unwrap_or(10)),
+        accept_new: app.global.accept_new_host_keys,
+    }
+}
+
 /// `20261125T010203Z-3f9a`: sortable, unique enough for one project.
 pub fn new_run_id() -> String {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -90,9 +105,21 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
         check: g.check,
         limit: g.limit.clone(),
         command_timeout: app.project.config.command_timeout.map(Duration::from_secs),
+        ssh: ssh_defaults(app),
     };
-    if let Some(limit) = &options.limit {
-        crate::inventory::select(&inventory, limit)?;
+    let in_scope = match &options.limit {
+        Some(limit) => crate::inventory::select(&inventory, limit)?,
+        None => inventory.hosts.values().collect(),
+    };
+    // A private key others can read stops the run before any connection is made.
+    for host in in_scope {
+        if let Some(h) = inventory.resolve(&host.name)
+            && h.connection == crate::inventory::Connection::Ssh
+            && let Some(key) = crate::ops::ssh::target_for(&h, &options.ssh).identity_file
+        {
+            crate::ops::ssh::check_identity_file(&key)
+                .map_err(|e| Error::usage(format!("host {}: {e}", h.name)))?;
+        }
     }
     let tag = RunTag {
         run_id: new_run_id(),
@@ -110,6 +137,7 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
 
 /// Prints the recap (table on stderr, or JSON on stdout) and returns the run's exit code.
 pub fn finish_run(app: &App, run: &Run) -> i32 {
+    run.close();
     run.ui.finish();
     let recap = Recap::of(run);
     if app.global.json {

@@ -8,10 +8,13 @@ use super::status::{HostStatus, MaxFail};
 use super::ui::Ui;
 use crate::error::{Error, Result};
 use crate::inventory::{Connection, Inventory, ResolvedHost};
-use crate::transport::{LocalTransport, RunOpts, Stream, Transport, TransportError};
+use crate::ops::ssh::{SshDefaults, target_for};
+use crate::transport::{
+    CmdOutput, LocalTransport, RunOpts, SshTransport, Stream, Transport, TransportError,
+};
 use indexmap::IndexMap;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -22,6 +25,7 @@ pub struct RunOptions {
     /// Restricts every host selection of the run (`--limit`).
     pub limit: Option<String>,
     pub command_timeout: Option<Duration>,
+    pub ssh: SshDefaults,
 }
 
 impl Default for RunOptions {
@@ -32,6 +36,7 @@ impl Default for RunOptions {
             check: false,
             limit: None,
             command_timeout: None,
+            ssh: SshDefaults::default(),
         }
     }
 }
@@ -104,6 +109,8 @@ pub struct Run {
     transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
     /// The first bug found in the recipe while hosts ran; ends the run with exit 2.
     recipe_error: Mutex<Option<Error>>,
+    /// Drives SSH connections; made when the first SSH host is reached.
+    runtime: OnceLock<tokio::runtime::Runtime>,
     pub started: Instant,
 }
 
@@ -125,6 +132,7 @@ impl Run {
             records: Mutex::new(IndexMap::new()),
             transports: Mutex::new(HashMap::new()),
             recipe_error: Mutex::new(None),
+            runtime: OnceLock::new(),
             started: Instant::now(),
         }
     }
@@ -221,6 +229,19 @@ impl Run {
         });
     }
 
+    fn runtime(&self) -> std::result::Result<&tokio::runtime::Runtime, TransportError> {
+        if let Some(rt) = self.runtime.get() {
+            return Ok(rt);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| TransportError::Failed(format!("cannot start the I/O runtime: {e}")))?;
+        Ok(self.runtime.get_or_init(|| rt))
+    }
+
+    /// The host's transport; an SSH connection opens on its first command.
     fn transport(
         &self,
         host: &ResolvedHost,
@@ -231,16 +252,149 @@ impl Run {
         }
         let t: Arc<dyn Transport> = match host.connection {
             Connection::Local => Arc::new(LocalTransport),
-            Connection::Ssh => {
-                return Err(TransportError::Unreachable(format!(
-                    "{} is an SSH host ({}), and this build of fleet has only the local \
-                     transport; set `connection = \"local\"` for hosts that are this machine",
-                    host.name, host.address
-                )));
-            }
+            Connection::Ssh => Arc::new(SshTransport::new(
+                target_for(host, &self.options.ssh),
+                self.runtime()?.handle().clone(),
+            )),
         };
         transports.insert(host.name.clone(), t.clone());
         Ok(t)
+    }
+
+    /// Closes every connection of the run; no ssh process of fleet's outlives it.
+    pub fn close(&self) {
+        let transports: Vec<_> = self.transports.lock().unwrap().drain().collect();
+        for (_, t) in transports {
+            t.close();
+        }
+    }
+
+    /// Waits until `host` accepts a login (hosts that are still booting).
+    pub fn wait_ready(
+        &self,
+        host: &ResolvedHost,
+        timeout: Duration,
+        interval: Duration,
+    ) -> std::result::Result<(), HostFailure> {
+        self.ui.host_activity(&host.name, "waiting for SSH");
+        self.transport(host)
+            .and_then(|t| t.wait_ready(timeout, interval))
+            .map_err(|e| HostFailure {
+                host: host.name.clone(),
+                unreachable: true,
+                command: None,
+                code: None,
+                stderr: String::new(),
+                message: format!("{} is unreachable: {e}", host.name),
+            })
+    }
+
+    /// Runs `cmd` on `host` and returns its output whatever the exit code: logged,
+    /// streamed to the progress line, transport trouble raised as a `HostFailure`.
+    pub fn exec(
+        &self,
+        host: &ResolvedHost,
+        cmd: &str,
+        timeout: Option<Duration>,
+        stdin: Option<&[u8]>,
+        stream: bool,
+    ) -> std::result::Result<CmdOutput, HostFailure> {
+        let step = current::step();
+        self.update(&host.name, |r| r.ran = true);
+        let verbose = self.ui.options.verbosity >= 1;
+        self.ui.host_activity(&host.name, &format!("$ {cmd}"));
+        if verbose {
+            self.ui.event(Some(&host.name), &format!("$ {cmd}"));
+        }
+        let fail = |unreachable: bool, message: String| HostFailure {
+            host: host.name.clone(),
+            unreachable,
+            command: Some(cmd.to_string()),
+            code: None,
+            stderr: String::new(),
+            message,
+        };
+        let transport = self
+            .transport(host)
+            .map_err(|e| fail(true, format!("{} is unreachable: {e}", host.name)))?;
+        let run_opts = RunOpts {
+            timeout: timeout.or(self.options.command_timeout),
+            stream,
+        };
+        let started = Instant::now();
+        let result = transport.run(cmd, &run_opts, stdin, &mut |stream, line| {
+            if verbose {
+                let mark = if stream == Stream::Stderr { "! " } else { "  " };
+                self.ui.event(Some(&host.name), &format!("{mark}{line}"));
+            }
+            self.ui
+                .host_activity(&host.name, &format!("$ {cmd}  {line}"));
+        });
+        let ms = started.elapsed().as_millis();
+        if super::interrupt::interrupted() {
+            self.tag.command(
+                &host.name,
+                step.as_deref(),
+                cmd,
+                None,
+                "",
+                "interrupted",
+                ms,
+                true,
+            );
+            return Err(fail(
+                false,
+                format!("command `{cmd}` on {} was interrupted", host.name),
+            ));
+        }
+        let out = result.map_err(|e| {
+            self.tag.command(
+                &host.name,
+                step.as_deref(),
+                cmd,
+                None,
+                "",
+                &e.to_string(),
+                ms,
+                true,
+            );
+            match e {
+                TransportError::Unreachable(m) => {
+                    let during = step
+                        .as_deref()
+                        .map(|s| format!(" during step `{s}`"))
+                        .unwrap_or_default();
+                    fail(true, format!("{} is unreachable{during}: {m}", host.name))
+                }
+                TransportError::Timeout(d) => fail(
+                    false,
+                    format!(
+                        "command `{cmd}` on {} timed out after {}s and was killed",
+                        host.name,
+                        d.as_secs_f64()
+                    ),
+                ),
+                TransportError::Failed(m) => {
+                    fail(false, format!("command `{cmd}` on {}: {m}", host.name))
+                }
+            }
+        })?;
+        let stdout_log = if stream {
+            out.stdout_text()
+        } else {
+            format!("({} bytes)", out.stdout.len())
+        };
+        self.tag.command(
+            &host.name,
+            step.as_deref(),
+            cmd,
+            Some(out.code),
+            &stdout_log,
+            &out.stderr,
+            ms,
+            true,
+        );
+        Ok(out)
     }
 
     /// Runs `cmd` on `host`: printed instead in check mode unless read-only, logged,
@@ -267,82 +421,7 @@ impl Run {
                 ..CmdResult::default()
             });
         }
-        let verbose = self.ui.options.verbosity >= 1;
-        self.ui.host_activity(&host.name, &format!("$ {cmd}"));
-        if verbose {
-            self.ui.event(Some(&host.name), &format!("$ {cmd}"));
-        }
-        let fail = |unreachable: bool, message: String| HostFailure {
-            host: host.name.clone(),
-            unreachable,
-            command: Some(cmd.to_string()),
-            code: None,
-            stderr: String::new(),
-            message,
-        };
-        let transport = self
-            .transport(host)
-            .map_err(|e| fail(true, format!("{} is unreachable: {e}", host.name)))?;
-        let run_opts = RunOpts {
-            timeout: opts.timeout.or(self.options.command_timeout),
-        };
-        let started = Instant::now();
-        let result = transport.run(cmd, &run_opts, &mut |stream, line| {
-            if verbose {
-                let mark = if stream == Stream::Stderr { "! " } else { "  " };
-                self.ui.event(Some(&host.name), &format!("{mark}{line}"));
-            }
-            self.ui
-                .host_activity(&host.name, &format!("$ {cmd}  {line}"));
-        });
-        let ms = started.elapsed().as_millis();
-        let out = match result {
-            Ok(_) if super::interrupt::interrupted() => {
-                return Err(fail(
-                    false,
-                    format!("command `{cmd}` on {} was interrupted", host.name),
-                ));
-            }
-            Ok(out) => out,
-            Err(e) => {
-                self.tag.command(
-                    &host.name,
-                    step.as_deref(),
-                    cmd,
-                    None,
-                    "",
-                    &e.to_string(),
-                    ms,
-                    true,
-                );
-                return Err(match e {
-                    TransportError::Unreachable(m) => {
-                        fail(true, format!("{} is unreachable: {m}", host.name))
-                    }
-                    TransportError::Timeout(d) => fail(
-                        false,
-                        format!(
-                            "command `{cmd}` on {} timed out after {}s and was killed",
-                            host.name,
-                            d.as_secs_f64()
-                        ),
-                    ),
-                    TransportError::Failed(m) => {
-                        fail(false, format!("command `{cmd}` on {}: {m}", host.name))
-                    }
-                });
-            }
-        };
-        self.tag.command(
-            &host.name,
-            step.as_deref(),
-            cmd,
-            Some(out.code),
-            &out.stdout,
-            &out.stderr,
-            ms,
-            true,
-        );
+        let out = self.exec(host, cmd, opts.timeout, None, true)?;
         if out.code != 0 && !opts.allow_fail {
             let stderr_tail = tail(&out.stderr, TAIL_LINES);
             let mut message = format!("command `{cmd}` on {} exited with {}", host.name, out.code);
@@ -351,9 +430,12 @@ impl Run {
                 message.push_str(&stderr_tail);
             }
             return Err(HostFailure {
+                host: host.name.clone(),
+                unreachable: false,
+                command: Some(cmd.to_string()),
                 code: Some(out.code),
                 stderr: out.stderr,
-                ..fail(false, message)
+                message,
             });
         }
         let changed = out.code == 0 && !opts.read_only && opts.changed.unwrap_or(true);
@@ -362,7 +444,7 @@ impl Run {
         }
         Ok(CmdResult {
             code: out.code as i64,
-            stdout: out.stdout,
+            stdout: out.stdout_text(),
             stderr: out.stderr,
             changed,
             executed: true,

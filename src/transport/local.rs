@@ -1,8 +1,8 @@
 //! Runs commands on this machine through `sh -c`: the quick start's transport, and a
 //! faithful stand-in for a host in tests of everything above the transport.
 
-use super::{CmdOutput, RunOpts, Stream, Transport, TransportError};
-use std::io::{BufRead, BufReader, Read};
+use super::{CmdOutput, LineSplitter, RunOpts, Stream, Transport, TransportError};
+use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -12,20 +12,17 @@ use std::time::{Duration, Instant};
 pub struct LocalTransport;
 
 enum Event {
-    Line(Stream, String),
+    Data(Stream, Vec<u8>),
     Closed,
 }
 
-fn pump(stream: Stream, reader: impl Read, tx: mpsc::Sender<Event>) {
-    let mut reader = BufReader::new(reader);
-    let mut buf = Vec::new();
+fn pump(stream: Stream, mut reader: impl Read, tx: mpsc::Sender<Event>) {
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
+        match reader.read(&mut buf) {
             Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf).into_owned();
-                if tx.send(Event::Line(stream, line)).is_err() {
+            Ok(n) => {
+                if tx.send(Event::Data(stream, buf[..n].to_vec())).is_err() {
                     break;
                 }
             }
@@ -47,12 +44,17 @@ impl Transport for LocalTransport {
         &self,
         cmd: &str,
         opts: &RunOpts,
+        stdin: Option<&[u8]>,
         on_line: &mut dyn FnMut(Stream, &str),
     ) -> Result<CmdOutput, TransportError> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(cmd)
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -65,9 +67,18 @@ impl Transport for LocalTransport {
         let tx2 = tx.clone();
         std::thread::spawn(move || pump(Stream::Stdout, out, tx));
         std::thread::spawn(move || pump(Stream::Stderr, err, tx2));
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            let data = data.to_vec();
+            // A command that stops reading early is not an error here; its exit code is.
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            });
+        }
 
         let deadline = opts.timeout.map(|t| Instant::now() + t);
-        let (mut stdout, mut stderr) = (String::new(), String::new());
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut lines_out = LineSplitter::new();
+        let mut lines_err = LineSplitter::new();
         let mut open = 2;
         while open > 0 {
             let event = match deadline {
@@ -90,16 +101,23 @@ impl Transport for LocalTransport {
                 },
             };
             match event {
-                Event::Line(stream, line) => {
-                    on_line(stream, line.trim_end_matches(['\n', '\r']));
-                    match stream {
-                        Stream::Stdout => stdout.push_str(&line),
-                        Stream::Stderr => stderr.push_str(&line),
+                Event::Data(Stream::Stdout, data) => {
+                    if opts.stream {
+                        lines_out.push(&data, |l| on_line(Stream::Stdout, l));
                     }
+                    stdout.extend_from_slice(&data);
+                }
+                Event::Data(Stream::Stderr, data) => {
+                    lines_err.push(&data, |l| on_line(Stream::Stderr, l));
+                    stderr.extend_from_slice(&data);
                 }
                 Event::Closed => open -= 1,
             }
         }
+        if opts.stream {
+            lines_out.finish(|l| on_line(Stream::Stdout, l));
+        }
+        lines_err.finish(|l| on_line(Stream::Stderr, l));
         let status = child
             .wait()
             .map_err(|e| TransportError::Failed(format!("cannot wait for sh: {e}")))?;
@@ -109,7 +127,7 @@ impl Transport for LocalTransport {
         Ok(CmdOutput {
             code,
             stdout,
-            stderr,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
     }
 }
@@ -121,9 +139,14 @@ mod tests {
     fn run(
         cmd: &str,
         timeout: Option<Duration>,
+        stdin: Option<&[u8]>,
     ) -> (Result<CmdOutput, TransportError>, Vec<String>) {
         let mut lines = Vec::new();
-        let r = LocalTransport.run(cmd, &RunOpts { timeout }, &mut |s, l| {
+        let opts = RunOpts {
+            timeout,
+            ..RunOpts::default()
+        };
+        let r = LocalTransport.run(cmd, &opts, stdin, &mut |s, l| {
             lines.push(format!("{s:?}:{l}"))
         });
         (r, lines)
@@ -131,19 +154,26 @@ mod tests {
 
     #[test]
     fn captures_both_streams_and_the_exit_code() {
-        let (r, lines) = run("echo out; echo err >&2; exit 3", None);
+        let (r, lines) = run("echo out; echo err >&2; exit 3", None, None);
         let r = r.unwrap();
         assert_eq!(r.code, 3);
-        assert_eq!(r.stdout, "out\n");
+        assert_eq!(r.stdout, b"out\n");
         assert_eq!(r.stderr, "err\n");
         assert!(lines.contains(&"Stdout:out".to_string()));
         assert!(lines.contains(&"Stderr:err".to_string()));
     }
 
     #[test]
+    fn stdin_reaches_the_command() {
+        let data = vec![7u8; 3 * 1024 * 1024];
+        let (r, _) = run("wc -c", None, Some(&data));
+        assert_eq!(r.unwrap().stdout_text().trim(), "3145728");
+    }
+
+    #[test]
     fn a_timeout_kills_the_command_and_its_children() {
         let start = Instant::now();
-        let (r, _) = run("sleep 5; echo late", Some(Duration::from_millis(200)));
+        let (r, _) = run("sleep 5; echo late", Some(Duration::from_millis(200)), None);
         assert_eq!(
             r.unwrap_err(),
             TransportError::Timeout(Duration::from_millis(200))

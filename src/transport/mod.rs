@@ -1,24 +1,44 @@
 //! How a command reaches a host. One small trait so recipes never know whether a host
-//! is this machine (`local`) or a server over SSH.
+//! is this machine (`local`) or a server over SSH (`ssh`).
 
 mod local;
+mod ssh;
 
 pub use local::LocalTransport;
+pub use ssh::SshTransport;
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunOpts {
     /// Kill the command (and everything it started) after this long.
     pub timeout: Option<Duration>,
+    /// Report output lines as they arrive (off for binary downloads).
+    pub stream: bool,
+}
+
+impl Default for RunOpts {
+    fn default() -> Self {
+        RunOpts {
+            timeout: None,
+            stream: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CmdOutput {
     /// Exit code; 128 + signal number when the command was killed by a signal.
     pub code: i32,
-    pub stdout: String,
+    /// Raw bytes: downloads are binary.
+    pub stdout: Vec<u8>,
     pub stderr: String,
+}
+
+impl CmdOutput {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +49,7 @@ pub enum Stream {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
-    /// The host cannot be reached at all: the run goes on without it.
+    /// The host cannot be reached (or was lost): the run goes on without it.
     #[error("{0}")]
     Unreachable(String),
     #[error("timed out after {}s", .0.as_secs_f64())]
@@ -45,6 +65,60 @@ pub trait Transport: Send + Sync {
         &self,
         cmd: &str,
         opts: &RunOpts,
+        stdin: Option<&[u8]>,
         on_line: &mut dyn FnMut(Stream, &str),
     ) -> Result<CmdOutput, TransportError>;
+
+    /// Waits until the host answers (a booting VM), trying every `interval`.
+    fn wait_ready(&self, _timeout: Duration, _interval: Duration) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// Ends the connection; called once at the end of a run.
+    fn close(&self) {}
+}
+
+/// Splits streamed bytes into whole lines for `on_line`, keeping the unfinished tail.
+pub(crate) struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    pub fn new() -> Self {
+        LineSplitter {
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str)) {
+        self.pending.extend_from_slice(data);
+        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=pos).collect();
+            let text = String::from_utf8_lossy(&line);
+            emit(text.trim_end_matches(['\n', '\r']));
+        }
+    }
+
+    pub fn finish(&mut self, mut emit: impl FnMut(&str)) {
+        if !self.pending.is_empty() {
+            let text = String::from_utf8_lossy(&self.pending).into_owned();
+            emit(text.trim_end_matches('\r'));
+            self.pending.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_whole_whatever_the_chunks() {
+        let mut s = LineSplitter::new();
+        let mut lines = Vec::new();
+        s.push(b"ab", |l| lines.push(l.to_string()));
+        s.push(b"c\nde\r\nf", |l| lines.push(l.to_string()));
+        s.finish(|l| lines.push(l.to_string()));
+        assert_eq!(lines, ["abc", "de", "f"]);
+    }
 }

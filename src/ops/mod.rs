@@ -1,0 +1,6 @@
+//! fleet's domain in plain Rust, no Rhai: command lines are built and output parsed by
+//! pure functions, tested without a host.
+
+pub mod files;
+pub mod shell;
+pub mod ssh;
