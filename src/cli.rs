@@ -16,6 +16,7 @@ pub const BUILTIN_COMMANDS: &[&str] = &[
     "init",
     "api",
     "completions",
+    "connect",
 ];
 
 const EXIT_CODES: &str = "\
@@ -102,6 +103,15 @@ pub enum Builtin {
         pattern: String,
         /// The command, after `--`
         #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Open an interactive SSH session to a host (or run CMD there), with the same
+    /// user, port, key and host-key policy as a run
+    Connect {
+        /// Inventory host name
+        host: String,
+        /// A command to run instead of a shell, after `--`
+        #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
     /// List every recipe with its summary and where it comes from

@@ -74,6 +74,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         Some(Builtin::Exec { pattern, command }) => {
             commands::adhoc::run(&app, &pattern, &command.join(" "))
         }
+        Some(Builtin::Connect { host, command }) => commands::connect::run(&app, &host, &command),
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),
         Some(Builtin::Init { dir }) => commands::init::run(&dir),

@@ -3,6 +3,7 @@
 
 pub mod adhoc;
 pub mod api;
+pub mod connect;
 pub mod hosts;
 pub mod init;
 pub mod recipe;
@@ -106,6 +107,7 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
         limit: g.limit.clone(),
         command_timeout: app.project.config.command_timeout.map(Duration::from_secs),
         ssh: ssh_defaults(app),
+        root: app.project.root.clone(),
     };
     let in_scope = match &options.limit {
         Some(limit) => crate::inventory::select(&inventory, limit)?,

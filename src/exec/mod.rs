@@ -3,6 +3,7 @@
 
 pub mod current;
 pub mod fanout;
+pub mod files;
 pub mod interrupt;
 pub mod log;
 pub mod recap;

@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub limit: Option<String>,
     pub command_timeout: Option<Duration>,
     pub ssh: SshDefaults,
+    /// The project root: local paths in recipes (uploads, templates) are relative to it.
+    pub root: std::path::PathBuf,
 }
 
 impl Default for RunOptions {
@@ -37,6 +39,7 @@ impl Default for RunOptions {
             limit: None,
             command_timeout: None,
             ssh: SshDefaults::default(),
+            root: std::path::PathBuf::from("."),
         }
     }
 }
@@ -98,6 +101,8 @@ pub struct CommandOpts {
     pub read_only: bool,
     /// Override whether a successful command counts as a change.
     pub changed: Option<bool>,
+    /// Run through `sudo -n`.
+    pub sudo: bool,
 }
 
 pub struct Run {
@@ -164,19 +169,7 @@ impl Run {
     }
 
     pub fn host(&self, name: &str) -> Result<ResolvedHost> {
-        self.inventory.resolve(name).ok_or_else(|| {
-            let close = crate::suggest::closest(name, self.inventory.host_names());
-            match close {
-                Some(c) => Error::usage_with_help(
-                    format!("no host named `{name}` in {}", self.inventory.source),
-                    format!("did you mean `{c}`?"),
-                ),
-                None => Error::usage(format!(
-                    "no host named `{name}` in {}",
-                    self.inventory.source
-                )),
-            }
-        })
+        self.inventory.require(name)
     }
 
     pub fn note_recipe_error(&self, error: Error) {
@@ -409,7 +402,9 @@ impl Run {
         let step = current::step();
         self.update(&host.name, |r| r.ran = true);
         if self.options.check && !opts.read_only {
-            self.ui.out(Some(&host.name), &format!("would run: {cmd}"));
+            let how = if opts.sudo { " (with sudo)" } else { "" };
+            self.ui
+                .out(Some(&host.name), &format!("would run{how}: {cmd}"));
             self.tag
                 .command(&host.name, step.as_deref(), cmd, None, "", "", 0, false);
             let changed = opts.changed.unwrap_or(true);
@@ -421,7 +416,21 @@ impl Run {
                 ..CmdResult::default()
             });
         }
-        let out = self.exec(host, cmd, opts.timeout, None, true)?;
+        let wrapped = super::files::maybe_sudo(cmd, opts.sudo);
+        let out = self.exec(host, &wrapped, opts.timeout, None, true)?;
+        if opts.sudo
+            && out.code != 0
+            && let Some(problem) = super::files::sudo_problem(&host.name, &out.stderr)
+        {
+            return Err(HostFailure {
+                host: host.name.clone(),
+                unreachable: false,
+                command: Some(cmd.to_string()),
+                code: Some(out.code),
+                stderr: out.stderr,
+                message: problem,
+            });
+        }
         if out.code != 0 && !opts.allow_fail {
             let stderr_tail = tail(&out.stderr, TAIL_LINES);
             let mut message = format!("command `{cmd}` on {} exited with {}", host.name, out.code);

@@ -151,6 +151,19 @@ impl Inventory {
         self.hosts.keys().map(String::as_str)
     }
 
+    /// The host called `name`, resolved; an error names the closest host if there is one.
+    pub fn require(&self, name: &str) -> crate::error::Result<ResolvedHost> {
+        self.resolve(name).ok_or_else(|| {
+            let message = format!("no host named `{name}` in {}", self.source);
+            match crate::suggest::closest(name, self.host_names()) {
+                Some(c) => {
+                    crate::error::Error::usage_with_help(message, format!("did you mean `{c}`?"))
+                }
+                None => crate::error::Error::usage(message),
+            }
+        })
+    }
+
     /// Merges variables all < groups (parents before children, then by name) < host.
     pub fn resolve(&self, host: &str) -> Option<ResolvedHost> {
         vars::resolve(self, host)

@@ -4,3 +4,4 @@
 pub mod files;
 pub mod shell;
 pub mod ssh;
+pub mod template;

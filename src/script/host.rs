@@ -64,20 +64,21 @@ fn usage_error(e: crate::error::Error, ctx: &NativeCallContext) -> Box<EvalAltRe
     ))
 }
 
-const RUN_OPTIONS: &[&str] = &["allow_fail", "timeout", "changed"];
+const RUN_OPTIONS: &[&str] = &["allow_fail", "timeout", "changed", "sudo"];
 
 fn command_opts(
     map: &Map,
     name: &str,
-    read_only: bool,
+    base: CommandOpts,
     ctx: &NativeCallContext,
 ) -> Result<CommandOpts, Box<EvalAltResult>> {
     let o = Options::new(map, name, RUN_OPTIONS, ctx.call_position())?;
     Ok(CommandOpts {
         allow_fail: o.bool("allow_fail")?.unwrap_or(false),
         timeout: o.seconds("timeout")?,
-        read_only,
         changed: o.bool("changed")?,
+        sudo: o.bool("sudo")?.unwrap_or(base.sudo),
+        ..base
     })
 }
 
@@ -206,16 +207,27 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |h: &mut HostRef| { format!("Host({} at {})", h.0.name, h.0.address) }
     );
 
-    for (name, read_only, doc) in [
+    for (name, base, doc) in [
         (
             "run",
-            false,
-            "Runs a shell command on the host and returns a CmdResult. A non-zero exit raises an error naming host, command, exit code and stderr, unless `#{ allow_fail: true }`. Options: allow_fail, timeout (seconds), changed (false: does not count as a change). In --check it is printed, not run.",
+            CommandOpts::default(),
+            "Runs a shell command on the host and returns a CmdResult. A non-zero exit raises an error naming host, command, exit code and stderr, unless `#{ allow_fail: true }`. Options: allow_fail, timeout (seconds; the command is killed on the host too), changed (false: does not count as a change), sudo. In --check it is printed, not run.",
         ),
         (
             "read",
-            true,
+            CommandOpts {
+                read_only: true,
+                ..CommandOpts::default()
+            },
             "Runs a read-only query on the host: executed in --check too, and never counts as a change. Same options as run().",
+        ),
+        (
+            "sudo",
+            CommandOpts {
+                sudo: true,
+                ..CommandOpts::default()
+            },
+            "Runs a command through `sudo -n`, like run(); a host where sudo would ask for a password fails with \"sudo needs a password on HOST\". Same options as run().",
         ),
     ] {
         let c = ctx.clone();
@@ -230,11 +242,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                       cmd: &str|
                       -> Result<CmdResult, Box<EvalAltResult>> {
                     let run = c.run()?;
-                    let opts = CommandOpts {
-                        read_only,
-                        ..CommandOpts::default()
-                    };
-                    run.command(&h.0, cmd, opts).map_err(|f| raise(f, &ctx))
+                    run.command(&h.0, cmd, base).map_err(|f| raise(f, &ctx))
                 },
             );
         let c = ctx.clone();
@@ -250,11 +258,58 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                       options: Map|
                       -> Result<CmdResult, Box<EvalAltResult>> {
                     let run = c.run()?;
-                    let opts = command_opts(&options, name, read_only, &ctx)?;
+                    let opts = command_opts(&options, name, base, &ctx)?;
                     run.command(&h.0, cmd, opts).map_err(|f| raise(f, &ctx))
                 },
             );
     }
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "wait_for_ssh",
+        ["h: Host", "options: Map", "()"],
+        "Waits until the host accepts an SSH login (a VM that is still booting), trying every `interval` seconds (default 3) for up to `timeout` seconds (default 120); the host ends unreachable if it never answers. Local hosts are ready at once.",
+        move |ctx: NativeCallContext, h: HostRef, options: Map| -> Result<(), Box<EvalAltResult>> {
+            let run = c.run()?;
+            let o = Options::new(
+                &options,
+                "wait_for_ssh",
+                &["timeout", "interval"],
+                ctx.call_position(),
+            )?;
+            let timeout = o
+                .seconds("timeout")?
+                .unwrap_or(std::time::Duration::from_secs(120));
+            let interval = o
+                .seconds("interval")?
+                .unwrap_or(std::time::Duration::from_secs(3));
+            run.wait_ready(&h.0, timeout, interval)
+                .map_err(|f| raise(f, &ctx))
+        }
+    );
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "wait_for_ssh",
+        ["h: Host", "()"],
+        "wait_for_ssh(h, #{}) with the default timeout of 120 s and interval of 3 s.",
+        move |ctx: NativeCallContext, h: HostRef| -> Result<(), Box<EvalAltResult>> {
+            let run = c.run()?;
+            run.wait_ready(
+                &h.0,
+                std::time::Duration::from_secs(120),
+                std::time::Duration::from_secs(3),
+            )
+            .map_err(|f| raise(f, &ctx))
+        }
+    );
+    function!(
+        &mut m,
+        "quote",
+        ["text: &str", "String"],
+        "Quotes text for a POSIX shell, for building commands from values: `h.run(\"rm -f \" + quote(path))`.",
+        |text: &str| crate::ops::shell::quote(text)
+    );
     let c = ctx.clone();
     function!(
         &mut m,

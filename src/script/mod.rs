@@ -1,6 +1,7 @@
 //! Thin Rhai glue: one file per group of functions a recipe can call. No domain logic
 //! here; it lives in `exec/`, `inventory/` and `ops/`.
 
+pub mod files;
 pub mod flow;
 pub mod host;
 pub mod report;
@@ -10,7 +11,12 @@ use crate::recipe::engine::ScriptCtx;
 use rhai::{Engine, Module};
 
 pub fn modules(ctx: &ScriptCtx) -> Vec<Module> {
-    vec![host::module(ctx), flow::module(ctx), report::module()]
+    vec![
+        host::module(ctx),
+        files::module(ctx),
+        flow::module(ctx),
+        report::module(),
+    ]
 }
 
 /// Names of fleet's types as recipes (and `fleet api`) see them.

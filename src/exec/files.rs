@@ -1,0 +1,297 @@
+//! Files on hosts: write (atomic, changed only when different), upload, download, and
+//! the check-mode diff. Command lines come from `ops::files`; this is the I/O around them.
+
+use super::run::{HostFailure, Run};
+use crate::inventory::ResolvedHost;
+use crate::ops::files::{self, Existing};
+use crate::ops::shell;
+use std::path::Path;
+
+/// Largest file whose old and new text a check-mode diff shows.
+const DIFF_LIMIT: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct FileOpts {
+    pub mode: Option<String>,
+    pub owner: Option<String>,
+    /// Run the file commands through `sudo -n`.
+    pub sudo: bool,
+}
+
+fn failure(host: &ResolvedHost, message: String) -> HostFailure {
+    HostFailure {
+        host: host.name.clone(),
+        unreachable: false,
+        command: None,
+        code: None,
+        stderr: String::new(),
+        message,
+    }
+}
+
+/// `sudo -n sh -c '…'` when asked for, the command itself otherwise.
+pub fn maybe_sudo(cmd: &str, sudo: bool) -> String {
+    if sudo {
+        format!("sudo -n {}", shell::sh_c(cmd))
+    } else {
+        cmd.to_string()
+    }
+}
+
+/// The clear sentence for sudo refusing to run without a password.
+pub fn sudo_problem(host: &str, stderr: &str) -> Option<String> {
+    if stderr.contains("a password is required") || stderr.contains("a terminal is required") {
+        Some(format!(
+            "sudo needs a password on {host}: give the login user passwordless sudo \
+             (NOPASSWD in sudoers) or log in as root"
+        ))
+    } else if stderr.contains("sudo: command not found") || stderr.contains("sudo: not found") {
+        Some(format!("sudo is not installed on {host}"))
+    } else if stderr.contains("is not in the sudoers file") {
+        Some(format!(
+            "the login user on {host} may not use sudo (not in sudoers)"
+        ))
+    } else {
+        None
+    }
+}
+
+impl Run {
+    /// Makes `path` on `host` hold `content` (and mode/owner); true when it changed.
+    pub fn write_file(
+        &self,
+        host: &ResolvedHost,
+        path: &str,
+        content: &[u8],
+        opts: &FileOpts,
+    ) -> Result<bool, HostFailure> {
+        let step_failure = |what: &str, out: &crate::transport::CmdOutput| {
+            let why = sudo_problem(&host.name, &out.stderr)
+                .unwrap_or_else(|| crate::exec::run::tail(&out.stderr, 3));
+            failure(
+                host,
+                format!("cannot {what} {path} on {}: {why}", host.name),
+            )
+        };
+        let inspect = self.exec(
+            host,
+            &maybe_sudo(&files::inspect_cmd(path), opts.sudo),
+            None,
+            None,
+            true,
+        )?;
+        if inspect.code != 0 {
+            return Err(step_failure("inspect", &inspect));
+        }
+        let existing = files::parse_inspect(&inspect.stdout_text())
+            .map_err(|e| failure(host, format!("cannot inspect {path} on {}: {e}", host.name)))?;
+        if existing == Existing::NotAFile {
+            return Err(failure(
+                host,
+                format!(
+                    "{path} on {} exists and is not a regular file; fleet will not replace it",
+                    host.name
+                ),
+            ));
+        }
+        let sha = files::sha256_hex(content);
+        let plan = files::plan(&existing, &sha, opts.mode.as_deref(), opts.owner.as_deref());
+        if !plan.changes() {
+            return Ok(false);
+        }
+        if self.options.check {
+            self.show_planned_write(host, path, content, &existing, &plan, opts)?;
+            self.mark_changed(&host.name);
+            return Ok(true);
+        }
+        let cmd = if plan.content {
+            let tmp = files::temp_path(path, &format!("{:08x}", fastrand::u32(..)));
+            files::install_cmd(path, &tmp, opts.mode.as_deref(), opts.owner.as_deref())
+        } else {
+            files::attrs_cmd(path, opts.mode.as_deref(), opts.owner.as_deref()).unwrap_or_default()
+        };
+        let stdin = plan.content.then_some(content);
+        let out = self.exec(host, &maybe_sudo(&cmd, opts.sudo), None, stdin, true)?;
+        if out.code != 0 {
+            return Err(step_failure("write", &out));
+        }
+        self.mark_changed(&host.name);
+        Ok(true)
+    }
+
+    /// Check mode: what a write would do, with a diff for text files.
+    fn show_planned_write(
+        &self,
+        host: &ResolvedHost,
+        path: &str,
+        content: &[u8],
+        existing: &Existing,
+        plan: &files::Plan,
+        opts: &FileOpts,
+    ) -> Result<(), HostFailure> {
+        let mut what = Vec::new();
+        if plan.content {
+            what.push(match existing {
+                Existing::Absent => format!("create it ({} bytes)", content.len()),
+                _ => format!("replace its content ({} bytes)", content.len()),
+            });
+        }
+        if plan.mode {
+            what.push(format!(
+                "set mode {}",
+                opts.mode.as_deref().unwrap_or_default()
+            ));
+        }
+        if plan.owner {
+            what.push(format!(
+                "set owner {}",
+                opts.owner.as_deref().unwrap_or_default()
+            ));
+        }
+        self.ui.out(
+            Some(&host.name),
+            &format!("would write {path}: {}", what.join(", ")),
+        );
+        let new_text = std::str::from_utf8(content)
+            .ok()
+            .filter(|t| t.len() <= DIFF_LIMIT);
+        if let (true, Some(new_text)) = (plan.content, new_text) {
+            let old = match existing {
+                Existing::File { .. } => {
+                    let out = self.exec(
+                        host,
+                        &maybe_sudo(&files::cat_cmd(path), opts.sudo),
+                        None,
+                        None,
+                        false,
+                    )?;
+                    String::from_utf8(out.stdout).ok()
+                }
+                _ => Some(String::new()),
+            };
+            if let Some(old) = old.filter(|o| o.len() <= DIFF_LIMIT) {
+                let diff = similar::TextDiff::from_lines(&old, new_text)
+                    .unified_diff()
+                    .header(&format!("{path} (now)"), &format!("{path} (after)"))
+                    .to_string();
+                self.ui.out(Some(&host.name), diff.trim_end());
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes of `path` on `host`.
+    pub fn read_file(
+        &self,
+        host: &ResolvedHost,
+        path: &str,
+        sudo: bool,
+    ) -> Result<Vec<u8>, HostFailure> {
+        let out = self.exec(
+            host,
+            &maybe_sudo(&files::cat_cmd(path), sudo),
+            None,
+            None,
+            false,
+        )?;
+        if out.code != 0 {
+            let why = sudo_problem(&host.name, &out.stderr)
+                .unwrap_or_else(|| crate::exec::run::tail(&out.stderr, 3));
+            return Err(failure(
+                host,
+                format!("cannot read {path} on {}: {why}", host.name),
+            ));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Copies `remote` from `host` to `local` (atomically); true when the local file changed.
+    pub fn download(
+        &self,
+        host: &ResolvedHost,
+        remote: &str,
+        local: &Path,
+        sudo: bool,
+    ) -> Result<bool, HostFailure> {
+        let data = self.read_file(host, remote, sudo)?;
+        if std::fs::read(local).is_ok_and(|old| old == data) {
+            return Ok(false);
+        }
+        if self.options.check {
+            self.ui.out(
+                Some(&host.name),
+                &format!(
+                    "would download {remote} to {} ({} bytes)",
+                    local.display(),
+                    data.len()
+                ),
+            );
+            return Ok(true);
+        }
+        write_local(local, &data).map_err(|e| {
+            failure(
+                host,
+                format!(
+                    "cannot write {} for {remote} of {}: {e}",
+                    local.display(),
+                    host.name
+                ),
+            )
+        })?;
+        Ok(true)
+    }
+}
+
+/// Writes a local file through a temporary file and a rename, creating its directory.
+pub fn write_local(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.fleet-{:08x}", fastrand::u32(..)));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sudo_wraps_the_whole_command() {
+        assert_eq!(
+            maybe_sudo("cat > x && mv x y", true),
+            "sudo -n sh -c 'cat > x && mv x y'"
+        );
+        assert_eq!(maybe_sudo("true", false), "true");
+    }
+
+    #[test]
+    fn sudo_password_prompts_get_a_clear_sentence() {
+        assert_eq!(
+            sudo_problem("web-1", "sudo: a password is required\n").unwrap(),
+            "sudo needs a password on web-1: give the login user passwordless sudo (NOPASSWD in sudoers) or log in as root"
+        );
+        assert!(sudo_problem("web-1", "ls: cannot access").is_none());
+    }
+
+    #[test]
+    fn local_writes_replace_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/file name");
+        write_local(&p, b"one").unwrap();
+        write_local(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
+            1
+        );
+    }
+}

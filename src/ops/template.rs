@@ -1,0 +1,110 @@
+//! Config files from minijinja templates. Undefined variables are errors, not empty
+//! strings: a typo in a template must not ship a broken config.
+
+use serde_json::Value;
+
+/// The variables a template sees: the host's inventory vars, `host` (name, address,
+/// groups, vars), then the recipe's own vars, which win.
+pub fn context(host: &crate::inventory::ResolvedHost, extra: Value) -> Value {
+    let mut ctx = serde_json::Map::new();
+    for (k, v) in &host.vars {
+        ctx.insert(k.clone(), v.clone());
+    }
+    ctx.insert(
+        "host".into(),
+        serde_json::json!({
+            "name": host.name,
+            "address": host.address,
+            "groups": host.groups,
+            "vars": host.vars,
+        }),
+    );
+    if let Value::Object(extra) = extra {
+        ctx.extend(extra);
+    }
+    Value::Object(ctx)
+}
+
+pub fn render(name: &str, source: &str, context: &Value) -> Result<String, String> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(describe)?,
+    );
+    env.add_template(name, source).map_err(describe)?;
+    let template = env.get_template(name).map_err(describe)?;
+    template.render(to_jinja(context)).map_err(describe)
+}
+
+fn to_jinja(v: &Value) -> minijinja::Value {
+    match v {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => minijinja::Value::from(i),
+            None => minijinja::Value::from(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(a) => minijinja::Value::from(a.iter().map(to_jinja).collect::<Vec<_>>()),
+        Value::Object(o) => minijinja::Value::from(
+            o.iter()
+                .map(|(k, v)| (k.clone(), to_jinja(v)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        ),
+    }
+}
+
+/// minijinja's message plus the template line it points at.
+fn describe(e: minijinja::Error) -> String {
+    let mut text = e.to_string();
+    if let (Some(name), Some(line)) = (e.name(), e.line()) {
+        let at = format!("{name}:{line}");
+        if !text.contains(&at) {
+            text.push_str(&format!(" (at {at})"));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> crate::inventory::ResolvedHost {
+        crate::inventory::ResolvedHost {
+            name: "web-1".into(),
+            address: "10.0.0.1".into(),
+            port: None,
+            user: None,
+            identity_file: None,
+            connection: crate::inventory::Connection::Ssh,
+            groups: vec!["web".into()],
+            vars: [("port".to_string(), serde_json::json!(80))]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn host_vars_and_recipe_vars_reach_the_template() {
+        let ctx = context(&host(), serde_json::json!({ "port": 8080, "motd": "hi" }));
+        let out = render(
+            "t",
+            "{{ host.name }} {{ port }} {{ motd }} {{ host.vars.port }}\n",
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(out, "web-1 8080 hi 80\n");
+    }
+
+    #[test]
+    fn an_undefined_variable_is_an_error_with_its_line() {
+        let ctx = context(&host(), serde_json::json!({}));
+        let err = render("motd.j2", "ok\n{{ nosuch }}\n", &ctx).unwrap_err();
+        assert!(err.contains("undefined"), "{err}");
+        assert!(err.contains("motd.j2:2"), "{err}");
+    }
+}

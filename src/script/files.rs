@@ -1,0 +1,262 @@
+//! `h.write`, `h.upload`, `h.download`, `h.template`: files on hosts from recipes.
+
+use super::host::{HostRef, function, raise};
+use super::values::Options;
+use crate::exec::files::FileOpts;
+use crate::ops::files::{validate_mode, validate_owner};
+use crate::recipe::engine::ScriptCtx;
+use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
+use std::path::PathBuf;
+
+fn runtime_error(message: String, pos: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(message.into(), pos))
+}
+
+fn file_opts(map: &Map, function: &str, pos: Position) -> Result<FileOpts, Box<EvalAltResult>> {
+    let o = Options::new(map, function, &["mode", "owner", "sudo"], pos)?;
+    let text = |key: &str| -> Result<Option<String>, Box<EvalAltResult>> {
+        map.get(key)
+            .map(|v| {
+                if let Ok(i) = v.as_int() {
+                    // `mode: 0o644` arrives as a number: show it as octal digits.
+                    return Ok(format!("{i:o}"));
+                }
+                v.clone().into_string().map_err(|t| {
+                    runtime_error(
+                        format!("option `{key}` of {function}() must be a string, not {t}"),
+                        pos,
+                    )
+                })
+            })
+            .transpose()
+    };
+    let mode = text("mode")?;
+    let owner = text("owner")?;
+    if let Some(m) = &mode {
+        validate_mode(m).map_err(|e| runtime_error(e, pos))?;
+    }
+    if let Some(o) = &owner {
+        validate_owner(o).map_err(|e| runtime_error(e, pos))?;
+    }
+    Ok(FileOpts {
+        mode,
+        owner,
+        sudo: o.bool("sudo")?.unwrap_or(false),
+    })
+}
+
+/// A local path from a recipe: relative to the project root.
+fn local_path(c: &ScriptCtx, path: &str) -> Result<PathBuf, Box<EvalAltResult>> {
+    Ok(c.run()?.options.root.join(path))
+}
+
+fn content_bytes(content: Dynamic, pos: Position) -> Result<Vec<u8>, Box<EvalAltResult>> {
+    if content.is_blob() {
+        return Ok(content.cast::<rhai::Blob>());
+    }
+    let t = content.type_name().to_string();
+    content.into_string().map(String::into_bytes).map_err(|_| {
+        runtime_error(
+            format!("write() takes a string or a blob as content, not {t}"),
+            pos,
+        )
+    })
+}
+
+pub fn module(ctx: &ScriptCtx) -> Module {
+    let mut m = Module::new();
+
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "write",
+        [
+            "h: Host",
+            "path: &str",
+            "content: String|Blob",
+            "options: Map",
+            "bool"
+        ],
+        "Makes the file at `path` on the host hold `content`, atomically (temporary file, then rename). Changed only when content, mode or owner differ; returns whether it changed. Options: mode (\"0644\"), owner (\"user:group\"), sudo. In --check it shows what would change, with a diff for text.",
+        move |ctx: NativeCallContext,
+              h: HostRef,
+              path: &str,
+              content: Dynamic,
+              options: Map|
+              -> Result<bool, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let opts = file_opts(&options, "write", pos)?;
+            let data = content_bytes(content, pos)?;
+            c.run()?
+                .write_file(&h.0, path, &data, &opts)
+                .map_err(|f| raise(f, &ctx))
+        }
+    );
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "write",
+        ["h: Host", "path: &str", "content: String|Blob", "bool"],
+        "write(h, path, content, #{}): the file's mode and owner are left as they are (new files get the login user's defaults).",
+        move |ctx: NativeCallContext,
+              h: HostRef,
+              path: &str,
+              content: Dynamic|
+              -> Result<bool, Box<EvalAltResult>> {
+            let data = content_bytes(content, ctx.call_position())?;
+            c.run()?
+                .write_file(&h.0, path, &data, &FileOpts::default())
+                .map_err(|f| raise(f, &ctx))
+        }
+    );
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "upload",
+        [
+            "h: Host",
+            "local: &str",
+            "remote: &str",
+            "options: Map",
+            "bool"
+        ],
+        "Copies a local file (relative to the project) to `remote` on the host, like write(). Options: mode, owner, sudo. Returns whether the host's file changed.",
+        move |ctx: NativeCallContext,
+              h: HostRef,
+              local: &str,
+              remote: &str,
+              options: Map|
+              -> Result<bool, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let opts = file_opts(&options, "upload", pos)?;
+            let path = local_path(&c, local)?;
+            let data = std::fs::read(&path)
+                .map_err(|e| runtime_error(format!("cannot read {}: {e}", path.display()), pos))?;
+            c.run()?
+                .write_file(&h.0, remote, &data, &opts)
+                .map_err(|f| raise(f, &ctx))
+        }
+    );
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "upload",
+        ["h: Host", "local: &str", "remote: &str", "bool"],
+        "upload(h, local, remote, #{}).",
+        move |ctx: NativeCallContext,
+              h: HostRef,
+              local: &str,
+              remote: &str|
+              -> Result<bool, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let path = local_path(&c, local)?;
+            let data = std::fs::read(&path)
+                .map_err(|e| runtime_error(format!("cannot read {}: {e}", path.display()), pos))?;
+            c.run()?
+                .write_file(&h.0, remote, &data, &FileOpts::default())
+                .map_err(|f| raise(f, &ctx))
+        }
+    );
+    for (params, doc, with_opts) in [
+        (
+            vec!["h: Host", "remote: &str", "local: &str", "bool"],
+            "Copies `remote` from the host to a local path (relative to the project), atomically and byte for byte. Returns whether the local file changed.",
+            false,
+        ),
+        (
+            vec![
+                "h: Host",
+                "remote: &str",
+                "local: &str",
+                "options: Map",
+                "bool",
+            ],
+            "download(h, remote, local) with options: sudo (read a file only root can read).",
+            true,
+        ),
+    ] {
+        let c = ctx.clone();
+        let f = move |ctx: &NativeCallContext,
+                      h: HostRef,
+                      remote: &str,
+                      local: &str,
+                      options: Map|
+              -> Result<bool, Box<EvalAltResult>> {
+            let o = Options::new(&options, "download", &["sudo"], ctx.call_position())?;
+            let sudo = o.bool("sudo")?.unwrap_or(false);
+            let path = local_path(&c, local)?;
+            c.run()?
+                .download(&h.0, remote, &path, sudo)
+                .map_err(|e| raise(e, ctx))
+        };
+        let registration = FuncRegistration::new("download")
+            .with_params_info(params)
+            .with_comments([format!("/// {doc}")])
+            .in_global_namespace();
+        if with_opts {
+            registration.set_into_module(
+                &mut m,
+                move |ctx: NativeCallContext,
+                      h: HostRef,
+                      remote: &str,
+                      local: &str,
+                      options: Map| { f(&ctx, h, remote, local, options) },
+            );
+        } else {
+            registration.set_into_module(
+                &mut m,
+                move |ctx: NativeCallContext, h: HostRef, remote: &str, local: &str| {
+                    f(&ctx, h, remote, local, Map::new())
+                },
+            );
+        }
+    }
+    for with_opts in [false, true] {
+        let c = ctx.clone();
+        let f = move |ctx: &NativeCallContext,
+                      h: HostRef,
+                      file: &str,
+                      remote: &str,
+                      vars: Map,
+                      options: Map|
+              -> Result<bool, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let opts = file_opts(&options, "template", pos)?;
+            let run = c.run()?;
+            let in_templates = run.options.root.join("templates").join(file);
+            let path = if in_templates.is_file() {
+                in_templates
+            } else {
+                run.options.root.join(file)
+            };
+            let source = std::fs::read_to_string(&path).map_err(|e| {
+                runtime_error(format!("cannot read template {}: {e}", path.display()), pos)
+            })?;
+            let extra = serde_json::to_value(Dynamic::from_map(vars))
+                .map_err(|e| runtime_error(format!("template vars cannot be used: {e}"), pos))?;
+            let context = crate::ops::template::context(&h.0, extra);
+            let text = crate::ops::template::render(file, &source, &context).map_err(|e| {
+                runtime_error(format!("template {file} for {}: {e}", h.0.name), pos)
+            })?;
+            run.write_file(&h.0, remote, text.as_bytes(), &opts)
+                .map_err(|f| raise(f, ctx))
+        };
+        let registration = FuncRegistration::new("template").in_global_namespace();
+        if with_opts {
+            registration
+                .with_params_info(["h: Host", "file: &str", "remote: &str", "vars: Map", "options: Map", "bool"])
+                .with_comments(["/// template(h, file, remote, vars) with the options of write(): mode, owner, sudo."])
+                .set_into_module(&mut m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map, options: Map| {
+                    f(&ctx, h, file, remote, vars, options)
+                });
+        } else {
+            registration
+                .with_params_info(["h: Host", "file: &str", "remote: &str", "vars: Map", "bool"])
+                .with_comments(["/// Renders a minijinja template (from templates/, else the project root) with the host's vars, `host` (name, address, groups, vars) and `vars`, and writes it like write(). An undefined variable is an error."])
+                .set_into_module(&mut m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map| {
+                    f(&ctx, h, file, remote, vars, Map::new())
+                });
+        }
+    }
+    m
+}
