@@ -5,3 +5,4 @@ mod support;
 mod cli;
 mod diagnostics;
 mod runs;
+mod ssh;

@@ -1,5 +1,7 @@
 //! A temporary fleet project and a way to run the real `fleet` binary in it.
 
+pub mod sshd;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
