@@ -423,3 +423,32 @@ fn output_streams_while_a_command_runs() {
     );
     let _ = Path::new(".");
 }
+
+#[test]
+fn ctrl_c_over_ssh_leaves_no_ssh_process() {
+    let f = TestFleet::start(3);
+    recipe(
+        &f,
+        "slow",
+        "/// Sleeps.\nfn slow() {\n    each(hosts(), |h| h.run(\"sleep 20\"));\n}\n",
+    );
+    let child = std::process::Command::new(crate::support::fleet_bin())
+        .args(["slow", "--forks", "2"])
+        .current_dir(f.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signals the child we just started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{stderr}");
+    assert!(stderr.contains("was interrupted"), "{stderr}");
+    assert!(stderr.contains("1 skipped"), "{stderr}");
+    let left = f.ssh_processes();
+    assert!(left.is_empty(), "ssh processes left after Ctrl-C: {left:?}");
+}

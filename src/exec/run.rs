@@ -257,9 +257,19 @@ impl Run {
     /// Closes every connection of the run; no ssh process of fleet's outlives it.
     pub fn close(&self) {
         let transports: Vec<_> = self.transports.lock().unwrap().drain().collect();
-        for (_, t) in transports {
-            t.close();
-        }
+        // In parallel: a hundred masters closed one after another would add seconds.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..self.options.forks.clamp(1, transports.len().max(1)) {
+                s.spawn(|| {
+                    while let Some((_, t)) =
+                        transports.get(next.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+                    {
+                        t.close();
+                    }
+                });
+            }
+        });
     }
 
     /// Waits until `host` accepts a login (hosts that are still booting).

@@ -12,7 +12,8 @@ use tokio::runtime::Handle;
 
 enum State {
     New,
-    Connected(Arc<Session>),
+    /// The session and its master's pid (to end it if it outlives `close`).
+    Connected(Arc<Session>, Option<u32>),
     /// Connecting failed: later commands fail at once with the same reason.
     Failed(String),
     Closed,
@@ -86,7 +87,7 @@ impl SshTransport {
     async fn session(&self, retry_failed: bool) -> Result<Arc<Session>, TransportError> {
         let mut state = self.state.lock().await;
         match &*state {
-            State::Connected(s) => return Ok(s.clone()),
+            State::Connected(s, _) => return Ok(s.clone()),
             State::Failed(m) if !retry_failed => {
                 return Err(TransportError::Unreachable(m.clone()));
             }
@@ -99,8 +100,9 @@ impl SshTransport {
         }
         match self.connect().await {
             Ok(s) => {
+                let pid = master_pid(&s).await;
                 let s = Arc::new(s);
-                *state = State::Connected(s.clone());
+                *state = State::Connected(s.clone(), pid);
                 Ok(s)
             }
             Err(m) => {
@@ -205,6 +207,43 @@ impl SshTransport {
     }
 }
 
+/// The master's pid, from the mux protocol's alive check.
+async fn master_pid(session: &Session) -> Option<u32> {
+    let mut conn = openssh_mux_client::Connection::connect(session.control_socket())
+        .await
+        .ok()?;
+    conn.send_alive_check().await.ok().map(|p| p.get())
+}
+
+/// Gives a stopped master a moment to exit on its own, then terminates it.
+async fn end_master(pid: u32) {
+    // A zombie is gone too (daemonized masters may wait for a reaper that never comes).
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    for _ in 0..20 {
+        if !alive() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        // SAFETY: the pid is the ssh master this transport started.
+        unsafe {
+            libc::kill(pid as i32, signal);
+        }
+        for _ in 0..100 {
+            if !alive() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// Resolves when the run is interrupted (Ctrl-C), so a command in flight is abandoned.
 async fn interrupted() {
     while !crate::exec::interrupt::interrupted() {
@@ -259,13 +298,18 @@ impl Transport for SshTransport {
     fn close(&self) {
         self.runtime.block_on(async {
             let mut state = self.state.lock().await;
-            if let State::Connected(session) = std::mem::replace(&mut *state, State::Closed) {
+            if let State::Connected(session, pid) = std::mem::replace(&mut *state, State::Closed) {
                 match Arc::try_unwrap(session) {
                     Ok(s) => {
                         let _ = s.close().await;
                     }
                     // Dropping the last handle also stops the master.
                     Err(shared) => drop(shared),
+                }
+                // A stopped master waits for its sessions; after Ctrl-C those are
+                // commands still running on the host, and fleet leaves no ssh behind.
+                if let Some(pid) = pid {
+                    end_master(pid).await;
                 }
             }
         });
