@@ -26,6 +26,7 @@ Exit codes:
   2    usage, configuration or recipe error
   3    at least one host failed
   4    at least one host was unreachable (and none failed)
+  130  interrupted (Ctrl-C, SIGTERM); the recap and log are still written
 
 Recipes: `fleet recipes` lists them, `fleet help RECIPE` shows one.";
 
