@@ -288,13 +288,7 @@ fn slow() {
 fn ctrl_c_stops_commands_prints_the_recap_and_exits_130() {
     let p = Project::new().local_hosts(4).recipe("slow", SLOW);
     let started = std::time::Instant::now();
-    let child = std::process::Command::new(crate::support::fleet_bin())
-        .args(["slow", "--forks", "2"])
-        .current_dir(p.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::spawn_fleet(p.path(), &["slow", "--forks", "2"]);
     std::thread::sleep(std::time::Duration::from_millis(700));
     // SAFETY: signals the child we just started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

@@ -2,7 +2,6 @@
 
 use crate::support::sshd::TestFleet;
 use crate::support::{Output, run_fleet};
-use std::path::Path;
 use std::time::Duration;
 
 fn fleet(f: &TestFleet, args: &[&str]) -> Output {
@@ -159,13 +158,7 @@ fn long() {
 }
 "#,
     );
-    let child = std::process::Command::new(crate::support::fleet_bin())
-        .arg("long")
-        .current_dir(f.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::spawn_fleet(f.path(), &["long"]);
     std::thread::sleep(Duration::from_millis(1500));
     f.kill("s2");
     let out = child.wait_with_output().unwrap();
@@ -397,13 +390,7 @@ fn output_streams_while_a_command_runs() {
         "stream",
         "/// Prints slowly.\nfn stream() {\n    each(hosts(), |h| h.run(\"echo first; sleep 1.5; echo second\"));\n}\n",
     );
-    let mut child = std::process::Command::new(crate::support::fleet_bin())
-        .args(["stream", "-v"])
-        .current_dir(f.path())
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::spawn_fleet(f.path(), &["stream", "-v"]);
     use std::io::BufRead;
     let stderr = child.stderr.take().unwrap();
     let started = std::time::Instant::now();
@@ -421,7 +408,6 @@ fn output_streams_while_a_command_runs() {
         total - first_at > Duration::from_millis(1000),
         "first line came at {first_at:?} of {total:?}"
     );
-    let _ = Path::new(".");
 }
 
 #[test]
@@ -432,13 +418,7 @@ fn ctrl_c_over_ssh_leaves_no_ssh_process() {
         "slow",
         "/// Sleeps.\nfn slow() {\n    each(hosts(), |h| h.run(\"sleep 20\"));\n}\n",
     );
-    let child = std::process::Command::new(crate::support::fleet_bin())
-        .args(["slow", "--forks", "2"])
-        .current_dir(f.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::spawn_fleet(f.path(), &["slow", "--forks", "2"]);
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: signals the child we just started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

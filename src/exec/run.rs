@@ -334,33 +334,19 @@ impl Run {
                 .host_activity(&host.name, &format!("$ {cmd}  {line}"));
         });
         let ms = started.elapsed().as_millis();
+        let log_failure = |why: &str| {
+            self.tag
+                .command(&host.name, step.as_deref(), cmd, None, "", why, ms, true)
+        };
         if super::interrupt::interrupted() {
-            self.tag.command(
-                &host.name,
-                step.as_deref(),
-                cmd,
-                None,
-                "",
-                "interrupted",
-                ms,
-                true,
-            );
+            log_failure("interrupted");
             return Err(fail(
                 false,
                 format!("command `{cmd}` on {} was interrupted", host.name),
             ));
         }
         let out = result.map_err(|e| {
-            self.tag.command(
-                &host.name,
-                step.as_deref(),
-                cmd,
-                None,
-                "",
-                &e.to_string(),
-                ms,
-                true,
-            );
+            log_failure(&e.to_string());
             match e {
                 TransportError::Unreachable(m) => {
                     let during = step

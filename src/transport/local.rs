@@ -1,7 +1,7 @@
 //! Runs commands on this machine through `sh -c`: the quick start's transport, and a
 //! faithful stand-in for a host in tests of everything above the transport.
 
-use super::{CmdOutput, LineSplitter, RunOpts, Stream, Transport, TransportError};
+use super::{CmdOutput, Collector, RunOpts, Stream, Transport, TransportError};
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -76,9 +76,7 @@ impl Transport for LocalTransport {
         }
 
         let deadline = opts.timeout.map(|t| Instant::now() + t);
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let mut lines_out = LineSplitter::new();
-        let mut lines_err = LineSplitter::new();
+        let mut output = Collector::new(opts.stream);
         let mut open = 2;
         while open > 0 {
             let event = match deadline {
@@ -101,34 +99,17 @@ impl Transport for LocalTransport {
                 },
             };
             match event {
-                Event::Data(Stream::Stdout, data) => {
-                    if opts.stream {
-                        lines_out.push(&data, |l| on_line(Stream::Stdout, l));
-                    }
-                    stdout.extend_from_slice(&data);
-                }
-                Event::Data(Stream::Stderr, data) => {
-                    lines_err.push(&data, |l| on_line(Stream::Stderr, l));
-                    stderr.extend_from_slice(&data);
-                }
+                Event::Data(which, data) => output.data(which, &data, on_line),
                 Event::Closed => open -= 1,
             }
         }
-        if opts.stream {
-            lines_out.finish(|l| on_line(Stream::Stdout, l));
-        }
-        lines_err.finish(|l| on_line(Stream::Stderr, l));
         let status = child
             .wait()
             .map_err(|e| TransportError::Failed(format!("cannot wait for sh: {e}")))?;
         let code = status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        Ok(CmdOutput {
-            code,
-            stdout,
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        })
+        Ok(output.finish(code, on_line))
     }
 }
 

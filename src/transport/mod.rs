@@ -78,8 +78,58 @@ pub trait Transport: Send + Sync {
     fn close(&self) {}
 }
 
+/// Gathers a command's output as it arrives: keeps every byte, and hands whole lines to
+/// `on_line` (stdout only when `stream`; stderr always, it is small and tells progress).
+pub(crate) struct Collector {
+    stream: bool,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    lines_out: LineSplitter,
+    lines_err: LineSplitter,
+}
+
+impl Collector {
+    pub fn new(stream: bool) -> Self {
+        Collector {
+            stream,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            lines_out: LineSplitter::new(),
+            lines_err: LineSplitter::new(),
+        }
+    }
+
+    pub fn data(&mut self, which: Stream, data: &[u8], on_line: &mut dyn FnMut(Stream, &str)) {
+        match which {
+            Stream::Stdout => {
+                if self.stream {
+                    self.lines_out.push(data, |l| on_line(Stream::Stdout, l));
+                }
+                self.stdout.extend_from_slice(data);
+            }
+            Stream::Stderr => {
+                self.lines_err.push(data, |l| on_line(Stream::Stderr, l));
+                self.stderr.extend_from_slice(data);
+            }
+        }
+    }
+
+    /// Flushes unfinished last lines and returns the output with `code`.
+    pub fn finish(mut self, code: i32, on_line: &mut dyn FnMut(Stream, &str)) -> CmdOutput {
+        if self.stream {
+            self.lines_out.finish(|l| on_line(Stream::Stdout, l));
+        }
+        self.lines_err.finish(|l| on_line(Stream::Stderr, l));
+        CmdOutput {
+            code,
+            stdout: self.stdout,
+            stderr: String::from_utf8_lossy(&self.stderr).into_owned(),
+        }
+    }
+}
+
 /// Splits streamed bytes into whole lines for `on_line`, keeping the unfinished tail.
-pub(crate) struct LineSplitter {
+struct LineSplitter {
     pending: Vec<u8>,
 }
 

@@ -1,7 +1,7 @@
 //! Commands over SSH: one multiplexed master connection per host (openssh's native mux),
 //! opened on first use, reused by every command of the run, closed at its end.
 
-use super::{CmdOutput, LineSplitter, RunOpts, Stream, Transport, TransportError};
+use super::{CmdOutput, Collector, RunOpts, Stream, Transport, TransportError};
 use crate::ops::shell::sh_c;
 use crate::ops::ssh::{SshTarget, explain_connect_error};
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
@@ -150,37 +150,24 @@ impl SshTransport {
             }
         };
         let reader = async {
-            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-            let (mut lines_out, mut lines_err) = (LineSplitter::new(), LineSplitter::new());
+            let mut output = Collector::new(opts.stream);
             let (mut buf_out, mut buf_err) = (vec![0u8; 64 * 1024], vec![0u8; 16 * 1024]);
             let (mut out_open, mut err_open) = (true, true);
             while out_open || err_open {
                 tokio::select! {
                     r = out.read(&mut buf_out), if out_open => match r {
                         Ok(0) | Err(_) => out_open = false,
-                        Ok(n) => {
-                            if opts.stream {
-                                lines_out.push(&buf_out[..n], |l| on_line(Stream::Stdout, l));
-                            }
-                            stdout.extend_from_slice(&buf_out[..n]);
-                        }
+                        Ok(n) => output.data(Stream::Stdout, &buf_out[..n], on_line),
                     },
                     r = err.read(&mut buf_err), if err_open => match r {
                         Ok(0) | Err(_) => err_open = false,
-                        Ok(n) => {
-                            lines_err.push(&buf_err[..n], |l| on_line(Stream::Stderr, l));
-                            stderr.extend_from_slice(&buf_err[..n]);
-                        }
+                        Ok(n) => output.data(Stream::Stderr, &buf_err[..n], on_line),
                     },
                 }
             }
-            if opts.stream {
-                lines_out.finish(|l| on_line(Stream::Stdout, l));
-            }
-            lines_err.finish(|l| on_line(Stream::Stderr, l));
-            (stdout, stderr)
+            output
         };
-        let ((), (stdout, stderr)) = tokio::join!(writer, reader);
+        let ((), output) = tokio::join!(writer, reader);
         let code = match child.wait().await {
             Ok(status) => status.code().unwrap_or(255),
             // The mux reports exit 127 as an error; for `sh -c` it is "command not found".
@@ -199,11 +186,7 @@ impl SshTransport {
         {
             return Err(TransportError::Timeout(t));
         }
-        Ok(CmdOutput {
-            code,
-            stdout,
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        })
+        Ok(output.finish(code, on_line))
     }
 }
 

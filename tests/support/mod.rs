@@ -118,3 +118,16 @@ pub fn run_fleet(dir: &Path, args: &[&str]) -> Output {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// fleet started in the background (to signal it, or to kill a host under it), with
+/// stdout and stderr piped.
+pub fn spawn_fleet(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(fleet_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fleet starts")
+}
