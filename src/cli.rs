@@ -66,6 +66,10 @@ pub struct GlobalArgs {
     /// Dry run: read-only queries run, commands that would change something are printed
     #[arg(long, global = true)]
     pub check: bool,
+    /// Bound the whole run (e.g. 30m, 1h): on expiry fleet stops it, writes the recap and
+    /// exits 124
+    #[arg(long, value_name = "DURATION", global = true, value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// Record the host keys of hosts never seen before (changed keys are still refused)
     #[arg(long, global = true)]
     pub accept_new_host_keys: bool,

@@ -276,6 +276,13 @@ fn a_refused_ssh_host_ends_unreachable_and_the_others_go_on() {
         .stderr_has("1 changed, 0 failed, 1 unreachable");
 }
 
+const SLOW_SHORT: &str = r#"
+/// Every host sleeps a little.
+fn slow() {
+    each(hosts(), |h| h.run("sleep 1"));
+}
+"#;
+
 const SLOW: &str = r#"
 /// Every host sleeps.
 fn slow() {
@@ -284,14 +291,49 @@ fn slow() {
 }
 "#;
 
+/// The project's single run log, parsed.
+fn log_text(p: &Project) -> String {
+    let logs: Vec<_> = std::fs::read_dir(p.path().join(".fleet/logs"))
+        .unwrap()
+        .collect();
+    assert_eq!(logs.len(), 1);
+    std::fs::read_to_string(logs[0].as_ref().unwrap().path()).unwrap()
+}
+
+fn sigint(child: &std::process::Child) {
+    // SAFETY: signals the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
 #[test]
-fn ctrl_c_stops_commands_prints_the_recap_and_exits_130() {
+fn a_first_ctrl_c_lets_running_hosts_finish_and_starts_no_more() {
+    let p = Project::new().local_hosts(4).recipe("slow", SLOW_SHORT);
+    let child = crate::support::spawn_fleet(p.path(), &["slow", "--forks", "2"]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("no new hosts are started, running ones finish"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 changed, 0 failed, 0 unreachable, 2 skipped"),
+        "{stderr}"
+    );
+    assert!(log_text(&p).contains("\"exit_code\":130"));
+}
+
+#[test]
+fn a_second_ctrl_c_stops_commands_in_flight() {
     let p = Project::new().local_hosts(4).recipe("slow", SLOW);
     let started = std::time::Instant::now();
     let child = crate::support::spawn_fleet(p.path(), &["slow", "--forks", "2"]);
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    // SAFETY: signals the child we just started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sigint(&child);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    sigint(&child);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -308,11 +350,25 @@ fn ctrl_c_stops_commands_prints_the_recap_and_exits_130() {
         "{stderr}"
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("after each"));
-    let logs: Vec<_> = std::fs::read_dir(p.path().join(".fleet/logs"))
-        .unwrap()
-        .collect();
-    let log = std::fs::read_to_string(logs[0].as_ref().unwrap().path()).unwrap();
-    assert!(log.contains("\"exit_code\":130"), "{log}");
+    assert!(log_text(&p).contains("\"exit_code\":130"));
+}
+
+#[test]
+fn timeout_bounds_the_whole_run_with_exit_124() {
+    let p = Project::new().local_hosts(2).recipe("slow", SLOW);
+    let started = std::time::Instant::now();
+    let out = p.fleet(&["slow", "--timeout", "1s"]);
+    out.code(124)
+        .stderr_has("reached its --timeout of 1s")
+        .stderr_has("was interrupted")
+        .stderr_has("timed out: commands in flight were stopped");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{out}"
+    );
+    p.fleet(&["slow", "--timeout", "soon"])
+        .code(2)
+        .stderr_has("soon");
 }
 
 #[test]

@@ -420,8 +420,11 @@ fn ctrl_c_over_ssh_leaves_no_ssh_process() {
     );
     let child = crate::support::spawn_fleet(f.path(), &["slow", "--forks", "2"]);
     std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: signals the child we just started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    for _ in 0..2 {
+        // SAFETY: signals the child we just started; twice aborts commands in flight.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

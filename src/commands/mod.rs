@@ -133,6 +133,9 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
         ui.event(None, &format!("warning: {e}; this run is not logged"));
     }
     crate::exec::interrupt::install();
+    if let Some(limit) = g.timeout {
+        crate::exec::interrupt::start_timeout(limit);
+    }
     tag.run_started(args, g.check);
     Ok(Run::new(tag, inventory, options, ui))
 }
@@ -147,19 +150,19 @@ pub fn finish_run(app: &App, run: &Run) -> i32 {
         run.ui.json_result(&text);
     } else {
         let table = recap.render(|status, word| run.ui.style(status).apply_to(word).to_string());
-        let _guard = ();
-        eprint!(
-            "{}",
-            if recap.hosts.is_empty() {
-                table
-                    .lines()
-                    .last()
-                    .map(|l| format!("{l}\n"))
-                    .unwrap_or_default()
-            } else {
-                table
-            }
-        );
+        // A run that touched no host has only the summary line to show.
+        let text = match recap.hosts.is_empty() {
+            true => table.lines().last().unwrap_or_default().to_string() + "\n",
+            false => table,
+        };
+        eprint!("{text}");
+    }
+    match crate::exec::interrupt::exit_code() {
+        Some(crate::error::exit::TIMEOUT) => eprintln!(
+            "timed out: commands in flight were stopped, hosts not yet started were skipped"
+        ),
+        Some(_) => eprintln!("interrupted: hosts not yet started were skipped"),
+        None => {}
     }
     run.tag.run_ended(recap.exit_code);
     recap.exit_code

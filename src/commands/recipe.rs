@@ -23,9 +23,7 @@ pub fn run(app: &App, recipe: &Recipe, values: Vec<Dynamic>, raw_args: Vec<Strin
     let sources = &app.scripting.ctx.sources;
     let mut error = run.take_recipe_error();
     // After Ctrl-C the recipe ends however it ends: that is not the recipe's fault.
-    let failure = result
-        .err()
-        .filter(|_| !crate::exec::interrupt::interrupted());
+    let failure = result.err().filter(|_| !crate::exec::interrupt::aborted());
     if let Some(err) = failure {
         let located = locate(&err, &recipe.file, sources);
         match &located.cause {

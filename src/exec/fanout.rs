@@ -37,7 +37,7 @@ where
             let i = next.fetch_add(1, Ordering::SeqCst);
             let Some(host) = hosts.get(i) else { break };
             let before = run.record(&host.name);
-            let interrupted = interrupt::interrupted();
+            let interrupted = interrupt::stopping();
             if before.failure.is_some() || interrupted || stop.load(Ordering::SeqCst) {
                 let status = if before.failure.is_some() {
                     before.status()

@@ -1,46 +1,104 @@
-//! Ctrl-C and SIGTERM: stop starting hosts, kill the commands in flight, and still
-//! print the recap and write the log, then exit 130.
+//! Ctrl-C, SIGTERM and `--timeout`. The first Ctrl-C stops starting hosts and lets the
+//! running ones finish; a second one (or the timeout) aborts them: commands in flight are
+//! killed and the recipe ends at its next statement. Either way the recap, log and
+//! journal are still written, and the exit code says why (130, or 124 for the timeout).
 
+use crate::error::exit;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+const RUNNING: u8 = 0;
+const STOPPING: u8 = 1;
+const ABORTED: u8 = 2;
 
-/// Process groups of local commands in flight, killed on interrupt.
-fn running() -> &'static Mutex<HashSet<i32>> {
-    static RUNNING: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
-    RUNNING.get_or_init(|| Mutex::new(HashSet::new()))
+static LEVEL: AtomicU8 = AtomicU8::new(RUNNING);
+static TIMED_OUT: AtomicU8 = AtomicU8::new(0);
+
+/// Process groups of local commands in flight, killed on abort.
+fn in_flight() -> &'static Mutex<HashSet<i32>> {
+    static SET: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
+    SET.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
-/// Installs the handler once; a second Ctrl-C while the recap is written is ignored.
+fn kill_in_flight() {
+    for pgid in in_flight().lock().unwrap().iter() {
+        // SAFETY: signals a process group fleet started for a command.
+        unsafe {
+            libc::kill(-pgid, libc::SIGTERM);
+        }
+    }
+}
+
+/// Installs the handler once per process.
 pub fn install() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let _ = ctrlc::set_handler(|| {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            for pgid in running().lock().unwrap().iter() {
-                // SAFETY: signals a process group fleet started for a command.
-                unsafe {
-                    libc::kill(-pgid, libc::SIGTERM);
-                }
+            if LEVEL.load(Ordering::SeqCst) == RUNNING {
+                LEVEL.store(STOPPING, Ordering::SeqCst);
+                eprintln!(
+                    "interrupted: no new hosts are started, running ones finish \
+                     (Ctrl-C again to stop them now)"
+                );
+            } else {
+                abort();
             }
         });
     });
 }
 
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+/// Stops everything now: the second Ctrl-C, or the run's timeout.
+pub fn abort() {
+    LEVEL.store(ABORTED, Ordering::SeqCst);
+    kill_in_flight();
 }
 
-/// Registers a command's process group while it runs; a group started after an
-/// interrupt is killed at once.
+/// `--timeout`: aborts the run when `limit` has passed.
+pub fn start_timeout(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        if LEVEL.load(Ordering::SeqCst) != ABORTED {
+            TIMED_OUT.store(1, Ordering::SeqCst);
+            eprintln!(
+                "timeout: the run reached its --timeout of {}; stopping it",
+                humantime::format_duration(limit)
+            );
+            abort();
+        }
+    });
+}
+
+/// No new hosts may start.
+pub fn stopping() -> bool {
+    LEVEL.load(Ordering::SeqCst) >= STOPPING
+}
+
+/// Work in flight must end now.
+pub fn aborted() -> bool {
+    LEVEL.load(Ordering::SeqCst) == ABORTED
+}
+
+/// 124 after the timeout, 130 after Ctrl-C or SIGTERM, None for a run left alone.
+pub fn exit_code() -> Option<i32> {
+    if TIMED_OUT.load(Ordering::SeqCst) == 1 {
+        Some(exit::TIMEOUT)
+    } else if stopping() {
+        Some(exit::INTERRUPTED)
+    } else {
+        None
+    }
+}
+
+/// Registers a command's process group while it runs; a group started after an abort is
+/// killed at once.
 pub struct Guard(i32);
 
 impl Guard {
     pub fn new(pgid: i32) -> Guard {
-        running().lock().unwrap().insert(pgid);
-        if interrupted() {
+        in_flight().lock().unwrap().insert(pgid);
+        if aborted() {
             // SAFETY: as above.
             unsafe {
                 libc::kill(-pgid, libc::SIGTERM);
@@ -52,6 +110,6 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        running().lock().unwrap().remove(&self.0);
+        in_flight().lock().unwrap().remove(&self.0);
     }
 }

@@ -42,11 +42,8 @@ impl Recap {
             run_id: run.tag.run_id.clone(),
             recipe: run.tag.recipe.clone(),
             check: run.options.check,
-            exit_code: if super::interrupt::interrupted() {
-                crate::error::exit::INTERRUPTED
-            } else {
-                exit_code(hosts.iter().map(|h| &h.status))
-            },
+            exit_code: super::interrupt::exit_code()
+                .unwrap_or_else(|| exit_code(hosts.iter().map(|h| &h.status))),
             duration_ms: run.started.elapsed().as_millis() as u64,
             hosts,
         }

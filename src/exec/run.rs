@@ -338,7 +338,7 @@ impl Run {
             self.tag
                 .command(&host.name, step.as_deref(), cmd, None, "", why, ms, true)
         };
-        if super::interrupt::interrupted() {
+        if super::interrupt::aborted() {
             log_failure("interrupted");
             return Err(fail(
                 false,

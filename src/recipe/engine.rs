@@ -52,9 +52,7 @@ pub fn build(project_stdlib: Option<PathBuf>) -> Scripting {
     crate::script::register_types(&mut engine);
 
     // Ctrl-C ends the recipe at its next statement, not only its commands.
-    engine.on_progress(|_| {
-        crate::exec::interrupt::interrupted().then(|| Dynamic::from("interrupted"))
-    });
+    engine.on_progress(|_| crate::exec::interrupt::aborted().then(|| Dynamic::from("interrupted")));
     let print_ctx = ctx.clone();
     engine.on_print(move |text| match print_ctx.current_run() {
         Some(run) => {

@@ -56,7 +56,7 @@ fn each_host(
                         status: HostStatus::Failed,
                         message: format!("{m}{at}"),
                     },
-                    Cause::Script(_) if crate::exec::interrupt::interrupted() => HostEnd {
+                    Cause::Script(_) if crate::exec::interrupt::aborted() => HostEnd {
                         status: HostStatus::Failed,
                         message: "interrupted".to_string(),
                     },

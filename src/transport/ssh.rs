@@ -229,7 +229,7 @@ async fn end_master(pid: u32) {
 
 /// Resolves when the run is interrupted (Ctrl-C), so a command in flight is abandoned.
 async fn interrupted() {
-    while !crate::exec::interrupt::interrupted() {
+    while !crate::exec::interrupt::aborted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -267,7 +267,7 @@ impl Transport for SshTransport {
                     Ok(_) => return Ok(()),
                     Err(e) => e.to_string(),
                 };
-                if Instant::now() + interval > deadline || crate::exec::interrupt::interrupted() {
+                if Instant::now() + interval > deadline || crate::exec::interrupt::aborted() {
                     return Err(TransportError::Unreachable(format!(
                         "no SSH login within {}s: {last}",
                         timeout.as_secs()
