@@ -26,6 +26,8 @@ Exit codes:
   2    usage, configuration or recipe error
   3    at least one host failed
   4    at least one host was unreachable (and none failed)
+  75   another run holds the project's lock
+  124  the run's --timeout expired
   130  interrupted (Ctrl-C, SIGTERM); the recap and log are still written
 
 Recipes: `fleet recipes` lists them, `fleet help RECIPE` shows one.";
@@ -70,6 +72,9 @@ pub struct GlobalArgs {
     /// exits 124
     #[arg(long, value_name = "DURATION", global = true, value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Wait this many seconds for another run of the project to end (default: exit 75 at once)
+    #[arg(long, value_name = "SECS", default_value_t = 0, global = true)]
+    pub lock_wait: u64,
     /// Record the host keys of hosts never seen before (changed keys are still refused)
     #[arg(long, global = true)]
     pub accept_new_host_keys: bool,

@@ -32,6 +32,9 @@ pub enum Error {
     /// A file that cannot be read or written.
     #[error("{0}")]
     Io(String),
+    /// Another run holds the project's lock.
+    #[error("{0}")]
+    Locked(String),
     /// A bug or an environment problem in fleet itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -60,6 +63,7 @@ impl Error {
         match self {
             Error::Usage { .. } | Error::Source(_) | Error::Io(_) => exit::USAGE,
             Error::Internal(_) => exit::INTERNAL,
+            Error::Locked(_) => exit::LOCKED,
         }
     }
 }

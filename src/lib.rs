@@ -10,6 +10,7 @@ pub mod project;
 pub mod recipe;
 pub mod script;
 pub mod suggest;
+pub mod sysinfo;
 pub mod table;
 pub mod transport;
 

@@ -386,3 +386,31 @@ fn verbose_shows_commands_and_output_quiet_shows_only_failures() {
         "{out}"
     );
 }
+
+#[test]
+fn a_second_run_waits_then_exits_75_naming_the_holder() {
+    let p = Project::new().local_hosts(1).recipe("slow", SLOW_SHORT);
+    let first = crate::support::spawn_fleet(p.path(), &["slow"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = p.fleet(&["exec", "all", "--lock-wait", "0", "--", "true"]);
+    out.code(75)
+        .stderr_has("another run holds the lock of this project: `slow` started")
+        .stderr_has(&format!("(pid {})", first.id()));
+    assert!(first.wait_with_output().unwrap().status.success());
+    // Waiting long enough gets the lock.
+    let first = crate::support::spawn_fleet(p.path(), &["slow"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.fleet(&["exec", "all", "--lock-wait", "5", "--", "true"])
+        .code(0);
+    assert!(first.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn a_killed_run_leaves_no_lock_behind() {
+    let p = Project::new().local_hosts(1).recipe("slow", SLOW);
+    let mut run = crate::support::spawn_fleet(p.path(), &["slow"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    run.kill().unwrap();
+    run.wait().unwrap();
+    p.fleet(&["exec", "all", "--", "true"]).code(0);
+}

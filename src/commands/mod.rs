@@ -88,6 +88,11 @@ pub fn new_run_id() -> String {
 
 /// A run with the command line's and fleet.toml's settings, its log file opened.
 pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
+    let lock = crate::exec::lock::acquire(
+        &app.project.root,
+        recipe,
+        Duration::from_secs(app.global.lock_wait),
+    )?;
     let inventory = load_inventory(app)?;
     let g = &app.global;
     let max_fail = g
@@ -137,7 +142,9 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
         crate::exec::interrupt::start_timeout(limit);
     }
     tag.run_started(args, g.check);
-    Ok(Run::new(tag, inventory, options, ui))
+    let mut run = Run::new(tag, inventory, options, ui);
+    run.lock = Some(lock);
+    Ok(run)
 }
 
 /// Prints the recap (table on stderr, or JSON on stdout) and returns the run's exit code.

@@ -5,6 +5,7 @@ pub mod current;
 pub mod fanout;
 pub mod files;
 pub mod interrupt;
+pub mod lock;
 pub mod log;
 pub mod recap;
 pub mod run;

@@ -114,6 +114,8 @@ pub struct Run {
     transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
     /// The first bug found in the recipe while hosts ran; ends the run with exit 2.
     recipe_error: Mutex<Option<Error>>,
+    /// The project lock, held until the run is dropped.
+    pub lock: Option<super::lock::ProjectLock>,
     /// Drives SSH connections; made when the first SSH host is reached.
     runtime: OnceLock<tokio::runtime::Runtime>,
     pub started: Instant,
@@ -138,6 +140,7 @@ impl Run {
             transports: Mutex::new(HashMap::new()),
             recipe_error: Mutex::new(None),
             runtime: OnceLock::new(),
+            lock: None,
             started: Instant::now(),
         }
     }
