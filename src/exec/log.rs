@@ -49,29 +49,25 @@ impl RunTag {
         tracing::info!(run_id = %self.run_id, recipe = %self.recipe, exit_code, "run ended");
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One command with its whole output (the journal keeps only tails).
     pub fn command(
         &self,
         host: &str,
-        step: Option<&str>,
-        command: &str,
-        exit_code: Option<i32>,
+        record: &super::run::CommandRecord,
         stdout: &str,
         stderr: &str,
-        duration_ms: u128,
-        executed: bool,
     ) {
         tracing::info!(
             run_id = %self.run_id,
             recipe = %self.recipe,
             host,
-            step = step.unwrap_or(""),
-            command,
-            exit_code,
+            step = record.step.as_deref().unwrap_or(""),
+            command = %record.command,
+            exit_code = record.exit_code,
             stdout,
             stderr,
-            duration_ms = duration_ms as u64,
-            executed,
+            duration_ms = record.duration_ms,
+            executed = record.executed,
             "command"
         );
     }

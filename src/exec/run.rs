@@ -51,7 +51,29 @@ pub struct HostRecord {
     pub changed: bool,
     pub failure: Option<(HostStatus, String)>,
     pub elapsed: Duration,
+    /// Every command, in order, for the journal.
+    pub commands: Vec<CommandRecord>,
 }
+
+/// One command as the journal keeps it: output reduced to its last lines.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CommandRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub command: String,
+    /// None when the command did not run to an exit (check mode, timeout, lost host).
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stdout_tail: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stderr_tail: String,
+    /// False when check mode only printed it.
+    pub executed: bool,
+}
+
+/// Lines of output the journal keeps per command.
+const JOURNAL_TAIL_LINES: usize = 20;
 
 impl HostRecord {
     pub fn status(&self) -> HostStatus {
@@ -208,6 +230,14 @@ impl Run {
             .or_default());
     }
 
+    /// Logs a command with its whole output and keeps its tails for the journal.
+    fn note_command(&self, host: &str, mut record: CommandRecord, stdout: &str, stderr: &str) {
+        self.tag.command(host, &record, stdout, stderr);
+        record.stdout_tail = tail(stdout, JOURNAL_TAIL_LINES);
+        record.stderr_tail = tail(stderr, JOURNAL_TAIL_LINES);
+        self.update(host, |r| r.commands.push(record));
+    }
+
     pub fn mark_changed(&self, host: &str) {
         self.update(host, |r| {
             r.ran = true;
@@ -336,11 +366,15 @@ impl Run {
             self.ui
                 .host_activity(&host.name, &format!("$ {cmd}  {line}"));
         });
-        let ms = started.elapsed().as_millis();
-        let log_failure = |why: &str| {
-            self.tag
-                .command(&host.name, step.as_deref(), cmd, None, "", why, ms, true)
+        let record = |exit_code: Option<i32>| CommandRecord {
+            step: step.clone(),
+            command: cmd.to_string(),
+            exit_code,
+            duration_ms: started.elapsed().as_millis() as u64,
+            executed: true,
+            ..CommandRecord::default()
         };
+        let log_failure = |why: &str| self.note_command(&host.name, record(None), "", why);
         if super::interrupt::aborted() {
             log_failure("interrupted");
             return Err(fail(
@@ -376,16 +410,7 @@ impl Run {
         } else {
             format!("({} bytes)", out.stdout.len())
         };
-        self.tag.command(
-            &host.name,
-            step.as_deref(),
-            cmd,
-            Some(out.code),
-            &stdout_log,
-            &out.stderr,
-            ms,
-            true,
-        );
+        self.note_command(&host.name, record(Some(out.code)), &stdout_log, &out.stderr);
         Ok(out)
     }
 
@@ -404,8 +429,13 @@ impl Run {
             let how = if opts.sudo { " (with sudo)" } else { "" };
             self.ui
                 .out(Some(&host.name), &format!("would run{how}: {cmd}"));
-            self.tag
-                .command(&host.name, step.as_deref(), cmd, None, "", "", 0, false);
+            let record = CommandRecord {
+                step: step.clone(),
+                command: cmd.to_string(),
+                executed: false,
+                ..CommandRecord::default()
+            };
+            self.note_command(&host.name, record, "", "");
             let changed = opts.changed.unwrap_or(true);
             if changed {
                 self.mark_changed(&host.name);
