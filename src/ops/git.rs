@@ -398,6 +398,11 @@ pub fn sync(
             "cannot sync {shown} from {url}: give a branch or a pinned rev, not both"
         ));
     }
+    let local = local_source(url).ok_or_else(|| {
+        format!(
+            "cannot sync {shown} from {url}: fleet reaches only local repositories (a path or a file:// URL); clone it somewhere on this machine and sync from there"
+        )
+    })?;
     let existed = dir.exists();
     let mut created = false;
     let repo = match Repository::open(dir) {
@@ -419,7 +424,14 @@ pub fn sync(
         }
     };
     let previous = head_commit(&repo).ok().flatten().map(|c| c.id());
-    let result = fetch_and_checkout(&repo, url, branch, rev);
+    let result = if local.exists() {
+        fetch_and_checkout(&repo, url, branch, rev)
+    } else {
+        Err(SyncError::Fetch(format!(
+            "cannot fetch {url}: {} does not exist; check the path",
+            local.display()
+        )))
+    };
     match result {
         Ok(commit) => Ok(SyncOutcome {
             commit,
@@ -445,6 +457,18 @@ pub fn sync(
         },
         Err(SyncError::Other(e)) => Err(format!("cannot sync {shown}: {e}")),
     }
+}
+
+/// The path of a local repository URL (a path or `file://`); None for other URLs,
+/// which this build of libgit2 cannot reach.
+fn local_source(url: &str) -> Option<PathBuf> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return Some(PathBuf::from(path));
+    }
+    let scp_like = url
+        .find(':')
+        .is_some_and(|colon| !url[..colon].contains('/'));
+    (!url.contains("://") && !scp_like).then(|| PathBuf::from(url))
 }
 
 enum SyncError {
@@ -587,7 +611,9 @@ fn relative(path: &Path) -> Result<PathBuf, String> {
             Component::Normal(part) => out.push(part),
             Component::CurDir => {}
             _ => {
-                return Err("the path must be relative to the repository root, without `..`".into());
+                return Err(
+                    "the path must be relative to the repository root, without `..`".into(),
+                );
             }
         }
     }
@@ -1101,6 +1127,10 @@ mod tests {
 
         let err = sync(remote.url(), &remote.checkout, None, Some("nope")).unwrap_err();
         assert!(err.contains("`nope`"), "{err}");
+        for url in ["https://example.org/lib.git", "git@example.org:lib.git"] {
+            let err = sync(url, &remote.checkout, None, None).unwrap_err();
+            assert!(err.contains("only local repositories"), "{err}");
+        }
         let err = sync(remote.url(), &remote.checkout, Some("x"), Some("y")).unwrap_err();
         assert!(err.contains("not both"), "{err}");
     }
@@ -1149,13 +1179,33 @@ mod tests {
         assert_eq!(out.commit, v1);
         assert!(!out.fetched);
         let w = out.warning.unwrap();
-        assert!(
-            w.starts_with(&format!(
-                "using the last good checkout at {v1}: cannot fetch "
-            )),
-            "{w}"
+        assert_eq!(
+            w,
+            format!(
+                "using the last good checkout at {v1}: cannot fetch {url}: {url} does not exist; check the path",
+                url = remote.url()
+            )
         );
         assert_eq!(remote.read("f"), "v1");
+
+        // A path that is there but no repository: libgit2's own fetch error.
+        fs::create_dir(&remote.bare).unwrap();
+        let out = sync(remote.url(), &remote.checkout, None, None).unwrap();
+        assert_eq!((out.commit.as_str(), out.fetched), (v1.as_str(), false));
+        let w = out.warning.unwrap();
+        assert!(
+            w.contains(&format!("{v1}: cannot fetch {}: ", remote.url())),
+            "{w}"
+        );
+        let err = sync(
+            remote.url(),
+            &remote.checkout.with_file_name("x"),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.contains("cannot clone into"), "{err}");
+        fs::remove_dir(&remote.bare).unwrap();
 
         // Never cloned: an error, and no half-made directory left behind.
         let fresh = remote.checkout.with_file_name("other");
