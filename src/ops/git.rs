@@ -104,6 +104,45 @@ pub fn open_or_init(path: &Path) -> Result<Repository, String> {
     })
 }
 
+/// The work tree of a repository that `path` lies inside (without being its root)
+/// and that already tracks files under `path`, so that a caller about to make `path`
+/// a repository of its own can refuse to split the files of another one.
+pub fn tracked_by_enclosing(path: &Path) -> Result<Option<PathBuf>, String> {
+    let Ok(real) = path.canonicalize() else {
+        return Ok(None);
+    };
+    let repo = match Repository::discover(&real) {
+        Ok(r) => r,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "cannot open the git repository containing {}: {}",
+                path.display(),
+                e.message()
+            ));
+        }
+    };
+    let Some(workdir) = repo.workdir().and_then(|w| w.canonicalize().ok()) else {
+        return Ok(None);
+    };
+    let Ok(rel) = real.strip_prefix(&workdir) else {
+        return Ok(None);
+    };
+    if rel.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let index = repo.index().map_err(|e| {
+        format!(
+            "cannot read the index of {}: {}",
+            workdir.display(),
+            e.message()
+        )
+    })?;
+    let prefix = format!("{}/", rel.to_string_lossy());
+    let tracked = index.iter().any(|e| e.path.starts_with(prefix.as_bytes()));
+    Ok(tracked.then_some(workdir))
+}
+
 /// Stages exactly `paths` (relative to the repository root; files or directories, a
 /// path that no longer exists is removed) and commits them on HEAD with `message`, so
 /// fleet records its own files without sweeping up whatever else is staged or changed.
@@ -795,6 +834,22 @@ mod tests {
         write(&dir, "keep.txt", "x");
         open_or_init(&dir).unwrap();
         assert!(dir.join("keep.txt").exists());
+    }
+
+    #[test]
+    fn tracked_by_enclosing_finds_files_of_an_outer_repository() {
+        let (t, dir) = repo();
+        commit_files(&dir, &[("recipes/a.rhai", "")], "one");
+        let root = dir.canonicalize().unwrap();
+        assert_eq!(
+            tracked_by_enclosing(&dir.join("recipes")).unwrap(),
+            Some(root)
+        );
+        fs::create_dir(dir.join("state")).unwrap();
+        assert_eq!(tracked_by_enclosing(&dir.join("state")).unwrap(), None);
+        assert_eq!(tracked_by_enclosing(&dir.join("missing")).unwrap(), None);
+        assert_eq!(tracked_by_enclosing(&dir).unwrap(), None);
+        assert_eq!(tracked_by_enclosing(t.path()).unwrap(), None);
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         &mut m,
         "commit",
         ["path: &str", "files: Array", "message: &str", "String"],
-        "Commits exactly `files` (paths relative to the repository at `path`, itself relative to the project; a missing or empty directory becomes a new repository; a directory means everything in it that is not ignored; a deleted file is removed) with `message`, leaving anything else staged or changed alone. Returns the commit id, or \"\" when those files did not change. In --check it only prints what it would commit.",
+        "Commits exactly `files` (paths relative to the repository at `path`, itself relative to the project; a directory that is no repository yet becomes one; a directory means everything in it that is not ignored; a deleted file is removed) with `message`, leaving anything else staged or changed alone. Returns the commit id, or \"\" when those files did not change. In --check it only prints what it would commit.",
         move |ctx: NativeCallContext,
               path: &str,
               files: Array,
@@ -133,12 +133,21 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 );
                 return Ok(String::new());
             }
-            // A new directory becomes a repository; an existing one must already be one
-            // (a directory inside the project's own repository is not made a second one).
-            let empty = std::fs::read_dir(&repo).map_or(true, |mut d| d.next().is_none());
-            if empty {
-                git::open_or_init(&repo).map_err(|e| runtime_error(e, pos))?;
+            // A directory that is no repository yet becomes one, unless another
+            // repository already tracks files in it (`recipes` of the project's own).
+            if let Some(outer) =
+                git::tracked_by_enclosing(&repo).map_err(|e| runtime_error(e, pos))?
+            {
+                return Err(runtime_error(
+                    format!(
+                        "{} is part of the git repository {}; commit there, with file paths relative to it",
+                        repo.display(),
+                        outer.display()
+                    ),
+                    pos,
+                ));
             }
+            git::open_or_init(&repo).map_err(|e| runtime_error(e, pos))?;
             let id =
                 git::commit_paths(&repo, &files, message).map_err(|e| runtime_error(e, pos))?;
             Ok(id.unwrap_or_default())
