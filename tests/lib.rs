@@ -4,5 +4,6 @@ mod support;
 
 mod cli;
 mod diagnostics;
+mod git;
 mod runs;
 mod ssh;

@@ -8,7 +8,7 @@ use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
 use std::path::PathBuf;
 
-fn runtime_error(message: String, pos: Position) -> Box<EvalAltResult> {
+pub(super) fn runtime_error(message: String, pos: Position) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(message.into(), pos))
 }
 

@@ -27,6 +27,18 @@ macro_rules! function {
 }
 pub(crate) use function;
 
+/// Like `function!`, for a static module (`git::head(…)`): the function stays in the
+/// module's own namespace, so recipes must call it with the module's prefix.
+macro_rules! module_function {
+    ($module:expr, $name:expr, [$($param:expr),*], $doc:expr, $f:expr) => {
+        FuncRegistration::new($name)
+            .with_params_info([$($param),*])
+            .with_comments([concat!("/// ", $doc)])
+            .set_into_module($module, $f)
+    };
+}
+pub(crate) use module_function;
+
 /// Registers a property getter (`h.name`) with its type and doc for `fleet api`.
 macro_rules! getter {
     ($module:expr, $ty:expr, $prop:expr, $ret:expr, $doc:expr, $f:expr) => {

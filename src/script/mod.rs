@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod flow;
+pub mod git;
 pub mod host;
 pub mod report;
 pub mod values;

@@ -65,6 +65,17 @@ impl<'a> Options<'a> {
             .transpose()
     }
 
+    pub fn string(&self, key: &str) -> Result<Option<String>, Box<EvalAltResult>> {
+        self.map
+            .get(key)
+            .map(|v| {
+                v.clone()
+                    .into_string()
+                    .map_err(|_| self.wrong(key, "a string"))
+            })
+            .transpose()
+    }
+
     /// Seconds, as an int or a float.
     pub fn seconds(&self, key: &str) -> Result<Option<std::time::Duration>, Box<EvalAltResult>> {
         let Some(v) = self.map.get(key) else {
