@@ -2,6 +2,7 @@
 //! pure functions, tested without a host.
 
 pub mod files;
+pub mod secrets;
 pub mod shell;
 pub mod ssh;
 pub mod template;
