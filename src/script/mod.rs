@@ -5,6 +5,7 @@ pub mod files;
 pub mod flow;
 pub mod host;
 pub mod report;
+pub mod secret;
 pub mod values;
 
 use crate::recipe::engine::ScriptCtx;
