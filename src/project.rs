@@ -20,6 +20,9 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     /// Default per-command timeout in seconds (none by default).
     pub command_timeout: Option<u64>,
+    /// Secrets for `secret("name")`: a TOML file of `name = "value"` kept outside the
+    /// recipes, relative to the project root (`~/` allowed), mode 0600 or 0400.
+    pub secrets_file: Option<PathBuf>,
     #[serde(default)]
     pub ssh: SshConfig,
 }

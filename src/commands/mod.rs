@@ -113,6 +113,12 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
         command_timeout: app.project.config.command_timeout.map(Duration::from_secs),
         ssh: ssh_defaults(app),
         root: app.project.root.clone(),
+        secrets_file: app
+            .project
+            .config
+            .secrets_file
+            .as_deref()
+            .map(|p| crate::ops::ssh::resolve_path(&app.project.root, p)),
     };
     let in_scope = match &options.limit {
         Some(limit) => crate::inventory::select(&inventory, limit)?,

@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub ssh: SshDefaults,
     /// The project root: local paths in recipes (uploads, templates) are relative to it.
     pub root: std::path::PathBuf,
+    /// The secrets file `secret("name")` reads (fleet.toml's `secrets_file`, resolved).
+    pub secrets_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -40,6 +42,7 @@ impl Default for RunOptions {
             command_timeout: None,
             ssh: SshDefaults::default(),
             root: std::path::PathBuf::from("."),
+            secrets_file: None,
         }
     }
 }
