@@ -17,6 +17,9 @@ pub const BUILTIN_COMMANDS: &[&str] = &[
     "api",
     "completions",
     "connect",
+    "history",
+    "show",
+    "config-diff",
 ];
 
 const EXIT_CODES: &str = "\
@@ -75,6 +78,13 @@ pub struct GlobalArgs {
     /// Wait this many seconds for another run of the project to end (default: exit 75 at once)
     #[arg(long, value_name = "SECS", default_value_t = 0, global = true)]
     pub lock_wait: u64,
+    /// Rerun a recipe with the arguments of its last run (or of run RUN), only on the
+    /// hosts that failed or were unreachable there
+    #[arg(long, value_name = "RUN", num_args = 0..=1, require_equals = true, default_missing_value = "last", global = true)]
+    pub retry_failed: Option<String>,
+    /// Run the project's recipes as they are at this git revision (tag, branch, commit)
+    #[arg(long, value_name = "REV", global = true)]
+    pub recipes_rev: Option<String>,
     /// Record the host keys of hosts never seen before (changed keys are still refused)
     #[arg(long, global = true)]
     pub accept_new_host_keys: bool,
@@ -124,6 +134,32 @@ pub enum Builtin {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// List past runs from the journal, newest first
+    History {
+        /// Only runs that touched this host
+        #[arg(long)]
+        host: Option<String>,
+        /// Only runs of this recipe
+        #[arg(long)]
+        recipe: Option<String>,
+        /// Only runs since a date (2026-11-01), a time, or an age (2h, 3days)
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+    },
+    /// Show one run per host with its steps, commands and output tails
+    Show {
+        /// Run id (or a unique prefix), or `last`
+        #[arg(default_value = "last")]
+        run: String,
+    },
+    /// Show how a host's captured configuration changed between two runs
+    /// (default: the last two changes)
+    ConfigDiff {
+        host: String,
+        /// One run (compared with the newest state) or two
+        #[arg(num_args = 0..=2, value_name = "RUN")]
+        runs: Vec<String>,
+    },
     /// List every recipe with its summary and where it comes from
     Recipes,
     /// Show help for fleet or for one recipe
@@ -151,12 +187,12 @@ pub enum Builtin {
 }
 
 /// The full command line: built-ins plus a subcommand for every recipe.
-pub fn command(catalog: &Catalog) -> clap::Command {
+pub fn command(catalog: &Catalog, retrying: bool) -> clap::Command {
     let mut cmd = Cli::command();
     for recipe in catalog.recipes.values() {
         let mut sub = clap::Command::new(recipe.name.clone())
             .about(recipe.doc.summary.clone())
-            .args(clap_args(&recipe.params))
+            .args(clap_args(&recipe.params, retrying))
             .after_help(format!(
                 "Recipe defined in {}{}",
                 recipe.file,
@@ -196,6 +232,24 @@ pub fn prescan_directory(args: &[std::ffi::OsString]) -> Option<PathBuf> {
             && !s.starts_with("--")
         {
             return Some(PathBuf::from(v.strip_prefix('=').unwrap_or(v)));
+        }
+    }
+    None
+}
+
+/// The value of a long option (`--name V` or `--name=V`) before `--`, for options that
+/// must be known before parsing.
+pub fn prescan_value(args: &[std::ffi::OsString], name: &str) -> Option<String> {
+    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if a == name {
+            return it.next().map(|v| v.into_owned());
+        }
+        if let Some(v) = a.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            return Some(v.to_string());
         }
     }
     None

@@ -5,6 +5,7 @@ pub mod commands;
 pub mod error;
 pub mod exec;
 pub mod inventory;
+pub mod journal;
 pub mod ops;
 pub mod project;
 pub mod recipe;
@@ -33,8 +34,21 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::Internal(format!("no working directory: {e}")))?;
     let project = project::Project::locate(cli::prescan_directory(&args).as_deref(), &cwd)?;
-    let scripting = recipe::engine::build(Some(project.stdlib_dir()));
-    let project_recipes = recipe::sources::project_recipes(&project.recipes_dir())?;
+    // Recipes depend on the project and revision, so both are read before parsing.
+    let (modules, project_recipes) = match cli::prescan_value(&args, "--recipes-rev") {
+        Some(rev) => {
+            let (repo, inside) = recipe::sources::repo_of(&project.root)?;
+            (
+                recipe::resolver::ProjectModules::Rev(repo, inside, rev.clone()),
+                recipe::sources::project_recipes_at(&project.root, &rev)?,
+            )
+        }
+        None => (
+            recipe::resolver::ProjectModules::Dir(project.stdlib_dir()),
+            recipe::sources::project_recipes(&project.recipes_dir())?,
+        ),
+    };
+    let scripting = recipe::engine::build(modules);
     let catalog = Catalog::load(
         &scripting.engine,
         &scripting.ctx.sources,
@@ -42,7 +56,11 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         project_recipes,
         cli::BUILTIN_COMMANDS,
     )?;
-    let matches = match cli::command(&catalog).try_get_matches_from(&args) {
+    let retrying = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a.to_string_lossy().starts_with("--retry-failed"));
+    let matches = match cli::command(&catalog, retrying).try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => {
             let code = e.exit_code();
@@ -61,13 +79,22 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
     if let Some((name, sub)) = matches.subcommand()
         && let Some(recipe) = app.catalog.get(name)
     {
+        let recipe = recipe.clone();
+        if let Some(which) = app.global.retry_failed.as_deref() {
+            return commands::recipe::retry(&app, &recipe, which);
+        }
         let values = recipe::args::bind(&recipe.name, &recipe.params, sub).map_err(Error::usage)?;
-        let raw: Vec<String> = args
+        // The command line as typed, without `fleet` and the recipe's name.
+        let mut raw: Vec<String> = args
             .iter()
             .skip(1)
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        return commands::recipe::run(&app, &recipe.clone(), values, raw);
+        if let Some(i) = raw.iter().position(|a| *a == recipe.name || *a == name) {
+            raw.remove(i);
+        }
+        let limit = app.global.limit.clone();
+        return commands::recipe::run(&app, &recipe, values, raw, limit);
     }
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Internal(e.to_string()))?;
     match cli.command {
@@ -76,17 +103,28 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             commands::adhoc::run(&app, &pattern, &command.join(" "))
         }
         Some(Builtin::Connect { host, command }) => commands::connect::run(&app, &host, &command),
+        Some(Builtin::History {
+            host,
+            recipe,
+            since,
+        }) => {
+            commands::history::history(&app, host.as_deref(), recipe.as_deref(), since.as_deref())
+        }
+        Some(Builtin::Show { run }) => commands::history::show(&app, &run),
+        Some(Builtin::ConfigDiff { host, runs }) => {
+            commands::history::config_diff(&app, &host, &runs)
+        }
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),
         Some(Builtin::Init { dir }) => commands::init::run(&dir),
         Some(Builtin::Api { definitions }) => commands::api::run(&app, definitions.as_deref()),
         Some(Builtin::Completions { shell }) => {
-            let mut cmd = cli::command(&app.catalog);
+            let mut cmd = cli::command(&app.catalog, false);
             clap_complete::generate(shell, &mut cmd, "fleet", &mut std::io::stdout());
             Ok(0)
         }
         None => {
-            let _ = cli::command(&app.catalog).print_help();
+            let _ = cli::command(&app.catalog, false).print_help();
             Ok(error::exit::USAGE)
         }
     }

@@ -23,6 +23,9 @@ pub struct Config {
     /// Secrets for `secret("name")`: a TOML file of `name = "value"` kept outside the
     /// recipes, relative to the project root (`~/` allowed), mode 0600 or 0400.
     pub secrets_file: Option<PathBuf>,
+    /// The state repository (journal, configuration snapshots), relative to the project
+    /// root (default `state`).
+    pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub ssh: SshConfig,
 }
@@ -100,6 +103,15 @@ impl Project {
 
     pub fn stdlib_dir(&self) -> PathBuf {
         self.root.join("stdlib")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(
+            self.config
+                .state_dir
+                .as_deref()
+                .unwrap_or(Path::new("state")),
+        )
     }
 
     pub fn log_dir(&self) -> PathBuf {

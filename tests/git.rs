@@ -1,4 +1,4 @@
-//! The `git` module end to end: `git::head` on the project, `git::commit` into a state
+//! The `git` module end to end: `git::head` on the project, `git::commit` into a notes
 //! repository, `git::checkout` from a local bare repository, also after it is gone.
 
 use crate::support::{Project, run_fleet};
@@ -54,10 +54,10 @@ fn record(url) {
     each(hosts(), |h| {
         let text = h.read("cat vendor/lib/lib.txt");
         print(`lib says ${text}`);
-        h.run(`mkdir -p state/hosts && echo ${text} > state/hosts/${h.name}`);
+        h.run(`mkdir -p notes/hosts && echo ${text} > notes/hosts/${h.name}`);
     });
-    let id = git::commit("state", ["hosts"], "what the hosts saw");
-    print(`state commit [${id}]`);
+    let id = git::commit("notes", ["hosts"], "what the hosts saw");
+    print(`notes commit [${id}]`);
 }
 "#;
 
@@ -69,10 +69,10 @@ fn a_recipe_records_commits_and_checks_out_with_a_fallback() {
     let p = Project::new()
         .local_hosts(2)
         .recipe("record", RECORD)
-        .file(".gitignore", "state/\nvendor/\n.fleet/\n");
+        .file(".gitignore", "notes/\nvendor/\n.fleet/\n");
     let project_commit = commit_all(p.path(), "the project");
     let url = bare.to_str().unwrap();
-    let state = p.path().join("state");
+    let notes = p.path().join("notes");
 
     let out = p.fleet(&["record", url]);
     out.code(0)
@@ -80,22 +80,22 @@ fn a_recipe_records_commits_and_checks_out_with_a_fallback() {
         .stdout_has(&format!("lib at {v1} fetched=true warning=\n"))
         .stdout_has("h1 | lib says v1")
         .stdout_has("h2 | lib says v1");
-    let state_repo = Repository::open(&state).unwrap();
-    let head = state_repo.head().unwrap().peel_to_commit().unwrap();
-    out.stdout_has(&format!("state commit [{}]", head.id()));
+    let notes_repo = Repository::open(&notes).unwrap();
+    let head = notes_repo.head().unwrap().peel_to_commit().unwrap();
+    out.stdout_has(&format!("notes commit [{}]", head.id()));
     assert_eq!(head.message(), Ok("what the hosts saw"));
-    assert_eq!(p.read("state/hosts/h2"), "v1\n");
+    assert_eq!(p.read("notes/hosts/h2"), "v1\n");
 
-    // A new commit in the remote is checked out; unchanged state is not committed again.
+    // A new commit in the remote is checked out; unchanged notes is not committed again.
     let v2 = push_to_bare(&bare, "v2");
     p.fleet(&["record", url])
         .code(0)
         .stdout_has(&format!("lib at {v2} fetched=true"))
         .stdout_has("h1 | lib says v2")
-        .stdout_has("state commit [");
+        .stdout_has("notes commit [");
     p.fleet(&["record", url])
         .code(0)
-        .stdout_has("state commit []");
+        .stdout_has("notes commit []");
 
     // The remote is gone: the last good checkout is used, with a warning.
     std::fs::rename(&bare, remote.path().join("moved.git")).unwrap();
@@ -131,7 +131,7 @@ fn misuse(what) {
         "outside" => git::head("."),
         "tracked" => git::commit("recipes", ["misuse.rhai"], "no"),
         "option" => git::checkout("lib.git", "vendor/lib", #{ brnach: "main" }),
-        "files" => git::commit("state", [1], "no"),
+        "files" => git::commit("notes", [1], "no"),
         "unqualified" => head("."),
     }
 }
@@ -139,7 +139,10 @@ fn misuse(what) {
 
 #[test]
 fn git_functions_explain_their_errors() {
-    let p = Project::new().local_hosts(1).recipe("misuse", MISUSE);
+    let p = Project::new()
+        .local_hosts(1)
+        .recipe("misuse", MISUSE)
+        .file(".gitignore", "state/\n.fleet/\n");
     p.fleet(&["misuse", "outside"])
         .code(2)
         .stderr_has("is not in a git repository");
@@ -164,25 +167,25 @@ fn git_functions_explain_their_errors() {
 const CHECKED: &str = r#"
 /// Commits a note, in --check only printed.
 fn note() {
-    each(hosts(), |h| h.run("mkdir -p state && echo hi > state/note"));
-    print(`[${git::commit("state", ["note"], "a note")}]`);
+    each(hosts(), |h| h.run("mkdir -p notes && echo hi > notes/note"));
+    print(`[${git::commit("notes", ["note"], "a note")}]`);
 }
 "#;
 
 #[test]
 fn check_mode_prints_the_commit_it_would_make() {
     let p = Project::new().local_hosts(1).recipe("note", CHECKED);
-    std::fs::create_dir(p.path().join("state")).unwrap();
-    std::fs::write(p.path().join("state/note"), "hi\n").unwrap();
+    std::fs::create_dir(p.path().join("notes")).unwrap();
+    std::fs::write(p.path().join("notes/note"), "hi\n").unwrap();
     p.fleet(&["note", "--check"])
         .code(0)
         .stdout_has("would commit note in ")
         .stdout_has(": a note")
         .stdout_has("[]");
-    assert!(!p.path().join("state/.git").exists());
+    assert!(!p.path().join("notes/.git").exists());
     let out = p.fleet(&["note"]);
     out.code(0).stdout_lacks("[]");
-    assert!(Repository::open(p.path().join("state")).is_ok());
+    assert!(Repository::open(p.path().join("notes")).is_ok());
 }
 
 #[test]

@@ -5,5 +5,7 @@ mod support;
 mod cli;
 mod diagnostics;
 mod git;
+mod journal;
 mod runs;
+mod secrets;
 mod ssh;

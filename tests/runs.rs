@@ -171,7 +171,7 @@ fn check_mode_prints_runs_and_executes_reads() {
 
 const VARS: &str = r#"
 /// Prints what a host sees.
-fn show() {
+fn peek() {
     for h in hosts("even") { print(`${h.name} n=${h.vars.n} groups=${h.groups}`); }
     let r = host("h1").read("echo hello; echo oops >&2; exit 4", #{ allow_fail: true });
     let err = r.stderr;
@@ -182,8 +182,8 @@ fn show() {
 
 #[test]
 fn recipes_see_vars_groups_and_results() {
-    let p = Project::new().local_hosts(4).recipe("show", VARS);
-    let out = p.fleet(&["show"]);
+    let p = Project::new().local_hosts(4).recipe("peek", VARS);
+    let out = p.fleet(&["peek"]);
     out.code(0)
         .stdout_has("h2 n=2 groups=[\"even\", \"local\"]")
         .stdout_has("h4 n=4")

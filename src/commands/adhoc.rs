@@ -1,7 +1,7 @@
 //! `fleet exec PATTERN -- CMD`: one shell command on every matching host, like
 //! `ansible PATTERN -a CMD`. Output lines are prefixed with the host.
 
-use super::{finish_run, start_run};
+use super::{RunRequest, finish_run, start_run};
 use crate::App;
 use crate::error::Result;
 use crate::exec::fanout::{HostEnd, fan_out};
@@ -9,8 +9,13 @@ use crate::exec::run::{CommandOpts, tail};
 use crate::exec::status::HostStatus;
 
 pub fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {
-    let args = vec!["exec".to_string(), pattern.to_string(), command.to_string()];
-    let run = start_run(app, "exec", &args)?;
+    let request = RunRequest {
+        recipe: "exec".into(),
+        args: vec![pattern.to_string(), command.to_string()],
+        params: Default::default(),
+        limit: app.global.limit.clone(),
+    };
+    let run = start_run(app, request)?;
     let hosts = run.select(pattern)?;
     let opts = CommandOpts {
         allow_fail: true,
@@ -52,5 +57,5 @@ pub fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {
         }
         Ok(())
     });
-    Ok(finish_run(app, &run))
+    Ok(finish_run(app, &run, None))
 }

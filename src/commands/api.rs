@@ -33,12 +33,30 @@ pub fn run(app: &App, definitions: Option<&Path>) -> Result<i32> {
 }
 
 fn render(meta: &serde_json::Value) -> String {
-    let mut entries: Vec<(String, String)> = meta["functions"]
+    // Global functions, then those of static modules (`git::head`) with their prefix.
+    let global = meta["functions"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|f| {
+        .map(|f| ("", f));
+    let modules = meta["modules"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(name, m)| {
+            m["functions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |f| (name.as_str(), f))
+        });
+    let mut entries: Vec<(String, String)> = global
+        .chain(modules)
+        .map(|(module, f)| {
             let mut signature = f["signature"].as_str().unwrap_or_default().to_string();
+            if !module.is_empty() {
+                signature = format!("{module}::{signature}");
+            }
             // Property getters read better as `Host.name -> String`.
             if let Some(prop) = f["name"].as_str().and_then(|n| n.strip_prefix("get$")) {
                 let params = f["params"].as_array();

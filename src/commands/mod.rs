@@ -4,6 +4,7 @@
 pub mod adhoc;
 pub mod api;
 pub mod connect;
+pub mod history;
 pub mod hosts;
 pub mod init;
 pub mod recipe;
@@ -17,6 +18,7 @@ use crate::exec::run::{Run, RunOptions};
 use crate::exec::status::MaxFail;
 use crate::exec::ui::{Ui, UiOptions};
 use crate::inventory::Inventory;
+use crate::journal::{HostRun, RunRecord};
 use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
 
@@ -33,10 +35,10 @@ pub fn report_error(err: Error) -> i32 {
     .with_context_lines(2);
     let code = err.exit_code();
     let mut text = String::new();
-    match handler.render_report(&mut text, &err) {
-        Ok(()) => eprint!("{text}"),
-        Err(_) => eprintln!("error: {err}"),
+    if handler.render_report(&mut text, &err).is_err() {
+        text = format!("error: {err}\n");
     }
+    eprint!("{}", crate::ops::secrets::redact(&text));
     code
 }
 
@@ -79,15 +81,27 @@ pub fn ssh_defaults(app: &App) -> crate::ops::ssh::SshDefaults {
     }
 }
 
-/// `20261125T010203Z-3f9a`: sortable, unique enough for one project.
+/// `20261125T010203.456Z-3f9a`: sortable, unique enough for one project.
 pub fn new_run_id() -> String {
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    // Milliseconds keep runs of the same second in order.
+    let stamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let compact: String = stamp.chars().filter(|c| *c != '-' && *c != ':').collect();
     format!("{compact}-{:04x}", fastrand::u16(..))
 }
 
 /// A run with the command line's and fleet.toml's settings, its log file opened.
-pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
+/// What to run: the recipe (or `exec`), its arguments as typed and as converted, and the
+/// hosts it may touch (`--limit`, or the failed hosts of a retried run).
+pub struct RunRequest {
+    pub recipe: String,
+    pub args: Vec<String>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub limit: Option<String>,
+}
+
+pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
+    let recipe = request.recipe.as_str();
+    let args = &request.args;
     let lock = crate::exec::lock::acquire(
         &app.project.root,
         recipe,
@@ -109,7 +123,7 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
         forks,
         max_fail,
         check: g.check,
-        limit: g.limit.clone(),
+        limit: request.limit.clone(),
         command_timeout: app.project.config.command_timeout.map(Duration::from_secs),
         ssh: ssh_defaults(app),
         root: app.project.root.clone(),
@@ -119,6 +133,7 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
             .secrets_file
             .as_deref()
             .map(|p| crate::ops::ssh::resolve_path(&app.project.root, p)),
+        state_dir: app.project.state_dir(),
     };
     let in_scope = match &options.limit {
         Some(limit) => crate::inventory::select(&inventory, limit)?,
@@ -150,14 +165,23 @@ pub fn start_run(app: &App, recipe: &str, args: &[String]) -> Result<Run> {
     tag.run_started(args, g.check);
     let mut run = Run::new(tag, inventory, options, ui);
     run.lock = Some(lock);
+    run.meta = crate::exec::run::RunMeta {
+        args: request.args,
+        params: request.params,
+        recipes_rev: app.global.recipes_rev.clone(),
+        started_at: std::time::SystemTime::now(),
+    };
     Ok(run)
 }
 
 /// Prints the recap (table on stderr, or JSON on stdout) and returns the run's exit code.
-pub fn finish_run(app: &App, run: &Run) -> i32 {
+pub fn finish_run(app: &App, run: &Run, error: Option<&Error>) -> i32 {
     run.close();
     run.ui.finish();
-    let recap = Recap::of(run);
+    let mut recap = Recap::of(run);
+    if error.is_some() && crate::exec::interrupt::exit_code().is_none() {
+        recap.exit_code = crate::error::exit::USAGE;
+    }
     if app.global.json {
         let text = serde_json::to_string_pretty(&recap).unwrap_or_default();
         run.ui.json_result(&text);
@@ -168,7 +192,7 @@ pub fn finish_run(app: &App, run: &Run) -> i32 {
             true => table.lines().last().unwrap_or_default().to_string() + "\n",
             false => table,
         };
-        eprint!("{text}");
+        eprint!("{}", crate::ops::secrets::redact(&text));
     }
     match crate::exec::interrupt::exit_code() {
         Some(crate::error::exit::TIMEOUT) => eprintln!(
@@ -177,6 +201,82 @@ pub fn finish_run(app: &App, run: &Run) -> i32 {
         Some(_) => eprintln!("interrupted: hosts not yet started were skipped"),
         None => {}
     }
-    run.tag.run_ended(recap.exit_code);
-    recap.exit_code
+    let mut code = recap.exit_code;
+    let record = journal_record(app, run, &recap, error);
+    match crate::journal::write(&app.project.state_dir(), &record, &run.staged()) {
+        Ok(commit) if app.global.verbose > 0 => eprintln!(
+            "journal: {} in {} (commit {})",
+            record.path().display(),
+            crate::project::display_path(&app.project.state_dir()),
+            &commit[..commit.len().min(10)]
+        ),
+        Ok(_) => {}
+        // Never a silent loss: the run says so, and a clean run no longer exits 0.
+        Err(e) => {
+            eprintln!(
+                "error: the journal of run {} was not written: {e}",
+                record.run_id
+            );
+            if code == crate::error::exit::OK {
+                code = crate::error::exit::INTERNAL;
+            }
+        }
+    }
+    run.tag.run_ended(code);
+    code
+}
+
+/// The journal record of a finished run.
+fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<&Error>) -> RunRecord {
+    // The recipes that ran: the pinned revision, or the work tree and whether it was dirty.
+    let head = match &run.meta.recipes_rev {
+        Some(rev) => crate::recipe::sources::repo_of(&app.project.root)
+            .ok()
+            .and_then(|(repo, _)| crate::ops::git::resolve_rev(&repo, rev).ok())
+            .map(|commit| crate::ops::git::HeadInfo {
+                commit,
+                dirty: false,
+            }),
+        None => crate::ops::git::head_info(&app.project.root).ok().flatten(),
+    };
+    let records = run.records();
+    let hosts = recap
+        .hosts
+        .iter()
+        .map(|h| HostRun {
+            host: h.host.clone(),
+            status: h.status,
+            duration_ms: h.duration_ms,
+            error: h.error.clone(),
+            steps: crate::journal::steps(
+                records
+                    .get(&h.host)
+                    .map(|r| r.commands.as_slice())
+                    .unwrap_or_default(),
+            ),
+        })
+        .collect();
+    let now = std::time::SystemTime::now();
+    RunRecord {
+        run_id: run.tag.run_id.clone(),
+        recipe: run.tag.recipe.clone(),
+        args: run.meta.args.clone(),
+        params: run.meta.params.clone(),
+        recipe_commit: head
+            .as_ref()
+            .map(|h| h.commit.clone())
+            .filter(|c| !c.is_empty()),
+        recipe_dirty: head.as_ref().is_some_and(|h| h.dirty),
+        recipes_rev: run.meta.recipes_rev.clone(),
+        fleet_version: env!("CARGO_PKG_VERSION").to_string(),
+        user: crate::sysinfo::user(),
+        controller: crate::sysinfo::hostname(),
+        started: humantime::format_rfc3339_seconds(run.meta.started_at).to_string(),
+        ended: humantime::format_rfc3339_seconds(now).to_string(),
+        duration_ms: recap.duration_ms,
+        check: run.options.check,
+        exit_code: recap.exit_code,
+        error: error.map(|e| e.to_string()),
+        hosts,
+    }
 }

@@ -1,16 +1,39 @@
 //! `fleet RECIPE [ARGS]`: runs one recipe function with a run context around it.
 
-use super::{finish_run, start_run};
+use super::{RunRequest, finish_run, start_run};
 use crate::App;
 use crate::error::{Result, exit};
 use crate::exec::status::HostStatus;
+use crate::journal;
 use crate::recipe::catalog::Recipe;
 use crate::recipe::diagnostic::{Cause, locate, recipe_error};
 use rhai::{CallFnOptions, Dynamic, Scope};
 use std::sync::Arc;
 
-pub fn run(app: &App, recipe: &Recipe, values: Vec<Dynamic>, raw_args: Vec<String>) -> Result<i32> {
-    let run = Arc::new(start_run(app, &recipe.name, &raw_args)?);
+/// The recipe's arguments by name, as the journal keeps them for `--retry-failed`.
+fn params_of(recipe: &Recipe, values: &[Dynamic]) -> serde_json::Map<String, serde_json::Value> {
+    recipe
+        .params
+        .iter()
+        .zip(values)
+        .filter_map(|(p, v)| serde_json::to_value(v).ok().map(|v| (p.name.clone(), v)))
+        .collect()
+}
+
+pub fn run(
+    app: &App,
+    recipe: &Recipe,
+    values: Vec<Dynamic>,
+    raw_args: Vec<String>,
+    limit: Option<String>,
+) -> Result<i32> {
+    let request = RunRequest {
+        recipe: recipe.name.clone(),
+        args: raw_args,
+        params: params_of(recipe, &values),
+        limit,
+    };
+    let run = Arc::new(start_run(app, request)?);
     app.scripting.ctx.set_run(run.clone());
     let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
     let result = app.scripting.engine.call_fn_with_options::<Dynamic>(
@@ -51,12 +74,70 @@ pub fn run(app: &App, recipe: &Recipe, values: Vec<Dynamic>, raw_args: Vec<Strin
             }
         }
     }
-    let code = finish_run(app, &run);
+    let code = finish_run(app, &run, error.as_ref());
     match error {
+        Some(e) if code == exit::USAGE => Err(e),
         Some(e) => {
-            run.tag.run_ended(exit::USAGE);
-            Err(e)
+            // Interrupted or timed out: that exit code wins, the error is still shown.
+            super::report_error(e);
+            Ok(code)
         }
         None => Ok(code),
     }
+}
+
+/// `--retry-failed[=RUN]`: the recipe again, with the arguments of RUN (default: its last
+/// run), on the hosts that failed or were unreachable there.
+pub fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
+    if app.global.limit.is_some() {
+        return Err(crate::error::Error::usage(
+            "--retry-failed chooses the hosts itself; leave out --limit",
+        ));
+    }
+    let state = app.project.state_dir();
+    let last =
+        journal::find(&state, which, Some(&recipe.name)).map_err(crate::error::Error::usage)?;
+    if last.recipe != recipe.name {
+        return Err(crate::error::Error::usage(format!(
+            "run {} was of recipe `{}`, not `{}`",
+            last.run_id, last.recipe, recipe.name
+        )));
+    }
+    let failed: Vec<&str> = last
+        .hosts
+        .iter()
+        .filter(|h| h.status.is_failure())
+        .map(|h| h.host.as_str())
+        .collect();
+    if failed.is_empty() {
+        println!(
+            "run {} of `{}` has no failed or unreachable host: nothing to retry",
+            last.run_id, recipe.name
+        );
+        return Ok(0);
+    }
+    let values = recipe
+        .params
+        .iter()
+        .map(|p| {
+            last.params
+                .get(&p.name)
+                .map(crate::script::values::from_json)
+                .ok_or_else(|| {
+                    crate::error::Error::usage(format!(
+                        "run {} has no value for argument `{}` of `{}` (the recipe changed since); run it with its arguments instead",
+                        last.run_id, p.name, recipe.name
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    eprintln!(
+        "retrying run {} of `{}` on {}",
+        last.run_id,
+        recipe.name,
+        failed.join(", ")
+    );
+    let mut args = last.args.clone();
+    args.push(format!("--retry-failed={}", last.run_id));
+    run(app, recipe, values, args, Some(failed.join(",")))
 }

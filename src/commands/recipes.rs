@@ -43,7 +43,7 @@ pub fn list(app: &App) -> Result<i32> {
 }
 
 pub fn help(app: &App, name: Option<&str>) -> Result<i32> {
-    let mut cmd = crate::cli::command(&app.catalog);
+    let mut cmd = crate::cli::command(&app.catalog, false);
     let Some(name) = name else {
         let _ = cmd.print_long_help();
         return Ok(0);

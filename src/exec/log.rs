@@ -2,6 +2,7 @@
 //! Each record carries run id, recipe, host, step, command, exit code and output, so the
 //! full output of every host is there after the run.
 
+use crate::ops::secrets::redact;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
@@ -39,7 +40,7 @@ impl RunTag {
         tracing::info!(
             run_id = %self.run_id,
             recipe = %self.recipe,
-            args = ?args,
+            args = %redact(&args.join(" ")),
             check,
             "run started"
         );
@@ -62,10 +63,10 @@ impl RunTag {
             recipe = %self.recipe,
             host,
             step = record.step.as_deref().unwrap_or(""),
-            command = %record.command,
+            command = %redact(&record.command),
             exit_code = record.exit_code,
-            stdout,
-            stderr,
+            stdout = %redact(stdout),
+            stderr = %redact(stderr),
             duration_ms = record.duration_ms,
             executed = record.executed,
             "command"
@@ -78,7 +79,7 @@ impl RunTag {
             recipe = %self.recipe,
             host = host.unwrap_or(""),
             step = step.unwrap_or(""),
-            message
+            message = %redact(message)
         );
     }
 
@@ -90,7 +91,7 @@ impl RunTag {
                 recipe = %self.recipe,
                 host,
                 status,
-                error = error.unwrap_or(""),
+                error = %redact(error.unwrap_or("")),
                 duration_ms = duration_ms as u64,
                 "host ended"
             );

@@ -9,5 +9,6 @@ pub mod lock;
 pub mod log;
 pub mod recap;
 pub mod run;
+pub mod snapshot;
 pub mod status;
 pub mod ui;

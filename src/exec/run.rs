@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub root: std::path::PathBuf,
     /// The secrets file `secret("name")` reads (fleet.toml's `secrets_file`, resolved).
     pub secrets_file: Option<std::path::PathBuf>,
+    /// The state repository: journal and configuration snapshots.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Default for RunOptions {
@@ -43,6 +45,27 @@ impl Default for RunOptions {
             ssh: SshDefaults::default(),
             root: std::path::PathBuf::from("."),
             secrets_file: None,
+            state_dir: std::path::PathBuf::from("state"),
+        }
+    }
+}
+
+/// What the journal records about the request behind a run.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    pub args: Vec<String>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub recipes_rev: Option<String>,
+    pub started_at: std::time::SystemTime,
+}
+
+impl Default for RunMeta {
+    fn default() -> Self {
+        RunMeta {
+            args: Vec::new(),
+            params: Default::default(),
+            recipes_rev: None,
+            started_at: std::time::SystemTime::now(),
         }
     }
 }
@@ -139,6 +162,9 @@ pub struct Run {
     transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
     /// The first bug found in the recipe while hosts ran; ends the run with exit 2.
     recipe_error: Mutex<Option<Error>>,
+    pub meta: RunMeta,
+    /// Files (relative to the state repository) to commit with the journal record.
+    staged: Mutex<Vec<std::path::PathBuf>>,
     /// The project lock, held until the run is dropped.
     pub lock: Option<super::lock::ProjectLock>,
     /// Drives SSH connections; made when the first SSH host is reached.
@@ -166,6 +192,8 @@ impl Run {
             recipe_error: Mutex::new(None),
             runtime: OnceLock::new(),
             lock: None,
+            meta: RunMeta::default(),
+            staged: Mutex::new(Vec::new()),
             started: Instant::now(),
         }
     }
@@ -198,6 +226,19 @@ impl Run {
 
     pub fn host(&self, name: &str) -> Result<ResolvedHost> {
         self.inventory.require(name)
+    }
+
+    pub fn stage(&self, paths: Vec<std::path::PathBuf>) {
+        let mut staged = self.staged.lock().unwrap();
+        for p in paths {
+            if !staged.contains(&p) {
+                staged.push(p);
+            }
+        }
+    }
+
+    pub fn staged(&self) -> Vec<std::path::PathBuf> {
+        self.staged.lock().unwrap().clone()
     }
 
     pub fn note_recipe_error(&self, error: Error) {

@@ -93,6 +93,8 @@ impl Ui {
 
     /// A progress or diagnostic line on stderr, e.g. `web-1 | step: install`.
     pub fn event(&self, host: Option<&str>, msg: &str) {
+        let msg = crate::ops::secrets::redact(msg);
+        let msg = msg.as_ref();
         let text = match host {
             Some(h) => prefix_lines(&format!("{h} | "), msg),
             None => msg.to_string(),
@@ -115,6 +117,8 @@ impl Ui {
     /// Output that is the result of the run (recipe `print`, `fleet exec` output) on
     /// stdout; a closed pipe is not an error.
     pub fn out(&self, host: Option<&str>, msg: &str) {
+        let msg = crate::ops::secrets::redact(msg);
+        let msg = msg.as_ref();
         let text = match host {
             Some(h) => prefix_lines(&format!("{h} | "), msg),
             None => msg.to_string(),
@@ -136,6 +140,7 @@ impl Ui {
 
     /// The machine-readable result of the run: stdout, always.
     pub fn json_result(&self, text: &str) {
+        let text = crate::ops::secrets::redact(text);
         let _guard = self.write_lock.lock().unwrap();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}").and_then(|_| out.flush());
@@ -169,7 +174,7 @@ impl Ui {
         if let Some(bars) = &self.bars
             && let Some(bar) = bars.lock().unwrap().hosts.get(host)
         {
-            bar.set_message(msg.to_string());
+            bar.set_message(crate::ops::secrets::redact(msg).into_owned());
         }
     }
 

@@ -47,7 +47,8 @@ pub fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
 }
 
 /// The clap definition of one recipe's arguments.
-pub fn clap_args(params: &[Param]) -> Vec<clap::Arg> {
+/// `retrying`: `--retry-failed` was given, so the earlier run supplies the arguments.
+pub fn clap_args(params: &[Param], retrying: bool) -> Vec<clap::Arg> {
     params
         .iter()
         .map(|p| {
@@ -58,7 +59,8 @@ pub fn clap_args(params: &[Param]) -> Vec<clap::Arg> {
             };
             let arg = clap::Arg::new(p.name.clone()).help(help);
             match &p.default {
-                None => arg.value_name(p.value_name()).required(true),
+                // `--retry-failed` takes the arguments of the earlier run.
+                None => arg.value_name(p.value_name()).required(!retrying),
                 Some(d) if p.ty == ArgType::Bool => arg
                     .long(p.flag())
                     .alias(p.name.clone())
@@ -123,7 +125,7 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<Vec<Dynamic>, String> {
-        let cmd = clap::Command::new("provision").args(clap_args(&params()));
+        let cmd = clap::Command::new("provision").args(clap_args(&params(), false));
         let m = cmd
             .try_get_matches_from(std::iter::once("provision").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;

@@ -1,12 +1,11 @@
 //! The one Rhai engine of a process: strict variables, fleet's function modules, the
 //! stdlib resolver, and `print` routed to the run's output.
 
-use super::resolver::StdlibResolver;
+use super::resolver::{ProjectModules, StdlibResolver};
 use super::sources::SourceMap;
 use crate::exec::current;
 use crate::exec::run::Run;
 use rhai::{Dynamic, Engine, EvalAltResult};
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 /// What script functions reach: the run in progress (none while only listing recipes)
@@ -38,14 +37,14 @@ pub struct Scripting {
     pub ctx: ScriptCtx,
 }
 
-pub fn build(project_stdlib: Option<PathBuf>) -> Scripting {
+pub fn build(project_modules: ProjectModules) -> Scripting {
     let ctx = ScriptCtx::default();
     let mut engine = Engine::new();
     engine.set_strict_variables(true);
     // Debug builds default to shallow limits that nested closures (each + step) exceed.
     engine.set_max_expr_depths(128, 64);
     engine.set_fail_on_invalid_map_property(true);
-    engine.set_module_resolver(StdlibResolver::new(project_stdlib, ctx.sources.clone()));
+    engine.set_module_resolver(StdlibResolver::new(project_modules, ctx.sources.clone()));
     for module in crate::script::modules(&ctx) {
         engine.register_global_module(module.into());
     }

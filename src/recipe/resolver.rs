@@ -7,33 +7,61 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// Where the project's own modules come from.
+#[derive(Debug, Clone)]
+pub enum ProjectModules {
+    None,
+    /// `stdlib/` on disk.
+    Dir(PathBuf),
+    /// `stdlib/` at a git revision (`--recipes-rev`): repository, path inside it, rev.
+    Rev(PathBuf, PathBuf, String),
+}
+
 pub struct StdlibResolver {
-    project_dir: Option<PathBuf>,
+    project: ProjectModules,
     sources: SourceMap,
     cache: Mutex<HashMap<String, Shared<Module>>>,
 }
 
 impl StdlibResolver {
-    pub fn new(project_dir: Option<PathBuf>, sources: SourceMap) -> Self {
+    pub fn new(project: ProjectModules, sources: SourceMap) -> Self {
         StdlibResolver {
-            project_dir,
+            project,
             sources,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
     fn find(&self, path: &str) -> Option<SourceFile> {
-        if let Some(dir) = &self.project_dir {
-            let file = dir.join(format!("{path}.rhai"));
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                return Some(SourceFile {
-                    name: crate::project::display_path(&file),
-                    text,
-                    origin: super::sources::Origin::Project,
-                });
+        let file = format!("{path}.rhai");
+        let found = match &self.project {
+            ProjectModules::None => None,
+            ProjectModules::Dir(dir) => {
+                let file = dir.join(&file);
+                std::fs::read_to_string(&file)
+                    .ok()
+                    .map(|text| (crate::project::display_path(&file), text))
             }
+            ProjectModules::Rev(repo, inside, rev) => {
+                crate::ops::git::read_file_at(repo, rev, &inside.join("stdlib").join(&file))
+                    .ok()
+                    .flatten()
+                    .map(|b| {
+                        (
+                            format!("stdlib/{file}@{rev}"),
+                            String::from_utf8_lossy(&b).into_owned(),
+                        )
+                    })
+            }
+        };
+        match found {
+            Some((name, text)) => Some(SourceFile {
+                name,
+                text,
+                origin: super::sources::Origin::Project,
+            }),
+            None => builtin_module(path),
         }
-        builtin_module(path)
     }
 }
 

@@ -86,6 +86,49 @@ pub fn builtin_module_names() -> Vec<String> {
         .collect()
 }
 
+/// The git repository holding `root`, and `root`'s path inside it.
+pub fn repo_of(root: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let repo = git2::Repository::discover(root).map_err(|_| {
+        Error::usage(format!(
+            "--recipes-rev needs the project to be in a git repository, and {} is not",
+            crate::project::display_path(root)
+        ))
+    })?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| Error::usage("--recipes-rev needs a repository with a work tree"))?
+        .canonicalize()
+        .map_err(|e| Error::io(root, &e))?;
+    let root = root.canonicalize().map_err(|e| Error::io(root, &e))?;
+    let inside = root
+        .strip_prefix(&workdir)
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    Ok((workdir, inside))
+}
+
+/// The project's `recipes/*.rhai` as they are at git revision `rev` (no checkout).
+pub fn project_recipes_at(root: &Path, rev: &str) -> Result<Vec<SourceFile>> {
+    let (repo, inside) = repo_of(root)?;
+    crate::ops::git::resolve_rev(&repo, rev).map_err(|e| {
+        Error::usage_with_help(
+            format!("--recipes-rev {rev}: {e}"),
+            "give a tag, branch or commit of the project's repository",
+        )
+    })?;
+    let files =
+        crate::ops::git::list_dir_at(&repo, rev, &inside.join("recipes")).map_err(Error::Io)?;
+    Ok(files
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".rhai"))
+        .map(|(name, content)| SourceFile {
+            name: format!("recipes/{name}@{rev}"),
+            text: String::from_utf8_lossy(&content).into_owned(),
+            origin: Origin::Project,
+        })
+        .collect())
+}
+
 /// The project's `recipes/*.rhai`, sorted by name; none when the directory is absent.
 pub fn project_recipes(dir: &Path) -> Result<Vec<SourceFile>> {
     let entries = match std::fs::read_dir(dir) {

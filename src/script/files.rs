@@ -215,6 +215,55 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         let c = ctx.clone();
         let f = move |ctx: &NativeCallContext,
                       h: HostRef,
+                      paths: rhai::Array,
+                      options: Map|
+              -> Result<rhai::INT, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let o = Options::new(&options, "snapshot_config", &["sudo"], pos)?;
+            let paths = paths
+                .into_iter()
+                .map(|p| {
+                    let t = p.type_name().to_string();
+                    p.into_string().map_err(|_| {
+                        runtime_error(
+                            format!("snapshot_config() takes an array of paths, not of {t}"),
+                            pos,
+                        )
+                    })
+                })
+                .collect::<Result<Vec<String>, _>>()?;
+            let n = c
+                .run()?
+                .snapshot_config(&h.0, &paths, o.bool("sudo")?.unwrap_or(false))
+                .map_err(|f| raise(f, ctx))?;
+            Ok(n as rhai::INT)
+        };
+        let registration = FuncRegistration::new("snapshot_config").in_global_namespace();
+        if with_opts {
+            registration
+                .with_params_info(["h: Host", "paths: Array", "options: Map", "int"])
+                .with_comments([
+                    "/// snapshot_config(h, paths) with options: sudo (files only root can read).",
+                ])
+                .set_into_module(
+                    &mut m,
+                    move |ctx: NativeCallContext, h: HostRef, paths: rhai::Array, options: Map| {
+                        f(&ctx, h, paths, options)
+                    },
+                );
+        } else {
+            registration
+                .with_params_info(["h: Host", "paths: Array", "int"])
+                .with_comments(["/// Copies the files at these absolute paths from the host into the state repository (hosts/<host>/<path>, modes in hosts/<host>/.modes), committed with the run's journal record; a file gone from the host is removed there. Returns how many paths were captured."])
+                .set_into_module(&mut m, move |ctx: NativeCallContext, h: HostRef, paths: rhai::Array| {
+                    f(&ctx, h, paths, Map::new())
+                });
+        }
+    }
+    for with_opts in [false, true] {
+        let c = ctx.clone();
+        let f = move |ctx: &NativeCallContext,
+                      h: HostRef,
                       file: &str,
                       remote: &str,
                       vars: Map,

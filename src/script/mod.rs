@@ -18,6 +18,7 @@ pub fn modules(ctx: &ScriptCtx) -> Vec<Module> {
         files::module(ctx),
         flow::module(ctx),
         report::module(),
+        secret::module(ctx),
     ]
 }
 

@@ -1,0 +1,224 @@
+//! `fleet history`, `fleet show RUN` and `fleet config-diff HOST`: reading the journal
+//! and the configuration snapshots back.
+
+use crate::App;
+use crate::error::{Error, Result};
+use crate::exec::status::HostStatus;
+use crate::journal::{self, RunRecord};
+use std::io::Write;
+use std::path::Path;
+
+fn print(text: &str) {
+    // A closed pipe (`fleet history | head`) is not an error.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// `2026-11-01`, `2026-11-01T10:00:00Z`, or an age like `2h` / `3days`.
+pub fn parse_since(text: &str) -> std::result::Result<String, String> {
+    if let Ok(age) = humantime::parse_duration(text) {
+        let at = std::time::SystemTime::now()
+            .checked_sub(age)
+            .ok_or_else(|| format!("--since {text} reaches before 1970"))?;
+        return Ok(humantime::format_rfc3339_seconds(at).to_string());
+    }
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_string()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .map_err(|_| {
+            format!("--since `{text}`: expected a date (2026-11-01), a time (2026-11-01T10:00:00Z) or an age (2h, 3days)")
+        })
+}
+
+pub fn history(
+    app: &App,
+    host: Option<&str>,
+    recipe: Option<&str>,
+    since: Option<&str>,
+) -> Result<i32> {
+    let since = since.map(parse_since).transpose().map_err(Error::usage)?;
+    let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())
+        .map_err(Error::Io)?
+        .into_iter()
+        .filter(|r| host.is_none_or(|h| r.hosts.iter().any(|x| x.host == h)))
+        .filter(|r| recipe.is_none_or(|n| r.recipe == n))
+        .filter(|r| since.as_deref().is_none_or(|s| r.started.as_str() >= s))
+        .collect();
+    if app.global.json {
+        print(&(serde_json::to_string_pretty(&runs).unwrap_or_default() + "\n"));
+        return Ok(0);
+    }
+    let header: Vec<String> = [
+        "RUN",
+        "STARTED",
+        "RECIPE",
+        "ARGS",
+        "OK",
+        "CHANGED",
+        "FAILED",
+        "UNREACHABLE",
+        "EXIT",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.run_id.clone(),
+                r.started.clone(),
+                r.recipe.clone(),
+                r.args.join(" "),
+                r.count(HostStatus::Ok).to_string(),
+                r.count(HostStatus::Changed).to_string(),
+                r.count(HostStatus::Failed).to_string(),
+                r.count(HostStatus::Unreachable).to_string(),
+                r.exit_code.to_string(),
+            ]
+        })
+        .collect();
+    print(&crate::table::render(&header, &rows));
+    Ok(0)
+}
+
+pub fn show(app: &App, which: &str) -> Result<i32> {
+    let r = journal::find(&app.project.state_dir(), which, None).map_err(Error::usage)?;
+    if app.global.json {
+        print(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"));
+        return Ok(0);
+    }
+    let mut out = format!(
+        "run {}: {}\n  started {} by {}@{}, {:.1}s, exit {}{}\n  recipes at {}{}\n",
+        r.run_id,
+        r.summary(),
+        r.started,
+        r.user,
+        r.controller,
+        r.duration_ms as f64 / 1000.0,
+        r.exit_code,
+        if r.check { " (check mode)" } else { "" },
+        r.recipe_commit.as_deref().unwrap_or("(no git repository)"),
+        if r.recipe_dirty {
+            " with uncommitted changes"
+        } else {
+            ""
+        },
+    );
+    if let Some(e) = &r.error {
+        out.push_str(&format!("  error: {e}\n"));
+    }
+    for h in &r.hosts {
+        out.push_str(&format!(
+            "\n{} {} ({:.1}s){}\n",
+            h.host,
+            h.status.as_str(),
+            h.duration_ms as f64 / 1000.0,
+            h.error
+                .as_deref()
+                .map(|e| format!(": {}", e.lines().next().unwrap_or_default()))
+                .unwrap_or_default()
+        ));
+        for step in &h.steps {
+            if let Some(name) = &step.name {
+                out.push_str(&format!("  step {name}\n"));
+            }
+            for c in &step.commands {
+                let code = match (c.executed, c.exit_code) {
+                    (false, _) => "not run (check mode)".to_string(),
+                    (true, Some(code)) => format!("exit {code}"),
+                    (true, None) => "no exit".to_string(),
+                };
+                out.push_str(&format!(
+                    "    $ {}  [{code}, {}ms]\n",
+                    c.command, c.duration_ms
+                ));
+                for line in c.stdout_tail.lines() {
+                    out.push_str(&format!("      | {line}\n"));
+                }
+                for line in c.stderr_tail.lines() {
+                    out.push_str(&format!("      ! {line}\n"));
+                }
+            }
+        }
+    }
+    print(&out);
+    Ok(0)
+}
+
+/// The commit that recorded `run` (the one that added its journal file).
+fn commit_of(state: &Path, run: &RunRecord) -> Result<String> {
+    let commits = crate::ops::git::commits_touching(state, &run.path()).map_err(Error::Io)?;
+    commits.last().map(|c| c.0.clone()).ok_or_else(|| {
+        Error::usage(format!(
+            "run {} is not committed in {}",
+            run.run_id,
+            state.display()
+        ))
+    })
+}
+
+pub fn config_diff(app: &App, host: &str, runs: &[String]) -> Result<i32> {
+    let state = app.project.state_dir();
+    let prefix = Path::new("hosts").join(host);
+    let (from, to) = match runs {
+        [] => {
+            let changes = crate::ops::git::commits_touching(&state, &prefix).map_err(Error::Io)?;
+            match changes.as_slice() {
+                [newest, older, ..] => (older.0.clone(), newest.0.clone()),
+                [_] => {
+                    print(&format!(
+                        "{host}: only one captured configuration so far, nothing to compare\n"
+                    ));
+                    return Ok(0);
+                }
+                [] => {
+                    return Err(Error::usage_with_help(
+                        format!(
+                            "no configuration of {host} is captured in {}",
+                            state.display()
+                        ),
+                        "recipes capture it with h.snapshot_config([paths])",
+                    ));
+                }
+            }
+        }
+        [one] => {
+            let r = journal::find(&state, one, None).map_err(Error::usage)?;
+            (commit_of(&state, &r)?, "HEAD".to_string())
+        }
+        [a, b, ..] => {
+            let ra = journal::find(&state, a, None).map_err(Error::usage)?;
+            let rb = journal::find(&state, b, None).map_err(Error::usage)?;
+            (commit_of(&state, &ra)?, commit_of(&state, &rb)?)
+        }
+    };
+    let diff = crate::ops::git::diff_between(&state, &from, &to, &prefix).map_err(Error::Io)?;
+    if diff.is_empty() {
+        print(&format!(
+            "{host}: no change in its captured configuration\n"
+        ));
+    } else {
+        print(&diff);
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_dates_times_and_ages() {
+        assert_eq!(parse_since("2026-11-01").unwrap(), "2026-11-01T00:00:00Z");
+        assert_eq!(
+            parse_since("2026-11-01T10:00:00Z").unwrap(),
+            "2026-11-01T10:00:00Z"
+        );
+        assert!(parse_since("2h").unwrap().starts_with("20"));
+        assert!(parse_since("yesterday-ish").is_err());
+    }
+}

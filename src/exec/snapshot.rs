@@ -1,0 +1,165 @@
+//! Configuration snapshots: files copied from a host into the state repository
+//! (`hosts/<host>/<path>`, with their modes in `hosts/<host>/.modes`), staged into the
+//! run's one commit, so the repository holds how each machine was configured at each
+//! run and `git log -p hosts/web-3` shows how that changed.
+
+use super::files::{maybe_sudo, sudo_problem};
+use super::run::{HostFailure, Run};
+use crate::inventory::ResolvedHost;
+use crate::ops::shell::quote;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One round trip per file: `absent`, or its mode on the first line and then its bytes.
+pub fn capture_cmd(path: &str) -> String {
+    let p = quote(path);
+    format!("if [ -f {p} ]; then stat -c %a -- {p} && cat -- {p}; else echo absent; fi")
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Captured {
+    Absent,
+    File { mode: String, content: Vec<u8> },
+}
+
+pub fn parse_capture(out: &[u8]) -> Result<Captured, String> {
+    let nl = out
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or("unexpected output: no first line")?;
+    let first = String::from_utf8_lossy(&out[..nl]).trim().to_string();
+    if first == "absent" {
+        return Ok(Captured::Absent);
+    }
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("unexpected mode `{first}`"));
+    }
+    Ok(Captured::File {
+        mode: first,
+        content: out[nl + 1..].to_vec(),
+    })
+}
+
+/// `hosts/web-1/etc/ssh/sshd_config` for `/etc/ssh/sshd_config`.
+pub fn snapshot_path(host: &str, path: &str) -> Result<PathBuf, String> {
+    if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "snapshot_config needs absolute paths without `..`, not `{path}`"
+        ));
+    }
+    Ok(Path::new("hosts")
+        .join(host)
+        .join(path.trim_start_matches('/')))
+}
+
+fn read_modes(file: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(m, p)| (p.to_string(), m.to_string()))
+        .collect()
+}
+
+fn write_modes(file: &Path, modes: &BTreeMap<String, String>) -> std::io::Result<()> {
+    let text: String = modes.iter().map(|(p, m)| format!("{m} {p}\n")).collect();
+    super::files::write_local(file, text.as_bytes())
+}
+
+impl Run {
+    /// Copies `paths` from `host` into the state repository and stages them.
+    pub fn snapshot_config(
+        &self,
+        host: &ResolvedHost,
+        paths: &[String],
+        sudo: bool,
+    ) -> Result<usize, HostFailure> {
+        let fail = |message: String| HostFailure {
+            host: host.name.clone(),
+            unreachable: false,
+            command: None,
+            code: None,
+            stderr: String::new(),
+            message,
+        };
+        let state = &self.options.state_dir;
+        let modes_rel = Path::new("hosts").join(&host.name).join(".modes");
+        let mut modes = read_modes(&state.join(&modes_rel));
+        let mut staged = vec![modes_rel.clone()];
+        for path in paths {
+            let rel = snapshot_path(&host.name, path).map_err(fail)?;
+            let out = self.exec(
+                host,
+                &maybe_sudo(&capture_cmd(path), sudo),
+                None,
+                None,
+                false,
+            )?;
+            if out.code != 0 {
+                let why = sudo_problem(&host.name, &out.stderr)
+                    .unwrap_or_else(|| super::run::tail(&out.stderr, 3));
+                return Err(fail(format!(
+                    "cannot capture {path} on {}: {why}",
+                    host.name
+                )));
+            }
+            let local = state.join(&rel);
+            match parse_capture(&out.stdout)
+                .map_err(|e| fail(format!("cannot capture {path} on {}: {e}", host.name)))?
+            {
+                Captured::Absent => {
+                    let _ = std::fs::remove_file(&local);
+                    modes.remove(path);
+                }
+                Captured::File { mode, content } => {
+                    // Secrets never reach the state repository.
+                    let content = match std::str::from_utf8(&content) {
+                        Ok(text) => crate::ops::secrets::redact(text).into_owned().into_bytes(),
+                        Err(_) => content,
+                    };
+                    super::files::write_local(&local, &content).map_err(|e| {
+                        fail(format!(
+                            "cannot store {path} of {} in {}: {e}",
+                            host.name,
+                            local.display()
+                        ))
+                    })?;
+                    modes.insert(path.clone(), mode);
+                }
+            }
+            staged.push(rel);
+        }
+        write_modes(&state.join(&modes_rel), &modes)
+            .map_err(|e| fail(format!("cannot write {}: {e}", modes_rel.display())))?;
+        self.stage(staged);
+        Ok(paths.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_are_parsed_with_binary_content() {
+        assert_eq!(parse_capture(b"absent\n").unwrap(), Captured::Absent);
+        assert_eq!(
+            parse_capture(b"640\na\0b\n").unwrap(),
+            Captured::File {
+                mode: "640".into(),
+                content: b"a\0b\n".to_vec()
+            }
+        );
+        assert!(parse_capture(b"garbage").is_err());
+    }
+
+    #[test]
+    fn snapshot_paths_stay_under_the_host() {
+        assert_eq!(
+            snapshot_path("web-1", "/etc/ssh/sshd_config").unwrap(),
+            Path::new("hosts/web-1/etc/ssh/sshd_config")
+        );
+        assert!(snapshot_path("web-1", "etc/x").is_err());
+        assert!(snapshot_path("web-1", "/etc/../../x").is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The run journal: one JSON record per run in the state repository
+//! (`runs/YYYY/MM/<run id>.json`), committed together with the run's configuration
+//! snapshots in one commit, whatever happened to the hosts. `fleet history`, `fleet show`
+//! and `--retry-failed` read it back.
+
+use crate::exec::run::CommandRecord;
+use crate::exec::status::HostStatus;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub recipe: String,
+    /// The command line after `fleet RECIPE`, as typed.
+    pub args: Vec<String>,
+    /// The recipe's arguments after conversion, by name: what `--retry-failed` reuses.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Commit of the project (recipes) repository, and whether it had uncommitted changes.
+    pub recipe_commit: Option<String>,
+    pub recipe_dirty: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipes_rev: Option<String>,
+    pub fleet_version: String,
+    pub user: String,
+    pub controller: String,
+    pub started: String,
+    pub ended: String,
+    pub duration_ms: u64,
+    pub check: bool,
+    pub exit_code: i32,
+    /// Why the recipe itself failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub hosts: Vec<HostRun>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostRun {
+    pub host: String,
+    pub status: HostStatus,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub steps: Vec<StepRun>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub commands: Vec<CommandRecord>,
+}
+
+impl RunRecord {
+    pub fn count(&self, status: HostStatus) -> usize {
+        self.hosts.iter().filter(|h| h.status == status).count()
+    }
+
+    /// `update --limit web: 3 ok, 1 changed, 0 failed, 0 unreachable`
+    pub fn summary(&self) -> String {
+        let args = if self.args.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.args.join(" "))
+        };
+        format!(
+            "{}{args}: {} ok, {} changed, {} failed, {} unreachable",
+            self.recipe,
+            self.count(HostStatus::Ok),
+            self.count(HostStatus::Changed),
+            self.count(HostStatus::Failed),
+            self.count(HostStatus::Unreachable)
+        )
+    }
+
+    /// Where the record lives in the state repository.
+    pub fn path(&self) -> PathBuf {
+        let (year, month) = (
+            self.run_id.get(0..4).unwrap_or("0000"),
+            self.run_id.get(4..6).unwrap_or("00"),
+        );
+        PathBuf::from("runs")
+            .join(year)
+            .join(month)
+            .join(format!("{}.json", self.run_id))
+    }
+}
+
+/// Groups a host's commands into consecutive steps.
+pub fn steps(commands: &[CommandRecord]) -> Vec<StepRun> {
+    let mut steps: Vec<StepRun> = Vec::new();
+    for c in commands {
+        let mut c = c.clone();
+        let name = c.step.take();
+        match steps.last_mut() {
+            Some(last) if last.name == name => last.commands.push(c),
+            _ => steps.push(StepRun {
+                name,
+                commands: vec![c],
+            }),
+        }
+    }
+    steps
+}
+
+/// Writes the record (secrets redacted) and commits it with `staged` (paths relative to
+/// the state repository) in one commit; returns the commit id.
+pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<String, String> {
+    crate::ops::git::open_or_init(state)?;
+    let rel = record.path();
+    let file = state.join(&rel);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(record).map_err(|e| e.to_string())?;
+    let json = crate::ops::secrets::redact(&json).into_owned();
+    std::fs::write(&file, json + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let mut paths = vec![rel];
+    paths.extend(staged.iter().cloned());
+    let message = crate::ops::secrets::redact(&record.summary()).into_owned();
+    crate::ops::git::commit_paths(state, &paths, &message)?.ok_or_else(|| {
+        format!(
+            "nothing to commit for run {} in {}",
+            record.run_id,
+            state.display()
+        )
+    })
+}
+
+/// Every run in the journal, newest first. Unreadable records are skipped with a note.
+pub fn load_all(state: &Path) -> Result<Vec<RunRecord>, String> {
+    let mut records = Vec::new();
+    let mut stack = vec![state.join("runs")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                match serde_json::from_str::<RunRecord>(&text) {
+                    Ok(r) => records.push(r),
+                    Err(e) => eprintln!("note: skipping {}: {e}", path.display()),
+                }
+            }
+        }
+    }
+    records.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+    Ok(records)
+}
+
+/// A run by id, unique id prefix, or `last` (newest, of `recipe` when given).
+pub fn find(state: &Path, which: &str, recipe: Option<&str>) -> Result<RunRecord, String> {
+    let all = load_all(state)?;
+    let mut matching = all
+        .into_iter()
+        .filter(|r| recipe.is_none_or(|n| r.recipe == n));
+    if which == "last" {
+        return matching.next().ok_or_else(|| match recipe {
+            Some(n) => format!("the journal in {} has no run of `{n}` yet", state.display()),
+            None => format!("the journal in {} has no run yet", state.display()),
+        });
+    }
+    let found: Vec<RunRecord> = matching.filter(|r| r.run_id.starts_with(which)).collect();
+    match found.len() {
+        1 => Ok(found.into_iter().next().expect("one")),
+        0 => Err(format!(
+            "no run `{which}` in the journal in {} (`fleet history` lists them)",
+            state.display()
+        )),
+        n => Err(format!(
+            "`{which}` matches {n} runs; give more of the run id"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(step: Option<&str>, cmd: &str) -> CommandRecord {
+        CommandRecord {
+            step: step.map(String::from),
+            command: cmd.into(),
+            exit_code: Some(0),
+            executed: true,
+            ..CommandRecord::default()
+        }
+    }
+
+    #[test]
+    fn commands_group_into_consecutive_steps() {
+        let s = steps(&[
+            command(Some("a"), "1"),
+            command(Some("a"), "2"),
+            command(None, "3"),
+            command(Some("a"), "4"),
+        ]);
+        let shape: Vec<(Option<&str>, usize)> = s
+            .iter()
+            .map(|s| (s.name.as_deref(), s.commands.len()))
+            .collect();
+        assert_eq!(shape, [(Some("a"), 2), (None, 1), (Some("a"), 1)]);
+        assert!(s[0].commands[0].step.is_none());
+    }
+}
