@@ -251,3 +251,15 @@ fn recipes_rev_runs_the_recipe_as_committed_at_a_revision() {
         .code(2)
         .stderr_has("--recipes-rev nope");
 }
+
+#[test]
+fn a_journal_that_cannot_be_written_is_reported_not_lost_silently() {
+    let p = Project::new()
+        .file("fleet.toml", "state_dir = \"blocked\"\n")
+        .file("blocked", "a file where the state repository should be\n")
+        .local_hosts(1);
+    p.fleet(&["exec", "all", "--", "true"])
+        .code(1)
+        .stderr_has("error: the journal of run")
+        .stderr_has("was not written");
+}
