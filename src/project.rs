@@ -105,22 +105,34 @@ impl Project {
         self.root.join("stdlib")
     }
 
+    /// fleet's own files of this project (lock, logs): `.fleet/` in a project; outside
+    /// one (`fleet exec -i hosts.txt …` anywhere) the user's state directory, so ad-hoc
+    /// runs never litter the working directory.
+    pub fn data_dir(&self) -> PathBuf {
+        if self.has_config {
+            return self.root.join(".fleet");
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("fleet")
+    }
+
     pub fn state_dir(&self) -> PathBuf {
-        self.root.join(
-            self.config
-                .state_dir
-                .as_deref()
-                .unwrap_or(Path::new("state")),
-        )
+        match &self.config.state_dir {
+            Some(dir) => self.root.join(dir),
+            None if self.has_config => self.root.join("state"),
+            None => self.data_dir().join("state"),
+        }
     }
 
     pub fn log_dir(&self) -> PathBuf {
-        self.root.join(
-            self.config
-                .log_dir
-                .as_deref()
-                .unwrap_or(Path::new(".fleet/logs")),
-        )
+        match &self.config.log_dir {
+            Some(dir) => self.root.join(dir),
+            None => self.data_dir().join("logs"),
+        }
     }
 
     /// The inventory fleet.toml names, else the first default name that exists.

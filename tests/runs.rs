@@ -414,3 +414,37 @@ fn a_killed_run_leaves_no_lock_behind() {
     run.wait().unwrap();
     p.fleet(&["exec", "all", "--", "true"]).code(0);
 }
+
+#[test]
+fn an_adhoc_run_outside_a_project_leaves_the_working_directory_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("hosts.toml"),
+        "[hosts.here]\nconnection = \"local\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::support::fleet_bin())
+        .args(["-i", "hosts.toml", "exec", "all", "--", "echo hi"])
+        .current_dir(work.path())
+        .env("HOME", home.path())
+        .env_remove("XDG_STATE_HOME")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["hosts.toml"]);
+    let data = home.path().join(".local/state/fleet");
+    assert!(
+        data.join("state/.git").is_dir()
+            && data.join("logs").is_dir()
+            && data.join("lock").is_file()
+    );
+}

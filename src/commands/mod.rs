@@ -103,7 +103,7 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
     let recipe = request.recipe.as_str();
     let args = &request.args;
     let lock = crate::exec::lock::acquire(
-        &app.project.root,
+        &app.project.data_dir(),
         recipe,
         Duration::from_secs(app.global.lock_wait),
     )?;

@@ -49,10 +49,9 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
     }
 }
 
-/// Takes the lock of the project at `root`, waiting up to `wait` for another run.
-pub fn acquire(root: &Path, recipe: &str, wait: Duration) -> Result<ProjectLock> {
-    let dir = root.join(".fleet");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, &e))?;
+/// Takes the lock in `dir` (the project's `.fleet/`), waiting up to `wait` for another run.
+pub fn acquire(dir: &Path, recipe: &str, wait: Duration) -> Result<ProjectLock> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
     let path = dir.join("lock");
     let mut file = File::options()
         .read(true)
