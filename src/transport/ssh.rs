@@ -12,8 +12,7 @@ use tokio::runtime::Handle;
 
 enum State {
     New,
-    /// The session and its master's pid (to end it if it outlives `close`).
-    Connected(Arc<Session>, Option<u32>),
+    Connected(Arc<Session>),
     /// Connecting failed: later commands fail at once with the same reason.
     Failed(String),
     Closed,
@@ -87,7 +86,7 @@ impl SshTransport {
     async fn session(&self, retry_failed: bool) -> Result<Arc<Session>, TransportError> {
         let mut state = self.state.lock().await;
         match &*state {
-            State::Connected(s, _) => return Ok(s.clone()),
+            State::Connected(s) => return Ok(s.clone()),
             State::Failed(m) if !retry_failed => {
                 return Err(TransportError::Unreachable(m.clone()));
             }
@@ -100,9 +99,8 @@ impl SshTransport {
         }
         match self.connect().await {
             Ok(s) => {
-                let pid = master_pid(&s).await;
                 let s = Arc::new(s);
-                *state = State::Connected(s.clone(), pid);
+                *state = State::Connected(s.clone());
                 Ok(s)
             }
             Err(m) => {
@@ -121,9 +119,10 @@ impl SshTransport {
     ) -> Result<CmdOutput, TransportError> {
         let session = self.session(false).await?;
         // The host's own `timeout` kills the command there too, with its process group.
+        // `exec` spares the login shell's extra fork (dash does not exec its last command).
         let remote = match opts.timeout {
-            Some(t) => format!("timeout -k 5 {:.3} {}", t.as_secs_f64(), sh_c(cmd)),
-            None => sh_c(cmd),
+            Some(t) => format!("exec timeout -k 5 {:.3} {}", t.as_secs_f64(), sh_c(cmd)),
+            None => format!("exec {}", sh_c(cmd)),
         };
         let lost = |e: openssh::Error| {
             TransportError::Unreachable(format!("connection lost: {}", error_text(&e)))
@@ -281,7 +280,10 @@ impl Transport for SshTransport {
     fn close(&self) {
         self.runtime.block_on(async {
             let mut state = self.state.lock().await;
-            if let State::Connected(session, pid) = std::mem::replace(&mut *state, State::Closed) {
+            if let State::Connected(session) = std::mem::replace(&mut *state, State::Closed) {
+                // A stopped master exits a moment later, or never while sessions are
+                // still open (after an abort): its pid lets close wait for it or end it.
+                let pid = master_pid(&session).await;
                 match Arc::try_unwrap(session) {
                     Ok(s) => {
                         let _ = s.close().await;
