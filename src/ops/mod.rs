@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod git;
+pub mod rsync;
 pub mod secrets;
 pub mod shell;
 pub mod ssh;

@@ -1,0 +1,353 @@
+//! Backups as rsync snapshots, the data-safety rules in plain functions: snapshot names,
+//! the rsync command line, its `--stats` output, and which snapshots a retention policy
+//! keeps. Nothing here deletes; it only decides, so every rule is tested without a host.
+
+use std::collections::BTreeSet;
+
+/// The file that marks a directory as fleet's backup destination. fleet never writes
+/// (let alone `--delete`s) into a non-empty directory without it.
+pub const MARKER: &str = ".fleet-backups";
+pub const PARTIAL: &str = ".partial";
+
+/// `20261125T024000Z`: sortable, no `:` (rsync would read `a:b` as a remote host).
+pub fn snapshot_name(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replace(['-', ':'], "")
+}
+
+/// The time of a snapshot fleet named; None for anything else (never touched).
+pub fn parse_snapshot_name(name: &str) -> Option<i64> {
+    if name.len() != 16 || !name.ends_with('Z') || name.as_bytes()[8] != b'T' {
+        return None;
+    }
+    let iso = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &name[0..4],
+        &name[4..6],
+        &name[6..8],
+        &name[9..11],
+        &name[11..13],
+        &name[13..15]
+    );
+    let t = humantime::parse_rfc3339(&iso).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// How many snapshots of each age bucket to keep, newest first in each bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retention {
+    /// Length of an "hourly" bucket in hours (e.g. 4: one snapshot per 4 hours).
+    pub hourly_every: i64,
+    pub hourly: usize,
+    pub daily: usize,
+    pub weekly: usize,
+    pub monthly: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            hourly_every: 4,
+            hourly: 6,
+            daily: 7,
+            weekly: 4,
+            monthly: 3,
+        }
+    }
+}
+
+/// Civil month number since year 0 of a unix time, for monthly buckets.
+fn month_index(unix: i64) -> i64 {
+    let days = unix.div_euclid(86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    year * 12 + month - 1
+}
+
+/// The snapshots (by time) a policy keeps: for each bucket kind, the newest snapshot of
+/// each of the newest N buckets; and always the newest snapshot of all.
+pub fn keep(times: &[i64], policy: &Retention) -> BTreeSet<i64> {
+    let mut sorted: Vec<i64> = times.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    let mut kept = BTreeSet::new();
+    if let Some(newest) = sorted.first() {
+        kept.insert(*newest);
+    }
+    let hour = 3_600 * policy.hourly_every.max(1);
+    // Weeks start on Monday: 1970-01-01 was a Thursday, 4 days after a Monday.
+    let buckets: [(&dyn Fn(i64) -> i64, usize); 4] = [
+        (&|t| t.div_euclid(hour), policy.hourly),
+        (&|t| t.div_euclid(86_400), policy.daily),
+        (&|t| (t + 4 * 86_400).div_euclid(7 * 86_400), policy.weekly),
+        (&month_index, policy.monthly),
+    ];
+    for (bucket, count) in buckets {
+        let mut seen = BTreeSet::new();
+        for t in &sorted {
+            if seen.len() >= count {
+                break;
+            }
+            if seen.insert(bucket(*t)) {
+                kept.insert(*t);
+            }
+        }
+    }
+    kept
+}
+
+/// Where rsync reads from, and how it reaches the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// `user@address` or `address`.
+    pub login: String,
+    /// The `ssh …` command for rsync's `-e` (same options as fleet's own connection).
+    pub ssh: String,
+    pub paths: Vec<String>,
+}
+
+/// Directories never worth copying when a whole system is backed up.
+const SYSTEM_EXCLUDES: &[&str] = &["/proc/", "/sys/", "/dev/", "/run/", "/tmp/"];
+
+/// Excludes anchored at the transfer root: relative to each source path.
+pub fn excludes_for(paths: &[String], excludes: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p == "/" {
+            out.extend(SYSTEM_EXCLUDES.iter().map(|s| s.to_string()));
+        }
+        let base = p.trim_end_matches('/');
+        for e in excludes {
+            out.push(format!("{base}/{}", e.trim_start_matches('/')));
+        }
+    }
+    out
+}
+
+/// `rsync` pulling `source` into `dest` (a `….partial` directory), hard-linking files
+/// unchanged since `link_dest`. `--relative` keeps the full paths inside the snapshot.
+pub fn snapshot_args(
+    source: &Source,
+    dest: &str,
+    link_dest: Option<&str>,
+    excludes: &[String],
+    one_file_system: bool,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--archive",
+        "--hard-links",
+        "--numeric-ids",
+        "--relative",
+        "--delete",
+        "--delete-excluded",
+        "--stats",
+        "--protect-args",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if one_file_system {
+        args.push("--one-file-system".into());
+    }
+    if let Some(l) = link_dest {
+        args.push(format!("--link-dest={l}"));
+    }
+    for e in excludes_for(&source.paths, excludes) {
+        args.push(format!("--exclude={e}"));
+    }
+    args.push("-e".into());
+    args.push(source.ssh.clone());
+    for p in &source.paths {
+        args.push(format!("{}:{}", source.login, p));
+    }
+    args.push(format!("{}/", dest.trim_end_matches('/')));
+    args
+}
+
+/// What rsync's `--stats` said.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    pub files_transferred: u64,
+    pub bytes_transferred: u64,
+    pub total_size: u64,
+}
+
+fn number_after(line: &str, label: &str) -> Option<u64> {
+    let rest = line.trim().strip_prefix(label)?;
+    let digits: String = rest
+        .trim_start_matches(':')
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+pub fn parse_stats(output: &str) -> Stats {
+    let mut s = Stats::default();
+    for line in output.lines() {
+        if let Some(n) = number_after(line, "Number of regular files transferred") {
+            s.files_transferred = n;
+        } else if let Some(n) = number_after(line, "Total file size") {
+            s.total_size = n;
+        } else if let Some(n) = number_after(line, "Total bytes received") {
+            s.bytes_transferred += n;
+        } else if let Some(n) = number_after(line, "Total bytes sent") {
+            s.bytes_transferred += n;
+        }
+    }
+    s
+}
+
+/// rsync's exit codes that still mean a complete snapshot: 24 = files vanished while
+/// being copied (a live system always has some).
+pub fn succeeded(code: i32) -> bool {
+    code == 0 || code == 24
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn names_round_trip_and_foreign_names_are_ignored() {
+        let t = 1_795_000_000;
+        let name = snapshot_name(t);
+        assert_eq!(name.len(), 16);
+        assert!(!name.contains(':'));
+        assert_eq!(parse_snapshot_name(&name), Some(t));
+        for other in [
+            "important",
+            "20261125T024000Z.partial",
+            "2026-11-25",
+            "20261399T999999Z",
+        ] {
+            assert_eq!(parse_snapshot_name(other), None, "{other}");
+        }
+    }
+
+    fn only(kind: usize, count: usize) -> Retention {
+        let mut counts = [0; 4];
+        counts[kind] = count;
+        Retention {
+            hourly_every: 4,
+            hourly: counts[0],
+            daily: counts[1],
+            weekly: counts[2],
+            monthly: counts[3],
+        }
+    }
+
+    #[test]
+    fn retention_keeps_exactly_the_configured_counts() {
+        // One snapshot every hour for 150 days.
+        let now = 1_795_000_000;
+        let times: Vec<i64> = (0..150 * 24).map(|h| now - h * 3_600).collect();
+        // Each kind alone keeps exactly its count (the newest of each bucket).
+        for (kind, count) in [(0, 6), (1, 7), (2, 4), (3, 3)] {
+            assert_eq!(keep(&times, &only(kind, count)).len(), count, "kind {kind}");
+        }
+        let daily = keep(&times, &only(1, 7));
+        let days: BTreeSet<i64> = daily.iter().map(|t| t.div_euclid(DAY)).collect();
+        assert_eq!(days.len(), 7, "one per day");
+        for t in &daily {
+            let same_day_newer = times
+                .iter()
+                .any(|o| o > t && o.div_euclid(DAY) == t.div_euclid(DAY));
+            assert!(!same_day_newer, "the newest of its day");
+        }
+        // Together: the union, never more than the sum, always the newest.
+        let all = keep(&times, &Retention::default());
+        assert!(all.len() <= 6 + 7 + 4 + 3 && all.len() >= 7);
+        assert!(all.contains(&now));
+        assert!(daily.is_subset(&all));
+    }
+
+    #[test]
+    fn retention_with_zero_counts_keeps_only_the_newest() {
+        let policy = Retention {
+            hourly_every: 1,
+            hourly: 0,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+        };
+        let kept = keep(&[10, 20, 30], &policy);
+        assert_eq!(kept.into_iter().collect::<Vec<_>>(), [30]);
+    }
+
+    #[test]
+    fn daily_counts_are_exact_for_a_daily_series() {
+        let times: Vec<i64> = (0..30).map(|d| 1_795_000_000 - d * DAY).collect();
+        let policy = Retention {
+            hourly_every: 4,
+            hourly: 0,
+            daily: 5,
+            weekly: 0,
+            monthly: 0,
+        };
+        assert_eq!(keep(&times, &policy).len(), 5);
+    }
+
+    #[test]
+    fn months_are_civil_months() {
+        // 2026-01-31 and 2026-02-01 are different months; 2026-02-01 and 2026-02-28 not.
+        let jan31 = 1_769_817_600;
+        assert_eq!(month_index(jan31 + DAY), month_index(jan31 + 28 * DAY));
+        assert_ne!(month_index(jan31), month_index(jan31 + DAY));
+    }
+
+    #[test]
+    fn the_command_line_pulls_with_link_dest_and_anchored_excludes() {
+        let source = Source {
+            login: "backup@10.0.0.5".into(),
+            ssh: "ssh -p 2222".into(),
+            paths: vec!["/home".into(), "/etc".into()],
+        };
+        let args = snapshot_args(
+            &source,
+            "/srv/b/web-1/20261125T024000Z.partial",
+            Some("/srv/b/web-1/20261124T024000Z"),
+            &["cache".into()],
+            true,
+        );
+        assert_eq!(
+            args.join(" "),
+            "--archive --hard-links --numeric-ids --relative --delete --delete-excluded --stats \
+             --protect-args --one-file-system --link-dest=/srv/b/web-1/20261124T024000Z \
+             --exclude=/home/cache --exclude=/etc/cache -e ssh -p 2222 backup@10.0.0.5:/home \
+             backup@10.0.0.5:/etc /srv/b/web-1/20261125T024000Z.partial/"
+        );
+        let root = excludes_for(&["/".into()], &[]);
+        assert_eq!(root, ["/proc/", "/sys/", "/dev/", "/run/", "/tmp/"]);
+    }
+
+    #[test]
+    fn stats_are_read_from_rsync_output() {
+        let out = "Number of files: 12 (reg: 9, dir: 3)\nNumber of created files: 9\n\
+                   Number of regular files transferred: 9\nTotal file size: 1,234,567 bytes\n\
+                   Total transferred file size: 1,234,567 bytes\nTotal bytes sent: 512\n\
+                   Total bytes received: 1,240,000\n";
+        assert_eq!(
+            parse_stats(out),
+            Stats {
+                files_transferred: 9,
+                bytes_transferred: 1_240_512,
+                total_size: 1_234_567
+            }
+        );
+        assert!(succeeded(24) && !succeeded(23));
+    }
+}
