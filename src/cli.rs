@@ -20,6 +20,7 @@ pub const BUILTIN_COMMANDS: &[&str] = &[
     "history",
     "show",
     "config-diff",
+    "backups",
 ];
 
 const EXIT_CODES: &str = "\
@@ -160,6 +161,8 @@ pub enum Builtin {
         #[arg(num_args = 0..=2, value_name = "RUN")]
         runs: Vec<String>,
     },
+    /// Per host: the last good backup snapshot, its age and size, and the last error
+    Backups,
     /// List every recipe with its summary and where it comes from
     Recipes,
     /// Show help for fleet or for one recipe

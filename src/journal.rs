@@ -44,6 +44,9 @@ pub struct HostRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub steps: Vec<StepRun>,
+    /// Structured results of the host's work (e.g. `backup`: snapshot, sizes, error).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub results: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

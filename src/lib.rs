@@ -114,6 +114,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         Some(Builtin::ConfigDiff { host, runs }) => {
             commands::history::config_diff(&app, &host, &runs)
         }
+        Some(Builtin::Backups) => commands::backups::run(&app),
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),
         Some(Builtin::Init { dir }) => commands::init::run(&dir),

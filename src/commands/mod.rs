@@ -3,6 +3,7 @@
 
 pub mod adhoc;
 pub mod api;
+pub mod backups;
 pub mod connect;
 pub mod history;
 pub mod hosts;
@@ -40,6 +41,16 @@ pub fn report_error(err: Error) -> i32 {
     }
     eprint!("{}", crate::ops::secrets::redact(&text));
     code
+}
+
+/// Asks a yes/no question on the terminal; anything but y/yes is no.
+pub fn confirm(question: &str) -> bool {
+    use std::io::Write;
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// The inventory from `-i`, else the project's.
@@ -121,6 +132,7 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
     }
     let options = RunOptions {
         forks,
+        forks_given: g.forks.is_some(),
         max_fail,
         check: g.check,
         limit: request.limit.clone(),
@@ -254,6 +266,10 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<&Error>) ->
                     .map(|r| r.commands.as_slice())
                     .unwrap_or_default(),
             ),
+            results: records
+                .get(&h.host)
+                .map(|r| r.results.clone())
+                .unwrap_or_default(),
         })
         .collect();
     let now = std::time::SystemTime::now();

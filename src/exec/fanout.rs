@@ -25,11 +25,30 @@ where
     T: Send,
     F: Fn(&ResolvedHost) -> Result<T, HostEnd> + Sync,
 {
+    fan_out_with(run, hosts, run.options.forks, work)
+}
+
+/// `fan_out` with the recipe's own parallelism (`--forks` still wins when given).
+pub fn fan_out_with<T, F>(
+    run: &Run,
+    hosts: &[ResolvedHost],
+    forks: usize,
+    work: F,
+) -> Vec<Option<T>>
+where
+    T: Send,
+    F: Fn(&ResolvedHost) -> Result<T, HostEnd> + Sync,
+{
     let results: Mutex<Vec<Option<T>>> = Mutex::new((0..hosts.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let workers = run.options.forks.max(1).min(hosts.len());
+    let forks = if run.options.forks_given {
+        run.options.forks
+    } else {
+        forks
+    };
+    let workers = forks.max(1).min(hosts.len());
     run.ui.add_hosts(hosts.len());
 
     let worker = || {

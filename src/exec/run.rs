@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub forks: usize,
+    /// `--forks` was given: it wins over a recipe's own `each(…, #{ forks })`.
+    pub forks_given: bool,
     pub max_fail: Option<MaxFail>,
     pub check: bool,
     /// Restricts every host selection of the run (`--limit`).
@@ -38,6 +40,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             forks: 10,
+            forks_given: false,
             max_fail: None,
             check: false,
             limit: None,
@@ -79,6 +82,8 @@ pub struct HostRecord {
     pub elapsed: Duration,
     /// Every command, in order, for the journal.
     pub commands: Vec<CommandRecord>,
+    /// Structured results host functions report (e.g. `backup`), for the journal.
+    pub results: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One command as the journal keeps it: output reduced to its last lines.
@@ -275,7 +280,7 @@ impl Run {
     }
 
     /// Logs a command with its whole output and keeps its tails for the journal.
-    fn note_command(&self, host: &str, mut record: CommandRecord, stdout: &str, stderr: &str) {
+    pub fn note_command(&self, host: &str, mut record: CommandRecord, stdout: &str, stderr: &str) {
         self.tag.command(host, &record, stdout, stderr);
         record.stdout_tail = tail(stdout, JOURNAL_TAIL_LINES);
         record.stderr_tail = tail(stderr, JOURNAL_TAIL_LINES);

@@ -38,6 +38,8 @@ pub fn parse_snapshot_name(name: &str) -> Option<i64> {
 /// How many snapshots of each age bucket to keep, newest first in each bucket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Retention {
+    /// The newest N snapshots whatever their age (at least 1: the newest is always kept).
+    pub last: usize,
     /// Length of an "hourly" bucket in hours (e.g. 4: one snapshot per 4 hours).
     pub hourly_every: i64,
     pub hourly: usize,
@@ -49,6 +51,7 @@ pub struct Retention {
 impl Default for Retention {
     fn default() -> Self {
         Retention {
+            last: 1,
             hourly_every: 4,
             hourly: 6,
             daily: 7,
@@ -79,10 +82,7 @@ pub fn keep(times: &[i64], policy: &Retention) -> BTreeSet<i64> {
     let mut sorted: Vec<i64> = times.to_vec();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     sorted.dedup();
-    let mut kept = BTreeSet::new();
-    if let Some(newest) = sorted.first() {
-        kept.insert(*newest);
-    }
+    let mut kept: BTreeSet<i64> = sorted.iter().take(policy.last.max(1)).copied().collect();
     let hour = 3_600 * policy.hourly_every.max(1);
     // Weeks start on Monday: 1970-01-01 was a Thursday, 4 days after a Monday.
     let buckets: [(&dyn Fn(i64) -> i64, usize); 4] = [
@@ -108,10 +108,10 @@ pub fn keep(times: &[i64], policy: &Retention) -> BTreeSet<i64> {
 /// Where rsync reads from, and how it reaches the host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
-    /// `user@address` or `address`.
-    pub login: String,
+    /// `user@address` or `address`; None for this machine (plain paths).
+    pub login: Option<String>,
     /// The `ssh …` command for rsync's `-e` (same options as fleet's own connection).
-    pub ssh: String,
+    pub ssh: Option<String>,
     pub paths: Vec<String>,
 }
 
@@ -164,10 +164,15 @@ pub fn snapshot_args(
     for e in excludes_for(&source.paths, excludes) {
         args.push(format!("--exclude={e}"));
     }
-    args.push("-e".into());
-    args.push(source.ssh.clone());
+    if let Some(ssh) = &source.ssh {
+        args.push("-e".into());
+        args.push(ssh.clone());
+    }
     for p in &source.paths {
-        args.push(format!("{}:{}", source.login, p));
+        args.push(match &source.login {
+            Some(login) => format!("{login}:{p}"),
+            None => p.clone(),
+        });
     }
     args.push(format!("{}/", dest.trim_end_matches('/')));
     args
@@ -242,6 +247,7 @@ mod tests {
         let mut counts = [0; 4];
         counts[kind] = count;
         Retention {
+            last: 1,
             hourly_every: 4,
             hourly: counts[0],
             daily: counts[1],
@@ -278,6 +284,7 @@ mod tests {
     #[test]
     fn retention_with_zero_counts_keeps_only_the_newest() {
         let policy = Retention {
+            last: 0,
             hourly_every: 1,
             hourly: 0,
             daily: 0,
@@ -292,6 +299,7 @@ mod tests {
     fn daily_counts_are_exact_for_a_daily_series() {
         let times: Vec<i64> = (0..30).map(|d| 1_795_000_000 - d * DAY).collect();
         let policy = Retention {
+            last: 1,
             hourly_every: 4,
             hourly: 0,
             daily: 5,
@@ -299,6 +307,20 @@ mod tests {
             monthly: 0,
         };
         assert_eq!(keep(&times, &policy).len(), 5);
+    }
+
+    #[test]
+    fn last_keeps_the_newest_whatever_their_buckets() {
+        let policy = Retention {
+            last: 3,
+            ..Retention::default()
+        };
+        assert_eq!(
+            keep(&[1, 2, 3, 4, 5], &policy)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
     }
 
     #[test]
@@ -312,8 +334,8 @@ mod tests {
     #[test]
     fn the_command_line_pulls_with_link_dest_and_anchored_excludes() {
         let source = Source {
-            login: "backup@10.0.0.5".into(),
-            ssh: "ssh -p 2222".into(),
+            login: Some("backup@10.0.0.5".into()),
+            ssh: Some("ssh -p 2222".into()),
             paths: vec!["/home".into(), "/etc".into()],
         };
         let args = snapshot_args(

@@ -49,6 +49,7 @@ pub fn build(project_modules: ProjectModules) -> Scripting {
         engine.register_global_module(module.into());
     }
     engine.register_static_module("git", crate::script::git::module(&ctx).into());
+    engine.register_static_module("rsync", crate::script::rsync::module(&ctx).into());
     crate::script::register_types(&mut engine);
 
     // Ctrl-C ends the recipe at its next statement, not only its commands.

@@ -2,7 +2,7 @@
 
 use super::host::{HostRef, function};
 use crate::exec::current;
-use crate::exec::fanout::{HostEnd, fan_out};
+use crate::exec::fanout::{HostEnd, fan_out_with};
 use crate::exec::status::HostStatus;
 use crate::recipe::diagnostic::{Cause, locate, recipe_error};
 use crate::recipe::engine::ScriptCtx;
@@ -28,12 +28,14 @@ fn each_host(
     c: &ScriptCtx,
     ctx: &NativeCallContext,
     hosts: Vec<HostRef>,
+    forks: Option<usize>,
     f: &FnPtr,
 ) -> Result<Array, Box<EvalAltResult>> {
     let run = c.run()?;
+    let forks = forks.unwrap_or(run.options.forks);
     let resolved: Vec<_> = hosts.iter().map(|h| (*h.0).clone()).collect();
     let source = ctx.call_source().unwrap_or_default().to_string();
-    let results = fan_out(&run, &resolved, |host| {
+    let results = fan_out_with(&run, &resolved, forks, |host| {
         let arg = Dynamic::from(HostRef(Arc::new(host.clone())));
         f.call_within_context::<Dynamic>(ctx, (arg,))
             .map_err(|err| {
@@ -89,7 +91,32 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               f: FnPtr|
               -> Result<Array, Box<EvalAltResult>> {
             let hosts = to_hosts(hosts, &ctx)?;
-            each_host(&c, &ctx, hosts, &f)
+            each_host(&c, &ctx, hosts, None, &f)
+        }
+    );
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "each",
+        ["hosts: Array", "options: Map", "f: FnPtr", "Array"],
+        "each(hosts, f) with options: forks (the recipe's own parallelism, e.g. 1 for one host after another; --forks on the command line wins).",
+        move |ctx: NativeCallContext,
+              hosts: Array,
+              options: rhai::Map,
+              f: FnPtr|
+              -> Result<Array, Box<EvalAltResult>> {
+            super::values::Options::new(&options, "each", &["forks"], ctx.call_position())?;
+            let forks = match options.get("forks") {
+                Some(v) => Some(v.as_int().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    Box::new(EvalAltResult::ErrorRuntime(
+                        "option `forks` of each() must be a whole number >= 1".into(),
+                        ctx.call_position(),
+                    ))
+                })? as usize),
+                None => None,
+            };
+            let hosts = to_hosts(hosts, &ctx)?;
+            each_host(&c, &ctx, hosts, forks, &f)
         }
     );
     let c = ctx.clone();
@@ -110,7 +137,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 ))
             })?;
             let hosts = hosts.into_iter().map(|h| HostRef(Arc::new(h))).collect();
-            each_host(&c, &ctx, hosts, &f)
+            each_host(&c, &ctx, hosts, None, &f)
         }
     );
     let c = ctx.clone();

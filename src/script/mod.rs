@@ -6,6 +6,7 @@ pub mod flow;
 pub mod git;
 pub mod host;
 pub mod report;
+pub mod rsync;
 pub mod secret;
 pub mod values;
 

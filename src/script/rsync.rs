@@ -1,0 +1,162 @@
+//! The `rsync::` module: backups of hosts into snapshots, and restores from them.
+
+use super::files::runtime_error;
+use super::host::{HostRef, module_function, raise};
+use super::values::Options;
+use crate::exec::backup::BackupOpts;
+use crate::ops::rsync::Retention;
+use crate::recipe::engine::ScriptCtx;
+use rhai::{Array, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
+
+fn strings(list: Array, what: &str, pos: Position) -> Result<Vec<String>, Box<EvalAltResult>> {
+    list.into_iter()
+        .map(|v| {
+            let t = v.type_name().to_string();
+            v.into_string()
+                .map_err(|_| runtime_error(format!("{what} must be strings, not {t}"), pos))
+        })
+        .collect()
+}
+
+fn retention(map: Map, pos: Position) -> Result<Retention, Box<EvalAltResult>> {
+    let known = [
+        "last",
+        "hourly_every",
+        "hourly",
+        "daily",
+        "weekly",
+        "monthly",
+    ];
+    Options::new(&map, "rsync::snapshot retention", &known, pos)?;
+    let mut r = Retention::default();
+    for (key, value) in map {
+        let n = value.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            runtime_error(
+                format!("retention `{key}` must be a whole number >= 0"),
+                pos,
+            )
+        })?;
+        match key.as_str() {
+            "last" => r.last = n as usize,
+            "hourly_every" => r.hourly_every = n.max(1),
+            "hourly" => r.hourly = n as usize,
+            "daily" => r.daily = n as usize,
+            "weekly" => r.weekly = n as usize,
+            _ => r.monthly = n as usize,
+        }
+    }
+    Ok(r)
+}
+
+pub fn module(ctx: &ScriptCtx) -> Module {
+    let mut m = Module::new();
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "snapshot",
+        ["h: Host", "paths: Array", "options: Map", "Map"],
+        "Backs up `paths` (absolute) of the host with rsync over SSH into a hard-linked snapshot `<dest_dir>/<host>/<time>` on the controller: written as `<time>.partial` with --link-dest to the newest complete snapshot, renamed only when rsync succeeded, then pruned by `retention` (#{ last: 1, hourly_every: 4, hourly: 6, daily: 7, weekly: 4, monthly: 3 }: the newest `last`, plus the newest of each of the newest N 4-hour, daily, weekly and monthly buckets). Options: dest_dir (relative to the project; empty, new or fleet's own — a non-empty directory without fleet's marker is refused), excludes (relative to each path), one_file_system, retention. Returns #{ snapshot, files_transferred, bytes_transferred, total_size, duration_ms, exit_code, warning, pruned }; a failure never touches complete snapshots.",
+        move |ctx: NativeCallContext,
+              h: HostRef,
+              paths: Array,
+              options: Map|
+              -> Result<Map, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let o = Options::new(
+                &options,
+                "rsync::snapshot",
+                &["dest_dir", "excludes", "one_file_system", "retention"],
+                pos,
+            )?;
+            let run = c.run()?;
+            let paths = strings(paths, "backup paths", pos)?;
+            let dest = options
+                .get("dest_dir")
+                .map(|d| {
+                    d.clone()
+                        .into_string()
+                        .map_err(|_| runtime_error("dest_dir must be a string".into(), pos))
+                })
+                .transpose()?
+                .ok_or_else(|| {
+                    runtime_error("rsync::snapshot needs #{ dest_dir: \"…\" }".into(), pos)
+                })?;
+            let excludes = match options.get("excludes") {
+                Some(e) => strings(
+                    e.clone()
+                        .into_array()
+                        .map_err(|_| runtime_error("excludes must be an array".into(), pos))?,
+                    "excludes",
+                    pos,
+                )?,
+                None => Vec::new(),
+            };
+            let retention = match options.get("retention") {
+                Some(r) => retention(
+                    r.clone()
+                        .try_cast::<Map>()
+                        .ok_or_else(|| runtime_error("retention must be a map".into(), pos))?,
+                    pos,
+                )?,
+                None => Retention::default(),
+            };
+            let opts = BackupOpts {
+                dest_dir: run.options.root.join(dest),
+                excludes,
+                one_file_system: o.bool("one_file_system")?.unwrap_or(false),
+                retention,
+            };
+            let result = run
+                .backup(&h.0, &paths, &opts)
+                .map_err(|f| raise(f, &ctx))?;
+            let value = serde_json::to_value(&result).unwrap_or_default();
+            Ok(crate::script::values::from_json(&value)
+                .try_cast::<Map>()
+                .unwrap_or_default())
+        }
+    );
+    for with_opts in [false, true] {
+        let c = ctx.clone();
+        let f = move |ctx: &NativeCallContext,
+                      snapshot: &str,
+                      h: HostRef,
+                      path: &str,
+                      options: Map|
+              -> Result<(), Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            Options::new(&options, "rsync::restore", &["to"], pos)?;
+            let to = options.get("to").map(|t| t.to_string());
+            let run = c.run()?;
+            let snapshot = run.options.root.join(snapshot);
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) && !run.options.check {
+                let target = to.as_deref().unwrap_or(path);
+                let question = format!(
+                    "Restore {path} from {} to {}:{target}? [y/N] ",
+                    snapshot.display(),
+                    h.0.name
+                );
+                if !crate::commands::confirm(&question) {
+                    return Err(runtime_error(
+                        "restore not confirmed; nothing was changed".into(),
+                        pos,
+                    ));
+                }
+            }
+            run.restore(&snapshot, &h.0, path, to.as_deref())
+                .map_err(|e| raise(e, ctx))
+        };
+        let registration = FuncRegistration::new("restore");
+        if with_opts {
+            registration
+                .with_params_info(["snapshot: &str", "h: Host", "path: &str", "options: Map", "()"])
+                .with_comments(["/// rsync::restore(snapshot, h, path) with options: to (another path on the host)."])
+                .set_into_module(&mut m, move |ctx: NativeCallContext, snapshot: &str, h: HostRef, path: &str, options: Map| f(&ctx, snapshot, h, path, options));
+        } else {
+            registration
+                .with_params_info(["snapshot: &str", "h: Host", "path: &str", "()"])
+                .with_comments(["/// Restores `path` (a file or directory, absolute) from a snapshot directory (as rsync::snapshot returned it) to the host, with modes and owners; asks for confirmation on a terminal."])
+                .set_into_module(&mut m, move |ctx: NativeCallContext, snapshot: &str, h: HostRef, path: &str| f(&ctx, snapshot, h, path, Map::new()));
+        }
+    }
+    m
+}
