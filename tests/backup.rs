@@ -229,3 +229,57 @@ fn an_unreachable_source_is_recorded_and_the_others_back_up() {
         "{s2}"
     );
 }
+
+#[test]
+fn a_backup_host_pulls_from_the_source_itself() {
+    let f = TestFleet::start(2);
+    let src = f.path().join("src");
+    make_tree(&src);
+    let dest = f.path().join("on-backup-host");
+    let key = f.path().join("id_ed25519");
+    let known = f.path().join("known_hosts");
+    project(
+        &f,
+        &format!(
+            r#"
+/// s2 backs up s1.
+fn bk() {{
+    let r = rsync::snapshot(host("s1"), ["{src}"], #{{
+        dest_host: "s2",
+        dest_dir: "{dest}",
+        ssh_options: "-i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known}",
+        retention: #{{ last: 5 }},
+    }});
+    print(`snapshot ${{r.snapshot}} ${{r.files_transferred}}`);
+}}
+"#,
+            src = src.display(),
+            dest = dest.display(),
+            key = key.display(),
+            known = known.display()
+        ),
+    );
+    fleet(&f, &["bk"])
+        .code(0)
+        .stdout_has(&format!("snapshot s2:{}/s1/", dest.display()))
+        .stdout_has(" 4");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fleet(&f, &["bk"]).code(0).stdout_has(" 0");
+    let snaps = snapshots(&dest.join("s1"));
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    assert!(dest.join(".fleet-backups").is_file());
+    let stable = |s: &PathBuf| {
+        std::fs::metadata(s.join(src.strip_prefix("/").unwrap()).join("stable.txt"))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(stable(&snaps[0]), stable(&snaps[1]));
+    // The same refusal as on the controller for a foreign directory.
+    std::fs::remove_dir_all(&dest).unwrap();
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::write(dest.join("theirs"), "x").unwrap();
+    fleet(&f, &["bk"])
+        .code(3)
+        .stderr_has("is not empty and has no .fleet-backups marker");
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
+}

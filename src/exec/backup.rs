@@ -34,6 +34,9 @@ pub struct BackupResult {
     pub warning: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<String>,
+    /// ssh could not reach the source.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreachable: bool,
 }
 
 /// A destination must be empty, missing, or carry fleet's marker: rsync `--delete`
@@ -65,14 +68,11 @@ pub fn prepare_destination(dest: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot prepare backup destination {}: {e}", dest.display()))
 }
 
-/// Complete snapshots of one host (name, time), and stale partial ones, by fleet's names.
-fn list_snapshots(dir: &Path) -> (Vec<(String, i64)>, Vec<String>) {
+/// Complete snapshots of one host (name, time), and stale partial ones, by fleet's names
+/// among the entries of its directory.
+fn sort_snapshots(names: Vec<String>) -> (Vec<(String, i64)>, Vec<String>) {
     let (mut complete, mut partial) = (Vec::new(), Vec::new());
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if !entry.path().is_dir() {
-            continue;
-        }
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for name in names {
         if let Some(t) = rsync::parse_snapshot_name(&name) {
             complete.push((name, t));
         } else if let Some(stem) = name.strip_suffix(PARTIAL)
@@ -83,6 +83,118 @@ fn list_snapshots(dir: &Path) -> (Vec<(String, i64)>, Vec<String>) {
     }
     complete.sort_by_key(|(_, t)| *t);
     (complete, partial)
+}
+
+/// Where snapshots are kept: on this machine (rsync runs here), or on a backup host
+/// that pulls from the source itself, as backup servers do.
+pub enum Store {
+    Local(PathBuf),
+    Remote {
+        host: Box<ResolvedHost>,
+        dir: String,
+        /// Extra options for the backup host's own `ssh` to the source (`-i KEY …`).
+        ssh_options: String,
+    },
+}
+
+impl Store {
+    fn host_dir(&self, source: &str) -> String {
+        match self {
+            Store::Local(d) => d.join(source).display().to_string(),
+            Store::Remote { dir, .. } => format!("{}/{source}", dir.trim_end_matches('/')),
+        }
+    }
+
+    /// Checks the marker (or makes the destination) and lists the source's directory.
+    fn prepare(&self, run: &Run, source: &str) -> Result<Vec<String>, String> {
+        match self {
+            Store::Local(dest) => {
+                prepare_destination(dest)?;
+                let dir = dest.join(source);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                Ok(std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect())
+            }
+            Store::Remote { host, dir, .. } => {
+                let (d, m) = (quote(dir), quote(&format!("{dir}/{MARKER}")));
+                let h = quote(&self.host_dir(source));
+                let script = format!(
+                    "if [ ! -f {m} ]; then if [ -e {d} ] && [ -n \"$(ls -A {d})\" ]; then exit 3; fi; \
+                     mkdir -p {d} && echo 'fleet backup snapshots' > {m} || exit 1; fi; \
+                     mkdir -p {h} && cd {h} && for n in *; do [ -d \"$n\" ] && printf '%s\\n' \"$n\"; done; true"
+                );
+                let out = run
+                    .exec(host, &script, None, None, true)
+                    .map_err(|f| f.message)?;
+                match out.code {
+                    0 => Ok(out.stdout_text().lines().map(String::from).collect()),
+                    3 => Err(format!(
+                        "backup destination {}:{dir} is not empty and has no {MARKER} marker: fleet \
+                         will not write into a directory it did not create",
+                        host.name
+                    )),
+                    c => Err(format!(
+                        "cannot prepare {}:{dir} (exit {c}): {}",
+                        host.name,
+                        crate::exec::run::tail(&out.stderr, 2)
+                    )),
+                }
+            }
+        }
+    }
+
+    fn remove(&self, run: &Run, source: &str, name: &str) -> Result<(), String> {
+        let path = format!("{}/{name}", self.host_dir(source));
+        match self {
+            Store::Local(_) => {
+                std::fs::remove_dir_all(&path).map_err(|e| format!("cannot remove {path}: {e}"))
+            }
+            Store::Remote { host, .. } => {
+                self.remote(run, host, &format!("rm -rf -- {}", quote(&path)))
+            }
+        }
+    }
+
+    fn rename(&self, run: &Run, source: &str, from: &str, to: &str) -> Result<(), String> {
+        let dir = self.host_dir(source);
+        let (a, b) = (format!("{dir}/{from}"), format!("{dir}/{to}"));
+        match self {
+            Store::Local(_) => {
+                std::fs::rename(&a, &b).map_err(|e| format!("cannot complete {b}: {e}"))
+            }
+            Store::Remote { host, .. } => {
+                self.remote(run, host, &format!("mv -T -- {} {}", quote(&a), quote(&b)))
+            }
+        }
+    }
+
+    fn remote(&self, run: &Run, host: &ResolvedHost, cmd: &str) -> Result<(), String> {
+        let out = run
+            .exec(host, cmd, None, None, true)
+            .map_err(|f| f.message)?;
+        match out.code {
+            0 => Ok(()),
+            c => Err(format!(
+                "`{cmd}` on {} exited with {c}: {}",
+                host.name,
+                crate::exec::run::tail(&out.stderr, 2)
+            )),
+        }
+    }
+
+    /// How the snapshot is named in results: a local path, or `host:/path`.
+    fn display(&self, source: &str, name: &str) -> String {
+        match self {
+            Store::Local(d) => crate::project::display_path(&d.join(source).join(name)),
+            Store::Remote { host, .. } => format!("{}:{}/{name}", host.name, self.host_dir(source)),
+        }
+    }
 }
 
 /// The `ssh` command rsync uses: the run's own options for that host.
@@ -142,6 +254,7 @@ impl Run {
         host: &ResolvedHost,
         paths: &[String],
         opts: &BackupOpts,
+        store: &Store,
     ) -> Result<BackupResult, HostFailure> {
         let started = Instant::now();
         let fail = |result: &BackupResult, message: String| {
@@ -151,8 +264,7 @@ impl Run {
             self.record_backup(&host.name, &result);
             HostFailure {
                 host: host.name.clone(),
-                // rsync's 255 is ssh's: the source could not be reached.
-                unreachable: result.exit_code == Some(255),
+                unreachable: result.unreachable,
                 command: None,
                 code: result.exit_code,
                 stderr: String::new(),
@@ -177,27 +289,46 @@ impl Run {
             );
             return Ok(result);
         }
-        prepare_destination(&opts.dest_dir).map_err(|e| fail(&result, e))?;
-        let dir = opts.dest_dir.join(&host.name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| fail(&result, format!("cannot create {}: {e}", dir.display())))?;
-        let (complete, stale) = list_snapshots(&dir);
+        let names = store
+            .prepare(self, &host.name)
+            .map_err(|e| fail(&result, e))?;
+        let (complete, stale) = sort_snapshots(names);
         for name in stale {
             // A partial snapshot is one fleet started and never finished: its own.
-            let _ = std::fs::remove_dir_all(dir.join(name));
+            store
+                .remove(self, &host.name, &name)
+                .map_err(|e| fail(&result, e))?;
         }
+        let dir = store.host_dir(&host.name);
         let mut time = now_unix();
         while complete.iter().any(|(_, t)| *t == time) {
             time += 1;
         }
         let name = rsync::snapshot_name(time);
-        let partial = dir.join(format!("{name}{PARTIAL}"));
-        let link_dest = complete.last().map(|(n, _)| dir.join(n));
-        let (login, ssh) = match host.connection {
-            Connection::Local => (None, None),
-            Connection::Ssh => {
+        let partial = format!("{dir}/{name}{PARTIAL}");
+        let link_dest = complete.last().map(|(n, _)| format!("{dir}/{n}"));
+        let (login, ssh) = match (store, host.connection) {
+            (Store::Local(_), Connection::Local) => (None, None),
+            (Store::Local(_), Connection::Ssh) => {
                 let (login, ssh) = ssh_command(self, host);
                 (Some(login), Some(ssh))
+            }
+            // The backup host reaches the source with its own ssh, key and known_hosts.
+            (Store::Remote { ssh_options, .. }, _) => {
+                let login = match &host.user {
+                    Some(u) => format!("{u}@{}", host.address),
+                    None => host.address.clone(),
+                };
+                let port = host.port.map(|p| format!(" -p {p}")).unwrap_or_default();
+                let extra = if ssh_options.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {ssh_options}")
+                };
+                (
+                    Some(login),
+                    Some(format!("ssh -o BatchMode=yes{port}{extra}")),
+                )
             }
         };
         let source = Source {
@@ -207,15 +338,24 @@ impl Run {
         };
         let args = rsync::snapshot_args(
             &source,
-            &partial.display().to_string(),
-            link_dest
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .as_deref(),
+            &partial,
+            link_dest.as_deref(),
             &opts.excludes,
             opts.one_file_system,
         );
-        let out = self.controller_rsync(&host.name, &args);
+        let out = match store {
+            Store::Local(_) => self.controller_rsync(&host.name, &args),
+            Store::Remote {
+                host: backup_host, ..
+            } => {
+                let cmd = std::iter::once("rsync".to_string())
+                    .chain(args.iter().map(|a| quote(a)))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                self.exec(backup_host, &cmd, None, None, true)
+                    .map_err(|f| fail(&result, f.message))?
+            }
+        };
         result.exit_code = Some(out.code);
         let stats = rsync::parse_stats(&out.stdout_text());
         result.files_transferred = stats.files_transferred;
@@ -228,6 +368,7 @@ impl Run {
             ));
         }
         if !rsync::succeeded(out.code) {
+            result.unreachable = rsync::source_unreachable(out.code, &out.stderr);
             let why = crate::exec::run::tail(&out.stderr, 3);
             return Err(fail(
                 &result,
@@ -237,10 +378,10 @@ impl Run {
                 ),
             ));
         }
-        let done = dir.join(&name);
-        std::fs::rename(&partial, &done)
-            .map_err(|e| fail(&result, format!("cannot complete {}: {e}", done.display())))?;
-        result.snapshot = Some(crate::project::display_path(&done));
+        store
+            .rename(self, &host.name, &format!("{name}{PARTIAL}"), &name)
+            .map_err(|e| fail(&result, e))?;
+        result.snapshot = Some(store.display(&host.name, &name));
         if stats.total_size == 0 {
             result.warning = Some(format!(
                 "the snapshot of {} is empty (total size 0)",
@@ -257,7 +398,8 @@ impl Run {
         let kept = rsync::keep(&times, &opts.retention);
         for (old, t) in &all {
             if !kept.contains(t) && *old != name {
-                std::fs::remove_dir_all(dir.join(old))
+                store
+                    .remove(self, &host.name, old)
                     .map_err(|e| fail(&result, format!("cannot prune snapshot {old}: {e}")))?;
                 result.pruned.push(old.clone());
             }
@@ -370,17 +512,14 @@ mod tests {
 
     #[test]
     fn only_fleet_named_directories_are_snapshots() {
-        let dir = tempfile::tempdir().unwrap();
-        for d in [
+        let names = [
             "20261125T020000Z",
             "20261124T020000Z",
             "20261125T030000Z.partial",
             "mine",
             "2026",
-        ] {
-            std::fs::create_dir(dir.path().join(d)).unwrap();
-        }
-        let (complete, partial) = list_snapshots(dir.path());
+        ];
+        let (complete, partial) = sort_snapshots(names.iter().map(|s| s.to_string()).collect());
         let names: Vec<&str> = complete.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["20261124T020000Z", "20261125T020000Z"]);
         assert_eq!(partial, ["20261125T030000Z.partial"]);

@@ -214,6 +214,22 @@ pub fn parse_stats(output: &str) -> Stats {
     s
 }
 
+/// Whether rsync failed because ssh could not reach the source (255, or 12 when ssh
+/// died before the protocol started): the host is unreachable, not failed.
+pub fn source_unreachable(code: i32, stderr: &str) -> bool {
+    code == 255
+        || (code == 12
+            && [
+                "ssh: ",
+                "Connection refused",
+                "Connection closed",
+                "Host key verification failed",
+                "Permission denied (",
+            ]
+            .iter()
+            .any(|s| stderr.contains(s)))
+}
+
 /// rsync's exit codes that still mean a complete snapshot: 24 = files vanished while
 /// being copied (a live system always has some).
 pub fn succeeded(code: i32) -> bool {
@@ -371,5 +387,14 @@ mod tests {
             }
         );
         assert!(succeeded(24) && !succeeded(23));
+        assert!(source_unreachable(255, ""));
+        assert!(source_unreachable(
+            12,
+            "ssh: connect to host 10.0.0.5 port 22: Connection refused"
+        ));
+        assert!(!source_unreachable(
+            12,
+            "rsync: write failed: No space left on device"
+        ));
     }
 }

@@ -3,7 +3,7 @@
 use super::files::runtime_error;
 use super::host::{HostRef, module_function, raise};
 use super::values::Options;
-use crate::exec::backup::BackupOpts;
+use crate::exec::backup::{BackupOpts, Store};
 use crate::ops::rsync::Retention;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Array, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
@@ -55,7 +55,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         &mut m,
         "snapshot",
         ["h: Host", "paths: Array", "options: Map", "Map"],
-        "Backs up `paths` (absolute) of the host with rsync over SSH into a hard-linked snapshot `<dest_dir>/<host>/<time>` on the controller: written as `<time>.partial` with --link-dest to the newest complete snapshot, renamed only when rsync succeeded, then pruned by `retention` (#{ last: 1, hourly_every: 4, hourly: 6, daily: 7, weekly: 4, monthly: 3 }: the newest `last`, plus the newest of each of the newest N 4-hour, daily, weekly and monthly buckets). Options: dest_dir (relative to the project; empty, new or fleet's own — a non-empty directory without fleet's marker is refused), excludes (relative to each path), one_file_system, retention. Returns #{ snapshot, files_transferred, bytes_transferred, total_size, duration_ms, exit_code, warning, pruned }; a failure never touches complete snapshots.",
+        "Backs up `paths` (absolute) of the host with rsync over SSH into a hard-linked snapshot `<dest_dir>/<host>/<time>` on the controller: written as `<time>.partial` with --link-dest to the newest complete snapshot, renamed only when rsync succeeded, then pruned by `retention` (#{ last: 1, hourly_every: 4, hourly: 6, daily: 7, weekly: 4, monthly: 3 }: the newest `last`, plus the newest of each of the newest N 4-hour, daily, weekly and monthly buckets). Options: dest_dir (relative to the project; empty, new or fleet's own — a non-empty directory without fleet's marker is refused), dest_host (an inventory host that keeps the snapshots and pulls from the source itself with its own ssh; dest_dir is then absolute on it; ssh_options are added to its ssh, e.g. \"-i /root/.ssh/backup\"), excludes (relative to each path), one_file_system, retention. Returns #{ snapshot, files_transferred, bytes_transferred, total_size, duration_ms, exit_code, warning, pruned }; a failure never touches complete snapshots.",
         move |ctx: NativeCallContext,
               h: HostRef,
               paths: Array,
@@ -65,7 +65,14 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let o = Options::new(
                 &options,
                 "rsync::snapshot",
-                &["dest_dir", "excludes", "one_file_system", "retention"],
+                &[
+                    "dest_dir",
+                    "dest_host",
+                    "ssh_options",
+                    "excludes",
+                    "one_file_system",
+                    "retention",
+                ],
                 pos,
             )?;
             let run = c.run()?;
@@ -100,6 +107,37 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 )?,
                 None => Retention::default(),
             };
+            let text = |key: &str| -> Result<Option<String>, Box<EvalAltResult>> {
+                options
+                    .get(key)
+                    .map(|v| {
+                        v.clone()
+                            .into_string()
+                            .map_err(|_| runtime_error(format!("{key} must be a string"), pos))
+                    })
+                    .transpose()
+            };
+            let store = match text("dest_host")? {
+                Some(name) => {
+                    if !dest.starts_with('/') {
+                        return Err(runtime_error(
+                            format!(
+                                "with dest_host, dest_dir must be an absolute path on {name}, not `{dest}`"
+                            ),
+                            pos,
+                        ));
+                    }
+                    Store::Remote {
+                        host: Box::new(
+                            run.host(&name)
+                                .map_err(|e| runtime_error(e.to_string(), pos))?,
+                        ),
+                        dir: dest.clone(),
+                        ssh_options: text("ssh_options")?.unwrap_or_default(),
+                    }
+                }
+                None => Store::Local(run.options.root.join(&dest)),
+            };
             let opts = BackupOpts {
                 dest_dir: run.options.root.join(dest),
                 excludes,
@@ -107,7 +145,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 retention,
             };
             let result = run
-                .backup(&h.0, &paths, &opts)
+                .backup(&h.0, &paths, &opts, &store)
                 .map_err(|f| raise(f, &ctx))?;
             let value = serde_json::to_value(&result).unwrap_or_default();
             Ok(crate::script::values::from_json(&value)
