@@ -424,14 +424,7 @@ impl Run {
         path: &str,
         to: Option<&str>,
     ) -> Result<(), HostFailure> {
-        let fail = |message: String| HostFailure {
-            host: host.name.clone(),
-            unreachable: false,
-            command: None,
-            code: None,
-            stderr: String::new(),
-            message,
-        };
+        let fail = |message: String| HostFailure::new(&host.name, message);
         let from = snapshot.join(path.trim_start_matches('/'));
         if !from.exists() {
             return Err(fail(format!(

@@ -19,14 +19,7 @@ pub struct FileOpts {
 }
 
 fn failure(host: &ResolvedHost, message: String) -> HostFailure {
-    HostFailure {
-        host: host.name.clone(),
-        unreachable: false,
-        command: None,
-        code: None,
-        stderr: String::new(),
-        message,
-    }
+    HostFailure::new(&host.name, message)
 }
 
 /// `sudo -n sh -c '…'` when asked for, the command itself otherwise.

@@ -128,6 +128,27 @@ pub struct HostFailure {
     pub message: String,
 }
 
+impl HostFailure {
+    /// A failure that is not about one command's exit code.
+    pub fn new(host: &str, message: String) -> HostFailure {
+        HostFailure {
+            host: host.to_string(),
+            unreachable: false,
+            command: None,
+            code: None,
+            stderr: String::new(),
+            message,
+        }
+    }
+
+    pub fn unreachable(host: &str, message: String) -> HostFailure {
+        HostFailure {
+            unreachable: true,
+            ..HostFailure::new(host, message)
+        }
+    }
+}
+
 impl std::fmt::Display for HostFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
@@ -364,13 +385,8 @@ impl Run {
         self.ui.host_activity(&host.name, "waiting for SSH");
         self.transport(host)
             .and_then(|t| t.wait_ready(timeout, interval))
-            .map_err(|e| HostFailure {
-                host: host.name.clone(),
-                unreachable: true,
-                command: None,
-                code: None,
-                stderr: String::new(),
-                message: format!("{} is unreachable: {e}", host.name),
+            .map_err(|e| {
+                HostFailure::unreachable(&host.name, format!("{} is unreachable: {e}", host.name))
             })
     }
 

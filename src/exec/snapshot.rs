@@ -74,14 +74,7 @@ impl Run {
         paths: &[String],
         sudo: bool,
     ) -> Result<usize, HostFailure> {
-        let fail = |message: String| HostFailure {
-            host: host.name.clone(),
-            unreachable: false,
-            command: None,
-            code: None,
-            stderr: String::new(),
-            message,
-        };
+        let fail = |message: String| HostFailure::new(&host.name, message);
         let state = &self.options.state_dir;
         let modes_rel = Path::new("hosts").join(&host.name).join(".modes");
         let mut modes = read_modes(&state.join(&modes_rel));
