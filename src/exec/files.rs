@@ -31,6 +31,11 @@ pub fn maybe_sudo(cmd: &str, sudo: bool) -> String {
     }
 }
 
+/// Why a file command failed: sudo's problem in words, else the end of its stderr.
+pub fn why_failed(host: &str, stderr: &str) -> String {
+    sudo_problem(host, stderr).unwrap_or_else(|| crate::exec::run::tail(stderr, 3))
+}
+
 /// The clear sentence for sudo refusing to run without a password.
 pub fn sudo_problem(host: &str, stderr: &str) -> Option<String> {
     if stderr.contains("a password is required") || stderr.contains("a terminal is required") {
@@ -59,8 +64,7 @@ impl Run {
         opts: &FileOpts,
     ) -> Result<bool, HostFailure> {
         let step_failure = |what: &str, out: &crate::transport::CmdOutput| {
-            let why = sudo_problem(&host.name, &out.stderr)
-                .unwrap_or_else(|| crate::exec::run::tail(&out.stderr, 3));
+            let why = why_failed(&host.name, &out.stderr);
             failure(
                 host,
                 format!("cannot {what} {path} on {}: {why}", host.name),
@@ -188,8 +192,7 @@ impl Run {
             false,
         )?;
         if out.code != 0 {
-            let why = sudo_problem(&host.name, &out.stderr)
-                .unwrap_or_else(|| crate::exec::run::tail(&out.stderr, 3));
+            let why = why_failed(&host.name, &out.stderr);
             return Err(failure(
                 host,
                 format!("cannot read {path} on {}: {why}", host.name),

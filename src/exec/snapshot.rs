@@ -3,7 +3,7 @@
 //! run's one commit, so the repository holds how each machine was configured at each
 //! run and `git log -p hosts/web-3` shows how that changed.
 
-use super::files::{maybe_sudo, sudo_problem};
+use super::files::{maybe_sudo, why_failed};
 use super::run::{HostFailure, Run};
 use crate::inventory::ResolvedHost;
 use crate::ops::shell::quote;
@@ -89,8 +89,7 @@ impl Run {
                 false,
             )?;
             if out.code != 0 {
-                let why = sudo_problem(&host.name, &out.stderr)
-                    .unwrap_or_else(|| super::run::tail(&out.stderr, 3));
+                let why = why_failed(&host.name, &out.stderr);
                 return Err(fail(format!(
                     "cannot capture {path} on {}: {why}",
                     host.name

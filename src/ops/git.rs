@@ -41,16 +41,8 @@ pub fn head_info(path: &Path) -> Result<Option<HeadInfo>, String> {
             path.display()
         ));
     }
-    let repo = match Repository::discover(path) {
-        Ok(r) => r,
-        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(format!(
-                "cannot open the git repository containing {}: {}",
-                path.display(),
-                e.message()
-            ));
-        }
+    let Some(repo) = discover(path, path)? else {
+        return Ok(None);
     };
     let shown = repo_name(&repo);
     let commit = head_commit(&repo)
@@ -104,6 +96,20 @@ pub fn open_or_init(path: &Path) -> Result<Repository, String> {
     })
 }
 
+/// The repository containing `at` (searched upward), None when there is none; `shown`
+/// names the path in the error.
+fn discover(at: &Path, shown: &Path) -> Result<Option<Repository>, String> {
+    match Repository::discover(at) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "cannot open the git repository containing {}: {}",
+            shown.display(),
+            e.message()
+        )),
+    }
+}
+
 /// The work tree of a repository that `path` lies inside (without being its root)
 /// and that already tracks files under `path`, so that a caller about to make `path`
 /// a repository of its own can refuse to split the files of another one.
@@ -111,16 +117,8 @@ pub fn tracked_by_enclosing(path: &Path) -> Result<Option<PathBuf>, String> {
     let Ok(real) = path.canonicalize() else {
         return Ok(None);
     };
-    let repo = match Repository::discover(&real) {
-        Ok(r) => r,
-        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(format!(
-                "cannot open the git repository containing {}: {}",
-                path.display(),
-                e.message()
-            ));
-        }
+    let Some(repo) = discover(&real, path)? else {
+        return Ok(None);
     };
     let Some(workdir) = repo.workdir().and_then(|w| w.canonicalize().ok()) else {
         return Ok(None);
