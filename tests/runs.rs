@@ -448,3 +448,38 @@ fn an_adhoc_run_outside_a_project_leaves_the_working_directory_alone() {
             && data.join("lock").is_file()
     );
 }
+
+const ROLLING: &str = r#"
+/// Rolls out in batches; h3 fails.
+/// @arg share: string = "0"  max_fail per batch
+fn roll(share) {
+    each(hosts(), #{ serial: 2, max_fail: share }, |h| {
+        h.run(`echo ${h.name} >> touched.log`);
+        if h.name == "h3" { throw "h3 breaks"; }
+    });
+}
+"#;
+
+#[test]
+fn rolling_batches_stop_after_a_failing_batch_and_skip_the_rest() {
+    let p = Project::new().local_hosts(6).recipe("roll", ROLLING);
+    let out = p.fleet(&["roll", "--forks", "1"]);
+    out.code(3)
+        .stderr_has("the rollout stopped after batch 2 (1 of 2 hosts failed)")
+        .stderr_has("h5 | skipped: the rollout stopped after batch 2")
+        .stderr_has("3 changed, 1 failed, 0 unreachable, 2 skipped");
+    assert_eq!(p.read("touched.log"), "h1\nh2\nh3\nh4\n");
+    std::fs::remove_file(p.path().join("touched.log")).unwrap();
+    // Half a batch may fail: the rollout goes on.
+    p.fleet(&["roll", "--share", "50%"])
+        .code(3)
+        .stderr_has("5 changed, 1 failed");
+    assert_eq!(p.read("touched.log").lines().count(), 6);
+    p.recipe(
+        "bad",
+        "/// Bad.\nfn bad() { each(hosts(), #{ serial: \"lots\" }, |h| h.name); }\n",
+    )
+    .fleet(&["bad"])
+    .code(2)
+    .stderr_has("option `serial` of each() must be a count like 2 or a share like \"25%\"");
+}

@@ -5,7 +5,7 @@
 use super::current;
 use super::interrupt;
 use super::run::Run;
-use super::status::HostStatus;
+use super::status::{HostStatus, MaxFail};
 use crate::inventory::ResolvedHost;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -128,4 +128,73 @@ where
         }
     });
     results.into_inner().unwrap()
+}
+
+/// Rolling batches (`serial`): hosts in groups of `serial` (a count or a percentage),
+/// each group done before the next starts. A group whose failures exceed `batch_max_fail`
+/// (default: any failure) stops the rollout; the hosts of later groups are skipped,
+/// never touched.
+pub fn fan_out_serial<T, F>(
+    run: &Run,
+    hosts: &[ResolvedHost],
+    forks: usize,
+    serial: MaxFail,
+    batch_max_fail: MaxFail,
+    work: F,
+) -> Vec<Option<T>>
+where
+    T: Send,
+    F: Fn(&ResolvedHost) -> Result<T, HostEnd> + Sync,
+{
+    let size = batch_size(serial, hosts.len());
+    let mut results = Vec::with_capacity(hosts.len());
+    let mut stopped: Option<String> = None;
+    for (n, batch) in hosts.chunks(size).enumerate() {
+        if let Some(why) = &stopped {
+            run.ui.add_hosts(batch.len());
+            for host in batch {
+                run.ui.event(Some(&host.name), &format!("skipped: {why}"));
+                run.update(&host.name, |_| {});
+                run.ui.host_done(&host.name, HostStatus::Skipped);
+                results.push(None);
+            }
+            continue;
+        }
+        results.extend(fan_out_with(run, batch, forks, &work));
+        let failed = batch
+            .iter()
+            .filter(|h| run.record(&h.name).status().is_failure())
+            .count();
+        if batch_max_fail.exceeded(failed, batch.len()) {
+            let why = format!(
+                "the rollout stopped after batch {} ({failed} of {} hosts failed)",
+                n + 1,
+                batch.len()
+            );
+            run.ui.event(None, &why);
+            stopped = Some(why);
+        }
+    }
+    results
+}
+
+/// Hosts per batch: a count, or a percentage of all (at least 1).
+pub fn batch_size(serial: MaxFail, hosts: usize) -> usize {
+    match serial {
+        MaxFail::Count(n) => n.max(1),
+        MaxFail::Percent(p) => ((p / 100.0 * hosts as f64).ceil() as usize).max(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_counts_or_shares_of_the_hosts() {
+        assert_eq!(batch_size(MaxFail::Count(2), 10), 2);
+        assert_eq!(batch_size(MaxFail::Count(0), 10), 1);
+        assert_eq!(batch_size(MaxFail::Percent(25.0), 10), 3);
+        assert_eq!(batch_size(MaxFail::Percent(1.0), 10), 1);
+    }
 }

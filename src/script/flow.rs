@@ -2,8 +2,9 @@
 
 use super::host::{HostRef, function};
 use crate::exec::current;
-use crate::exec::fanout::{HostEnd, fan_out_with};
+use crate::exec::fanout::{HostEnd, fan_out_serial, fan_out_with};
 use crate::exec::status::HostStatus;
+use crate::exec::status::MaxFail;
 use crate::recipe::diagnostic::{Cause, locate, recipe_error};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, FuncRegistration, Module, NativeCallContext};
@@ -24,18 +25,72 @@ fn to_hosts(list: Array, ctx: &NativeCallContext) -> Result<Vec<HostRef>, Box<Ev
 }
 
 /// Calls `f(h)` for every host on the worker pool and collects the values.
+/// How `each` fans out, from its options map.
+#[derive(Debug, Default)]
+struct EachOpts {
+    forks: Option<usize>,
+    serial: Option<MaxFail>,
+    max_fail: Option<MaxFail>,
+}
+
+/// A count (`2`) or a share (`"25%"`) from an option value.
+fn count_or_share(
+    v: &Dynamic,
+    key: &str,
+    pos: rhai::Position,
+) -> Result<MaxFail, Box<EvalAltResult>> {
+    let parsed = match v.as_int() {
+        Ok(n) if n >= 0 => Ok(MaxFail::Count(n as usize)),
+        Ok(_) => Err(String::new()),
+        Err(_) => MaxFail::parse(&v.to_string()),
+    };
+    parsed.map_err(|_| {
+        Box::new(EvalAltResult::ErrorRuntime(
+            format!(
+                "option `{key}` of each() must be a count like 2 or a share like \"25%\", not `{v}`"
+            )
+            .into(),
+            pos,
+        ))
+    })
+}
+
+fn each_opts(options: &rhai::Map, pos: rhai::Position) -> Result<EachOpts, Box<EvalAltResult>> {
+    super::values::Options::new(options, "each", &["forks", "serial", "max_fail"], pos)?;
+    let forks = match options.get("forks") {
+        Some(v) => Some(v.as_int().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            Box::new(EvalAltResult::ErrorRuntime(
+                "option `forks` of each() must be a whole number >= 1".into(),
+                pos,
+            ))
+        })? as usize),
+        None => None,
+    };
+    Ok(EachOpts {
+        forks,
+        serial: options
+            .get("serial")
+            .map(|v| count_or_share(v, "serial", pos))
+            .transpose()?,
+        max_fail: options
+            .get("max_fail")
+            .map(|v| count_or_share(v, "max_fail", pos))
+            .transpose()?,
+    })
+}
+
 fn each_host(
     c: &ScriptCtx,
     ctx: &NativeCallContext,
     hosts: Vec<HostRef>,
-    forks: Option<usize>,
+    opts: EachOpts,
     f: &FnPtr,
 ) -> Result<Array, Box<EvalAltResult>> {
     let run = c.run()?;
-    let forks = forks.unwrap_or(run.options.forks);
+    let forks = opts.forks.unwrap_or(run.options.forks);
     let resolved: Vec<_> = hosts.iter().map(|h| (*h.0).clone()).collect();
     let source = ctx.call_source().unwrap_or_default().to_string();
-    let results = fan_out_with(&run, &resolved, forks, |host| {
+    let work = |host: &crate::inventory::ResolvedHost| {
         let arg = Dynamic::from(HostRef(Arc::new(host.clone())));
         f.call_within_context::<Dynamic>(ctx, (arg,))
             .map_err(|err| {
@@ -71,7 +126,17 @@ fn each_host(
                     }
                 }
             })
-    });
+    };
+    let results = match opts.serial {
+        Some(serial) => {
+            let batch_policy = opts
+                .max_fail
+                .or(run.options.max_fail)
+                .unwrap_or(MaxFail::Count(0));
+            fan_out_serial(&run, &resolved, forks, serial, batch_policy, work)
+        }
+        None => fan_out_with(&run, &resolved, forks, work),
+    };
     Ok(results
         .into_iter()
         .map(|r| r.unwrap_or(Dynamic::UNIT))
@@ -91,7 +156,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               f: FnPtr|
               -> Result<Array, Box<EvalAltResult>> {
             let hosts = to_hosts(hosts, &ctx)?;
-            each_host(&c, &ctx, hosts, None, &f)
+            each_host(&c, &ctx, hosts, EachOpts::default(), &f)
         }
     );
     let c = ctx.clone();
@@ -99,24 +164,15 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         &mut m,
         "each",
         ["hosts: Array", "options: Map", "f: FnPtr", "Array"],
-        "each(hosts, f) with options: forks (the recipe's own parallelism, e.g. 1 for one host after another; --forks on the command line wins).",
+        "each(hosts, f) with options: forks (the recipe's own parallelism, e.g. 1 for one host after another; --forks on the command line wins); serial (rolling batches: 2 or \"25%\" of the hosts at a time, each batch done before the next); max_fail (per batch with serial, default 0: a batch with more failures stops the rollout and later hosts are skipped, never touched).",
         move |ctx: NativeCallContext,
               hosts: Array,
               options: rhai::Map,
               f: FnPtr|
               -> Result<Array, Box<EvalAltResult>> {
-            super::values::Options::new(&options, "each", &["forks"], ctx.call_position())?;
-            let forks = match options.get("forks") {
-                Some(v) => Some(v.as_int().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    Box::new(EvalAltResult::ErrorRuntime(
-                        "option `forks` of each() must be a whole number >= 1".into(),
-                        ctx.call_position(),
-                    ))
-                })? as usize),
-                None => None,
-            };
+            let opts = each_opts(&options, ctx.call_position())?;
             let hosts = to_hosts(hosts, &ctx)?;
-            each_host(&c, &ctx, hosts, forks, &f)
+            each_host(&c, &ctx, hosts, opts, &f)
         }
     );
     let c = ctx.clone();
@@ -137,7 +193,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 ))
             })?;
             let hosts = hosts.into_iter().map(|h| HostRef(Arc::new(h))).collect();
-            each_host(&c, &ctx, hosts, None, &f)
+            each_host(&c, &ctx, hosts, EachOpts::default(), &f)
         }
     );
     let c = ctx.clone();
