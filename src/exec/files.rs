@@ -177,6 +177,27 @@ impl Run {
         Ok(())
     }
 
+    /// Runs a read-only file command (raw output, through sudo when asked); a non-zero
+    /// exit fails with `cannot {what} {path} on HOST` and why.
+    pub fn file_query(
+        &self,
+        host: &ResolvedHost,
+        cmd: &str,
+        sudo: bool,
+        what: &str,
+        path: &str,
+    ) -> Result<crate::transport::CmdOutput, HostFailure> {
+        let out = self.exec(host, &maybe_sudo(cmd, sudo), None, None, false)?;
+        if out.code != 0 {
+            let why = why_failed(&host.name, &out.stderr);
+            return Err(failure(
+                host,
+                format!("cannot {what} {path} on {}: {why}", host.name),
+            ));
+        }
+        Ok(out)
+    }
+
     /// The bytes of `path` on `host`.
     pub fn read_file(
         &self,
@@ -184,20 +205,7 @@ impl Run {
         path: &str,
         sudo: bool,
     ) -> Result<Vec<u8>, HostFailure> {
-        let out = self.exec(
-            host,
-            &maybe_sudo(&files::cat_cmd(path), sudo),
-            None,
-            None,
-            false,
-        )?;
-        if out.code != 0 {
-            let why = why_failed(&host.name, &out.stderr);
-            return Err(failure(
-                host,
-                format!("cannot read {path} on {}: {why}", host.name),
-            ));
-        }
+        let out = self.file_query(host, &files::cat_cmd(path), sudo, "read", path)?;
         Ok(out.stdout)
     }
 

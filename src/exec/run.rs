@@ -512,34 +512,32 @@ impl Run {
         }
         let wrapped = super::files::maybe_sudo(cmd, opts.sudo);
         let out = self.exec(host, &wrapped, opts.timeout, None, true)?;
-        if opts.sudo
-            && out.code != 0
-            && let Some(problem) = super::files::sudo_problem(&host.name, &out.stderr)
-        {
-            return Err(HostFailure {
-                host: host.name.clone(),
-                unreachable: false,
-                command: Some(cmd.to_string()),
-                code: Some(out.code),
-                stderr: out.stderr,
-                message: problem,
-            });
-        }
-        if out.code != 0 && !opts.allow_fail {
-            let stderr_tail = tail(&out.stderr, TAIL_LINES);
-            let mut message = format!("command `{cmd}` on {} exited with {}", host.name, out.code);
-            if !stderr_tail.is_empty() {
-                message.push_str(":\n");
-                message.push_str(&stderr_tail);
+        if out.code != 0 {
+            // sudo refusing to prompt fails the command even with allow_fail.
+            let problem = opts
+                .sudo
+                .then(|| super::files::sudo_problem(&host.name, &out.stderr))
+                .flatten();
+            if problem.is_some() || !opts.allow_fail {
+                let message = problem.unwrap_or_else(|| {
+                    let stderr_tail = tail(&out.stderr, TAIL_LINES);
+                    let mut message =
+                        format!("command `{cmd}` on {} exited with {}", host.name, out.code);
+                    if !stderr_tail.is_empty() {
+                        message.push_str(":\n");
+                        message.push_str(&stderr_tail);
+                    }
+                    message
+                });
+                return Err(HostFailure {
+                    host: host.name.clone(),
+                    unreachable: false,
+                    command: Some(cmd.to_string()),
+                    code: Some(out.code),
+                    stderr: out.stderr,
+                    message,
+                });
             }
-            return Err(HostFailure {
-                host: host.name.clone(),
-                unreachable: false,
-                command: Some(cmd.to_string()),
-                code: Some(out.code),
-                stderr: out.stderr,
-                message,
-            });
         }
         let changed = out.code == 0 && !opts.read_only && opts.changed.unwrap_or(true);
         if changed {

@@ -3,7 +3,6 @@
 //! run's one commit, so the repository holds how each machine was configured at each
 //! run and `git log -p hosts/web-3` shows how that changed.
 
-use super::files::{maybe_sudo, why_failed};
 use super::run::{HostFailure, Run};
 use crate::inventory::ResolvedHost;
 use crate::ops::shell::quote;
@@ -81,20 +80,7 @@ impl Run {
         let mut staged = vec![modes_rel.clone()];
         for path in paths {
             let rel = snapshot_path(&host.name, path).map_err(fail)?;
-            let out = self.exec(
-                host,
-                &maybe_sudo(&capture_cmd(path), sudo),
-                None,
-                None,
-                false,
-            )?;
-            if out.code != 0 {
-                let why = why_failed(&host.name, &out.stderr);
-                return Err(fail(format!(
-                    "cannot capture {path} on {}: {why}",
-                    host.name
-                )));
-            }
+            let out = self.file_query(host, &capture_cmd(path), sudo, "capture", path)?;
             let local = state.join(&rel);
             match parse_capture(&out.stdout)
                 .map_err(|e| fail(format!("cannot capture {path} on {}: {e}", host.name)))?
