@@ -1,8 +1,10 @@
 //! fleet's domain in plain Rust, no Rhai: command lines are built and output parsed by
 //! pure functions, tested without a host.
 
+pub mod cloudinit;
 pub mod files;
 pub mod git;
+pub mod proxmox;
 pub mod rsync;
 pub mod secrets;
 pub mod shell;

@@ -1,0 +1,716 @@
+//! cloud-init NoCloud documents from typed values: `#cloud-config` user-data,
+//! network-config version 2 and meta-data, validated by fleet before cloud-init (or
+//! Proxmox) ever sees them, and the `cloud-init status --long` report read back.
+//! YAML is written by serde_yaml from the structs, never by string pasting.
+
+use serde::{Deserialize, Serialize};
+
+/// Linux user names as Debian's adduser accepts them by default.
+pub fn is_user_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))
+}
+
+const KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// One OpenSSH public key line: type, base64 body, optional comment.
+pub fn is_public_key(s: &str) -> bool {
+    let mut parts = s.split_whitespace();
+    let (Some(kind), Some(body)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    !s.contains('\n')
+        && KEY_TYPES.contains(&kind)
+        && body.len() >= 16
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+}
+
+fn is_package_name(s: &str) -> bool {
+    s.len() >= 2
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+}
+
+fn is_hostname(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(crate::ops::proxmox::is_dns_label)
+}
+
+/// `sudo: true` is passwordless sudo for everything; a string is a sudoers rule.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Sudo {
+    All(bool),
+    Rule(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub name: String,
+    #[serde(default)]
+    pub ssh_authorized_keys: Vec<String>,
+    pub sudo: Option<Sudo>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub shell: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteFileSpec {
+    pub path: String,
+    pub content: String,
+    pub permissions: Option<String>,
+    pub owner: Option<String>,
+}
+
+/// What a recipe says of a machine's first boot.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDataSpec {
+    pub hostname: Option<String>,
+    pub fqdn: Option<String>,
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+    pub ssh_pwauth: Option<bool>,
+    pub disable_root: Option<bool>,
+    #[serde(default)]
+    pub packages: Vec<String>,
+    pub package_upgrade: Option<bool>,
+    #[serde(default)]
+    pub write_files: Vec<WriteFileSpec>,
+    /// Each command is run by `sh -c` (a string) as cloud-init's runcmd does.
+    #[serde(default)]
+    pub runcmd: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct CloudConfig<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fqdn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manage_etc_hosts: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timezone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    users: Vec<UserOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_pwauth: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disable_root: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package_update: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package_upgrade: Option<bool>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    packages: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    write_files: Vec<FileOut<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    runcmd: &'a [String],
+}
+
+#[derive(Serialize)]
+struct UserOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sudo: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<String>,
+    shell: &'a str,
+    lock_passwd: bool,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    ssh_authorized_keys: &'a [String],
+}
+
+#[derive(Serialize)]
+struct FileOut<'a> {
+    path: &'a str,
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a str>,
+}
+
+/// One problem with a document, named by where it is (`users[0].name`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub at: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+fn problem(at: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        at: at.into(),
+        message: message.into(),
+    }
+}
+
+impl UserDataSpec {
+    pub fn check(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if let Some(h) = &self.hostname
+            && !crate::ops::proxmox::is_dns_label(h)
+        {
+            out.push(problem(
+                "hostname",
+                format!("`{h}` is not a host name (a DNS label)"),
+            ));
+        }
+        if let Some(f) = &self.fqdn
+            && !is_hostname(f)
+        {
+            out.push(problem("fqdn", format!("`{f}` is not a domain name")));
+        }
+        if let Some(tz) = &self.timezone
+            && (tz.is_empty()
+                || tz.contains("..")
+                || !tz
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)))
+        {
+            out.push(problem(
+                "timezone",
+                format!("`{tz}` is not a time zone like Europe/Berlin or UTC"),
+            ));
+        }
+        for (i, u) in self.users.iter().enumerate() {
+            if !is_user_name(&u.name) {
+                out.push(problem(
+                    format!("users[{i}].name"),
+                    format!("`{}` is not a Linux user name", u.name),
+                ));
+            }
+            for (k, key) in u.ssh_authorized_keys.iter().enumerate() {
+                if !is_public_key(key) {
+                    out.push(problem(
+                        format!("users[{i}].ssh_authorized_keys[{k}]"),
+                        format!(
+                            "`{}` is not an OpenSSH public key line (type, base64, comment)",
+                            shorten(key)
+                        ),
+                    ));
+                }
+            }
+            for g in &u.groups {
+                if !is_user_name(g) {
+                    out.push(problem(
+                        format!("users[{i}].groups"),
+                        format!("`{g}` is not a group name"),
+                    ));
+                }
+            }
+            if let Some(Sudo::Rule(r)) = &u.sudo
+                && (r.contains('\n') || r.trim().is_empty())
+            {
+                out.push(problem(
+                    format!("users[{i}].sudo"),
+                    "must be one sudoers rule, or true/false",
+                ));
+            }
+            if let Some(s) = &u.shell
+                && !s.starts_with('/')
+            {
+                out.push(problem(
+                    format!("users[{i}].shell"),
+                    format!("`{s}` must be an absolute path"),
+                ));
+            }
+        }
+        for p in &self.packages {
+            if !is_package_name(p) {
+                out.push(problem(
+                    "packages",
+                    format!("`{p}` is not a Debian package name"),
+                ));
+            }
+        }
+        for (i, f) in self.write_files.iter().enumerate() {
+            if !f.path.starts_with('/') {
+                out.push(problem(
+                    format!("write_files[{i}].path"),
+                    format!("`{}` must be absolute", f.path),
+                ));
+            }
+            if let Some(p) = &f.permissions
+                && !(p.len() == 4
+                    && p.starts_with('0')
+                    && p.chars().all(|c| ('0'..='7').contains(&c)))
+            {
+                out.push(problem(
+                    format!("write_files[{i}].permissions"),
+                    format!("`{p}` must be an octal mode like 0644"),
+                ));
+            }
+        }
+        out
+    }
+
+    /// The `#cloud-config` document; `check()` first.
+    pub fn render(&self) -> Result<String, Vec<Problem>> {
+        let problems = self.check();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let users = self
+            .users
+            .iter()
+            .map(|u| UserOut {
+                name: &u.name,
+                sudo: match &u.sudo {
+                    Some(Sudo::All(true)) => Some("ALL=(ALL) NOPASSWD:ALL".into()),
+                    Some(Sudo::All(false)) | None => None,
+                    Some(Sudo::Rule(r)) => Some(r.clone()),
+                },
+                groups: (!u.groups.is_empty()).then(|| u.groups.join(", ")),
+                shell: u.shell.as_deref().unwrap_or("/bin/bash"),
+                lock_passwd: true,
+                ssh_authorized_keys: &u.ssh_authorized_keys,
+            })
+            .collect();
+        let doc = CloudConfig {
+            hostname: self.hostname.as_deref(),
+            fqdn: self.fqdn.as_deref(),
+            manage_etc_hosts: self.hostname.as_ref().map(|_| true),
+            timezone: self.timezone.as_deref(),
+            users,
+            ssh_pwauth: self.ssh_pwauth,
+            disable_root: self.disable_root,
+            package_update: (!self.packages.is_empty()).then_some(true),
+            package_upgrade: self.package_upgrade,
+            packages: &self.packages,
+            write_files: self
+                .write_files
+                .iter()
+                .map(|f| FileOut {
+                    path: &f.path,
+                    content: &f.content,
+                    permissions: f.permissions.as_deref(),
+                    owner: f.owner.as_deref(),
+                })
+                .collect(),
+            runcmd: &self.runcmd,
+        };
+        let yaml = serde_yaml::to_string(&doc).expect("cloud-config serializes");
+        Ok(format!("#cloud-config\n{yaml}"))
+    }
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+/// Network: DHCP, or a static IPv4 address with gateway and DNS, for the NIC with `mac`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// `dhcp` or a CIDR like 10.0.0.5/24.
+    pub ip: String,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub search: Vec<String>,
+    pub mac: String,
+    #[serde(default = "default_nic")]
+    pub name: String,
+}
+
+fn default_nic() -> String {
+    "eth0".into()
+}
+
+#[derive(Serialize)]
+struct NetworkV2<'a> {
+    version: u8,
+    ethernets: std::collections::BTreeMap<&'a str, Ethernet<'a>>,
+}
+
+#[derive(Serialize)]
+struct Ethernet<'a> {
+    #[serde(rename = "match")]
+    matches: MacMatch,
+    #[serde(rename = "set-name")]
+    set_name: &'a str,
+    dhcp4: bool,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    addresses: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<Route<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nameservers: Option<Nameservers<'a>>,
+}
+
+#[derive(Serialize)]
+struct MacMatch {
+    macaddress: String,
+}
+
+#[derive(Serialize)]
+struct Route<'a> {
+    to: &'a str,
+    via: &'a str,
+}
+
+#[derive(Serialize)]
+struct Nameservers<'a> {
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    addresses: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    search: &'a [String],
+}
+
+impl NetworkSpec {
+    pub fn check(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if self.ip != "dhcp" && crate::ops::proxmox::parse_cidr(&self.ip).is_none() {
+            out.push(problem(
+                "ip",
+                format!(
+                    "`{}` must be `dhcp` or an IPv4 CIDR like 10.0.0.5/24",
+                    self.ip
+                ),
+            ));
+        }
+        if !self.gateway.is_empty() {
+            if self.ip == "dhcp" {
+                out.push(problem("gateway", "a gateway needs a static ip"));
+            } else if self.gateway.parse::<std::net::Ipv4Addr>().is_err() {
+                out.push(problem(
+                    "gateway",
+                    format!("`{}` must be an IPv4 address", self.gateway),
+                ));
+            }
+        }
+        for d in &self.dns {
+            if d.parse::<std::net::IpAddr>().is_err() {
+                out.push(problem("dns", format!("`{d}` must be an IP address")));
+            }
+        }
+        for s in &self.search {
+            if !is_hostname(s) {
+                out.push(problem("search", format!("`{s}` must be a domain name")));
+            }
+        }
+        if !crate::ops::proxmox::is_mac(&self.mac) {
+            out.push(problem(
+                "mac",
+                format!("`{}` must be a MAC like bc:24:11:aa:bb:cc", self.mac),
+            ));
+        }
+        if !crate::ops::proxmox::is_dns_label(&self.name) {
+            out.push(problem(
+                "name",
+                format!("`{}` is not an interface name", self.name),
+            ));
+        }
+        out
+    }
+
+    /// network-config version 2, the NIC matched by MAC and named `name`.
+    pub fn render(&self) -> Result<String, Vec<Problem>> {
+        let problems = self.check();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let dhcp = self.ip == "dhcp";
+        let addresses = if dhcp {
+            Vec::new()
+        } else {
+            vec![self.ip.clone()]
+        };
+        let eth = Ethernet {
+            matches: MacMatch {
+                macaddress: self.mac.to_ascii_lowercase(),
+            },
+            set_name: &self.name,
+            dhcp4: dhcp,
+            addresses: &addresses,
+            routes: if self.gateway.is_empty() {
+                Vec::new()
+            } else {
+                vec![Route {
+                    to: "default",
+                    via: &self.gateway,
+                }]
+            },
+            nameservers: (!self.dns.is_empty() || !self.search.is_empty()).then_some(Nameservers {
+                addresses: &self.dns,
+                search: &self.search,
+            }),
+        };
+        let doc = NetworkV2 {
+            version: 2,
+            ethernets: [(self.name.as_str(), eth)].into_iter().collect(),
+        };
+        Ok(serde_yaml::to_string(&doc).expect("network-config serializes"))
+    }
+}
+
+/// meta-data: a new instance-id makes cloud-init treat the boot as a first boot.
+pub fn meta_data(instance_id: &str, hostname: &str) -> String {
+    #[derive(Serialize)]
+    struct Meta<'a> {
+        #[serde(rename = "instance-id")]
+        instance_id: &'a str,
+        #[serde(rename = "local-hostname")]
+        local_hostname: &'a str,
+    }
+    serde_yaml::to_string(&Meta {
+        instance_id,
+        local_hostname: hostname,
+    })
+    .expect("meta-data serializes")
+}
+
+/// What `cloud-init status --long` says, in any version's layout.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Status {
+    pub status: String,
+    pub detail: String,
+    pub errors: Vec<String>,
+}
+
+impl Status {
+    pub fn failed(&self) -> bool {
+        self.status == "error" || !self.errors.is_empty()
+    }
+}
+
+/// The command fleet waits with; exit 2 (degraded, since 23.4) still means finished.
+pub const STATUS_COMMAND: &str = "cloud-init status --wait --long";
+
+pub fn parse_status(text: &str) -> Status {
+    let mut s = Status::default();
+    let mut lines = text.lines().peekable();
+    let mut in_errors = false;
+    while let Some(line) = lines.next() {
+        // --wait prints dots before the report.
+        let line = line.trim_start_matches('.');
+        if in_errors {
+            if let Some(e) = line.trim().strip_prefix("- ") {
+                s.errors.push(e.to_string());
+                continue;
+            }
+            in_errors = false;
+        }
+        if let Some(v) = line.strip_prefix("status: ") {
+            s.status = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("detail:") {
+            let v = v.trim();
+            // Before 24.1 the detail is on the next line.
+            s.detail = if v.is_empty() {
+                lines.next().unwrap_or_default().trim().to_string()
+            } else {
+                v.to_string()
+            };
+        } else if let Some(v) = line.strip_prefix("errors:") {
+            let v = v.trim();
+            in_errors = v.is_empty();
+            if let Some(list) = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+                s.errors.extend(
+                    list.split("', '")
+                        .map(|e| e.trim_matches(|c| c == '\'' || c == '"').to_string())
+                        .filter(|e| !e.is_empty()),
+                );
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq3xGcJc0Tq5b6m0yQm6o7ZlJ4W2l8rN5o1fNwzJX6c admin@laptop";
+
+    fn user_data() -> UserDataSpec {
+        serde_json::from_value(serde_json::json!({
+            "hostname": "web-3",
+            "timezone": "Europe/Berlin",
+            "users": [{ "name": "admin", "ssh_authorized_keys": [KEY], "sudo": true }],
+            "ssh_pwauth": false,
+            "disable_root": true,
+            "packages": ["qemu-guest-agent", "python3"],
+            "write_files": [{ "path": "/etc/motd", "content": "managed by fleet\n", "permissions": "0644" }],
+            "runcmd": ["systemctl enable --now qemu-guest-agent"]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn user_data_golden() {
+        assert_eq!(
+            user_data().render().unwrap(),
+            "#cloud-config
+hostname: web-3
+manage_etc_hosts: true
+timezone: Europe/Berlin
+users:
+- name: admin
+  sudo: ALL=(ALL) NOPASSWD:ALL
+  shell: /bin/bash
+  lock_passwd: true
+  ssh_authorized_keys:
+  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq3xGcJc0Tq5b6m0yQm6o7ZlJ4W2l8rN5o1fNwzJX6c admin@laptop
+ssh_pwauth: false
+disable_root: true
+package_update: true
+packages:
+- qemu-guest-agent
+- python3
+write_files:
+- path: /etc/motd
+  content: |
+    managed by fleet
+  permissions: '0644'
+runcmd:
+- systemctl enable --now qemu-guest-agent
+"
+        );
+    }
+
+    #[test]
+    fn bad_user_data_names_each_problem() {
+        let mut u = user_data();
+        u.hostname = Some("web_3".into());
+        u.users[0].name = "Admin".into();
+        u.users[0].ssh_authorized_keys = vec!["not a key".into()];
+        u.packages.push("curl; reboot".into());
+        u.write_files[0].path = "etc/motd".into();
+        u.write_files[0].permissions = Some("644".into());
+        u.timezone = Some("../../etc/passwd".into());
+        let at: Vec<String> = u.render().unwrap_err().into_iter().map(|p| p.at).collect();
+        assert_eq!(
+            at,
+            [
+                "hostname",
+                "timezone",
+                "users[0].name",
+                "users[0].ssh_authorized_keys[0]",
+                "packages",
+                "write_files[0].path",
+                "write_files[0].permissions"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = serde_json::from_value::<UserDataSpec>(serde_json::json!({ "hostnme": "x" }))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `hostnme`"), "{e}");
+    }
+
+    #[test]
+    fn public_keys() {
+        assert!(is_public_key(KEY));
+        assert!(!is_public_key("ssh-ed25519"));
+        assert!(!is_public_key("ssh-dss AAAAB3NzaC1kc3MAAACBAP"));
+        assert!(!is_public_key(&format!("{KEY}\nssh-ed25519 AAAA")));
+    }
+
+    #[test]
+    fn network_static_and_dhcp() {
+        let spec = NetworkSpec {
+            ip: "10.0.0.5/24".into(),
+            gateway: "10.0.0.1".into(),
+            dns: vec!["10.0.0.1".into()],
+            search: vec!["lan".into()],
+            mac: "BC:24:11:0A:0B:0C".into(),
+            name: "eth0".into(),
+        };
+        assert_eq!(
+            spec.render().unwrap(),
+            "version: 2
+ethernets:
+  eth0:
+    match:
+      macaddress: bc:24:11:0a:0b:0c
+    set-name: eth0
+    dhcp4: false
+    addresses:
+    - 10.0.0.5/24
+    routes:
+    - to: default
+      via: 10.0.0.1
+    nameservers:
+      addresses:
+      - 10.0.0.1
+      search:
+      - lan
+"
+        );
+        let dhcp = NetworkSpec {
+            ip: "dhcp".into(),
+            mac: spec.mac.clone(),
+            name: "eth0".into(),
+            ..NetworkSpec::default()
+        };
+        assert!(dhcp.render().unwrap().contains("dhcp4: true"));
+        let bad = NetworkSpec {
+            gateway: "10.0.0.1".into(),
+            ..dhcp
+        };
+        assert_eq!(bad.render().unwrap_err()[0].at, "gateway");
+    }
+
+    #[test]
+    fn meta() {
+        assert_eq!(
+            meta_data("fleet-105-1", "web-3"),
+            "instance-id: fleet-105-1\nlocal-hostname: web-3\n"
+        );
+    }
+
+    #[test]
+    fn status_layouts() {
+        let new = "status: done\nextended_status: done\nboot_status_code: enabled-by-generator\ndetail: DataSourceNoCloud [seed=/dev/sr0]\nerrors: []\nrecoverable_errors: {}\n";
+        let s = parse_status(new);
+        assert_eq!(s.status, "done");
+        assert_eq!(s.detail, "DataSourceNoCloud [seed=/dev/sr0]");
+        assert!(!s.failed());
+        let old = "..\nstatus: error\ntime: Wed, 13 Mar 2024 18:46:26 +0000\ndetail:\n('package-update-upgrade-install', ProcessExecutionError('Unexpected error while running command.'))\n";
+        let s = parse_status(old);
+        assert_eq!(s.status, "error");
+        assert!(s.detail.starts_with("('package-update-upgrade-install'"));
+        assert!(s.failed());
+        let listed = "status: error\ndetail: DataSourceNoCloud\nerrors:\n\t- ('scripts_user', RuntimeError('Runparts: 1 failures'))\nrecoverable_errors: {}\n";
+        assert_eq!(
+            parse_status(listed).errors,
+            ["('scripts_user', RuntimeError('Runparts: 1 failures'))"]
+        );
+    }
+}

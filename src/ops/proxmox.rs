@@ -1,0 +1,855 @@
+//! Proxmox VE as fleet knows it: a VM spec and its validation, the `qm`/`pvesh`/`pvesm`
+//! command lines for it, and parsers of their output. Pure functions; the facts come
+//! from shared/reference/proxmox-and-ufw-cli.md (PVE 8/9).
+
+use crate::ops::shell::quote;
+use std::fmt;
+
+pub const VMID_MIN: u64 = 100;
+pub const VMID_MAX: u64 = 999_999_999;
+/// Proxmox's default MAC prefix (BC:24:11, its IEEE OUI).
+pub const MAC_PREFIX: [u8; 3] = [0xbc, 0x24, 0x11];
+
+/// How cloud-init gets its data: Proxmox's own options, or user-data (and
+/// network-config) uploaded as snippets and attached with `--cicustom`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CloudInit {
+    Native,
+    Snippets { storage: String },
+}
+
+/// What a new VM is: every field a `qm create` for a cloud image needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmSpec {
+    pub vmid: u64,
+    pub name: String,
+    pub cores: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    pub storage: String,
+    pub bridge: String,
+    /// The cloud image on the node, imported as the boot disk.
+    pub image: String,
+    pub mac: String,
+    pub ostype: String,
+    pub agent: bool,
+    pub serial: bool,
+    pub cpu: String,
+    /// `ip=dhcp` or `ip=10.0.0.5/24,gw=10.0.0.1`, as `--ipconfig0` takes it.
+    pub ipconfig: String,
+    pub nameserver: Vec<String>,
+    pub searchdomain: Vec<String>,
+    pub ciuser: String,
+    pub cloud_init: CloudInit,
+}
+
+/// One thing wrong with a spec, named by its field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecError {
+    pub field: &'static str,
+    pub value: String,
+    pub problem: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} `{}`: {}", self.field, self.value, self.problem)
+    }
+}
+
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A Proxmox storage or bridge ID: letters first, then letters, digits, `-`, `_`, `.`.
+fn is_pve_id(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+pub fn is_mac(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A locally random MAC in Proxmox's range, like the one `qm create` would pick; fleet
+/// picks it itself so the network-config can match the NIC before the VM exists.
+pub fn random_mac() -> String {
+    let tail: [u8; 3] = [fastrand::u8(..), fastrand::u8(..), fastrand::u8(..)];
+    MAC_PREFIX
+        .iter()
+        .chain(tail.iter())
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `10.0.0.5/24` -> (address, prefix), IPv4 only.
+pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (addr, prefix) = s.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok()?;
+    (prefix <= 32).then_some(())?;
+    Some((addr.parse().ok()?, prefix))
+}
+
+/// `--ipconfig0` from the address the user gave: `dhcp`, or a CIDR and a gateway.
+pub fn ipconfig(ip: &str, gateway: &str) -> Result<String, SpecError> {
+    if ip == "dhcp" {
+        return Ok("ip=dhcp".into());
+    }
+    let bad = |field, value: &str, problem: &str| SpecError {
+        field,
+        value: value.to_string(),
+        problem: problem.to_string(),
+    };
+    parse_cidr(ip)
+        .ok_or_else(|| bad("ip", ip, "must be `dhcp` or an IPv4 CIDR like 10.0.0.5/24"))?;
+    if gateway.is_empty() {
+        return Ok(format!("ip={ip}"));
+    }
+    gateway
+        .parse::<std::net::Ipv4Addr>()
+        .map_err(|_| bad("gateway", gateway, "must be an IPv4 address"))?;
+    Ok(format!("ip={ip},gw={gateway}"))
+}
+
+impl VmSpec {
+    /// Everything that can be checked without the node; an empty list when fine.
+    pub fn check(&self) -> Vec<SpecError> {
+        let mut errors = Vec::new();
+        let mut bad = |field, value: String, problem: &str| {
+            errors.push(SpecError {
+                field,
+                value,
+                problem: problem.to_string(),
+            })
+        };
+        if !(VMID_MIN..=VMID_MAX).contains(&self.vmid) {
+            bad(
+                "vmid",
+                self.vmid.to_string(),
+                "must be between 100 and 999999999",
+            );
+        }
+        if !is_dns_label(&self.name) {
+            bad(
+                "name",
+                self.name.clone(),
+                "must be a DNS label: 1-63 letters, digits and `-`, not starting or ending with `-`",
+            );
+        }
+        if self.cores < 1 {
+            bad("cores", self.cores.to_string(), "must be at least 1");
+        }
+        if self.memory_mb < 16 {
+            bad(
+                "memory",
+                self.memory_mb.to_string(),
+                "must be at least 16 (MiB)",
+            );
+        }
+        if self.disk_gb < 1 {
+            bad("disk", self.disk_gb.to_string(), "must be at least 1 (GiB)");
+        }
+        if !is_pve_id(&self.storage) {
+            bad("storage", self.storage.clone(), "is not a storage ID");
+        }
+        if !is_pve_id(&self.bridge) {
+            bad("bridge", self.bridge.clone(), "is not a bridge name");
+        }
+        if !self.image.starts_with('/') {
+            bad(
+                "image",
+                self.image.clone(),
+                "must be an absolute path of a cloud image on the node",
+            );
+        }
+        if !is_mac(&self.mac) {
+            bad(
+                "mac",
+                self.mac.clone(),
+                "must be a MAC like BC:24:11:AA:BB:CC",
+            );
+        }
+        if !self.ipconfig.starts_with("ip=") {
+            bad(
+                "ipconfig",
+                self.ipconfig.clone(),
+                "must be `ip=dhcp` or `ip=CIDR[,gw=IP]`",
+            );
+        }
+        for ns in &self.nameserver {
+            if ns.parse::<std::net::IpAddr>().is_err() {
+                bad("dns", ns.clone(), "must be an IP address");
+            }
+        }
+        for d in &self.searchdomain {
+            if d.split('.').any(|l| !is_dns_label(l)) {
+                bad("searchdomain", d.clone(), "must be a domain name");
+            }
+        }
+        if !self.ciuser.is_empty() && !crate::ops::cloudinit::is_user_name(&self.ciuser) {
+            bad("user", self.ciuser.clone(), "must be a Linux user name");
+        }
+        if let CloudInit::Snippets { storage } = &self.cloud_init
+            && !is_pve_id(storage)
+        {
+            bad("snippets_storage", storage.clone(), "is not a storage ID");
+        }
+        errors
+    }
+
+    /// Checks against what the node has; `facts` comes from the commands of `NodeFacts`.
+    pub fn check_on_node(&self, node: &str, facts: &NodeFacts) -> Vec<SpecError> {
+        let mut errors = Vec::new();
+        let mut bad = |field, value: &str, problem: String| {
+            errors.push(SpecError {
+                field,
+                value: value.to_string(),
+                problem,
+            })
+        };
+        if let Some(owner) = &facts.vmid_taken {
+            bad("vmid", &self.vmid.to_string(), owner.clone());
+        }
+        let storage_problem = |id: &str, content: &str| -> Option<String> {
+            match facts.storages.iter().find(|s| s.id == id) {
+                None => Some(format!(
+                    "no such storage on {node} (storages: {})",
+                    facts
+                        .storages
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Some(s) if s.status != "active" => {
+                    Some(format!("storage is {} on {node}", s.status))
+                }
+                Some(_) if !facts.content_ok(id, content) => Some(format!(
+                    "storage on {node} does not hold {content} (enable it with `pvesm set {id} --content …,{content}`)"
+                )),
+                Some(_) => None,
+            }
+        };
+        if let Some(p) = storage_problem(&self.storage, "images") {
+            bad("storage", &self.storage, p);
+        }
+        if let CloudInit::Snippets { storage } = &self.cloud_init
+            && let Some(p) = storage_problem(storage, "snippets")
+        {
+            bad("snippets_storage", storage, p);
+        }
+        if !facts.bridges.iter().any(|b| b == &self.bridge) {
+            bad(
+                "bridge",
+                &self.bridge,
+                format!(
+                    "no such bridge on {node} (bridges: {})",
+                    if facts.bridges.is_empty() {
+                        "none".to_string()
+                    } else {
+                        facts.bridges.join(", ")
+                    }
+                ),
+            );
+        }
+        if !facts.image_present {
+            bad("image", &self.image, format!("no such file on {node}"));
+        }
+        errors
+    }
+
+    /// `qm create` for the spec: boot disk imported from the cloud image, cloud-init
+    /// drive, serial console, guest agent, one virtio NIC with the chosen MAC.
+    /// `sshkeys_file` is the node-side file of public keys (the CLI takes a path).
+    pub fn create_command(&self, sshkeys_file: Option<&str>, cicustom: Option<&str>) -> String {
+        let mut args: Vec<String> = vec!["qm".into(), "create".into(), self.vmid.to_string()];
+        let mut opt = |k: &str, v: String| {
+            args.push(format!("--{k}"));
+            args.push(quote(&v));
+        };
+        opt("name", self.name.clone());
+        opt("memory", self.memory_mb.to_string());
+        opt("cores", self.cores.to_string());
+        opt("cpu", self.cpu.clone());
+        opt("ostype", self.ostype.clone());
+        opt("scsihw", "virtio-scsi-pci".into());
+        opt(
+            "scsi0",
+            format!("{}:0,import-from={}", self.storage, self.image),
+        );
+        opt("ide2", format!("{}:cloudinit", self.storage));
+        opt("boot", "order=scsi0".into());
+        if self.serial {
+            opt("serial0", "socket".into());
+            opt("vga", "serial0".into());
+        }
+        opt("agent", format!("enabled={}", u8::from(self.agent)));
+        opt(
+            "net0",
+            format!("virtio={},bridge={}", self.mac, self.bridge),
+        );
+        opt("ipconfig0", self.ipconfig.clone());
+        if !self.nameserver.is_empty() {
+            opt("nameserver", self.nameserver.join(" "));
+        }
+        if !self.searchdomain.is_empty() {
+            opt("searchdomain", self.searchdomain.join(" "));
+        }
+        if !self.ciuser.is_empty() {
+            opt("ciuser", self.ciuser.clone());
+        }
+        if let Some(file) = sshkeys_file {
+            opt("sshkeys", file.to_string());
+        }
+        if let Some(c) = cicustom {
+            opt("cicustom", c.to_string());
+        }
+        args.join(" ")
+    }
+
+    /// Grows the imported disk (a cloud image is ~2 GiB) to the spec's size.
+    pub fn resize_command(&self) -> String {
+        format!("qm disk resize {} scsi0 {}G", self.vmid, self.disk_gb)
+    }
+
+    /// The snippet file names fleet uploads for this VM.
+    pub fn snippet_names(&self) -> (String, String) {
+        (
+            format!("fleet-{}-user.yaml", self.vmid),
+            format!("fleet-{}-network.yaml", self.vmid),
+        )
+    }
+}
+
+/// `qm disk resize` runs a task whose failure still exits 0: tell it from stderr.
+pub fn resize_failed(stderr: &str) -> Option<String> {
+    let s = stderr.trim();
+    (!s.is_empty() && !s.starts_with("Task finished with")).then(|| s.to_string())
+}
+
+/// What a node has, as far as a spec depends on it.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFacts {
+    /// Why the vmid is taken (pvesh's message), if it is.
+    pub vmid_taken: Option<String>,
+    pub storages: Vec<Storage>,
+    /// Storage IDs that hold the content types asked for, per type.
+    pub content: Vec<(String, Vec<String>)>,
+    pub bridges: Vec<String>,
+    pub image_present: bool,
+}
+
+impl NodeFacts {
+    fn content_ok(&self, id: &str, content: &str) -> bool {
+        self.content
+            .iter()
+            .find(|(c, _)| c == content)
+            .is_none_or(|(_, ids)| ids.iter().any(|i| i == id))
+    }
+}
+
+/// One row of `pvesm status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Storage {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub total_kib: u64,
+    pub used_kib: u64,
+    pub avail_kib: u64,
+}
+
+/// Parses `pvesm status` by position: the header's wording changed in 9.0.14.
+pub fn parse_pvesm_status(text: &str) -> Result<Vec<Storage>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.is_empty() || (i == 0 && cols[0] == "Name") {
+            continue;
+        }
+        if cols.len() < 6 {
+            return Err(format!(
+                "unexpected `pvesm status` line {}: {line:?}",
+                i + 1
+            ));
+        }
+        let num = |s: &str| s.parse::<u64>().unwrap_or(0);
+        out.push(Storage {
+            id: cols[0].to_string(),
+            kind: cols[1].to_string(),
+            status: cols[2].to_string(),
+            total_kib: num(cols[3]),
+            used_kib: num(cols[4]),
+            avail_kib: num(cols[5]),
+        });
+    }
+    Ok(out)
+}
+
+/// One row of `qm list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmRow {
+    pub vmid: u64,
+    pub name: String,
+    pub status: String,
+    pub mem_mb: u64,
+    pub bootdisk_gb: f64,
+    pub pid: u64,
+}
+
+/// Parses `qm list` (printf `%10s %-20s %-10s %-10s %12s %-10s`; nothing at all when
+/// there are no VMs). The name is what lies between the VMID and the last four
+/// columns: an unnamed VM shows as `VM 105`, a long name overflows its column.
+pub fn parse_qm_list(text: &str) -> Result<Vec<VmRow>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.is_empty() || cols[0] == "VMID" {
+            continue;
+        }
+        let unparsable = || format!("unexpected `qm list` line {}: {line:?}", i + 1);
+        if cols.len() < 6 {
+            return Err(unparsable());
+        }
+        let n = cols.len();
+        let row = (|| {
+            Some(VmRow {
+                vmid: cols[0].parse().ok()?,
+                name: cols[1..n - 4].join(" "),
+                status: cols[n - 4].to_string(),
+                mem_mb: cols[n - 3].parse().ok()?,
+                bootdisk_gb: cols[n - 2].parse().ok()?,
+                pid: cols[n - 1].parse().ok()?,
+            })
+        })();
+        out.push(row.ok_or_else(unparsable)?);
+    }
+    Ok(out)
+}
+
+/// `qm status` prints one line, `status: running`.
+pub fn parse_qm_status(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("status: "))
+        .map(|s| s.trim().to_string())
+}
+
+/// `pvesh get /cluster/nextid` prints `105` (text) or `"105"` (json).
+pub fn parse_nextid(text: &str) -> Option<u64> {
+    text.trim().trim_matches('"').parse().ok()
+}
+
+/// `qm config VMID` lines as key/value pairs, in order.
+pub fn parse_config(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The MAC of a `netN` value: `virtio=BC:24:11:AA:BB:CC,bridge=vmbr0`.
+pub fn mac_of_net(value: &str) -> Option<String> {
+    value.split(',').find_map(|part| {
+        let (k, v) = part.split_once('=')?;
+        (k != "bridge" && is_mac(v) || k == "macaddr").then(|| v.to_ascii_lowercase())
+    })
+}
+
+/// The address fleet should connect to, from `qm guest cmd VMID
+/// network-get-interfaces`: the IPv4 of the NIC whose MAC is `mac` (net0's), else of
+/// any NIC; never loopback or link-local.
+pub fn guest_ip(json: &str, mac: Option<&str>) -> Result<Option<String>, String> {
+    let ifaces: Vec<serde_json::Value> = serde_json::from_str(json)
+        .map_err(|e| format!("guest agent answered with something not JSON: {e}"))?;
+    let usable = |iface: &serde_json::Value| -> Option<String> {
+        iface["ip-addresses"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["ip-address-type"] == "ipv4")
+            .filter_map(|a| a["ip-address"].as_str()?.parse::<std::net::Ipv4Addr>().ok())
+            .find(|ip| !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified())
+            .map(|ip| ip.to_string())
+    };
+    let mac_of = |iface: &serde_json::Value| {
+        iface["hardware-address"]
+            .as_str()
+            .map(|m| m.to_ascii_lowercase())
+    };
+    if let Some(mac) = mac {
+        let mac = mac.to_ascii_lowercase();
+        if let Some(iface) = ifaces.iter().find(|i| mac_of(i).as_deref() == Some(&mac)) {
+            return Ok(usable(iface));
+        }
+    }
+    Ok(ifaces.iter().filter(|i| i["name"] != "lo").find_map(usable))
+}
+
+pub fn start_command(vmid: u64) -> String {
+    format!("qm start {vmid}")
+}
+
+pub fn stop_command(vmid: u64) -> String {
+    format!("qm stop {vmid}")
+}
+
+pub fn shutdown_command(vmid: u64, timeout_s: u64) -> String {
+    format!("qm shutdown {vmid} --timeout {timeout_s} --forceStop 1")
+}
+
+pub fn destroy_command(vmid: u64, purge: bool) -> String {
+    if purge {
+        format!("qm destroy {vmid} --purge 1 --destroy-unreferenced-disks 1")
+    } else {
+        format!("qm destroy {vmid}")
+    }
+}
+
+pub fn status_command(vmid: u64) -> String {
+    format!("qm status {vmid}")
+}
+
+pub fn config_command(vmid: u64) -> String {
+    format!("qm config {vmid}")
+}
+
+pub fn guest_interfaces_command(vmid: u64) -> String {
+    format!("qm guest cmd {vmid} network-get-interfaces")
+}
+
+pub fn nextid_command(vmid: Option<u64>) -> String {
+    match vmid {
+        Some(id) => format!("pvesh get /cluster/nextid --vmid {id}"),
+        None => "pvesh get /cluster/nextid".into(),
+    }
+}
+
+/// The bridges of the node (Linux bridges and OVS bridges show as `bridge` dirs).
+pub const BRIDGES_COMMAND: &str =
+    "ls /sys/class/net/*/bridge 2>/dev/null | sed -n 's|^/sys/class/net/\\(.*\\)/bridge:$|\\1|p'";
+
+/// An unknown VMID, in every `qm` subcommand's words.
+pub fn is_missing_vm(stderr: &str) -> bool {
+    stderr.contains("does not exist") && stderr.contains("qemu-server")
+}
+
+/// `vmid: VM 105 already exists` -> the text after the parameter name.
+pub fn nextid_refusal(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("vmid: "))
+        .unwrap_or(stderr.trim())
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn spec() -> VmSpec {
+        VmSpec {
+            vmid: 105,
+            name: "web-3".into(),
+            cores: 2,
+            memory_mb: 2048,
+            disk_gb: 20,
+            storage: "local-lvm".into(),
+            bridge: "vmbr0".into(),
+            image: "/var/lib/vz/template/iso/debian-13-genericcloud-amd64.qcow2".into(),
+            mac: "BC:24:11:0A:0B:0C".into(),
+            ostype: "l26".into(),
+            agent: true,
+            serial: true,
+            cpu: "host".into(),
+            ipconfig: "ip=10.0.0.5/24,gw=10.0.0.1".into(),
+            nameserver: vec!["10.0.0.1".into(), "1.1.1.1".into()],
+            searchdomain: vec!["lan".into()],
+            ciuser: "admin".into(),
+            cloud_init: CloudInit::Native,
+        }
+    }
+
+    #[test]
+    fn golden_create_command_native() {
+        assert_eq!(
+            spec().create_command(Some("/tmp/fleet-105.pub"), None),
+            "qm create 105 --name web-3 --memory 2048 --cores 2 --cpu host --ostype l26 \
+             --scsihw virtio-scsi-pci \
+             --scsi0 local-lvm:0,import-from=/var/lib/vz/template/iso/debian-13-genericcloud-amd64.qcow2 \
+             --ide2 local-lvm:cloudinit --boot order=scsi0 --serial0 socket --vga serial0 \
+             --agent enabled=1 --net0 virtio=BC:24:11:0A:0B:0C,bridge=vmbr0 \
+             --ipconfig0 ip=10.0.0.5/24,gw=10.0.0.1 --nameserver '10.0.0.1 1.1.1.1' \
+             --searchdomain lan --ciuser admin --sshkeys /tmp/fleet-105.pub"
+        );
+    }
+
+    #[test]
+    fn golden_create_command_snippets() {
+        let mut s = spec();
+        s.serial = false;
+        s.agent = false;
+        s.ciuser = String::new();
+        s.nameserver.clear();
+        s.searchdomain.clear();
+        s.ipconfig = "ip=dhcp".into();
+        assert_eq!(
+            s.create_command(
+                None,
+                Some("user=local:snippets/fleet-105-user.yaml,network=local:snippets/fleet-105-network.yaml")
+            ),
+            "qm create 105 --name web-3 --memory 2048 --cores 2 --cpu host --ostype l26 \
+             --scsihw virtio-scsi-pci \
+             --scsi0 local-lvm:0,import-from=/var/lib/vz/template/iso/debian-13-genericcloud-amd64.qcow2 \
+             --ide2 local-lvm:cloudinit --boot order=scsi0 --agent enabled=0 \
+             --net0 virtio=BC:24:11:0A:0B:0C,bridge=vmbr0 --ipconfig0 ip=dhcp \
+             --cicustom user=local:snippets/fleet-105-user.yaml,network=local:snippets/fleet-105-network.yaml"
+        );
+        assert_eq!(s.resize_command(), "qm disk resize 105 scsi0 20G");
+    }
+
+    #[test]
+    fn golden_lifecycle_commands() {
+        assert_eq!(start_command(105), "qm start 105");
+        assert_eq!(stop_command(105), "qm stop 105");
+        assert_eq!(
+            shutdown_command(105, 60),
+            "qm shutdown 105 --timeout 60 --forceStop 1"
+        );
+        assert_eq!(
+            destroy_command(105, true),
+            "qm destroy 105 --purge 1 --destroy-unreferenced-disks 1"
+        );
+        assert_eq!(destroy_command(105, false), "qm destroy 105");
+        assert_eq!(
+            guest_interfaces_command(105),
+            "qm guest cmd 105 network-get-interfaces"
+        );
+        assert_eq!(nextid_command(None), "pvesh get /cluster/nextid");
+        assert_eq!(
+            nextid_command(Some(105)),
+            "pvesh get /cluster/nextid --vmid 105"
+        );
+    }
+
+    #[test]
+    fn a_good_spec_passes() {
+        assert_eq!(spec().check(), vec![]);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let mut s = spec();
+        s.vmid = 99;
+        s.name = "web_3".into();
+        s.cores = 0;
+        s.memory_mb = 8;
+        s.disk_gb = 0;
+        s.storage = "local lvm".into();
+        s.bridge = "vmbr0;reboot".into();
+        s.image = "debian.qcow2".into();
+        s.mac = "zz".into();
+        s.nameserver = vec!["one.one".into()];
+        let fields: Vec<_> = s.check().into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "vmid", "name", "cores", "memory", "disk", "storage", "bridge", "image", "mac",
+                "dns"
+            ]
+        );
+        s.vmid = 1_000_000_000;
+        assert!(s.check()[0].to_string().contains("vmid `1000000000`"));
+    }
+
+    #[test]
+    fn dns_labels() {
+        for ok in ["web-3", "a", "db01", &"x".repeat(63)] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a.b", "a_b", &"x".repeat(64), "a b"] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ipconfig_from_user_input() {
+        assert_eq!(ipconfig("dhcp", "").unwrap(), "ip=dhcp");
+        assert_eq!(
+            ipconfig("10.0.0.5/24", "10.0.0.1").unwrap(),
+            "ip=10.0.0.5/24,gw=10.0.0.1"
+        );
+        assert_eq!(ipconfig("10.0.0.5/24", "").unwrap(), "ip=10.0.0.5/24");
+        assert_eq!(ipconfig("10.0.0.5", "").unwrap_err().field, "ip");
+        assert_eq!(ipconfig("10.0.0.5/33", "").unwrap_err().field, "ip");
+        assert_eq!(ipconfig("10.0.0.5/24", "gw").unwrap_err().field, "gateway");
+    }
+
+    fn facts() -> NodeFacts {
+        NodeFacts {
+            vmid_taken: None,
+            storages: parse_pvesm_status(PVESM).unwrap(),
+            content: vec![("snippets".into(), vec!["local".into()])],
+            bridges: vec!["vmbr0".into()],
+            image_present: true,
+        }
+    }
+
+    #[test]
+    fn node_checks_name_what_is_missing() {
+        let f = facts();
+        assert_eq!(spec().check_on_node("pve1", &f), vec![]);
+        let mut s = spec();
+        s.storage = "nosuch".into();
+        s.bridge = "vmbr9".into();
+        s.cloud_init = CloudInit::Snippets {
+            storage: "local-lvm".into(),
+        };
+        let mut f = f;
+        f.image_present = false;
+        f.vmid_taken = Some("VM 105 already exists".into());
+        let errors: Vec<String> = s
+            .check_on_node("pve1", &f)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "vmid `105`: VM 105 already exists",
+                "storage `nosuch`: no such storage on pve1 (storages: local, local-lvm, nfs1)",
+                "snippets_storage `local-lvm`: storage on pve1 does not hold snippets (enable it with `pvesm set local-lvm --content …,snippets`)",
+                "bridge `vmbr9`: no such bridge on pve1 (bridges: vmbr0)",
+                "image `/var/lib/vz/template/iso/debian-13-genericcloud-amd64.qcow2`: no such file on pve1",
+            ]
+        );
+        s.storage = "nfs1".into();
+        assert!(
+            s.check_on_node("pve1", &f)[1]
+                .to_string()
+                .contains("storage is disabled")
+        );
+    }
+
+    const PVESM: &str =
+        "Name             Type     Status     Total (KiB)      Used (KiB) Available (KiB)        %
+local             dir     active        98497780        12345678        81084548   12.53%
+local-lvm     lvmthin     active       365760512         1234567       364525945    0.34%
+nfs1              nfs   disabled               0               0               0      N/A
+";
+
+    #[test]
+    fn pvesm_status_old_and_new_headers() {
+        let rows = parse_pvesm_status(PVESM).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1].id, "local-lvm");
+        assert_eq!(rows[1].kind, "lvmthin");
+        assert_eq!(rows[1].avail_kib, 364525945);
+        assert_eq!(rows[2].status, "disabled");
+        let old = PVESM.replace(
+            "Total (KiB)      Used (KiB) Available (KiB)",
+            "     Total            Used       Available",
+        );
+        assert_eq!(parse_pvesm_status(&old).unwrap(), rows);
+        assert!(parse_pvesm_status("local dir\n").is_err());
+    }
+
+    #[test]
+    fn qm_list_rows() {
+        let text = "      VMID NAME                 STATUS     MEM(MB)    BOOTDISK(GB) PID       \n       100 web01                running    2048              10.00 12345     \n       101 VM 101               stopped    512                0.00 0         \n      9000 ubuntu-tmpl          stopped    2048               2.20 0         \n";
+        let rows = parse_qm_list(text).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].name, "web01");
+        assert_eq!(
+            (rows[0].vmid, rows[0].pid, rows[0].mem_mb),
+            (100, 12345, 2048)
+        );
+        assert_eq!(rows[1].name, "VM 101");
+        assert_eq!(rows[1].status, "stopped");
+        assert_eq!(rows[2].bootdisk_gb, 2.2);
+        assert_eq!(parse_qm_list("").unwrap(), vec![]);
+        assert!(parse_qm_list("       100 web01 running\n").is_err());
+    }
+
+    #[test]
+    fn qm_status_nextid_config() {
+        assert_eq!(
+            parse_qm_status("status: running\n").as_deref(),
+            Some("running")
+        );
+        assert_eq!(parse_qm_status("").as_deref(), None);
+        assert_eq!(parse_nextid("105\n"), Some(105));
+        assert_eq!(parse_nextid("\"105\"\n"), Some(105));
+        assert_eq!(parse_nextid("abc"), None);
+        let cfg = parse_config(
+            "agent: 1\nnet0: virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1\nname: web01\n",
+        );
+        assert_eq!(cfg[2], ("name".into(), "web01".into()));
+        assert_eq!(mac_of_net(&cfg[1].1).as_deref(), Some("bc:24:11:aa:bb:cc"));
+        assert_eq!(
+            mac_of_net("model=virtio,macaddr=BC:24:11:AA:BB:CD").as_deref(),
+            Some("bc:24:11:aa:bb:cd")
+        );
+        assert_eq!(
+            nextid_refusal("400 Parameter verification failed.\nvmid: VM 105 already exists\n"),
+            "VM 105 already exists"
+        );
+        assert!(is_missing_vm(
+            "Configuration file 'nodes/pve1/qemu-server/105.conf' does not exist"
+        ));
+        assert!(resize_failed("").is_none());
+        assert_eq!(
+            resize_failed("shrinking disks is not supported\n").as_deref(),
+            Some("shrinking disks is not supported")
+        );
+    }
+
+    #[test]
+    fn guest_ip_prefers_net0_and_skips_loopback_and_link_local() {
+        let json = r#"[
+   {
+      "hardware-address" : "00:00:00:00:00:00",
+      "ip-addresses" : [ { "ip-address" : "127.0.0.1", "ip-address-type" : "ipv4", "prefix" : 8 } ],
+      "name" : "lo"
+   },
+   {
+      "hardware-address" : "02:42:ac:11:00:09",
+      "ip-addresses" : [ { "ip-address" : "172.17.0.9", "ip-address-type" : "ipv4", "prefix" : 16 } ],
+      "name" : "docker0"
+   },
+   {
+      "hardware-address" : "bc:24:11:0a:0b:0c",
+      "ip-addresses" : [
+         { "ip-address" : "fe80::1", "ip-address-type" : "ipv6", "prefix" : 64 },
+         { "ip-address" : "169.254.3.4", "ip-address-type" : "ipv4", "prefix" : 16 },
+         { "ip-address" : "10.0.0.5", "ip-address-type" : "ipv4", "prefix" : 24 }
+      ],
+      "name" : "eth0"
+   }
+]"#;
+        assert_eq!(
+            guest_ip(json, Some("BC:24:11:0A:0B:0C"))
+                .unwrap()
+                .as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(guest_ip(json, None).unwrap().as_deref(), Some("172.17.0.9"));
+        let no_ip = r#"[{"name":"eth0","hardware-address":"bc:24:11:0a:0b:0c"}]"#;
+        assert_eq!(guest_ip(no_ip, Some("bc:24:11:0a:0b:0c")).unwrap(), None);
+        assert!(guest_ip("QEMU guest agent is not running", None).is_err());
+    }
+
+    #[test]
+    fn random_macs_are_proxmox_macs() {
+        let m = random_mac();
+        assert!(is_mac(&m) && m.starts_with("BC:24:11:"), "{m}");
+    }
+}
