@@ -195,7 +195,10 @@ pub fn command(catalog: &Catalog, retrying: bool) -> clap::Command {
     for recipe in catalog.recipes.values() {
         let mut sub = clap::Command::new(recipe.name.clone())
             .about(recipe.doc.summary.clone())
-            .args(clap_args(&recipe.params, retrying))
+            .args(clap_args(
+                &recipe.params,
+                !retrying && !crate::recipe::args::on_terminal(),
+            ))
             .after_help(format!(
                 "Recipe defined in {}{}",
                 recipe.file,

@@ -83,7 +83,10 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         if let Some(which) = app.global.retry_failed.as_deref() {
             return commands::recipe::retry(&app, &recipe, which);
         }
-        let values = recipe::args::bind(&recipe.name, &recipe.params, sub).map_err(Error::usage)?;
+        let ask: Option<recipe::args::Ask> =
+            recipe::args::on_terminal().then_some(&recipe::args::ask_on_terminal);
+        let values =
+            recipe::args::bind(&recipe.name, &recipe.params, sub, ask).map_err(Error::usage)?;
         // The command line as typed, without `fleet` and the recipe's name.
         let mut raw: Vec<String> = args
             .iter()

@@ -247,3 +247,35 @@ fn a_project_stdlib_module_replaces_the_builtin_one() {
         .code(2)
         .stderr_has("Module not found: nosuch");
 }
+
+/// On a terminal (a pty from util-linux `script`), a missing required argument makes
+/// fleet ask for every argument not given, offering defaults.
+#[test]
+fn on_a_terminal_missing_arguments_are_asked_for() {
+    let p = Project::new().local_hosts(1).recipe(
+        "greet",
+        "/// Greet.\n/// @arg name: string  who\n/// @arg greeting: string = \"hello\"  how\n/// @arg times: int = 1  how often\nfn greet(name, greeting, times) { print(`${greeting} ${name} x${times}`); }\n",
+    );
+    let command = format!(
+        "{} -C {} greet --no-progress",
+        crate::support::fleet_bin().display(),
+        p.path().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    for answer in ["world\r", "\r", "3\r"] {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        std::io::Write::write_all(&mut stdin, answer.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("name: who (string)"), "{text}");
+    assert!(text.contains("greeting: how (string) [hello]"), "{text}");
+    assert!(text.contains("hello world x3"), "{text}");
+}

@@ -4,9 +4,12 @@ mod support;
 
 mod backup;
 mod cli;
+mod cloudinit;
+mod containers;
 mod diagnostics;
 mod git;
 mod journal;
+mod provision;
 mod runs;
 mod secrets;
 mod ssh;

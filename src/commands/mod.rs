@@ -55,6 +55,13 @@ pub fn confirm(question: &str) -> bool {
 
 /// The inventory from `-i`, else the project's.
 pub fn load_inventory(app: &App) -> Result<Inventory> {
+    let path = inventory_path(app)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+    Inventory::parse(&crate::project::display_path(&path), &text)
+}
+
+/// The inventory file of this invocation: `-i`, fleet.toml's, or a default name.
+pub fn inventory_path(app: &App) -> Result<std::path::PathBuf> {
     let path = match &app.global.inventory {
         Some(p) => p.clone(),
         None => app.project.inventory_path().ok_or_else(|| {
@@ -73,8 +80,7 @@ pub fn load_inventory(app: &App) -> Result<Inventory> {
             crate::project::display_path(&path)
         )));
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
-    Inventory::parse(&crate::project::display_path(&path), &text)
+    Ok(path)
 }
 
 /// SSH settings from fleet.toml and the command line.
@@ -146,6 +152,7 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
             .as_deref()
             .map(|p| crate::ops::ssh::resolve_path(&app.project.root, p)),
         state_dir: app.project.state_dir(),
+        inventory_file: inventory_path(app).ok(),
     };
     let in_scope = match &options.limit {
         Some(limit) => crate::inventory::select(&inventory, limit)?,

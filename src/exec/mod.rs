@@ -8,6 +8,7 @@ pub mod files;
 pub mod interrupt;
 pub mod lock;
 pub mod log;
+pub mod proxmox;
 pub mod recap;
 pub mod run;
 pub mod snapshot;

@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub secrets_file: Option<std::path::PathBuf>,
     /// The state repository: journal and configuration snapshots.
     pub state_dir: std::path::PathBuf,
+    /// The inventory file, which `inventory::add`/`remove` edit in place.
+    pub inventory_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -49,6 +51,7 @@ impl Default for RunOptions {
             root: std::path::PathBuf::from("."),
             secrets_file: None,
             state_dir: std::path::PathBuf::from("state"),
+            inventory_file: None,
         }
     }
 }

@@ -91,6 +91,17 @@ impl Ui {
         }
     }
 
+    /// Runs `f` (a question on the terminal) with the progress bars hidden.
+    pub fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.bars {
+            Some(bars) => {
+                let multi = bars.lock().unwrap().multi.clone();
+                multi.suspend(f)
+            }
+            None => f(),
+        }
+    }
+
     /// A progress or diagnostic line on stderr, e.g. `web-1 | step: install`.
     pub fn event(&self, host: Option<&str>, msg: &str) {
         let msg = crate::ops::secrets::redact(msg);

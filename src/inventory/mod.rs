@@ -4,6 +4,7 @@
 //! the way Ansible patterns do, and `resolve` merges variables all < group < host.
 
 mod detect;
+pub mod edit;
 mod ini;
 mod pattern;
 mod plain;

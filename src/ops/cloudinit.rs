@@ -459,8 +459,10 @@ impl NetworkSpec {
             routes: if self.gateway.is_empty() {
                 Vec::new()
             } else {
+                // `to: default` is netplan's; cloud-init before 23.x rejects it, while
+                // every version takes the explicit network.
                 vec![Route {
-                    to: "default",
+                    to: "0.0.0.0/0",
                     via: &self.gateway,
                 }]
             },
@@ -664,7 +666,7 @@ ethernets:
     addresses:
     - 10.0.0.5/24
     routes:
-    - to: default
+    - to: 0.0.0.0/0
       via: 10.0.0.1
     nameservers:
       addresses:

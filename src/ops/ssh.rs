@@ -103,7 +103,9 @@ pub fn target_for(host: &crate::inventory::ResolvedHost, d: &SshDefaults) -> Ssh
         known_hosts: d.known_hosts.as_deref().map(path),
         config_file: d.config_file.as_deref().map(path),
         connect_timeout: d.connect_timeout,
-        accept_new: d.accept_new,
+        // A host a recipe has just created (inventory::add) has a key never seen before.
+        accept_new: d.accept_new
+            || host.vars.get("ssh_accept_new_host_key") == Some(&serde_json::Value::Bool(true)),
     }
 }
 

@@ -47,8 +47,9 @@ pub fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
 }
 
 /// The clap definition of one recipe's arguments.
-/// `retrying`: `--retry-failed` was given, so the earlier run supplies the arguments.
-pub fn clap_args(params: &[Param], retrying: bool) -> Vec<clap::Arg> {
+/// `required`: clap itself refuses a missing positional argument (false when
+/// `--retry-failed` supplies the earlier run's, or on a terminal, where `bind` asks).
+pub fn clap_args(params: &[Param], required: bool) -> Vec<clap::Arg> {
     params
         .iter()
         .map(|p| {
@@ -59,8 +60,7 @@ pub fn clap_args(params: &[Param], retrying: bool) -> Vec<clap::Arg> {
             };
             let arg = clap::Arg::new(p.name.clone()).help(help);
             match &p.default {
-                // `--retry-failed` takes the arguments of the earlier run.
-                None => arg.value_name(p.value_name()).required(!retrying),
+                None => arg.value_name(p.value_name()).required(required),
                 Some(d) if p.ty == ArgType::Bool => arg
                     .long(p.flag())
                     .alias(p.name.clone())
@@ -79,22 +79,90 @@ pub fn clap_args(params: &[Param], retrying: bool) -> Vec<clap::Arg> {
         .collect()
 }
 
+/// Whether fleet can ask the user (stdin and stderr are a terminal).
+pub fn on_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks the user for one argument: the parameter and its default, if it has one.
+pub type Ask<'a> = &'a dyn Fn(&Param, Option<String>) -> Result<String, String>;
+
 /// Converts the parsed command line into the recipe function's arguments, in order.
+/// When a required argument is missing and `ask` is given (a terminal), every argument
+/// not on the command line is asked for, defaults offered; without `ask`, the error
+/// lists every missing one.
 pub fn bind(
     recipe: &str,
     params: &[Param],
     matches: &clap::ArgMatches,
+    ask: Option<Ask>,
 ) -> Result<Vec<Dynamic>, String> {
+    let given = |p: &Param| matches.get_one::<String>(&p.name).cloned();
+    let missing: Vec<&Param> = params
+        .iter()
+        .filter(|p| p.default.is_none() && given(p).is_none())
+        .collect();
+    let interactive = match (missing.is_empty(), ask) {
+        (true, _) => None,
+        (false, Some(ask)) => Some(ask),
+        (false, None) => {
+            let names: Vec<String> = missing
+                .iter()
+                .map(|p| {
+                    if p.help.is_empty() {
+                        p.value_name()
+                    } else {
+                        format!("{} ({})", p.value_name(), p.help)
+                    }
+                })
+                .collect();
+            return Err(format!(
+                "recipe `{recipe}` needs {}: pass {} on the command line (`fleet help {recipe}`); on a terminal fleet asks for them",
+                names.join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ));
+        }
+    };
     params
         .iter()
         .map(|p| {
-            let raw = matches
-                .get_one::<String>(&p.name)
-                .ok_or_else(|| format!("recipe `{recipe}` needs {}", p.value_name()))?;
-            convert(p.ty, raw)
-                .map_err(|e| format!("argument `{}` of recipe `{recipe}` {e}", p.name))
+            let from_command_line =
+                matches.value_source(&p.name) == Some(clap::parser::ValueSource::CommandLine);
+            match interactive {
+                Some(ask) if !from_command_line => loop {
+                    let raw = ask(p, given(p))?;
+                    match convert(p.ty, &raw) {
+                        Ok(v) => break Ok(v),
+                        Err(e) => eprintln!("{} {e}", p.name),
+                    }
+                },
+                _ => {
+                    let raw = given(p)
+                        .ok_or_else(|| format!("recipe `{recipe}` needs {}", p.value_name()))?;
+                    convert(p.ty, &raw)
+                        .map_err(|e| format!("argument `{}` of recipe `{recipe}` {e}", p.name))
+                }
+            }
         })
         .collect()
+}
+
+/// `ask` for a terminal: one line per argument, its help as the prompt, the default
+/// accepted with Enter.
+pub fn ask_on_terminal(p: &Param, default: Option<String>) -> Result<String, String> {
+    let prompt = if p.help.is_empty() {
+        format!("{} ({})", p.name, p.ty.name())
+    } else {
+        format!("{}: {} ({})", p.name, p.help, p.ty.name())
+    };
+    let mut input = dialoguer::Input::<String>::new().with_prompt(prompt);
+    if let Some(d) = default {
+        input = input.default(d).allow_empty(true);
+    }
+    input
+        .interact_text()
+        .map_err(|e| format!("could not read `{}` from the terminal: {e}", p.name))
 }
 
 #[cfg(test)]
@@ -125,11 +193,11 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<Vec<Dynamic>, String> {
-        let cmd = clap::Command::new("provision").args(clap_args(&params(), false));
+        let cmd = clap::Command::new("provision").args(clap_args(&params(), true));
         let m = cmd
             .try_get_matches_from(std::iter::once("provision").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        bind("provision", &params(), &m)
+        bind("provision", &params(), &m, None)
     }
 
     #[test]
@@ -164,8 +232,47 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_argument_is_refused() {
+    fn a_missing_argument_is_refused_with_every_name() {
         let err = parse(&[]).unwrap_err();
-        assert!(err.contains("<NAME>"), "{err}");
+        assert!(
+            err.contains("required arguments were not provided:\n  <NAME>"),
+            "{err}"
+        );
+        let cmd = clap::Command::new("provision").args(clap_args(&params(), false));
+        let m = cmd.try_get_matches_from(["provision"]).unwrap();
+        let err = bind("provision", &params(), &m, None).unwrap_err();
+        assert_eq!(
+            err,
+            "recipe `provision` needs NAME (VM name): pass it on the command line (`fleet help provision`); on a terminal fleet asks for them"
+        );
+    }
+
+    #[test]
+    fn on_a_terminal_every_argument_not_given_is_asked_for() {
+        let cmd = clap::Command::new("provision").args(clap_args(&params(), false));
+        let m = cmd
+            .try_get_matches_from(["provision", "--cores", "8"])
+            .unwrap();
+        let asked = std::sync::Mutex::new(Vec::new());
+        let ask = |p: &Param, default: Option<String>| {
+            asked
+                .lock()
+                .unwrap()
+                .push((p.name.clone(), default.clone()));
+            Ok(match p.name.as_str() {
+                "name" => "web-9".to_string(),
+                _ => default.unwrap_or_default(),
+            })
+        };
+        let v = bind("provision", &params(), &m, Some(&ask)).unwrap();
+        assert_eq!(v[0].clone().into_string().unwrap(), "web-9");
+        assert_eq!(v[1].as_int(), Ok(8));
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [
+                ("name".into(), None),
+                ("dry_run".into(), Some("false".into()))
+            ]
+        );
     }
 }

@@ -32,6 +32,11 @@ impl StdlibResolver {
         }
     }
 
+    /// Whether `import "path"` would find a module (project or built-in).
+    pub fn exists(&self, path: &str) -> bool {
+        self.find(path).is_some()
+    }
+
     fn find(&self, path: &str) -> Option<SourceFile> {
         let file = format!("{path}.rhai");
         let found = match &self.project {

@@ -69,6 +69,46 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     let c = ctx.clone();
     function!(
         &mut m,
+        "read_local",
+        ["path: &str", "String"],
+        "Reads a text file on this machine (the controller): relative to the project root, `~/` for the home directory. For public keys and the like: `read_local(\"~/.ssh/id_ed25519.pub\")`.",
+        move |ctx: NativeCallContext, path: &str| -> Result<String, Box<EvalAltResult>> {
+            let run = c.run()?;
+            let full = crate::ops::ssh::resolve_path(&run.options.root, std::path::Path::new(path));
+            std::fs::read_to_string(&full).map_err(|e| {
+                runtime_error(
+                    format!("cannot read {} on this machine: {e}", full.display()),
+                    ctx.call_position(),
+                )
+            })
+        }
+    );
+    let c = ctx.clone();
+    function!(
+        &mut m,
+        "confirm",
+        ["question: &str", "bool"],
+        "Asks a yes/no question on the terminal (progress bars paused); true only for y or yes. Without a terminal it is an error that says to pass the recipe's --yes, so cron never waits for an answer.",
+        move |ctx: NativeCallContext, question: &str| -> Result<bool, Box<EvalAltResult>> {
+            use std::io::IsTerminal;
+            let run = c.run()?;
+            if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+                return Err(runtime_error(
+                    format!(
+                        "\"{question}\" needs an answer and there is no terminal to ask on: pass --yes"
+                    ),
+                    ctx.call_position(),
+                ));
+            }
+            Ok(run
+                .ui
+                .suspend(|| crate::commands::confirm(&format!("{question} [y/N] "))))
+        }
+    );
+
+    let c = ctx.clone();
+    function!(
+        &mut m,
         "write",
         [
             "h: Host",

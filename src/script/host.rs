@@ -322,6 +322,18 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         "Quotes text for a POSIX shell, for building commands from values: `h.run(\"rm -f \" + quote(path))`.",
         |text: &str| crate::ops::shell::quote(text)
     );
+    function!(
+        &mut m,
+        "fail",
+        ["h: Host", "message: &str", "()"],
+        "Fails the host with `message`: the recap shows it failed and the run exits with 3, as when one of its commands fails. For checks a recipe makes itself (`if !ok { fail(h, \"…\") }`).",
+        |ctx: NativeCallContext, h: HostRef, message: &str| -> Result<(), Box<EvalAltResult>> {
+            Err(raise(
+                HostFailure::new(&h.0.name, message.to_string()),
+                &ctx,
+            ))
+        }
+    );
     let c = ctx.clone();
     function!(
         &mut m,

@@ -1,10 +1,13 @@
 //! Thin Rhai glue: one file per group of functions a recipe can call. No domain logic
 //! here; it lives in `exec/`, `inventory/` and `ops/`.
 
+pub mod cloudinit;
 pub mod files;
 pub mod flow;
 pub mod git;
 pub mod host;
+pub mod inventory;
+pub mod qm;
 pub mod report;
 pub mod rsync;
 pub mod secret;

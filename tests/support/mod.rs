@@ -1,5 +1,7 @@
 //! A temporary fleet project and a way to run the real `fleet` binary in it.
 
+pub mod containers;
+pub mod proxmox;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

@@ -52,6 +52,11 @@ impl TestFleet {
     /// Starts `n` hosts `s1`..`sn` (group `sshfleet`) with start-fleet in a fresh temp
     /// dir. Panics with the script's output if they do not start: tests never skip.
     pub fn start(n: usize) -> TestFleet {
+        Self::start_with_env(n, &[])
+    }
+
+    /// `start` with extra environment for start-fleet (e.g. FLEET_TEST_PATH).
+    pub fn start_with_env(n: usize, env: &[(&str, &str)]) -> TestFleet {
         let dir = tempfile::Builder::new()
             .prefix("fleet-sshd-")
             .tempdir()
@@ -64,6 +69,7 @@ impl TestFleet {
                 .arg(dir.path())
                 .env("FLEET_TEST_NET", net.to_string())
                 .env_remove("FLEET_TEST_PORT")
+                .envs(env.iter().copied())
                 .output()
                 .expect("run examples/local-fleet/start-fleet");
             if out.status.success() {

@@ -1,0 +1,211 @@
+//! Adding and removing hosts of a TOML inventory in place (toml_edit): comments,
+//! ordering and formatting of everything else stay as the user wrote them.
+
+use toml_edit::{Array, DocumentMut, Item, Table, Value};
+
+/// A host entry as `[hosts.NAME]` holds it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostEntry {
+    pub address: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub groups: Vec<String>,
+    pub vars: serde_json::Map<String, serde_json::Value>,
+}
+
+fn parse(file: &str, text: &str) -> Result<DocumentMut, String> {
+    text.parse::<DocumentMut>()
+        .map_err(|e| format!("{file} is not valid TOML: {e}"))
+}
+
+fn toml_value(v: &serde_json::Value) -> Option<Value> {
+    use serde_json::Value as J;
+    Some(match v {
+        J::Null => return None,
+        J::Bool(b) => Value::from(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::from(i),
+            None => Value::from(n.as_f64()?),
+        },
+        J::String(s) => Value::from(s.as_str()),
+        J::Array(a) => Value::Array(a.iter().filter_map(toml_value).collect()),
+        J::Object(o) => {
+            let mut t = toml_edit::InlineTable::new();
+            for (k, v) in o {
+                if let Some(v) = toml_value(v) {
+                    t.insert(k, v);
+                }
+            }
+            Value::InlineTable(t)
+        }
+    })
+}
+
+/// Whether `name` has a `[hosts.NAME]` entry.
+pub fn has_host(file: &str, text: &str, name: &str) -> Result<bool, String> {
+    let doc = parse(file, text)?;
+    Ok(doc
+        .get("hosts")
+        .and_then(Item::as_table_like)
+        .is_some_and(|t| t.contains_key(name)))
+}
+
+/// The inventory with `[hosts.NAME]` appended; an existing host is an error.
+pub fn add_host(file: &str, text: &str, name: &str, entry: &HostEntry) -> Result<String, String> {
+    let mut doc = parse(file, text)?;
+    if !doc.contains_key("hosts") {
+        let mut hosts = Table::new();
+        hosts.set_implicit(true);
+        doc.insert("hosts", Item::Table(hosts));
+    }
+    let hosts = doc["hosts"]
+        .as_table_mut()
+        .ok_or_else(|| format!("{file}: `hosts` must be a table of [hosts.NAME] entries"))?;
+    if hosts.contains_key(name) {
+        return Err(format!(
+            "host {name} is already in {file}; remove it first (fleet terminate {name} --force) or pick another name"
+        ));
+    }
+    let mut t = Table::new();
+    t.insert("address", toml_edit::value(entry.address.as_str()));
+    if let Some(p) = entry.port {
+        t.insert("port", toml_edit::value(i64::from(p)));
+    }
+    if let Some(u) = &entry.user {
+        t.insert("user", toml_edit::value(u.as_str()));
+    }
+    if !entry.groups.is_empty() {
+        let groups: Array = entry.groups.iter().map(String::as_str).collect();
+        t.insert("groups", toml_edit::value(groups));
+    }
+    if !entry.vars.is_empty()
+        && let Some(v) = toml_value(&serde_json::Value::Object(entry.vars.clone()))
+    {
+        t.insert("vars", toml_edit::value(v));
+    }
+    hosts.insert(name, Item::Table(t));
+    Ok(doc.to_string())
+}
+
+/// The inventory without host `name`: its `[hosts.NAME]` table and its place in every
+/// group's `hosts` list. `None` when the name appears nowhere.
+pub fn remove_host(file: &str, text: &str, name: &str) -> Result<Option<String>, String> {
+    let mut doc = parse(file, text)?;
+    let mut found = doc
+        .get_mut("hosts")
+        .and_then(Item::as_table_like_mut)
+        .is_some_and(|t| t.remove(name).is_some());
+    if let Some(groups) = doc.get_mut("groups").and_then(Item::as_table_like_mut) {
+        for (_, group) in groups.iter_mut() {
+            if let Some(list) = group
+                .as_table_like_mut()
+                .and_then(|g| g.get_mut("hosts"))
+                .and_then(Item::as_array_mut)
+            {
+                let before = list.len();
+                list.retain(|v| v.as_str() != Some(name));
+                found |= list.len() != before;
+            }
+        }
+    }
+    Ok(found.then(|| doc.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVENTORY: &str = r#"# the lab
+[vars]
+ssh_port = 22  # everywhere
+
+[hosts.pve1]
+address = "10.0.0.2"   # the node
+groups = ["proxmox"]
+
+[hosts.web-1]
+address = "10.0.0.4"
+
+[groups.web]
+hosts = ["web-1", "web-3"]  # both
+"#;
+
+    #[test]
+    fn adds_a_host_keeping_comments() {
+        let entry = HostEntry {
+            address: "10.0.0.5".into(),
+            port: Some(2222),
+            user: Some("admin".into()),
+            groups: vec!["vms".into(), "web".into()],
+            vars: serde_json::json!({ "proxmox_node": "pve1", "vmid": 105 })
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        let out = add_host("inventory.toml", INVENTORY, "web-3", &entry).unwrap();
+        assert!(
+            out.contains("# the lab") && out.contains("# the node"),
+            "{out}"
+        );
+        assert!(
+            out.contains("hosts = [\"web-1\", \"web-3\"]  # both"),
+            "{out}"
+        );
+        assert!(out.contains(
+            "[hosts.web-3]\naddress = \"10.0.0.5\"\nport = 2222\nuser = \"admin\"\ngroups = [\"vms\", \"web\"]\nvars = { proxmox_node = \"pve1\", vmid = 105 }\n"
+        ), "{out}");
+        let inv = crate::inventory::Inventory::parse("inventory.toml", &out).unwrap();
+        let h = inv.resolve("web-3").unwrap();
+        assert_eq!((h.address.as_str(), h.port), ("10.0.0.5", Some(2222)));
+        assert!(has_host("inventory.toml", &out, "web-3").unwrap());
+        let again = add_host("inventory.toml", &out, "web-3", &entry).unwrap_err();
+        assert!(again.contains("already in inventory.toml"), "{again}");
+    }
+
+    #[test]
+    fn adds_to_an_empty_file() {
+        let out = add_host(
+            "inventory.toml",
+            "",
+            "a",
+            &HostEntry {
+                address: "1.2.3.4".into(),
+                ..HostEntry::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(out, "[hosts.a]\naddress = \"1.2.3.4\"\n");
+    }
+
+    #[test]
+    fn removes_the_entry_and_group_membership() {
+        let out = remove_host("inventory.toml", INVENTORY, "web-3")
+            .unwrap()
+            .unwrap();
+        assert!(out.contains("hosts = [\"web-1\"]  # both"), "{out}");
+        let added = add_host(
+            "inventory.toml",
+            INVENTORY,
+            "web-3",
+            &HostEntry {
+                address: "10.0.0.5".into(),
+                ..HostEntry::default()
+            },
+        )
+        .unwrap();
+        let out = remove_host("inventory.toml", &added, "web-3")
+            .unwrap()
+            .unwrap();
+        assert!(!out.contains("10.0.0.5"));
+        assert!(out.contains("# the node") && out.contains("ssh_port = 22  # everywhere"));
+        assert_eq!(
+            remove_host("inventory.toml", INVENTORY, "nope").unwrap(),
+            None
+        );
+        assert!(
+            remove_host("inventory.toml", "[x", "a")
+                .unwrap_err()
+                .contains("not valid TOML")
+        );
+    }
+}

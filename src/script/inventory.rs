@@ -1,0 +1,162 @@
+//! The `inventory` module of recipes: hosts that a recipe brings into being (a new VM)
+//! or retires are added to and removed from the TOML inventory in place.
+
+use super::files::runtime_error;
+use super::host::{HostRef, module_function};
+use super::values::Options;
+use crate::inventory::edit::{self, HostEntry};
+use crate::recipe::engine::ScriptCtx;
+use rhai::{EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The host var that lets the first connection to a brand-new host record its key.
+pub const ACCEPT_NEW_KEY: &str = "ssh_accept_new_host_key";
+
+fn inventory_file(
+    c: &ScriptCtx,
+    pos: Position,
+) -> Result<(PathBuf, String, String), Box<EvalAltResult>> {
+    let run = c.run()?;
+    let path = run
+        .options
+        .inventory_file
+        .clone()
+        .ok_or_else(|| runtime_error("this run has no inventory file to edit".into(), pos))?;
+    let shown = crate::project::display_path(&path);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| runtime_error(format!("cannot read {shown}: {e}"), pos))?;
+    if path.extension().is_none_or(|e| e != "toml") {
+        return Err(runtime_error(
+            format!(
+                "{shown} is not a TOML inventory: fleet edits only inventory.toml files; add or remove the host there by hand"
+            ),
+            pos,
+        ));
+    }
+    Ok((path, shown, text))
+}
+
+fn write(
+    path: &std::path::Path,
+    shown: &str,
+    text: &str,
+    pos: Position,
+) -> Result<(), Box<EvalAltResult>> {
+    crate::exec::files::write_local(path, text.as_bytes())
+        .map_err(|e| runtime_error(format!("cannot write {shown}: {e}"), pos))
+}
+
+pub fn module(ctx: &ScriptCtx) -> Module {
+    let mut m = Module::new();
+
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "has",
+        ["name: &str", "bool"],
+        "Whether the inventory file has a `[hosts.NAME]` entry (read from disk, so hosts added in this run count).",
+        move |ctx: NativeCallContext, name: &str| -> Result<bool, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let (_, shown, text) = inventory_file(&c, pos)?;
+            edit::has_host(&shown, &text, name).map_err(|e| runtime_error(e, pos))
+        }
+    );
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "add",
+        ["name: &str", "entry: Map", "Host"],
+        "Adds `[hosts.NAME]` to the TOML inventory in place (comments and layout kept) and returns the host for this run. Entry: address (required), port, user, groups ([…]), vars (#{…}). A name already there is an error. In --check the file is not touched. The first connection to the new host records its SSH host key (it has never been seen); later runs check it strictly.",
+        move |ctx: NativeCallContext,
+              name: &str,
+              entry: Map|
+              -> Result<HostRef, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let run = c.run()?;
+            let o = Options::new(
+                &entry,
+                "inventory::add",
+                &["address", "port", "user", "groups", "vars"],
+                pos,
+            )?;
+            let address = o
+                .string("address")?
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| {
+                    runtime_error("inventory::add needs #{ address: \"…\" }".into(), pos)
+                })?;
+            let port = match entry.get("port") {
+                Some(p) => Some(
+                    p.as_int()
+                        .ok()
+                        .and_then(|p| u16::try_from(p).ok())
+                        .filter(|p| *p > 0)
+                        .ok_or_else(|| runtime_error("port must be 1-65535".into(), pos))?,
+                ),
+                None => None,
+            };
+            let groups: Vec<String> = match entry.get("groups") {
+                Some(g) => super::qm::from_rhai(g, "inventory::add groups", pos)?,
+                None => Vec::new(),
+            };
+            let vars: serde_json::Map<String, serde_json::Value> = match entry.get("vars") {
+                Some(v) => super::qm::from_rhai(v, "inventory::add vars", pos)?,
+                None => serde_json::Map::new(),
+            };
+            let new = HostEntry {
+                address,
+                port,
+                user: o.string("user")?,
+                groups,
+                vars,
+            };
+            let (path, shown, text) = inventory_file(&c, pos)?;
+            let edited =
+                edit::add_host(&shown, &text, name, &new).map_err(|e| runtime_error(e, pos))?;
+            let inventory = crate::inventory::Inventory::parse(&shown, &edited).map_err(|e| {
+                runtime_error(format!("the edited {shown} would not parse: {e}"), pos)
+            })?;
+            if run.options.check {
+                run.ui
+                    .out(Some(name), &format!("would add host {name} to {shown}"));
+            } else {
+                write(&path, &shown, &edited, pos)?;
+                run.ui.event(Some(name), &format!("added to {shown}"));
+            }
+            let mut host = inventory.resolve(name).ok_or_else(|| {
+                runtime_error(format!("{name} is missing from the edited {shown}"), pos)
+            })?;
+            host.vars.insert(ACCEPT_NEW_KEY.into(), true.into());
+            Ok(HostRef(Arc::new(host)))
+        }
+    );
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "remove",
+        ["name: &str", "bool"],
+        "Removes host NAME from the TOML inventory in place: its `[hosts.NAME]` entry and its place in every group's `hosts` list. False when it was not there. In --check the file is not touched.",
+        move |ctx: NativeCallContext, name: &str| -> Result<bool, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let run = c.run()?;
+            let (path, shown, text) = inventory_file(&c, pos)?;
+            let Some(edited) =
+                edit::remove_host(&shown, &text, name).map_err(|e| runtime_error(e, pos))?
+            else {
+                return Ok(false);
+            };
+            if run.options.check {
+                run.ui.out(
+                    Some(name),
+                    &format!("would remove host {name} from {shown}"),
+                );
+            } else {
+                write(&path, &shown, &edited, pos)?;
+                run.ui.event(Some(name), &format!("removed from {shown}"));
+            }
+            Ok(true)
+        }
+    );
+    m
+}

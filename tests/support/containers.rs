@@ -1,0 +1,156 @@
+//! The container tier of the test fleet (DESIGN.md): Docker containers of fleet's own
+//! Debian test image (tests/image/build: debootstrap + docker import, never pulled),
+//! for tests that change a machine: packages, config files, firewall, users, "VMs".
+//! Every container carries the label `fleet-test=<owner>` and is removed when its
+//! owner is dropped, also when the test fails.
+#![allow(dead_code)] // each test uses only part of the harness
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The test image's tag, built once per machine (and per change of tests/image).
+pub fn test_image() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/image/build");
+        let out = Command::new(&script)
+            .output()
+            .expect("run tests/image/build");
+        assert!(
+            out.status.success(),
+            "tests/image/build failed ({}); it needs docker and debootstrap (scripts/install-deps --tests installs them):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+}
+
+/// A label value unique to this test process and call.
+pub fn unique_label(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), fastrand::u32(..))
+}
+
+/// Removes every container labelled `fleet-test=<label>`.
+pub fn remove_labelled(label: &str) {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=fleet-test={label}"),
+        ])
+        .output()
+        .expect("docker ps");
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v"])
+            .args(&ids)
+            .output();
+    }
+}
+
+/// One container host: root logs in with `authorized_key`, sshd published on a loopback port.
+pub struct ContainerHost {
+    pub id: String,
+    pub label: String,
+    pub address: String,
+    pub port: u16,
+}
+
+impl ContainerHost {
+    /// Starts a container with NET_ADMIN (ufw needs it) and waits until sshd answers.
+    pub fn start(authorized_key: &str) -> ContainerHost {
+        let label = unique_label("host");
+        let out = Command::new("docker")
+            .args(["run", "-d", "--label", &format!("fleet-test={label}")])
+            .args(["--cap-add", "NET_ADMIN", "-p", "127.0.0.1::22"])
+            .args([
+                "-e",
+                &format!("FLEET_AUTHORIZED_KEY={}", authorized_key.trim()),
+            ])
+            .arg(test_image())
+            .output()
+            .expect("docker run");
+        assert!(
+            out.status.success(),
+            "docker run {} failed: {}",
+            test_image(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let mut host = ContainerHost {
+            id,
+            label,
+            address: "127.0.0.1".into(),
+            port: 0,
+        };
+        host.port = host.published_port();
+        host.wait_for_sshd();
+        host
+    }
+
+    fn published_port(&self) -> u16 {
+        let out = Command::new("docker")
+            .args(["port", &self.id, "22/tcp"])
+            .output()
+            .expect("docker port");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("127.0.0.1:"))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no published ssh port for {}: {text:?}", self.id))
+    }
+
+    fn wait_for_sshd(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let up = Command::new("docker")
+                .args(["exec", &self.id, "test", "-e", "/run/fleet-test-booted"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if up && std::net::TcpStream::connect((self.address.as_str(), self.port)).is_ok() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "container {} did not start sshd within 30 s",
+                self.id
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// Runs a command in the container (as root, outside SSH) and returns its stdout.
+    pub fn exec(&self, cmd: &str) -> String {
+        let out = Command::new("docker")
+            .args(["exec", &self.id, "sh", "-c", cmd])
+            .output()
+            .expect("docker exec");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The host's public key line, for a known_hosts file.
+    pub fn known_hosts_line(&self) -> String {
+        let key = self.exec("cat /etc/ssh/ssh_host_ed25519_key.pub");
+        let mut parts = key.split_whitespace();
+        format!(
+            "[{}]:{} {} {}",
+            self.address,
+            self.port,
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for ContainerHost {
+    fn drop(&mut self) {
+        remove_labelled(&self.label);
+    }
+}
