@@ -128,6 +128,47 @@ fn provision_configure_list_and_terminate_end_to_end() {
     let inventory = std::fs::read_to_string(sim.project().join("inventory.toml")).unwrap();
     assert!(!inventory.contains("web-3"), "{inventory}");
     assert!(inventory.contains("# the lab"), "{inventory}");
+
+    // The same name again, now with Proxmox's own cloud-init options (no snippets): the
+    // new VM's host key is accepted although the address may be the old VM's.
+    provision(
+        &sim,
+        &["web-3", "--snippets", "", "--upgrade=false", "--wait", "60"],
+    )
+    .code(0)
+    .stdout_has("VM 100 (web-3) created on pve1");
+    run_fleet(sim.project(), &["exec", "pve1", "--", "qm config 100"])
+        .code(0)
+        .stdout_has("ciuser: admin")
+        .stdout_has("sshkeys: ssh-ed25519%20")
+        .stdout_has("ciupgrade: 0")
+        .stdout_has("ipconfig0: ip=dhcp");
+    run_fleet(sim.project(), &["exec", "web-3", "--", "id -un"])
+        .code(0)
+        .stdout_has("web-3 | admin");
+    run_fleet(sim.project(), &["terminate", "web-3", "--yes"]).code(0);
+    assert!(sim.containers().is_empty());
+}
+
+#[test]
+fn a_failed_cloud_init_fails_the_run_with_its_error() {
+    let sim = ProxmoxSim::start();
+    let out = provision(
+        &sim,
+        &[
+            "web-8",
+            "--packages",
+            "no-such-package-fleet",
+            "--upgrade=false",
+            "--wait",
+            "60",
+        ],
+    );
+    out.code(3)
+        .stderr_has("cloud-init failed on web-8: status error")
+        .stderr_has("'install', 'no-such-package-fleet'");
+    // The VM stays for inspection, and fleet terminate can remove it.
+    run_fleet(sim.project(), &["terminate", "web-8", "--yes"]).code(0);
 }
 
 #[test]

@@ -234,14 +234,14 @@ impl Run {
                             .pve_read(node, &format!("pvesm path {}", quote(&volid)))?
                             .trim()
                             .to_string();
-                        self.pve_read(node, &format!("mkdir -p {}", quote(parent(&path))))
-                            .or_else(|e| {
-                                if self.options.check {
-                                    Ok(String::new())
-                                } else {
-                                    Err(e)
-                                }
-                            })?;
+                        self.command(
+                            node,
+                            &format!("mkdir -p {}", quote(parent(&path))),
+                            CommandOpts {
+                                changed: Some(false),
+                                ..CHANGE
+                            },
+                        )?;
                         self.write_file(node, &path, text.as_bytes(), &FileOpts::default())?;
                         made.push(path);
                     }

@@ -40,6 +40,9 @@ pub struct VmSpec {
     pub nameserver: Vec<String>,
     pub searchdomain: Vec<String>,
     pub ciuser: String,
+    /// `--ciupgrade`: whether Proxmox's generated user-data upgrades packages on first
+    /// boot (PVE 8.1+); None leaves Proxmox's default (yes).
+    pub ciupgrade: Option<bool>,
     pub cloud_init: CloudInit,
 }
 
@@ -311,6 +314,9 @@ impl VmSpec {
         if let Some(file) = sshkeys_file {
             opt("sshkeys", file.to_string());
         }
+        if let Some(up) = self.ciupgrade {
+            opt("ciupgrade", u8::from(up).to_string());
+        }
         if let Some(c) = cicustom {
             opt("cicustom", c.to_string());
         }
@@ -574,6 +580,7 @@ mod tests {
             nameserver: vec!["10.0.0.1".into(), "1.1.1.1".into()],
             searchdomain: vec!["lan".into()],
             ciuser: "admin".into(),
+            ciupgrade: None,
             cloud_init: CloudInit::Native,
         }
     }
@@ -601,6 +608,7 @@ mod tests {
         s.nameserver.clear();
         s.searchdomain.clear();
         s.ipconfig = "ip=dhcp".into();
+        s.ciupgrade = Some(false);
         assert_eq!(
             s.create_command(
                 None,
@@ -610,7 +618,7 @@ mod tests {
              --scsihw virtio-scsi-pci \
              --scsi0 local-lvm:0,import-from=/var/lib/vz/template/iso/debian-13-genericcloud-amd64.qcow2 \
              --ide2 local-lvm:cloudinit --boot order=scsi0 --agent enabled=0 \
-             --net0 virtio=BC:24:11:0A:0B:0C,bridge=vmbr0 --ipconfig0 ip=dhcp \
+             --net0 virtio=BC:24:11:0A:0B:0C,bridge=vmbr0 --ipconfig0 ip=dhcp --ciupgrade 0 \
              --cicustom user=local:snippets/fleet-105-user.yaml,network=local:snippets/fleet-105-network.yaml"
         );
         assert_eq!(s.resize_command(), "qm disk resize 105 scsi0 20G");

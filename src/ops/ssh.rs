@@ -136,6 +136,14 @@ pub fn check_identity_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// How known_hosts names the target: `10.0.0.5`, or `[10.0.0.5]:2222` off port 22.
+pub fn known_hosts_name(target: &SshTarget) -> String {
+    match target.port {
+        Some(p) if p != 22 => format!("[{}]:{p}", target.address),
+        _ => target.address.clone(),
+    }
+}
+
 /// Why a connection failed, in words that say what to do.
 pub fn explain_connect_error(target: &SshTarget, ssh_text: &str) -> String {
     let text = ssh_text.trim();

@@ -134,6 +134,53 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     let c = ctx.clone();
     module_function!(
         &mut m,
+        "forget_host_key",
+        ["h: Host", "bool"],
+        "Removes the host's key from the known_hosts file fleet uses (fleet.toml's [ssh] known_hosts, else ~/.ssh/known_hosts) with `ssh-keygen -R`, so that a new machine at the same address later is not refused as an impostor. True when a key was removed.",
+        move |ctx: NativeCallContext, h: HostRef| -> Result<bool, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let run = c.run()?;
+            let target = crate::ops::ssh::target_for(&h.0, &run.options.ssh);
+            let file = target.known_hosts.clone().unwrap_or_else(|| {
+                crate::ops::ssh::resolve_path(
+                    &run.options.root,
+                    std::path::Path::new("~/.ssh/known_hosts"),
+                )
+            });
+            let pattern = crate::ops::ssh::known_hosts_name(&target);
+            if !file.exists() {
+                return Ok(false);
+            }
+            if run.options.check {
+                run.ui.out(
+                    Some(&h.0.name),
+                    &format!("would remove the key of {pattern} from {}", file.display()),
+                );
+                return Ok(false);
+            }
+            let out = std::process::Command::new("ssh-keygen")
+                .arg("-R")
+                .arg(&pattern)
+                .arg("-f")
+                .arg(&file)
+                .output()
+                .map_err(|e| runtime_error(format!("cannot run ssh-keygen: {e}"), pos))?;
+            if !out.status.success() {
+                return Err(runtime_error(
+                    format!(
+                        "ssh-keygen -R {pattern} -f {} failed: {}",
+                        file.display(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                    pos,
+                ));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).contains("updated"))
+        }
+    );
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
         "remove",
         ["name: &str", "bool"],
         "Removes host NAME from the TOML inventory in place: its `[hosts.NAME]` entry and its place in every group's `hosts` list. False when it was not there. In --check the file is not touched.",

@@ -58,6 +58,8 @@ struct SpecInput {
     user_data: Option<UserDataSpec>,
     #[serde(default)]
     snippets_storage: String,
+    #[serde(default)]
+    upgrade: Option<bool>,
     #[serde(default = "yes")]
     cleanup: bool,
 }
@@ -90,7 +92,7 @@ fn dhcp() -> String {
     "dhcp".into()
 }
 
-pub const SPEC_KEYS: &str = "vmid (0: next free), name, cores (2), memory (MiB, 2048), disk (GiB, 20), storage (\"local-lvm\"), bridge (\"vmbr0\"), image (cloud image path on the node), mac (random BC:24:11:…), ostype (\"l26\"), cpu (\"host\"), agent (true), serial (true), ip (\"dhcp\" or CIDR), gateway, dns ([…]), search ([…]), user, ssh_keys ([…]), user_data (#{ packages, write_files, runcmd, timezone, users, … }; snippets mode), snippets_storage (set: full user-data and network-config as snippets with --cicustom; empty: Proxmox's own cloud-init options), cleanup (true)";
+pub const SPEC_KEYS: &str = "vmid (0: next free), name, cores (2), memory (MiB, 2048), disk (GiB, 20), storage (\"local-lvm\"), bridge (\"vmbr0\"), image (cloud image path on the node), mac (random BC:24:11:…), ostype (\"l26\"), cpu (\"host\"), agent (true), serial (true), ip (\"dhcp\" or CIDR), gateway, dns ([…]), search ([…]), user, ssh_keys ([…]), user_data (#{ packages, write_files, runcmd, timezone, users, … }; snippets mode), upgrade (upgrade packages on first boot; unset: Proxmox's default, yes), snippets_storage (set: full user-data and network-config as snippets with --cicustom; empty: Proxmox's own cloud-init options), cleanup (true)";
 
 /// Rhai value -> a typed value through serde, with the field named on error.
 pub fn from_rhai<T: serde::de::DeserializeOwned>(
@@ -245,6 +247,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                     nameserver: input.dns,
                     searchdomain: input.search,
                     ciuser: input.user,
+                    ciupgrade: input.upgrade.filter(|_| input.snippets_storage.is_empty()),
                     cloud_init: if input.snippets_storage.is_empty() {
                         CloudInit::Native
                     } else {
@@ -257,10 +260,14 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                         pos,
                     ));
                 }
+                let mut user_data = input.user_data.unwrap_or_default();
+                if user_data.package_upgrade.is_none() {
+                    user_data.package_upgrade = input.upgrade;
+                }
                 let req = CreateRequest {
                     spec,
                     ssh_keys: input.ssh_keys,
-                    user_data: input.user_data.unwrap_or_default(),
+                    user_data,
                     cleanup: input.cleanup,
                 };
                 let files = run.pve_create(&node.0, &req).map_err(|f| raise(f, &ctx))?;
