@@ -242,13 +242,7 @@ fn a_failing_start_destroys_the_new_vm_and_its_snippets() {
 fn waits_end_with_the_stage_reached() {
     let sim = ProxmoxSim::start();
     // An agent that never answers: the address wait names the stage and the cause.
-    std::fs::write(
-        sim.sim.path().join("sim.json"),
-        std::fs::read_to_string(sim.sim.path().join("sim.json"))
-            .unwrap()
-            .replacen('{', "{\"faults\": {\"agent_down\": true},", 1),
-    )
-    .unwrap();
+    sim.fault("agent_down", serde_json::json!(true));
     provision(&sim, &["web-6", "--vmid", "130", "--packages", "", "--wait", "4"])
         .code(3)
         .stderr_has("no address for VM 130 on pve1 after 4s; stage reached: VM started, QEMU guest agent is not running");
@@ -259,13 +253,7 @@ fn waits_end_with_the_stage_reached() {
     .code(0);
 
     // A VM whose sshd never comes up: the SSH wait times out and says so.
-    std::fs::write(
-        sim.sim.path().join("sim.json"),
-        std::fs::read_to_string(sim.sim.path().join("sim.json"))
-            .unwrap()
-            .replace("\"agent_down\": true", "\"no_sshd\": true"),
-    )
-    .unwrap();
+    sim.fault("no_sshd", serde_json::json!(true));
     let out = provision(
         &sim,
         &["web-7", "--vmid", "131", "--packages", "", "--wait", "5"],
@@ -312,4 +300,20 @@ fn without_a_terminal_missing_arguments_are_listed() {
         .code(2)
         .stderr_has("the following required arguments were not provided")
         .stderr_has("<NAME>");
+}
+
+#[test]
+fn a_create_that_fails_on_the_node_removes_the_snippets_it_wrote() {
+    let sim = ProxmoxSim::start();
+    sim.fault("create", serde_json::json!("storage 'local-lvm' is full"));
+    provision(&sim, &["web-9", "--vmid", "140"])
+        .code(3)
+        .stderr_has("unable to create VM 140 - storage 'local-lvm' is full")
+        .stderr_has("cleanup: VM 140 was not created, nothing to destroy")
+        .stderr_has("cleanup: removed ");
+    let left: Vec<_> = std::fs::read_dir(sim.sim.path().join("storage/local/snippets"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(vms(&sim).is_empty());
 }

@@ -76,7 +76,8 @@ fn render(meta: &serde_json::Value) -> String {
                 .map(|l| l.trim_start_matches("///").trim().to_string())
                 .collect::<Vec<_>>()
                 .join(" ");
-            (signature, doc)
+            // Rhai's metadata drops the spaces of `String or ()`.
+            (signature.replace("or()", " or ()"), doc)
         })
         .collect();
     entries.sort();

@@ -105,12 +105,17 @@ impl ProxmoxSim {
             .unwrap_or_else(|_| serde_json::json!({ "vms": {} }))
     }
 
-    /// Makes the next `qm start` fail with `start failed: <message>`.
+    /// Makes every `qm start` fail with `start failed: <message>`.
     pub fn fail_start(&self, message: &str) {
+        self.fault("start", serde_json::json!(message));
+    }
+
+    /// Sets a simulator fault: `start`/`create` (a message), `agent_down`, `no_sshd`.
+    pub fn fault(&self, name: &str, value: serde_json::Value) {
         let path = self.sim.path().join("sim.json");
         let mut config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        config["faults"] = serde_json::json!({ "start": message });
+        config["faults"] = serde_json::json!({ name: value });
         std::fs::write(&path, config.to_string()).unwrap();
     }
 
