@@ -5,6 +5,7 @@ mod support;
 mod backup;
 mod cli;
 mod cloudinit;
+mod configure;
 mod containers;
 mod diagnostics;
 mod git;

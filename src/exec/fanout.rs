@@ -124,11 +124,19 @@ where
     };
     std::thread::scope(|s| {
         for _ in 0..workers {
-            s.spawn(worker);
+            // Recipes nest (each -> step -> module -> closure): Rhai needs more stack
+            // per call level than a thread's default 2 MiB allows in debug builds.
+            std::thread::Builder::new()
+                .stack_size(WORKER_STACK)
+                .spawn_scoped(s, worker)
+                .expect("spawn a fan-out worker");
         }
     });
     results.into_inner().unwrap()
 }
+
+/// Stack of a fan-out worker thread (virtual memory; only what is used is resident).
+const WORKER_STACK: usize = 16 * 1024 * 1024;
 
 /// Rolling batches (`serial`): hosts in groups of `serial` (a count or a percentage),
 /// each group done before the next starts. A group whose failures exceed `batch_max_fail`

@@ -13,4 +13,5 @@ pub mod recap;
 pub mod run;
 pub mod snapshot;
 pub mod status;
+pub mod ufw;
 pub mod ui;

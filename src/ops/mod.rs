@@ -1,6 +1,7 @@
 //! fleet's domain in plain Rust, no Rhai: command lines are built and output parsed by
 //! pure functions, tested without a host.
 
+pub mod catalog;
 pub mod cloudinit;
 pub mod files;
 pub mod git;
@@ -10,3 +11,4 @@ pub mod secrets;
 pub mod shell;
 pub mod ssh;
 pub mod template;
+pub mod ufw;

@@ -43,6 +43,9 @@ pub fn build(project_modules: ProjectModules) -> Scripting {
     engine.set_strict_variables(true);
     // Debug builds default to shallow limits that nested closures (each + step) exceed.
     engine.set_max_expr_depths(128, 64);
+    // Debug builds default to 8 call levels; a configure run nests recipe -> each ->
+    // module -> step -> role -> pkg -> filter closure. Release builds' 64, always.
+    engine.set_max_call_levels(64);
     engine.set_fail_on_invalid_map_property(true);
     let modules = StdlibResolver::new(project_modules.clone(), ctx.sources.clone());
     engine.set_module_resolver(StdlibResolver::new(project_modules, ctx.sources.clone()));
@@ -59,6 +62,8 @@ pub fn build(project_modules: ProjectModules) -> Scripting {
     engine.register_static_module("qm", crate::script::qm::module(&ctx).into());
     engine.register_static_module("cloudinit", crate::script::cloudinit::module(&ctx).into());
     engine.register_static_module("inventory", crate::script::inventory::module(&ctx).into());
+    engine.register_static_module("ufw", crate::script::ufw::ufw_module(&ctx).into());
+    engine.register_static_module("catalog", crate::script::ufw::catalog_module(&ctx).into());
     crate::script::register_types(&mut engine);
 
     // Ctrl-C ends the recipe at its next statement, not only its commands.

@@ -38,9 +38,36 @@ impl StdlibResolver {
     }
 
     fn find(&self, path: &str) -> Option<SourceFile> {
+        // `catalog/roles/<role>`: an app's role from the project's catalog (the project
+        // root, not stdlib/); a role name is a plain name, never a path out of it.
+        let role = path.strip_prefix("catalog/roles/").map(|r| {
+            !r.is_empty()
+                && r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        });
+        if role == Some(false) {
+            return None;
+        }
         let file = format!("{path}.rhai");
         let found = match &self.project {
             ProjectModules::None => None,
+            ProjectModules::Dir(dir) if role.is_some() => {
+                let file = dir.parent()?.join(&file);
+                std::fs::read_to_string(&file)
+                    .ok()
+                    .map(|text| (crate::project::display_path(&file), text))
+            }
+            ProjectModules::Rev(repo, inside, rev) if role.is_some() => {
+                crate::ops::git::read_file_at(repo, rev, &inside.join(&file))
+                    .ok()
+                    .flatten()
+                    .map(|b| {
+                        (
+                            format!("{file}@{rev}"),
+                            String::from_utf8_lossy(&b).into_owned(),
+                        )
+                    })
+            }
             ProjectModules::Dir(dir) => {
                 let file = dir.join(&file);
                 std::fs::read_to_string(&file)
@@ -108,4 +135,43 @@ impl ModuleResolver for StdlibResolver {
 /// Where the source name of an imported module is kept in the `SourceMap`.
 pub fn module_key(path: &str) -> String {
     format!("import:{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every built-in module loads: compiles, and its imports resolve. (A syntax error
+    /// in stdlib/ would otherwise surface only when a recipe first imports it.)
+    #[test]
+    fn every_builtin_module_loads() {
+        let scripting = crate::recipe::engine::build(ProjectModules::None);
+        let names = super::super::sources::builtin_module_names();
+        assert!(names.contains(&"configure".to_string()), "{names:?}");
+        for name in names {
+            let script = format!("import \"{name}\" as m;");
+            if let Err(e) = scripting.engine.run(&script) {
+                panic!("stdlib/{name}.rhai does not load: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn catalog_roles_are_names_not_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("catalog/roles")).unwrap();
+        std::fs::create_dir_all(dir.path().join("stdlib")).unwrap();
+        std::fs::write(
+            dir.path().join("catalog/roles/web.rhai"),
+            "fn apply(h, v) { true }",
+        )
+        .unwrap();
+        let r = StdlibResolver::new(
+            ProjectModules::Dir(dir.path().join("stdlib")),
+            SourceMap::default(),
+        );
+        assert!(r.exists("catalog/roles/web"));
+        assert!(!r.exists("catalog/roles/../roles/web"));
+        assert!(!r.exists("catalog/roles/"));
+    }
 }

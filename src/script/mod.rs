@@ -11,6 +11,7 @@ pub mod qm;
 pub mod report;
 pub mod rsync;
 pub mod secret;
+pub mod ufw;
 pub mod values;
 
 use crate::recipe::engine::ScriptCtx;

@@ -1,0 +1,545 @@
+//! ufw as fleet drives it: typed rules validated before any command exists, presets,
+//! the `ufw` command lines, `ufw show added` read back, and the plan that turns the
+//! rules a host has into the rules it should have. Rules fleet adds carry a comment
+//! starting with `fleet:`; only those are ever deleted.
+
+use std::fmt;
+
+/// Comment prefix that marks the rules fleet manages.
+pub const MARK: &str = "fleet:";
+
+/// RFC 1918 ranges: the `lan` source and scope.
+pub const LAN: [&str; 3] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    Allow,
+    Deny,
+    Reject,
+    Limit,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "allow" => Action::Allow,
+            "deny" => Action::Deny,
+            "reject" => Action::Reject,
+            "limit" => Action::Limit,
+            _ => return None,
+        })
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Reject => "reject",
+            Action::Limit => "limit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Any,
+}
+
+impl Proto {
+    pub fn parse(s: &str) -> Option<Proto> {
+        Some(match s {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            "any" | "" => Proto::Any,
+            _ => return None,
+        })
+    }
+
+    fn word(self) -> Option<&'static str> {
+        match self {
+            Proto::Tcp => Some("tcp"),
+            Proto::Udp => Some("udp"),
+            Proto::Any => None,
+        }
+    }
+}
+
+/// One port or an inclusive range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ports {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl fmt::Display for Ports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.from == self.to {
+            write!(f, "{}", self.from)
+        } else {
+            write!(f, "{}:{}", self.from, self.to)
+        }
+    }
+}
+
+/// `80`, `8000:8010` or `8000-8010`; nothing else (`80; reboot` is an error).
+pub fn parse_ports(s: &str) -> Result<Ports, String> {
+    let s = s.trim();
+    let one = |p: &str| -> Result<u16, String> {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("`{s}` is not a port (1-65535) or a range like 8000:8010"))
+    };
+    match s.split_once([':', '-']) {
+        Some((a, b)) => {
+            let (from, to) = (one(a)?, one(b)?);
+            if from >= to {
+                return Err(format!("`{s}`: a range goes from low to high"));
+            }
+            Ok(Ports { from, to })
+        }
+        None => one(s).map(|p| Ports { from: p, to: p }),
+    }
+}
+
+/// A source: any address, or one IPv4/IPv6 network.
+pub fn parse_source(s: &str) -> Result<Vec<Option<String>>, String> {
+    match s.trim() {
+        "" | "any" => Ok(vec![None]),
+        "lan" => Ok(LAN.iter().map(|n| Some(n.to_string())).collect()),
+        cidr => {
+            let (addr, prefix) = cidr.split_once('/').unwrap_or((cidr, ""));
+            let ip: std::net::IpAddr = addr
+                .parse()
+                .map_err(|_| format!("`{cidr}` is not `any`, `lan` or an address/CIDR"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            if !prefix.is_empty() && prefix.parse::<u8>().ok().filter(|p| *p <= max).is_none() {
+                return Err(format!("`{cidr}` has a bad prefix length"));
+            }
+            Ok(vec![Some(cidr.to_string())])
+        }
+    }
+}
+
+/// One ufw rule, incoming.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rule {
+    pub action: Action,
+    pub ports: Ports,
+    pub proto: Proto,
+    /// None: from anywhere.
+    pub source: Option<String>,
+    pub comment: String,
+}
+
+fn comment_ok(c: &str) -> bool {
+    c.len() <= 200 && !c.contains(['\'', '\n', '\\'])
+}
+
+impl Rule {
+    /// Rules from user input; `lan` gives one rule per RFC 1918 range.
+    pub fn build(
+        action: &str,
+        port: &str,
+        proto: &str,
+        source: &str,
+        comment: &str,
+    ) -> Result<Vec<Rule>, String> {
+        let action = Action::parse(action)
+            .ok_or_else(|| format!("action `{action}` is not one of allow, deny, reject, limit"))?;
+        let ports = parse_ports(port)?;
+        let proto =
+            Proto::parse(proto).ok_or_else(|| format!("proto `{proto}` is not tcp, udp or any"))?;
+        if ports.from != ports.to && proto == Proto::Any {
+            return Err(format!(
+                "port range `{ports}` needs proto tcp or udp (ufw's rule)"
+            ));
+        }
+        if !comment_ok(comment) {
+            return Err(format!(
+                "comment `{comment}` must be one line without quotes or backslashes"
+            ));
+        }
+        Ok(parse_source(source)?
+            .into_iter()
+            .map(|source| Rule {
+                action,
+                ports,
+                proto,
+                source,
+                comment: comment.to_string(),
+            })
+            .collect())
+    }
+
+    /// The rule as ufw's command line and `ufw show added` write it (without `ufw`).
+    pub fn spec(&self) -> String {
+        let port = match self.proto.word() {
+            Some(p) => format!("{}/{p}", self.ports),
+            None => self.ports.to_string(),
+        };
+        match &self.source {
+            None => format!("{} {port}", self.action.word()),
+            Some(src) => {
+                let mut s = format!(
+                    "{} from {src} to any port {}",
+                    self.action.word(),
+                    self.ports
+                );
+                if let Some(p) = self.proto.word() {
+                    s.push_str(&format!(" proto {p}"));
+                }
+                s
+            }
+        }
+    }
+
+    /// `ufw allow 80/tcp comment 'fleet: web'`, as `show added` prints it too.
+    pub fn line(&self) -> String {
+        if self.comment.is_empty() {
+            format!("ufw {}", self.spec())
+        } else {
+            format!("ufw {} comment '{}'", self.spec(), self.comment)
+        }
+    }
+
+    pub fn add_command(&self) -> String {
+        self.line()
+    }
+
+    /// `ufw delete allow 80/tcp` removes the v4 and v6 rule alike.
+    pub fn delete_command(&self) -> String {
+        format!("ufw delete {}", self.spec())
+    }
+}
+
+/// A rule line of `ufw show added`, as it was added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Added {
+    pub line: String,
+    pub spec: String,
+    pub comment: Option<String>,
+}
+
+impl Added {
+    pub fn ours(&self) -> bool {
+        self.comment.as_deref().is_some_and(|c| c.starts_with(MARK))
+    }
+}
+
+/// Parses `ufw show added` (works while ufw is inactive; `(None)` when empty).
+pub fn parse_show_added(text: &str) -> Vec<Added> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("ufw "))
+        .map(|rest| {
+            let (spec, comment) = match rest.split_once(" comment '") {
+                Some((spec, c)) => (spec.to_string(), Some(c.trim_end_matches('\'').to_string())),
+                None => (rest.to_string(), None),
+            };
+            Added {
+                line: format!("ufw {rest}"),
+                spec,
+                comment,
+            }
+        })
+        .collect()
+}
+
+/// The state of ufw itself: enabled, and the default policies from /etc/default/ufw.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct State {
+    pub active: bool,
+    pub input_policy: String,
+    pub output_policy: String,
+}
+
+/// Reads `ufw status` (first line) and /etc/default/ufw.
+pub fn parse_state(status: &str, defaults: &str) -> State {
+    let value = |key: &str| {
+        defaults
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    State {
+        active: status
+            .lines()
+            .next()
+            .is_some_and(|l| l.trim() == "Status: active"),
+        input_policy: value("DEFAULT_INPUT_POLICY="),
+        output_policy: value("DEFAULT_OUTPUT_POLICY="),
+    }
+}
+
+/// The commands that bring a host from `current` to `wanted`, in a safe order: the SSH
+/// rules first (before anything could lock fleet out), then policies, the other new
+/// rules, deletions of fleet's own rules no longer wanted, and enable last.
+pub fn plan(state: &State, current: &[Added], wanted: &[Rule], ssh: &[Rule]) -> Vec<String> {
+    let mut seen: Vec<String> = current.iter().map(|a| a.spec.clone()).collect();
+    let mut add = |rules: &[Rule], out: &mut Vec<String>| {
+        for r in rules {
+            if !seen.contains(&r.spec()) {
+                seen.push(r.spec());
+                out.push(r.add_command());
+            }
+        }
+    };
+    let mut cmds = Vec::new();
+    add(ssh, &mut cmds);
+    if state.input_policy != "DROP" {
+        cmds.push("ufw default deny incoming".to_string());
+    }
+    if state.output_policy != "ACCEPT" {
+        cmds.push("ufw default allow outgoing".to_string());
+    }
+    add(wanted, &mut cmds);
+    let keep: Vec<String> = ssh.iter().chain(wanted).map(Rule::spec).collect();
+    for a in current {
+        if a.ours() && !keep.contains(&a.spec) {
+            cmds.push(format!("ufw delete {}", a.spec));
+        }
+    }
+    if !state.active {
+        cmds.push("ufw --force enable".to_string());
+    }
+    cmds
+}
+
+/// A preset's rules besides SSH (`ports`: the app ports to open with `lan-only`).
+pub fn preset(name: &str, custom: &[Rule], app_rules: &[Rule]) -> Result<Vec<Rule>, String> {
+    let web = |port: &str| Rule::build("allow", port, "tcp", "any", &format!("{MARK} web"));
+    Ok(match name {
+        "server-minimal" => app_rules.to_vec(),
+        "web" => {
+            let mut r = web("80")?;
+            r.extend(web("443")?);
+            r.extend(app_rules.iter().cloned());
+            r
+        }
+        "lan-only" => app_rules
+            .iter()
+            .flat_map(|r| {
+                LAN.iter().map(move |n| Rule {
+                    source: Some(n.to_string()),
+                    ..r.clone()
+                })
+            })
+            .collect(),
+        "custom" => {
+            let mut r = custom.to_vec();
+            r.extend(app_rules.iter().cloned());
+            r
+        }
+        other => {
+            return Err(format!(
+                "ufw preset `{other}` is not one of server-minimal, web, lan-only, custom"
+            ));
+        }
+    })
+}
+
+/// The rules that keep SSH open: every port given (the one fleet is connected on and
+/// the configured one), from anywhere, or only from the LAN for `lan-only`.
+pub fn ssh_rules(ports: &[u16], lan_only: bool) -> Vec<Rule> {
+    let mut out: Vec<Rule> = Vec::new();
+    let mut ports = ports.to_vec();
+    ports.sort();
+    ports.dedup();
+    for p in ports {
+        let sources: Vec<Option<String>> = if lan_only {
+            LAN.iter().map(|n| Some(n.to_string())).collect()
+        } else {
+            vec![None]
+        };
+        for source in sources {
+            out.push(Rule {
+                action: Action::Allow,
+                ports: Ports { from: p, to: p },
+                proto: Proto::Tcp,
+                source,
+                comment: format!("{MARK} ssh"),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(action: &str, port: &str, proto: &str, source: &str) -> Vec<Rule> {
+        Rule::build(action, port, proto, source, "fleet: test").unwrap()
+    }
+
+    #[test]
+    fn rule_lines_match_ufw_show_added() {
+        // Each line as ufw 0.36 printed it in `ufw show added` (tests/image container).
+        assert_eq!(rule("allow", "22", "tcp", "any")[0].spec(), "allow 22/tcp");
+        assert_eq!(
+            rule("allow", "5432", "tcp", "10.0.0.0/8")[0].spec(),
+            "allow from 10.0.0.0/8 to any port 5432 proto tcp"
+        );
+        assert_eq!(
+            rule("allow", "8000-8010", "tcp", "")[0].spec(),
+            "allow 8000:8010/tcp"
+        );
+        assert_eq!(rule("allow", "53", "any", "any")[0].spec(), "allow 53");
+        assert_eq!(
+            rule("limit", "2222", "tcp", "any")[0].spec(),
+            "limit 2222/tcp"
+        );
+        assert_eq!(
+            rule("allow", "53", "any", "192.168.0.0/16")[0].spec(),
+            "allow from 192.168.0.0/16 to any port 53"
+        );
+        let r = &rule("allow", "80", "tcp", "any")[0];
+        assert_eq!(r.line(), "ufw allow 80/tcp comment 'fleet: test'");
+        assert_eq!(r.delete_command(), "ufw delete allow 80/tcp");
+    }
+
+    #[test]
+    fn lan_is_three_rules() {
+        let rules = rule("allow", "5432", "tcp", "lan");
+        let sources: Vec<_> = rules.iter().map(|r| r.source.clone().unwrap()).collect();
+        assert_eq!(sources, LAN);
+    }
+
+    #[test]
+    fn bad_input_never_becomes_a_command() {
+        for (port, proto, source, action, comment) in [
+            ("80; reboot", "tcp", "any", "allow", ""),
+            ("0", "tcp", "any", "allow", ""),
+            ("70000", "tcp", "any", "allow", ""),
+            ("90:80", "tcp", "any", "allow", ""),
+            ("8000:8010", "any", "any", "allow", ""),
+            ("80", "icmp", "any", "allow", ""),
+            ("80", "tcp", "10.0.0.0/33", "allow", ""),
+            ("80", "tcp", "$(reboot)", "allow", ""),
+            ("80", "tcp", "any", "permit", ""),
+            ("80", "tcp", "any", "allow", "it's"),
+        ] {
+            assert!(
+                Rule::build(action, port, proto, source, comment).is_err(),
+                "{port} {proto} {source} {action} {comment}"
+            );
+        }
+        assert!(
+            parse_ports("80; reboot")
+                .unwrap_err()
+                .contains("`80; reboot` is not a port")
+        );
+    }
+
+    const SHOW_ADDED: &str = "Added user rules (see 'ufw status' for running firewall):
+ufw allow 22/tcp comment 'fleet: ssh'
+ufw allow from 10.0.0.0/8 to any port 5432 proto tcp comment 'fleet: pg'
+ufw allow 8000:8010/tcp
+ufw allow 53
+";
+
+    #[test]
+    fn show_added_is_read_back() {
+        let added = parse_show_added(SHOW_ADDED);
+        assert_eq!(added.len(), 4);
+        assert_eq!(
+            added[1].spec,
+            "allow from 10.0.0.0/8 to any port 5432 proto tcp"
+        );
+        assert_eq!(added[1].comment.as_deref(), Some("fleet: pg"));
+        assert!(added[0].ours() && !added[2].ours());
+        assert!(
+            parse_show_added("Added user rules (see 'ufw status' for running firewall):\n(None)\n")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn state_from_status_and_defaults() {
+        let s = parse_state(
+            "Status: active\n",
+            "IPV6=yes\nDEFAULT_INPUT_POLICY=\"DROP\"\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n",
+        );
+        assert_eq!(
+            s,
+            State {
+                active: true,
+                input_policy: "DROP".into(),
+                output_policy: "ACCEPT".into()
+            }
+        );
+        assert!(!parse_state("Status: inactive\n", "").active);
+    }
+
+    #[test]
+    fn plan_opens_ssh_first_and_deletes_only_fleets_own_rules() {
+        let state = State::default();
+        let current = parse_show_added(SHOW_ADDED);
+        let ssh = ssh_rules(&[22, 2222], false);
+        let wanted = rule("allow", "80", "tcp", "any");
+        assert_eq!(
+            plan(&state, &current, &wanted, &ssh),
+            [
+                "ufw allow 2222/tcp comment 'fleet: ssh'",
+                "ufw default deny incoming",
+                "ufw default allow outgoing",
+                "ufw allow 80/tcp comment 'fleet: test'",
+                "ufw delete allow from 10.0.0.0/8 to any port 5432 proto tcp",
+                "ufw --force enable",
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_is_empty_when_all_is_in_place() {
+        let state = State {
+            active: true,
+            input_policy: "DROP".into(),
+            output_policy: "ACCEPT".into(),
+        };
+        let ssh = ssh_rules(&[22], false);
+        let wanted = rule("allow", "80", "tcp", "any");
+        let current: Vec<Added> = ssh
+            .iter()
+            .chain(&wanted)
+            .map(|r| parse_show_added(&r.line()).remove(0))
+            .collect();
+        assert!(plan(&state, &current, &wanted, &ssh).is_empty());
+    }
+
+    #[test]
+    fn presets() {
+        let app = rule("allow", "5432", "tcp", "any");
+        let names = |rules: Vec<Rule>| rules.iter().map(Rule::spec).collect::<Vec<_>>();
+        assert_eq!(
+            names(preset("server-minimal", &[], &[]).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(preset("web", &[], &[]).unwrap()),
+            ["allow 80/tcp", "allow 443/tcp"]
+        );
+        assert_eq!(
+            names(preset("lan-only", &[], &app).unwrap()),
+            [
+                "allow from 10.0.0.0/8 to any port 5432 proto tcp",
+                "allow from 172.16.0.0/12 to any port 5432 proto tcp",
+                "allow from 192.168.0.0/16 to any port 5432 proto tcp"
+            ]
+        );
+        let custom = rule("limit", "2200", "tcp", "any");
+        assert_eq!(
+            names(preset("custom", &custom, &[]).unwrap()),
+            ["limit 2200/tcp"]
+        );
+        assert!(
+            preset("open", &[], &[])
+                .unwrap_err()
+                .contains("server-minimal, web, lan-only, custom")
+        );
+        assert_eq!(ssh_rules(&[22], true).len(), 3);
+    }
+}

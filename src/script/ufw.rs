@@ -1,0 +1,216 @@
+//! The `ufw` and `catalog` modules of recipes: a firewall from a preset, rules and the
+//! ports of catalog apps; the catalog's apps in dependency order. Work is done by
+//! `ops::ufw`, `ops::catalog` and `exec::ufw`.
+
+use super::files::runtime_error;
+use super::host::{HostRef, module_function, raise};
+use super::qm::from_rhai;
+use super::values::Options;
+use crate::ops::catalog::{self, Catalog};
+use crate::ops::ufw::{self, Rule};
+use crate::recipe::engine::ScriptCtx;
+use rhai::{
+    Array, Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext, Position,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleInput {
+    #[serde(default = "allow")]
+    action: String,
+    port: serde_json::Value,
+    #[serde(default = "tcp")]
+    proto: String,
+    #[serde(default = "any")]
+    source: String,
+    #[serde(default)]
+    comment: String,
+}
+
+fn allow() -> String {
+    "allow".into()
+}
+fn tcp() -> String {
+    "tcp".into()
+}
+fn any() -> String {
+    "any".into()
+}
+
+/// The project's catalog, read now (a recipe may have just updated it with git).
+pub fn load_catalog(c: &ScriptCtx, pos: Position) -> Result<Catalog, Box<EvalAltResult>> {
+    let run = c.run()?;
+    let path = run.options.root.join(catalog::INDEX);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        runtime_error(
+            format!(
+                "cannot read the app catalog {}: {e}",
+                crate::project::display_path(&path)
+            ),
+            pos,
+        )
+    })?;
+    Catalog::parse(catalog::INDEX, &text).map_err(|e| runtime_error(e, pos))
+}
+
+fn names(list: &Array, what: &str, pos: Position) -> Result<Vec<String>, Box<EvalAltResult>> {
+    from_rhai(&Dynamic::from_array(list.clone()), what, pos)
+}
+
+pub fn ufw_module(ctx: &ScriptCtx) -> Module {
+    let mut m = Module::new();
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "apply",
+        ["h: Host", "options: Map", "Map"],
+        "Brings ufw on the host to the wanted state: SSH allowed first (the port fleet is connected on and `ssh_port`), default deny incoming / allow outgoing, the preset's rules (`server-minimal`: SSH only, `web`: 80 and 443, `lan-only`: SSH and app ports from 10/8, 172.16/12, 192.168/16 only, `custom`: `rules`), the ports of catalog `apps` (public: anywhere, lan: RFC 1918, local: none) when `allow_app_ports` (default true), then enabled. Rules fleet added earlier (comment `fleet: …`) that are no longer wanted are deleted; rules added by hand are left alone. Rules: [#{ action: allow|deny|reject|limit, port: 80 or \"8000:8010\", proto: tcp|udp|any, source: any|lan|CIDR, comment }]. Returns #{ changed, commands, ssh_ports }; in --check the commands are printed.",
+        move |ctx: NativeCallContext,
+              h: HostRef,
+              options: Map|
+              -> Result<Map, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let o = Options::new(
+                &options,
+                "ufw::apply",
+                &["preset", "rules", "apps", "allow_app_ports", "ssh_port"],
+                pos,
+            )?;
+            let preset = o
+                .string("preset")?
+                .unwrap_or_else(|| "server-minimal".into());
+            let mut custom = Vec::new();
+            if let Some(list) = options.get("rules") {
+                let inputs: Vec<RuleInput> = from_rhai(list, "ufw::apply rules", pos)?;
+                for (i, r) in inputs.into_iter().enumerate() {
+                    let port = match &r.port {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let comment = if r.comment.is_empty() {
+                        format!("{} rule", ufw::MARK)
+                    } else {
+                        format!("{} {}", ufw::MARK, r.comment)
+                    };
+                    custom.extend(
+                        Rule::build(&r.action, &port, &r.proto, &r.source, &comment).map_err(
+                            |e| runtime_error(format!("ufw::apply rules[{i}]: {e}"), pos),
+                        )?,
+                    );
+                }
+            }
+            let lan_only = preset == "lan-only";
+            let mut app_rules = Vec::new();
+            if o.bool("allow_app_ports")?.unwrap_or(true)
+                && let Some(list) = options.get("apps")
+            {
+                let list = list.clone().into_array().map_err(|_| {
+                    runtime_error("ufw::apply apps must be an array of app names".into(), pos)
+                })?;
+                let chosen = names(&list, "ufw::apply apps", pos)?;
+                if !chosen.is_empty() {
+                    let catalog = load_catalog(&c, pos)?;
+                    let apps = catalog
+                        .resolve(&chosen)
+                        .map_err(|e| runtime_error(e, pos))?;
+                    app_rules = catalog::rules(&apps, false);
+                }
+            }
+            let wanted =
+                ufw::preset(&preset, &custom, &app_rules).map_err(|e| runtime_error(e, pos))?;
+            let ssh_port = match options.get("ssh_port") {
+                Some(p) => Some(
+                    p.as_int()
+                        .ok()
+                        .and_then(|p| u16::try_from(p).ok())
+                        .filter(|p| *p > 0)
+                        .ok_or_else(|| {
+                            runtime_error("ufw::apply ssh_port must be 1-65535".into(), pos)
+                        })?,
+                ),
+                None => None,
+            };
+            let applied = c
+                .run()?
+                .ufw_apply(&h.0, &wanted, ssh_port, lan_only)
+                .map_err(|f| raise(f, &ctx))?;
+            let mut out = Map::new();
+            out.insert("changed".into(), (!applied.commands.is_empty()).into());
+            out.insert(
+                "commands".into(),
+                Dynamic::from_array(applied.commands.into_iter().map(Dynamic::from).collect()),
+            );
+            out.insert(
+                "ssh_ports".into(),
+                Dynamic::from_array(
+                    applied
+                        .ssh_ports
+                        .into_iter()
+                        .map(|p| Dynamic::from(p as INT))
+                        .collect(),
+                ),
+            );
+            Ok(out)
+        }
+    );
+    m
+}
+
+pub fn catalog_module(ctx: &ScriptCtx) -> Module {
+    let mut m = Module::new();
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "apps",
+        ["names: Array", "Array"],
+        "The chosen apps of the project's catalog (catalog/index.json) and everything they depend on, dependencies first, each once: [#{ name, role, description, ports: [#{ port, proto, scope }] }]. An unknown app or a dependency cycle is an error that names it; so is any bad field of the catalog.",
+        move |ctx: NativeCallContext, chosen: Array| -> Result<Array, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let chosen = names(&chosen, "catalog::apps", pos)?;
+            let catalog = load_catalog(&c, pos)?;
+            let apps = catalog
+                .resolve(&chosen)
+                .map_err(|e| runtime_error(e, pos))?;
+            Ok(apps
+                .into_iter()
+                .map(|a| {
+                    let mut m = Map::new();
+                    m.insert("name".into(), a.name.clone().into());
+                    m.insert("role".into(), a.role.clone().into());
+                    m.insert("description".into(), a.description.clone().into());
+                    let ports: Array = a
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            let mut pm = Map::new();
+                            pm.insert("port".into(), p.ports.to_string().into());
+                            pm.insert(
+                                "proto".into(),
+                                match p.proto {
+                                    ufw::Proto::Tcp => "tcp",
+                                    ufw::Proto::Udp => "udp",
+                                    ufw::Proto::Any => "any",
+                                }
+                                .into(),
+                            );
+                            pm.insert(
+                                "scope".into(),
+                                match p.scope {
+                                    catalog::Scope::Public => "public",
+                                    catalog::Scope::Lan => "lan",
+                                    catalog::Scope::Local => "local",
+                                }
+                                .into(),
+                            );
+                            Dynamic::from_map(pm)
+                        })
+                        .collect();
+                    m.insert("ports".into(), Dynamic::from_array(ports));
+                    Dynamic::from_map(m)
+                })
+                .collect())
+        }
+    );
+    m
+}

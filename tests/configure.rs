@@ -1,0 +1,192 @@
+//! `fleet configure` against a container host of the test image (NET_ADMIN for ufw):
+//! real apt, real ufw, checked from outside; a second run changes nothing.
+
+use crate::support::containers::ContainerHost;
+use crate::support::{Project, run_fleet};
+use std::path::Path;
+use std::time::Duration;
+
+struct Setup {
+    host: ContainerHost,
+    project: Project,
+    _keys: tempfile::TempDir,
+}
+
+fn setup(vars: &str) -> Setup {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    assert!(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let host = ContainerHost::start(&std::fs::read_to_string(key.with_extension("pub")).unwrap());
+    let project = Project::new()
+        .file(
+            "fleet.toml",
+            &format!(
+                "[ssh]\nuser = \"root\"\nidentity_file = \"{}\"\nknown_hosts = \"known_hosts\"\n",
+                key.display()
+            ),
+        )
+        .file("known_hosts", &format!("{}\n", host.known_hosts_line()));
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configure/catalog"),
+        &project.path().join("catalog"),
+    );
+    let setup = Setup {
+        host,
+        project,
+        _keys: keys,
+    };
+    write_inventory(&setup, vars);
+    setup
+}
+
+fn write_inventory(s: &Setup, vars: &str) {
+    std::fs::write(
+        s.project.path().join("inventory.toml"),
+        format!(
+            "[hosts.c1]\naddress = \"{}\"\nport = {}\nvars = {{ {vars} }}\n",
+            s.host.address, s.host.port
+        ),
+    )
+    .unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Whether a TCP connection to the container's own address (from this machine, as any
+/// client on its network would) is accepted within a second.
+fn answers(host: &ContainerHost, port: u16) -> bool {
+    let ip = host.exec("hostname -I | cut -d' ' -f1");
+    let addr = format!("{}:{port}", ip.trim()).parse().unwrap();
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
+const VARS: &str = r#"modules = { baseline_tools = ["curl"], ufw = true, unattended_upgrades = { security_only = true, automatic_reboot = true, reboot_time = "04:00" } }, apps = ["nginx"], ssh = { root_login = "prohibit-password", password_auth = false, port = 22 }, ufw = { preset = "web", allow_app_ports = true }"#;
+
+#[test]
+fn configure_twice_changes_nothing_the_second_time_and_the_firewall_holds() {
+    let s = setup(VARS);
+    // A port that something listens on but no rule allows.
+    s.host
+        .exec("nohup python3 -m http.server 8080 >/dev/null 2>&1 &");
+    let first = run_fleet(s.project.path(), &["configure"]);
+    first.code(0).stdout_has("c1");
+    assert!(
+        first
+            .stdout
+            .contains("baseline_tools, unattended_upgrades, app nginx, ufw, ssh"),
+        "{first}"
+    );
+
+    // From outside: nginx answers on 80 (web preset + app port), 8080 is dropped, and
+    // SSH still answers (the next runs go through it).
+    assert!(answers(&s.host, 80), "port 80 does not answer");
+    assert!(
+        !answers(&s.host, 8080),
+        "port 8080 answers through the firewall"
+    );
+    let status = s.host.exec("ufw status verbose");
+    assert!(status.contains("Status: active"), "{status}");
+    assert!(
+        status.contains("Default: deny (incoming), allow (outgoing)"),
+        "{status}"
+    );
+    assert!(
+        s.host
+            .exec("cat /etc/apt/apt.conf.d/52fleet-unattended-upgrades")
+            .contains("Unattended-Upgrade::Automatic-Reboot-Time \"04:00\";")
+    );
+    assert_eq!(
+        s.host.exec("cat /etc/ssh/sshd_config.d/10-fleet.conf"),
+        "# written by fleet (ssh module); changes here are overwritten\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nPort 22\n"
+    );
+
+    // A rule added by hand, outside fleet.
+    s.host.exec("ufw allow 9999/tcp");
+
+    let second = run_fleet(s.project.path(), &["configure"]);
+    second.code(0);
+    let row = second
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("c1"))
+        .unwrap_or_else(|| panic!("{second}"))
+        .to_string();
+    assert!(
+        row.split_whitespace().nth(1) == Some("0"),
+        "second run changed something: {second}"
+    );
+    assert!(
+        second.stderr.contains("c1    ok"),
+        "recap is not ok: {second}"
+    );
+    assert!(s.host.exec("ufw show added").contains("ufw allow 9999/tcp"));
+
+    // Fewer wanted rules: fleet removes its own, never the hand-made one, never SSH.
+    write_inventory(
+        &s,
+        &VARS.replace(
+            "preset = \"web\", allow_app_ports = true",
+            "preset = \"server-minimal\", allow_app_ports = false",
+        ),
+    );
+    run_fleet(s.project.path(), &["configure"]).code(0);
+    let added = s.host.exec("ufw show added");
+    assert!(!added.contains("80/tcp"), "{added}");
+    assert!(added.contains("ufw allow 9999/tcp"), "{added}");
+    assert!(
+        added.contains("ufw allow 22/tcp comment 'fleet: ssh'"),
+        "{added}"
+    );
+    assert!(!answers(&s.host, 80), "port 80 still answers");
+    run_fleet(s.project.path(), &["exec", "c1", "--", "true"]).code(0);
+}
+
+#[test]
+fn check_mode_prints_the_firewall_commands_and_changes_nothing() {
+    let s = setup(
+        r#"modules = { ufw = true }, ufw = { preset = "custom", rules = [{ port = "8000:8010", proto = "tcp", source = "lan", comment = "dev" }] }"#,
+    );
+    let out = run_fleet(s.project.path(), &["--check", "configure"]);
+    out.code(0)
+        .stdout_has("would run: ufw allow 22/tcp comment 'fleet: ssh'")
+        .stdout_has("would run: ufw allow from 10.0.0.0/8 to any port 8000:8010 proto tcp comment 'fleet: dev'")
+        .stdout_has("would run: ufw --force enable");
+    assert!(s.host.exec("ufw status").contains("Status: inactive"));
+}
+
+#[test]
+fn bad_declarations_are_named() {
+    let s = setup(r#"modules = { ufw = true }, apps = ["ngnix"]"#);
+    run_fleet(s.project.path(), &["configure"])
+        .code(3)
+        .stderr_has("app `ngnix` is not in the catalog (did you mean `nginx`?)");
+    write_inventory(
+        &s,
+        r#"modules = { ufw = true }, ufw = { preset = "custom", rules = [{ port = "80; reboot" }] }"#,
+    );
+    run_fleet(s.project.path(), &["configure"])
+        .code(3)
+        .stderr_has("rules[0]: `80; reboot` is not a port");
+    write_inventory(&s, r#"modules = { firewall = true }"#);
+    run_fleet(s.project.path(), &["configure"])
+        .code(3)
+        .stderr_has("unknown module 'firewall'");
+    assert!(s.host.exec("ufw status").contains("Status: inactive"));
+}
