@@ -190,3 +190,76 @@ fn bad_declarations_are_named() {
         .stderr_has("unknown module 'firewall'");
     assert!(s.host.exec("ufw status").contains("Status: inactive"));
 }
+
+/// The configuration files the baseline modules write, as a recipe sees them.
+#[test]
+fn baseline_module_files() {
+    let p = Project::new().local_hosts(1).recipe(
+        "files",
+        r#"
+import "fail2ban" as f;
+import "sysctl_hardening" as s;
+import "unattended_upgrades" as u;
+import "ssh" as ssh;
+fn files() {
+    print(f::jail(2222, true));
+    print(s::config());
+    print(u::config(#{ security_only: false, automatic_reboot: true, reboot_time: "02:15" }));
+    print(u::problem(#{ reboot_time: "25:00" }));
+    print(ssh::settings(#{ root_login: "maybe" }));
+    print(ssh::config(ssh::settings(#{ port: 2222 })));
+}
+"#,
+    );
+    p.fleet(&["files"])
+        .code(0)
+        .stdout_has("[sshd]\nenabled = true\nport = 2222\nbackend = systemd\n")
+        .stdout_has("net.ipv4.tcp_syncookies = 1")
+        .stdout_has("\"origin=Debian,codename=${distro_codename}-updates\";")
+        .stdout_has("Unattended-Upgrade::Automatic-Reboot \"true\";\nUnattended-Upgrade::Automatic-Reboot-Time \"02:15\";")
+        .stdout_has("unattended_upgrades reboot_time '25:00' must be HH:MM")
+        .stdout_has("ssh root_login 'maybe' must be no, prohibit-password or yes")
+        .stdout_has("PermitRootLogin prohibit-password\nPasswordAuthentication no\nPort 2222\n");
+}
+
+/// The catalog can come from a git repository; configure checks it out first.
+#[test]
+fn the_catalog_comes_from_a_git_repository() {
+    let repo = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configure/catalog"),
+        repo.path(),
+    );
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(repo.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "catalog"]);
+    let p = Project::new().local_hosts(1).file(
+        "inventory.toml",
+        "[hosts.h1]\nconnection = \"local\"\nvars = { apps = [\"web-stack\"], modules = {} }\n",
+    );
+    // web-stack's own role does nothing; its dependencies would install packages, so
+    // only --check here: the catalog is checked out and resolved in dependency order.
+    p.fleet(&[
+        "--check",
+        "configure",
+        "--catalog-repo",
+        repo.path().to_str().unwrap(),
+    ])
+    .code(0)
+    .stdout_has("catalog at ");
+    assert!(p.path().join("catalog/index.json").is_file());
+    assert!(p.path().join("catalog/roles/redis.rhai").is_file());
+}
