@@ -86,16 +86,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 .ok_or_else(|| {
                     runtime_error("inventory::add needs #{ address: \"…\" }".into(), pos)
                 })?;
-            let port = match entry.get("port") {
-                Some(p) => Some(
-                    p.as_int()
-                        .ok()
-                        .and_then(|p| u16::try_from(p).ok())
-                        .filter(|p| *p > 0)
-                        .ok_or_else(|| runtime_error("port must be 1-65535".into(), pos))?,
-                ),
-                None => None,
-            };
+            let port = o.port("port")?;
             let groups: Vec<String> = match entry.get("groups") {
                 Some(g) => super::qm::from_rhai(g, "inventory::add groups", pos)?,
                 None => Vec::new(),

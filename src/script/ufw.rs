@@ -119,18 +119,7 @@ pub fn ufw_module(ctx: &ScriptCtx) -> Module {
             }
             let wanted =
                 ufw::preset(&preset, &custom, &app_rules).map_err(|e| runtime_error(e, pos))?;
-            let ssh_port = match options.get("ssh_port") {
-                Some(p) => Some(
-                    p.as_int()
-                        .ok()
-                        .and_then(|p| u16::try_from(p).ok())
-                        .filter(|p| *p > 0)
-                        .ok_or_else(|| {
-                            runtime_error("ufw::apply ssh_port must be 1-65535".into(), pos)
-                        })?,
-                ),
-                None => None,
-            };
+            let ssh_port = o.port("ssh_port")?;
             let applied = c
                 .run()?
                 .ufw_apply(&h.0, &wanted, ssh_port, lan_only)

@@ -76,6 +76,20 @@ impl<'a> Options<'a> {
             .transpose()
     }
 
+    /// A TCP/UDP port, 1-65535.
+    pub fn port(&self, key: &str) -> Result<Option<u16>, Box<EvalAltResult>> {
+        self.map
+            .get(key)
+            .map(|v| {
+                v.as_int()
+                    .ok()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| self.wrong(key, "a port, 1-65535"))
+            })
+            .transpose()
+    }
+
     /// Seconds, as an int or a float.
     pub fn seconds(&self, key: &str) -> Result<Option<std::time::Duration>, Box<EvalAltResult>> {
         let Some(v) = self.map.get(key) else {
