@@ -23,6 +23,33 @@ pub const BUILTIN_COMMANDS: &[&str] = &[
     "backups",
 ];
 
+/// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
+/// `--check`, ...): the command line could not tell them apart.
+pub fn check_recipe_flags(catalog: &Catalog) -> crate::error::Result<()> {
+    let globals: Vec<String> = Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .chain(["help".to_string(), "version".to_string()])
+        .collect();
+    for recipe in catalog.recipes.values() {
+        for p in &recipe.params {
+            if p.default.is_some() && globals.contains(&p.flag()) {
+                return Err(crate::error::Error::usage_with_help(
+                    format!(
+                        "{}: argument `{}` of recipe `{}` would be --{}, which is one of fleet's own options",
+                        recipe.file,
+                        p.name,
+                        recipe.name,
+                        p.flag()
+                    ),
+                    "rename the argument",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0    every host ended ok or changed

@@ -56,6 +56,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         project_recipes,
         cli::BUILTIN_COMMANDS,
     )?;
+    cli::check_recipe_flags(&catalog)?;
     let retrying = args
         .iter()
         .take_while(|a| *a != "--")

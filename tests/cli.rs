@@ -279,3 +279,14 @@ fn on_a_terminal_missing_arguments_are_asked_for() {
     assert!(text.contains("greeting: how (string) [hello]"), "{text}");
     assert!(text.contains("hello world x3"), "{text}");
 }
+
+#[test]
+fn a_recipe_argument_named_like_a_global_option_is_refused() {
+    let p = Project::new().local_hosts(1).recipe(
+        "slow",
+        "/// Slow.\n/// @arg timeout: int = 5  how long\nfn slow(timeout) { }\n",
+    );
+    p.fleet(&["recipes"])
+        .code(2)
+        .stderr_has("argument `timeout` of recipe `slow` would be --timeout, which is one of fleet's own options");
+}

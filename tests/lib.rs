@@ -14,3 +14,4 @@ mod provision;
 mod runs;
 mod secrets;
 mod ssh;
+mod update;

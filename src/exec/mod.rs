@@ -15,3 +15,4 @@ pub mod snapshot;
 pub mod status;
 pub mod ufw;
 pub mod ui;
+pub mod update;

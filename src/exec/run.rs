@@ -188,7 +188,7 @@ pub struct Run {
     pub options: RunOptions,
     pub ui: Ui,
     records: Mutex<IndexMap<String, HostRecord>>,
-    transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
+    pub(super) transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
     /// The first bug found in the recipe while hosts ran; ends the run with exit 2.
     recipe_error: Mutex<Option<Error>>,
     pub meta: RunMeta,

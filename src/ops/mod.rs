@@ -1,6 +1,7 @@
 //! fleet's domain in plain Rust, no Rhai: command lines are built and output parsed by
 //! pure functions, tested without a host.
 
+pub mod apt;
 pub mod catalog;
 pub mod cloudinit;
 pub mod files;

@@ -64,6 +64,7 @@ pub fn build(project_modules: ProjectModules) -> Scripting {
     engine.register_static_module("inventory", crate::script::inventory::module(&ctx).into());
     engine.register_static_module("ufw", crate::script::ufw::ufw_module(&ctx).into());
     engine.register_static_module("catalog", crate::script::ufw::catalog_module(&ctx).into());
+    engine.register_static_module("apt", crate::script::update::apt_module(&ctx).into());
     crate::script::register_types(&mut engine);
 
     // Ctrl-C ends the recipe at its next statement, not only its commands.

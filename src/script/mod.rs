@@ -12,6 +12,7 @@ pub mod report;
 pub mod rsync;
 pub mod secret;
 pub mod ufw;
+pub mod update;
 pub mod values;
 
 use crate::recipe::engine::ScriptCtx;
@@ -24,6 +25,7 @@ pub fn modules(ctx: &ScriptCtx) -> Vec<Module> {
         flow::module(ctx),
         report::module(),
         secret::module(ctx),
+        update::module(ctx),
     ]
 }
 

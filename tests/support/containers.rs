@@ -154,3 +154,53 @@ impl Drop for ContainerHost {
         remove_labelled(&self.label);
     }
 }
+
+/// A key pair for logging into container hosts, in its own temp dir.
+pub struct TestKey {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestKey {
+    pub fn new() -> TestKey {
+        let dir = tempfile::tempdir().expect("temp dir for the key");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(dir.path().join("id_ed25519"))
+            .status()
+            .expect("ssh-keygen");
+        assert!(status.success());
+        TestKey { dir }
+    }
+
+    pub fn private(&self) -> std::path::PathBuf {
+        self.dir.path().join("id_ed25519")
+    }
+
+    pub fn public(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("id_ed25519.pub")).unwrap()
+    }
+}
+
+/// A fleet project that logs into `hosts` (name, host, inventory vars) as root.
+pub fn project_for(key: &TestKey, hosts: &[(&str, &ContainerHost, &str)]) -> super::Project {
+    let mut known = String::new();
+    let mut inventory = String::new();
+    for (name, host, vars) in hosts {
+        known.push_str(&host.known_hosts_line());
+        known.push('\n');
+        inventory.push_str(&format!(
+            "[hosts.{name}]\naddress = \"{}\"\nport = {}\nvars = {{ {vars} }}\n\n",
+            host.address, host.port
+        ));
+    }
+    super::Project::new()
+        .file(
+            "fleet.toml",
+            &format!(
+                "[ssh]\nuser = \"root\"\nidentity_file = \"{}\"\nknown_hosts = \"known_hosts\"\n",
+                key.private().display()
+            ),
+        )
+        .file("known_hosts", &known)
+        .file("inventory.toml", &inventory)
+}
