@@ -21,6 +21,8 @@ pub const BUILTIN_COMMANDS: &[&str] = &[
     "show",
     "config-diff",
     "backups",
+    "status",
+    "report",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -190,6 +192,32 @@ pub enum Builtin {
     },
     /// Per host: the last good backup snapshot, its age and size, and the last error
     Backups,
+    /// The fleet at a glance: reachable, OS, kernel, uptime, pending (security) updates,
+    /// reboot needed, sudo, last update run and last backup, gathered in parallel
+    Status {
+        /// Host pattern
+        #[arg(default_value = "all")]
+        pattern: String,
+        /// From the journal (the last `fleet status` and runs), without connecting
+        #[arg(long)]
+        cached: bool,
+        /// Only hosts with pending updates or a reboot waiting
+        #[arg(long)]
+        outdated: bool,
+        /// Only hosts that could not be reached
+        #[arg(long)]
+        unreachable: bool,
+    },
+    /// Write the fleet's status, run history and per-host results as one
+    /// self-contained HTML page (from the journal; no connection)
+    Report {
+        /// The HTML file to write
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// How many of the newest runs to include
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
     /// List every recipe with its summary and where it comes from
     Recipes,
     /// Show help for fleet or for one recipe

@@ -119,6 +119,21 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             commands::history::config_diff(&app, &host, &runs)
         }
         Some(Builtin::Backups) => commands::backups::run(&app),
+        Some(Builtin::Status {
+            pattern,
+            cached,
+            outdated,
+            unreachable,
+        }) => commands::status::run(
+            &app,
+            &pattern,
+            cached,
+            commands::status::Filters {
+                outdated,
+                unreachable,
+            },
+        ),
+        Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),
         Some(Builtin::Init { dir }) => commands::init::run(&dir),

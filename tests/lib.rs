@@ -14,4 +14,5 @@ mod provision;
 mod runs;
 mod secrets;
 mod ssh;
+mod status;
 mod update;

@@ -6,7 +6,7 @@
 use crate::support::containers::{ContainerHost, TestKey, project_for};
 use crate::support::run_fleet;
 
-const FIXTURE: &str = r#"set -e
+pub const FIXTURE: &str = r#"set -e
 for v in 1.0 1.1; do
   d=/tmp/pkg/$v; mkdir -p $d/DEBIAN $d/usr/share/fleet-test
   printf 'Package: fleet-test-pkg\nVersion: %s\nArchitecture: all\nMaintainer: fleet <fleet@example.com>\nDescription: fleet test package\n' $v > $d/DEBIAN/control
@@ -23,7 +23,8 @@ cd /srv/fleet-repo
   echo "Filename: ./fleet-test-pkg_1.1_all.deb"
   echo "Size: $(stat -c %s fleet-test-pkg_1.1_all.deb)"
   echo "SHA256: $(sha256sum fleet-test-pkg_1.1_all.deb | cut -d' ' -f1)"; } > Packages
-printf 'Origin: Debian\nLabel: Debian-Security\nSuite: stable-security\nCodename: bookworm-security\nArchitectures: all amd64\nDescription: fleet test\n' > Release
+printf 'Origin: Debian\nLabel: Debian-Security\nSuite: stable-security\nCodename: bookworm-security\nDate: %s\nArchitectures: all amd64\nDescription: fleet test\nSHA256:\n %s %s Packages\n' \
+  "$(date -Ru)" "$(sha256sum Packages | cut -d' ' -f1)" "$(stat -c %s Packages)" > Release
 mv /etc/apt/sources.list /etc/apt/sources.list.off
 echo 'deb [trusted=yes] file:/srv/fleet-repo ./' > /etc/apt/sources.list.d/fleet-test.list
 "#;

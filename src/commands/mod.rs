@@ -10,6 +10,8 @@ pub mod hosts;
 pub mod init;
 pub mod recipe;
 pub mod recipes;
+pub mod report;
+pub mod status;
 
 use crate::App;
 use crate::error::{Error, Result};
@@ -195,13 +197,21 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
 
 /// Prints the recap (table on stderr, or JSON on stdout) and returns the run's exit code.
 pub fn finish_run(app: &App, run: &Run, error: Option<&Error>) -> i32 {
+    finish_run_with(app, run, error, true)
+}
+
+/// `finish_run` for commands that print their own result: `show_json_recap` false
+/// leaves stdout to them under `--json` (the table recap still goes to stderr).
+pub fn finish_run_with(app: &App, run: &Run, error: Option<&Error>, show_json_recap: bool) -> i32 {
     run.close();
     run.ui.finish();
     let mut recap = Recap::of(run);
     if error.is_some() && crate::exec::interrupt::exit_code().is_none() {
         recap.exit_code = crate::error::exit::USAGE;
     }
-    if app.global.json {
+    if app.global.json && !show_json_recap {
+        // The command's own JSON is the result.
+    } else if app.global.json {
         let text = serde_json::to_string_pretty(&recap).unwrap_or_default();
         run.ui.json_result(&text);
     } else {

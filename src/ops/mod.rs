@@ -11,5 +11,6 @@ pub mod rsync;
 pub mod secrets;
 pub mod shell;
 pub mod ssh;
+pub mod status;
 pub mod template;
 pub mod ufw;

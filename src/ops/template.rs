@@ -39,7 +39,7 @@ pub fn render(name: &str, source: &str, context: &Value) -> Result<String, Strin
     template.render(to_jinja(context)).map_err(describe)
 }
 
-fn to_jinja(v: &Value) -> minijinja::Value {
+pub fn to_jinja(v: &Value) -> minijinja::Value {
     match v {
         Value::Null => minijinja::Value::from(()),
         Value::Bool(b) => minijinja::Value::from(*b),

@@ -1,0 +1,253 @@
+//! `fleet status [PATTERN]`: the fleet at a glance — reachable, OS, kernel, uptime,
+//! pending (security) updates, reboot needed, sudo, last update run and last backup —
+//! gathered live in parallel (and kept in the journal), or `--cached` from the journal.
+
+use super::{RunRequest, finish_run_with, start_run};
+use crate::App;
+use crate::error::{Error, Result};
+use crate::exec::fanout::{HostEnd, fan_out};
+use crate::exec::run::CommandOpts;
+use crate::exec::status::HostStatus;
+use crate::journal::RunRecord;
+use crate::ops::status::{FACTS_COMMAND, Facts, parse_facts, short_duration};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What fleet knows of a host's last update run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastUpdate {
+    pub at: String,
+    pub run_id: String,
+    pub status: HostStatus,
+    pub result: Option<serde_json::Value>,
+}
+
+/// One host's line of the dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub host: String,
+    /// None: never gathered.
+    pub reachable: Option<bool>,
+    pub error: Option<String>,
+    pub facts: Option<Facts>,
+    /// When the facts were gathered (now, or the journal's run).
+    pub gathered_at: Option<String>,
+    pub last_update: Option<LastUpdate>,
+    pub last_backup_at: Option<String>,
+}
+
+/// What the journal says per host, newest wins.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub facts: Option<(String, bool, Option<Facts>, Option<String>)>,
+    pub last_update: Option<LastUpdate>,
+    pub last_backup_at: Option<String>,
+}
+
+/// Reads every run (newest first, as `journal::load_all` returns them) into `Known`s.
+pub fn known(runs: &[RunRecord]) -> BTreeMap<String, Known> {
+    let mut out: BTreeMap<String, Known> = BTreeMap::new();
+    for r in runs {
+        for h in &r.hosts {
+            let k = out.entry(h.host.clone()).or_default();
+            if k.facts.is_none() && r.recipe == "status" && !r.check {
+                let facts = h
+                    .results
+                    .get("status")
+                    .and_then(|v| serde_json::from_value::<Facts>(v.clone()).ok());
+                let reachable = h.status != HostStatus::Unreachable;
+                k.facts = Some((r.ended.clone(), reachable, facts, h.error.clone()));
+            }
+            if k.last_update.is_none()
+                && r.recipe == "update"
+                && !r.check
+                && h.status != HostStatus::Skipped
+            {
+                k.last_update = Some(LastUpdate {
+                    at: r.ended.clone(),
+                    run_id: r.run_id.clone(),
+                    status: h.status,
+                    result: h.results.get("update").cloned(),
+                });
+            }
+            if k.last_backup_at.is_none()
+                && h.results
+                    .get("backup")
+                    .is_some_and(|b| b["snapshot"].is_string() && b["error"].is_null())
+            {
+                k.last_backup_at = Some(r.ended.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `2h 5m ago`, from an RFC 3339 time.
+pub fn ago(when: &str) -> String {
+    let Ok(t) = humantime::parse_rfc3339_weak(when.trim_end_matches('Z')) else {
+        return "?".into();
+    };
+    let secs = std::time::SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{} ago", short_duration(secs))
+}
+
+pub struct Filters {
+    pub outdated: bool,
+    pub unreachable: bool,
+}
+
+pub fn run(app: &App, pattern: &str, cached: bool, filters: Filters) -> Result<i32> {
+    let runs = crate::journal::load_all(&app.project.state_dir()).map_err(Error::Io)?;
+    let known = known(&runs);
+    let (mut rows, code) = if cached {
+        let inventory = super::load_inventory(app)?;
+        let hosts = crate::inventory::select(&inventory, pattern)?;
+        let rows = hosts
+            .iter()
+            .map(|h| {
+                let k = known.get(&h.name).cloned().unwrap_or_default();
+                let (gathered_at, reachable, facts, error) = match k.facts {
+                    Some((at, reachable, facts, error)) => {
+                        (Some(at), Some(reachable), facts, error)
+                    }
+                    None => (None, None, None, None),
+                };
+                Row {
+                    host: h.name.clone(),
+                    reachable,
+                    error,
+                    facts,
+                    gathered_at,
+                    last_update: k.last_update,
+                    last_backup_at: k.last_backup_at,
+                }
+            })
+            .collect();
+        (rows, 0)
+    } else {
+        live(app, pattern, &known)?
+    };
+    rows.retain(|r| {
+        (!filters.outdated || r.facts.as_ref().is_some_and(Facts::outdated))
+            && (!filters.unreachable || r.reachable == Some(false))
+    });
+    let text = if app.global.json {
+        serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n"
+    } else {
+        render(&rows)
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(code)
+}
+
+fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Vec<Row>, i32)> {
+    let request = RunRequest {
+        recipe: "status".into(),
+        args: vec![pattern.to_string()],
+        params: Default::default(),
+        limit: app.global.limit.clone(),
+    };
+    let run = start_run(app, request)?;
+    let hosts = run.select(pattern)?;
+    let read = CommandOpts {
+        read_only: true,
+        ..CommandOpts::default()
+    };
+    let results = fan_out(&run, &hosts, |host| {
+        let out = run
+            .command(host, FACTS_COMMAND, read)
+            .map_err(|f| HostEnd {
+                status: if f.unreachable {
+                    HostStatus::Unreachable
+                } else {
+                    HostStatus::Failed
+                },
+                message: f.message,
+            })?;
+        let facts = parse_facts(&out.stdout);
+        let value = serde_json::to_value(&facts).unwrap_or_default();
+        run.update(&host.name, |r| {
+            r.results.insert("status".into(), value);
+        });
+        Ok(facts)
+    });
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let records = run.records();
+    let rows = hosts
+        .iter()
+        .zip(results)
+        .map(|(h, facts)| {
+            let k = known.get(&h.name).cloned().unwrap_or_default();
+            let failure = records.get(&h.name).and_then(|r| r.failure.clone());
+            Row {
+                host: h.name.clone(),
+                reachable: Some(!matches!(failure, Some((HostStatus::Unreachable, _)))),
+                error: failure.map(|(_, m)| m),
+                facts,
+                gathered_at: Some(now.clone()),
+                last_update: k.last_update,
+                last_backup_at: k.last_backup_at,
+            }
+        })
+        .collect();
+    let code = finish_run_with(app, &run, None, false);
+    Ok((rows, code))
+}
+
+/// The table, one host a line.
+pub fn render(rows: &[Row]) -> String {
+    let header: Vec<String> = [
+        "HOST",
+        "REACHABLE",
+        "OS",
+        "KERNEL",
+        "UPTIME",
+        "UPDATES",
+        "REBOOT",
+        "SUDO",
+        "LAST UPDATE",
+        "LAST BACKUP",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let lines: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    crate::table::render(&header, &lines)
+}
+
+/// A row's cells, as the table and the HTML report show them.
+pub fn cells(r: &Row) -> Vec<String> {
+    let dash = || "-".to_string();
+    let f = r.facts.as_ref();
+    vec![
+        r.host.clone(),
+        match r.reachable {
+            Some(true) => "yes".into(),
+            Some(false) => "NO".into(),
+            None => "?".into(),
+        },
+        f.map_or_else(dash, |f| f.os.clone()),
+        f.map_or_else(dash, |f| f.kernel.clone()),
+        f.map_or_else(dash, |f| short_duration(f.uptime_seconds)),
+        f.map_or_else(dash, Facts::updates),
+        f.map_or_else(dash, |f| {
+            if f.reboot_required {
+                "yes".into()
+            } else {
+                "no".into()
+            }
+        }),
+        f.map_or_else(dash, |f| if f.sudo { "ok".into() } else { "NO".into() }),
+        r.last_update.as_ref().map_or_else(
+            || "never".into(),
+            |u| format!("{} ({})", ago(&u.at), u.status.as_str()),
+        ),
+        r.last_backup_at
+            .as_deref()
+            .map_or_else(|| "never".into(), ago),
+    ]
+}

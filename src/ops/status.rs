@@ -1,0 +1,113 @@
+//! The facts behind `fleet status`: one read-only shell command per host, its
+//! `key=value` answer parsed, and what the journal says about a host's last update
+//! and backup. Pure functions; `commands::status` does the I/O.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything in one round trip, as any user; apt's simulation needs no lock.
+pub const FACTS_COMMAND: &str = r#". /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"
+echo "kernel=$(uname -r)"
+echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
+if [ -e /var/run/reboot-required ]; then echo reboot=yes; else echo reboot=no; fi
+if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
+if command -v apt-get >/dev/null; then
+  apt-get -s -o Debug::NoLocking=1 upgrade --with-new-pkgs 2>/dev/null |
+    awk '/^Inst /{n++; if (/-security|Security/) s++} END {printf "pending=%d\nsecurity=%d\n", n, s}'
+fi"#;
+
+/// A host's facts at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub os: String,
+    pub kernel: String,
+    pub uptime_seconds: u64,
+    /// None where there is no apt to ask.
+    pub pending: Option<u64>,
+    pub security: Option<u64>,
+    pub reboot_required: bool,
+    /// Root, or passwordless sudo works.
+    pub sudo: bool,
+}
+
+pub fn parse_facts(text: &str) -> Facts {
+    let mut f = Facts::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k {
+            "os" => f.os = v.to_string(),
+            "kernel" => f.kernel = v.to_string(),
+            "uptime" => f.uptime_seconds = v.parse::<f64>().map(|s| s as u64).unwrap_or(0),
+            "reboot" => f.reboot_required = v == "yes",
+            "sudo" => f.sudo = v == "yes",
+            "pending" => f.pending = v.parse().ok(),
+            "security" => f.security = v.parse().ok(),
+            _ => {}
+        }
+    }
+    f
+}
+
+impl Facts {
+    /// Updates are waiting, or a reboot is.
+    pub fn outdated(&self) -> bool {
+        self.pending.unwrap_or(0) > 0 || self.reboot_required
+    }
+
+    /// `3 (1 security)`, `0`, or `-` without apt.
+    pub fn updates(&self) -> String {
+        match (self.pending, self.security) {
+            (Some(p), Some(s)) if s > 0 => format!("{p} ({s} security)"),
+            (Some(p), _) => p.to_string(),
+            _ => "-".into(),
+        }
+    }
+}
+
+/// `3d 4h`, `5h 12m`, `42s`.
+pub fn short_duration(seconds: u64) -> String {
+    let (d, h, m) = (seconds / 86400, seconds % 86400 / 3600, seconds % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_from_the_command() {
+        let f = parse_facts(
+            "os=Debian GNU/Linux 12 (bookworm)\nkernel=6.1.0-35-amd64\nuptime=93784.52\nreboot=yes\nsudo=no\npending=3\nsecurity=1\n",
+        );
+        assert_eq!(f.os, "Debian GNU/Linux 12 (bookworm)");
+        assert_eq!(f.uptime_seconds, 93784);
+        assert!(f.reboot_required && !f.sudo && f.outdated());
+        assert_eq!(f.updates(), "3 (1 security)");
+        let none = parse_facts("os=Alpine\nreboot=no\nsudo=yes\n");
+        assert_eq!(none.updates(), "-");
+        assert!(!none.outdated());
+        assert_eq!(short_duration(93784), "1d 2h");
+        assert_eq!(short_duration(3700), "1h 1m");
+        assert_eq!(short_duration(42), "42s");
+    }
+
+    #[test]
+    fn the_command_runs_in_a_posix_shell() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(FACTS_COMMAND)
+            .output()
+            .unwrap();
+        let f = parse_facts(&String::from_utf8_lossy(&out.stdout));
+        assert!(!f.kernel.is_empty() && !f.os.is_empty(), "{f:?}");
+    }
+}
