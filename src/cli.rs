@@ -23,6 +23,7 @@ pub const BUILTIN_COMMANDS: &[&str] = &[
     "backups",
     "status",
     "report",
+    "pull",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -130,6 +131,9 @@ pub struct GlobalArgs {
     /// Less output: only failures and the recap
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub quiet: u8,
+    /// Keep the journal in this directory instead of the project's state repository
+    #[arg(long, value_name = "DIR", global = true, hide = true)]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl GlobalArgs {
@@ -207,6 +211,36 @@ pub enum Builtin {
         /// Only hosts that could not be reached
         #[arg(long)]
         unreachable: bool,
+    },
+    /// Pull mode, run on a host itself (cron, systemd timer): sync the recipe repository
+    /// (its last good checkout when the fetch fails), run RECIPE on this host with the
+    /// local transport, keep the journal here, optionally push it to a results branch
+    Pull {
+        /// The recipe repository (a path, file://, or any URL the git command fetches)
+        #[arg(long, value_name = "URL")]
+        repo: String,
+        /// Branch, tag or commit to run (default: the repository's default branch)
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
+        /// Where the checkout, journal and inventory live
+        /// [default: ~/.local/state/fleet/pull/<repo>]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// This host's name in the repository's inventory [default: the hostname]
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+        /// Push the journal to the branch PREFIX/<host> of the repository after the run
+        #[arg(long, value_name = "PREFIX")]
+        push_results: Option<String>,
+        /// The recipe to run
+        recipe: String,
+        /// The recipe's arguments
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
     },
     /// Write the fleet's status, run history and per-host results as one
     /// self-contained HTML page (from the journal; no connection)

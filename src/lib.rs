@@ -71,12 +71,16 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
     };
     let global =
         GlobalArgs::from_arg_matches(&matches).map_err(|e| Error::Internal(e.to_string()))?;
-    let app = App {
+    let mut app = App {
         project,
         scripting,
         catalog,
         global,
     };
+    if let Some(dir) = app.global.state_dir.clone() {
+        // Absolute, so that Project::state_dir's join keeps it as it is.
+        app.project.config.state_dir = Some(std::path::absolute(&dir).unwrap_or(dir));
+    }
     if let Some((name, sub)) = matches.subcommand()
         && let Some(recipe) = app.catalog.get(name)
     {
@@ -134,6 +138,26 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             },
         ),
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
+        Some(Builtin::Pull {
+            repo,
+            rev,
+            dir,
+            host,
+            push_results,
+            recipe,
+            args,
+        }) => commands::pull::run(
+            &app,
+            commands::pull::PullArgs {
+                repo,
+                rev,
+                dir,
+                host,
+                push_results,
+                recipe,
+                args,
+            },
+        ),
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),
         Some(Builtin::Init { dir }) => commands::init::run(&dir),

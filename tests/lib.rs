@@ -11,6 +11,7 @@ mod diagnostics;
 mod git;
 mod journal;
 mod provision;
+mod pull;
 mod runs;
 mod secrets;
 mod ssh;

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod history;
 pub mod hosts;
 pub mod init;
+pub mod pull;
 pub mod recipe;
 pub mod recipes;
 pub mod report;

@@ -498,7 +498,7 @@ pub fn sync(
 
 /// The path of a local repository URL (a path or `file://`); None for other URLs,
 /// which this build of libgit2 cannot reach.
-fn local_source(url: &str) -> Option<PathBuf> {
+pub fn local_source(url: &str) -> Option<PathBuf> {
     if let Some(path) = url.strip_prefix("file://") {
         return Some(PathBuf::from(path));
     }

@@ -1,0 +1,241 @@
+//! `fleet pull --repo URL RECIPE`: pull mode for fleets that allow no inbound SSH. Run
+//! on a host (from its own cron or systemd timer): sync the recipe repository (the last
+//! good checkout when the fetch fails), run the recipe against this host with the local
+//! transport, keep the journal here, and optionally push it to a results branch.
+//!
+//! Layout under `--dir` (default `~/.local/state/fleet/pull/<repo>`): `checkout/` (the
+//! recipes), `mirror.git/` (for remote URLs: fetched with the git command, then checked
+//! out by fleet), `state/` (the journal), `inventory.toml` (this host, local).
+
+use crate::App;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct PullArgs {
+    pub repo: String,
+    pub rev: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub host: Option<String>,
+    pub push_results: Option<String>,
+    pub recipe: String,
+    pub args: Vec<String>,
+}
+
+/// A directory name for a repository URL: `git.example.com_ops_fleet.git`.
+pub fn dir_name(url: &str) -> String {
+    let trimmed = url.trim_end_matches('/').split("://").last().unwrap_or(url);
+    trimmed
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_string()
+}
+
+fn git(args: &[&str], dir: Option<&Path>) -> std::result::Result<String, String> {
+    let mut cmd = Command::new("git");
+    if let Some(d) = dir {
+        cmd.arg("-C").arg(d);
+    }
+    let out = cmd
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run git ({e}); install git for remote repositories"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// For a remote URL, a local mirror fleet can check out from: fetched now, or the last
+/// one with a warning when the remote cannot be reached.
+fn mirror(url: &str, base: &Path) -> Result<(String, Option<String>)> {
+    let mirror = base.join("mirror.git");
+    let fetched = if mirror.exists() {
+        git(&["fetch", "--prune", "--quiet", "origin"], Some(&mirror))
+    } else {
+        git(
+            &[
+                "clone",
+                "--mirror",
+                "--quiet",
+                url,
+                &mirror.to_string_lossy(),
+            ],
+            None,
+        )
+    };
+    match fetched {
+        Ok(_) => Ok((mirror.to_string_lossy().into_owned(), None)),
+        Err(e) if mirror.exists() => Ok((
+            mirror.to_string_lossy().into_owned(),
+            Some(format!("cannot fetch {url}: {e}")),
+        )),
+        Err(e) => Err(Error::usage(format!("cannot clone {url}: {e}"))),
+    }
+}
+
+/// The inventory of a pull run: the repository's, with this host made local (so its
+/// groups and vars apply), or just this host.
+fn inventory(checkout: &Path, host: &str) -> Result<String> {
+    let text = std::fs::read_to_string(checkout.join("inventory.toml")).unwrap_or_default();
+    let mut doc = text.parse::<toml_edit::DocumentMut>().map_err(|e| {
+        Error::usage(format!(
+            "the repository's inventory.toml is not valid TOML: {e}"
+        ))
+    })?;
+    if !doc.contains_key("hosts") {
+        let mut hosts = toml_edit::Table::new();
+        hosts.set_implicit(true);
+        doc.insert("hosts", toml_edit::Item::Table(hosts));
+    }
+    let hosts = doc["hosts"]
+        .as_table_mut()
+        .ok_or_else(|| Error::usage("the repository's inventory.toml: `hosts` is not a table"))?;
+    if !hosts.contains_key(host) {
+        hosts.insert(host, toml_edit::Item::Table(toml_edit::Table::new()));
+    }
+    let entry = hosts[host].as_table_mut().ok_or_else(|| {
+        Error::usage(format!(
+            "the repository's inventory.toml: hosts.{host} is not a table"
+        ))
+    })?;
+    for key in ["address", "port", "user", "identity_file"] {
+        entry.remove(key);
+    }
+    entry.insert("connection", toml_edit::value("local"));
+    Ok(doc.to_string())
+}
+
+pub fn run(app: &App, a: PullArgs) -> Result<i32> {
+    let host = match a.host {
+        Some(h) => h,
+        None => crate::sysinfo::hostname(),
+    };
+    let base = a
+        .dir
+        .clone()
+        .unwrap_or_else(|| app.project.data_dir().join("pull").join(dir_name(&a.repo)));
+    std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, &e))?;
+    let base = base.canonicalize().map_err(|e| Error::io(&base, &e))?;
+    let (source, mirror_warning) = match crate::ops::git::local_source(&a.repo) {
+        Some(_) => (a.repo.clone(), None),
+        None => mirror(&a.repo, &base)?,
+    };
+    let checkout = base.join("checkout");
+    let synced =
+        crate::ops::git::sync(&source, &checkout, None, a.rev.as_deref()).map_err(Error::usage)?;
+    let short = &synced.commit[..synced.commit.len().min(10)];
+    match mirror_warning.or(synced.warning.clone()) {
+        Some(why) => eprintln!(
+            "warning: running the last good checkout {short} of {}: {why}",
+            a.repo
+        ),
+        None => eprintln!("pulled {} at {short}", a.repo),
+    }
+    let inventory_file = base.join("inventory.toml");
+    crate::exec::files::write_local(&inventory_file, inventory(&checkout, &host)?.as_bytes())
+        .map_err(|e| Error::io(&inventory_file, &e))?;
+    let state = base.join("state");
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "fleet".into(),
+        "-C".into(),
+        checkout.clone().into(),
+        "-i".into(),
+        inventory_file.into(),
+        "--limit".into(),
+        host.clone().into(),
+        "--state-dir".into(),
+        state.clone().into(),
+    ];
+    for (flag, on) in [
+        ("--check", app.global.check),
+        ("--no-progress", app.global.no_progress),
+        ("--json", app.global.json),
+    ] {
+        if on {
+            args.push(flag.into());
+        }
+    }
+    args.push(a.recipe.clone().into());
+    args.extend(a.args.iter().map(Into::into));
+    let code = match crate::run(args) {
+        Ok(code) => code,
+        Err(e) => crate::commands::report_error(e),
+    };
+    let Some(prefix) = a.push_results else {
+        return Ok(code);
+    };
+    let branch = format!("refs/heads/{prefix}/{host}");
+    match git(
+        &[
+            "push",
+            "--force",
+            "--quiet",
+            &a.repo,
+            &format!("HEAD:{branch}"),
+        ],
+        Some(&state),
+    ) {
+        Ok(_) => {
+            eprintln!("journal pushed to {} {branch}", a.repo);
+            Ok(code)
+        }
+        Err(e) => {
+            eprintln!(
+                "error: the journal was kept in {} but not pushed to {} {branch}: {e}",
+                state.display(),
+                a.repo
+            );
+            Ok(if code == 0 {
+                crate::error::exit::INTERNAL
+            } else {
+                code
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_names_for_repositories() {
+        assert_eq!(
+            dir_name("https://git.example.com/ops/fleet.git"),
+            "git.example.com_ops_fleet.git"
+        );
+        assert_eq!(dir_name("/srv/git/fleet/"), "srv_git_fleet");
+        assert_eq!(dir_name("git@host:ops/fleet.git"), "git_host_ops_fleet.git");
+    }
+
+    #[test]
+    fn this_host_becomes_local_in_the_repositorys_inventory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("inventory.toml"),
+            "# fleet\n[hosts.web-1]\naddress = \"10.0.0.1\"\ngroups = [\"web\"]\n[groups.web]\nvars = { port = 80 }\n",
+        )
+        .unwrap();
+        let out = inventory(dir.path(), "web-1").unwrap();
+        assert!(
+            out.contains("[hosts.web-1]\ngroups = [\"web\"]\nconnection = \"local\"\n"),
+            "{out}"
+        );
+        let inv = crate::inventory::Inventory::parse("inventory.toml", &out).unwrap();
+        let h = inv.resolve("web-1").unwrap();
+        assert_eq!(h.connection, crate::inventory::Connection::Local);
+        assert_eq!(h.vars["port"], 80);
+        let fresh = inventory(tempfile::tempdir().unwrap().path(), "box").unwrap();
+        assert_eq!(fresh, "[hosts.box]\nconnection = \"local\"\n");
+    }
+}
