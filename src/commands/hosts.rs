@@ -13,9 +13,10 @@ pub fn run(app: &App, pattern: &str) -> Result<i32> {
         let allowed = crate::inventory::select(&inventory, limit)?;
         selected.retain(|h| allowed.iter().any(|a| a.name == h.name));
     }
+    let resolver = inventory.resolver();
     let hosts: Vec<ResolvedHost> = selected
         .iter()
-        .filter_map(|h| inventory.resolve(&h.name))
+        .filter_map(|h| resolver.resolve(&h.name))
         .collect();
     let text = if app.global.json {
         serde_json::to_string_pretty(&hosts).unwrap_or_default() + "\n"

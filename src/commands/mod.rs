@@ -162,8 +162,9 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         None => inventory.hosts.values().collect(),
     };
     // A private key others can read stops the run before any connection is made.
+    let resolver = inventory.resolver();
     for host in in_scope {
-        if let Some(h) = inventory.resolve(&host.name)
+        if let Some(h) = resolver.resolve(&host.name)
             && h.connection == crate::inventory::Connection::Ssh
             && let Some(key) = crate::ops::ssh::target_for(&h, &options.ssh).identity_file
         {

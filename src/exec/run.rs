@@ -247,9 +247,10 @@ impl Run {
                 self.options.limit.as_deref().unwrap_or_default()
             )));
         }
+        let resolver = self.inventory.resolver();
         Ok(limited
             .into_iter()
-            .filter_map(|n| self.inventory.resolve(n))
+            .filter_map(|n| resolver.resolve(n))
             .collect())
     }
 

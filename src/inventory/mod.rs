@@ -9,7 +9,7 @@ mod ini;
 mod pattern;
 mod plain;
 mod toml;
-mod vars;
+pub mod vars;
 
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
@@ -168,6 +168,11 @@ impl Inventory {
     /// Merges variables all < groups (parents before children, then by name) < host.
     pub fn resolve(&self, host: &str) -> Option<ResolvedHost> {
         vars::resolve(self, host)
+    }
+
+    /// For resolving many hosts: the group hierarchy is worked out once.
+    pub fn resolver(&self) -> vars::Resolver<'_> {
+        vars::Resolver::new(self)
     }
 }
 
