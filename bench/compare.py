@@ -222,15 +222,27 @@ def inventory_files(tmp, hosts, groups):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fleet", required=True)
-    ap.add_argument("--venv", required=True)
+    ap.add_argument("--fleet")
+    ap.add_argument("--venv")
     ap.add_argument("--sizes", default="20 100")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--inventory-hosts", type=int, default=10000)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
     ap.add_argument("--markdown")
     ap.add_argument("--chart")
+    ap.add_argument("--replot", metavar="RESULTS", help="only redraw --chart (and --markdown) from a results file")
     a = ap.parse_args()
+    if a.replot:
+        results = json.loads(pathlib.Path(a.replot).read_text())
+        sizes = sorted({int(k.split("|")[0]) for k in results["median_ms"] if k.split("|")[1] in ("cold", "warm", "upload")})
+        inv_hosts = max(int(k.split("|")[0]) for k in results["median_ms"])
+        if a.markdown:
+            write_markdown(pathlib.Path(a.markdown), render(results, sizes, inv_hosts), results["facts"])
+        if a.chart:
+            chart(results, sizes, pathlib.Path(a.chart))
+        return
+    if not (a.fleet and a.venv and a.out):
+        sys.exit("bench/compare.py: --fleet, --venv and --out are needed (bench/run passes them)")
     sizes = [int(s) for s in a.sizes.split()]
     tmp = "/tmp"  # sshd reads key files as the test user: keep them world-searchable
     times, rss = {}, {}
@@ -394,15 +406,21 @@ def chart(results, sizes, path):
     import matplotlib.pyplot as plt
     med = results["median_ms"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    # One colour per tool in every panel; fleet drawn heavier.
+    colours = {"fleet": "black", "xargs ssh": "grey", "xargs scp": "grey", "ansible raw": "tab:orange",
+               "ansible command": "tab:red", "ansible": "tab:red", "pyinfra": "tab:blue"}
     for ax, scenario in zip(axes, ["cold", "warm", "upload"]):
         tools = sorted({k.split("|")[2] for k in med if k.split("|")[1] == scenario})
         for tool in tools:
             xs = [n for n in sizes if f"{n}|{scenario}|{tool}" in med]
-            ax.plot(xs, [med[f"{n}|{scenario}|{tool}"] / 1000 for n in xs], marker="o", label=tool)
+            ax.plot(xs, [med[f"{n}|{scenario}|{tool}"] / 1000 for n in xs], marker="o", label=tool,
+                    color=colours.get(tool), linewidth=2.5 if tool == "fleet" else 1.2,
+                    linestyle="--" if tool.startswith("xargs") else "-")
+        ax.set_yscale("log")
         ax.set_title({"cold": "one command, new connections", "warm": "10 commands per host",
                       "upload": "1 MB upload per host"}[scenario])
         ax.set_xlabel("hosts")
-        ax.set_ylabel("seconds (median)")
+        ax.set_ylabel("seconds (median, log scale)")
         ax.set_xticks(sizes)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
