@@ -46,7 +46,7 @@ mod tests {
 /// ~2.5 descriptors (bench/scale: 620 at 250 hosts), so the usual soft limit of 1024
 /// would fail runs with `--forks` above ~400 while the hard limit allows far more.
 /// Returns the soft limit now in force.
-pub fn raise_open_files_limit() -> u64 {
+pub fn raise_open_files_limit() -> libc::rlim_t {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -62,11 +62,11 @@ pub fn raise_open_files_limit() -> u64 {
                 rlim_max: lim.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur as u64;
+                return raised.rlim_cur;
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 #[cfg(test)]
@@ -81,6 +81,6 @@ mod fd_tests {
         // SAFETY: valid out-pointer.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
         assert_eq!(lim.rlim_cur, lim.rlim_max);
-        assert_eq!(now, lim.rlim_cur as u64);
+        assert_eq!(now, lim.rlim_cur);
     }
 }
