@@ -94,6 +94,38 @@ pub fn ago(when: &str) -> String {
     format!("{} ago", short_duration(secs))
 }
 
+/// The dashboard's columns, for the table and the HTML report.
+pub const HEADER: [&str; 10] = [
+    "HOST",
+    "REACHABLE",
+    "OS",
+    "KERNEL",
+    "UPTIME",
+    "UPDATES",
+    "REBOOT",
+    "SUDO",
+    "LAST UPDATE",
+    "LAST BACKUP",
+];
+
+/// A host's row from what the journal knows of it.
+pub fn cached_row(host: &str, known: &BTreeMap<String, Known>) -> Row {
+    let k = known.get(host).cloned().unwrap_or_default();
+    let (gathered_at, reachable, facts, error) = match k.facts {
+        Some((at, reachable, facts, error)) => (Some(at), Some(reachable), facts, error),
+        None => (None, None, None, None),
+    };
+    Row {
+        host: host.to_string(),
+        reachable,
+        error,
+        facts,
+        gathered_at,
+        last_update: k.last_update,
+        last_backup_at: k.last_backup_at,
+    }
+}
+
 pub struct Filters {
     pub outdated: bool,
     pub unreachable: bool,
@@ -105,27 +137,7 @@ pub fn run(app: &App, pattern: &str, cached: bool, filters: Filters) -> Result<i
     let (mut rows, code) = if cached {
         let inventory = super::load_inventory(app)?;
         let hosts = crate::inventory::select(&inventory, pattern)?;
-        let rows = hosts
-            .iter()
-            .map(|h| {
-                let k = known.get(&h.name).cloned().unwrap_or_default();
-                let (gathered_at, reachable, facts, error) = match k.facts {
-                    Some((at, reachable, facts, error)) => {
-                        (Some(at), Some(reachable), facts, error)
-                    }
-                    None => (None, None, None, None),
-                };
-                Row {
-                    host: h.name.clone(),
-                    reachable,
-                    error,
-                    facts,
-                    gathered_at,
-                    last_update: k.last_update,
-                    last_backup_at: k.last_backup_at,
-                }
-            })
-            .collect();
+        let rows = hosts.iter().map(|h| cached_row(&h.name, &known)).collect();
         (rows, 0)
     } else {
         live(app, pattern, &known)?
@@ -200,21 +212,7 @@ fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Ve
 
 /// The table, one host a line.
 pub fn render(rows: &[Row]) -> String {
-    let header: Vec<String> = [
-        "HOST",
-        "REACHABLE",
-        "OS",
-        "KERNEL",
-        "UPTIME",
-        "UPDATES",
-        "REBOOT",
-        "SUDO",
-        "LAST UPDATE",
-        "LAST BACKUP",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
     let lines: Vec<Vec<String>> = rows.iter().map(cells).collect();
     crate::table::render(&header, &lines)
 }

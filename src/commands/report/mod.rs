@@ -2,7 +2,7 @@
 //! results as one static page with no external assets, to serve or mail from cron.
 //! Reads only the journal; a failed or unreachable host is marked in red.
 
-use super::status::{Row, cells, known};
+use super::status::{HEADER, cached_row, cells, known};
 use crate::App;
 use crate::error::{Error, Result};
 use crate::exec::status::HostStatus;
@@ -65,20 +65,7 @@ pub fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<i32> {
     let rows: Vec<HostLine> = names
         .iter()
         .map(|name| {
-            let k = known.get(name).cloned().unwrap_or_default();
-            let (gathered_at, reachable, facts, error) = match k.facts {
-                Some((at, reachable, facts, error)) => (Some(at), Some(reachable), facts, error),
-                None => (None, None, None, None),
-            };
-            let row = Row {
-                host: name.clone(),
-                reachable,
-                error,
-                facts,
-                gathered_at,
-                last_update: k.last_update,
-                last_backup_at: k.last_backup_at,
-            };
+            let row = cached_row(name, &known);
             // The newest run that touched the host decides its mark.
             let last = runs.iter().find_map(|r| {
                 r.hosts
@@ -138,18 +125,6 @@ pub fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<i32> {
                 .collect(),
         })
         .collect();
-    let header = [
-        "HOST",
-        "REACHABLE",
-        "OS",
-        "KERNEL",
-        "UPTIME",
-        "UPDATES",
-        "REBOOT",
-        "SUDO",
-        "LAST UPDATE",
-        "LAST BACKUP",
-    ];
     let mut env = minijinja::Environment::new();
     env.add_template("report.html", TEMPLATE)
         .map_err(|e| Error::Internal(format!("report template: {e}")))?;
@@ -161,7 +136,7 @@ pub fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<i32> {
                 generated => humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
                 state_dir => crate::project::display_path(&app.project.state_dir()),
                 total_runs => runs.len(),
-                header => jinja(&header),
+                header => jinja(&HEADER),
                 rows => jinja(&rows),
                 runs => jinja(&run_lines),
                 failed_hosts => failed_hosts,
