@@ -1,7 +1,7 @@
 //! `fleet configure` against a container host of the test image (NET_ADMIN for ufw):
 //! real apt, real ufw, checked from outside; a second run changes nothing.
 
-use crate::support::containers::ContainerHost;
+use crate::support::containers::{ContainerHost, TestKey, project_for};
 use crate::support::{Project, run_fleet};
 use std::path::Path;
 use std::time::Duration;
@@ -9,41 +9,22 @@ use std::time::Duration;
 struct Setup {
     host: ContainerHost,
     project: Project,
-    _keys: tempfile::TempDir,
+    _key: TestKey,
 }
 
 fn setup(vars: &str) -> Setup {
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("id_ed25519");
-    assert!(
-        std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let host = ContainerHost::start(&std::fs::read_to_string(key.with_extension("pub")).unwrap());
-    let project = Project::new()
-        .file(
-            "fleet.toml",
-            &format!(
-                "[ssh]\nuser = \"root\"\nidentity_file = \"{}\"\nknown_hosts = \"known_hosts\"\n",
-                key.display()
-            ),
-        )
-        .file("known_hosts", &format!("{}\n", host.known_hosts_line()));
+    let key = TestKey::new();
+    let host = ContainerHost::start(&key.public());
+    let project = project_for(&key, &[("c1", &host, vars)]);
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configure/catalog"),
         &project.path().join("catalog"),
     );
-    let setup = Setup {
+    Setup {
         host,
         project,
-        _keys: keys,
-    };
-    write_inventory(&setup, vars);
-    setup
+        _key: key,
+    }
 }
 
 fn write_inventory(s: &Setup, vars: &str) {
