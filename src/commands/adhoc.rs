@@ -22,14 +22,7 @@ pub fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {
         ..CommandOpts::default()
     };
     fan_out(&run, &hosts, |host| {
-        let out = run.command(host, command, opts).map_err(|f| HostEnd {
-            status: if f.unreachable {
-                HostStatus::Unreachable
-            } else {
-                HostStatus::Failed
-            },
-            message: f.message,
-        })?;
+        let out = run.command(host, command, opts)?;
         if !out.executed {
             return Ok(());
         }

@@ -3,7 +3,6 @@
 use super::{RunRequest, finish_run, start_run};
 use crate::App;
 use crate::error::{Result, exit};
-use crate::exec::status::HostStatus;
 use crate::journal;
 use crate::recipe::catalog::Recipe;
 use crate::recipe::diagnostic::{Cause, locate, recipe_error};
@@ -57,11 +56,7 @@ pub fn run(
                     .as_ref()
                     .map(|l| format!(" (at {l})"))
                     .unwrap_or_default();
-                let status = if f.unreachable {
-                    HostStatus::Unreachable
-                } else {
-                    HostStatus::Failed
-                };
+                let status = f.status();
                 let message = format!("{}{at}", f.message);
                 run.mark_failed(&f.host, status, &message);
                 run.ui.event(

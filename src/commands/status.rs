@@ -5,7 +5,7 @@
 use super::{RunRequest, finish_run_with, start_run};
 use crate::App;
 use crate::error::{Error, Result};
-use crate::exec::fanout::{HostEnd, fan_out};
+use crate::exec::fanout::fan_out;
 use crate::exec::run::CommandOpts;
 use crate::exec::status::HostStatus;
 use crate::journal::RunRecord;
@@ -170,16 +170,7 @@ fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Ve
         ..CommandOpts::default()
     };
     let results = fan_out(&run, &hosts, |host| {
-        let out = run
-            .command(host, FACTS_COMMAND, read)
-            .map_err(|f| HostEnd {
-                status: if f.unreachable {
-                    HostStatus::Unreachable
-                } else {
-                    HostStatus::Failed
-                },
-                message: f.message,
-            })?;
+        let out = run.command(host, FACTS_COMMAND, read)?;
         let facts = parse_facts(&out.stdout);
         let value = serde_json::to_value(&facts).unwrap_or_default();
         run.update(&host.name, |r| {

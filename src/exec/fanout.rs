@@ -18,6 +18,15 @@ pub struct HostEnd {
     pub message: String,
 }
 
+impl From<crate::exec::run::HostFailure> for HostEnd {
+    fn from(f: crate::exec::run::HostFailure) -> Self {
+        HostEnd {
+            status: f.status(),
+            message: f.message,
+        }
+    }
+}
+
 /// Runs `work` for every host, at most `forks` at a time; returns each host's value in
 /// host order (None for hosts that failed or were skipped).
 pub fn fan_out<T, F>(run: &Run, hosts: &[ResolvedHost], work: F) -> Vec<Option<T>>

@@ -144,6 +144,15 @@ impl HostFailure {
         }
     }
 
+    /// How the host ends: unreachable, or failed.
+    pub fn status(&self) -> HostStatus {
+        if self.unreachable {
+            HostStatus::Unreachable
+        } else {
+            HostStatus::Failed
+        }
+    }
+
     pub fn unreachable(host: &str, message: String) -> HostFailure {
         HostFailure {
             unreachable: true,

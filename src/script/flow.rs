@@ -102,11 +102,7 @@ fn each_host(
                     .unwrap_or_default();
                 match &located.cause {
                     Cause::Host(f) => HostEnd {
-                        status: if f.unreachable {
-                            HostStatus::Unreachable
-                        } else {
-                            HostStatus::Failed
-                        },
+                        status: f.status(),
                         message: format!("{}{at}", f.message),
                     },
                     Cause::Thrown(m) => HostEnd {
