@@ -9,7 +9,7 @@ use crate::exec::fanout::fan_out;
 use crate::exec::run::CommandOpts;
 use crate::exec::status::HostStatus;
 use crate::journal::RunRecord;
-use crate::ops::status::{FACTS_COMMAND, Facts, parse_facts, short_duration};
+use crate::ops::status::{Facts, facts_command, parse_facts, short_duration};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -169,8 +169,9 @@ fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Ve
         read_only: true,
         ..CommandOpts::default()
     };
+    let command = facts_command();
     let results = fan_out(&run, &hosts, |host| {
-        let out = run.command(host, FACTS_COMMAND, read)?;
+        let out = run.command(host, &command, read)?;
         let facts = parse_facts(&out.stdout);
         let value = serde_json::to_value(&facts).unwrap_or_default();
         run.update(&host.name, |r| {

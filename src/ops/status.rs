@@ -4,16 +4,23 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Everything in one round trip, as any user; apt's simulation needs no lock.
-pub const FACTS_COMMAND: &str = r#". /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"
+/// The line after which the command's output is apt's simulated upgrade.
+const APT_MARK: &str = "--- apt simulation ---";
+
+/// Everything in one round trip, as any user; apt's simulation (the one `fleet update`
+/// reads, `ops::apt`) needs no lock.
+pub fn facts_command() -> String {
+    format!(
+        r#". /etc/os-release 2>/dev/null; echo "os=${{PRETTY_NAME:-unknown}}"
 echo "kernel=$(uname -r)"
 echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
-if [ -e /var/run/reboot-required ]; then echo reboot=yes; else echo reboot=no; fi
+if {reboot}; then echo reboot=yes; else echo reboot=no; fi
 if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
-if command -v apt-get >/dev/null; then
-  apt-get -s -o Debug::NoLocking=1 upgrade --with-new-pkgs 2>/dev/null |
-    awk '/^Inst /{n++; if (/-security|Security/) s++} END {printf "pending=%d\nsecurity=%d\n", n, s}'
-fi"#;
+if command -v apt-get >/dev/null; then echo '{APT_MARK}'; {simulate}; fi"#,
+        reboot = crate::ops::apt::REBOOT_REQUIRED,
+        simulate = crate::ops::apt::SIMULATE,
+    )
+}
 
 /// A host's facts at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -31,7 +38,16 @@ pub struct Facts {
 
 pub fn parse_facts(text: &str) -> Facts {
     let mut f = Facts::default();
-    for line in text.lines() {
+    let (facts, apt) = match text.split_once(&format!("{APT_MARK}\n")) {
+        Some((facts, apt)) => (facts, Some(apt)),
+        None => (text, None),
+    };
+    if let Some(apt) = apt {
+        let pending = crate::ops::apt::parse_simulation(apt);
+        f.pending = Some(pending.len() as u64);
+        f.security = Some(pending.iter().filter(|p| p.security).count() as u64);
+    }
+    for line in facts.lines() {
         let Some((k, v)) = line.split_once('=') else {
             continue;
         };
@@ -41,8 +57,6 @@ pub fn parse_facts(text: &str) -> Facts {
             "uptime" => f.uptime_seconds = v.parse::<f64>().map(|s| s as u64).unwrap_or(0),
             "reboot" => f.reboot_required = v == "yes",
             "sudo" => f.sudo = v == "yes",
-            "pending" => f.pending = v.parse().ok(),
-            "security" => f.security = v.parse().ok(),
             _ => {}
         }
     }
@@ -86,7 +100,10 @@ mod tests {
     #[test]
     fn facts_from_the_command() {
         let f = parse_facts(
-            "os=Debian GNU/Linux 12 (bookworm)\nkernel=6.1.0-35-amd64\nuptime=93784.52\nreboot=yes\nsudo=no\npending=3\nsecurity=1\n",
+            "os=Debian GNU/Linux 12 (bookworm)\nkernel=6.1.0-35-amd64\nuptime=93784.52\nreboot=yes\nsudo=no\n--- apt simulation ---\n\
+             Inst libssl3 [3.0.15-1~deb12u1] (3.0.17-1~deb12u2 Debian-Security:12/stable-security [amd64])\n\
+             Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u1 Debian:12.11/stable-updates [all])\n\
+             Inst curl [7.88.1-10+deb12u12] (7.88.1-10+deb12u14 Debian:12.11/stable [amd64])\n",
         );
         assert_eq!(f.os, "Debian GNU/Linux 12 (bookworm)");
         assert_eq!(f.uptime_seconds, 93784);
@@ -104,7 +121,7 @@ mod tests {
     fn the_command_runs_in_a_posix_shell() {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(FACTS_COMMAND)
+            .arg(facts_command())
             .output()
             .unwrap();
         let f = parse_facts(&String::from_utf8_lossy(&out.stdout));
