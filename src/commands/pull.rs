@@ -87,32 +87,8 @@ fn mirror(url: &str, base: &Path) -> Result<(String, Option<String>)> {
 /// groups and vars apply), or just this host.
 fn inventory(checkout: &Path, host: &str) -> Result<String> {
     let text = std::fs::read_to_string(checkout.join("inventory.toml")).unwrap_or_default();
-    let mut doc = text.parse::<toml_edit::DocumentMut>().map_err(|e| {
-        Error::usage(format!(
-            "the repository's inventory.toml is not valid TOML: {e}"
-        ))
-    })?;
-    if !doc.contains_key("hosts") {
-        let mut hosts = toml_edit::Table::new();
-        hosts.set_implicit(true);
-        doc.insert("hosts", toml_edit::Item::Table(hosts));
-    }
-    let hosts = doc["hosts"]
-        .as_table_mut()
-        .ok_or_else(|| Error::usage("the repository's inventory.toml: `hosts` is not a table"))?;
-    if !hosts.contains_key(host) {
-        hosts.insert(host, toml_edit::Item::Table(toml_edit::Table::new()));
-    }
-    let entry = hosts[host].as_table_mut().ok_or_else(|| {
-        Error::usage(format!(
-            "the repository's inventory.toml: hosts.{host} is not a table"
-        ))
-    })?;
-    for key in ["address", "port", "user", "identity_file"] {
-        entry.remove(key);
-    }
-    entry.insert("connection", toml_edit::value("local"));
-    Ok(doc.to_string())
+    crate::inventory::edit::make_local("the repository's inventory.toml", &text, host)
+        .map_err(Error::usage)
 }
 
 pub fn run(app: &App, a: PullArgs) -> Result<i32> {

@@ -50,17 +50,22 @@ pub fn has_host(file: &str, text: &str, name: &str) -> Result<bool, String> {
         .is_some_and(|t| t.contains_key(name)))
 }
 
-/// The inventory with `[hosts.NAME]` appended; an existing host is an error.
-pub fn add_host(file: &str, text: &str, name: &str, entry: &HostEntry) -> Result<String, String> {
-    let mut doc = parse(file, text)?;
+/// The `[hosts]` table, made (implicit, so only `[hosts.NAME]` headers show) if missing.
+fn hosts_table<'d>(doc: &'d mut DocumentMut, file: &str) -> Result<&'d mut Table, String> {
     if !doc.contains_key("hosts") {
         let mut hosts = Table::new();
         hosts.set_implicit(true);
         doc.insert("hosts", Item::Table(hosts));
     }
-    let hosts = doc["hosts"]
+    doc["hosts"]
         .as_table_mut()
-        .ok_or_else(|| format!("{file}: `hosts` must be a table of [hosts.NAME] entries"))?;
+        .ok_or_else(|| format!("{file}: `hosts` must be a table of [hosts.NAME] entries"))
+}
+
+/// The inventory with `[hosts.NAME]` appended; an existing host is an error.
+pub fn add_host(file: &str, text: &str, name: &str, entry: &HostEntry) -> Result<String, String> {
+    let mut doc = parse(file, text)?;
+    let hosts = hosts_table(&mut doc, file)?;
     if hosts.contains_key(name) {
         return Err(format!(
             "host {name} is already in {file}; remove it first (fleet terminate {name} --force) or pick another name"
@@ -84,6 +89,24 @@ pub fn add_host(file: &str, text: &str, name: &str, entry: &HostEntry) -> Result
         t.insert("vars", toml_edit::value(v));
     }
     hosts.insert(name, Item::Table(t));
+    Ok(doc.to_string())
+}
+
+/// The inventory with host `name` reached through the local transport (pull mode):
+/// its groups and vars stay, its address, port, user and key go; added if missing.
+pub fn make_local(file: &str, text: &str, name: &str) -> Result<String, String> {
+    let mut doc = parse(file, text)?;
+    let hosts = hosts_table(&mut doc, file)?;
+    if !hosts.contains_key(name) {
+        hosts.insert(name, Item::Table(Table::new()));
+    }
+    let entry = hosts[name]
+        .as_table_mut()
+        .ok_or_else(|| format!("{file}: hosts.{name} must be a table"))?;
+    for key in ["address", "port", "user", "identity_file"] {
+        entry.remove(key);
+    }
+    entry.insert("connection", toml_edit::value("local"));
     Ok(doc.to_string())
 }
 
