@@ -28,8 +28,9 @@ pub const BUILTIN_COMMANDS: &[&str] = &[
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
 /// `--check`, ...): the command line could not tell them apart.
-pub fn check_recipe_flags(catalog: &Catalog) -> crate::error::Result<()> {
-    let globals: Vec<String> = Cli::command()
+/// `cmd` is the command line `command` built, whose own arguments are the globals.
+pub fn check_recipe_flags(catalog: &Catalog, cmd: &clap::Command) -> crate::error::Result<()> {
+    let globals: Vec<String> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))
         .chain(["help".to_string(), "version".to_string()])
@@ -281,13 +282,11 @@ pub enum Builtin {
 /// The full command line: built-ins plus a subcommand for every recipe.
 pub fn command(catalog: &Catalog, retrying: bool) -> clap::Command {
     let mut cmd = Cli::command();
+    let required = !retrying && !crate::recipe::args::on_terminal();
     for recipe in catalog.recipes.values() {
         let mut sub = clap::Command::new(recipe.name.clone())
             .about(recipe.doc.summary.clone())
-            .args(clap_args(
-                &recipe.params,
-                !retrying && !crate::recipe::args::on_terminal(),
-            ))
+            .args(clap_args(&recipe.params, required))
             .after_help(format!(
                 "Recipe defined in {}{}",
                 recipe.file,

@@ -56,12 +56,13 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         project_recipes,
         cli::BUILTIN_COMMANDS,
     )?;
-    cli::check_recipe_flags(&catalog)?;
     let retrying = args
         .iter()
         .take_while(|a| *a != "--")
         .any(|a| a.to_string_lossy().starts_with("--retry-failed"));
-    let matches = match cli::command(&catalog, retrying).try_get_matches_from(&args) {
+    let command = cli::command(&catalog, retrying);
+    cli::check_recipe_flags(&catalog, &command)?;
+    let matches = match command.try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => {
             let code = e.exit_code();
