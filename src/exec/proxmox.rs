@@ -20,29 +20,13 @@ pub struct CreateRequest {
     pub cleanup: bool,
 }
 
-const QUERY: CommandOpts = CommandOpts {
-    allow_fail: true,
-    timeout: None,
-    read_only: true,
-    changed: None,
-    sudo: false,
-};
-
-const CHANGE: CommandOpts = CommandOpts {
-    allow_fail: false,
-    timeout: None,
-    read_only: false,
-    changed: None,
-    sudo: false,
-};
-
 fn fail(node: &ResolvedHost, message: String) -> HostFailure {
     HostFailure::new(&node.name, message)
 }
 
 impl Run {
     fn pve_query(&self, node: &ResolvedHost, cmd: &str) -> Result<CmdResult, HostFailure> {
-        self.command(node, cmd, QUERY)
+        self.command(node, cmd, CommandOpts::QUERY)
     }
 
     /// A query that must succeed; its stderr becomes the message.
@@ -239,7 +223,7 @@ impl Run {
                             &format!("mkdir -p {}", quote(parent(&path))),
                             CommandOpts {
                                 changed: Some(false),
-                                ..CHANGE
+                                ..CommandOpts::CHANGE
                             },
                         )?;
                         self.write_file(node, &path, text.as_bytes(), &FileOpts::default())?;
@@ -266,9 +250,9 @@ impl Run {
             self.command(
                 node,
                 &spec.create_command(keys_file.as_deref(), cicustom.as_deref()),
-                CHANGE,
+                CommandOpts::CHANGE,
             )?;
-            let resize = self.command(node, &spec.resize_command(), CHANGE)?;
+            let resize = self.command(node, &spec.resize_command(), CommandOpts::CHANGE)?;
             if let Some(problem) = pve::resize_failed(&resize.stderr) {
                 return Err(fail(
                     node,
@@ -285,7 +269,7 @@ impl Run {
                     &format!("rm -f {}", quote(k)),
                     CommandOpts {
                         changed: Some(false),
-                        ..CHANGE
+                        ..CommandOpts::CHANGE
                     },
                 )?;
                 made.retain(|p| p != k);
@@ -316,10 +300,10 @@ impl Run {
                     &pve::stop_command(vmid),
                     CommandOpts {
                         allow_fail: true,
-                        ..CHANGE
+                        ..CommandOpts::CHANGE
                     },
                 );
-                match self.command(node, &pve::destroy_command(vmid, true), CommandOpts { allow_fail: true, ..CHANGE }) {
+                match self.command(node, &pve::destroy_command(vmid, true), CommandOpts { allow_fail: true, ..CommandOpts::CHANGE }) {
                     Ok(r) if r.code == 0 => said.push(format!("cleanup: destroyed VM {vmid} on {}", node.name)),
                     Ok(r) => said.push(format!(
                         "cleanup: could not destroy VM {vmid} on {} ({}); remove it by hand with `qm destroy {vmid} --purge 1`",
@@ -346,7 +330,7 @@ impl Run {
                     CommandOpts {
                         allow_fail: true,
                         changed: Some(false),
-                        ..CHANGE
+                        ..CommandOpts::CHANGE
                     },
                 )
                 .is_ok()
@@ -401,7 +385,7 @@ impl Run {
     }
 
     pub fn pve_power(&self, node: &ResolvedHost, cmd: &str) -> Result<(), HostFailure> {
-        self.command(node, cmd, CHANGE).map(|_| ())
+        self.command(node, cmd, CommandOpts::CHANGE).map(|_| ())
     }
 
     /// The VM's address from its guest agent, polled every `interval` until `timeout`;
@@ -486,7 +470,7 @@ impl Run {
             cloudinit::STATUS_COMMAND,
             CommandOpts {
                 timeout: Some(timeout),
-                ..QUERY
+                ..CommandOpts::QUERY
             },
         )?;
         if self.options.check && !r.executed {

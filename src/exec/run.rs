@@ -191,6 +191,26 @@ pub struct CommandOpts {
     pub sudo: bool,
 }
 
+impl CommandOpts {
+    /// A read-only query whose exit code the caller reads (not raised).
+    pub const QUERY: CommandOpts = CommandOpts {
+        allow_fail: true,
+        timeout: None,
+        read_only: true,
+        changed: None,
+        sudo: false,
+    };
+
+    /// A change; a non-zero exit is raised.
+    pub const CHANGE: CommandOpts = CommandOpts {
+        allow_fail: false,
+        timeout: None,
+        read_only: false,
+        changed: None,
+        sudo: false,
+    };
+}
+
 pub struct Run {
     pub tag: RunTag,
     pub inventory: Inventory,

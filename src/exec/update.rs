@@ -6,18 +6,14 @@ use crate::inventory::ResolvedHost;
 use crate::ops::apt::{self, Pending};
 use std::time::{Duration, Instant};
 
-const READ: CommandOpts = CommandOpts {
-    allow_fail: true,
-    timeout: None,
-    read_only: true,
-    changed: None,
-    sudo: false,
-};
-
 impl Run {
     /// Whether commands that change the host need sudo (the login user is not root).
     pub fn needs_sudo(&self, host: &ResolvedHost) -> Result<bool, HostFailure> {
-        Ok(self.command(host, "id -u", READ)?.stdout.trim() != "0")
+        Ok(self
+            .command(host, "id -u", CommandOpts::QUERY)?
+            .stdout
+            .trim()
+            != "0")
     }
 
     /// The host's pending updates; `refresh` runs `apt-get update` first (not a change).
@@ -26,12 +22,16 @@ impl Run {
         host: &ResolvedHost,
         refresh: bool,
     ) -> Result<Vec<Pending>, HostFailure> {
-        if self.command(host, "command -v apt-get", READ)?.code != 0 {
+        if self
+            .command(host, "command -v apt-get", CommandOpts::QUERY)?
+            .code
+            != 0
+        {
             let os = self
                 .command(
                     host,
                     ". /etc/os-release 2>/dev/null; echo \"${PRETTY_NAME:-an unknown system}\"",
-                    READ,
+                    CommandOpts::QUERY,
                 )?
                 .stdout;
             return Err(HostFailure::new(
@@ -56,7 +56,7 @@ impl Run {
                 },
             )?;
         }
-        let sim = self.command(host, apt::SIMULATE, READ)?;
+        let sim = self.command(host, apt::SIMULATE, CommandOpts::QUERY)?;
         Ok(apt::parse_simulation(&sim.stdout))
     }
 
@@ -76,7 +76,10 @@ impl Run {
     }
 
     pub fn reboot_required(&self, host: &ResolvedHost) -> Result<bool, HostFailure> {
-        Ok(self.command(host, apt::REBOOT_REQUIRED, READ)?.code == 0)
+        Ok(self
+            .command(host, apt::REBOOT_REQUIRED, CommandOpts::QUERY)?
+            .code
+            == 0)
     }
 
     /// Drops the host's connection; the next command connects anew.
@@ -97,7 +100,7 @@ impl Run {
         timeout: Duration,
         interval: Duration,
     ) -> Result<Duration, HostFailure> {
-        let before = self.command(host, marker, READ)?;
+        let before = self.command(host, marker, CommandOpts::QUERY)?;
         if before.code != 0 || before.stdout.trim().is_empty() {
             return Err(HostFailure::new(
                 &host.name,
@@ -154,7 +157,7 @@ impl Run {
                 ),
             );
             self.reconnect(host);
-            match self.command(host, marker, READ) {
+            match self.command(host, marker, CommandOpts::QUERY) {
                 Ok(r)
                     if r.code == 0
                         && r.stdout.trim() != before.stdout.trim()

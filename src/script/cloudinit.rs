@@ -3,8 +3,8 @@
 
 use super::files::runtime_error;
 use super::host::{HostRef, module_function, raise};
-use super::qm::from_rhai;
 use super::values::Options;
+use super::values::from_rhai;
 use crate::ops::cloudinit::{self, NetworkSpec, UserDataSpec};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};

@@ -88,11 +88,11 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 })?;
             let port = o.port("port")?;
             let groups: Vec<String> = match entry.get("groups") {
-                Some(g) => super::qm::from_rhai(g, "inventory::add groups", pos)?,
+                Some(g) => super::values::from_rhai(g, "inventory::add groups", pos)?,
                 None => Vec::new(),
             };
             let vars: serde_json::Map<String, serde_json::Value> = match entry.get("vars") {
-                Some(v) => super::qm::from_rhai(v, "inventory::add vars", pos)?,
+                Some(v) => super::values::from_rhai(v, "inventory::add vars", pos)?,
                 None => serde_json::Map::new(),
             };
             let new = HostEntry {

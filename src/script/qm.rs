@@ -3,7 +3,7 @@
 
 use super::files::runtime_error;
 use super::host::{HostRef, module_function, raise};
-use super::values::Options;
+use super::values::{Options, from_rhai};
 use crate::exec::proxmox::CreateRequest;
 use crate::ops::cloudinit::UserDataSpec;
 use crate::ops::proxmox::{self as pve, CloudInit, VmSpec};
@@ -93,26 +93,6 @@ fn dhcp() -> String {
 }
 
 pub const SPEC_KEYS: &str = "vmid (0: next free), name, cores (2), memory (MiB, 2048), disk (GiB, 20), storage (\"local-lvm\"), bridge (\"vmbr0\"), image (cloud image path on the node), mac (random BC:24:11:…), ostype (\"l26\"), cpu (\"host\"), agent (true), serial (true), ip (\"dhcp\" or CIDR), gateway, dns ([…]), search ([…]), user, ssh_keys ([…]), user_data (#{ packages, write_files, runcmd, timezone, users, … }; snippets mode), upgrade (upgrade packages on first boot; unset: Proxmox's default, yes), snippets_storage (set: full user-data and network-config as snippets with --cicustom; empty: Proxmox's own cloud-init options), cleanup (true)";
-
-/// Rhai value -> a typed value through serde, with the field named on error.
-pub fn from_rhai<T: serde::de::DeserializeOwned>(
-    value: &Dynamic,
-    what: &str,
-    pos: Position,
-) -> Result<T, Box<EvalAltResult>> {
-    let json: serde_json::Value =
-        rhai::serde::from_dynamic(value).map_err(|e| runtime_error(format!("{what}: {e}"), pos))?;
-    // The path names the field: `spec.user_data.packages[1]: invalid type: …`.
-    serde_path_to_error::deserialize(json).map_err(|e| {
-        let at = e.path().to_string();
-        let at = if at == "." {
-            String::new()
-        } else {
-            format!(" `{at}`")
-        };
-        runtime_error(format!("{what}{at}: {}", e.inner()), pos)
-    })
-}
 
 fn vmid(id: INT, pos: Position) -> Result<u64, Box<EvalAltResult>> {
     u64::try_from(id)

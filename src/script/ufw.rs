@@ -4,8 +4,8 @@
 
 use super::files::runtime_error;
 use super::host::{HostRef, module_function, raise};
-use super::qm::from_rhai;
 use super::values::Options;
+use super::values::from_rhai;
 use crate::ops::catalog::{self, Catalog};
 use crate::ops::ufw::{self, Rule};
 use crate::recipe::engine::ScriptCtx;

@@ -21,6 +21,26 @@ pub fn from_json(value: &serde_json::Value) -> Dynamic {
     }
 }
 
+/// Rhai value -> a typed value through serde, with the field named on error.
+pub fn from_rhai<T: serde::de::DeserializeOwned>(
+    value: &Dynamic,
+    what: &str,
+    pos: Position,
+) -> Result<T, Box<EvalAltResult>> {
+    let json: serde_json::Value = rhai::serde::from_dynamic(value)
+        .map_err(|e| super::files::runtime_error(format!("{what}: {e}"), pos))?;
+    // The path names the field: `spec.user_data.packages[1]: invalid type: …`.
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at == "." {
+            String::new()
+        } else {
+            format!(" `{at}`")
+        };
+        super::files::runtime_error(format!("{what}{at}: {}", e.inner()), pos)
+    })
+}
+
 /// Reads an options map, refusing keys the function does not know (a typo in
 /// `allow_fial` must not silently run without the option).
 pub struct Options<'a> {
