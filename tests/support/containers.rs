@@ -107,6 +107,19 @@ impl ContainerHost {
             .unwrap_or_else(|| panic!("no published ssh port for {}: {text:?}", self.id))
     }
 
+    /// Whether sshd's banner comes back through the published port: docker-proxy
+    /// accepts a connection before it has reached the container, so a connect alone
+    /// proves nothing about the path to sshd.
+    fn ssh_banner(&self) -> bool {
+        use std::io::Read;
+        let Ok(mut s) = std::net::TcpStream::connect((self.address.as_str(), self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        let mut banner = [0u8; 4];
+        s.read_exact(&mut banner).is_ok() && &banner == b"SSH-"
+    }
+
     fn wait_for_sshd(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
@@ -114,13 +127,15 @@ impl ContainerHost {
                 .args(["exec", &self.id, "test", "-e", "/run/fleet-test-booted"])
                 .status()
                 .is_ok_and(|s| s.success());
-            if up && std::net::TcpStream::connect((self.address.as_str(), self.port)).is_ok() {
+            if up && self.ssh_banner() {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "container {} did not start sshd within 30 s",
-                self.id
+                "container {} did not answer with an SSH banner on 127.0.0.1:{} within 30 s (booted: {up}); in the container: {}",
+                self.id,
+                self.port,
+                self.exec("ip -br addr; ss -ltnp; tail -n 5 /var/log/fleet-test-init.log")
             );
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
