@@ -56,6 +56,18 @@ pub struct StepRun {
     pub commands: Vec<CommandRecord>,
 }
 
+/// Seconds from an RFC 3339 time of the journal (`started`, `ended`) to now; None
+/// when it does not parse.
+pub fn seconds_since(when: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(when.trim_end_matches('Z')).ok()?;
+    Some(
+        std::time::SystemTime::now()
+            .duration_since(t)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
 impl RunRecord {
     pub fn count(&self, status: HostStatus) -> usize {
         self.hosts.iter().filter(|h| h.status == status).count()

@@ -18,13 +18,9 @@ struct HostBackups {
 }
 
 fn age(since: &str) -> String {
-    let Ok(t) = humantime::parse_rfc3339_weak(since.trim_end_matches('Z')) else {
+    let Some(secs) = crate::journal::seconds_since(since) else {
         return "?".into();
     };
-    let secs = std::time::SystemTime::now()
-        .duration_since(t)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     humantime::format_duration(std::time::Duration::from_secs(secs - secs % 60)).to_string()
 }
 
@@ -34,10 +30,7 @@ pub fn run(app: &App) -> Result<i32> {
     // Oldest first, so later runs overwrite.
     for r in runs.iter().rev() {
         for h in &r.hosts {
-            let Some(value) = h.results.get("backup") else {
-                continue;
-            };
-            let Ok(result) = serde_json::from_value::<BackupResult>(value.clone()) else {
+            let Some(result) = BackupResult::from_journal(&h.results) else {
                 continue;
             };
             let entry = hosts.entry(h.host.clone()).or_insert_with(|| HostBackups {

@@ -71,9 +71,8 @@ pub fn known(runs: &[RunRecord]) -> BTreeMap<String, Known> {
                 });
             }
             if k.last_backup_at.is_none()
-                && h.results
-                    .get("backup")
-                    .is_some_and(|b| b["snapshot"].is_string() && b["error"].is_null())
+                && crate::exec::backup::BackupResult::from_journal(&h.results)
+                    .is_some_and(|b| b.succeeded())
             {
                 k.last_backup_at = Some(r.ended.clone());
             }
@@ -84,14 +83,10 @@ pub fn known(runs: &[RunRecord]) -> BTreeMap<String, Known> {
 
 /// `2h 5m ago`, from an RFC 3339 time.
 pub fn ago(when: &str) -> String {
-    let Ok(t) = humantime::parse_rfc3339_weak(when.trim_end_matches('Z')) else {
-        return "?".into();
-    };
-    let secs = std::time::SystemTime::now()
-        .duration_since(t)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{} ago", short_duration(secs))
+    match crate::journal::seconds_since(when) {
+        Some(secs) => format!("{} ago", short_duration(secs)),
+        None => "?".into(),
+    }
 }
 
 /// The dashboard's columns, for the table and the HTML report.

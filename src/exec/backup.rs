@@ -39,6 +39,18 @@ pub struct BackupResult {
     pub unreachable: bool,
 }
 
+impl BackupResult {
+    /// A host's `backup` result as the journal keeps it.
+    pub fn from_journal(results: &serde_json::Map<String, serde_json::Value>) -> Option<Self> {
+        serde_json::from_value(results.get("backup")?.clone()).ok()
+    }
+
+    /// A snapshot was made and completed.
+    pub fn succeeded(&self) -> bool {
+        self.snapshot.is_some() && self.error.is_none()
+    }
+}
+
 /// A destination must be empty, missing, or carry fleet's marker: rsync `--delete`
 /// inside someone else's directory would destroy it.
 pub fn prepare_destination(dest: &Path) -> Result<(), String> {
