@@ -1,37 +1,16 @@
 //! The container tier itself: a host from the test image, reached by fleet over SSH on
 //! its published loopback port, with the tools later issues change machines with.
 
-use crate::support::Project;
-use crate::support::containers::ContainerHost;
+use crate::support::containers::{ContainerHost, TestKey, project_for};
 
 #[test]
 fn a_container_host_is_a_real_debian_machine_and_goes_away_after() {
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("id_ed25519");
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let key = TestKey::new();
     let id;
     {
-        let host = ContainerHost::start(&public);
+        let host = ContainerHost::start(&key.public());
         id = host.id.clone();
-        let p = Project::new()
-            .file(
-                "fleet.toml",
-                &format!(
-                    "[ssh]\nuser = \"root\"\nidentity_file = \"{}\"\nknown_hosts = \"known_hosts\"\n",
-                    key.display()
-                ),
-            )
-            .file("known_hosts", &format!("{}\n", host.known_hosts_line()))
-            .file(
-                "inventory.toml",
-                &format!("[hosts.c1]\naddress = \"{}\"\nport = {}\n", host.address, host.port),
-            );
+        let p = project_for(&key, &[("c1", &host, "")]);
         crate::support::run_fleet(
             p.path(),
             &["exec", "c1", "--", "id -un; . /etc/os-release; echo $ID; for c in ufw rsync sudo python3 cloud-init; do command -v $c; done"],
