@@ -31,9 +31,11 @@ pub fn run(app: &App, name: &str, command: &[String]) -> Result<i32> {
                     .map_err(|e| Error::usage(format!("host {}: {e}", host.name)))?;
             }
             let mut c = Command::new("ssh");
+            // ssh_args ends with `-- ADDRESS`; after `--` ssh reads no more options, so
+            // the command follows as it is.
             c.args(target.ssh_args());
             if !command.is_empty() {
-                c.arg("--").arg(command.join(" "));
+                c.arg(command.join(" "));
             }
             c
         }

@@ -67,6 +67,8 @@ fn mirror(url: &str, base: &Path) -> Result<(String, Option<String>)> {
                 "clone",
                 "--mirror",
                 "--quiet",
+                // A URL such as `--upload-pack=…` stays a URL.
+                "--",
                 url,
                 &mirror.to_string_lossy(),
             ],

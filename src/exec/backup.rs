@@ -6,6 +6,7 @@
 use super::run::{CommandRecord, HostFailure, Run};
 use crate::inventory::{Connection, ResolvedHost};
 use crate::ops::rsync::{self, MARKER, PARTIAL, Retention, Source};
+use crate::ops::paths;
 use crate::ops::shell::quote;
 use crate::transport::{LocalTransport, RunOpts, Transport};
 use std::path::{Path, PathBuf};
@@ -110,19 +111,22 @@ pub enum Store {
 }
 
 impl Store {
-    fn host_dir(&self, source: &str) -> String {
-        match self {
-            Store::Local(d) => d.join(source).display().to_string(),
+    /// `<dest>/<source>`: the host name must be one path component, so a host called
+    /// `/tmp/victim` or `..` cannot send snapshots (or their pruning) elsewhere.
+    fn host_dir(&self, source: &str) -> Result<String, String> {
+        let source = paths::component(source).map_err(|e| format!("host name {e}"))?;
+        Ok(match self {
+            Store::Local(d) => paths::join_under(d, &[source])?.display().to_string(),
             Store::Remote { dir, .. } => format!("{}/{source}", dir.trim_end_matches('/')),
-        }
+        })
     }
 
     /// Checks the marker (or makes the destination) and lists the source's directory.
     fn prepare(&self, run: &Run, source: &str) -> Result<Vec<String>, String> {
         match self {
             Store::Local(dest) => {
+                let dir = PathBuf::from(self.host_dir(source)?);
                 prepare_destination(dest)?;
-                let dir = dest.join(source);
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 Ok(std::fs::read_dir(&dir)
@@ -135,7 +139,7 @@ impl Store {
             }
             Store::Remote { host, dir, .. } => {
                 let (d, m) = (quote(dir), quote(&format!("{dir}/{MARKER}")));
-                let h = quote(&self.host_dir(source));
+                let h = quote(&self.host_dir(source)?);
                 let script = format!(
                     "if [ ! -f {m} ]; then if [ -e {d} ] && [ -n \"$(ls -A {d})\" ]; then exit 3; fi; \
                      mkdir -p {d} && echo 'fleet backup snapshots' > {m} || exit 1; fi; \
@@ -162,7 +166,7 @@ impl Store {
     }
 
     fn remove(&self, run: &Run, source: &str, name: &str) -> Result<(), String> {
-        let path = format!("{}/{name}", self.host_dir(source));
+        let path = format!("{}/{name}", self.host_dir(source)?);
         match self {
             Store::Local(_) => {
                 std::fs::remove_dir_all(&path).map_err(|e| format!("cannot remove {path}: {e}"))
@@ -174,7 +178,7 @@ impl Store {
     }
 
     fn rename(&self, run: &Run, source: &str, from: &str, to: &str) -> Result<(), String> {
-        let dir = self.host_dir(source);
+        let dir = self.host_dir(source)?;
         let (a, b) = (format!("{dir}/{from}"), format!("{dir}/{to}"));
         match self {
             Store::Local(_) => {
@@ -204,7 +208,10 @@ impl Store {
     fn display(&self, source: &str, name: &str) -> String {
         match self {
             Store::Local(d) => crate::project::display_path(&d.join(source).join(name)),
-            Store::Remote { host, .. } => format!("{}:{}/{name}", host.name, self.host_dir(source)),
+            Store::Remote { host, .. } => {
+                let dir = self.host_dir(source).unwrap_or_default();
+                format!("{}:{dir}/{name}", host.name)
+            }
         }
     }
 }
@@ -214,6 +221,10 @@ fn ssh_command(run: &Run, host: &ResolvedHost) -> (String, String) {
     let target = crate::ops::ssh::target_for(host, &run.options.ssh);
     let mut args = target.ssh_args();
     let address = args.pop().unwrap_or_default();
+    // rsync puts `-l USER` and the host after this command itself.
+    if args.last().is_some_and(|a| a == "--") {
+        args.pop();
+    }
     let mut cmd = vec!["ssh".to_string(), "-o".into(), "BatchMode=yes".into()];
     cmd.extend(args);
     let login = match &target.user {
@@ -311,7 +322,7 @@ impl Run {
                 .remove(self, &host.name, &name)
                 .map_err(|e| fail(&result, e))?;
         }
-        let dir = store.host_dir(&host.name);
+        let dir = store.host_dir(&host.name).map_err(|e| fail(&result, e))?;
         let mut time = now_unix();
         while complete.iter().any(|(_, t)| *t == time) {
             time += 1;
@@ -467,6 +478,7 @@ impl Run {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.push("--".into());
         args.push(format!("{}{slash}", from.display()));
         match host.connection {
             Connection::Local => args.push(format!("{target}{slash}")),

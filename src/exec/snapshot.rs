@@ -46,9 +46,14 @@ pub fn snapshot_path(host: &str, path: &str) -> Result<PathBuf, String> {
             "snapshot_config needs absolute paths without `..`, not `{path}`"
         ));
     }
-    Ok(Path::new("hosts")
-        .join(host)
-        .join(path.trim_start_matches('/')))
+    let host_dir = host_dir(host)?;
+    crate::ops::paths::join_relative(&host_dir, path)
+}
+
+/// `hosts/<host>`: the host name is one path component, or the snapshot is refused.
+pub fn host_dir(host: &str) -> Result<PathBuf, String> {
+    crate::ops::paths::join_under(Path::new("hosts"), &[host])
+        .map_err(|e| format!("cannot keep configuration of host {}: {e}", host.escape_debug()))
 }
 
 fn read_modes(file: &Path) -> BTreeMap<String, String> {
@@ -75,7 +80,7 @@ impl Run {
     ) -> Result<usize, HostFailure> {
         let fail = |message: String| HostFailure::new(&host.name, message);
         let state = &self.options.state_dir;
-        let modes_rel = Path::new("hosts").join(&host.name).join(".modes");
+        let modes_rel = host_dir(&host.name).map_err(fail)?.join(".modes");
         let mut modes = read_modes(&state.join(&modes_rel));
         let mut staged = vec![modes_rel.clone()];
         for path in paths {
@@ -139,5 +144,8 @@ mod tests {
         );
         assert!(snapshot_path("web-1", "etc/x").is_err());
         assert!(snapshot_path("web-1", "/etc/../../x").is_err());
+        for host in ["../../x", "/abs", "..", "a/b"] {
+            assert!(snapshot_path(host, "/etc/hosts").is_err(), "{host}");
+        }
     }
 }

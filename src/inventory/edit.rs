@@ -64,6 +64,12 @@ fn hosts_table<'d>(doc: &'d mut DocumentMut, file: &str) -> Result<&'d mut Table
 
 /// The inventory with `[hosts.NAME]` appended; an existing host is an error.
 pub fn add_host(file: &str, text: &str, name: &str, entry: &HostEntry) -> Result<String, String> {
+    let checked = super::checks::host_name(name)
+        .and_then(|()| super::checks::address(&entry.address))
+        .and_then(|()| entry.user.as_deref().map_or(Ok(()), super::checks::user));
+    if let Err(message) = checked {
+        return Err(format!("cannot add host `{}` to {file}: {message}", name.escape_debug()));
+    }
     let mut doc = parse(file, text)?;
     let hosts = hosts_table(&mut doc, file)?;
     if hosts.contains_key(name) {

@@ -3,6 +3,7 @@
 //! Three file formats feed one model (`toml`, `plain`, `ini`); `pattern` selects hosts
 //! the way Ansible patterns do, and `resolve` merges variables all < group < host.
 
+mod checks;
 mod detect;
 pub mod edit;
 mod ini;
@@ -112,12 +113,43 @@ impl Inventory {
             Format::Ini => ini::parse(name, text)?,
             Format::Plain => plain::parse(name, text)?,
         };
+        inventory.check_connection_values(text)?;
         Ok(inventory)
     }
 
     pub fn load(path: &Path) -> crate::error::Result<Inventory> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, &e))?;
         Inventory::parse(&path.display().to_string(), &text)
+    }
+
+    /// Refuses names, addresses and users that could become an option or a path, with
+    /// the line that holds the value (found by its text, as each format quotes it).
+    fn check_connection_values(&self, text: &str) -> crate::error::Result<()> {
+        for host in self.hosts.values() {
+            let checks = [
+                (host.name.as_str(), checks::host_name(&host.name)),
+                (host.address.as_str(), checks::address(&host.address)),
+                (
+                    host.user.as_deref().unwrap_or_default(),
+                    host.user.as_deref().map_or(Ok(()), checks::user),
+                ),
+            ];
+            for (value, result) in checks {
+                if let Err(message) = result {
+                    let at = text.find(value).filter(|_| !value.is_empty()).unwrap_or(0);
+                    let err = crate::error::SourceError::at_span(
+                        &self.source,
+                        text,
+                        (at, value.len().max(1)).into(),
+                        format!("host `{}`: {message}", host.name.escape_debug()),
+                        "here",
+                    )
+                    .with_help("fix or remove the value; fleet refuses values that ssh would read as an option and names that would become a path outside fleet's folders");
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What every parser starts from: `all` must exist, and come first.

@@ -168,6 +168,8 @@ pub fn snapshot_args(
         args.push("-e".into());
         args.push(ssh.clone());
     }
+    // Sources and destination are never options, whatever a path or host holds.
+    args.push("--".into());
     for p in &source.paths {
         args.push(match &source.login {
             Some(login) => format!("{login}:{p}"),
@@ -365,7 +367,7 @@ mod tests {
             args.join(" "),
             "--archive --hard-links --numeric-ids --relative --delete --delete-excluded --stats \
              --protect-args --one-file-system --link-dest=/srv/b/web-1/20261124T024000Z \
-             --exclude=/home/cache --exclude=/etc/cache -e ssh -p 2222 backup@10.0.0.5:/home \
+             --exclude=/home/cache --exclude=/etc/cache -e ssh -p 2222 -- backup@10.0.0.5:/home \
              backup@10.0.0.5:/etc /srv/b/web-1/20261125T024000Z.partial/"
         );
         let root = excludes_for(&["/".into()], &[]);

@@ -17,9 +17,129 @@ pub fn sh_c(cmd: &str) -> String {
     format!("sh -c {}", quote(cmd))
 }
 
+/// Runs a command so that it dies when fleet lets go of it. `$1` is the timeout in
+/// seconds (0: none), `$2` the command. The command runs under `timeout`, which makes it
+/// its own process group; a watcher keeps the channel's stdin and, when that closes
+/// (fleet stopped the command, was killed, or lost the connection), terminates the
+/// group, then kills it 5 s later. A TERM/HUP/INT to this shell does the same (local
+/// commands are stopped that way). Without it a remote `sleep 1000` outlives its run.
+pub const WATCHER: &str = r#"exec 3<&0 </dev/null
+trap 'exit 143' HUP INT TERM
+timeout -k 5 "$1" sh -c "$2" 3<&- &
+p=$!
+trap 'kill -TERM -$p $p 2>/dev/null; exit 143' HUP INT TERM
+(trap - HUP INT TERM; while read -r _ <&3; do :; done; kill -TERM -$p $p 2>/dev/null; sleep 5; kill -KILL -$p 2>/dev/null) &
+w=$!
+exec 3<&-
+wait $p
+r=$?
+kill $w 2>/dev/null
+exit $r"#;
+
+/// `$0` of the watcher shell: what `ps` shows for fleet's commands on a host.
+pub const WATCHER_NAME: &str = "fleet-command";
+
+/// The timeout argument of [`WATCHER`]: seconds with millisecond precision, 0 for none.
+pub fn watcher_timeout(timeout: Option<std::time::Duration>) -> String {
+    match timeout {
+        Some(t) => format!("{:.3}", t.as_secs_f64().max(0.001)),
+        None => "0".to_string(),
+    }
+}
+
+/// The remote command line for a command that reads nothing from stdin: [`WATCHER`]
+/// around it, `exec`ed so the login shell leaves no process of its own.
+pub fn watched(cmd: &str, timeout: Option<std::time::Duration>) -> String {
+    format!(
+        "exec sh -c {} {WATCHER_NAME} {} {}",
+        quote(WATCHER),
+        watcher_timeout(timeout),
+        quote(cmd)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sh(line: &str, stdin: std::process::Stdio) -> std::process::Child {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .stdin(stdin)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Running, not a zombie that nobody reaped (pid 1 of a container may not).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    }
+
+    /// Output and exit code, with stdin held open as fleet holds it while a command runs.
+    fn run_watched(line: &str) -> (Option<i32>, Vec<u8>, Vec<u8>) {
+        use std::io::Read;
+        let mut child = sh(line, std::process::Stdio::piped());
+        let _stdin = child.stdin.take();
+        let mut err = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            err.read_to_end(&mut buf).unwrap();
+            buf
+        });
+        let mut out = Vec::new();
+        child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+        let code = child.wait().unwrap().code();
+        (code, out, reader.join().unwrap())
+    }
+
+    #[test]
+    fn watched_commands_keep_output_and_exit_code() {
+        let line = watched("echo out; echo err >&2; exit 3", None);
+        assert_eq!(
+            run_watched(&line),
+            (Some(3), b"out\n".to_vec(), b"err\n".to_vec())
+        );
+        let line = watched("read x; echo \"[$x]\"", Some(std::time::Duration::from_secs(5)));
+        // The command's stdin is /dev/null: only the watcher holds the channel's.
+        assert_eq!(run_watched(&line).1, b"[]\n");
+    }
+
+    #[test]
+    fn closing_stdin_stops_a_watched_command_and_its_children() {
+        let pidfile = tempfile::NamedTempFile::new().unwrap();
+        let cmd = format!("sleep 1000 & echo $! > {}; wait", pidfile.path().display());
+        let mut child = sh(&watched(&cmd, None), std::process::Stdio::piped());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let sleeper = loop {
+            let text = std::fs::read_to_string(pidfile.path()).unwrap();
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                break pid;
+            }
+            assert!(std::time::Instant::now() < deadline, "the command never started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(alive(sleeper));
+        drop(child.stdin.take());
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while alive(sleeper) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!alive(sleeper), "sleep {sleeper} survived its command");
+    }
+
+    #[test]
+    fn a_watched_command_times_out_like_before() {
+        let line = watched("sleep 5", Some(std::time::Duration::from_millis(200)));
+        assert_eq!(run_watched(&line).0, Some(124));
+    }
 
     #[test]
     fn quotes_only_what_needs_it() {

@@ -53,7 +53,30 @@ impl SshTarget {
         if let Some(u) = &self.user {
             args.extend(["-l".into(), u.clone()]);
         }
-        args.push(self.address.clone());
+        // `--`: whatever the address holds, ssh reads it as the destination.
+        args.extend(["--".into(), self.address.clone()]);
+        args
+    }
+
+    /// `ssh` arguments of the run's master connection: it stays in the foreground (no
+    /// `-f`), so it is fleet's child and ends with fleet; `-E` keeps its messages.
+    pub fn master_args(&self, control: &Path, log: &Path) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "-E",
+            &log.display().to_string(),
+            "-S",
+            &control.display().to_string(),
+            "-M",
+            "-N",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ServerAliveInterval=15",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(self.ssh_args());
         args
     }
 }
@@ -268,7 +291,7 @@ mod tests {
         assert_eq!(
             target().ssh_args().join(" "),
             "-F /p/ssh_config -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/p/known_hosts \
-             -o ConnectTimeout=5 -o IdentitiesOnly=yes -i /k/id -p 2222 -l deploy 10.0.0.1"
+             -o ConnectTimeout=5 -o IdentitiesOnly=yes -i /k/id -p 2222 -l deploy -- 10.0.0.1"
         );
         let t = SshTarget {
             accept_new: true,
@@ -278,6 +301,18 @@ mod tests {
             t.ssh_args()
                 .contains(&"StrictHostKeyChecking=accept-new".to_string())
         );
+    }
+
+    #[test]
+    fn master_stays_in_the_foreground_and_ends_options_before_the_address() {
+        let t = SshTarget {
+            address: "-oProxyCommand=x".into(),
+            ..target()
+        };
+        let args = t.master_args(Path::new("/c/m"), Path::new("/c/log"));
+        assert_eq!(args[..6], ["-E", "/c/log", "-S", "/c/m", "-M", "-N"]);
+        assert!(!args.contains(&"-f".to_string()));
+        assert_eq!(args[args.len() - 2..], ["--", "-oProxyCommand=x"]);
     }
 
     #[test]

@@ -1,0 +1,102 @@
+//! The one way a name from outside (a host name, a recipe argument, a path on a host)
+//! becomes part of a path fleet writes: each component is checked, and the joined path
+//! must still be under its root, so no value can reach a file outside fleet's folders.
+
+use std::path::{Component, Path, PathBuf};
+
+/// `name` as a single path component: not empty, not `.`/`..`, no separator, no NUL.
+pub fn component(name: &str) -> Result<&str, String> {
+    let why = if name.is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("it names a directory above")
+    } else if name.contains('/') || name.contains('\\') {
+        Some("it holds a path separator")
+    } else if name.contains('\0') {
+        Some("it holds a NUL byte")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(format!(
+            "`{}` cannot be used as a file name: {why}",
+            name.escape_debug()
+        )),
+        None => Ok(name),
+    }
+}
+
+/// `root/a/b/…` from single components; an error names the bad one.
+pub fn join_under(root: &Path, parts: &[&str]) -> Result<PathBuf, String> {
+    let mut path = root.to_path_buf();
+    for part in parts {
+        path.push(component(part)?);
+    }
+    stays_under(root, &path)?;
+    Ok(path)
+}
+
+/// `root/etc/ssh/sshd_config` for the relative path `etc/ssh/sshd_config`: every
+/// component is checked (`..` refused), empty ones (`a//b`) are skipped.
+pub fn join_relative(root: &Path, relative: &str) -> Result<PathBuf, String> {
+    let parts: Vec<&str> = relative.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        return Err(format!(
+            "`{}` names no file under {}",
+            relative.escape_debug(),
+            root.display()
+        ));
+    }
+    join_under(root, &parts)
+}
+
+/// After joining, the path must still be below `root`, compared component by component.
+pub fn stays_under(root: &Path, path: &Path) -> Result<(), String> {
+    let escapes = path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir));
+    if escapes || !path.starts_with(root) || path == root {
+        return Err(format!(
+            "{} is not inside {}: fleet writes only under its own folders",
+            path.display(),
+            root.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_name_as_path_cannot_escape_its_root() {
+        let root = Path::new("/state/hosts");
+        for bad in ["/tmp/victim", "../../x", "..", ".", "", "a/b", "a\0b"] {
+            assert!(join_under(root, &[bad]).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(
+            join_under(root, &["web-1", "x"]).unwrap(),
+            Path::new("/state/hosts/web-1/x")
+        );
+    }
+
+    #[test]
+    fn relative_paths_keep_their_depth_but_not_their_dots() {
+        let root = Path::new("/s");
+        assert_eq!(
+            join_relative(root, "etc//ssh/sshd_config").unwrap(),
+            Path::new("/s/etc/ssh/sshd_config")
+        );
+        assert!(join_relative(root, "etc/../../x").is_err());
+        assert!(join_relative(root, "/").is_err());
+    }
+
+    #[test]
+    fn joined_paths_are_checked_lexically() {
+        assert!(stays_under(Path::new("/a"), Path::new("/a/b")).is_ok());
+        assert!(stays_under(Path::new("/a"), Path::new("/a/../b")).is_err());
+        assert!(stays_under(Path::new("/a"), Path::new("/ab")).is_err());
+        assert!(stays_under(Path::new("/a"), Path::new("/a")).is_err());
+    }
+}
