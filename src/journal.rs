@@ -123,16 +123,12 @@ pub fn steps(commands: &[CommandRecord]) -> Vec<StepRun> {
 /// Writes the record (secrets redacted) and commits it with `staged` (paths relative to
 /// the state repository) in one commit; returns the commit id.
 pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<String, String> {
-    crate::ops::git::open_or_init(state)?;
+    open_state(state)?;
     let rel = record.path();
     let file = state.join(&rel);
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
     let json = serde_json::to_string_pretty(record).map_err(|e| e.to_string())?;
     let json = crate::ops::secrets::redact(&json).into_owned();
-    std::fs::write(&file, json + "\n")
+    crate::ops::localfs::write_private(&file, (json + "\n").as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     let mut paths = vec![rel];
     paths.extend(staged.iter().cloned());
@@ -144,6 +140,25 @@ pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<Str
             state.display()
         )
     })
+}
+
+/// Opens the state repository, creating it private when it does not exist: the state
+/// directory and its `.git` 0700, since run records and git objects hold command output
+/// and configuration files (git writes its objects 0444, readable by all, under a
+/// directory anyone may enter otherwise).
+pub fn open_state(state: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let git_dir = state.join(".git");
+    let new = !git_dir.exists();
+    crate::ops::localfs::create_private_dir(state)
+        .map_err(|e| format!("cannot create {}: {e}", state.display()))?;
+    crate::ops::git::open_or_init(state)?;
+    if new {
+        let private = std::fs::Permissions::from_mode(crate::ops::localfs::PRIVATE_DIR);
+        std::fs::set_permissions(&git_dir, private)
+            .map_err(|e| format!("cannot make {} private: {e}", git_dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Every run in the journal, newest first. Unreadable records are skipped with a note.

@@ -157,6 +157,10 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         state_dir: app.project.state_dir(),
         inventory_file: inventory_path(app).ok(),
     };
+    // Every configured secret is masked from the run's first line, read or not.
+    if let Some(file) = &options.secrets_file {
+        crate::ops::secrets::register_file(file).map_err(Error::usage)?;
+    }
     let in_scope = match &options.limit {
         Some(limit) => crate::inventory::select(&inventory, limit)?,
         None => inventory.hosts.values().collect(),

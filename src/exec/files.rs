@@ -10,6 +10,24 @@ use std::path::Path;
 /// Largest file whose old and new text a check-mode diff shows.
 const DIFF_LIMIT: usize = 256 * 1024;
 
+/// Shown instead of the check-mode diff of a file that holds a secret.
+pub const SECRET_HIDDEN: &str = "(content hidden: holds a secret)";
+
+/// The check-mode diff from `old` to `new`, or [`SECRET_HIDDEN`] when either holds a
+/// configured secret: lines next to a masked one (or an old value of it) give too much
+/// away.
+pub fn check_diff(path: &str, old: &str, new: &str) -> String {
+    use crate::ops::secrets::holds_secret;
+    if holds_secret(old.as_bytes()) || holds_secret(new.as_bytes()) {
+        return SECRET_HIDDEN.to_string();
+    }
+    let diff = similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .header(&format!("{path} (now)"), &format!("{path} (after)"))
+        .to_string();
+    diff.trim_end().to_string()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct FileOpts {
     pub mode: Option<String>,
@@ -56,6 +74,7 @@ pub fn sudo_problem(host: &str, stderr: &str) -> Option<String> {
 
 impl Run {
     /// Makes `path` on `host` hold `content` (and mode/owner); true when it changed.
+    /// Content that holds a configured secret is 0600 unless `opts` give a mode.
     pub fn write_file(
         &self,
         host: &ResolvedHost,
@@ -63,6 +82,11 @@ impl Run {
         content: &[u8],
         opts: &FileOpts,
     ) -> Result<bool, HostFailure> {
+        let secret = crate::ops::secrets::holds_secret(content);
+        let opts = &FileOpts {
+            mode: files::default_mode(opts.mode.as_deref(), secret).map(str::to_string),
+            ..opts.clone()
+        };
         let step_failure = |what: &str, out: &crate::transport::CmdOutput| {
             let why = why_failed(&host.name, &out.stderr);
             failure(
@@ -149,10 +173,19 @@ impl Run {
             Some(&host.name),
             &format!("would write {path}: {}", what.join(", ")),
         );
+        if !plan.content {
+            return Ok(());
+        }
+        // The old content is not even read when the new one holds a secret: a rotated
+        // secret's old value is no configured secret, so masking would not hide it.
+        if crate::ops::secrets::holds_secret(content) {
+            self.ui.out(Some(&host.name), SECRET_HIDDEN);
+            return Ok(());
+        }
         let new_text = std::str::from_utf8(content)
             .ok()
             .filter(|t| t.len() <= DIFF_LIMIT);
-        if let (true, Some(new_text)) = (plan.content, new_text) {
+        if let Some(new_text) = new_text {
             let old = match existing {
                 Existing::File { .. } => {
                     let out = self.exec(
@@ -167,11 +200,8 @@ impl Run {
                 _ => Some(String::new()),
             };
             if let Some(old) = old.filter(|o| o.len() <= DIFF_LIMIT) {
-                let diff = similar::TextDiff::from_lines(&old, new_text)
-                    .unified_diff()
-                    .header(&format!("{path} (now)"), &format!("{path} (after)"))
-                    .to_string();
-                self.ui.out(Some(&host.name), diff.trim_end());
+                self.ui
+                    .out(Some(&host.name), &check_diff(path, &old, new_text));
             }
         }
         Ok(())
@@ -209,30 +239,43 @@ impl Run {
         Ok(out.stdout)
     }
 
-    /// Copies `remote` from `host` to `local` (atomically); true when the local file changed.
+    /// Copies `remote` from `host` to `local` (atomically), with the remote file's mode
+    /// or `mode` when given (a private key stays private); true when the local file
+    /// changed.
     pub fn download(
         &self,
         host: &ResolvedHost,
         remote: &str,
         local: &Path,
         sudo: bool,
+        mode: Option<u32>,
     ) -> Result<bool, HostFailure> {
-        let data = self.read_file(host, remote, sudo)?;
-        if std::fs::read(local).is_ok_and(|old| old == data) {
+        let out = self.file_query(
+            host,
+            &files::read_with_mode_cmd(remote),
+            sudo,
+            "read",
+            remote,
+        )?;
+        let (remote_mode, data) = files::parse_mode_and_content(&out.stdout)
+            .map_err(|e| failure(host, format!("cannot read {remote} on {}: {e}", host.name)))?;
+        let mode = mode.unwrap_or(remote_mode);
+        let same_data = std::fs::read(local).is_ok_and(|old| old == data);
+        if same_data && crate::ops::localfs::mode_of(local).is_ok_and(|m| m == mode) {
             return Ok(false);
         }
         if self.options.check {
             self.ui.out(
                 Some(&host.name),
                 &format!(
-                    "would download {remote} to {} ({} bytes)",
+                    "would download {remote} to {} ({} bytes, mode {mode:04o})",
                     local.display(),
                     data.len()
                 ),
             );
             return Ok(true);
         }
-        write_local(local, &data).map_err(|e| {
+        crate::ops::localfs::write_atomic(local, data, Some(mode)).map_err(|e| {
             failure(
                 host,
                 format!(
@@ -246,22 +289,10 @@ impl Run {
     }
 }
 
-/// Writes a local file through a temporary file and a rename, creating its directory.
+/// Writes a local file through a temporary file and a rename, creating its directory;
+/// a new file's mode follows the umask.
 pub fn write_local(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.fleet-{:08x}", fastrand::u32(..)));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    crate::ops::localfs::write_atomic(path, data, None)
 }
 
 #[cfg(test)]
@@ -284,6 +315,24 @@ mod tests {
             "sudo needs a password on web-1: give the login user passwordless sudo (NOPASSWD in sudoers) or log in as root"
         );
         assert!(sudo_problem("web-1", "ls: cannot access").is_none());
+    }
+
+    #[test]
+    fn check_diff_hides_old_secret_lines() {
+        crate::ops::secrets::register("Qd1-new-password");
+        // The old value is no configured secret: only hiding the whole diff hides it.
+        let old = "user = app\npassword = Qd1-old-password\n";
+        let new = "user = app\npassword = Qd1-new-password\n";
+        assert_eq!(check_diff("/etc/app.conf", old, new), SECRET_HIDDEN);
+        assert_eq!(
+            check_diff("/etc/app.conf", new, "user = b\n"),
+            SECRET_HIDDEN
+        );
+        let plain = check_diff("/etc/app.conf", "port = 1\n", "port = 2\n");
+        assert!(
+            plain.contains("-port = 1") && plain.contains("+port = 2"),
+            "{plain}"
+        );
     }
 
     #[test]

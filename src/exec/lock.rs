@@ -51,7 +51,8 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 
 /// Takes the lock in `dir` (the project's `.fleet/`), waiting up to `wait` for another run.
 pub fn acquire(dir: &Path, recipe: &str, wait: Duration) -> Result<ProjectLock> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+    // `.fleet/` holds the logs: private when fleet creates it.
+    crate::ops::localfs::create_private_dir(dir).map_err(|e| Error::io(dir, &e))?;
     let path = dir.join("lock");
     let mut file = File::options()
         .read(true)

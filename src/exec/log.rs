@@ -2,19 +2,22 @@
 //! Each record carries run id, recipe, host, step, command, exit code and output, so the
 //! full output of every host is there after the run.
 
+use crate::ops::localfs;
 use crate::ops::secrets::redact;
-use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
 
 /// Installs the log file as the process's tracing subscriber. Once per process.
+///
+/// The log holds every command's whole output: its directory is created 0700 and the
+/// file 0600, whatever the umask.
 pub fn init(path: &Path) -> Result<(), String> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+        localfs::create_private_dir(dir)
             .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
     }
-    let file =
-        File::create(path).map_err(|e| format!("cannot create log {}: {e}", path.display()))?;
+    let file = localfs::create_private_file(path)
+        .map_err(|e| format!("cannot create log {}: {e}", path.display()))?;
     let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

@@ -67,7 +67,7 @@ fn read_modes(file: &Path) -> BTreeMap<String, String> {
 
 fn write_modes(file: &Path, modes: &BTreeMap<String, String>) -> std::io::Result<()> {
     let text: String = modes.iter().map(|(p, m)| format!("{m} {p}\n")).collect();
-    super::files::write_local(file, text.as_bytes())
+    crate::ops::localfs::write_private(file, text.as_bytes())
 }
 
 impl Run {
@@ -95,12 +95,10 @@ impl Run {
                     modes.remove(path);
                 }
                 Captured::File { mode, content } => {
-                    // Secrets never reach the state repository.
-                    let content = match std::str::from_utf8(&content) {
-                        Ok(text) => crate::ops::secrets::redact(text).into_owned().into_bytes(),
-                        Err(_) => content,
-                    };
-                    super::files::write_local(&local, &content).map_err(|e| {
+                    // No configured secret reaches the state repository (git keeps every
+                    // version for good), read by the recipe or not, text or binary.
+                    let content = crate::ops::secrets::redact_bytes(&content);
+                    crate::ops::localfs::write_private(&local, &content).map_err(|e| {
                         fail(format!(
                             "cannot store {path} of {} in {}: {e}",
                             host.name,

@@ -95,12 +95,18 @@ pub fn temp_path(path: &str, token: &str) -> String {
 }
 
 /// Reads the new content from stdin into a temporary file, sets mode and owner, and
-/// renames it over `path`; the temporary file is removed if any step fails.
+/// renames it over `path`; the temporary file is removed if any step fails. With a
+/// mode, the temporary file is created 0600 (umask 077) and only then given its mode,
+/// so content meant to be private is never readable by others while it is written.
 pub fn install_cmd(path: &str, tmp: &str, mode: Option<&str>, owner: Option<&str>) -> String {
     let (p, t) = (quote(path), quote(tmp));
-    let mut steps = vec![format!("cat > {t}")];
+    let mut steps = Vec::new();
     if let Some(m) = mode {
+        steps.push("umask 077".to_string());
+        steps.push(format!("cat > {t}"));
         steps.push(format!("chmod {} {t}", quote(m)));
+    } else {
+        steps.push(format!("cat > {t}"));
     }
     if let Some(o) = owner {
         steps.push(format!("chown {} {t}", quote(o)));
@@ -127,6 +133,36 @@ pub fn attrs_cmd(path: &str, mode: Option<&str>, owner: Option<&str>) -> Option<
 
 pub fn cat_cmd(path: &str) -> String {
     format!("cat -- {}", quote(path))
+}
+
+/// The mode of content written without a `mode` option: 0600 when it holds a secret
+/// (the remote umask would make it 0644, readable by every user of the host), else none
+/// (the umask decides, as for any new file).
+pub fn default_mode(mode: Option<&str>, holds_secret: bool) -> Option<&str> {
+    match mode {
+        Some(m) => Some(m),
+        None if holds_secret => Some("0600"),
+        None => None,
+    }
+}
+
+/// One round trip for a download: the file's mode on the first line, then its bytes.
+pub fn read_with_mode_cmd(path: &str) -> String {
+    let p = quote(path);
+    format!("stat -c %a -- {p} && cat -- {p}")
+}
+
+/// Splits what [`read_with_mode_cmd`] printed into the permission bits (setuid, setgid
+/// and sticky dropped: a copy on the controller should not carry them) and the bytes.
+pub fn parse_mode_and_content(out: &[u8]) -> Result<(u32, &[u8]), String> {
+    let nl = out
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or("unexpected output: no mode line")?;
+    let first = String::from_utf8_lossy(&out[..nl]);
+    let mode = u32::from_str_radix(first.trim(), 8)
+        .map_err(|_| format!("unexpected mode `{}`", first.trim()))?;
+    Ok((mode & 0o777, &out[nl + 1..]))
 }
 
 /// Hex sha256, as `sha256sum` prints it.
@@ -208,8 +244,31 @@ mod tests {
     fn install_is_atomic_and_cleans_up() {
         assert_eq!(
             install_cmd("/etc/my file", "/etc/.my file.fleet-1", Some("0600"), None),
-            "{ cat > '/etc/.my file.fleet-1' && chmod 0600 '/etc/.my file.fleet-1' && mv -f '/etc/.my file.fleet-1' '/etc/my file'; } || { rc=$?; rm -f '/etc/.my file.fleet-1'; exit $rc; }"
+            "{ umask 077 && cat > '/etc/.my file.fleet-1' && chmod 0600 '/etc/.my file.fleet-1' && mv -f '/etc/.my file.fleet-1' '/etc/my file'; } || { rc=$?; rm -f '/etc/.my file.fleet-1'; exit $rc; }"
         );
+        assert_eq!(
+            install_cmd("/etc/motd", "/etc/.motd.fleet-1", None, None),
+            "{ cat > /etc/.motd.fleet-1 && mv -f /etc/.motd.fleet-1 /etc/motd; } || { rc=$?; rm -f /etc/.motd.fleet-1; exit $rc; }"
+        );
+    }
+
+    #[test]
+    fn write_of_secret_content_is_0600() {
+        assert_eq!(default_mode(None, true), Some("0600"));
+        assert_eq!(default_mode(None, false), None);
+        // An explicit mode is what the recipe asked for, secret or not.
+        assert_eq!(default_mode(Some("0640"), true), Some("0640"));
+    }
+
+    #[test]
+    fn download_keeps_remote_mode() {
+        assert_eq!(
+            parse_mode_and_content(b"600\nkey\n\0").unwrap(),
+            (0o600, b"key\n\0".as_slice())
+        );
+        assert_eq!(parse_mode_and_content(b"4755\n").unwrap().0, 0o755);
+        assert!(parse_mode_and_content(b"rw-\nx").is_err());
+        assert!(parse_mode_and_content(b"600").is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod cloudinit;
 pub mod files;
 pub mod git;
+pub mod localfs;
 pub mod paths;
 pub mod proxmox;
 pub mod rsync;

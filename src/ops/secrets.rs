@@ -7,13 +7,22 @@
 //! the matches of all values before replacing, so a secret that is a substring of
 //! another, or overlaps it, leaks nothing of either (Ansible's no_log leaked the rest of
 //! the longer one: ansible #86930).
+//!
+//! Every *configured* secret is registered before a run prints anything, read by a
+//! recipe or not: the `FLEET_SECRET_*` variables when fleet starts ([`take_env`], which
+//! also takes them out of the environment so no child process inherits them) and every
+//! value of the secrets file when a run starts ([`register_file`]). What redaction cannot
+//! catch: a value a command splits, encodes or transforms (`tr`, base64, one character
+//! per line), and values that are not configured secrets (a rotated, old password still
+//! on a host).
 
 use memchr::memmem::Finder;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 /// What a secret's value is replaced with.
 pub const MASK: &str = "***";
@@ -108,6 +117,66 @@ pub fn env_name(name: &str) -> String {
         }
     }));
     var
+}
+
+/// The `FLEET_SECRET_*` variables fleet started with, taken out of its environment.
+static ENV_SECRETS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+
+/// The `FLEET_SECRET_*` variables among `vars`, by name; those whose name or value is not
+/// UTF-8 are left out (no recipe could read them).
+pub fn secret_vars(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> BTreeMap<String, String> {
+    vars.into_iter()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .collect()
+}
+
+/// Takes every `FLEET_SECRET_*` variable out of this process's environment, keeps the
+/// values for [`env_value`] and registers them with the redactor. After this, no child
+/// fleet starts (a local host's `sh`, ssh, rsync, git, a login shell) inherits a secret,
+/// and a secret shows as `***` from the first line, whether a recipe reads it or not.
+///
+/// Call it first thing in `main`, before any thread exists: changing the environment
+/// while another thread reads it is undefined behaviour.
+pub fn take_env() {
+    let names: Vec<OsString> = std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| name.as_encoded_bytes().starts_with(ENV_PREFIX.as_bytes()))
+        .collect();
+    let values = ENV_SECRETS.get_or_init(|| secret_vars(std::env::vars_os()));
+    for name in names {
+        // SAFETY: called at the start of main, before fleet starts any thread.
+        unsafe { std::env::remove_var(name) };
+    }
+    for value in values.values() {
+        register(value);
+    }
+}
+
+/// The value of environment variable `var` (a `FLEET_SECRET_*` name) as fleet started
+/// with it. Without [`take_env`] (fleet used as a library, unit tests), the environment
+/// as it is now.
+pub fn env_value(var: &str) -> Option<String> {
+    match ENV_SECRETS.get() {
+        Some(taken) => taken.get(var).cloned(),
+        None => std::env::var(var).ok(),
+    }
+}
+
+/// Registers every value of the secrets file at `path`, so each is masked from the start
+/// of a run whether or not a recipe reads it. A missing file registers nothing (secret()
+/// says so when a recipe needs one); a file that cannot be used is an error, because
+/// its values could not be masked.
+pub fn register_file(path: &Path) -> Result<(), String> {
+    if !path.exists() {
+        return Ok(());
+    }
+    for value in load_file(path)?.values() {
+        register(value);
+    }
+    Ok(())
 }
 
 fn is_blank(value: &str) -> bool {
@@ -267,6 +336,12 @@ fn spans(haystack: &[u8]) -> Vec<(usize, usize)> {
         }
     }
     merged
+}
+
+/// Whether `data` holds a registered secret (any configured one, from the start of a
+/// run): such content gets a private mode and no check-mode diff.
+pub fn holds_secret(data: &[u8]) -> bool {
+    ANY.load(Ordering::Acquire) && !spans(data).is_empty()
 }
 
 /// `text` with every registered secret replaced by `***`; one `***` for each run of
@@ -459,6 +534,40 @@ mod tests {
             .filter(|f| f.needle().starts_with(b"Qc1-thread-"))
             .count();
         assert_eq!(count, 8);
+    }
+
+    #[test]
+    fn only_fleet_secret_variables_are_taken() {
+        let vars = [
+            ("FLEET_SECRET_DB", "Qv1-db"),
+            ("FLEET_SECRETS", "not-one"),
+            ("PATH", "/bin"),
+            ("FLEET_SECRET_EMPTY", ""),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let taken = secret_vars(vars);
+        assert_eq!(
+            taken.keys().collect::<Vec<_>>(),
+            ["FLEET_SECRET_DB", "FLEET_SECRET_EMPTY"]
+        );
+    }
+
+    #[test]
+    fn every_value_of_the_secrets_file_is_registered_unread() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.toml");
+        std::fs::write(&path, "a = \"Qr1-never-read\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!holds_secret(b"x Qr1-never-read"));
+        register_file(&path).unwrap();
+        assert_eq!(redact("x Qr1-never-read"), "x ***");
+        assert!(holds_secret(b"x Qr1-never-read"));
+        assert!(!holds_secret(b"x Qr1-never"));
+        // A missing file holds nothing to mask; one others can read cannot be used.
+        register_file(&dir.path().join("none.toml")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(register_file(&path).unwrap_err().contains("has mode 0644"));
     }
 
     #[test]

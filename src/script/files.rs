@@ -117,7 +117,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             "options: Map",
             "bool"
         ],
-        "Makes the file at `path` on the host hold `content`, atomically (temporary file, then rename). Changed only when content, mode or owner differ; returns whether it changed. Options: mode (\"0644\"), owner (\"user:group\"), sudo. In --check it shows what would change, with a diff for text.",
+        "Makes the file at `path` on the host hold `content`, atomically (temporary file, then rename). Changed only when content, mode or owner differ; returns whether it changed. Options: mode (\"0644\"), owner (\"user:group\"), sudo. Without a mode, content that holds a configured secret is written 0600 (other content gets the host's default). In --check it shows what would change, with a diff for text; a file that holds a secret shows `(content hidden: holds a secret)` instead.",
         move |ctx: NativeCallContext,
               h: HostRef,
               path: &str,
@@ -200,7 +200,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     for (params, doc, with_opts) in [
         (
             vec!["h: Host", "remote: &str", "local: &str", "bool"],
-            "Copies `remote` from the host to a local path (relative to the project), atomically and byte for byte. Returns whether the local file changed.",
+            "Copies `remote` from the host to a local path (relative to the project), atomically and byte for byte, with the remote file's mode (a 0600 file stays 0600; setuid, setgid and sticky bits are dropped). Returns whether the local file (content or mode) changed.",
             false,
         ),
         (
@@ -211,7 +211,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 "options: Map",
                 "bool",
             ],
-            "download(h, remote, local) with options: sudo (read a file only root can read).",
+            "download(h, remote, local) with options: sudo (read a file only root can read), mode (\"0640\": the local file's mode instead of the remote one's).",
             true,
         ),
     ] {
@@ -222,11 +222,15 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                       local: &str,
                       options: Map|
               -> Result<bool, Box<EvalAltResult>> {
-            let o = Options::new(&options, "download", &["sudo"], ctx.call_position())?;
+            let pos = ctx.call_position();
+            let o = Options::new(&options, "download", &["sudo", "mode"], pos)?;
             let sudo = o.bool("sudo")?.unwrap_or(false);
+            let mode = file_opts(&options, "download", pos)?.mode;
+            // file_opts validated the digits as octal.
+            let mode = mode.map(|m| u32::from_str_radix(&m, 8).unwrap_or(0o600));
             let path = local_path(&c, local)?;
             c.run()?
-                .download(&h.0, remote, &path, sudo)
+                .download(&h.0, remote, &path, sudo, mode)
                 .map_err(|e| raise(e, ctx))
         };
         let registration = FuncRegistration::new("download")

@@ -57,7 +57,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 Ok(file) => file.as_ref().map(|(path, values)| (path.as_path(), values)),
                 Err(e) => return Err(runtime_error(e.clone(), pos)),
             };
-            let value = secrets::lookup(name, file, |var| std::env::var(var).ok())
+            let value = secrets::lookup(name, file, secrets::env_value)
                 .map_err(|e| runtime_error(e, pos))?;
             secrets::register(&value);
             Ok(value)
