@@ -16,4 +16,5 @@ mod runs;
 mod secrets;
 mod ssh;
 mod status;
+mod terminal;
 mod update;

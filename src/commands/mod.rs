@@ -38,6 +38,7 @@ pub fn report_error(err: Error) -> i32 {
     })
     .with_context_lines(2);
     let code = err.exit_code();
+    let err = err.for_terminal();
     let mut text = String::new();
     if handler.render_report(&mut text, &err).is_err() {
         text = format!("error: {err}\n");
