@@ -44,3 +44,67 @@ fn fifo_secrets_file_is_refused() {
         .code(3)
         .stderr_has("secrets.fifo is not a regular file");
 }
+
+const WARNING: &str = "secrets file secrets.toml is inside the project and not ignored by git";
+
+/// A `secrets.toml` (mode 0600) in `dir`.
+fn secrets_in(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("secrets.toml");
+    std::fs::write(&file, "db = \"Sf1-value\"\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn secrets_file_in_project_is_warned() {
+    let p = Project::new()
+        .file("fleet.toml", "secrets_file = \"secrets.toml\"\n")
+        .local_hosts(1)
+        .recipe("peek", PEEK);
+    secrets_in(p.path());
+    // No repository: nothing to commit it to, nothing to say.
+    let out = p.fleet(&["peek"]);
+    out.code(0);
+    assert!(!out.stderr.contains("warning"), "{out}");
+
+    let repo = git2::Repository::init(p.path()).unwrap();
+    p.fleet(&["peek"]).code(0).stderr_has(WARNING);
+    std::fs::write(p.path().join(".gitignore"), "secrets.toml\n").unwrap();
+    let out = p.fleet(&["peek"]);
+    out.code(0);
+    assert!(!out.stderr.contains("warning"), "{out}");
+
+    // Ignored, but added anyway (`git add -f`): tracked is worse.
+    let mut index = repo.index().unwrap();
+    index
+        .add_path(std::path::Path::new("secrets.toml"))
+        .unwrap();
+    index.write().unwrap();
+    p.fleet(&["peek"])
+        .code(0)
+        .stderr_has("warning: secrets file secrets.toml is tracked by the git repository")
+        .stderr_has("git rm --cached secrets.toml");
+}
+
+#[test]
+fn fleet_init_ignores_secrets_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("ops");
+    crate::support::run_fleet(dir.path(), &["init", "ops"]).code(0);
+    assert!(
+        std::fs::read_to_string(project.join(".gitignore"))
+            .unwrap()
+            .lines()
+            .any(|l| l == "secrets.toml")
+    );
+    let config = std::fs::read_to_string(project.join("fleet.toml")).unwrap();
+    std::fs::write(
+        project.join("fleet.toml"),
+        config + "secrets_file = \"secrets.toml\"\n",
+    )
+    .unwrap();
+    secrets_in(&project);
+    let out = crate::support::run_fleet(&project, &["exec", "all", "--", "true"]);
+    out.code(0);
+    assert!(!out.stderr.contains("warning"), "{out}");
+}
