@@ -59,6 +59,28 @@ impl Error {
         Error::Io(format!("cannot read {}: {err}", path.display()))
     }
 
+    /// The error as the terminal may show it: messages quote host output (stderr tails)
+    /// and inventory or recipe values, so their control characters are made visible
+    /// (`ops::terminal`); a file's text is shown the same way, its span moved along.
+    pub fn for_terminal(self) -> Self {
+        // Secrets are masked first: a made-visible control character inside a secret
+        // would hide it from the redaction that follows rendering.
+        let shown = |t: String| {
+            let t = crate::ops::secrets::redact(&t);
+            crate::ops::terminal::neutralise(&t).into_owned()
+        };
+        match self {
+            Error::Usage { message, help } => Error::Usage {
+                message: shown(message),
+                help: help.map(shown),
+            },
+            Error::Source(e) => Error::Source(Box::new(e.for_terminal())),
+            Error::Io(m) => Error::Io(shown(m)),
+            Error::Locked(m) => Error::Locked(shown(m)),
+            Error::Internal(m) => Error::Internal(shown(m)),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage { .. } | Error::Source(_) | Error::Io(_) => exit::USAGE,
@@ -123,6 +145,24 @@ impl SourceError {
         }
     }
 
+    fn for_terminal(self) -> Self {
+        use crate::ops::terminal::{neutralise, neutralised_offset};
+        let text = self.src.inner();
+        let (start, end) = (self.span.offset(), self.span.offset() + self.span.len());
+        let (start, end) = (
+            neutralised_offset(text, start),
+            neutralised_offset(text, end),
+        );
+        let name = neutralise(self.src.name()).into_owned();
+        SourceError {
+            message: neutralise(&crate::ops::secrets::redact(&self.message)).into_owned(),
+            src: NamedSource::new(name, neutralise(text).into_owned()),
+            span: (start, end - start).into(),
+            label: neutralise(&self.label).into_owned(),
+            help: self.help.map(|h| neutralise(&h).into_owned()),
+        }
+    }
+
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
@@ -166,6 +206,24 @@ mod tests {
         assert_eq!(offset_of(text, 3, 1), 7);
         assert_eq!(offset_of(text, 9, 1), text.len());
         assert_eq!(line_of(text, 4), 2);
+    }
+
+    #[test]
+    fn error_messages_and_sources_are_neutralised_for_the_terminal() {
+        let err = Error::usage("host web failed: \x1b]52;c;eA==\x07").for_terminal();
+        assert_eq!(err.to_string(), "host web failed: ^[]52;c;eA==^G");
+        let text = "a = \"\x1b]0;t\x07\"\nb = 1x\n";
+        let at = text.find("1x").unwrap();
+        let err = SourceError::at_span("f.toml", text, (at, 2).into(), "bad", "here");
+        let Error::Source(e) = Error::from(err).for_terminal() else {
+            panic!()
+        };
+        let shown = e.src.inner();
+        assert!(!shown.contains('\x1b'));
+        assert_eq!(
+            &shown[e.span.offset()..e.span.offset() + e.span.len()],
+            "1x"
+        );
     }
 
     #[test]

@@ -121,7 +121,9 @@ pub fn steps(commands: &[CommandRecord]) -> Vec<StepRun> {
 }
 
 /// Writes the record (secrets redacted) and commits it with `staged` (paths relative to
-/// the state repository) in one commit; returns the commit id.
+/// the state repository) in one commit; returns the commit id. On failure (a full disk)
+/// nothing is left behind: no empty or cut-short record that every later `history`
+/// would skip with a note, and nothing staged that a later `git commit` would pick up.
 pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<String, String> {
     open_state(state)?;
     let rel = record.path();
@@ -133,13 +135,21 @@ pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<Str
     let mut paths = vec![rel];
     paths.extend(staged.iter().cloned());
     let message = crate::ops::secrets::redact(&record.summary()).into_owned();
-    crate::ops::git::commit_paths(state, &paths, &message)?.ok_or_else(|| {
-        format!(
-            "nothing to commit for run {} in {}",
-            record.run_id,
-            state.display()
-        )
-    })
+    let committed = crate::ops::git::commit_paths(state, &paths, &message).and_then(|c| {
+        c.ok_or_else(|| {
+            format!(
+                "nothing to commit for run {} in {}",
+                record.run_id,
+                state.display()
+            )
+        })
+    });
+    if committed.is_err() {
+        // Best effort: the disk that failed the commit may fail these too.
+        let _ = crate::ops::git::unstage(state, &paths);
+        let _ = std::fs::remove_file(&file);
+    }
+    committed
 }
 
 /// Opens the state repository, creating it private when it does not exist: the state
@@ -224,6 +234,54 @@ mod tests {
             executed: true,
             ..CommandRecord::default()
         }
+    }
+
+    fn record(run_id: &str) -> RunRecord {
+        RunRecord {
+            run_id: run_id.into(),
+            recipe: "exec".into(),
+            args: vec![],
+            params: Default::default(),
+            recipe_commit: None,
+            recipe_dirty: false,
+            recipes_rev: None,
+            fleet_version: "0".into(),
+            user: "u".into(),
+            controller: "c".into(),
+            started: "2026-01-01T00:00:00Z".into(),
+            ended: "2026-01-01T00:00:01Z".into(),
+            duration_ms: 1,
+            check: false,
+            exit_code: 0,
+            error: None,
+            hosts: vec![],
+        }
+    }
+
+    #[test]
+    fn records_are_written_atomically_and_unstaged_when_the_commit_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        write(state, &record("20260101T000000.000Z-0001"), &[]).unwrap();
+        // The next commit cannot move the branch: as when the disk is full.
+        let repo = git2::Repository::open(state).unwrap();
+        let branch = repo.head().unwrap().name().unwrap().to_string();
+        std::fs::write(repo.path().join(format!("{branch}.lock")), "").unwrap();
+        let snapshot = PathBuf::from("hosts/web/etc/motd");
+        std::fs::create_dir_all(state.join("hosts/web/etc")).unwrap();
+        std::fs::write(state.join(&snapshot), "hello\n").unwrap();
+
+        let second = record("20260101T000001.000Z-0002");
+        assert!(write(state, &second, &[PathBuf::from("hosts")]).is_err());
+
+        let index = git2::Repository::open(state).unwrap().index().unwrap();
+        assert!(index.get_path(&second.path(), 0).is_none(), "record staged");
+        assert!(index.get_path(&snapshot, 0).is_none(), "snapshot staged");
+        assert!(!state.join(second.path()).exists());
+        let runs = state.join("runs/2026/01");
+        let left: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(load_all(state).unwrap().len(), 1);
     }
 
     #[test]

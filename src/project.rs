@@ -15,6 +15,7 @@ pub struct Config {
     /// Inventory file, relative to the project root.
     pub inventory: Option<PathBuf>,
     /// Hosts worked on at once (default 10).
+    #[serde(default, deserialize_with = "at_least_one")]
     pub forks: Option<usize>,
     /// Where JSON-lines run logs go, relative to the project root (default `.fleet/logs`).
     pub log_dir: Option<PathBuf>,
@@ -161,6 +162,15 @@ pub fn parse_config(name: &str, text: &str) -> Result<Config> {
     })
 }
 
+/// `forks = 0` would start no host: refused with the file and line it is written on,
+/// not later as if `--forks 0` had been typed.
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match usize::deserialize(d)? {
+        0 => Err(serde::de::Error::custom("`forks` must be at least 1")),
+        n => Ok(Some(n)),
+    }
+}
+
 /// Paths in messages are shown relative to the working directory when possible.
 pub fn display_path(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
@@ -187,6 +197,17 @@ mod tests {
         let Error::Source(e) = err else { panic!() };
         assert!(e.message.contains("unknown field `forsk`"), "{}", e.message);
         assert_eq!(crate::error::line_of(e.src.inner(), e.span.offset()), 2);
+    }
+
+    #[test]
+    fn forks_zero_names_the_file() {
+        let err = parse_config("ops/fleet.toml", "# settings\nforks = 0\n").unwrap_err();
+        let Error::Source(e) = err else { panic!() };
+        assert_eq!(e.message, "invalid fleet.toml: `forks` must be at least 1");
+        assert_eq!(e.src.name(), "ops/fleet.toml");
+        assert_eq!(crate::error::line_of(e.src.inner(), e.span.offset()), 2);
+        assert_eq!(parse_config("f", "forks = 3\n").unwrap().forks, Some(3));
+        assert_eq!(parse_config("f", "").unwrap().forks, None);
     }
 
     #[test]

@@ -31,9 +31,10 @@ pub fn render(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Cells are one line: newlines would break the columns.
-fn cell_text(cell: &str) -> String {
-    cell.replace(['\n', '\r'], " ")
+/// Cells are one line: newlines would break the columns. Cells hold host output and
+/// inventory values, so control characters are made visible before widths are measured.
+pub fn cell_text(cell: &str) -> String {
+    crate::ops::terminal::neutralise(&cell.replace(['\n', '\r'], " ")).into_owned()
 }
 
 #[cfg(test)]
@@ -48,5 +49,18 @@ mod tests {
             vec!["db".to_string(), "".to_string()],
         ];
         assert_eq!(render(&h, &rows), "host   kernel\nweb-1  6.1\ndb\n");
+    }
+
+    #[test]
+    fn escape_sequences_in_cells_are_neutralised_and_aligned() {
+        let h = vec!["host".to_string(), "os".to_string()];
+        let rows = vec![
+            vec!["a\x1b]0;t\x07".to_string(), "x".to_string()],
+            vec!["b".to_string(), "y".to_string()],
+        ];
+        assert_eq!(
+            render(&h, &rows),
+            "host       os\na^[]0;t^G  x\nb          y\n"
+        );
     }
 }

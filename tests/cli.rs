@@ -290,3 +290,20 @@ fn a_recipe_argument_named_like_a_global_option_is_refused() {
         .code(2)
         .stderr_has("argument `timeout` of recipe `slow` would be --timeout, which is one of fleet's own options");
 }
+
+#[test]
+fn forks_zero_names_the_file() {
+    let p = Project::new()
+        .file("fleet.toml", "forks = 0\n")
+        .local_hosts(1);
+    let out = p.fleet(&["exec", "all", "--", "true"]);
+    out.code(2)
+        .stderr_has("invalid fleet.toml: `forks` must be at least 1")
+        .stderr_has("fleet.toml:1:9");
+    assert!(!out.stderr.contains("--forks"), "{out}");
+    // On the command line it is the flag that is named.
+    let p = Project::new().local_hosts(1);
+    p.fleet(&["exec", "all", "--forks", "0", "--", "true"])
+        .code(2)
+        .stderr_has("--forks must be at least 1");
+}

@@ -263,3 +263,55 @@ fn a_journal_that_cannot_be_written_is_reported_not_lost_silently() {
         .stderr_has("error: the journal of run")
         .stderr_has("was not written");
 }
+
+/// Runs fleet in the project with `sh`'s `ulimit -f` (files may not grow beyond about
+/// 8 KiB, as on a full disk), SIGXFSZ ignored so a write fails instead of killing fleet.
+fn fleet_on_a_full_disk(p: &Project, args: &str) -> crate::support::Output {
+    let bin = crate::support::fleet_bin();
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 16; exec '{}' {args}",
+        bin.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    crate::support::Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn records_are_written_atomically() {
+    let p = Project::new().local_hosts(1);
+    p.fleet(&["exec", "all", "--", "true"]).code(0);
+    // The record (with a 200 KB output tail) cannot be written whole.
+    let out = fleet_on_a_full_disk(&p, "exec all -- 'head -c 200000 /dev/zero | tr \"\\0\" x'");
+    out.code(1).stderr_has("was not written");
+    let history = p.fleet(&["history"]);
+    history.code(0);
+    assert!(!history.stderr.contains("skipping"), "{history}");
+    assert_eq!(history.stdout.lines().count(), 2, "{history}");
+    // Only the first run's record is there, and nothing is left staged.
+    let mut files = Vec::new();
+    let mut dirs = vec![p.path().join("state/runs")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            match e.file_type().unwrap().is_dir() {
+                true => dirs.push(e.path()),
+                false => files.push(e.file_name()),
+            }
+        }
+    }
+    assert_eq!(files.len(), 1, "{files:?}");
+    let repo = git2::Repository::open(p.path().join("state")).unwrap();
+    let statuses = repo.statuses(None).unwrap();
+    let dirty: Vec<_> = statuses
+        .iter()
+        .filter_map(|s| s.path().ok().map(String::from))
+        .collect();
+    assert!(dirty.is_empty(), "{dirty:?}");
+}

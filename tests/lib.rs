@@ -14,6 +14,8 @@ mod provision;
 mod pull;
 mod runs;
 mod secrets;
+mod secrets_file;
 mod ssh;
 mod status;
+mod terminal;
 mod update;

@@ -317,3 +317,27 @@ fn a_create_that_fails_on_the_node_removes_the_snippets_it_wrote() {
     assert!(left.is_empty(), "{left:?}");
     assert!(vms(&sim).is_empty());
 }
+
+#[test]
+fn provision_rejects_bad_ssh_port() {
+    // No simulator: the node is a port nothing listens on, so any connection would end
+    // the run as unreachable instead of naming the argument.
+    let p = crate::support::Project::new()
+        .file(
+            "inventory.toml",
+            "[hosts.pve]\naddress = \"127.0.0.1\"\nport = 1\ngroups = [\"proxmox\"]\n",
+        )
+        .file(
+            "key.pub",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test\n",
+        );
+    for port in ["0", "70000", "-1"] {
+        let flag = format!("--ssh-port={port}");
+        let out = p.fleet(&["provision", "web-3", "--ssh-key", "key.pub", &flag]);
+        out.code(2)
+            .stderr_has(&format!("expects a port (1-65535), got `{port}`"))
+            .stderr_has("ssh_port");
+        assert!(!out.stderr.contains("unreachable"), "{out}");
+    }
+    assert!(!p.path().join(".fleet/logs").exists(), "a run was started");
+}

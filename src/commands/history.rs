@@ -9,7 +9,9 @@ use std::io::Write;
 use std::path::Path;
 
 fn print(text: &str) {
-    // A closed pipe (`fleet history | head`) is not an error.
+    // Journal records and captured configurations hold host output: its control
+    // characters are made visible. A closed pipe (`fleet history | head`) is not an error.
+    let text = crate::ops::terminal::neutralise(text);
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 

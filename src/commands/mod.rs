@@ -38,6 +38,7 @@ pub fn report_error(err: Error) -> i32 {
     })
     .with_context_lines(2);
     let code = err.exit_code();
+    let err = err.for_terminal();
     let mut text = String::new();
     if handler.render_report(&mut text, &err).is_err() {
         text = format!("error: {err}\n");
@@ -181,6 +182,11 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         recipe: recipe.to_string(),
     };
     let ui = Ui::new(UiOptions::detect(g.no_progress, g.verbosity(), g.json));
+    if let Some(file) = &options.secrets_file
+        && let Some(warning) = secrets_file_warning(&app.project.root, file)
+    {
+        ui.event(None, &format!("warning: {warning}"));
+    }
     let log = app.project.log_dir().join(format!("{}.jsonl", tag.run_id));
     if let Err(e) = crate::exec::log::init(&log) {
         ui.event(None, &format!("warning: {e}; this run is not logged"));
@@ -199,6 +205,33 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         started_at: std::time::SystemTime::now(),
     };
     Ok(run)
+}
+
+/// Why the secrets file may end up in git, said on every run until it is fixed: tracked
+/// by any repository, or inside the project and not ignored (`git add .` takes it).
+fn secrets_file_warning(root: &std::path::Path, file: &std::path::Path) -> Option<String> {
+    use crate::ops::git::Exposure;
+    let shown = crate::project::display_path(file);
+    match crate::ops::git::exposure(file)? {
+        Exposure::Tracked { repo } => Some(format!(
+            "secrets file {shown} is tracked by the git repository {}: its secrets are in \
+             its history; run `git rm --cached {shown}`, add it to .gitignore and change \
+             the secrets",
+            crate::project::display_path(&repo)
+        )),
+        Exposure::NotIgnored { .. }
+            if file
+                .canonicalize()
+                .ok()?
+                .starts_with(root.canonicalize().ok()?) =>
+        {
+            Some(format!(
+                "secrets file {shown} is inside the project and not ignored by git: add it \
+                 to .gitignore, or keep it outside the project"
+            ))
+        }
+        Exposure::NotIgnored { .. } => None,
+    }
 }
 
 /// Prints the recap (table on stderr, or JSON on stdout) and returns the run's exit code.

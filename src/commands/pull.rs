@@ -114,8 +114,10 @@ pub fn run(app: &App, a: PullArgs) -> Result<i32> {
     let short = &synced.commit[..synced.commit.len().min(10)];
     match mirror_warning.or(synced.warning.clone()) {
         Some(why) => eprintln!(
-            "warning: running the last good checkout {short} of {}: {why}",
-            a.repo
+            "warning: running the last good checkout {short} of {}: {}",
+            a.repo,
+            // git's message may quote the remote server.
+            crate::ops::terminal::neutralise(&why)
         ),
         None => eprintln!("pulled {} at {short}", a.repo),
     }
@@ -169,9 +171,11 @@ pub fn run(app: &App, a: PullArgs) -> Result<i32> {
         }
         Err(e) => {
             eprintln!(
-                "error: the journal was kept in {} but not pushed to {} {branch}: {e}",
+                "error: the journal was kept in {} but not pushed to {} {branch}: {}",
                 state.display(),
-                a.repo
+                a.repo,
+                // git's message may quote the remote server.
+                crate::ops::terminal::neutralise(&e)
             );
             Ok(if code == 0 {
                 crate::error::exit::INTERNAL

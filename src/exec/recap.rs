@@ -63,11 +63,14 @@ impl Recap {
                     h.host.clone(),
                     h.status.as_str().to_string(),
                     format!("{:.1}s", h.duration_ms as f64 / 1000.0),
-                    h.error
-                        .as_deref()
-                        .and_then(|e| e.lines().next())
-                        .unwrap_or("")
-                        .to_string(),
+                    // Masked before the table makes control characters visible.
+                    crate::ops::secrets::redact(
+                        h.error
+                            .as_deref()
+                            .and_then(|e| e.lines().next())
+                            .unwrap_or(""),
+                    )
+                    .into_owned(),
                 ]
             })
             .collect();
@@ -76,7 +79,7 @@ impl Recap {
         let host_width = self
             .hosts
             .iter()
-            .map(|h| h.host.width())
+            .map(|h| crate::table::cell_text(&h.host).width())
             .chain([4])
             .max()
             .unwrap_or(4);

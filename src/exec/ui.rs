@@ -104,12 +104,7 @@ impl Ui {
 
     /// A progress or diagnostic line on stderr, e.g. `web-1 | step: install`.
     pub fn event(&self, host: Option<&str>, msg: &str) {
-        let msg = crate::ops::secrets::redact(msg);
-        let msg = msg.as_ref();
-        let text = match host {
-            Some(h) => prefix_lines(&format!("{h} | "), msg),
-            None => msg.to_string(),
-        };
+        let text = shown(host, msg);
         if let Some(bars) = &self.bars {
             let bars = bars.lock().unwrap();
             for line in text.lines() {
@@ -128,12 +123,7 @@ impl Ui {
     /// Output that is the result of the run (recipe `print`, `fleet exec` output) on
     /// stdout; a closed pipe is not an error.
     pub fn out(&self, host: Option<&str>, msg: &str) {
-        let msg = crate::ops::secrets::redact(msg);
-        let msg = msg.as_ref();
-        let text = match host {
-            Some(h) => prefix_lines(&format!("{h} | "), msg),
-            None => msg.to_string(),
-        };
+        let text = shown(host, msg);
         let write = || {
             let _guard = self.write_lock.lock().unwrap();
             let _ = if self.options.json {
@@ -174,7 +164,7 @@ impl Ui {
                 ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}")
                     .expect("valid template"),
             );
-            bar.set_prefix(host.to_string());
+            bar.set_prefix(for_terminal(host));
             bar.enable_steady_tick(Duration::from_millis(120));
             bars.hosts.insert(host.to_string(), bar);
         }
@@ -185,7 +175,7 @@ impl Ui {
         if let Some(bars) = &self.bars
             && let Some(bar) = bars.lock().unwrap().hosts.get(host)
         {
-            bar.set_message(crate::ops::secrets::redact(msg).into_owned());
+            bar.set_message(for_terminal(msg));
         }
     }
 
@@ -219,6 +209,22 @@ impl Ui {
     }
 }
 
+/// A message as it may reach the terminal: secrets masked (before the host prefix splits
+/// a multi-line secret), each line prefixed with the host, then control characters of
+/// host output and inventory values made visible (`ops::terminal`).
+fn shown(host: Option<&str>, msg: &str) -> String {
+    let msg = crate::ops::secrets::redact(msg);
+    let text = match host {
+        Some(h) => prefix_lines(&format!("{h} | "), &msg),
+        None => msg.into_owned(),
+    };
+    crate::ops::terminal::neutralise(&text).into_owned()
+}
+
+fn for_terminal(msg: &str) -> String {
+    shown(None, msg)
+}
+
 fn prefix_lines(prefix: &str, msg: &str) -> String {
     if msg.is_empty() {
         return prefix.trim_end().to_string();
@@ -237,5 +243,11 @@ mod tests {
     fn every_line_carries_the_host() {
         assert_eq!(prefix_lines("web-1 | ", "a\nb"), "web-1 | a\nweb-1 | b");
         assert_eq!(prefix_lines("web-1 | ", ""), "web-1 |");
+    }
+
+    #[test]
+    fn host_output_escape_sequences_are_neutralised_on_every_line() {
+        let text = shown(Some("web\x1b[2J"), "a\x1b]0;title\x07\nb\r\n");
+        assert_eq!(text, "web^[[2J | a^[]0;title^G\nweb^[[2J | b");
     }
 }

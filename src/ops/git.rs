@@ -224,6 +224,51 @@ pub fn commit_paths(
     Ok(Some(id.to_string()))
 }
 
+/// Puts the index entries of `paths` (relative to `repo`, files or folders) back to
+/// HEAD's, like `git reset -- PATHS`: what a failed [`commit_paths`] staged is no longer
+/// staged, so a later `git commit` in the repository does not pick it up.
+pub fn unstage(repo: &Path, paths: &[PathBuf]) -> Result<(), String> {
+    let r = open(repo)?;
+    let shown = repo.display();
+    let git = |what: &str, e: git2::Error| format!("cannot {what} in {shown}: {}", e.message());
+    let head = head_commit(&r).map_err(|e| git("read HEAD", e))?;
+    let mut specs = Vec::new();
+    for p in paths {
+        let rel = relative(p).map_err(|e| format!("cannot unstage {}: {e}", p.display()))?;
+        specs.push(rel.to_string_lossy().replace('\\', "/"));
+    }
+    if specs.is_empty() {
+        return Ok(());
+    }
+    r.reset_default(head.as_ref().map(|c| c.as_object()), specs)
+        .map_err(|e| git("unstage", e))
+}
+
+/// How git sees a file that should never be committed (a secrets file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exposure {
+    /// In the index of the repository at `repo` (its work tree): committed, or about to be.
+    Tracked { repo: PathBuf },
+    /// Inside the work tree at `repo`, not tracked, not ignored: `git add .` takes it.
+    NotIgnored { repo: PathBuf },
+}
+
+/// Whether the git repository around `file` tracks it or would pick it up; None when
+/// no repository holds it, it is ignored, or it does not exist.
+pub fn exposure(file: &Path) -> Option<Exposure> {
+    let real = file.canonicalize().ok()?;
+    let repo = Repository::discover(real.parent()?).ok()?;
+    let workdir = repo.workdir()?.canonicalize().ok()?;
+    let rel = real.strip_prefix(&workdir).ok()?;
+    if repo.index().ok()?.get_path(rel, 0).is_some() {
+        return Some(Exposure::Tracked { repo: workdir });
+    }
+    match repo.is_path_ignored(rel) {
+        Ok(false) => Some(Exposure::NotIgnored { repo: workdir }),
+        _ => None,
+    }
+}
+
 /// Full commit id of a revision (`HEAD`, a tag, a branch, a short id), to record the
 /// exact version a name stood for.
 pub fn resolve_rev(repo: &Path, rev: &str) -> Result<String, String> {

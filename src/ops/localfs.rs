@@ -65,6 +65,8 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> std::io::Res
         if let Some(m) = mode {
             file.set_permissions(Permissions::from_mode(m))?;
         }
+        // A full disk may only say so when the data is flushed: before the rename.
+        file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, path)
     })();

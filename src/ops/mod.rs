@@ -15,4 +15,5 @@ pub mod shell;
 pub mod ssh;
 pub mod status;
 pub mod template;
+pub mod terminal;
 pub mod ufw;

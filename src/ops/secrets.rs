@@ -41,9 +41,24 @@ pub const MIN_LINE_CHARS: usize = 4;
 /// fleet.toml names one.
 pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::fs::PermissionsExt;
     let shown = path.display();
-    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+    // Opening a FIFO blocks until a writer comes (deaf to Ctrl-C and SIGTERM, with the
+    // project lock held): refuse anything but a regular file before opening, and open
+    // without blocking in case the path changes in between (checked again below).
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        return Err(format!(
+            "secrets file {shown} is not a regular file (a FIFO, device or directory)"
+        ));
+    }
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let mut file = opened.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             format!("secrets file {shown} does not exist (fleet.toml names it as `secrets_file`)")
         }

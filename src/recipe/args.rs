@@ -33,6 +33,15 @@ pub fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
             .parse::<rhai::INT>()
             .map(Dynamic::from)
             .map_err(|_| format!("expects an int, got `{raw}`")),
+        // An int a recipe pastes into a configuration file (`Port ${ssh_port}`) or an
+        // inventory entry: out of range it would only fail on the host, much later.
+        ArgType::Port => raw
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .map(|p| Dynamic::from(rhai::INT::from(p)))
+            .ok_or_else(|| format!("expects a port (1-65535), got `{raw}`")),
         ArgType::Float => raw
             .trim()
             .parse::<rhai::FLOAT>()
@@ -203,6 +212,13 @@ mod tests {
     #[test]
     fn converts_to_declared_types() {
         assert_eq!(convert(ArgType::Int, "42").unwrap().as_int(), Ok(42));
+        assert_eq!(convert(ArgType::Port, "2222").unwrap().as_int(), Ok(2222));
+        for bad in ["0", "70000", "-22", "ssh"] {
+            assert_eq!(
+                convert(ArgType::Port, bad).unwrap_err(),
+                format!("expects a port (1-65535), got `{bad}`")
+            );
+        }
         assert_eq!(convert(ArgType::Float, "1.5").unwrap().as_float(), Ok(1.5));
         assert_eq!(convert(ArgType::Bool, "yes").unwrap().as_bool(), Ok(true));
         assert_eq!(

@@ -4,6 +4,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgType {
     Int,
+    /// A TCP port, 1-65535: refused on the command line, before any connection.
+    Port,
     Float,
     Bool,
     String,
@@ -13,6 +15,7 @@ impl ArgType {
     pub fn parse(s: &str) -> Option<ArgType> {
         match s {
             "int" | "integer" => Some(ArgType::Int),
+            "port" => Some(ArgType::Port),
             "float" | "number" => Some(ArgType::Float),
             "bool" | "boolean" => Some(ArgType::Bool),
             "string" | "str" => Some(ArgType::String),
@@ -23,6 +26,7 @@ impl ArgType {
     pub fn name(self) -> &'static str {
         match self {
             ArgType::Int => "int",
+            ArgType::Port => "port",
             ArgType::Float => "float",
             ArgType::Bool => "bool",
             ArgType::String => "string",
@@ -105,7 +109,7 @@ fn parse_arg(spec: &str) -> Result<ArgDoc, String> {
             .unwrap_or(r.len());
         ty = ArgType::parse(&r[..end]).ok_or_else(|| {
             format!(
-                "unknown type `{}`; use int, float, bool or string",
+                "unknown type `{}`; use int, port, float, bool or string",
                 &r[..end]
             )
         })?;

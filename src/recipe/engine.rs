@@ -77,7 +77,7 @@ pub fn build(project_modules: ProjectModules) -> Scripting {
             run.tag
                 .host_message(host.as_deref(), current::step().as_deref(), text);
         }
-        None => println!("{text}"),
+        None => println!("{}", crate::ops::terminal::neutralise(text)),
     });
     let debug_ctx = ctx.clone();
     engine.on_debug(move |text, source, pos| {
@@ -89,7 +89,7 @@ pub fn build(project_modules: ProjectModules) -> Scripting {
             Some(run) => run
                 .ui
                 .event(current::host().as_deref(), &format!("{at}{text}")),
-            None => eprintln!("{at}{text}"),
+            None => eprintln!("{at}{}", crate::ops::terminal::neutralise(text)),
         }
     });
     Scripting { engine, ctx }
