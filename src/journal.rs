@@ -33,6 +33,10 @@ pub struct RunRecord {
     /// Why the recipe itself failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// fleet was killed (SIGKILL, a crash) during the run: the next run wrote this record
+    /// from the run's log.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub killed: bool,
     pub hosts: Vec<HostRun>,
 }
 
@@ -92,14 +96,19 @@ impl RunRecord {
 
     /// Where the record lives in the state repository.
     pub fn path(&self) -> PathBuf {
+        Self::path_of(&self.run_id)
+    }
+
+    /// `runs/YYYY/MM/<run id>.json`, relative to the state repository.
+    pub fn path_of(run_id: &str) -> PathBuf {
         let (year, month) = (
-            self.run_id.get(0..4).unwrap_or("0000"),
-            self.run_id.get(4..6).unwrap_or("00"),
+            run_id.get(0..4).unwrap_or("0000"),
+            run_id.get(4..6).unwrap_or("00"),
         );
         PathBuf::from("runs")
             .join(year)
             .join(month)
-            .join(format!("{}.json", self.run_id))
+            .join(format!("{run_id}.json"))
     }
 }
 
@@ -169,6 +178,120 @@ pub fn open_state(state: &Path) -> Result<(), String> {
             .map_err(|e| format!("cannot make {} private: {e}", git_dir.display()))?;
     }
     Ok(())
+}
+
+/// How many of the newest logs the next run looks at for a killed run: enough for any
+/// crash since the last good run, few enough to cost nothing on a large log folder.
+const RECOVER_WINDOW: usize = 50;
+
+/// Runs killed before they wrote their record (their log has no `run ended`) get a
+/// `killed` record now, from their log; returns their ids. Called under the project
+/// lock, so no run whose log is read is still going.
+pub fn record_killed_runs(log_dir: &Path, state: &Path) -> Result<Vec<String>, String> {
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return Ok(Vec::new());
+    };
+    let mut logs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    logs.sort();
+    let mut recorded = Vec::new();
+    for log in logs.iter().rev().take(RECOVER_WINDOW) {
+        let Some(run_id) = log.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let probe = RunRecord::path_of(run_id);
+        if state.join(&probe).exists() {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(log) else {
+            continue;
+        };
+        if let Some(record) = killed_run_from_log(run_id, &text, &log.display().to_string()) {
+            write(state, &record, &[])?;
+            recorded.push(record.run_id);
+        }
+    }
+    Ok(recorded)
+}
+
+/// The record of a run whose log starts with `run started` and never says `run ended`.
+pub fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Option<RunRecord> {
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let field = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+    let first = lines.first()?;
+    if field(first, "message").as_deref() != Some("run started")
+        || lines
+            .iter()
+            .any(|l| field(l, "message").as_deref() == Some("run ended"))
+    {
+        return None;
+    }
+    let mut hosts: indexmap::IndexMap<String, HostRun> = indexmap::IndexMap::new();
+    for line in &lines[1..] {
+        let Some(host) = field(line, "host").filter(|h| !h.is_empty()) else {
+            continue;
+        };
+        let entry = hosts.entry(host.clone()).or_insert_with(|| HostRun {
+            host,
+            status: HostStatus::Failed,
+            duration_ms: 0,
+            error: Some("fleet was killed while this host was in progress".into()),
+            steps: Vec::new(),
+            results: Default::default(),
+        });
+        if field(line, "message").as_deref() == Some("host ended") {
+            let status: Option<HostStatus> = line
+                .get("status")
+                .and_then(|s| serde_json::from_value(s.clone()).ok());
+            entry.status = status.unwrap_or(HostStatus::Failed);
+            entry.error = field(line, "error");
+            entry.duration_ms = line.get("duration_ms").and_then(|d| d.as_u64()).unwrap_or(0);
+        }
+    }
+    let started = field(first, "timestamp").unwrap_or_default();
+    let ended = lines
+        .last()
+        .and_then(|l| field(l, "timestamp"))
+        .unwrap_or_else(|| started.clone());
+    let millis = |t: &str| {
+        humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+    };
+    Some(RunRecord {
+        run_id: run_id.to_string(),
+        recipe: field(first, "recipe").unwrap_or_default(),
+        args: field(first, "args")
+            .map(|a| a.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
+        params: Default::default(),
+        recipe_commit: None,
+        recipe_dirty: false,
+        recipes_rev: None,
+        fleet_version: env!("CARGO_PKG_VERSION").to_string(),
+        user: crate::sysinfo::user(),
+        controller: crate::sysinfo::hostname(),
+        duration_ms: millis(&ended)
+            .zip(millis(&started))
+            .map(|(e, s)| e.saturating_sub(s))
+            .unwrap_or(0),
+        started: started.split('.').next().unwrap_or_default().to_string() + "Z",
+        ended: ended.split('.').next().unwrap_or_default().to_string() + "Z",
+        check: first.get("check").and_then(|c| c.as_bool()).unwrap_or(false),
+        exit_code: 128 + 9,
+        error: Some(format!(
+            "killed: fleet ended without finishing this run (SIGKILL, a crash or a power loss); recorded by a later run from {log_name}"
+        )),
+        killed: true,
+        hosts: hosts.into_values().collect(),
+    })
 }
 
 /// Every run in the journal, newest first. Unreadable records are skipped with a note.
@@ -254,6 +377,7 @@ mod tests {
             check: false,
             exit_code: 0,
             error: None,
+            killed: false,
             hosts: vec![],
         }
     }

@@ -34,14 +34,15 @@ fn fifo_secrets_file_is_refused() {
     let fifo = std::ffi::CString::new(p.path().join("secrets.fifo").to_str().unwrap()).unwrap();
     // SAFETY: a NUL-terminated path in the test's own directory.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    // Configured secrets are read (to be masked) before the run starts: a usage error.
     finishes_within(&p, &["peek"], Duration::from_secs(20))
-        .code(3)
+        .code(2)
         .stderr_has("secrets.fifo is not a regular file");
     // A directory is refused the same way, not read as an empty file.
     std::fs::remove_file(p.path().join("secrets.fifo")).unwrap();
     std::fs::create_dir(p.path().join("secrets.fifo")).unwrap();
     finishes_within(&p, &["peek"], Duration::from_secs(20))
-        .code(3)
+        .code(2)
         .stderr_has("secrets.fifo is not a regular file");
 }
 

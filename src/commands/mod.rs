@@ -187,6 +187,15 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
     {
         ui.event(None, &format!("warning: {warning}"));
     }
+    // A run killed before it could write its record (kill -9, a crash) is recorded now.
+    match crate::journal::record_killed_runs(&app.project.log_dir(), &app.project.state_dir()) {
+        Ok(killed) => {
+            for id in killed {
+                ui.event(None, &format!("note: run {id} was killed before it ended; recorded it as killed in the journal"));
+            }
+        }
+        Err(e) => ui.event(None, &format!("warning: cannot record killed runs: {e}")),
+    }
     let log = app.project.log_dir().join(format!("{}.jsonl", tag.run_id));
     if let Err(e) = crate::exec::log::init(&log) {
         ui.event(None, &format!("warning: {e}; this run is not logged"));
@@ -349,6 +358,7 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<&Error>) ->
         check: run.options.check,
         exit_code: recap.exit_code,
         error: error.map(|e| e.to_string()),
+        killed: false,
         hosts,
     }
 }

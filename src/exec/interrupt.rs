@@ -1,6 +1,6 @@
 //! Ctrl-C, SIGTERM and `--timeout`. The first Ctrl-C stops starting hosts and lets the
-//! running ones finish; a second one (or the timeout) aborts them: commands in flight are
-//! killed and the recipe ends at its next statement. Either way the recap, log and
+//! running ones finish; a second one (or SIGTERM, SIGHUP, the timeout) aborts them:
+//! commands in flight are killed and the recipe ends at its next statement. Either way the recap, log and
 //! journal are still written, and the exit code says why (130, or 124 for the timeout).
 
 use crate::error::exit;
@@ -31,10 +31,22 @@ fn kill_in_flight() {
     }
 }
 
-/// Installs the handler once per process.
+/// Installs the handlers once per process: Ctrl-C stops in two steps, SIGTERM and SIGHUP
+/// (a service manager, a closed terminal, `kill`) abort at once, since nobody is there
+/// to press Ctrl-C a second time.
 pub fn install() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
+        use signal_hook::consts::{SIGHUP, SIGTERM};
+        if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP]) {
+            std::thread::spawn(move || {
+                for signal in signals.forever() {
+                    let name = if signal == SIGTERM { "SIGTERM" } else { "SIGHUP" };
+                    eprintln!("{name}: stopping commands in flight");
+                    abort();
+                }
+            });
+        }
         let _ = ctrlc::set_handler(|| {
             if LEVEL.load(Ordering::SeqCst) == RUNNING {
                 LEVEL.store(STOPPING, Ordering::SeqCst);

@@ -2,6 +2,7 @@
 //! is this machine (`local`) or a server over SSH (`ssh`).
 
 mod local;
+mod master;
 mod ssh;
 
 pub use local::LocalTransport;

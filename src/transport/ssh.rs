@@ -1,10 +1,12 @@
-//! Commands over SSH: one multiplexed master connection per host (openssh's native mux),
-//! opened on first use, reused by every command of the run, closed at its end.
+//! Commands over SSH: one multiplexed master connection per host (started by
+//! `master`, spoken to through openssh's native mux), opened on first use, reused by
+//! every command of the run, closed at its end.
 
+use super::master::Master;
 use super::{CmdOutput, Collector, RunOpts, Stream, Transport, TransportError};
-use crate::ops::shell::sh_c;
+use crate::ops::shell::{sh_c, watched, watcher_timeout};
 use crate::ops::ssh::{SshTarget, explain_connect_error};
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{Session, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,7 +14,7 @@ use tokio::runtime::Handle;
 
 enum State {
     New,
-    Connected(Arc<Session>),
+    Connected(Arc<Session>, Master),
     /// Connecting failed: later commands fail at once with the same reason.
     Failed(String),
     Closed,
@@ -44,49 +46,24 @@ impl SshTransport {
         }
     }
 
-    async fn connect(&self) -> Result<Session, String> {
+    async fn connect(&self) -> Result<(Session, Master), String> {
         let t = &self.target;
-        let mut b = SessionBuilder::default();
-        b.known_hosts_check(if t.accept_new {
-            KnownHosts::Add
-        } else {
-            KnownHosts::Strict
-        })
-        .connect_timeout(t.connect_timeout)
-        .server_alive_interval(Duration::from_secs(15))
-        .control_directory(std::env::temp_dir());
-        if let Some(u) = &t.user {
-            b.user(u.clone());
-        }
-        if let Some(p) = t.port {
-            b.port(p);
-        }
-        if let Some(k) = &t.identity_file {
-            b.keyfile(k);
-        }
-        if let Some(f) = &t.config_file {
-            b.config_file(f);
-        }
-        if let Some(k) = &t.known_hosts {
-            b.user_known_hosts_file(k);
-        }
         // ssh's own ConnectTimeout covers TCP; this also covers a stalled handshake.
         let limit = t.connect_timeout * 3 + Duration::from_secs(5);
-        match tokio::time::timeout(limit, b.connect_mux(&t.address)).await {
-            Ok(Ok(session)) => Ok(session),
-            Ok(Err(e)) => Err(explain_connect_error(t, &error_text(&e))),
-            Err(_) => Err(format!(
-                "no SSH answer from {} within {}s",
-                t.address,
-                limit.as_secs()
-            )),
-        }
+        let master = Master::start(t, limit)
+            .await
+            .map_err(|said| explain_connect_error(t, &said))?;
+        let session = Session::resume_mux(
+            master.control.clone().into_boxed_path(),
+            Some(master.log.clone().into_boxed_path()),
+        );
+        Ok((session, master))
     }
 
     async fn session(&self, retry_failed: bool) -> Result<Arc<Session>, TransportError> {
         let mut state = self.state.lock().await;
         match &*state {
-            State::Connected(s) => return Ok(s.clone()),
+            State::Connected(s, _) => return Ok(s.clone()),
             State::Failed(m) if !retry_failed => {
                 return Err(TransportError::Unreachable(m.clone()));
             }
@@ -98,9 +75,9 @@ impl SshTransport {
             _ => {}
         }
         match self.connect().await {
-            Ok(s) => {
+            Ok((s, master)) => {
                 let s = Arc::new(s);
-                *state = State::Connected(s.clone());
+                *state = State::Connected(s.clone(), master);
                 Ok(s)
             }
             Err(m) => {
@@ -118,22 +95,23 @@ impl SshTransport {
         on_line: &mut dyn FnMut(Stream, &str),
     ) -> Result<CmdOutput, TransportError> {
         let session = self.session(false).await?;
-        // The host's own `timeout` kills the command there too, with its process group.
-        // `exec` spares the login shell's extra fork (dash does not exec its last command).
-        let remote = match opts.timeout {
-            Some(t) => format!("exec timeout -k 5 {:.3} {}", t.as_secs_f64(), sh_c(cmd)),
-            None => format!("exec {}", sh_c(cmd)),
+        // Without input, the command is watched: it dies when its channel's stdin closes
+        // (fleet stopped it, was killed, or lost the host). With input (an upload), the
+        // data ends with EOF, so the host's `timeout` is all there is; such commands
+        // read their input and end. `exec` spares the login shell's own process.
+        let remote = match (stdin, opts.timeout) {
+            (None, t) => watched(cmd, t),
+            (Some(_), Some(t)) => {
+                format!("exec timeout -k 5 {} {}", watcher_timeout(Some(t)), sh_c(cmd))
+            }
+            (Some(_), None) => format!("exec {}", sh_c(cmd)),
         };
         let lost = |e: openssh::Error| {
             TransportError::Unreachable(format!("connection lost: {}", error_text(&e)))
         };
         let mut child = session
             .raw_command(&remote)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -141,8 +119,13 @@ impl SshTransport {
             .map_err(lost)?;
         let mut out = child.stdout().take().expect("stdout is piped");
         let mut err = child.stderr().take().expect("stderr is piped");
+        // Held until the command has ended: its closing is the watcher's stop signal,
+        // also when this future is dropped (abort) or fleet dies.
+        let mut held_stdin = child.stdin().take();
         let writer = async {
-            if let (Some(data), Some(mut pipe)) = (stdin, child.stdin().take()) {
+            if let Some(data) = stdin
+                && let Some(mut pipe) = held_stdin.take()
+            {
                 // A command that stops reading early is not an error; its exit code is.
                 let _ = pipe.write_all(data).await;
                 let _ = pipe.shutdown().await;
@@ -180,49 +163,13 @@ impl SshTransport {
             }
             Err(e) => return Err(lost(e)),
         };
+        drop(held_stdin);
         if let Some(t) = opts.timeout
             && (code == 124 || code == 137)
         {
             return Err(TransportError::Timeout(t));
         }
         Ok(output.finish(code, on_line))
-    }
-}
-
-/// The master's pid, from the mux protocol's alive check.
-async fn master_pid(session: &Session) -> Option<u32> {
-    let mut conn = openssh_mux_client::Connection::connect(session.control_socket())
-        .await
-        .ok()?;
-    conn.send_alive_check().await.ok().map(|p| p.get())
-}
-
-/// Gives a stopped master a moment to exit on its own, then terminates it.
-async fn end_master(pid: u32) {
-    // A zombie is gone too (daemonized masters may wait for a reaper that never comes).
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-        })
-    };
-    for _ in 0..20 {
-        if !alive() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    for signal in [libc::SIGTERM, libc::SIGKILL] {
-        // SAFETY: the pid is the ssh master this transport started.
-        unsafe {
-            libc::kill(pid as i32, signal);
-        }
-        for _ in 0..100 {
-            if !alive() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
 }
 
@@ -280,22 +227,13 @@ impl Transport for SshTransport {
     fn close(&self) {
         self.runtime.block_on(async {
             let mut state = self.state.lock().await;
-            if let State::Connected(session) = std::mem::replace(&mut *state, State::Closed) {
-                // A stopped master exits a moment later, or never while sessions are
-                // still open (after an abort): its pid lets close wait for it or end it.
-                let pid = master_pid(&session).await;
-                match Arc::try_unwrap(session) {
-                    Ok(s) => {
-                        let _ = s.close().await;
-                    }
-                    // Dropping the last handle also stops the master.
-                    Err(shared) => drop(shared),
-                }
-                // A stopped master waits for its sessions; after Ctrl-C those are
-                // commands still running on the host, and fleet leaves no ssh behind.
-                if let Some(pid) = pid {
-                    end_master(pid).await;
-                }
+            if let State::Connected(session, mut master) =
+                std::mem::replace(&mut *state, State::Closed)
+            {
+                // Sessions still open (commands abandoned after an abort) end with the
+                // master; their watchers on the host then stop what is left there.
+                drop(session);
+                master.stop().await;
             }
         });
     }

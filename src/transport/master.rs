@@ -1,0 +1,209 @@
+//! The one ssh master connection per host, started by fleet itself rather than by the
+//! openssh crate: in the foreground (no `-f`, so it never becomes a daemon), in its own
+//! process group (a Ctrl-C at the terminal is fleet's to handle, not ssh's), with the
+//! kernel's parent-death signal (so `kill -9` of fleet ends it too), and `--` before
+//! the destination. Its control sockets live in a folder of this process that the next
+//! run removes if this one could not.
+
+use crate::ops::ssh::SshTarget;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+const DIR_PREFIX: &str = "fleet-ssh.";
+
+/// A running master: its process, control socket and log.
+pub struct Master {
+    child: Child,
+    pub control: PathBuf,
+    pub log: PathBuf,
+}
+
+/// This process's folder of control sockets (0700), made on first use; stale folders of
+/// fleet processes that no longer exist are removed then.
+fn control_dir() -> std::io::Result<&'static Path> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(d) = DIR.get() {
+        return Ok(d);
+    }
+    let base = std::env::temp_dir();
+    remove_stale_dirs(&base);
+    let dir = base.join(format!("{DIR_PREFIX}{}", std::process::id()));
+    crate::ops::localfs::create_private_dir(&dir)?;
+    Ok(DIR.get_or_init(|| dir))
+}
+
+/// Folders `fleet-ssh.<pid>` whose process is gone (killed before it could clean up).
+pub fn remove_stale_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Removes this process's control folder once its masters are gone (`remove_dir` fails
+/// while another host's socket is still there).
+fn remove_dir_if_empty() {
+    if let Ok(dir) = control_dir() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Starts `cmd` from one thread that lives as long as fleet: the parent-death signal
+/// follows the thread that forked, and run threads come and go.
+fn spawn_from_lasting_thread(cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("ssh-masters".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("start the thread that starts ssh masters");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    tx.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, reply_tx))
+        .map_err(|_| std::io::Error::other("the ssh master thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the ssh master thread is gone"))?
+}
+
+impl Master {
+    /// Starts the master and waits until it is logged in (its control socket appears)
+    /// or has failed; `Err` is ssh's own message, or why there is none.
+    pub async fn start(target: &SshTarget, limit: Duration) -> Result<Master, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = control_dir().map_err(|e| format!("cannot create ssh control folder: {e}"))?;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let control = dir.join(n.to_string());
+        let log = dir.join(format!("{n}.log"));
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let mut cmd = Command::new("ssh");
+        cmd.args(target.master_args(&control, &log))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            // What ssh says before it reads `-E` (a bad option) lands in the log too.
+            .stderr(log_file)
+            .process_group(0);
+        let parent = std::process::id() as i32;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // fleet died before the signal was armed.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let child = spawn_from_lasting_thread(cmd).map_err(|e| format!("cannot run ssh: {e}"))?;
+        let mut master = Master {
+            child,
+            control,
+            log,
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            match master.child.try_wait() {
+                Ok(Some(status)) => {
+                    let said = std::fs::read_to_string(&master.log).unwrap_or_default();
+                    master.remove_files();
+                    return Err(if said.trim().is_empty() {
+                        format!("ssh exited with {status} without a message")
+                    } else {
+                        said
+                    });
+                }
+                Ok(None) if master.control.exists() => return Ok(master),
+                Ok(None) | Err(_) => {}
+            }
+            if Instant::now() >= deadline || crate::exec::interrupt::aborted() {
+                master.stop().await;
+                return Err(format!(
+                    "no SSH answer from {} within {}s",
+                    target.address,
+                    limit.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Ends the master (and with it every session still open on the host) and reaps it.
+    pub async fn stop(&mut self) {
+        let pid = self.child.id() as i32;
+        for (signal, wait) in [(libc::SIGTERM, 100), (libc::SIGKILL, 100)] {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            // SAFETY: the pid is our own child, not yet reaped.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+            for _ in 0..wait {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        self.remove_files();
+    }
+
+    fn remove_files(&self) {
+        let _ = std::fs::remove_file(&self.control);
+        let _ = std::fs::remove_file(&self.log);
+        remove_dir_if_empty();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_control_folders_of_dead_processes_are_removed() {
+        let base = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22: this pid never exists.
+        let dead = base.path().join(format!("{DIR_PREFIX}99999999"));
+        let live = base
+            .path()
+            .join(format!("{DIR_PREFIX}{}", std::process::id()));
+        let other = base.path().join("fleet-ssh.not-a-pid");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(dead.join("0.log"), "x").unwrap();
+        remove_stale_dirs(base.path());
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
+    }
+}
