@@ -21,6 +21,10 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     /// Default per-command timeout in seconds (none by default).
     pub command_timeout: Option<u64>,
+    /// Bytes of each command's stdout and stderr kept in memory, the log and the
+    /// journal (its head and tail); the rest is only streamed. Default 1 MiB.
+    #[serde(default, deserialize_with = "output_limit")]
+    pub output_limit: Option<usize>,
     /// Secrets for `secret("name")`: a TOML file of `name = "value"` kept outside the
     /// recipes, relative to the project root (`~/` allowed), mode 0600 or 0400.
     pub secrets_file: Option<PathBuf>,
@@ -167,6 +171,15 @@ pub fn parse_config(name: &str, text: &str) -> Result<Config> {
 fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     match usize::deserialize(d)? {
         0 => Err(serde::de::Error::custom("`forks` must be at least 1")),
+        n => Ok(Some(n)),
+    }
+}
+
+fn output_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match usize::deserialize(d)? {
+        n if n < 1024 => Err(serde::de::Error::custom(
+            "`output_limit` must be at least 1024 (bytes)",
+        )),
         n => Ok(Some(n)),
     }
 }

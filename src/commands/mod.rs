@@ -147,6 +147,11 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         check: g.check,
         limit: request.limit.clone(),
         command_timeout: app.project.config.command_timeout.map(Duration::from_secs),
+        output_limit: app
+            .project
+            .config
+            .output_limit
+            .unwrap_or(crate::transport::DEFAULT_KEEP),
         ssh: ssh_defaults(app),
         root: app.project.root.clone(),
         secrets_file: app

@@ -256,8 +256,8 @@ impl Run {
             })
             .unwrap_or_else(|e| crate::transport::CmdOutput {
                 code: -1,
-                stdout: Vec::new(),
                 stderr: e.to_string(),
+                ..Default::default()
             });
         let record = CommandRecord {
             step: super::current::step(),

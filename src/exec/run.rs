@@ -27,6 +27,8 @@ pub struct RunOptions {
     /// Restricts every host selection of the run (`--limit`).
     pub limit: Option<String>,
     pub command_timeout: Option<Duration>,
+    /// Bytes kept of each command's stdout and stderr (head and tail).
+    pub output_limit: usize,
     pub ssh: SshDefaults,
     /// The project root: local paths in recipes (uploads, templates) are relative to it.
     pub root: std::path::PathBuf,
@@ -47,6 +49,7 @@ impl Default for RunOptions {
             check: false,
             limit: None,
             command_timeout: None,
+            output_limit: crate::transport::DEFAULT_KEEP,
             ssh: SshDefaults::default(),
             root: std::path::PathBuf::from("."),
             secrets_file: None,
@@ -173,6 +176,8 @@ pub struct CmdResult {
     pub code: i64,
     pub stdout: String,
     pub stderr: String,
+    /// Bytes of stdout left out by `output_limit` (0: `stdout` is whole).
+    pub stdout_dropped: u64,
     pub changed: bool,
     /// False when check mode only printed the command.
     pub executed: bool,
@@ -454,6 +459,8 @@ impl Run {
         let run_opts = RunOpts {
             timeout: timeout.or(self.options.command_timeout),
             stream,
+            // Downloads (not streamed) need every byte; they are files, not chatter.
+            keep: stream.then_some(self.options.output_limit),
         };
         let started = Instant::now();
         let result = transport.run(cmd, &run_opts, stdin, &mut |stream, line| {
@@ -580,6 +587,7 @@ impl Run {
             code: out.code as i64,
             stdout: out.stdout_text(),
             stderr: out.stderr,
+            stdout_dropped: out.stdout_dropped,
             changed,
             executed: true,
         })

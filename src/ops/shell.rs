@@ -27,7 +27,7 @@ pub const WATCHER: &str = r#"exec 3<&0 </dev/null
 trap 'exit 143' HUP INT TERM
 timeout -k 5 "$1" sh -c "$2" 3<&- &
 p=$!
-trap 'kill -TERM -$p $p 2>/dev/null; exit 143' HUP INT TERM
+trap 'kill -TERM -$p $p 2>/dev/null; (sleep 5; kill -KILL -$p) >/dev/null 2>&1 & exit 143' HUP INT TERM
 (trap - HUP INT TERM; while read -r _ <&3; do :; done; kill -TERM -$p $p 2>/dev/null; sleep 5; kill -KILL -$p 2>/dev/null) >/dev/null 2>&1 &
 w=$!
 exec 3<&-

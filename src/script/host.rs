@@ -360,7 +360,24 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         "CmdResult",
         "stdout",
         "String",
-        "Everything the command wrote to stdout.",
+        "Everything the command wrote to stdout. Output over fleet.toml's `output_limit` (default 1 MiB) is not kept: reading `stdout` of such a command is an error (write big output to a file on the host and read the part you need, or raise the limit).",
+        |r: &mut CmdResult| {
+            if r.stdout_dropped > 0 {
+                return Err(format!(
+                    "this command wrote {} bytes to stdout, more than fleet.toml's output_limit keeps; only its head and tail were kept (`.stdout_kept` has them): write big output to a file on the host and read what you need, or raise output_limit",
+                    r.stdout.len() as u64 + r.stdout_dropped
+                )
+                .into());
+            }
+            ok(r.stdout.clone())
+        }
+    );
+    getter!(
+        &mut m,
+        "CmdResult",
+        "stdout_kept",
+        "String",
+        "What fleet kept of stdout: all of it, or its head and tail with a marker line between them when it was over `output_limit`.",
         |r: &mut CmdResult| ok(r.stdout.clone())
     );
     getter!(

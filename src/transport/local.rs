@@ -2,6 +2,7 @@
 //! faithful stand-in for a host in tests of everything above the transport.
 
 use super::{CmdOutput, Collector, RunOpts, Stream, Transport, TransportError};
+use crate::ops::shell::{WATCHER, WATCHER_NAME};
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -31,11 +32,12 @@ fn pump(stream: Stream, mut reader: impl Read, tx: mpsc::Sender<Event>) {
     let _ = tx.send(Event::Closed);
 }
 
-/// Kills the command's whole process group, so `sleep` under `sh -c` dies with it.
+/// Stops the command's whole process group: the watcher shell traps TERM and stops the
+/// command's own group, so `sleep` under `sh -c` dies with it.
 fn kill_group(pid: u32) {
     // SAFETY: kill(2) with a negative pid signals a process group we created.
     unsafe {
-        libc::kill(-(pid as i32), libc::SIGKILL);
+        libc::kill(-(pid as i32), libc::SIGTERM);
     }
 }
 
@@ -47,14 +49,15 @@ impl Transport for LocalTransport {
         stdin: Option<&[u8]>,
         on_line: &mut dyn FnMut(Stream, &str),
     ) -> Result<CmdOutput, TransportError> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+        // As on SSH hosts, a command without input runs under the watcher: when fleet
+        // dies (even by SIGKILL) its stdin closes and the watcher stops the command.
+        let mut sh = Command::new("sh");
+        match stdin {
+            None => sh.args(["-c", WATCHER, WATCHER_NAME, "0", cmd]),
+            Some(_) => sh.args(["-c", cmd]),
+        };
+        let mut child = sh
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -67,16 +70,21 @@ impl Transport for LocalTransport {
         let tx2 = tx.clone();
         std::thread::spawn(move || pump(Stream::Stdout, out, tx));
         std::thread::spawn(move || pump(Stream::Stderr, err, tx2));
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            let data = data.to_vec();
-            // A command that stops reading early is not an error here; its exit code is.
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            });
-        }
+        // Held until the command ends (see above); for input, written and closed.
+        let _held_stdin = match (stdin, child.stdin.take()) {
+            (Some(data), Some(mut pipe)) => {
+                let data = data.to_vec();
+                // A command that stops reading early is not an error; its exit code is.
+                std::thread::spawn(move || {
+                    let _ = pipe.write_all(&data);
+                });
+                None
+            }
+            (_, pipe) => pipe,
+        };
 
         let deadline = opts.timeout.map(|t| Instant::now() + t);
-        let mut output = Collector::new(opts.stream);
+        let mut output = Collector::new(opts);
         let mut open = 2;
         while open > 0 {
             let event = match deadline {

@@ -132,7 +132,7 @@ impl SshTransport {
             }
         };
         let reader = async {
-            let mut output = Collector::new(opts.stream);
+            let mut output = Collector::new(opts);
             let (mut buf_out, mut buf_err) = (vec![0u8; 64 * 1024], vec![0u8; 16 * 1024]);
             let (mut out_open, mut err_open) = (true, true);
             while out_open || err_open {
