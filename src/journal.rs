@@ -223,7 +223,8 @@ pub fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Option<Ru
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let field = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+    let field =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
     let first = lines.first()?;
     if field(first, "message").as_deref() != Some("run started")
         || lines
@@ -251,7 +252,10 @@ pub fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Option<Ru
                 .and_then(|s| serde_json::from_value(s.clone()).ok());
             entry.status = status.unwrap_or(HostStatus::Failed);
             entry.error = field(line, "error");
-            entry.duration_ms = line.get("duration_ms").and_then(|d| d.as_u64()).unwrap_or(0);
+            entry.duration_ms = line
+                .get("duration_ms")
+                .and_then(|d| d.as_u64())
+                .unwrap_or(0);
         }
     }
     let started = field(first, "timestamp").unwrap_or_default();
@@ -284,7 +288,10 @@ pub fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Option<Ru
             .unwrap_or(0),
         started: started.split('.').next().unwrap_or_default().to_string() + "Z",
         ended: ended.split('.').next().unwrap_or_default().to_string() + "Z",
-        check: first.get("check").and_then(|c| c.as_bool()).unwrap_or(false),
+        check: first
+            .get("check")
+            .and_then(|c| c.as_bool())
+            .unwrap_or(false),
         exit_code: 128 + 9,
         error: Some(format!(
             "killed: fleet ended without finishing this run (SIGKILL, a crash or a power loss); recorded by a later run from {log_name}"

@@ -9,6 +9,7 @@ mod configure;
 mod containers;
 mod diagnostics;
 mod git;
+mod hostile;
 mod journal;
 mod provision;
 mod pull;

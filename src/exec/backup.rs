@@ -5,8 +5,8 @@
 
 use super::run::{CommandRecord, HostFailure, Run};
 use crate::inventory::{Connection, ResolvedHost};
-use crate::ops::rsync::{self, MARKER, PARTIAL, Retention, Source};
 use crate::ops::paths;
+use crate::ops::rsync::{self, MARKER, PARTIAL, Retention, Source};
 use crate::ops::shell::quote;
 use crate::transport::{LocalTransport, RunOpts, Transport};
 use std::path::{Path, PathBuf};

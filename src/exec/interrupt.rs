@@ -41,7 +41,11 @@ pub fn install() {
         if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP]) {
             std::thread::spawn(move || {
                 for signal in signals.forever() {
-                    let name = if signal == SIGTERM { "SIGTERM" } else { "SIGHUP" };
+                    let name = if signal == SIGTERM {
+                        "SIGTERM"
+                    } else {
+                        "SIGHUP"
+                    };
                     eprintln!("{name}: stopping commands in flight");
                     abort();
                 }

@@ -52,8 +52,12 @@ pub fn snapshot_path(host: &str, path: &str) -> Result<PathBuf, String> {
 
 /// `hosts/<host>`: the host name is one path component, or the snapshot is refused.
 pub fn host_dir(host: &str) -> Result<PathBuf, String> {
-    crate::ops::paths::join_under(Path::new("hosts"), &[host])
-        .map_err(|e| format!("cannot keep configuration of host {}: {e}", host.escape_debug()))
+    crate::ops::paths::join_under(Path::new("hosts"), &[host]).map_err(|e| {
+        format!(
+            "cannot keep configuration of host {}: {e}",
+            host.escape_debug()
+        )
+    })
 }
 
 fn read_modes(file: &Path) -> BTreeMap<String, String> {

@@ -68,7 +68,10 @@ pub fn add_host(file: &str, text: &str, name: &str, entry: &HostEntry) -> Result
         .and_then(|()| super::checks::address(&entry.address))
         .and_then(|()| entry.user.as_deref().map_or(Ok(()), super::checks::user));
     if let Err(message) = checked {
-        return Err(format!("cannot add host `{}` to {file}: {message}", name.escape_debug()));
+        return Err(format!(
+            "cannot add host `{}` to {file}: {message}",
+            name.escape_debug()
+        ));
     }
     let mut doc = parse(file, text)?;
     let hosts = hosts_table(&mut doc, file)?;

@@ -52,9 +52,7 @@ pub fn join_relative(root: &Path, relative: &str) -> Result<PathBuf, String> {
 
 /// After joining, the path must still be below `root`, compared component by component.
 pub fn stays_under(root: &Path, path: &Path) -> Result<(), String> {
-    let escapes = path
-        .components()
-        .any(|c| matches!(c, Component::ParentDir));
+    let escapes = path.components().any(|c| matches!(c, Component::ParentDir));
     if escapes || !path.starts_with(root) || path == root {
         return Err(format!(
             "{} is not inside {}: fleet writes only under its own folders",

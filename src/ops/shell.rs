@@ -105,7 +105,10 @@ mod tests {
             run_watched(&line),
             (Some(3), b"out\n".to_vec(), b"err\n".to_vec())
         );
-        let line = watched("read x; echo \"[$x]\"", Some(std::time::Duration::from_secs(5)));
+        let line = watched(
+            "read x; echo \"[$x]\"",
+            Some(std::time::Duration::from_secs(5)),
+        );
         // The command's stdin is /dev/null: only the watcher holds the channel's.
         assert_eq!(run_watched(&line).1, b"[]\n");
     }
@@ -121,7 +124,10 @@ mod tests {
             if let Ok(pid) = text.trim().parse::<i32>() {
                 break pid;
             }
-            assert!(std::time::Instant::now() < deadline, "the command never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the command never started"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         };
         assert!(alive(sleeper));

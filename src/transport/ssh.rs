@@ -102,7 +102,11 @@ impl SshTransport {
         let remote = match (stdin, opts.timeout) {
             (None, t) => watched(cmd, t),
             (Some(_), Some(t)) => {
-                format!("exec timeout -k 5 {} {}", watcher_timeout(Some(t)), sh_c(cmd))
+                format!(
+                    "exec timeout -k 5 {} {}",
+                    watcher_timeout(Some(t)),
+                    sh_c(cmd)
+                )
             }
             (Some(_), None) => format!("exec {}", sh_c(cmd)),
         };

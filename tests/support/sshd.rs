@@ -307,3 +307,16 @@ fn descendants(root: i32) -> Vec<i32> {
     }
     found
 }
+
+/// Command lines (`<pid>: <args>`) of live processes whose arguments, joined by spaces,
+/// contain `needle`: a run's commands on the loopback hosts are processes of this machine too.
+pub fn processes_with(needle: &str) -> Vec<String> {
+    all_pids()
+        .into_iter()
+        .filter(|p| *p as u32 != std::process::id() && alive(*p))
+        .filter_map(|p| {
+            let line = cmdline(p).join(" ");
+            line.contains(needle).then(|| format!("{p}: {line}"))
+        })
+        .collect()
+}
