@@ -305,3 +305,21 @@ fn host_output_is_bounded_in_memory_and_log() {
         assert!(size < 400_000, "log of {size} bytes");
     }
 }
+
+#[test]
+fn ssh_rejecting_its_arguments_says_why() {
+    let p = Project::new()
+        .file(
+            "fleet.toml",
+            "inventory = \"inventory.toml\"\n[ssh]\nconfig_file = \"bad_config\"\n",
+        )
+        .file("bad_config", "NoSuchOption yes\n")
+        .file("inventory.toml", "[hosts.web]\naddress = \"127.0.0.1\"\n");
+    let out = p.fleet(&["exec", "all", "--", "true"]);
+    out.code(4).stderr_has("bad configuration option");
+    assert!(
+        !out.stderr.contains("No such file or directory"),
+        "{}",
+        out.stderr
+    );
+}

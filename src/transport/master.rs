@@ -22,18 +22,19 @@ pub struct Master {
     pub log: PathBuf,
 }
 
-/// This process's folder of control sockets (0700), made on first use; stale folders of
-/// fleet processes that no longer exist are removed then.
-fn control_dir() -> std::io::Result<&'static Path> {
+/// Guards the control folder: made (0700) before a master's log is created in it,
+/// removed only while empty, never both at once.
+static DIR_LOCK: Mutex<()> = Mutex::new(());
+
+/// This process's folder of control sockets; stale folders of fleet processes that no
+/// longer exist are removed the first time.
+fn control_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    if let Some(d) = DIR.get() {
-        return Ok(d);
-    }
-    let base = std::env::temp_dir();
-    remove_stale_dirs(&base);
-    let dir = base.join(format!("{DIR_PREFIX}{}", std::process::id()));
-    crate::ops::localfs::create_private_dir(&dir)?;
-    Ok(DIR.get_or_init(|| dir))
+    DIR.get_or_init(|| {
+        let base = std::env::temp_dir();
+        remove_stale_dirs(&base);
+        base.join(format!("{DIR_PREFIX}{}", std::process::id()))
+    })
 }
 
 /// Folders `fleet-ssh.<pid>` whose process is gone (killed before it could clean up).
@@ -56,12 +57,24 @@ pub fn remove_stale_dirs(base: &Path) {
     }
 }
 
+/// A master's log, created in the control folder (made again if the last master to
+/// close removed it).
+fn create_log(n: u32) -> Result<(PathBuf, std::fs::File), String> {
+    let _guard = DIR_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = control_dir();
+    crate::ops::localfs::create_private_dir(dir)
+        .map_err(|e| format!("cannot create ssh control folder {}: {e}", dir.display()))?;
+    let log = dir.join(format!("{n}.log"));
+    let file =
+        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    Ok((log, file))
+}
+
 /// Removes this process's control folder once its masters are gone (`remove_dir` fails
-/// while another host's socket is still there).
+/// while another host's log or socket is still there).
 fn remove_dir_if_empty() {
-    if let Ok(dir) = control_dir() {
-        let _ = std::fs::remove_dir(dir);
-    }
+    let _guard = DIR_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = std::fs::remove_dir(control_dir());
 }
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
@@ -97,12 +110,9 @@ impl Master {
     /// or has failed; `Err` is ssh's own message, or why there is none.
     pub async fn start(target: &SshTarget, limit: Duration) -> Result<Master, String> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = control_dir().map_err(|e| format!("cannot create ssh control folder: {e}"))?;
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let control = dir.join(n.to_string());
-        let log = dir.join(format!("{n}.log"));
-        let log_file = std::fs::File::create(&log)
-            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let (log, log_file) = create_log(n)?;
+        let control = control_dir().join(n.to_string());
         let mut cmd = Command::new("ssh");
         cmd.args(target.master_args(&control, &log))
             .stdin(Stdio::null())
