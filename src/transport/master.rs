@@ -195,6 +195,20 @@ impl Master {
     }
 }
 
+/// A transport dropped without `close` (an early error) still ends its master.
+impl Drop for Master {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: the pid is our own child, not yet reaped.
+            unsafe {
+                libc::kill(self.child.id() as i32, libc::SIGTERM);
+            }
+            let _ = self.child.wait();
+            self.remove_files();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
