@@ -4,7 +4,7 @@
 //! and `--retry-failed` read it back.
 
 use crate::exec::run::CommandRecord;
-use crate::exec::status::HostStatus;
+use crate::outcome::HostStatus;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod inventory;
 pub mod journal;
 pub mod ops;
+pub mod outcome;
 pub mod project;
 pub mod recipe;
 pub mod script;

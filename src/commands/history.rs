@@ -3,8 +3,8 @@
 
 use crate::App;
 use crate::error::{Error, Result};
-use crate::exec::status::HostStatus;
 use crate::journal::{self, RunRecord};
+use crate::outcome::HostStatus;
 use std::io::Write;
 use std::path::Path;
 

@@ -6,10 +6,10 @@ use super::{RunRequest, finish_run_with, start_run};
 use crate::App;
 use crate::error::{Error, Result};
 use crate::exec::fanout::fan_out;
-use crate::exec::run::CommandOpts;
-use crate::exec::status::HostStatus;
 use crate::journal::RunRecord;
+use crate::ops::remote::CommandOpts;
 use crate::ops::status::{Facts, facts_command, parse_facts, short_duration};
+use crate::outcome::HostStatus;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -5,8 +5,9 @@
 use super::current;
 use super::interrupt;
 use super::run::Run;
-use super::status::{HostStatus, MaxFail};
+use super::status::MaxFail;
 use crate::inventory::ResolvedHost;
+use crate::outcome::HostStatus;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -18,8 +19,8 @@ pub struct HostEnd {
     pub message: String,
 }
 
-impl From<crate::exec::run::HostFailure> for HostEnd {
-    fn from(f: crate::exec::run::HostFailure) -> Self {
+impl From<crate::outcome::HostFailure> for HostEnd {
+    fn from(f: crate::outcome::HostFailure) -> Self {
         HostEnd {
             status: f.status(),
             message: f.message,

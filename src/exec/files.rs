@@ -1,10 +1,11 @@
 //! Files on hosts: write (atomic, changed only when different), upload, download, and
 //! the check-mode diff. Command lines come from `ops::files`; this is the I/O around them.
 
-use super::run::{HostFailure, Run};
+use super::run::Run;
 use crate::inventory::ResolvedHost;
 use crate::ops::files::{self, Existing};
 use crate::ops::shell;
+use crate::outcome::HostFailure;
 use std::path::Path;
 
 /// Largest file whose old and new text a check-mode diff shows.

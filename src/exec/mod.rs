@@ -10,6 +10,7 @@ pub mod lock;
 pub mod log;
 pub mod proxmox;
 pub mod recap;
+pub mod remote;
 pub mod run;
 pub mod snapshot;
 pub mod status;

@@ -2,11 +2,13 @@
 //! `ops::proxmox` (command lines, parsers, validation) and `ops::cloudinit` (documents).
 
 use super::files::FileOpts;
-use super::run::{CmdResult, CommandOpts, HostFailure, Run};
+use super::run::Run;
 use crate::inventory::ResolvedHost;
 use crate::ops::cloudinit::{self, NetworkSpec, UserDataSpec, UserSpec};
 use crate::ops::proxmox::{self as pve, CloudInit, NodeFacts, VmSpec};
+use crate::ops::remote::{CmdResult, CommandOpts};
 use crate::ops::shell::quote;
+use crate::outcome::HostFailure;
 use std::time::{Duration, Instant};
 
 /// What a recipe asks `qm::create` for, beyond the spec itself.

@@ -1,7 +1,7 @@
 //! The table (or JSON document) that closes every run.
 
 use super::run::Run;
-use super::status::{HostStatus, exit_code};
+use crate::outcome::{HostStatus, exit_code};
 use serde::Serialize;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 

@@ -4,11 +4,14 @@
 
 use super::current;
 use super::log::RunTag;
-use super::status::{HostStatus, MaxFail};
+use super::status::MaxFail;
 use super::ui::Ui;
 use crate::error::{Error, Result};
 use crate::inventory::{Connection, Inventory, ResolvedHost};
+use crate::ops::remote::{CmdResult, CommandOpts};
 use crate::ops::ssh::{SshDefaults, target_for};
+use crate::outcome::HostFailure;
+use crate::outcome::HostStatus;
 use crate::transport::{
     CmdOutput, LocalTransport, RunOpts, SshTransport, Stream, Transport, TransportError,
 };
@@ -121,99 +124,6 @@ impl HostRecord {
             None => HostStatus::Skipped,
         }
     }
-}
-
-/// Why a host stopped: raised by host functions and carried through the recipe.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostFailure {
-    pub host: String,
-    pub unreachable: bool,
-    pub command: Option<String>,
-    pub code: Option<i32>,
-    pub stderr: String,
-    pub message: String,
-}
-
-impl HostFailure {
-    /// A failure that is not about one command's exit code.
-    pub fn new(host: &str, message: String) -> HostFailure {
-        HostFailure {
-            host: host.to_string(),
-            unreachable: false,
-            command: None,
-            code: None,
-            stderr: String::new(),
-            message,
-        }
-    }
-
-    /// How the host ends: unreachable, or failed.
-    pub fn status(&self) -> HostStatus {
-        if self.unreachable {
-            HostStatus::Unreachable
-        } else {
-            HostStatus::Failed
-        }
-    }
-
-    pub fn unreachable(host: &str, message: String) -> HostFailure {
-        HostFailure {
-            unreachable: true,
-            ..HostFailure::new(host, message)
-        }
-    }
-}
-
-impl std::fmt::Display for HostFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-/// The outcome of one command, as recipes see it.
-#[derive(Debug, Clone, Default)]
-pub struct CmdResult {
-    pub code: i64,
-    pub stdout: String,
-    pub stderr: String,
-    /// Bytes of stdout left out by `output_limit` (0: `stdout` is whole).
-    pub stdout_dropped: u64,
-    pub changed: bool,
-    /// False when check mode only printed the command.
-    pub executed: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommandOpts {
-    /// A non-zero exit is returned, not raised.
-    pub allow_fail: bool,
-    pub timeout: Option<Duration>,
-    /// Read-only: runs in check mode too and never marks the host changed.
-    pub read_only: bool,
-    /// Override whether a successful command counts as a change.
-    pub changed: Option<bool>,
-    /// Run through `sudo -n`.
-    pub sudo: bool,
-}
-
-impl CommandOpts {
-    /// A read-only query whose exit code the caller reads (not raised).
-    pub const QUERY: CommandOpts = CommandOpts {
-        allow_fail: true,
-        timeout: None,
-        read_only: true,
-        changed: None,
-        sudo: false,
-    };
-
-    /// A change; a non-zero exit is raised.
-    pub const CHANGE: CommandOpts = CommandOpts {
-        allow_fail: false,
-        timeout: None,
-        read_only: false,
-        changed: None,
-        sudo: false,
-    };
 }
 
 pub struct Run {

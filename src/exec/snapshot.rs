@@ -3,9 +3,10 @@
 //! run's one commit, so the repository holds how each machine was configured at each
 //! run and `git log -p hosts/web-3` shows how that changed.
 
-use super::run::{HostFailure, Run};
+use super::run::Run;
 use crate::inventory::ResolvedHost;
 use crate::ops::shell::quote;
+use crate::outcome::HostFailure;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

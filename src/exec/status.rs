@@ -1,46 +1,4 @@
-//! How a host ended a run, and the exit code a set of endings maps to.
-
-use crate::error::exit;
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum HostStatus {
-    Skipped,
-    Ok,
-    Changed,
-    Unreachable,
-    Failed,
-}
-
-impl HostStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostStatus::Skipped => "skipped",
-            HostStatus::Ok => "ok",
-            HostStatus::Changed => "changed",
-            HostStatus::Unreachable => "unreachable",
-            HostStatus::Failed => "failed",
-        }
-    }
-
-    /// Failed and unreachable hosts both count against `--max-fail`.
-    pub fn is_failure(self) -> bool {
-        matches!(self, HostStatus::Failed | HostStatus::Unreachable)
-    }
-}
-
-/// 0 when every host is ok, changed or skipped; 3 when any failed; else 4 when any was
-/// unreachable.
-pub fn exit_code<'a>(statuses: impl IntoIterator<Item = &'a HostStatus>) -> i32 {
-    let worst = statuses.into_iter().copied().max();
-    match worst {
-        Some(HostStatus::Failed) => exit::HOST_FAILED,
-        Some(HostStatus::Unreachable) => exit::UNREACHABLE,
-        _ => exit::OK,
-    }
-}
+//! The failure policy of a run: `--max-fail`.
 
 /// `--max-fail N` or `--max-fail N%`: how many failures a run tolerates before it stops
 /// starting new hosts.
@@ -78,15 +36,6 @@ impl MaxFail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use HostStatus::*;
-
-    #[test]
-    fn exit_codes_map_the_worst_ending() {
-        assert_eq!(exit_code(&[]), 0);
-        assert_eq!(exit_code(&[Ok, Changed, Skipped]), 0);
-        assert_eq!(exit_code(&[Ok, Unreachable]), 4);
-        assert_eq!(exit_code(&[Unreachable, Failed, Ok]), 3);
-    }
 
     #[test]
     fn max_fail_counts_and_percentages() {

@@ -2,9 +2,11 @@
 //! `ops::ufw::plan` (SSH rules before anything that could lock fleet out), run the plan.
 
 use super::files::maybe_sudo;
-use super::run::{CommandOpts, HostFailure, Run};
+use super::run::Run;
 use crate::inventory::ResolvedHost;
+use crate::ops::remote::CommandOpts;
 use crate::ops::ufw::{self, Rule};
+use crate::outcome::HostFailure;
 
 const SEPARATOR: &str = "---fleet-ufw---";
 

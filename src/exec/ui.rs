@@ -2,7 +2,7 @@
 //! timestamped lines elsewhere. Every line is written whole under one lock, so lines of
 //! different hosts never mix.
 
-use super::status::HostStatus;
+use crate::outcome::HostStatus;
 use console::Style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;

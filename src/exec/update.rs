@@ -1,9 +1,11 @@
 //! What `fleet update` and `fleet status` do on a host: pending updates from apt's
 //! simulation, the upgrade itself, and a reboot that waits for the host to come back.
 
-use super::run::{CommandOpts, HostFailure, Run};
+use super::run::Run;
 use crate::inventory::ResolvedHost;
 use crate::ops::apt::{self, Pending};
+use crate::ops::remote::CommandOpts;
+use crate::outcome::HostFailure;
 use std::time::{Duration, Instant};
 
 impl Run {

@@ -9,6 +9,7 @@ pub mod git;
 pub mod localfs;
 pub mod paths;
 pub mod proxmox;
+pub mod remote;
 pub mod rsync;
 pub mod secrets;
 pub mod shell;

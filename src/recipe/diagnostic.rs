@@ -4,7 +4,7 @@
 use super::resolver::module_key;
 use super::sources::SourceMap;
 use crate::error::{Error, SourceError};
-use crate::exec::run::HostFailure;
+use crate::outcome::HostFailure;
 use rhai::{EvalAltResult, ParseError, Position};
 
 /// Where an error happened: source name and 1-based line/column.

@@ -3,8 +3,8 @@
 use super::host::{HostRef, function};
 use crate::exec::current;
 use crate::exec::fanout::{HostEnd, fan_out_serial, fan_out_with};
-use crate::exec::status::HostStatus;
 use crate::exec::status::MaxFail;
+use crate::outcome::HostStatus;
 use crate::recipe::diagnostic::{Cause, locate, recipe_error};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, FuncRegistration, Module, NativeCallContext};

@@ -2,8 +2,9 @@
 //! commands it runs there. Every call goes through `Run::command`.
 
 use super::values::{Options, from_json};
-use crate::exec::run::{CmdResult, CommandOpts, HostFailure};
 use crate::inventory::ResolvedHost;
+use crate::ops::remote::{CmdResult, CommandOpts};
+use crate::outcome::HostFailure;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
     Array, Dynamic, EvalAltResult, FuncRegistration, ImmutableString, Map, Module,

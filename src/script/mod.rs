@@ -33,6 +33,6 @@ pub fn modules(ctx: &ScriptCtx) -> Vec<Module> {
 pub fn register_types(engine: &mut Engine) {
     engine
         .register_type_with_name::<host::HostRef>("Host")
-        .register_type_with_name::<crate::exec::run::CmdResult>("CmdResult")
-        .register_type_with_name::<crate::exec::run::HostFailure>("HostError");
+        .register_type_with_name::<crate::ops::remote::CmdResult>("CmdResult")
+        .register_type_with_name::<crate::outcome::HostFailure>("HostError");
 }

@@ -5,7 +5,7 @@
 use super::status::{HEADER, cached_row, cells, known};
 use crate::App;
 use crate::error::{Error, Result};
-use crate::exec::status::HostStatus;
+use crate::outcome::HostStatus;
 use serde::Serialize;
 
 const TEMPLATE: &str = include_str!("report.html");

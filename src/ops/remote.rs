@@ -1,0 +1,174 @@
+//! What a feature's procedure may do on a host, as a small trait: run a command that
+//! only reads (`CommandOpts::QUERY`) or one that changes the host, learn whether changes
+//! need sudo, wait for the host after a reboot. The one implementation over a real
+//! transport is `exec::remote::HostRemote`, which owns check mode, sudo, timeouts,
+//! logging, redaction and journal records; tests script a fake one
+//! ([`fake::Scripted`]), so a procedure's logic is tested without a host.
+
+use crate::outcome::HostFailure;
+use std::time::Duration;
+
+/// The outcome of one command, as recipes see it.
+#[derive(Debug, Clone, Default)]
+pub struct CmdResult {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+    /// Bytes of stdout left out by `output_limit` (0: `stdout` is whole).
+    pub stdout_dropped: u64,
+    pub changed: bool,
+    /// False when check mode only printed the command.
+    pub executed: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommandOpts {
+    /// A non-zero exit is returned, not raised.
+    pub allow_fail: bool,
+    pub timeout: Option<Duration>,
+    /// Read-only: runs in check mode too and never marks the host changed.
+    pub read_only: bool,
+    /// Override whether a successful command counts as a change.
+    pub changed: Option<bool>,
+    /// Run through `sudo -n`.
+    pub sudo: bool,
+}
+
+impl CommandOpts {
+    /// A read-only query whose exit code the caller reads (not raised).
+    pub const QUERY: CommandOpts = CommandOpts {
+        allow_fail: true,
+        timeout: None,
+        read_only: true,
+        changed: None,
+        sudo: false,
+    };
+
+    /// A change; a non-zero exit is raised.
+    pub const CHANGE: CommandOpts = CommandOpts {
+        allow_fail: false,
+        timeout: None,
+        read_only: false,
+        changed: None,
+        sudo: false,
+    };
+}
+
+pub trait Remote {
+    /// The host's inventory name, for messages.
+    fn name(&self) -> &str;
+
+    /// `--check`: commands that change the host are printed, not run.
+    fn check_mode(&self) -> bool;
+
+    /// Runs `cmd`: printed instead in check mode unless read-only, logged, raised as a
+    /// `HostFailure` on a non-zero exit unless `allow_fail`.
+    fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostFailure>;
+
+    /// Whether commands that change the host need sudo (the login user is not root).
+    fn needs_sudo(&self) -> Result<bool, HostFailure> {
+        Ok(self.command("id -u", CommandOpts::QUERY)?.stdout.trim() != "0")
+    }
+
+    /// Forgets the connection, so the next command opens a new one (after a reboot).
+    fn reconnect(&self) {}
+
+    /// Waits until the host answers again, trying every `interval`.
+    fn wait_ready(&self, _timeout: Duration, _interval: Duration) -> Result<(), HostFailure> {
+        Ok(())
+    }
+
+    /// Shows what the host is doing now (its progress line).
+    fn activity(&self, _message: &str) {}
+
+    /// Prints a line for the host (e.g. what `--check` would do).
+    fn out(&self, _message: &str) {}
+
+    /// Counts the host as changed (for work the procedure detects itself).
+    fn mark_changed(&self) {}
+
+    /// The run is being stopped: a procedure that waits must give up.
+    fn aborted(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A `Remote` that answers from a script: each expected command (matched by a
+    //! prefix) with its exit code and stdout, in order; what ran is kept for asserts.
+
+    use super::*;
+    use std::sync::Mutex;
+
+    pub struct Scripted {
+        pub check: bool,
+        answers: Mutex<Vec<(String, i64, String)>>,
+        pub ran: Mutex<Vec<String>>,
+    }
+
+    impl Scripted {
+        /// `answers`: (command prefix, exit code, stdout), in the order they come.
+        pub fn new(answers: &[(&str, i64, &str)]) -> Scripted {
+            Scripted {
+                check: false,
+                answers: Mutex::new(
+                    answers
+                        .iter()
+                        .map(|(c, code, out)| (c.to_string(), *code, out.to_string()))
+                        .collect(),
+                ),
+                ran: Mutex::new(Vec::new()),
+            }
+        }
+
+        pub fn ran(&self) -> Vec<String> {
+            self.ran.lock().unwrap().clone()
+        }
+    }
+
+    impl Remote for Scripted {
+        fn name(&self) -> &str {
+            "fake"
+        }
+
+        fn check_mode(&self) -> bool {
+            self.check
+        }
+
+        fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostFailure> {
+            let shown = if opts.sudo {
+                format!("sudo {cmd}")
+            } else {
+                cmd.to_string()
+            };
+            self.ran.lock().unwrap().push(shown.clone());
+            if self.check && !opts.read_only {
+                return Ok(CmdResult {
+                    changed: true,
+                    ..CmdResult::default()
+                });
+            }
+            let mut answers = self.answers.lock().unwrap();
+            assert!(!answers.is_empty(), "unexpected command `{shown}`");
+            let (prefix, code, stdout) = answers.remove(0);
+            assert!(
+                shown.starts_with(&prefix),
+                "expected a command starting `{prefix}`, got `{shown}`"
+            );
+            if code != 0 && !opts.allow_fail {
+                return Err(HostFailure::new(
+                    "fake",
+                    format!("`{cmd}` exited with {code}"),
+                ));
+            }
+            Ok(CmdResult {
+                code,
+                stdout,
+                changed: code == 0 && !opts.read_only,
+                executed: true,
+                ..CmdResult::default()
+            })
+        }
+    }
+}
