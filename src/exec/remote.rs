@@ -4,7 +4,7 @@
 
 use super::run::Run;
 use crate::inventory::ResolvedHost;
-use crate::ops::remote::{CmdResult, CommandOpts, Remote};
+use crate::ops::remote::{CmdOutput, CmdResult, CommandOpts, Remote};
 use crate::outcome::HostFailure;
 use std::time::Duration;
 
@@ -31,6 +31,16 @@ impl Remote for HostRemote<'_> {
 
     fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostFailure> {
         self.run.command(self.host, cmd, opts)
+    }
+
+    fn exec(
+        &self,
+        cmd: &str,
+        timeout: Option<Duration>,
+        input: Option<&[u8]>,
+        stream: bool,
+    ) -> Result<CmdOutput, HostFailure> {
+        self.run.exec(self.host, cmd, timeout, input, stream)
     }
 
     fn reconnect(&self) {

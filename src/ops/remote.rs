@@ -6,6 +6,7 @@
 //! ([`fake::Scripted`]), so a procedure's logic is tested without a host.
 
 use crate::outcome::HostFailure;
+pub use crate::transport::CmdOutput;
 use std::time::Duration;
 
 /// The outcome of one command, as recipes see it.
@@ -64,6 +65,17 @@ pub trait Remote {
     /// Runs `cmd`: printed instead in check mode unless read-only, logged, raised as a
     /// `HostFailure` on a non-zero exit unless `allow_fail`.
     fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostFailure>;
+
+    /// Runs `cmd` whatever check mode says (the caller decides), with `input` on its
+    /// stdin; `stream: false` keeps every byte of stdout (a download) and shows no lines.
+    /// The exit code is returned, never raised; only transport trouble is an error.
+    fn exec(
+        &self,
+        cmd: &str,
+        timeout: Option<Duration>,
+        input: Option<&[u8]>,
+        stream: bool,
+    ) -> Result<CmdOutput, HostFailure>;
 
     /// Whether commands that change the host need sudo (the login user is not root).
     fn needs_sudo(&self) -> Result<bool, HostFailure> {
@@ -127,7 +139,37 @@ pub mod fake {
         }
     }
 
+    impl Scripted {
+        /// The next answer, which must be for a command starting with its prefix.
+        fn answer(&self, shown: &str) -> (i64, String) {
+            self.ran.lock().unwrap().push(shown.to_string());
+            let mut answers = self.answers.lock().unwrap();
+            assert!(!answers.is_empty(), "unexpected command `{shown}`");
+            let (prefix, code, stdout) = answers.remove(0);
+            assert!(
+                shown.starts_with(&prefix),
+                "expected a command starting `{prefix}`, got `{shown}`"
+            );
+            (code, stdout)
+        }
+    }
+
     impl Remote for Scripted {
+        fn exec(
+            &self,
+            cmd: &str,
+            _timeout: Option<Duration>,
+            _input: Option<&[u8]>,
+            _stream: bool,
+        ) -> Result<CmdOutput, HostFailure> {
+            let (code, stdout) = self.answer(cmd);
+            Ok(CmdOutput {
+                code: code as i32,
+                stdout: stdout.into_bytes(),
+                ..CmdOutput::default()
+            })
+        }
+
         fn name(&self) -> &str {
             "fake"
         }
@@ -142,20 +184,14 @@ pub mod fake {
             } else {
                 cmd.to_string()
             };
-            self.ran.lock().unwrap().push(shown.clone());
             if self.check && !opts.read_only {
+                self.ran.lock().unwrap().push(shown);
                 return Ok(CmdResult {
                     changed: true,
                     ..CmdResult::default()
                 });
             }
-            let mut answers = self.answers.lock().unwrap();
-            assert!(!answers.is_empty(), "unexpected command `{shown}`");
-            let (prefix, code, stdout) = answers.remove(0);
-            assert!(
-                shown.starts_with(&prefix),
-                "expected a command starting `{prefix}`, got `{shown}`"
-            );
+            let (code, stdout) = self.answer(&shown);
             if code != 0 && !opts.allow_fail {
                 return Err(HostFailure::new(
                     "fake",
