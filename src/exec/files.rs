@@ -4,7 +4,7 @@
 use super::run::Run;
 use crate::inventory::ResolvedHost;
 use crate::ops::files::{self, Existing};
-use crate::ops::shell;
+use crate::ops::shell::maybe_sudo;
 use crate::outcome::HostFailure;
 use std::path::Path;
 
@@ -39,15 +39,6 @@ pub struct FileOpts {
 
 fn failure(host: &ResolvedHost, message: String) -> HostFailure {
     HostFailure::new(&host.name, message)
-}
-
-/// `sudo -n sh -c '…'` when asked for, the command itself otherwise.
-pub fn maybe_sudo(cmd: &str, sudo: bool) -> String {
-    if sudo {
-        format!("sudo -n {}", shell::sh_c(cmd))
-    } else {
-        cmd.to_string()
-    }
 }
 
 /// Why a file command failed: sudo's problem in words, else the end of its stderr.

@@ -14,6 +14,4 @@ pub mod remote;
 pub mod run;
 pub mod snapshot;
 pub mod status;
-pub mod ufw;
 pub mod ui;
-pub mod update;

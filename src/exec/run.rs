@@ -322,6 +322,13 @@ impl Run {
             }
         });
     }
+    /// Drops the host's connection; the next command connects anew.
+    pub fn reconnect(&self, host: &ResolvedHost) {
+        let t = self.transports.lock().unwrap().remove(&host.name);
+        if let Some(t) = t {
+            t.close();
+        }
+    }
 
     /// Waits until `host` accepts a login (hosts that are still booting).
     pub fn wait_ready(
@@ -460,7 +467,7 @@ impl Run {
                 ..CmdResult::default()
             });
         }
-        let wrapped = super::files::maybe_sudo(cmd, opts.sudo);
+        let wrapped = crate::ops::shell::maybe_sudo(cmd, opts.sudo);
         let out = self.exec(host, &wrapped, opts.timeout, None, true)?;
         if out.code != 0 {
             // sudo refusing to prompt fails the command even with allow_fail.

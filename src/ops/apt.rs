@@ -1,6 +1,10 @@
 //! apt as `fleet update` and `fleet status` use it: the simulated upgrade read back
 //! into pending and security updates, and the non-interactive command lines.
 
+use super::remote::{CommandOpts, Remote};
+use crate::outcome::HostFailure;
+use std::time::{Duration, Instant};
+
 /// `apt-get -s`: what an upgrade would do, as any user, without the lock.
 pub const SIMULATE: &str = "apt-get -s -o Debug::NoLocking=1 upgrade --with-new-pkgs 2>/dev/null";
 
@@ -60,6 +64,135 @@ pub fn parse_simulation(text: &str) -> Vec<Pending> {
         .collect()
 }
 
+// The procedures of `fleet update` and `fleet status` on a host, over `Remote`.
+
+/// The host's pending updates; `refresh` runs `apt-get update` first (not a change).
+pub fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostFailure> {
+    if r.command("command -v apt-get", CommandOpts::QUERY)?.code != 0 {
+        let os = r
+            .command(
+                ". /etc/os-release 2>/dev/null; echo \"${PRETTY_NAME:-an unknown system}\"",
+                CommandOpts::QUERY,
+            )?
+            .stdout;
+        return Err(HostFailure::new(
+            r.name(),
+            format!(
+                "{} runs {}, which has no apt-get: fleet update supports Debian and Ubuntu (apt) only",
+                r.name(),
+                os.trim()
+            ),
+        ));
+    }
+    if refresh {
+        let sudo = r.needs_sudo()?;
+        r.command(
+            REFRESH,
+            CommandOpts {
+                sudo,
+                changed: Some(false),
+                timeout: Some(Duration::from_secs(600)),
+                ..CommandOpts::default()
+            },
+        )?;
+    }
+    let sim = r.command(SIMULATE, CommandOpts::QUERY)?;
+    Ok(parse_simulation(&sim.stdout))
+}
+
+/// Upgrades every package (output streams to the progress line and the log).
+pub fn upgrade(r: &dyn Remote) -> Result<(), HostFailure> {
+    let sudo = r.needs_sudo()?;
+    r.command(
+        UPGRADE,
+        CommandOpts {
+            sudo,
+            timeout: Some(Duration::from_secs(3600)),
+            ..CommandOpts::default()
+        },
+    )
+    .map(|_| ())
+}
+
+pub fn reboot_required(r: &dyn Remote) -> Result<bool, HostFailure> {
+    Ok(r.command(REBOOT_REQUIRED, CommandOpts::QUERY)?.code == 0)
+}
+
+/// Reboots the host with `command` and waits until it answers again with a boot
+/// marker (`marker`'s output, by default the kernel's boot id) other than before.
+pub fn reboot(
+    r: &dyn Remote,
+    command: &str,
+    marker: &str,
+    timeout: Duration,
+    interval: Duration,
+) -> Result<Duration, HostFailure> {
+    let before = r.command(marker, CommandOpts::QUERY)?;
+    if before.code != 0 || before.stdout.trim().is_empty() {
+        return Err(HostFailure::new(
+            r.name(),
+            format!(
+                "cannot tell reboots apart on {}: `{marker}` printed nothing",
+                r.name()
+            ),
+        ));
+    }
+    if r.check_mode() {
+        r.out(&format!("would reboot: {command}"));
+        return Ok(Duration::ZERO);
+    }
+    let sudo = r.needs_sudo()?;
+    let started = Instant::now();
+    // The connection may drop before the command returns: that is the reboot.
+    let _ = r.command(
+        command,
+        CommandOpts {
+            sudo,
+            allow_fail: true,
+            timeout: Some(Duration::from_secs(30)),
+            ..CommandOpts::default()
+        },
+    );
+    r.mark_changed();
+    let mut last = String::from("no answer yet");
+    loop {
+        std::thread::sleep(interval);
+        if r.aborted() {
+            return Err(HostFailure::new(
+                r.name(),
+                format!("waiting for {} to reboot was interrupted", r.name()),
+            ));
+        }
+        let waited = started.elapsed();
+        if waited > timeout {
+            return Err(HostFailure::unreachable(
+                r.name(),
+                format!(
+                    "{} did not come back within {}s of the reboot ({last})",
+                    r.name(),
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        r.activity(&format!(
+            "rebooting: waiting for it to come back ({}s)",
+            waited.as_secs()
+        ));
+        r.reconnect();
+        match r.command(marker, CommandOpts::QUERY) {
+            Ok(r)
+                if r.code == 0
+                    && r.stdout.trim() != before.stdout.trim()
+                    && !r.stdout.trim().is_empty() =>
+            {
+                return Ok(started.elapsed());
+            }
+            Ok(_) => last = "it still runs the same boot".into(),
+            Err(e) => last = e.message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +226,58 @@ Conf libssl3 (3.0.17-1~deb12u2 Debian-Security:12/stable-security [amd64])
         let ubuntu = "Inst curl [7.81.0-1ubuntu1.15] (7.81.0-1ubuntu1.16 Ubuntu:22.04/jammy-security [amd64])";
         assert!(parse_simulation(ubuntu)[0].security);
         assert!(parse_simulation("0 upgraded, 0 newly installed\n").is_empty());
+    }
+
+    #[test]
+    fn reboot_waits_for_another_boot_marker_through_sudo() {
+        use crate::ops::remote::fake::Scripted;
+        let r = Scripted::new(&[
+            ("cat /proc/sys/kernel/random/boot_id", 0, "boot-1\n"),
+            ("id -u", 0, "1000\n"),
+            ("sudo systemctl reboot", 0, ""),
+            ("cat /proc/sys/kernel/random/boot_id", 0, "boot-1\n"),
+            ("cat /proc/sys/kernel/random/boot_id", 0, "boot-2\n"),
+        ]);
+        let took = reboot(
+            &r,
+            "systemctl reboot",
+            "cat /proc/sys/kernel/random/boot_id",
+            Duration::from_secs(60),
+            Duration::from_millis(1),
+        )
+        .unwrap();
+        assert!(took < Duration::from_secs(60));
+        assert_eq!(r.ran().len(), 5);
+    }
+
+    #[test]
+    fn reboot_in_check_mode_only_says_so() {
+        use crate::ops::remote::fake::Scripted;
+        let mut r = Scripted::new(&[("cat /proc/sys/kernel/random/boot_id", 0, "boot-1\n")]);
+        r.check = true;
+        let took = reboot(
+            &r,
+            "systemctl reboot",
+            "cat /proc/sys/kernel/random/boot_id",
+            Duration::from_secs(60),
+            Duration::from_millis(1),
+        )
+        .unwrap();
+        assert_eq!(took, Duration::ZERO);
+    }
+
+    #[test]
+    fn pending_on_a_host_without_apt_names_its_system() {
+        use crate::ops::remote::fake::Scripted;
+        let r = Scripted::new(&[
+            ("command -v apt-get", 1, ""),
+            (". /etc/os-release", 0, "Alpine Linux v3.20\n"),
+        ]);
+        let err = pending(&r, true).unwrap_err();
+        assert!(
+            err.message.contains("runs Alpine Linux v3.20"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -17,6 +17,15 @@ pub fn sh_c(cmd: &str) -> String {
     format!("sh -c {}", quote(cmd))
 }
 
+/// `sudo -n sh -c '…'` when asked for, the command itself otherwise.
+pub fn maybe_sudo(cmd: &str, sudo: bool) -> String {
+    if sudo {
+        format!("sudo -n {}", sh_c(cmd))
+    } else {
+        cmd.to_string()
+    }
+}
+
 /// Runs a command so that it dies when fleet lets go of it. `$1` is the timeout in
 /// seconds (0: none), `$2` the command. The command runs under `timeout`, which makes it
 /// its own process group; a watcher keeps the channel's stdin and, when that closes

@@ -3,6 +3,9 @@
 //! rules a host has into the rules it should have. Rules fleet adds carry a comment
 //! starting with `fleet:`; only those are ever deleted.
 
+use super::remote::{CommandOpts, Remote};
+use super::shell::maybe_sudo;
+use crate::outcome::HostFailure;
 use std::fmt;
 
 /// Comment prefix that marks the rules fleet manages.
@@ -367,6 +370,92 @@ pub fn ssh_rules(ports: &[u16], lan_only: bool) -> Vec<Rule> {
     out
 }
 
+// Applying a firewall on a host: the procedure over `Remote`.
+
+const SEPARATOR: &str = "---fleet-ufw---";
+
+/// What applying did: the commands run (or, in --check, printed).
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub commands: Vec<String>,
+    /// The SSH ports kept open.
+    pub ssh_ports: Vec<u16>,
+}
+
+/// Makes ufw on the host hold `wanted` plus SSH rules for the port fleet is connected on
+/// and `ssh_port`, deny incoming by default, enabled: its state read in one round trip,
+/// the plan (SSH rules before anything that could lock fleet out) run.
+pub fn apply(
+    r: &dyn Remote,
+    wanted: &[Rule],
+    ssh_port: Option<u16>,
+    lan_only_ssh: bool,
+) -> Result<Applied, HostFailure> {
+    let read = CommandOpts {
+        read_only: true,
+        ..CommandOpts::default()
+    };
+    let probe = r.command(
+        "id -u; command -v ufw || echo no-ufw; echo \"${SSH_CONNECTION:-}\"",
+        read,
+    )?;
+    let mut lines = probe.stdout.lines();
+    let root = lines.next().map(str::trim) == Some("0");
+    if lines.next().map(str::trim) == Some("no-ufw") {
+        return Err(HostFailure::new(
+            r.name(),
+            format!(
+                "ufw is not installed on {}: install it first (the baseline_tools module does)",
+                r.name()
+            ),
+        ));
+    }
+    // SSH_CONNECTION: client address, client port, server address, server port.
+    let connected = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|p| p.parse::<u16>().ok());
+    let ssh_ports: Vec<u16> = connected.into_iter().chain(ssh_port).collect();
+    let state_cmd = format!(
+        "ufw status; echo {SEPARATOR}; cat /etc/default/ufw; echo {SEPARATOR}; ufw show added"
+    );
+    let state = r.command(
+        &maybe_sudo(&state_cmd, !root),
+        CommandOpts {
+            sudo: false,
+            ..read
+        },
+    )?;
+    let parts: Vec<&str> = state.stdout.split(&format!("{SEPARATOR}\n")).collect();
+    if parts.len() != 3 {
+        return Err(HostFailure::new(
+            r.name(),
+            format!(
+                "unexpected answer from ufw on {}: {:?}",
+                r.name(),
+                state.stdout
+            ),
+        ));
+    }
+    let current = parse_state(parts[0], parts[1]);
+    let added = parse_show_added(parts[2]);
+    let ssh = ssh_rules(&ssh_ports, lan_only_ssh);
+    let commands = plan(&current, &added, wanted, &ssh);
+    for cmd in &commands {
+        r.command(
+            cmd,
+            CommandOpts {
+                sudo: !root,
+                ..CommandOpts::default()
+            },
+        )?;
+    }
+    Ok(Applied {
+        commands,
+        ssh_ports,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,5 +630,35 @@ ufw allow 53
                 .contains("server-minimal, web, lan-only, custom")
         );
         assert_eq!(ssh_rules(&[22], true).len(), 3);
+    }
+
+    #[test]
+    fn apply_opens_ssh_first_and_enables_last_through_sudo() {
+        use crate::ops::remote::fake::Scripted;
+        let state = "Status: inactive\n---fleet-ufw---\nDEFAULT_INPUT_POLICY=\"DROP\"\n\
+            DEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n---fleet-ufw---\n(None)\n";
+        let r = Scripted::new(&[
+            (
+                "id -u",
+                0,
+                "1000\n/usr/sbin/ufw\n10.0.0.9 51234 10.0.0.5 22\n",
+            ),
+            ("sudo -n sh -c 'ufw status", 0, state),
+            ("sudo ufw allow 22/tcp", 0, ""),
+            ("sudo ufw allow 80/tcp", 0, ""),
+            ("sudo ufw --force enable", 0, ""),
+        ]);
+        let web = Rule::build("allow", "80", "tcp", "any", "fleet: web").unwrap();
+        let applied = apply(&r, &web, None, false).unwrap();
+        assert_eq!(applied.ssh_ports, [22]);
+        assert_eq!(applied.commands.len(), 3, "{:?}", r.ran());
+    }
+
+    #[test]
+    fn apply_without_ufw_names_the_module_that_installs_it() {
+        use crate::ops::remote::fake::Scripted;
+        let r = Scripted::new(&[("id -u", 0, "0\nno-ufw\n\n")]);
+        let err = apply(&r, &[], None, false).unwrap_err();
+        assert!(err.message.contains("baseline_tools"), "{}", err.message);
     }
 }

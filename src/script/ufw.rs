@@ -1,6 +1,6 @@
 //! The `ufw` and `catalog` modules of recipes: a firewall from a preset, rules and the
 //! ports of catalog apps; the catalog's apps in dependency order. Work is done by
-//! `ops::ufw`, `ops::catalog` and `exec::ufw`.
+//! `ops::ufw` (rules, plan, apply) and `ops::catalog`.
 
 use super::files::runtime_error;
 use super::host::{HostRef, module_function, raise};
@@ -120,9 +120,8 @@ pub fn ufw_module(ctx: &ScriptCtx) -> Module {
             let wanted =
                 ufw::preset(&preset, &custom, &app_rules).map_err(|e| runtime_error(e, pos))?;
             let ssh_port = o.port("ssh_port")?;
-            let applied = c
-                .run()?
-                .ufw_apply(&h.0, &wanted, ssh_port, lan_only)
+            let run = c.run()?;
+            let applied = ufw::apply(&run.remote(&h.0), &wanted, ssh_port, lan_only)
                 .map_err(|f| raise(f, &ctx))?;
             let mut out = Map::new();
             out.insert("changed".into(), (!applied.commands.is_empty()).into());

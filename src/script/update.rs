@@ -3,6 +3,7 @@
 use super::files::runtime_error;
 use super::host::{HostRef, function, module_function, raise};
 use super::values::Options;
+use crate::ops::apt;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext};
 use std::time::Duration;
@@ -25,9 +26,8 @@ pub fn apt_module(ctx: &ScriptCtx) -> Module {
               options: Map|
               -> Result<Map, Box<EvalAltResult>> {
             let o = Options::new(&options, "apt::pending", &["refresh"], ctx.call_position())?;
-            let pending = c
-                .run()?
-                .apt_pending(&h.0, o.bool("refresh")?.unwrap_or(true))
+            let run = c.run()?;
+            let pending = apt::pending(&run.remote(&h.0), o.bool("refresh")?.unwrap_or(true))
                 .map_err(|f| raise(f, &ctx))?;
             let mut out = Map::new();
             out.insert("count".into(), (pending.len() as INT).into());
@@ -48,7 +48,7 @@ pub fn apt_module(ctx: &ScriptCtx) -> Module {
         ["h: Host", "()"],
         "Upgrades every package without questions (local changes to config files are kept); the output streams to the progress line and the log.",
         move |ctx: NativeCallContext, h: HostRef| -> Result<(), Box<EvalAltResult>> {
-            c.run()?.apt_upgrade(&h.0).map_err(|f| raise(f, &ctx))
+            apt::upgrade(&c.run()?.remote(&h.0)).map_err(|f| raise(f, &ctx))
         }
     );
     let c = ctx.clone();
@@ -58,7 +58,7 @@ pub fn apt_module(ctx: &ScriptCtx) -> Module {
         ["h: Host", "bool"],
         "Whether an installed update asked for a reboot (/var/run/reboot-required).",
         move |ctx: NativeCallContext, h: HostRef| -> Result<bool, Box<EvalAltResult>> {
-            c.run()?.reboot_required(&h.0).map_err(|f| raise(f, &ctx))
+            apt::reboot_required(&c.run()?.remote(&h.0)).map_err(|f| raise(f, &ctx))
         }
     );
     m
@@ -88,9 +88,8 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let marker = o.string("marker")?.unwrap_or_else(|| BOOT_MARKER.into());
             let timeout = o.seconds("timeout")?.unwrap_or(Duration::from_secs(600));
             let interval = o.seconds("interval")?.unwrap_or(Duration::from_secs(5));
-            let took = c
-                .run()?
-                .reboot(&h.0, &command, &marker, timeout, interval)
+            let run = c.run()?;
+            let took = apt::reboot(&run.remote(&h.0), &command, &marker, timeout, interval)
                 .map_err(|f| raise(f, &ctx))?;
             Ok(took.as_secs_f64())
         }
