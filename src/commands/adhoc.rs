@@ -5,8 +5,8 @@ use super::{RunRequest, finish_run, start_run};
 use crate::App;
 use crate::error::Result;
 use crate::exec::fanout::{HostEnd, fan_out};
-use crate::exec::run::tail;
 use crate::ops::remote::CommandOpts;
+use crate::ops::text::tail;
 use crate::outcome::HostStatus;
 
 pub fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {

@@ -122,7 +122,7 @@ pub fn run(app: &App, a: PullArgs) -> Result<i32> {
         None => eprintln!("pulled {} at {short}", a.repo),
     }
     let inventory_file = base.join("inventory.toml");
-    crate::exec::files::write_local(&inventory_file, inventory(&checkout, &host)?.as_bytes())
+    crate::ops::localfs::write_local(&inventory_file, inventory(&checkout, &host)?.as_bytes())
         .map_err(|e| Error::io(&inventory_file, &e))?;
     let state = base.join("state");
     let mut args: Vec<std::ffi::OsString> = vec![

@@ -159,7 +159,7 @@ impl Store {
                     c => Err(format!(
                         "cannot prepare {}:{dir} (exit {c}): {}",
                         host.name,
-                        crate::exec::run::tail(&out.stderr, 2)
+                        crate::ops::text::tail(&out.stderr, 2)
                     )),
                 }
             }
@@ -200,7 +200,7 @@ impl Store {
             c => Err(format!(
                 "`{cmd}` on {} exited with {c}: {}",
                 host.name,
-                crate::exec::run::tail(&out.stderr, 2)
+                crate::ops::text::tail(&out.stderr, 2)
             )),
         }
     }
@@ -393,7 +393,7 @@ impl Run {
         }
         if !rsync::succeeded(out.code) {
             result.unreachable = rsync::source_unreachable(out.code, &out.stderr);
-            let why = crate::exec::run::tail(&out.stderr, 3);
+            let why = crate::ops::text::tail(&out.stderr, 3);
             return Err(fail(
                 &result,
                 format!(
@@ -496,7 +496,7 @@ impl Run {
                 "restore of {path} to {} failed: rsync exited with {}: {}",
                 host.name,
                 out.code,
-                crate::exec::run::tail(&out.stderr, 3)
+                crate::ops::text::tail(&out.stderr, 3)
             )));
         }
         self.mark_changed(&host.name);

@@ -4,7 +4,6 @@
 pub mod backup;
 pub mod current;
 pub mod fanout;
-pub mod files;
 pub mod interrupt;
 pub mod lock;
 pub mod log;
@@ -12,6 +11,5 @@ pub mod proxmox;
 pub mod recap;
 pub mod remote;
 pub mod run;
-pub mod snapshot;
 pub mod status;
 pub mod ui;

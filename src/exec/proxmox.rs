@@ -1,10 +1,10 @@
 //! Proxmox VMs through a node's `qm`/`pvesh`/`pvesm` over SSH: the I/O around
 //! `ops::proxmox` (command lines, parsers, validation) and `ops::cloudinit` (documents).
 
-use super::files::FileOpts;
 use super::run::Run;
 use crate::inventory::ResolvedHost;
 use crate::ops::cloudinit::{self, NetworkSpec, UserDataSpec, UserSpec};
+use crate::ops::files::FileOpts;
 use crate::ops::proxmox::{self as pve, CloudInit, NodeFacts, VmSpec};
 use crate::ops::remote::{CmdResult, CommandOpts};
 use crate::ops::shell::quote;
@@ -41,7 +41,7 @@ impl Run {
                     "`{cmd}` failed on {} (exit {}): {}",
                     node.name,
                     r.code,
-                    super::run::tail(&r.stderr, 5)
+                    crate::ops::text::tail(&r.stderr, 5)
                 ),
             ));
         }
@@ -228,7 +228,12 @@ impl Run {
                                 ..CommandOpts::CHANGE
                             },
                         )?;
-                        self.write_file(node, &path, text.as_bytes(), &FileOpts::default())?;
+                        crate::ops::files::write_file(
+                            &self.remote(node),
+                            &path,
+                            text.as_bytes(),
+                            &FileOpts::default(),
+                        )?;
                         made.push(path);
                     }
                     cicustom = Some(format!(
@@ -239,7 +244,12 @@ impl Run {
                     if !req.ssh_keys.is_empty() {
                         let path = format!("/tmp/fleet-sshkeys-{}.pub", spec.vmid);
                         let text = req.ssh_keys.join("\n") + "\n";
-                        self.write_file(node, &path, text.as_bytes(), &FileOpts::default())?;
+                        crate::ops::files::write_file(
+                            &self.remote(node),
+                            &path,
+                            text.as_bytes(),
+                            &FileOpts::default(),
+                        )?;
                         made.push(path.clone());
                         keys_file = Some(path);
                     }

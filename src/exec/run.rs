@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::inventory::{Connection, Inventory, ResolvedHost};
 use crate::ops::remote::{CmdResult, CommandOpts};
 use crate::ops::ssh::{SshDefaults, target_for};
+use crate::ops::text::tail;
 use crate::outcome::HostFailure;
 use crate::outcome::HostStatus;
 use crate::transport::{
@@ -147,11 +148,6 @@ pub struct Run {
 
 /// How many lines of stderr a failure message shows.
 const TAIL_LINES: usize = 5;
-
-pub fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.trim_end().lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
 
 impl Run {
     pub fn new(tag: RunTag, inventory: Inventory, options: RunOptions, ui: Ui) -> Run {
@@ -473,7 +469,7 @@ impl Run {
             // sudo refusing to prompt fails the command even with allow_fail.
             let problem = opts
                 .sudo
-                .then(|| super::files::sudo_problem(&host.name, &out.stderr))
+                .then(|| crate::ops::files::sudo_problem(&host.name, &out.stderr))
                 .flatten();
             if problem.is_some() || !opts.allow_fail {
                 let message = problem.unwrap_or_else(|| {

@@ -2,6 +2,13 @@
 //! install (temporary file in the same directory, then rename) that never leaves a half
 //! written file behind.
 
+mod transfer;
+
+pub use transfer::{
+    FileOpts, SECRET_HIDDEN, check_diff, download, query, read_file, sudo_problem, why_failed,
+    write_file,
+};
+
 use super::shell::quote;
 
 /// What a path holds on the host before fleet writes it.

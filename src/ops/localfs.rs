@@ -76,6 +76,12 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> std::io::Res
     result
 }
 
+/// Writes a local file through a temporary file and a rename, creating its directory;
+/// a new file's mode follows the umask.
+pub fn write_local(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_atomic(path, data, None)
+}
+
 /// [`write_atomic`] for fleet's own state: the file 0600, missing directories 0700.
 pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -143,6 +149,19 @@ mod tests {
         assert_eq!(mode_of(&path).unwrap(), 0o644, "the umask's mode");
         assert_eq!(
             std::fs::read_dir(root.path().join("sub")).unwrap().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn local_writes_replace_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/file name");
+        write_local(&p, b"one").unwrap();
+        write_local(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
             1
         );
     }

@@ -2,6 +2,7 @@
 //! pure functions, tested without a host.
 
 pub mod apt;
+pub mod capture;
 pub mod catalog;
 pub mod cloudinit;
 pub mod files;
@@ -17,4 +18,5 @@ pub mod ssh;
 pub mod status;
 pub mod template;
 pub mod terminal;
+pub mod text;
 pub mod ufw;

@@ -2,7 +2,7 @@
 
 use super::host::{HostRef, function, raise};
 use super::values::Options;
-use crate::exec::files::FileOpts;
+use crate::ops::files::{self, FileOpts};
 use crate::ops::files::{validate_mode, validate_owner};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
@@ -127,8 +127,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let pos = ctx.call_position();
             let opts = file_opts(&options, "write", pos)?;
             let data = content_bytes(content, pos)?;
-            c.run()?
-                .write_file(&h.0, path, &data, &opts)
+            files::write_file(&c.run()?.remote(&h.0), path, &data, &opts)
                 .map_err(|f| raise(f, &ctx))
         }
     );
@@ -144,8 +143,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               content: Dynamic|
               -> Result<bool, Box<EvalAltResult>> {
             let data = content_bytes(content, ctx.call_position())?;
-            c.run()?
-                .write_file(&h.0, path, &data, &FileOpts::default())
+            files::write_file(&c.run()?.remote(&h.0), path, &data, &FileOpts::default())
                 .map_err(|f| raise(f, &ctx))
         }
     );
@@ -172,8 +170,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let path = local_path(&c, local)?;
             let data = std::fs::read(&path)
                 .map_err(|e| runtime_error(format!("cannot read {}: {e}", path.display()), pos))?;
-            c.run()?
-                .write_file(&h.0, remote, &data, &opts)
+            files::write_file(&c.run()?.remote(&h.0), remote, &data, &opts)
                 .map_err(|f| raise(f, &ctx))
         }
     );
@@ -192,8 +189,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let path = local_path(&c, local)?;
             let data = std::fs::read(&path)
                 .map_err(|e| runtime_error(format!("cannot read {}: {e}", path.display()), pos))?;
-            c.run()?
-                .write_file(&h.0, remote, &data, &FileOpts::default())
+            files::write_file(&c.run()?.remote(&h.0), remote, &data, &FileOpts::default())
                 .map_err(|f| raise(f, &ctx))
         }
     );
@@ -229,8 +225,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             // file_opts validated the digits as octal.
             let mode = mode.map(|m| u32::from_str_radix(&m, 8).unwrap_or(0o600));
             let path = local_path(&c, local)?;
-            c.run()?
-                .download(&h.0, remote, &path, sudo, mode)
+            files::download(&c.run()?.remote(&h.0), remote, &path, sudo, mode)
                 .map_err(|e| raise(e, ctx))
         };
         let registration = FuncRegistration::new("download")
@@ -276,11 +271,17 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                     })
                 })
                 .collect::<Result<Vec<String>, _>>()?;
-            let n = c
-                .run()?
-                .snapshot_config(&h.0, &paths, o.bool("sudo")?.unwrap_or(false))
-                .map_err(|f| raise(f, ctx))?;
-            Ok(n as rhai::INT)
+            let run = c.run()?;
+            let sudo = o.bool("sudo")?.unwrap_or(false);
+            let staged = crate::ops::capture::config(
+                &run.remote(&h.0),
+                &run.options.state_dir,
+                &paths,
+                sudo,
+            )
+            .map_err(|f| raise(f, ctx))?;
+            run.stage(staged);
+            Ok(paths.len() as rhai::INT)
         };
         let registration = FuncRegistration::new("snapshot_config").in_global_namespace();
         if with_opts {
@@ -331,7 +332,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let text = crate::ops::template::render(file, &source, &context).map_err(|e| {
                 runtime_error(format!("template {file} for {}: {e}", h.0.name), pos)
             })?;
-            run.write_file(&h.0, remote, text.as_bytes(), &opts)
+            files::write_file(&run.remote(&h.0), remote, text.as_bytes(), &opts)
                 .map_err(|f| raise(f, ctx))
         };
         let registration = FuncRegistration::new("template").in_global_namespace();

@@ -43,7 +43,7 @@ fn write(
     text: &str,
     pos: Position,
 ) -> Result<(), Box<EvalAltResult>> {
-    crate::exec::files::write_local(path, text.as_bytes())
+    crate::ops::localfs::write_local(path, text.as_bytes())
         .map_err(|e| runtime_error(format!("cannot write {shown}: {e}"), pos))
 }
 

@@ -145,7 +145,7 @@ pub fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<i32> {
         })
         .map_err(|e| Error::Internal(format!("report template: {e}")))?;
     let page = crate::ops::secrets::redact(&page).into_owned();
-    crate::exec::files::write_local(html, page.as_bytes()).map_err(|e| Error::io(html, &e))?;
+    crate::ops::localfs::write_local(html, page.as_bytes()).map_err(|e| Error::io(html, &e))?;
     eprintln!(
         "wrote {} ({} hosts, {} runs)",
         html.display(),

@@ -1,10 +1,9 @@
-//! Configuration snapshots: files copied from a host into the state repository
+//! Configuration capture: files copied from a host into the state repository
 //! (`hosts/<host>/<path>`, with their modes in `hosts/<host>/.modes`), staged into the
 //! run's one commit, so the repository holds how each machine was configured at each
 //! run and `git log -p hosts/web-3` shows how that changed.
 
-use super::run::Run;
-use crate::inventory::ResolvedHost;
+use crate::ops::remote::Remote;
 use crate::ops::shell::quote;
 use crate::outcome::HostFailure;
 use std::collections::BTreeMap;
@@ -75,51 +74,48 @@ fn write_modes(file: &Path, modes: &BTreeMap<String, String>) -> std::io::Result
     crate::ops::localfs::write_private(file, text.as_bytes())
 }
 
-impl Run {
-    /// Copies `paths` from `host` into the state repository and stages them.
-    pub fn snapshot_config(
-        &self,
-        host: &ResolvedHost,
-        paths: &[String],
-        sudo: bool,
-    ) -> Result<usize, HostFailure> {
-        let fail = |message: String| HostFailure::new(&host.name, message);
-        let state = &self.options.state_dir;
-        let modes_rel = host_dir(&host.name).map_err(fail)?.join(".modes");
-        let mut modes = read_modes(&state.join(&modes_rel));
-        let mut staged = vec![modes_rel.clone()];
-        for path in paths {
-            let rel = snapshot_path(&host.name, path).map_err(fail)?;
-            let out = self.file_query(host, &capture_cmd(path), sudo, "capture", path)?;
-            let local = state.join(&rel);
-            match parse_capture(&out.stdout)
-                .map_err(|e| fail(format!("cannot capture {path} on {}: {e}", host.name)))?
-            {
-                Captured::Absent => {
-                    let _ = std::fs::remove_file(&local);
-                    modes.remove(path);
-                }
-                Captured::File { mode, content } => {
-                    // No configured secret reaches the state repository (git keeps every
-                    // version for good), read by the recipe or not, text or binary.
-                    let content = crate::ops::secrets::redact_bytes(&content);
-                    crate::ops::localfs::write_private(&local, &content).map_err(|e| {
-                        fail(format!(
-                            "cannot store {path} of {} in {}: {e}",
-                            host.name,
-                            local.display()
-                        ))
-                    })?;
-                    modes.insert(path.clone(), mode);
-                }
+/// Copies `paths` from the host into the state repository `state`; returns the files
+/// (relative to `state`) for the run to stage into its one commit.
+pub fn config(
+    r: &dyn Remote,
+    state: &Path,
+    paths: &[String],
+    sudo: bool,
+) -> Result<Vec<PathBuf>, HostFailure> {
+    let host = r.name();
+    let fail = |message: String| HostFailure::new(host, message);
+    let modes_rel = host_dir(host).map_err(fail)?.join(".modes");
+    let mut modes = read_modes(&state.join(&modes_rel));
+    let mut staged = vec![modes_rel.clone()];
+    for path in paths {
+        let rel = snapshot_path(host, path).map_err(fail)?;
+        let out = crate::ops::files::query(r, &capture_cmd(path), sudo, "capture", path)?;
+        let local = state.join(&rel);
+        match parse_capture(&out.stdout)
+            .map_err(|e| fail(format!("cannot capture {path} on {host}: {e}")))?
+        {
+            Captured::Absent => {
+                let _ = std::fs::remove_file(&local);
+                modes.remove(path);
             }
-            staged.push(rel);
+            Captured::File { mode, content } => {
+                // No configured secret reaches the state repository (git keeps every
+                // version for good), read by the recipe or not, text or binary.
+                let content = crate::ops::secrets::redact_bytes(&content);
+                crate::ops::localfs::write_private(&local, &content).map_err(|e| {
+                    fail(format!(
+                        "cannot store {path} of {host} in {}: {e}",
+                        local.display()
+                    ))
+                })?;
+                modes.insert(path.clone(), mode);
+            }
         }
-        write_modes(&state.join(&modes_rel), &modes)
-            .map_err(|e| fail(format!("cannot write {}: {e}", modes_rel.display())))?;
-        self.stage(staged);
-        Ok(paths.len())
+        staged.push(rel);
     }
+    write_modes(&state.join(&modes_rel), &modes)
+        .map_err(|e| fail(format!("cannot write {}: {e}", modes_rel.display())))?;
+    Ok(staged)
 }
 
 #[cfg(test)]
@@ -150,5 +146,28 @@ mod tests {
         for host in ["../../x", "/abs", "..", "a/b"] {
             assert!(snapshot_path(host, "/etc/hosts").is_err(), "{host}");
         }
+    }
+
+    #[test]
+    fn config_capture_stores_files_and_modes_and_drops_absent_ones() {
+        use crate::ops::remote::fake::Scripted;
+        let state = tempfile::tempdir().unwrap();
+        let r = Scripted::new(&[
+            ("if [ -f /etc/hosts ]", 0, "644\n127.0.0.1 localhost\n"),
+            ("sudo -n sh -c 'if [ -f /etc/gone ]", 0, "absent\n"),
+        ]);
+        let staged = config(&r, state.path(), &["/etc/hosts".into()], false).unwrap();
+        assert_eq!(
+            staged,
+            [
+                Path::new("hosts/fake/.modes"),
+                Path::new("hosts/fake/etc/hosts")
+            ]
+        );
+        let stored = std::fs::read_to_string(state.path().join("hosts/fake/etc/hosts")).unwrap();
+        assert_eq!(stored, "127.0.0.1 localhost\n");
+        config(&r, state.path(), &["/etc/gone".into()], true).unwrap();
+        let modes = std::fs::read_to_string(state.path().join("hosts/fake/.modes")).unwrap();
+        assert_eq!(modes, "644 /etc/hosts\n");
     }
 }
