@@ -2,7 +2,7 @@
 //! from the recipes' signatures and doc comments.
 
 use crate::recipe::args::clap_args;
-use crate::recipe::catalog::Catalog;
+use crate::recipe::index::RecipeIndex;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -29,13 +29,13 @@ pub const BUILTIN_COMMANDS: &[&str] = &[
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
 /// `--check`, ...): the command line could not tell them apart.
 /// `cmd` is the command line `command` built, whose own arguments are the globals.
-pub fn check_recipe_flags(catalog: &Catalog, cmd: &clap::Command) -> crate::error::Result<()> {
+pub fn check_recipe_flags(recipes: &RecipeIndex, cmd: &clap::Command) -> crate::error::Result<()> {
     let globals: Vec<String> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))
         .chain(["help".to_string(), "version".to_string()])
         .collect();
-    for recipe in catalog.recipes.values() {
+    for recipe in recipes.recipes.values() {
         for p in &recipe.params {
             if p.default.is_some() && globals.contains(&p.flag()) {
                 return Err(crate::error::Error::usage_with_help(
@@ -280,10 +280,10 @@ pub enum Builtin {
 }
 
 /// The full command line: built-ins plus a subcommand for every recipe.
-pub fn command(catalog: &Catalog, retrying: bool) -> clap::Command {
+pub fn command(recipes: &RecipeIndex, retrying: bool) -> clap::Command {
     let mut cmd = Cli::command();
     let required = !retrying && !crate::recipe::args::on_terminal();
-    for recipe in catalog.recipes.values() {
+    for recipe in recipes.recipes.values() {
         let mut sub = clap::Command::new(recipe.name.clone())
             .about(recipe.doc.summary.clone())
             .args(clap_args(&recipe.params, required))

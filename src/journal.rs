@@ -3,7 +3,7 @@
 //! snapshots in one commit, whatever happened to the hosts. `fleet history`, `fleet show`
 //! and `--retry-failed` read it back.
 
-use crate::exec::run::CommandRecord;
+use crate::outcome::CommandRecord;
 use crate::outcome::HostStatus;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -19,14 +19,14 @@ pub mod transport;
 use clap::FromArgMatches;
 use cli::{Builtin, Cli, GlobalArgs};
 use error::{Error, Result};
-use recipe::catalog::Catalog;
+use recipe::index::RecipeIndex;
 use std::ffi::OsString;
 
 /// Everything a command needs: the project, the engine and its recipes.
 pub struct App {
     pub project: project::Project,
     pub scripting: recipe::engine::Scripting,
-    pub catalog: Catalog,
+    pub recipes: RecipeIndex,
     pub global: GlobalArgs,
 }
 
@@ -50,7 +50,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         ),
     };
     let scripting = recipe::engine::build(modules);
-    let catalog = Catalog::load(
+    let recipes = RecipeIndex::load(
         &scripting.engine,
         &scripting.ctx.sources,
         recipe::sources::builtin_recipes(),
@@ -61,8 +61,8 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         .iter()
         .take_while(|a| *a != "--")
         .any(|a| a.to_string_lossy().starts_with("--retry-failed"));
-    let command = cli::command(&catalog, retrying);
-    cli::check_recipe_flags(&catalog, &command)?;
+    let command = cli::command(&recipes, retrying);
+    cli::check_recipe_flags(&recipes, &command)?;
     let matches = match command.try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => {
@@ -76,7 +76,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
     let mut app = App {
         project,
         scripting,
-        catalog,
+        recipes,
         global,
     };
     if let Some(dir) = app.global.state_dir.clone() {
@@ -84,7 +84,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         app.project.config.state_dir = Some(std::path::absolute(&dir).unwrap_or(dir));
     }
     if let Some((name, sub)) = matches.subcommand()
-        && let Some(recipe) = app.catalog.get(name)
+        && let Some(recipe) = app.recipes.get(name)
     {
         let recipe = recipe.clone();
         if let Some(which) = app.global.retry_failed.as_deref() {
@@ -165,12 +165,12 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         Some(Builtin::Init { dir }) => commands::init::run(&dir),
         Some(Builtin::Api { definitions }) => commands::api::run(&app, definitions.as_deref()),
         Some(Builtin::Completions { shell }) => {
-            let mut cmd = cli::command(&app.catalog, false);
+            let mut cmd = cli::command(&app.recipes, false);
             clap_complete::generate(shell, &mut cmd, "fleet", &mut std::io::stdout());
             Ok(0)
         }
         None => {
-            let _ = cli::command(&app.catalog, false).print_help();
+            let _ = cli::command(&app.recipes, false).print_help();
             Ok(error::exit::USAGE)
         }
     }

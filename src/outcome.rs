@@ -91,6 +91,23 @@ impl std::fmt::Display for HostFailure {
     }
 }
 
+/// One command as the journal keeps it: output reduced to its last lines.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CommandRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub command: String,
+    /// None when the command did not run to an exit (check mode, timeout, lost host).
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stdout_tail: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stderr_tail: String,
+    /// False when check mode only printed it.
+    pub executed: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

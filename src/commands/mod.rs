@@ -17,9 +17,9 @@ pub mod status;
 use crate::App;
 use crate::error::{Error, Result};
 use crate::exec::log::RunTag;
+use crate::exec::max_fail::MaxFail;
 use crate::exec::recap::Recap;
 use crate::exec::run::{Run, RunOptions};
-use crate::exec::status::MaxFail;
 use crate::exec::ui::{Ui, UiOptions};
 use crate::inventory::Inventory;
 use crate::journal::{HostRun, RunRecord};
@@ -45,16 +45,6 @@ pub fn report_error(err: Error) -> i32 {
     }
     eprint!("{}", crate::ops::secrets::redact(&text));
     code
-}
-
-/// Asks a yes/no question on the terminal; anything but y/yes is no.
-pub fn confirm(question: &str) -> bool {
-    use std::io::Write;
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).is_ok()
-        && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// The inventory from `-i`, else the project's.

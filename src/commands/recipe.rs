@@ -4,8 +4,8 @@ use super::{RunRequest, finish_run, start_run};
 use crate::App;
 use crate::error::{Result, exit};
 use crate::journal;
-use crate::recipe::catalog::Recipe;
 use crate::recipe::diagnostic::{Cause, locate, recipe_error};
+use crate::recipe::index::Recipe;
 use rhai::{CallFnOptions, Dynamic, Scope};
 use std::sync::Arc;
 

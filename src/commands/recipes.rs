@@ -6,7 +6,7 @@ use crate::recipe::sources::Origin;
 use std::io::Write;
 
 pub fn list(app: &App) -> Result<i32> {
-    let recipes = app.catalog.recipes.values();
+    let recipes = app.recipes.recipes.values();
     let text = if app.global.json {
         let list: Vec<_> = recipes
             .map(|r| {
@@ -43,13 +43,13 @@ pub fn list(app: &App) -> Result<i32> {
 }
 
 pub fn help(app: &App, name: Option<&str>) -> Result<i32> {
-    let mut cmd = crate::cli::command(&app.catalog, false);
+    let mut cmd = crate::cli::command(&app.recipes, false);
     let Some(name) = name else {
         let _ = cmd.print_long_help();
         return Ok(0);
     };
     let canonical = app
-        .catalog
+        .recipes
         .get(name)
         .map(|r| r.name.clone())
         .unwrap_or(name.to_string());
@@ -61,7 +61,7 @@ pub fn help(app: &App, name: Option<&str>) -> Result<i32> {
         }
         None => {
             let names = app
-                .catalog
+                .recipes
                 .recipes
                 .keys()
                 .map(String::as_str)

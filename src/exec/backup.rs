@@ -3,11 +3,12 @@
 //! only when rsync succeeded; then pruned by the retention policy. Only directories
 //! fleet named are ever removed, and never in a destination without fleet's marker.
 
-use super::run::{CommandRecord, Run};
+use super::run::Run;
 use crate::inventory::{Connection, ResolvedHost};
 use crate::ops::paths;
 use crate::ops::rsync::{self, MARKER, PARTIAL, Retention, Source};
 use crate::ops::shell::quote;
+use crate::outcome::CommandRecord;
 use crate::outcome::HostFailure;
 use crate::transport::{LocalTransport, RunOpts, Transport};
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 
 use super::current;
 use super::interrupt;
+use super::max_fail::MaxFail;
 use super::run::Run;
-use super::status::MaxFail;
 use crate::inventory::ResolvedHost;
 use crate::outcome::HostStatus;
 use std::sync::Mutex;

@@ -4,9 +4,8 @@
 //! journal are still written, and the exit code says why (130, or 124 for the timeout).
 
 use crate::error::exit;
-use std::collections::HashSet;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 const RUNNING: u8 = 0;
@@ -15,21 +14,6 @@ const ABORTED: u8 = 2;
 
 static LEVEL: AtomicU8 = AtomicU8::new(RUNNING);
 static TIMED_OUT: AtomicU8 = AtomicU8::new(0);
-
-/// Process groups of local commands in flight, killed on abort.
-fn in_flight() -> &'static Mutex<HashSet<i32>> {
-    static SET: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
-    SET.get_or_init(|| Mutex::new(HashSet::new()))
-}
-
-fn kill_in_flight() {
-    for pgid in in_flight().lock().unwrap().iter() {
-        // SAFETY: signals a process group fleet started for a command.
-        unsafe {
-            libc::kill(-pgid, libc::SIGTERM);
-        }
-    }
-}
 
 /// Installs the handlers once per process: Ctrl-C stops in two steps, SIGTERM and SIGHUP
 /// (a service manager, a closed terminal, `kill`) abort at once, since nobody is there
@@ -68,7 +52,7 @@ pub fn install() {
 /// Stops everything now: the second Ctrl-C, or the run's timeout.
 pub fn abort() {
     LEVEL.store(ABORTED, Ordering::SeqCst);
-    kill_in_flight();
+    crate::transport::abort::abort();
 }
 
 /// `--timeout`: aborts the run when `limit` has passed.
@@ -104,28 +88,5 @@ pub fn exit_code() -> Option<i32> {
         Some(exit::INTERRUPTED)
     } else {
         None
-    }
-}
-
-/// Registers a command's process group while it runs; a group started after an abort is
-/// killed at once.
-pub struct Guard(i32);
-
-impl Guard {
-    pub fn new(pgid: i32) -> Guard {
-        in_flight().lock().unwrap().insert(pgid);
-        if aborted() {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(-pgid, libc::SIGTERM);
-            }
-        }
-        Guard(pgid)
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        in_flight().lock().unwrap().remove(&self.0);
     }
 }

@@ -57,7 +57,7 @@ impl RunTag {
     pub fn command(
         &self,
         host: &str,
-        record: &super::run::CommandRecord,
+        record: &crate::outcome::CommandRecord,
         stdout: &str,
         stderr: &str,
     ) {

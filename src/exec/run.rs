@@ -4,15 +4,15 @@
 
 use super::current;
 use super::log::RunTag;
-use super::status::MaxFail;
+use super::max_fail::MaxFail;
 use super::ui::Ui;
 use crate::error::{Error, Result};
 use crate::inventory::{Connection, Inventory, ResolvedHost};
 use crate::ops::remote::{CmdResult, CommandOpts};
 use crate::ops::ssh::{SshDefaults, target_for};
 use crate::ops::text::tail;
-use crate::outcome::HostFailure;
 use crate::outcome::HostStatus;
+use crate::outcome::{CommandRecord, HostFailure};
 use crate::transport::{
     CmdOutput, LocalTransport, RunOpts, SshTransport, Stream, Transport, TransportError,
 };
@@ -94,23 +94,6 @@ pub struct HostRecord {
     pub commands: Vec<CommandRecord>,
     /// Structured results host functions report (e.g. `backup`), for the journal.
     pub results: serde_json::Map<String, serde_json::Value>,
-}
-
-/// One command as the journal keeps it: output reduced to its last lines.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CommandRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-    pub command: String,
-    /// None when the command did not run to an exit (check mode, timeout, lost host).
-    pub exit_code: Option<i32>,
-    pub duration_ms: u64,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub stdout_tail: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub stderr_tail: String,
-    /// False when check mode only printed it.
-    pub executed: bool,
 }
 
 /// Lines of output the journal keeps per command.

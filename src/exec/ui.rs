@@ -92,6 +92,19 @@ impl Ui {
     }
 
     /// Runs `f` (a question on the terminal) with the progress bars hidden.
+    /// Asks a yes/no question on the terminal (progress bars set aside while it waits);
+    /// anything but y/yes is no.
+    pub fn confirm(&self, question: &str) -> bool {
+        self.suspend(|| {
+            use std::io::Write;
+            eprint!("{question}");
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer).is_ok()
+                && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+        })
+    }
+
     pub fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
         match &self.bars {
             Some(bars) => {

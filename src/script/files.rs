@@ -100,9 +100,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                     ctx.call_position(),
                 ));
             }
-            Ok(run
-                .ui
-                .suspend(|| crate::commands::confirm(&format!("{question} [y/N] "))))
+            Ok(run.ui.confirm(&format!("{question} [y/N] ")))
         }
     );
 

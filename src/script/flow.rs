@@ -3,7 +3,7 @@
 use super::host::{HostRef, function};
 use crate::exec::current;
 use crate::exec::fanout::{HostEnd, fan_out_serial, fan_out_with};
-use crate::exec::status::MaxFail;
+use crate::exec::max_fail::MaxFail;
 use crate::outcome::HostStatus;
 use crate::recipe::diagnostic::{Cause, locate, recipe_error};
 use crate::recipe::engine::ScriptCtx;

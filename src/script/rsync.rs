@@ -173,7 +173,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                     snapshot.display(),
                     h.0.name
                 );
-                if !crate::commands::confirm(&question) {
+                if !run.ui.confirm(&question) {
                     return Err(runtime_error(
                         "restore not confirmed; nothing was changed".into(),
                         pos,

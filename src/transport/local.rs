@@ -63,7 +63,7 @@ impl Transport for LocalTransport {
             .process_group(0)
             .spawn()
             .map_err(|e| TransportError::Failed(format!("cannot start sh: {e}")))?;
-        let _in_flight = crate::exec::interrupt::Guard::new(child.id() as i32);
+        let _in_flight = super::abort::Guard::new(child.id() as i32);
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().expect("stdout is piped");
         let err = child.stderr.take().expect("stderr is piped");

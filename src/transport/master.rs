@@ -155,7 +155,7 @@ impl Master {
                 Ok(None) if master.control.exists() => return Ok(master),
                 Ok(None) | Err(_) => {}
             }
-            if Instant::now() >= deadline || crate::exec::interrupt::aborted() {
+            if Instant::now() >= deadline || super::abort::aborted() {
                 master.stop().await;
                 return Err(format!(
                     "no SSH answer from {} within {}s",

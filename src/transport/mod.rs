@@ -1,6 +1,7 @@
 //! How a command reaches a host. One small trait so recipes never know whether a host
 //! is this machine (`local`) or a server over SSH (`ssh`).
 
+pub mod abort;
 mod local;
 mod master;
 mod ssh;

@@ -179,7 +179,7 @@ impl SshTransport {
 
 /// Resolves when the run is interrupted (Ctrl-C), so a command in flight is abandoned.
 async fn interrupted() {
-    while !crate::exec::interrupt::aborted() {
+    while !super::abort::aborted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -217,7 +217,7 @@ impl Transport for SshTransport {
                     Ok(_) => return Ok(()),
                     Err(e) => e.to_string(),
                 };
-                if Instant::now() + interval > deadline || crate::exec::interrupt::aborted() {
+                if Instant::now() + interval > deadline || super::abort::aborted() {
                     return Err(TransportError::Unreachable(format!(
                         "no SSH login within {}s: {last}",
                         timeout.as_secs()

@@ -39,12 +39,12 @@ impl Recipe {
 }
 
 #[derive(Clone, Default)]
-pub struct Catalog {
+pub struct RecipeIndex {
     /// Recipes in use, by name, sorted.
     pub recipes: IndexMap<String, Recipe>,
 }
 
-impl Catalog {
+impl RecipeIndex {
     /// Compiles `builtin` then `project` files. `reserved` names belong to built-in
     /// commands and cannot be recipes.
     pub fn load(
@@ -53,7 +53,7 @@ impl Catalog {
         builtin: Vec<SourceFile>,
         project: Vec<SourceFile>,
         reserved: &[&str],
-    ) -> Result<Catalog> {
+    ) -> Result<RecipeIndex> {
         let mut recipes: IndexMap<String, Recipe> = IndexMap::new();
         for file in builtin.into_iter().chain(project) {
             for recipe in compile(engine, sources, &file)? {
@@ -90,7 +90,7 @@ impl Catalog {
             }
         }
         recipes.sort_keys();
-        Ok(Catalog { recipes })
+        Ok(RecipeIndex { recipes })
     }
 
     pub fn get(&self, name: &str) -> Option<&Recipe> {
