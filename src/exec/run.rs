@@ -148,10 +148,7 @@ pub struct Run {
 /// How many lines of stderr a failure message shows.
 const TAIL_LINES: usize = 5;
 
-pub fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.trim_end().lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
+pub use crate::ops::terminal::tail;
 
 impl Run {
     pub fn new(tag: RunTag, inventory: Inventory, options: RunOptions, ui: Ui) -> Run {

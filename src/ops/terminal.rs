@@ -10,6 +10,12 @@
 
 use std::borrow::Cow;
 
+/// The last `lines` lines of `text` (a command's stderr in a failure message).
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// `text` with its control characters made visible; borrowed when there are none.
 pub fn neutralise(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_control) {
