@@ -186,11 +186,7 @@ fn output_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>,
 
 /// Paths in messages are shown relative to the working directory when possible.
 pub fn display_path(path: &Path) -> String {
-    let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    crate::ops::paths::display(path)
 }
 
 #[cfg(test)]

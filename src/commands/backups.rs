@@ -3,7 +3,7 @@
 
 use crate::App;
 use crate::error::{Error, Result};
-use crate::exec::backup::BackupResult;
+use crate::ops::backup::BackupResult;
 use std::collections::BTreeMap;
 use std::io::Write;
 

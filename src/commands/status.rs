@@ -71,7 +71,7 @@ pub fn known(runs: &[RunRecord]) -> BTreeMap<String, Known> {
                 });
             }
             if k.last_backup_at.is_none()
-                && crate::exec::backup::BackupResult::from_journal(&h.results)
+                && crate::ops::backup::BackupResult::from_journal(&h.results)
                     .is_some_and(|b| b.succeeded())
             {
                 k.last_backup_at = Some(r.ended.clone());

@@ -1,7 +1,6 @@
 //! Running work across hosts: the run context, the worker pool, progress, logs and the
 //! recap.
 
-pub mod backup;
 pub mod current;
 pub mod fanout;
 pub mod interrupt;

@@ -2,6 +2,7 @@
 //! pure functions, tested without a host.
 
 pub mod apt;
+pub mod backup;
 pub mod capture;
 pub mod catalog;
 pub mod cloudinit;

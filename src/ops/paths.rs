@@ -26,6 +26,15 @@ pub fn component(name: &str) -> Result<&str, String> {
     }
 }
 
+/// Paths in messages are shown relative to the working directory when possible.
+pub fn display(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 /// `root/a/b/…` from single components; an error names the bad one.
 pub fn join_under(root: &Path, parts: &[&str]) -> Result<PathBuf, String> {
     let mut path = root.to_path_buf();

@@ -96,6 +96,13 @@ pub trait Remote {
     /// Prints a line for the host (e.g. what `--check` would do).
     fn out(&self, _message: &str) {}
 
+    /// Reports something that happened on the host (a warning) as a run event.
+    fn event(&self, _message: &str) {}
+
+    /// Keeps a procedure's result (`backup`: what was copied) in the host's journal
+    /// record, under `key`.
+    fn note_result(&self, _key: &str, _value: serde_json::Value) {}
+
     /// Counts the host as changed (for work the procedure detects itself).
     fn mark_changed(&self) {}
 
@@ -117,6 +124,9 @@ pub mod fake {
         pub check: bool,
         answers: Mutex<Vec<(String, i64, String)>>,
         pub ran: Mutex<Vec<String>>,
+        /// What `event` and `note_result` reported, in order.
+        pub events: Mutex<Vec<String>>,
+        pub results: Mutex<Vec<(String, serde_json::Value)>>,
     }
 
     impl Scripted {
@@ -131,6 +141,8 @@ pub mod fake {
                         .collect(),
                 ),
                 ran: Mutex::new(Vec::new()),
+                events: Mutex::new(Vec::new()),
+                results: Mutex::new(Vec::new()),
             }
         }
 
@@ -176,6 +188,14 @@ pub mod fake {
 
         fn check_mode(&self) -> bool {
             self.check
+        }
+
+        fn event(&self, message: &str) {
+            self.events.lock().unwrap().push(message.to_string());
+        }
+
+        fn note_result(&self, key: &str, value: serde_json::Value) {
+            self.results.lock().unwrap().push((key.to_string(), value));
         }
 
         fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostFailure> {

@@ -1,7 +1,11 @@
 //! Backups as rsync snapshots, the data-safety rules in plain functions: snapshot names,
 //! the rsync command line, its `--stats` output, and which snapshots a retention policy
-//! keeps. Nothing here deletes; it only decides, so every rule is tested without a host.
+//! keeps, and every shell line the backup procedures (`ops::backup`) run. Nothing here
+//! deletes; it only decides, so every rule is tested without a host.
 
+use crate::inventory::ResolvedHost;
+use crate::ops::shell::quote;
+use crate::ops::ssh::SshTarget;
 use std::collections::BTreeSet;
 
 /// The file that marks a directory as fleet's backup destination. fleet never writes
@@ -178,6 +182,101 @@ pub fn snapshot_args(
     }
     args.push(format!("{}/", dest.trim_end_matches('/')));
     args
+}
+
+/// `rsync ARGS…` as one shell line, every argument quoted.
+pub fn command(args: &[String]) -> String {
+    std::iter::once("rsync".to_string())
+        .chain(args.iter().map(|a| quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How rsync on the controller reaches `target`: its login (`user@address`) and the
+/// `ssh …` for `-e`, with the run's own options for that host. rsync puts the login
+/// after this command itself, so the address (and ssh's `--` before it) are left out.
+pub fn controller_ssh(target: &SshTarget) -> (String, String) {
+    let mut args = target.ssh_args();
+    let address = args.pop().unwrap_or_default();
+    if args.last().is_some_and(|a| a == "--") {
+        args.pop();
+    }
+    let mut cmd = vec!["ssh".to_string(), "-o".into(), "BatchMode=yes".into()];
+    cmd.extend(args);
+    let login = match &target.user {
+        Some(u) => format!("{u}@{address}"),
+        None => address,
+    };
+    let ssh = cmd.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
+    (login, ssh)
+}
+
+/// How a backup host's own rsync reaches the source: its inventory login and port, and
+/// the backup host's ssh with `ssh_options` (`-i KEY …`, its own known_hosts).
+pub fn backup_host_ssh(source: &ResolvedHost, ssh_options: &str) -> (String, String) {
+    let login = match &source.user {
+        Some(u) => format!("{u}@{}", source.address),
+        None => source.address.clone(),
+    };
+    let port = source.port.map(|p| format!(" -p {p}")).unwrap_or_default();
+    let extra = if ssh_options.is_empty() {
+        String::new()
+    } else {
+        format!(" {ssh_options}")
+    };
+    (login, format!("ssh -o BatchMode=yes{port}{extra}"))
+}
+
+/// `rsync` copying `from` (a file or a directory, `dir` says which) of a snapshot back
+/// to `to` on a host: through `via` (login and ssh command), or on this machine.
+pub fn restore_args(from: &str, dir: bool, to: &str, via: Option<(String, String)>) -> Vec<String> {
+    let slash = if dir { "/" } else { "" };
+    let mut args: Vec<String> = [
+        "--archive",
+        "--hard-links",
+        "--numeric-ids",
+        "--protect-args",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push("--".into());
+    args.push(format!("{from}{slash}"));
+    match via {
+        None => args.push(format!("{to}{slash}")),
+        Some((login, ssh)) => {
+            args.insert(0, ssh);
+            args.insert(0, "-e".into());
+            args.push(format!("{login}:{to}{slash}"));
+        }
+    }
+    args
+}
+
+/// On a backup host: checks fleet's marker in `dir` (or makes `dir` and the marker when
+/// it is missing or empty; exit 3 when it holds someone else's files), makes the
+/// source's directory `host_dir` and lists the directories in it, one a line.
+pub fn prepare_store_script(dir: &str, host_dir: &str) -> String {
+    let (d, m) = (quote(dir), quote(&format!("{dir}/{MARKER}")));
+    let h = quote(host_dir);
+    format!(
+        "if [ ! -f {m} ]; then if [ -e {d} ] && [ -n \"$(ls -A {d})\" ]; then exit 3; fi; \
+         mkdir -p {d} && echo 'fleet backup snapshots' > {m} || exit 1; fi; \
+         mkdir -p {h} && cd {h} && for n in *; do [ -d \"$n\" ] && printf '%s\\n' \"$n\"; done; true"
+    )
+}
+
+/// The exit code of [`prepare_store_script`] for a directory without fleet's marker.
+pub const NOT_OURS: i32 = 3;
+
+/// Removes one snapshot directory fleet named.
+pub fn remove_command(path: &str) -> String {
+    format!("rm -rf -- {}", quote(path))
+}
+
+/// Completes a snapshot: `….partial` becomes its final name (never moved inside `to`).
+pub fn rename_command(from: &str, to: &str) -> String {
+    format!("mv -T -- {} {}", quote(from), quote(to))
 }
 
 /// What rsync's `--stats` said.
@@ -398,5 +497,90 @@ mod tests {
             12,
             "rsync: write failed: No space left on device"
         ));
+    }
+
+    fn host(user: Option<&str>, port: Option<u16>) -> ResolvedHost {
+        ResolvedHost {
+            name: "web-1".into(),
+            address: "10.0.0.5".into(),
+            port,
+            user: user.map(String::from),
+            identity_file: None,
+            connection: crate::inventory::Connection::Ssh,
+            groups: Vec::new(),
+            vars: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_rsync_line_quotes_every_argument() {
+        let args = ["--archive".to_string(), "--".into(), "/a b/it's".into()];
+        assert_eq!(command(&args), r"rsync --archive -- '/a b/it'\''s'");
+    }
+
+    #[test]
+    fn the_controller_reaches_a_host_with_the_runs_ssh_options() {
+        let mut target =
+            crate::ops::ssh::target_for(&host(Some("ops"), Some(2222)), &Default::default());
+        target.identity_file = Some("/keys/id ed".into());
+        let (login, ssh) = controller_ssh(&target);
+        assert_eq!(login, "ops@10.0.0.5");
+        assert_eq!(
+            ssh,
+            "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 \
+             -o IdentitiesOnly=yes -i '/keys/id ed' -p 2222 -l ops"
+        );
+        let target = crate::ops::ssh::target_for(&host(None, None), &Default::default());
+        assert_eq!(controller_ssh(&target).0, "10.0.0.5");
+    }
+
+    #[test]
+    fn a_backup_host_reaches_the_source_with_its_own_ssh() {
+        assert_eq!(
+            backup_host_ssh(&host(Some("root"), Some(2222)), "-i /root/.ssh/backup"),
+            (
+                "root@10.0.0.5".to_string(),
+                "ssh -o BatchMode=yes -p 2222 -i /root/.ssh/backup".to_string()
+            )
+        );
+        assert_eq!(
+            backup_host_ssh(&host(None, None), ""),
+            ("10.0.0.5".to_string(), "ssh -o BatchMode=yes".to_string())
+        );
+    }
+
+    #[test]
+    fn a_restore_pushes_after_a_double_dash() {
+        let via = Some(("ops@10.0.0.5".to_string(), "ssh -p 2222".to_string()));
+        assert_eq!(
+            restore_args("/b/web-1/20261125T024000Z/etc", true, "/etc", via).join(" "),
+            "-e ssh -p 2222 --archive --hard-links --numeric-ids --protect-args -- \
+             /b/web-1/20261125T024000Z/etc/ ops@10.0.0.5:/etc/"
+        );
+        assert_eq!(
+            restore_args("/b/x/etc/hosts", false, "/tmp/hosts", None).join(" "),
+            "--archive --hard-links --numeric-ids --protect-args -- /b/x/etc/hosts /tmp/hosts"
+        );
+    }
+
+    #[test]
+    fn store_commands_on_a_backup_host() {
+        assert_eq!(
+            prepare_store_script("/srv/my backups", "/srv/my backups/web-1"),
+            "if [ ! -f '/srv/my backups/.fleet-backups' ]; then if [ -e '/srv/my backups' ] \
+             && [ -n \"$(ls -A '/srv/my backups')\" ]; then exit 3; fi; mkdir -p '/srv/my backups' \
+             && echo 'fleet backup snapshots' > '/srv/my backups/.fleet-backups' || exit 1; fi; \
+             mkdir -p '/srv/my backups/web-1' && cd '/srv/my backups/web-1' && for n in *; do \
+             [ -d \"$n\" ] && printf '%s\\n' \"$n\"; done; true"
+        );
+        assert_eq!(
+            remove_command("/srv/b/web-1/20261125T024000Z.partial"),
+            "rm -rf -- /srv/b/web-1/20261125T024000Z.partial"
+        );
+        assert_eq!(remove_command("/srv/b/-x"), "rm -rf -- /srv/b/-x");
+        assert_eq!(
+            rename_command("/b/h/20261125T024000Z.partial", "/b/h/20261125T024000Z"),
+            "mv -T -- /b/h/20261125T024000Z.partial /b/h/20261125T024000Z"
+        );
     }
 }

@@ -3,7 +3,7 @@
 use super::files::runtime_error;
 use super::host::{HostRef, module_function, raise};
 use super::values::Options;
-use crate::exec::backup::{BackupOpts, Store};
+use crate::ops::backup::{self, BackupOpts, Store};
 use crate::ops::rsync::Retention;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Array, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
@@ -117,7 +117,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                     })
                     .transpose()
             };
-            let store = match text("dest_host")? {
+            let backup_host = match text("dest_host")? {
                 Some(name) => {
                     if !dest.starts_with('/') {
                         return Err(runtime_error(
@@ -127,16 +127,27 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                             pos,
                         ));
                     }
-                    Store::Remote {
-                        host: Box::new(
-                            run.host(&name)
-                                .map_err(|e| runtime_error(e.to_string(), pos))?,
-                        ),
-                        dir: dest.clone(),
-                        ssh_options: text("ssh_options")?.unwrap_or_default(),
-                    }
+                    Some(
+                        run.host(&name)
+                            .map_err(|e| runtime_error(e.to_string(), pos))?,
+                    )
                 }
-                None => Store::Local(run.options.root.join(&dest)),
+                None => None,
+            };
+            let (controller, at) = (
+                run.controller(&h.0),
+                backup_host.as_ref().map(|b| run.remote(b)),
+            );
+            let store = match &at {
+                Some(at) => Store::Remote {
+                    host: at,
+                    dir: dest.clone(),
+                    ssh_options: text("ssh_options")?.unwrap_or_default(),
+                },
+                None => Store::Local {
+                    dir: run.options.root.join(&dest),
+                    controller: &controller,
+                },
             };
             let opts = BackupOpts {
                 dest_dir: run.options.root.join(dest),
@@ -144,9 +155,17 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 one_file_system: o.bool("one_file_system")?.unwrap_or(false),
                 retention,
             };
-            let result = run
-                .backup(&h.0, &paths, &opts, &store)
-                .map_err(|f| raise(f, &ctx))?;
+            let source = run.remote(&h.0);
+            let result = backup::backup(
+                &source,
+                &h.0,
+                &run.options.ssh,
+                &store,
+                &paths,
+                &opts,
+                &backup::now_unix,
+            )
+            .map_err(|f| raise(f, &ctx))?;
             let value = serde_json::to_value(&result).unwrap_or_default();
             Ok(crate::script::values::from_json(&value)
                 .try_cast::<Map>()
@@ -180,8 +199,16 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                     ));
                 }
             }
-            run.restore(&snapshot, &h.0, path, to.as_deref())
-                .map_err(|e| raise(e, ctx))
+            let controller = run.controller(&h.0);
+            backup::restore(
+                &controller,
+                &h.0,
+                &run.options.ssh,
+                &snapshot,
+                path,
+                to.as_deref(),
+            )
+            .map_err(|e| raise(e, ctx))
         };
         let registration = FuncRegistration::new("restore");
         if with_opts {

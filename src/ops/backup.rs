@@ -1,0 +1,870 @@
+//! Backups of hosts into rsync snapshots: `<dest>/<host>/<time>`, each made as
+//! `<time>.partial` with `--link-dest` to the newest complete one and renamed only when
+//! rsync succeeded; then pruned by the retention policy. Only directories fleet named
+//! are ever removed, and never in a destination without fleet's marker.
+//!
+//! The procedures work over [`Remote`]s: the host backed up (`source`: check mode,
+//! messages, its journal record) and the store's own one, where rsync runs — this
+//! machine working on the source's behalf (`exec::remote::ControllerRemote`) for a
+//! local store, the backup host for a remote one. The rules and every shell line are in
+//! `ops::rsync`.
+
+use crate::inventory::{Connection, ResolvedHost};
+use crate::ops::paths;
+use crate::ops::remote::{CmdOutput, Remote};
+use crate::ops::rsync::{self, MARKER, PARTIAL, Retention, Source};
+use crate::ops::ssh::{SshDefaults, target_for};
+use crate::ops::text::tail;
+use crate::outcome::HostFailure;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Default)]
+pub struct BackupOpts {
+    /// As the operator gave it, for check mode's message.
+    pub dest_dir: PathBuf,
+    pub excludes: Vec<String>,
+    pub one_file_system: bool,
+    pub retention: Retention,
+}
+
+/// What one backup of one host did, as the journal and `fleet backups` keep it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct BackupResult {
+    pub snapshot: Option<String>,
+    pub files_transferred: u64,
+    pub bytes_transferred: u64,
+    pub total_size: u64,
+    pub duration_ms: u64,
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
+    /// ssh could not reach the source.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreachable: bool,
+}
+
+/// The key of a host's journal results under which its backup is kept.
+const RESULT_KEY: &str = "backup";
+
+impl BackupResult {
+    /// A host's `backup` result as the journal keeps it.
+    pub fn from_journal(results: &serde_json::Map<String, serde_json::Value>) -> Option<Self> {
+        serde_json::from_value(results.get(RESULT_KEY)?.clone()).ok()
+    }
+
+    /// A snapshot was made and completed.
+    pub fn succeeded(&self) -> bool {
+        self.snapshot.is_some() && self.error.is_none()
+    }
+}
+
+/// A destination must be empty, missing, or carry fleet's marker: rsync `--delete`
+/// inside someone else's directory would destroy it.
+pub fn prepare_destination(dest: &Path) -> Result<(), String> {
+    let marker = dest.join(MARKER);
+    if marker.is_file() {
+        return Ok(());
+    }
+    if dest.exists() {
+        let mut entries = std::fs::read_dir(dest)
+            .map_err(|e| format!("cannot read backup destination {}: {e}", dest.display()))?;
+        if entries.next().is_some() {
+            return Err(format!(
+                "backup destination {} is not empty and has no {MARKER} marker: fleet will not \
+                 write into a directory it did not create; choose an empty directory (or a new \
+                 path) for backups",
+                dest.display()
+            ));
+        }
+    }
+    std::fs::create_dir_all(dest)
+        .and_then(|_| {
+            std::fs::write(
+                &marker,
+                "This directory holds fleet's backup snapshots; fleet prunes only what it made.\n",
+            )
+        })
+        .map_err(|e| format!("cannot prepare backup destination {}: {e}", dest.display()))
+}
+
+/// Complete snapshots of one host (name, time), and stale partial ones, by fleet's names
+/// among the entries of its directory.
+fn sort_snapshots(names: Vec<String>) -> (Vec<(String, i64)>, Vec<String>) {
+    let (mut complete, mut partial) = (Vec::new(), Vec::new());
+    for name in names {
+        if let Some(t) = rsync::parse_snapshot_name(&name) {
+            complete.push((name, t));
+        } else if let Some(stem) = name.strip_suffix(PARTIAL)
+            && rsync::parse_snapshot_name(stem).is_some()
+        {
+            partial.push(name);
+        }
+    }
+    complete.sort_by_key(|(_, t)| *t);
+    (complete, partial)
+}
+
+/// Where snapshots are kept: on this machine (rsync runs here, for the source), or on a
+/// backup host that pulls from the source itself, as backup servers do.
+pub enum Store<'a> {
+    Local {
+        dir: PathBuf,
+        /// This machine, working on the source's behalf: runs rsync, notes it.
+        controller: &'a dyn Remote,
+    },
+    Remote {
+        /// The backup host: keeps the snapshots and runs rsync.
+        host: &'a dyn Remote,
+        dir: String,
+        /// Extra options for the backup host's own `ssh` to the source (`-i KEY …`).
+        ssh_options: String,
+    },
+}
+
+impl Store<'_> {
+    /// `<dest>/<source>`: the host name must be one path component, so a host called
+    /// `/tmp/victim` or `..` cannot send snapshots (or their pruning) elsewhere.
+    fn host_dir(&self, source: &str) -> Result<String, String> {
+        let source = paths::component(source).map_err(|e| format!("host name {e}"))?;
+        Ok(match self {
+            Store::Local { dir, .. } => paths::join_under(dir, &[source])?.display().to_string(),
+            Store::Remote { dir, .. } => format!("{}/{source}", dir.trim_end_matches('/')),
+        })
+    }
+
+    /// Where rsync runs.
+    fn runner(&self) -> &dyn Remote {
+        match self {
+            Store::Local { controller, .. } => *controller,
+            Store::Remote { host, .. } => *host,
+        }
+    }
+
+    /// Checks the marker (or makes the destination) and lists the source's directory.
+    fn prepare(&self, source: &str) -> Result<Vec<String>, String> {
+        let host_dir = self.host_dir(source)?;
+        match self {
+            Store::Local { dir: dest, .. } => {
+                let dir = PathBuf::from(host_dir);
+                prepare_destination(dest)?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                Ok(std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect())
+            }
+            Store::Remote { host, dir, .. } => {
+                let script = rsync::prepare_store_script(dir, &host_dir);
+                let out = host
+                    .exec(&script, None, None, true)
+                    .map_err(|f| f.message)?;
+                match out.code {
+                    0 => Ok(out.stdout_text().lines().map(String::from).collect()),
+                    rsync::NOT_OURS => Err(format!(
+                        "backup destination {}:{dir} is not empty and has no {MARKER} marker: fleet \
+                         will not write into a directory it did not create",
+                        host.name()
+                    )),
+                    c => Err(format!(
+                        "cannot prepare {}:{dir} (exit {c}): {}",
+                        host.name(),
+                        tail(&out.stderr, 2)
+                    )),
+                }
+            }
+        }
+    }
+
+    fn remove(&self, source: &str, name: &str) -> Result<(), String> {
+        let path = format!("{}/{name}", self.host_dir(source)?);
+        match self {
+            Store::Local { .. } => {
+                std::fs::remove_dir_all(&path).map_err(|e| format!("cannot remove {path}: {e}"))
+            }
+            Store::Remote { host, .. } => run_on(*host, &rsync::remove_command(&path)),
+        }
+    }
+
+    fn rename(&self, source: &str, from: &str, to: &str) -> Result<(), String> {
+        let dir = self.host_dir(source)?;
+        let (a, b) = (format!("{dir}/{from}"), format!("{dir}/{to}"));
+        match self {
+            Store::Local { .. } => {
+                std::fs::rename(&a, &b).map_err(|e| format!("cannot complete {b}: {e}"))
+            }
+            Store::Remote { host, .. } => run_on(*host, &rsync::rename_command(&a, &b)),
+        }
+    }
+
+    /// How the snapshot is named in results: a local path, or `host:/path`.
+    fn display(&self, source: &str, name: &str) -> String {
+        match self {
+            Store::Local { dir, .. } => paths::display(&dir.join(source).join(name)),
+            Store::Remote { host, .. } => {
+                let dir = self.host_dir(source).unwrap_or_default();
+                format!("{}:{dir}/{name}", host.name())
+            }
+        }
+    }
+}
+
+/// Runs a store command on the backup host; a non-zero exit is an error.
+fn run_on(host: &dyn Remote, cmd: &str) -> Result<(), String> {
+    let out = host.exec(cmd, None, None, true).map_err(|f| f.message)?;
+    match out.code {
+        0 => Ok(()),
+        c => Err(format!(
+            "`{cmd}` on {} exited with {c}: {}",
+            host.name(),
+            tail(&out.stderr, 2)
+        )),
+    }
+}
+
+/// Runs rsync with `args` on `at`; trouble reaching `at` itself is an error message.
+fn run_rsync(at: &dyn Remote, args: &[String]) -> Result<CmdOutput, String> {
+    at.exec(&rsync::command(args), None, None, true)
+        .map_err(|f| f.message)
+}
+
+/// Seconds since 1970, the time a snapshot is named after.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// One snapshot of `paths` of `host` (reached as `source`, with fleet's own ssh options
+/// `ssh`) into `store`, named after the time `clock` tells once the store is ready (or
+/// the next free second); an error leaves
+/// every complete snapshot as it was. The result is kept in the source's journal record
+/// either way.
+pub fn backup(
+    source: &dyn Remote,
+    host: &ResolvedHost,
+    ssh: &SshDefaults,
+    store: &Store,
+    paths: &[String],
+    opts: &BackupOpts,
+    clock: &dyn Fn() -> i64,
+) -> Result<BackupResult, HostFailure> {
+    let started = Instant::now();
+    let fail = |result: &BackupResult, message: String| {
+        let mut result = result.clone();
+        result.error = Some(message.clone());
+        result.duration_ms = started.elapsed().as_millis() as u64;
+        record(source, &result);
+        HostFailure {
+            host: host.name.clone(),
+            unreachable: result.unreachable,
+            command: None,
+            code: result.exit_code,
+            stderr: String::new(),
+            message: format!("backup of {} failed: {message}", host.name),
+        }
+    };
+    let mut result = BackupResult::default();
+    if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/')) {
+        return Err(fail(
+            &result,
+            format!("backup paths must be absolute, got {paths:?}"),
+        ));
+    }
+    if source.check_mode() {
+        source.out(&format!(
+            "would back up {} to {}",
+            paths.join(" "),
+            opts.dest_dir.display()
+        ));
+        return Ok(result);
+    }
+    let names = store.prepare(&host.name).map_err(|e| fail(&result, e))?;
+    let (complete, stale) = sort_snapshots(names);
+    for name in stale {
+        // A partial snapshot is one fleet started and never finished: its own.
+        store
+            .remove(&host.name, &name)
+            .map_err(|e| fail(&result, e))?;
+    }
+    let dir = store.host_dir(&host.name).map_err(|e| fail(&result, e))?;
+    let mut time = clock();
+    while complete.iter().any(|(_, t)| *t == time) {
+        time += 1;
+    }
+    let name = rsync::snapshot_name(time);
+    let partial = format!("{dir}/{name}{PARTIAL}");
+    let link_dest = complete.last().map(|(n, _)| format!("{dir}/{n}"));
+    let (login, ssh) = match (store, host.connection) {
+        (Store::Local { .. }, Connection::Local) => (None, None),
+        (Store::Local { .. }, Connection::Ssh) => {
+            let (login, ssh) = rsync::controller_ssh(&target_for(host, ssh));
+            (Some(login), Some(ssh))
+        }
+        // The backup host reaches the source with its own ssh, key and known_hosts.
+        (Store::Remote { ssh_options, .. }, _) => {
+            let (login, ssh) = rsync::backup_host_ssh(host, ssh_options);
+            (Some(login), Some(ssh))
+        }
+    };
+    let from = Source {
+        login,
+        ssh,
+        paths: paths.to_vec(),
+    };
+    let args = rsync::snapshot_args(
+        &from,
+        &partial,
+        link_dest.as_deref(),
+        &opts.excludes,
+        opts.one_file_system,
+    );
+    let out = run_rsync(store.runner(), &args).map_err(|e| fail(&result, e))?;
+    result.exit_code = Some(out.code);
+    let stats = rsync::parse_stats(&out.stdout_text());
+    result.files_transferred = stats.files_transferred;
+    result.bytes_transferred = stats.bytes_transferred;
+    result.total_size = stats.total_size;
+    if source.aborted() {
+        return Err(fail(
+            &result,
+            "interrupted; the previous snapshots are untouched".into(),
+        ));
+    }
+    if !rsync::succeeded(out.code) {
+        result.unreachable = rsync::source_unreachable(out.code, &out.stderr);
+        let why = tail(&out.stderr, 3);
+        return Err(fail(
+            &result,
+            format!(
+                "rsync exited with {}: {why}; the previous snapshots are untouched",
+                out.code
+            ),
+        ));
+    }
+    store
+        .rename(&host.name, &format!("{name}{PARTIAL}"), &name)
+        .map_err(|e| fail(&result, e))?;
+    result.snapshot = Some(store.display(&host.name, &name));
+    if stats.total_size == 0 {
+        result.warning = Some(format!(
+            "the snapshot of {} is empty (total size 0)",
+            host.name
+        ));
+        source.event("warning: the snapshot is empty (total size 0)");
+    }
+    let mut all = complete;
+    all.push((name.clone(), time));
+    let times: Vec<i64> = all.iter().map(|(_, t)| *t).collect();
+    let kept = rsync::keep(&times, &opts.retention);
+    for (old, t) in &all {
+        if !kept.contains(t) && *old != name {
+            store
+                .remove(&host.name, old)
+                .map_err(|e| fail(&result, format!("cannot prune snapshot {old}: {e}")))?;
+            result.pruned.push(old.clone());
+        }
+    }
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    record(source, &result);
+    Ok(result)
+}
+
+fn record(source: &dyn Remote, result: &BackupResult) {
+    source.note_result(RESULT_KEY, serde_json::to_value(result).unwrap_or_default());
+}
+
+/// Copies `path` of a snapshot back to `host` (at `to`, default the same path), with
+/// rsync on this machine (`controller`, working on the host's behalf).
+pub fn restore(
+    controller: &dyn Remote,
+    host: &ResolvedHost,
+    ssh: &SshDefaults,
+    snapshot: &Path,
+    path: &str,
+    to: Option<&str>,
+) -> Result<(), HostFailure> {
+    let fail = |message: String| HostFailure::new(&host.name, message);
+    let from = snapshot.join(path.trim_start_matches('/'));
+    if !from.exists() {
+        return Err(fail(format!(
+            "{} is not in snapshot {}",
+            path,
+            snapshot.display()
+        )));
+    }
+    let target = to.unwrap_or(path);
+    let dir = from.is_dir();
+    if controller.check_mode() {
+        let slash = if dir { "/" } else { "" };
+        controller.out(&format!(
+            "would restore {}{slash} to {}:{target}",
+            from.display(),
+            host.name
+        ));
+        return Ok(());
+    }
+    let via = match host.connection {
+        Connection::Local => None,
+        Connection::Ssh => Some(rsync::controller_ssh(&target_for(host, ssh))),
+    };
+    let args = rsync::restore_args(&from.display().to_string(), dir, target, via);
+    let out = run_rsync(controller, &args).map_err(fail)?;
+    if out.code != 0 {
+        return Err(fail(format!(
+            "restore of {path} to {} failed: rsync exited with {}: {}",
+            host.name,
+            out.code,
+            tail(&out.stderr, 3)
+        )));
+    }
+    controller.mark_changed();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::remote::fake::Scripted;
+    use crate::ops::remote::{CmdResult, CommandOpts};
+    use std::time::Duration;
+
+    #[test]
+    fn an_unmarked_non_empty_destination_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("precious"), "keep me").unwrap();
+        let err = prepare_destination(dir.path()).unwrap_err();
+        assert!(
+            err.contains("is not empty and has no .fleet-backups marker"),
+            "{err}"
+        );
+        assert!(!dir.path().join(MARKER).exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("precious")).unwrap(),
+            "keep me"
+        );
+        let fresh = dir.path().join("new/backups");
+        prepare_destination(&fresh).unwrap();
+        assert!(fresh.join(MARKER).is_file());
+        prepare_destination(&fresh).unwrap();
+    }
+
+    #[test]
+    fn only_fleet_named_directories_are_snapshots() {
+        let names = [
+            "20261125T020000Z",
+            "20261124T020000Z",
+            "20261125T030000Z.partial",
+            "mine",
+            "2026",
+        ];
+        let (complete, partial) = sort_snapshots(names.iter().map(|s| s.to_string()).collect());
+        let names: Vec<&str> = complete.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["20261124T020000Z", "20261125T020000Z"]);
+        assert_eq!(partial, ["20261125T030000Z.partial"]);
+    }
+
+    /// 2026-11-25 02:00:00 UTC, the time of every new snapshot here.
+    const NOW: &str = "20261125T020000Z";
+    const STATS: &str = "Number of regular files transferred: 3\nTotal file size: 1,000 bytes\n";
+
+    fn now() -> i64 {
+        rsync::parse_snapshot_name(NOW).unwrap()
+    }
+
+    fn source(connection: Connection) -> ResolvedHost {
+        ResolvedHost {
+            name: "web-1".into(),
+            address: "10.0.0.5".into(),
+            port: None,
+            user: Some("root".into()),
+            identity_file: None,
+            connection,
+            groups: Vec::new(),
+            vars: Default::default(),
+        }
+    }
+
+    fn newest_only() -> BackupOpts {
+        BackupOpts {
+            dest_dir: "/srv/b".into(),
+            retention: Retention {
+                last: 1,
+                hourly_every: 1,
+                hourly: 0,
+                daily: 0,
+                weekly: 0,
+                monthly: 0,
+            },
+            ..BackupOpts::default()
+        }
+    }
+
+    /// A backup into `/srv/b` on the scripted backup host `at`.
+    fn remote_backup(at: &Scripted, from: &Scripted) -> Result<BackupResult, HostFailure> {
+        let store = Store::Remote {
+            host: at,
+            dir: "/srv/b/".into(),
+            ssh_options: "-i /root/.ssh/backup".into(),
+        };
+        backup(
+            from,
+            &source(Connection::Ssh),
+            &SshDefaults::default(),
+            &store,
+            &["/etc".into()],
+            &newest_only(),
+            &now,
+        )
+    }
+
+    fn kept(from: &Scripted) -> Vec<serde_json::Value> {
+        let results = from.results.lock().unwrap();
+        assert!(results.iter().all(|(k, _)| k == "backup"));
+        results.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    #[test]
+    fn a_remote_snapshot_is_completed_then_the_old_ones_are_pruned() {
+        let at = Scripted::new(&[
+            (
+                "if [ ! -f ",
+                0,
+                "20261120T020000Z\n20261121T020000Z\n20261122T030000Z.partial\nmine\n2026\n",
+            ),
+            ("rm -rf -- /srv/b/web-1/20261122T030000Z.partial", 0, ""),
+            ("rsync ", 0, STATS),
+            ("mv -T -- ", 0, ""),
+            ("rm -rf -- /srv/b/web-1/20261120T020000Z", 0, ""),
+            ("rm -rf -- /srv/b/web-1/20261121T020000Z", 0, ""),
+        ]);
+        let from = Scripted::new(&[]);
+        let result = remote_backup(&at, &from).unwrap();
+        assert_eq!(
+            result.snapshot.as_deref(),
+            Some("fake:/srv/b/web-1/20261125T020000Z")
+        );
+        assert_eq!(result.pruned, ["20261120T020000Z", "20261121T020000Z"]);
+        assert_eq!((result.files_transferred, result.total_size), (3, 1000));
+        assert_eq!(result.exit_code, Some(0));
+        let ran = at.ran();
+        assert_eq!(
+            ran[2],
+            "rsync --archive --hard-links --numeric-ids --relative --delete --delete-excluded \
+             --stats --protect-args --link-dest=/srv/b/web-1/20261121T020000Z -e \
+             'ssh -o BatchMode=yes -i /root/.ssh/backup' -- root@10.0.0.5:/etc \
+             /srv/b/web-1/20261125T020000Z.partial/"
+        );
+        assert_eq!(
+            ran[3],
+            "mv -T -- /srv/b/web-1/20261125T020000Z.partial /srv/b/web-1/20261125T020000Z"
+        );
+        // `mine` and `2026` are not fleet's names: never removed.
+        assert!(
+            !ran.iter()
+                .any(|c| c.contains("mine") || c.ends_with("/2026"))
+        );
+        assert!(from.ran().is_empty(), "nothing runs on the source itself");
+        let kept = kept(&from);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0]["snapshot"], "fake:/srv/b/web-1/20261125T020000Z");
+        assert!(from.events.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_rsync_leaves_the_partial_unrenamed_and_prunes_nothing() {
+        let at = Scripted::new(&[
+            ("if [ ! -f ", 0, "20261120T020000Z\n20261121T020000Z\n"),
+            ("rsync ", 23, STATS),
+        ]);
+        let from = Scripted::new(&[]);
+        let failure = remote_backup(&at, &from).unwrap_err();
+        assert!(
+            failure
+                .message
+                .starts_with("backup of web-1 failed: rsync exited with 23"),
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure
+                .message
+                .ends_with("the previous snapshots are untouched")
+        );
+        assert!(!failure.unreachable);
+        assert_eq!(failure.code, Some(23));
+        assert_eq!(at.ran().len(), 2, "no mv, no rm: {:?}", at.ran());
+        let kept = kept(&from);
+        assert_eq!(kept.len(), 1, "a failure is kept in the journal too");
+        assert_eq!(kept[0]["snapshot"], serde_json::Value::Null);
+        assert!(
+            kept[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("exited with 23")
+        );
+    }
+
+    #[test]
+    fn a_source_ssh_cannot_reach_is_unreachable() {
+        let at = Scripted::new(&[("if [ ! -f ", 0, ""), ("rsync ", 255, "")]);
+        let from = Scripted::new(&[]);
+        let failure = remote_backup(&at, &from).unwrap_err();
+        assert!(failure.unreachable);
+        assert_eq!(kept(&from)[0]["unreachable"], true);
+        // The first snapshot of a host has nothing to link to.
+        assert!(!at.ran()[1].contains("--link-dest"));
+    }
+
+    #[test]
+    fn a_remote_destination_without_the_marker_is_refused() {
+        let at = Scripted::new(&[("if [ ! -f ", 3, "")]);
+        let from = Scripted::new(&[]);
+        let failure = remote_backup(&at, &from).unwrap_err();
+        assert!(
+            failure
+                .message
+                .contains("fake:/srv/b/ is not empty and has no .fleet-backups marker"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(at.ran().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_completion_or_prune_is_an_error() {
+        let at = Scripted::new(&[
+            ("if [ ! -f ", 0, ""),
+            ("rsync ", 0, STATS),
+            ("mv -T ", 1, ""),
+        ]);
+        let failure = remote_backup(&at, &Scripted::new(&[])).unwrap_err();
+        assert!(
+            failure.message.contains("`mv -T -- "),
+            "{}",
+            failure.message
+        );
+
+        let at = Scripted::new(&[
+            ("if [ ! -f ", 0, "20261120T020000Z\n"),
+            ("rsync ", 0, STATS),
+            ("mv -T ", 0, ""),
+            ("rm -rf -- /srv/b/web-1/20261120T020000Z", 1, ""),
+        ]);
+        let failure = remote_backup(&at, &Scripted::new(&[])).unwrap_err();
+        assert!(
+            failure
+                .message
+                .contains("cannot prune snapshot 20261120T020000Z"),
+            "{}",
+            failure.message
+        );
+    }
+
+    #[test]
+    fn a_second_snapshot_in_the_same_second_takes_the_next_name() {
+        let at = Scripted::new(&[
+            ("if [ ! -f ", 0, "20261125T020000Z\n"),
+            ("rsync ", 0, ""),
+            (
+                "mv -T -- /srv/b/web-1/20261125T020001Z.partial /srv/b/web-1/20261125T020001Z",
+                0,
+                "",
+            ),
+            ("rm -rf -- /srv/b/web-1/20261125T020000Z", 0, ""),
+        ]);
+        let from = Scripted::new(&[]);
+        let result = remote_backup(&at, &from).unwrap();
+        assert_eq!(result.pruned, ["20261125T020000Z"]);
+        // Nothing was copied: kept, with a warning.
+        assert!(result.warning.unwrap().contains("is empty"));
+        assert_eq!(
+            from.events.lock().unwrap().as_slice(),
+            ["warning: the snapshot is empty (total size 0)"]
+        );
+    }
+
+    #[test]
+    fn check_mode_and_bad_input_run_nothing() {
+        let (at, mut from) = (Scripted::new(&[]), Scripted::new(&[]));
+        from.check = true;
+        let result = remote_backup(&at, &from).unwrap();
+        assert!(result.snapshot.is_none());
+        assert!(kept(&from).is_empty(), "check mode keeps no backup result");
+
+        let from = Scripted::new(&[]);
+        let store = Store::Remote {
+            host: &at,
+            dir: "/srv/b".into(),
+            ssh_options: String::new(),
+        };
+        let run = |host: &ResolvedHost, paths: &[String]| {
+            backup(
+                &from,
+                host,
+                &SshDefaults::default(),
+                &store,
+                paths,
+                &newest_only(),
+                &now,
+            )
+        };
+        let err = run(&source(Connection::Ssh), &["etc".into()]).unwrap_err();
+        assert!(err.message.contains("must be absolute"), "{}", err.message);
+        let mut evil = source(Connection::Ssh);
+        evil.name = "..".into();
+        let err = run(&evil, &["/etc".into()]).unwrap_err();
+        assert!(err.message.contains("host name `..`"), "{}", err.message);
+        assert!(at.ran().is_empty());
+    }
+
+    /// The controller's rsync, scripted: it makes the directory it was told to fill.
+    struct LocalRsync(Scripted);
+
+    impl Remote for LocalRsync {
+        fn name(&self) -> &str {
+            "web-1"
+        }
+        fn check_mode(&self) -> bool {
+            false
+        }
+        fn command(&self, _: &str, _: CommandOpts) -> Result<CmdResult, HostFailure> {
+            unreachable!("backups run commands with exec")
+        }
+        fn exec(
+            &self,
+            cmd: &str,
+            timeout: Option<Duration>,
+            input: Option<&[u8]>,
+            stream: bool,
+        ) -> Result<CmdOutput, HostFailure> {
+            let out = self.0.exec(cmd, timeout, input, stream)?;
+            if out.code == 0 {
+                let dest = cmd.rsplit(' ').next().unwrap().trim_end_matches('/');
+                std::fs::create_dir_all(dest).unwrap();
+            }
+            Ok(out)
+        }
+    }
+
+    #[test]
+    fn a_local_store_renames_on_success_and_keeps_foreign_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("backups");
+        let host_dir = dest.join("web-1");
+        std::fs::create_dir_all(&host_dir).unwrap();
+        std::fs::write(dest.join(MARKER), "").unwrap();
+        for d in ["20261120T020000Z", "20261122T030000Z.partial", "mine"] {
+            std::fs::create_dir(host_dir.join(d)).unwrap();
+        }
+        let controller = LocalRsync(Scripted::new(&[("rsync ", 0, STATS)]));
+        let store = Store::Local {
+            dir: dest.clone(),
+            controller: &controller,
+        };
+        let from = Scripted::new(&[]);
+        let result = backup(
+            &from,
+            &source(Connection::Local),
+            &SshDefaults::default(),
+            &store,
+            &["/etc".into()],
+            &newest_only(),
+            &now,
+        )
+        .unwrap();
+        assert_eq!(result.pruned, ["20261120T020000Z"]);
+        let mut left: Vec<String> = std::fs::read_dir(&host_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [NOW, "mine"]);
+        let rsync = &controller.0.ran()[0];
+        assert!(
+            rsync.ends_with(&format!("-- /etc {}/{NOW}.partial/", host_dir.display())),
+            "{rsync}"
+        );
+        assert!(!rsync.contains(" -e "), "a local source needs no ssh");
+
+        // A failed rsync: the partial stays (the next backup removes it), nothing else goes.
+        let controller = LocalRsync(Scripted::new(&[("rsync ", 12, "")]));
+        let store = Store::Local {
+            dir: dest.clone(),
+            controller: &controller,
+        };
+        let later = || now() + 3_600;
+        backup(
+            &from,
+            &source(Connection::Local),
+            &SshDefaults::default(),
+            &store,
+            &["/etc".into()],
+            &newest_only(),
+            &later,
+        )
+        .unwrap_err();
+        assert!(host_dir.join(NOW).is_dir());
+        assert!(host_dir.join("mine").is_dir());
+    }
+
+    #[test]
+    fn a_local_store_refuses_someone_elses_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("precious"), "").unwrap();
+        let controller = LocalRsync(Scripted::new(&[]));
+        let store = Store::Local {
+            dir: tmp.path().to_path_buf(),
+            controller: &controller,
+        };
+        let err = backup(
+            &Scripted::new(&[]),
+            &source(Connection::Local),
+            &SshDefaults::default(),
+            &store,
+            &["/etc".into()],
+            &newest_only(),
+            &now,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("has no .fleet-backups marker"));
+        assert!(!tmp.path().join("web-1").exists());
+    }
+
+    #[test]
+    fn a_restore_pushes_from_the_controller_and_counts_as_a_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("etc/app")).unwrap();
+        let controller = Scripted::new(&[("rsync ", 0, "")]);
+        let host = source(Connection::Ssh);
+        let ssh = SshDefaults::default();
+        restore(&controller, &host, &ssh, tmp.path(), "/etc/app", None).unwrap();
+        let ran = controller.ran();
+        assert!(
+            ran[0].ends_with(&format!(
+                "-- {}/etc/app/ root@10.0.0.5:/etc/app/",
+                tmp.path().display()
+            )),
+            "{}",
+            ran[0]
+        );
+        let err = restore(&controller, &host, &ssh, tmp.path(), "/nope", None).unwrap_err();
+        assert!(err.message.contains("/nope is not in snapshot"));
+        let controller = Scripted::new(&[("rsync ", 23, "")]);
+        let err = restore(&controller, &host, &ssh, tmp.path(), "/etc", Some("/x")).unwrap_err();
+        assert!(
+            err.message.contains("rsync exited with 23"),
+            "{}",
+            err.message
+        );
+    }
+}
