@@ -8,7 +8,6 @@ pub mod files;
 pub mod interrupt;
 pub mod lock;
 pub mod log;
-pub mod proxmox;
 pub mod recap;
 pub mod remote;
 pub mod run;

@@ -43,6 +43,11 @@ impl Remote for HostRemote<'_> {
         self.run.exec(self.host, cmd, timeout, input, stream)
     }
 
+    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostFailure> {
+        self.run
+            .write_file(self.host, path, content, &super::files::FileOpts::default())
+    }
+
     fn reconnect(&self) {
         self.run.reconnect(self.host);
     }
