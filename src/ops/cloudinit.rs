@@ -609,6 +609,25 @@ pub fn wait(
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_wait_fails_the_host_with_cloud_inits_errors() {
+        use crate::ops::remote::fake::Scripted;
+        use std::time::Duration;
+        let host = Scripted::new(&[(STATUS_COMMAND, 2, "status: done\n")]);
+        assert_eq!(wait(&host, Duration::from_secs(1)).unwrap().status, "done");
+        let host = Scripted::new(&[(
+            STATUS_COMMAND,
+            1,
+            "status: error\nerrors:\n\t- apt failed\n\t- runcmd failed\n",
+        )]);
+        let e = wait(&host, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(
+            e.message,
+            "cloud-init failed on fake: status error: apt failed; runcmd failed (see /var/log/cloud-init.log there)"
+        );
+        assert_eq!(e.code, Some(1));
+    }
+
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq3xGcJc0Tq5b6m0yQm6o7ZlJ4W2l8rN5o1fNwzJX6c admin@laptop";
 
     fn user_data() -> UserDataSpec {

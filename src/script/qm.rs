@@ -5,7 +5,7 @@ use super::files::runtime_error;
 use super::host::{HostRef, module_function, raise};
 use super::values::{Options, from_rhai};
 use crate::inventory::ResolvedHost;
-use crate::ops::proxmox::{self as pve, CreateOptions, Power, SPEC_KEYS};
+use crate::ops::proxmox::{self as pve, CreateOptions, NewVm, Power, SPEC_KEYS};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
     Array, Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext, Position,
@@ -170,6 +170,19 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 },
             );
     }
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "start_new",
+        ["node: Host", "vm: Map", "()"],
+        "Starts the VM `qm::create` just made (`vm` is what it returned). One that does not start is destroyed with its disks and the files `qm::create` left for it (vm.files) are removed; the failure says so.",
+        move |ctx: NativeCallContext, node: HostRef, vm: Map| -> Result<(), Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let vm: NewVm = from_rhai(&Dynamic::from_map(vm), "qm::start_new vm", pos)?;
+            let id = vmid(vm.vmid as INT, pos)?;
+            pve::start_new(&c.run()?.remote(&node.0), id, &vm.files).map_err(|f| raise(f, &ctx))
+        }
+    );
     let c = ctx.clone();
     module_function!(
         &mut m,

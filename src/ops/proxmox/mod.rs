@@ -8,9 +8,9 @@ pub mod procedures;
 pub mod request;
 
 pub use procedures::{
-    Power, config, create, list, next_vmid, node_facts, power, status, wait_guest_ip,
+    Power, config, create, list, next_vmid, node_facts, power, start_new, status, wait_guest_ip,
 };
-pub use request::{CreateOptions, CreateRequest, SPEC_KEYS};
+pub use request::{CreateOptions, CreateRequest, NewVm, SPEC_KEYS};
 
 use crate::ops::shell::quote;
 use std::fmt;

@@ -324,6 +324,34 @@ pub fn power(node: &dyn Remote, vmid: u64, action: Power) -> Result<(), HostFail
         .map(|_| ())
 }
 
+/// Starts a VM that [`create`] just made. One that does not start holds nothing yet:
+/// it is destroyed (purged) and the `files` create left for it are removed, and the
+/// failure says so.
+pub fn start_new(node: &dyn Remote, vmid: u64, files: &[String]) -> Result<(), HostFailure> {
+    let Err(e) = power(node, vmid, Power::Start) else {
+        return Ok(());
+    };
+    let said = |cleanup: String| HostFailure {
+        message: format!("{}\ncleanup: {cleanup}", e.message),
+        ..e.clone()
+    };
+    if let Err(d) = power(node, vmid, Power::Destroy { purge: true }) {
+        return Err(said(format!("could not destroy VM {vmid}: {}", d.message)));
+    }
+    let mut cleanup = format!("destroyed VM {vmid} on {}", node.name());
+    if !files.is_empty() {
+        if let Err(r) = node.command(&pve::remove_files_command(files), QUIET_CHANGE) {
+            return Err(said(format!(
+                "{cleanup}; could not remove {}: {}",
+                files.join(", "),
+                r.message
+            )));
+        }
+        cleanup.push_str(" and removed its cloud-init snippets");
+    }
+    Err(said(cleanup))
+}
+
 /// The VM's address from its guest agent, polled every `interval` until `timeout`;
 /// the progress line and a timeout say which stage was reached. Check mode answers ""
 /// (the VM was not made).
@@ -384,5 +412,300 @@ pub fn wait_guest_ip(
         if node.aborted() {
             return Err(fail(node, format!("waiting for VM {vmid} was interrupted")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::proxmox::CreateOptions;
+    use crate::ops::remote::fake::Scripted;
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq3xGcJc0Tq5b6m0yQm6o7ZlJ4W2l8rN5o1fNwzJX6c admin@laptop";
+    const IMAGE: &str = "/var/lib/vz/template/iso/debian.qcow2";
+    const PVESM: &str = "Name Type Status Total Used Available %
+local dir active 100 10 90 10%
+local-lvm lvmthin active 100 10 90 10%
+";
+
+    fn request(extra: serde_json::Value) -> CreateRequest {
+        let mut spec = serde_json::json!({
+            "name": "web-3", "image": IMAGE, "mac": "BC:24:11:0A:0B:0C",
+            "user": "admin", "ssh_keys": [KEY],
+        });
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value::<CreateOptions>(spec)
+            .unwrap()
+            .into_request(105)
+            .unwrap()
+    }
+
+    /// The queries of a create's node check, all answered as a node that has it all.
+    fn node_checks() -> Vec<(&'static str, i64, &'static str)> {
+        vec![
+            ("pvesh get /cluster/nextid --vmid 105", 0, "105\n"),
+            ("pvesm status", 0, PVESM),
+            (
+                "pvesm status --content images",
+                0,
+                "local-lvm lvmthin active 1 1 1 1%\n",
+            ),
+            (
+                "pvesm status --content snippets",
+                0,
+                "local dir active 1 1 1 1%\n",
+            ),
+            ("hostname", 0, "pve1\n"),
+            ("pvesh get /nodes/pve1/network", 0, r#"[{"iface":"vmbr0"}]"#),
+            ("test -f /var/lib/vz/template/iso/debian.qcow2", 0, ""),
+        ]
+    }
+
+    fn snippet_uploads() -> Vec<(&'static str, i64, &'static str)> {
+        vec![
+            (
+                "pvesm path local:snippets/fleet-105-user.yaml",
+                0,
+                "/var/lib/vz/snippets/fleet-105-user.yaml\n",
+            ),
+            ("mkdir -p /var/lib/vz/snippets", 0, ""),
+            ("write /var/lib/vz/snippets/fleet-105-user.yaml", 0, ""),
+            (
+                "pvesm path local:snippets/fleet-105-network.yaml",
+                0,
+                "/var/lib/vz/snippets/fleet-105-network.yaml\n",
+            ),
+            ("mkdir -p /var/lib/vz/snippets", 0, ""),
+            ("write /var/lib/vz/snippets/fleet-105-network.yaml", 0, ""),
+        ]
+    }
+
+    const SNIPPETS: [&str; 2] = [
+        "/var/lib/vz/snippets/fleet-105-user.yaml",
+        "/var/lib/vz/snippets/fleet-105-network.yaml",
+    ];
+
+    #[test]
+    fn next_free_id() {
+        let node = Scripted::new(&[("pvesh get /cluster/nextid", 0, "\"107\"\n")]);
+        assert_eq!(next_vmid(&node).unwrap(), 107);
+        assert_eq!(node.ran(), ["pvesh get /cluster/nextid"]);
+        let node = Scripted::new(&[("pvesh get /cluster/nextid", 0, "no\n")]);
+        let e = next_vmid(&node).unwrap_err();
+        assert!(
+            e.message.contains("printed \"no\\n\", not a VM id"),
+            "{}",
+            e.message
+        );
+        let node = Scripted::new(&[("pvesh get /cluster/nextid", 2, "")]);
+        let e = next_vmid(&node).unwrap_err();
+        assert!(
+            e.message.contains("failed on fake (exit 2)"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_snippets_create_uploads_then_creates_and_keeps_the_snippets() {
+        let mut script = node_checks();
+        script.extend(snippet_uploads());
+        script.push(("qm create 105 --name web-3", 0, ""));
+        script.push(("qm disk resize 105 scsi0 20G", 0, ""));
+        let node = Scripted::new(&script);
+        let req = request(serde_json::json!({"snippets_storage": "local"}));
+        assert_eq!(create(&node, None, &req).unwrap(), SNIPPETS);
+        let ran = node.ran();
+        assert!(
+            ran[ran.len() - 2].ends_with(
+                "--cicustom user=local:snippets/fleet-105-user.yaml,network=local:snippets/fleet-105-network.yaml"
+            ),
+            "{ran:?}"
+        );
+        let written = node.written.lock().unwrap().clone();
+        assert_eq!(written[0].0, SNIPPETS[0]);
+        assert!(written[0].1.contains("hostname: web-3"), "{}", written[0].1);
+        assert!(written[1].1.to_lowercase().contains("bc:24:11:0a:0b:0c"));
+    }
+
+    #[test]
+    fn a_native_create_passes_the_keys_in_a_file_it_removes() {
+        let mut script = node_checks();
+        script.remove(4); // the node name comes from the inventory
+        script[4].0 = "pvesh get /nodes/pve-a/network";
+        script.push(("write /tmp/fleet-sshkeys-105.pub", 0, ""));
+        script.push(("qm create 105", 0, ""));
+        script.push(("qm disk resize 105", 0, ""));
+        script.push(("rm -f /tmp/fleet-sshkeys-105.pub", 0, ""));
+        let node = Scripted::new(&script);
+        let files = create(&node, Some("pve-a"), &request(serde_json::json!({}))).unwrap();
+        assert!(files.is_empty());
+        let ran = node.ran();
+        assert!(
+            ran[7].contains("--ciuser admin --sshkeys /tmp/fleet-sshkeys-105.pub"),
+            "{ran:?}"
+        );
+        assert_eq!(node.written.lock().unwrap()[0].1, format!("{KEY}\n"));
+    }
+
+    #[test]
+    fn a_bad_spec_sends_nothing_and_names_each_problem() {
+        let node = Scripted::new(&[]);
+        let mut req = request(serde_json::json!({}));
+        req.spec.cores = 0;
+        req.ssh_keys.push("not a key".into());
+        let e = create(&node, None, &req).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("VM 105 (web-3) was not created on fake; nothing was sent:")
+        );
+        assert!(
+            e.message.contains("\n  - cores `0`: must be at least 1"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("\n  - ssh_keys[1]: not an OpenSSH public key line")
+        );
+        assert!(node.ran().is_empty());
+
+        // What the node lacks is found with queries only.
+        let mut script = node_checks();
+        script[6].1 = 1; // no image
+        let node = Scripted::new(&script);
+        let e = create(&node, None, &request(serde_json::json!({}))).unwrap_err();
+        assert!(
+            e.message
+                .contains("image `/var/lib/vz/template/iso/debian.qcow2`: no such file on fake"),
+            "{}",
+            e.message
+        );
+        assert_eq!(node.ran().len(), 7);
+    }
+
+    #[test]
+    fn a_failure_after_qm_create_destroys_the_vm_and_removes_the_snippets() {
+        let mut script = node_checks();
+        script.extend(snippet_uploads());
+        script.push(("qm create 105", 0, ""));
+        script.push(("qm disk resize 105", 1, ""));
+        script.push(("qm status 105", 0, "status: stopped\n"));
+        script.push(("qm stop 105", 0, ""));
+        script.push(("qm destroy 105 --purge 1", 0, ""));
+        script.push((
+            "rm -f /var/lib/vz/snippets/fleet-105-user.yaml /var/lib/vz/snippets/fleet-105-network.yaml",
+            0,
+            "",
+        ));
+        let node = Scripted::new(&script);
+        let req = request(serde_json::json!({"snippets_storage": "local"}));
+        let e = create(&node, None, &req).unwrap_err();
+        assert!(
+            e.message
+                .contains("`qm disk resize 105 scsi0 20G` exited with 1"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("\ncleanup: destroyed VM 105 on fake\ncleanup: removed /var/lib/vz/snippets/fleet-105-user.yaml, /var/lib/vz/snippets/fleet-105-network.yaml"), "{}", e.message);
+
+        // Without cleanup, what was made stays.
+        let mut script = node_checks();
+        script.extend(snippet_uploads());
+        script.push(("qm create 105", 1, ""));
+        let node = Scripted::new(&script);
+        let mut req = req;
+        req.cleanup = false;
+        let e = create(&node, None, &req).unwrap_err();
+        assert!(!e.message.contains("cleanup"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_failing_start_destroys_the_new_vm_and_its_snippets() {
+        let files: Vec<String> = SNIPPETS.iter().map(|s| s.to_string()).collect();
+        let node = Scripted::new(&[
+            ("qm start 105", 1, ""),
+            (
+                "qm destroy 105 --purge 1 --destroy-unreferenced-disks 1",
+                0,
+                "",
+            ),
+            (
+                "rm -f /var/lib/vz/snippets/fleet-105-user.yaml /var/lib/vz/snippets/fleet-105-network.yaml",
+                0,
+                "",
+            ),
+        ]);
+        let e = start_new(&node, 105, &files).unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "\ncleanup: destroyed VM 105 on fake and removed its cloud-init snippets"
+            ),
+            "{}",
+            e.message
+        );
+        assert_eq!(node.ran().len(), 3);
+
+        let node = Scripted::new(&[("qm start 105", 1, ""), ("qm destroy 105", 1, "")]);
+        let e = start_new(&node, 105, &files).unwrap_err();
+        assert!(
+            e.message.contains("\ncleanup: could not destroy VM 105: "),
+            "{}",
+            e.message
+        );
+
+        let node = Scripted::new(&[("qm start 105", 0, "")]);
+        start_new(&node, 105, &files).unwrap();
+        assert_eq!(node.ran(), ["qm start 105"]);
+    }
+
+    const CONFIG: &str = "name: web-3\nnet0: virtio=BC:24:11:0A:0B:0C,bridge=vmbr0\n";
+    const NO_IP: &str = r#"[{"name":"eth0","hardware-address":"bc:24:11:0a:0b:0c"}]"#;
+    const IP: &str = r#"[{"name":"eth0","hardware-address":"bc:24:11:0a:0b:0c","ip-addresses":[{"ip-address":"10.0.0.5","ip-address-type":"ipv4"}]}]"#;
+
+    #[test]
+    fn the_guest_ip_wait_asks_until_the_address_comes() {
+        let node = Scripted::new(&[
+            ("qm config 105", 0, CONFIG),
+            ("qm guest cmd 105 network-get-interfaces", 0, NO_IP),
+            ("qm guest cmd 105 network-get-interfaces", 0, IP),
+        ]);
+        let ip = wait_guest_ip(&node, 105, "net0", Duration::from_secs(60), Duration::ZERO);
+        assert_eq!(ip.unwrap(), "10.0.0.5");
+        assert_eq!(node.ran().len(), 3);
+    }
+
+    #[test]
+    fn the_guest_ip_wait_ends_with_the_stage_reached() {
+        let node = Scripted::new(&[
+            ("qm config 105", 0, CONFIG),
+            ("qm guest cmd 105 network-get-interfaces", 0, NO_IP),
+        ]);
+        let e = wait_guest_ip(&node, 105, "net0", Duration::ZERO, Duration::ZERO).unwrap_err();
+        assert!(
+            e.message.contains("after 0s; stage reached: VM started, the guest agent answers, but the VM has no IPv4 address yet"),
+            "{}",
+            e.message
+        );
+
+        let mut node = Scripted::new(&[("qm config 105", 0, CONFIG)]);
+        node.check = true;
+        assert_eq!(
+            wait_guest_ip(&node, 105, "net0", Duration::ZERO, Duration::ZERO).unwrap(),
+            ""
+        );
+    }
+
+    #[test]
+    fn power_actions() {
+        let node = Scripted::new(&[
+            ("qm shutdown 105 --timeout 30 --forceStop 1", 0, ""),
+            ("qm destroy 105", 0, ""),
+        ]);
+        power(&node, 105, Power::Shutdown { timeout_s: 30 }).unwrap();
+        power(&node, 105, Power::Destroy { purge: false }).unwrap();
+        assert_eq!(node.ran()[1], "qm destroy 105");
     }
 }

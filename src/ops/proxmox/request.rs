@@ -112,6 +112,16 @@ pub struct CreateRequest {
     pub cleanup: bool,
 }
 
+/// What `qm::create` answered, as far as starting the new VM needs it (the map has
+/// more keys: name, mac, and what the recipe adds).
+#[derive(Debug, Deserialize)]
+pub struct NewVm {
+    pub vmid: u64,
+    /// The node-side files create left for the VM (its snippets).
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
 impl CreateOptions {
     /// The request for VM `vmid` (the options' own, or the next free one): a random
     /// Proxmox MAC unless one is given (so the network-config can name the NIC before
