@@ -37,10 +37,20 @@ fn row_map(r: &pve::VmRow) -> Map {
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    queries(&mut m, ctx);
+    vm_queries(&mut m, ctx);
+    create(&mut m, ctx);
+    power(&mut m, ctx);
+    stop_and_remove(&mut m, ctx);
+    guest_ip(&mut m, ctx);
+    m
+}
 
+/// next_vmid, list, status: queries of the node.
+fn queries(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "next_vmid",
         ["node: Host", "int"],
         "The lowest free VM id of the node's cluster (`pvesh get /cluster/nextid`).",
@@ -53,7 +63,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "list",
         ["node: Host", "Array"],
         "The node's VMs from `qm list`: #{ vmid, name, status, mem_mb, bootdisk_gb, pid }, by VM id.",
@@ -65,7 +75,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "status",
         ["node: Host", "vmid: int", "String or ()"],
         "`running`, `stopped`, … from `qm status`; () when the node has no such VM.",
@@ -80,9 +90,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 .map_or(Dynamic::UNIT, Dynamic::from))
         }
     );
+}
+
+/// exists, config.
+fn vm_queries(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "exists",
         ["node: Host", "vmid: int", "bool"],
         "Whether the node has a VM with this id.",
@@ -96,7 +110,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "config",
         ["node: Host", "vmid: int", "Map"],
         "The VM's configuration from `qm config` (`net0`, `memory`, `name`, …).",
@@ -110,6 +124,9 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 .collect())
         }
     );
+}
+
+fn create(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     FuncRegistration::new("create")
         .with_params_info(["node: Host", "spec: Map", "Map"])
@@ -117,7 +134,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             "/// Creates a VM from a cloud image: validates everything first (each problem named by field; nothing is sent to the node until all pass: VM id free in the cluster, storage present, active and holding images, bridge present, image file present), writes cloud-init data, runs `qm create` and `qm disk resize`. A failure after `qm create` destroys the VM and removes the snippets when `cleanup` is true, and says so. Returns #{{ vmid, name, mac, files }} (files: the snippets left on the node for the VM). Spec keys: {SPEC_KEYS}."
         )])
         .set_into_module(
-            &mut m,
+            m,
             move |ctx: NativeCallContext, node: HostRef, spec: Map| -> Result<Map, Box<EvalAltResult>> {
                 let pos = ctx.call_position();
                 let run = c.run()?;
@@ -142,7 +159,10 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 Ok(out)
             },
         );
+}
 
+/// start, start_new, stop.
+fn power(m: &mut Module, ctx: &ScriptCtx) {
     for (name, doc) in [
         ("start", "Starts the VM (`qm start`)."),
         (
@@ -155,7 +175,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             .with_params_info(["node: Host", "vmid: int", "()"])
             .with_comments([format!("/// {doc}")])
             .set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext,
                       node: HostRef,
                       id: INT|
@@ -172,7 +192,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     }
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "start_new",
         ["node: Host", "vm: Map", "()"],
         "Starts the VM `qm::create` just made (`vm` is what it returned). One that does not start is destroyed with its disks and the files `qm::create` left for it (vm.files) are removed; the failure says so.",
@@ -183,9 +203,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             pve::start_new(&c.run()?.remote(&node.0), id, &vm.files).map_err(|f| raise(f, &ctx))
         }
     );
+}
+
+/// shutdown, destroy.
+fn stop_and_remove(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "shutdown",
         ["node: Host", "vmid: int", "options: Map", "()"],
         "Shuts the VM down cleanly (guest agent or ACPI), stopping it hard after `timeout` seconds (default 60).",
@@ -206,7 +230,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "destroy",
         ["node: Host", "vmid: int", "options: Map", "()"],
         "Destroys a stopped VM and its disks (`qm destroy`); #{ purge: true } also removes it from backup jobs, replication and HA.",
@@ -223,9 +247,12 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 .map_err(|f| raise(f, &ctx))
         }
     );
+}
+
+fn guest_ip(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "guest_ip",
         ["node: Host", "vmid: int", "options: Map", "String"],
         "The VM's IPv4 address from its guest agent (`qm guest cmd … network-get-interfaces`): the address of the NIC whose MAC is `nic`'s (default \"net0\"), never loopback or link-local. Asks every `interval` seconds (3) for up to `timeout` (120); the progress line shows the wait, and a timeout says which stage was reached.",
@@ -249,5 +276,4 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 .map_err(|f| raise(f, &ctx))
         }
     );
-    m
 }
