@@ -7,7 +7,6 @@ pub mod interrupt;
 pub mod lock;
 pub mod log;
 pub mod max_fail;
-pub mod proxmox;
 pub mod recap;
 pub mod remote;
 pub mod run;

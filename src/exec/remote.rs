@@ -46,6 +46,10 @@ impl Remote for HostRemote<'_> {
         self.run.exec(self.host, cmd, timeout, input, stream)
     }
 
+    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostFailure> {
+        crate::ops::files::write_file(self, path, content, &Default::default())
+    }
+
     fn reconnect(&self) {
         self.run.reconnect(self.host);
     }
@@ -96,6 +100,10 @@ impl Run {
 impl Remote for ControllerRemote<'_> {
     fn name(&self) -> &str {
         self.0.name()
+    }
+
+    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostFailure> {
+        crate::ops::files::write_file(self, path, content, &Default::default())
     }
 
     fn check_mode(&self) -> bool {

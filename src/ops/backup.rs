@@ -740,6 +740,9 @@ mod tests {
         fn command(&self, _: &str, _: CommandOpts) -> Result<CmdResult, HostFailure> {
             unreachable!("backups run commands with exec")
         }
+        fn write_file(&self, _: &str, _: &[u8]) -> Result<bool, HostFailure> {
+            unreachable!("backups write no files on hosts")
+        }
         fn exec(
             &self,
             cmd: &str,

@@ -551,9 +551,82 @@ pub fn parse_status(text: &str) -> Status {
     s
 }
 
+/// Waits for cloud-init on a fresh host (`cloud-init status --wait --long`): a
+/// cloud-init that ended in error fails the host with its errors. Check mode, where
+/// the host may not exist, answers an empty status.
+pub fn wait(
+    host: &dyn crate::ops::remote::Remote,
+    timeout: std::time::Duration,
+) -> Result<Status, crate::outcome::HostFailure> {
+    use crate::ops::remote::CommandOpts;
+    use crate::outcome::HostFailure;
+    host.activity("waiting for cloud-init to finish");
+    let r = host.command(
+        STATUS_COMMAND,
+        CommandOpts {
+            timeout: Some(timeout),
+            ..CommandOpts::QUERY
+        },
+    )?;
+    if host.check_mode() && !r.executed {
+        return Ok(Status::default());
+    }
+    let status = parse_status(&r.stdout);
+    if r.code == 1 || status.failed() {
+        let errors = if status.errors.is_empty() {
+            status.detail.clone()
+        } else {
+            status.errors.join("; ")
+        };
+        return Err(HostFailure {
+            code: Some(r.code as i32),
+            command: Some(STATUS_COMMAND.into()),
+            ..HostFailure::new(
+                host.name(),
+                format!(
+                    "cloud-init failed on {}: status {}: {errors} (see /var/log/cloud-init.log there)",
+                    host.name(),
+                    status.status
+                ),
+            )
+        });
+    }
+    if r.code != 0 && r.code != 2 {
+        return Err(HostFailure::new(
+            host.name(),
+            format!(
+                "`{STATUS_COMMAND}` on {} exited with {}: {}",
+                host.name(),
+                r.code,
+                r.stderr.trim()
+            ),
+        ));
+    }
+    Ok(status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wait_fails_the_host_with_cloud_inits_errors() {
+        use crate::ops::remote::fake::Scripted;
+        use std::time::Duration;
+        let host = Scripted::new(&[(STATUS_COMMAND, 2, "status: done\n")]);
+        assert_eq!(wait(&host, Duration::from_secs(1)).unwrap().status, "done");
+        let host = Scripted::new(&[(
+            STATUS_COMMAND,
+            1,
+            "status: error\nerrors:\n\t- apt failed\n\t- runcmd failed\n",
+        )]);
+        let e = wait(&host, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(
+            e.message,
+            "cloud-init failed on fake: status error: apt failed; runcmd failed (see /var/log/cloud-init.log there)"
+        );
+        assert_eq!(e.code, Some(1));
+    }
 
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq3xGcJc0Tq5b6m0yQm6o7ZlJ4W2l8rN5o1fNwzJX6c admin@laptop";
 

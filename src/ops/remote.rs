@@ -77,6 +77,10 @@ pub trait Remote {
         stream: bool,
     ) -> Result<CmdOutput, HostFailure>;
 
+    /// Makes the file at `path` hold `content` (atomic, changed only when different;
+    /// check mode shows what would be written); true when it changed.
+    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostFailure>;
+
     /// Whether commands that change the host need sudo (the login user is not root).
     fn needs_sudo(&self) -> Result<bool, HostFailure> {
         Ok(self.command("id -u", CommandOpts::QUERY)?.stdout.trim() != "0")
@@ -127,6 +131,8 @@ pub mod fake {
         /// What `event` and `note_result` reported, in order.
         pub events: Mutex<Vec<String>>,
         pub results: Mutex<Vec<(String, serde_json::Value)>>,
+        /// What `write_file` was given: (path, content).
+        pub written: Mutex<Vec<(String, String)>>,
     }
 
     impl Scripted {
@@ -143,6 +149,7 @@ pub mod fake {
                 ran: Mutex::new(Vec::new()),
                 events: Mutex::new(Vec::new()),
                 results: Mutex::new(Vec::new()),
+                written: Mutex::new(Vec::new()),
             }
         }
 
@@ -184,6 +191,25 @@ pub mod fake {
 
         fn name(&self) -> &str {
             "fake"
+        }
+
+        /// Answered by a script entry `write PATH` (a non-zero code fails the write);
+        /// in check mode only recorded.
+        fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostFailure> {
+            let shown = format!("write {path}");
+            if self.check {
+                self.ran.lock().unwrap().push(shown);
+                return Ok(true);
+            }
+            let (code, _) = self.answer(&shown);
+            if code != 0 {
+                return Err(HostFailure::new("fake", format!("cannot write {path}")));
+            }
+            self.written.lock().unwrap().push((
+                path.to_string(),
+                String::from_utf8_lossy(content).into_owned(),
+            ));
+            Ok(true)
         }
 
         fn check_mode(&self) -> bool {

@@ -70,10 +70,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let pos = ctx.call_position();
             let o = Options::new(&options, "cloudinit::wait", &["timeout"], pos)?;
             let timeout = o.seconds("timeout")?.unwrap_or(Duration::from_secs(600));
-            let s = c
-                .run()?
-                .cloud_init_wait(&h.0, timeout)
-                .map_err(|f| raise(f, &ctx))?;
+            let s = cloudinit::wait(&c.run()?.remote(&h.0), timeout).map_err(|f| raise(f, &ctx))?;
             let mut m = Map::new();
             m.insert("status".into(), s.status.into());
             m.insert("detail".into(), s.detail.into());

@@ -1,104 +1,27 @@
 //! The `qm` module of recipes: Proxmox VMs on a node (an inventory host reached over
-//! SSH). The work is done by `exec::proxmox`; this reads recipe values.
+//! SSH). The work is done by `ops::proxmox`; this reads recipe values.
 
 use super::files::runtime_error;
 use super::host::{HostRef, module_function, raise};
 use super::values::{Options, from_rhai};
-use crate::exec::proxmox::CreateRequest;
-use crate::ops::cloudinit::UserDataSpec;
-use crate::ops::proxmox::{self as pve, CloudInit, VmSpec};
+use crate::inventory::ResolvedHost;
+use crate::ops::proxmox::{self as pve, CreateOptions, NewVm, Power, SPEC_KEYS};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
     Array, Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext, Position,
 };
-use serde::Deserialize;
 use std::time::Duration;
-
-/// A spec map as recipes write it; unknown keys are refused by name.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpecInput {
-    #[serde(default)]
-    vmid: u64,
-    name: String,
-    #[serde(default = "two")]
-    cores: i64,
-    #[serde(default = "memory")]
-    memory: i64,
-    #[serde(default = "disk")]
-    disk: i64,
-    #[serde(default = "local_lvm")]
-    storage: String,
-    #[serde(default = "vmbr0")]
-    bridge: String,
-    image: String,
-    #[serde(default)]
-    mac: String,
-    #[serde(default = "l26")]
-    ostype: String,
-    #[serde(default = "host")]
-    cpu: String,
-    #[serde(default = "yes")]
-    agent: bool,
-    #[serde(default = "yes")]
-    serial: bool,
-    #[serde(default = "dhcp")]
-    ip: String,
-    #[serde(default)]
-    gateway: String,
-    #[serde(default)]
-    dns: Vec<String>,
-    #[serde(default)]
-    search: Vec<String>,
-    #[serde(default)]
-    user: String,
-    #[serde(default)]
-    ssh_keys: Vec<String>,
-    #[serde(default)]
-    user_data: Option<UserDataSpec>,
-    #[serde(default)]
-    snippets_storage: String,
-    #[serde(default)]
-    upgrade: Option<bool>,
-    #[serde(default = "yes")]
-    cleanup: bool,
-}
-
-fn two() -> i64 {
-    2
-}
-fn memory() -> i64 {
-    2048
-}
-fn disk() -> i64 {
-    20
-}
-fn local_lvm() -> String {
-    "local-lvm".into()
-}
-fn vmbr0() -> String {
-    "vmbr0".into()
-}
-fn l26() -> String {
-    "l26".into()
-}
-fn host() -> String {
-    "host".into()
-}
-fn yes() -> bool {
-    true
-}
-fn dhcp() -> String {
-    "dhcp".into()
-}
-
-pub const SPEC_KEYS: &str = "vmid (0: next free), name, cores (2), memory (MiB, 2048), disk (GiB, 20), storage (\"local-lvm\"), bridge (\"vmbr0\"), image (cloud image path on the node), mac (random BC:24:11:…), ostype (\"l26\"), cpu (\"host\"), agent (true), serial (true), ip (\"dhcp\" or CIDR), gateway, dns ([…]), search ([…]), user, ssh_keys ([…]), user_data (#{ packages, write_files, runcmd, timezone, users, … }; snippets mode), upgrade (upgrade packages on first boot; unset: Proxmox's default, yes), snippets_storage (set: full user-data and network-config as snippets with --cicustom; empty: Proxmox's own cloud-init options), cleanup (true)";
 
 fn vmid(id: INT, pos: Position) -> Result<u64, Box<EvalAltResult>> {
     u64::try_from(id)
         .ok()
         .filter(|id| (pve::VMID_MIN..=pve::VMID_MAX).contains(id))
         .ok_or_else(|| runtime_error(format!("VM id {id} is not between 100 and 999999999"), pos))
+}
+
+/// The node's name as Proxmox knows it, when the inventory says (else its hostname).
+fn node_name(node: &ResolvedHost) -> Option<&str> {
+    node.vars.get(pve::NODE_NAME_VAR).and_then(|v| v.as_str())
 }
 
 fn row_map(r: &pve::VmRow) -> Map {
@@ -114,35 +37,45 @@ fn row_map(r: &pve::VmRow) -> Map {
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    queries(&mut m, ctx);
+    vm_queries(&mut m, ctx);
+    create(&mut m, ctx);
+    power(&mut m, ctx);
+    stop_and_remove(&mut m, ctx);
+    guest_ip(&mut m, ctx);
+    m
+}
 
+/// next_vmid, list, status: queries of the node.
+fn queries(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "next_vmid",
         ["node: Host", "int"],
         "The lowest free VM id of the node's cluster (`pvesh get /cluster/nextid`).",
         move |ctx: NativeCallContext, node: HostRef| -> Result<INT, Box<EvalAltResult>> {
             let run = c.run()?;
-            run.pve_next_vmid(&node.0)
+            pve::next_vmid(&run.remote(&node.0))
                 .map(|id| id as INT)
                 .map_err(|f| raise(f, &ctx))
         }
     );
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "list",
         ["node: Host", "Array"],
         "The node's VMs from `qm list`: #{ vmid, name, status, mem_mb, bootdisk_gb, pid }, by VM id.",
         move |ctx: NativeCallContext, node: HostRef| -> Result<Array, Box<EvalAltResult>> {
             let run = c.run()?;
-            let rows = run.pve_list(&node.0).map_err(|f| raise(f, &ctx))?;
+            let rows = pve::list(&run.remote(&node.0)).map_err(|f| raise(f, &ctx))?;
             Ok(rows.iter().map(|r| Dynamic::from_map(row_map(r))).collect())
         }
     );
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "status",
         ["node: Host", "vmid: int", "String or ()"],
         "`running`, `stopped`, … from `qm status`; () when the node has no such VM.",
@@ -152,44 +85,48 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               -> Result<Dynamic, Box<EvalAltResult>> {
             let id = vmid(id, ctx.call_position())?;
             let run = c.run()?;
-            Ok(run
-                .pve_status(&node.0, id)
+            Ok(pve::status(&run.remote(&node.0), id)
                 .map_err(|f| raise(f, &ctx))?
                 .map_or(Dynamic::UNIT, Dynamic::from))
         }
     );
+}
+
+/// exists, config.
+fn vm_queries(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "exists",
         ["node: Host", "vmid: int", "bool"],
         "Whether the node has a VM with this id.",
         move |ctx: NativeCallContext, node: HostRef, id: INT| -> Result<bool, Box<EvalAltResult>> {
             let id = vmid(id, ctx.call_position())?;
             let run = c.run()?;
-            Ok(run
-                .pve_status(&node.0, id)
+            Ok(pve::status(&run.remote(&node.0), id)
                 .map_err(|f| raise(f, &ctx))?
                 .is_some())
         }
     );
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "config",
         ["node: Host", "vmid: int", "Map"],
         "The VM's configuration from `qm config` (`net0`, `memory`, `name`, …).",
         move |ctx: NativeCallContext, node: HostRef, id: INT| -> Result<Map, Box<EvalAltResult>> {
             let id = vmid(id, ctx.call_position())?;
             let run = c.run()?;
-            Ok(run
-                .pve_config(&node.0, id)
+            Ok(pve::config(&run.remote(&node.0), id)
                 .map_err(|f| raise(f, &ctx))?
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect())
         }
     );
+}
+
+fn create(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     FuncRegistration::new("create")
         .with_params_info(["node: Host", "spec: Map", "Map"])
@@ -197,60 +134,20 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             "/// Creates a VM from a cloud image: validates everything first (each problem named by field; nothing is sent to the node until all pass: VM id free in the cluster, storage present, active and holding images, bridge present, image file present), writes cloud-init data, runs `qm create` and `qm disk resize`. A failure after `qm create` destroys the VM and removes the snippets when `cleanup` is true, and says so. Returns #{{ vmid, name, mac, files }} (files: the snippets left on the node for the VM). Spec keys: {SPEC_KEYS}."
         )])
         .set_into_module(
-            &mut m,
+            m,
             move |ctx: NativeCallContext, node: HostRef, spec: Map| -> Result<Map, Box<EvalAltResult>> {
                 let pos = ctx.call_position();
                 let run = c.run()?;
-                let input: SpecInput = from_rhai(&Dynamic::from_map(spec), "qm::create spec", pos)?;
-                let vmid = if input.vmid == 0 {
-                    run.pve_next_vmid(&node.0).map_err(|f| raise(f, &ctx))?
-                } else {
-                    input.vmid
+                let remote = run.remote(&node.0);
+                let input: CreateOptions = from_rhai(&Dynamic::from_map(spec), "qm::create spec", pos)?;
+                let vmid = match input.vmid {
+                    0 => pve::next_vmid(&remote).map_err(|f| raise(f, &ctx))?,
+                    id => id,
                 };
-                let ipconfig = pve::ipconfig(&input.ip, &input.gateway)
+                let req = input
+                    .into_request(vmid)
                     .map_err(|e| runtime_error(format!("qm::create spec: {e}"), pos))?;
-                let spec = VmSpec {
-                    vmid,
-                    name: input.name,
-                    cores: input.cores,
-                    memory_mb: input.memory,
-                    disk_gb: input.disk,
-                    storage: input.storage,
-                    bridge: input.bridge,
-                    image: input.image,
-                    mac: if input.mac.is_empty() { pve::random_mac() } else { input.mac },
-                    ostype: input.ostype,
-                    agent: input.agent,
-                    serial: input.serial,
-                    cpu: input.cpu,
-                    ipconfig,
-                    nameserver: input.dns,
-                    searchdomain: input.search,
-                    ciuser: input.user,
-                    ciupgrade: input.upgrade.filter(|_| input.snippets_storage.is_empty()),
-                    cloud_init: if input.snippets_storage.is_empty() {
-                        CloudInit::Native
-                    } else {
-                        CloudInit::Snippets { storage: input.snippets_storage }
-                    },
-                };
-                if input.user_data.is_some() && spec.cloud_init == CloudInit::Native {
-                    return Err(runtime_error(
-                        "qm::create spec: user_data needs snippets_storage (a storage with the `snippets` content type): Proxmox's own cloud-init options cannot carry it".into(),
-                        pos,
-                    ));
-                }
-                let mut user_data = input.user_data.unwrap_or_default();
-                if user_data.package_upgrade.is_none() {
-                    user_data.package_upgrade = input.upgrade;
-                }
-                let req = CreateRequest {
-                    spec,
-                    ssh_keys: input.ssh_keys,
-                    user_data,
-                    cleanup: input.cleanup,
-                };
-                let files = run.pve_create(&node.0, &req).map_err(|f| raise(f, &ctx))?;
+                let files = pve::create(&remote, node_name(&node.0), &req).map_err(|f| raise(f, &ctx))?;
                 let mut out = Map::new();
                 out.insert(
                     "files".into(),
@@ -262,7 +159,10 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 Ok(out)
             },
         );
+}
 
+/// start, start_new, stop.
+fn power(m: &mut Module, ctx: &ScriptCtx) {
     for (name, doc) in [
         ("start", "Starts the VM (`qm start`)."),
         (
@@ -275,26 +175,41 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             .with_params_info(["node: Host", "vmid: int", "()"])
             .with_comments([format!("/// {doc}")])
             .set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext,
                       node: HostRef,
                       id: INT|
                       -> Result<(), Box<EvalAltResult>> {
                     let id = vmid(id, ctx.call_position())?;
-                    let cmd = if name == "start" {
-                        pve::start_command(id)
+                    let action = if name == "start" {
+                        Power::Start
                     } else {
-                        pve::stop_command(id)
+                        Power::Stop
                     };
-                    c.run()?
-                        .pve_power(&node.0, &cmd)
-                        .map_err(|f| raise(f, &ctx))
+                    pve::power(&c.run()?.remote(&node.0), id, action).map_err(|f| raise(f, &ctx))
                 },
             );
     }
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
+        "start_new",
+        ["node: Host", "vm: Map", "()"],
+        "Starts the VM `qm::create` just made (`vm` is what it returned). One that does not start is destroyed with its disks and the files `qm::create` left for it (vm.files) are removed; the failure says so.",
+        move |ctx: NativeCallContext, node: HostRef, vm: Map| -> Result<(), Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let vm: NewVm = from_rhai(&Dynamic::from_map(vm), "qm::start_new vm", pos)?;
+            let id = vmid(vm.vmid as INT, pos)?;
+            pve::start_new(&c.run()?.remote(&node.0), id, &vm.files).map_err(|f| raise(f, &ctx))
+        }
+    );
+}
+
+/// shutdown, destroy.
+fn stop_and_remove(m: &mut Module, ctx: &ScriptCtx) {
+    let c = ctx.clone();
+    module_function!(
+        m,
         "shutdown",
         ["node: Host", "vmid: int", "options: Map", "()"],
         "Shuts the VM down cleanly (guest agent or ACPI), stopping it hard after `timeout` seconds (default 60).",
@@ -307,14 +222,15 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let id = vmid(id, pos)?;
             let o = Options::new(&options, "qm::shutdown", &["timeout"], pos)?;
             let t = o.seconds("timeout")?.unwrap_or(Duration::from_secs(60));
-            c.run()?
-                .pve_power(&node.0, &pve::shutdown_command(id, t.as_secs().max(1)))
-                .map_err(|f| raise(f, &ctx))
+            let action = Power::Shutdown {
+                timeout_s: t.as_secs().max(1),
+            };
+            pve::power(&c.run()?.remote(&node.0), id, action).map_err(|f| raise(f, &ctx))
         }
     );
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "destroy",
         ["node: Host", "vmid: int", "options: Map", "()"],
         "Destroys a stopped VM and its disks (`qm destroy`); #{ purge: true } also removes it from backup jobs, replication and HA.",
@@ -327,14 +243,16 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let id = vmid(id, pos)?;
             let o = Options::new(&options, "qm::destroy", &["purge"], pos)?;
             let purge = o.bool("purge")?.unwrap_or(false);
-            c.run()?
-                .pve_power(&node.0, &pve::destroy_command(id, purge))
+            pve::power(&c.run()?.remote(&node.0), id, Power::Destroy { purge })
                 .map_err(|f| raise(f, &ctx))
         }
     );
+}
+
+fn guest_ip(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "guest_ip",
         ["node: Host", "vmid: int", "options: Map", "String"],
         "The VM's IPv4 address from its guest agent (`qm guest cmd … network-get-interfaces`): the address of the NIC whose MAC is `nic`'s (default \"net0\"), never loopback or link-local. Asks every `interval` seconds (3) for up to `timeout` (120); the progress line shows the wait, and a timeout says which stage was reached.",
@@ -354,10 +272,8 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let timeout = o.seconds("timeout")?.unwrap_or(Duration::from_secs(120));
             let interval = o.seconds("interval")?.unwrap_or(Duration::from_secs(3));
             let nic = o.string("nic")?.unwrap_or_else(|| "net0".into());
-            c.run()?
-                .pve_guest_ip(&node.0, id, &nic, timeout, interval)
+            pve::wait_guest_ip(&c.run()?.remote(&node.0), id, &nic, timeout, interval)
                 .map_err(|f| raise(f, &ctx))
         }
     );
-    m
 }

@@ -1,6 +1,16 @@
 //! Proxmox VE as fleet knows it: a VM spec and its validation, the `qm`/`pvesh`/`pvesm`
-//! command lines for it, and parsers of their output. Pure functions; the facts come
-//! from shared/reference/proxmox-and-ufw-cli.md (PVE 8/9).
+//! command lines for it, and parsers of their output (pure functions, here); what a
+//! recipe asks for and how it becomes a spec ([`request`]); and the procedures on a
+//! node over `Remote` ([`procedures`]). The facts come from
+//! shared/reference/proxmox-and-ufw-cli.md (PVE 8/9).
+
+pub mod procedures;
+pub mod request;
+
+pub use procedures::{
+    Power, config, create, list, next_vmid, node_facts, power, start_new, status, wait_guest_ip,
+};
+pub use request::{CreateOptions, CreateRequest, NewVm, SPEC_KEYS};
 
 use crate::ops::shell::quote;
 use std::fmt;
@@ -335,6 +345,26 @@ impl VmSpec {
             format!("fleet-{}-network.yaml", self.vmid),
         )
     }
+
+    /// The snippet volumes (user, network) on `storage`, as `pvesm path` takes them.
+    pub fn snippet_volids(&self, storage: &str) -> (String, String) {
+        let (user, network) = self.snippet_names();
+        (
+            format!("{storage}:snippets/{user}"),
+            format!("{storage}:snippets/{network}"),
+        )
+    }
+
+    /// `--cicustom` attaching the snippets on `storage`.
+    pub fn cicustom(&self, storage: &str) -> String {
+        let (user, network) = self.snippet_volids(storage);
+        format!("user={user},network={network}")
+    }
+
+    /// The node-side file of public keys `qm create --sshkeys` reads (native mode).
+    pub fn sshkeys_path(&self) -> String {
+        format!("/tmp/fleet-sshkeys-{}.pub", self.vmid)
+    }
 }
 
 /// `qm disk resize` runs a task whose failure still exits 0: tell it from stderr.
@@ -539,6 +569,59 @@ pub fn nextid_command(vmid: Option<u64>) -> String {
     }
 }
 
+/// The inventory variable that names the node as Proxmox knows it (for API paths),
+/// when that is not its `hostname`.
+pub const NODE_NAME_VAR: &str = "proxmox_node_name";
+
+pub const LIST_COMMAND: &str = "qm list";
+
+pub const PVESM_STATUS_COMMAND: &str = "pvesm status";
+
+/// The node's host name, which is its name in API paths.
+pub const HOSTNAME_COMMAND: &str = "hostname";
+
+/// The storages that hold `content` (`images`, `snippets`, ...).
+pub fn pvesm_content_command(content: &str) -> String {
+    format!("pvesm status --content {}", quote(content))
+}
+
+/// The node's bridges as JSON (`[{"iface": "vmbr0", ...}]`).
+pub fn bridges_command(node_name: &str) -> String {
+    format!(
+        "pvesh get /nodes/{}/network --type any_bridge --output-format json",
+        quote(node_name)
+    )
+}
+
+/// Exits 0 when `path` is a file on the node.
+pub fn file_exists_command(path: &str) -> String {
+    format!("test -f {}", quote(path))
+}
+
+/// The node-side path of a volume (`local:snippets/x.yaml`).
+pub fn pvesm_path_command(volid: &str) -> String {
+    format!("pvesm path {}", quote(volid))
+}
+
+/// The folder of a node-side file, made if missing (a snippets folder).
+pub fn mkdir_parent_command(path: &str) -> String {
+    format!("mkdir -p {}", quote(parent(path)))
+}
+
+/// Removes node-side files fleet wrote (snippets, a key file); missing ones are fine.
+pub fn remove_files_command(files: &[String]) -> String {
+    format!(
+        "rm -f {}",
+        files.iter().map(|f| quote(f)).collect::<Vec<_>>().join(" ")
+    )
+}
+
+/// The folder part of a path (`/` for a file at the root, `.` for a bare name).
+pub fn parent(path: &str) -> &str {
+    path.rsplit_once('/')
+        .map_or(".", |(p, _)| if p.is_empty() { "/" } else { p })
+}
+
 /// The bridges of the node (Linux bridges and OVS bridges show as `bridge` dirs).
 pub const BRIDGES_COMMAND: &str =
     "ls /sys/class/net/*/bridge 2>/dev/null | sed -n 's|^/sys/class/net/\\(.*\\)/bridge:$|\\1|p'";
@@ -622,6 +705,11 @@ mod tests {
              --cicustom user=local:snippets/fleet-105-user.yaml,network=local:snippets/fleet-105-network.yaml"
         );
         assert_eq!(s.resize_command(), "qm disk resize 105 scsi0 20G");
+        assert_eq!(
+            s.cicustom("local"),
+            "user=local:snippets/fleet-105-user.yaml,network=local:snippets/fleet-105-network.yaml"
+        );
+        assert_eq!(s.sshkeys_path(), "/tmp/fleet-sshkeys-105.pub");
     }
 
     #[test]
@@ -646,6 +734,40 @@ mod tests {
             nextid_command(Some(105)),
             "pvesh get /cluster/nextid --vmid 105"
         );
+    }
+
+    #[test]
+    fn golden_node_commands() {
+        assert_eq!(
+            pvesm_content_command("images"),
+            "pvesm status --content images"
+        );
+        assert_eq!(
+            bridges_command("pve 1"),
+            "pvesh get /nodes/'pve 1'/network --type any_bridge --output-format json"
+        );
+        assert_eq!(
+            file_exists_command("/var/a b.img"),
+            "test -f '/var/a b.img'"
+        );
+        assert_eq!(
+            pvesm_path_command("local:snippets/fleet-105-user.yaml"),
+            "pvesm path local:snippets/fleet-105-user.yaml"
+        );
+        assert_eq!(
+            mkdir_parent_command("/var/lib/vz/snippets/a.yaml"),
+            "mkdir -p /var/lib/vz/snippets"
+        );
+        assert_eq!(
+            remove_files_command(&["/tmp/a".into(), "/tmp/b c".into()]),
+            "rm -f /tmp/a '/tmp/b c'"
+        );
+        assert_eq!(
+            parent("/var/lib/vz/snippets/a.yaml"),
+            "/var/lib/vz/snippets"
+        );
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(parent("a"), ".");
     }
 
     #[test]
