@@ -17,7 +17,7 @@ enum Event {
     Closed,
 }
 
-fn pump(stream: Stream, mut reader: impl Read, tx: mpsc::Sender<Event>) {
+fn pump(stream: Stream, mut reader: impl Read, tx: mpsc::SyncSender<Event>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match reader.read(&mut buf) {
@@ -64,7 +64,9 @@ impl Transport for LocalTransport {
             .spawn()
             .map_err(|e| TransportError::Failed(format!("cannot start sh: {e}")))?;
         let _in_flight = super::abort::Guard::new(child.id() as i32);
-        let (tx, rx) = mpsc::channel();
+        // Bounded: a command that prints faster than fleet handles its lines waits
+        // for fleet (the pipe fills), instead of queueing its output in fleet's memory.
+        let (tx, rx) = mpsc::sync_channel(8);
         let out = child.stdout.take().expect("stdout is piped");
         let err = child.stderr.take().expect("stderr is piped");
         let tx2 = tx.clone();
