@@ -1,4 +1,5 @@
-//! One error type for everything that ends a fleet invocation early, with its exit code.
+//! One error type for everything that ends a fleet invocation early (its exit code is
+//! decided with every other ending in `outcome::exit_code`).
 //!
 //! Host failures are not errors here: they are outcomes of a run (see `exec::recap`).
 
@@ -78,14 +79,6 @@ impl Error {
             Error::Io(m) => Error::Io(shown(m)),
             Error::Locked(m) => Error::Locked(shown(m)),
             Error::Internal(m) => Error::Internal(shown(m)),
-        }
-    }
-
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Usage { .. } | Error::Source(_) | Error::Io(_) => exit::USAGE,
-            Error::Internal(_) => exit::INTERNAL,
-            Error::Locked(_) => exit::LOCKED,
         }
     }
 }
@@ -228,7 +221,8 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_design() {
-        assert_eq!(Error::usage("x").exit_code(), 2);
-        assert_eq!(Error::Internal("x".into()).exit_code(), 1);
+        use crate::outcome::{Ending, exit_code};
+        assert_eq!(exit_code(&Ending::Error(&Error::usage("x"))), 2);
+        assert_eq!(exit_code(&Ending::Error(&Error::Internal("x".into()))), 1);
     }
 }

@@ -66,9 +66,10 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
     let matches = match command.try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => {
-            let code = e.exit_code();
             let _ = e.print();
-            return Ok(code);
+            return Ok(outcome::exit_code(&outcome::Ending::Cli {
+                help: !e.use_stderr(),
+            }));
         }
     };
     let global =
@@ -171,7 +172,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         }
         None => {
             let _ = cli::command(&app.recipes, false).print_help();
-            Ok(error::exit::USAGE)
+            Ok(outcome::exit_code(&outcome::Ending::Cli { help: false }))
         }
     }
 }

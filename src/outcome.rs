@@ -33,15 +33,85 @@ impl HostStatus {
     }
 }
 
-/// 0 when every host is ok, changed or skipped; 3 when any failed; else 4 when any was
-/// unreachable.
-pub fn exit_code<'a>(statuses: impl IntoIterator<Item = &'a HostStatus>) -> i32 {
-    let worst = statuses.into_iter().copied().max();
-    match worst {
-        Some(HostStatus::Failed) => exit::HOST_FAILED,
-        Some(HostStatus::Unreachable) => exit::UNREACHABLE,
-        _ => exit::OK,
+/// Why a run stopped before its hosts were done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Interrupted,
+    /// `--timeout` expired.
+    TimedOut,
+}
+
+/// How one invocation of fleet ended: everything its exit code is decided from.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    /// A run over hosts.
+    Run {
+        hosts: &'a [HostStatus],
+        stop: Option<Stop>,
+        /// The recipe itself failed (a bug in it, not a host).
+        recipe_failed: bool,
+        /// Its journal record could not be written (or, in pull mode, pushed).
+        journal_lost: bool,
+    },
+    /// A run that ended with `code` and whose journal was then not pushed (pull mode).
+    JournalNotPushed { code: i32 },
+    /// An error that ended fleet before or outside a run.
+    Error(&'a crate::error::Error),
+    /// The command line could not be parsed, or only help was asked for.
+    Cli { help: bool },
+}
+
+/// The one place the documented exit codes are decided: 0 all hosts ok or changed,
+/// 1 fleet's own failure (or a lost journal of an otherwise clean run), 2 usage, config
+/// or recipe error, 3 a host failed, 4 a host unreachable (none failed), 75 locked,
+/// 124 `--timeout`, 130 interrupted.
+pub fn exit_code(ending: &Ending) -> i32 {
+    use crate::error::Error;
+    match *ending {
+        Ending::Run {
+            hosts,
+            stop,
+            recipe_failed,
+            journal_lost,
+        } => {
+            let code = match stop {
+                Some(Stop::TimedOut) => exit::TIMEOUT,
+                Some(Stop::Interrupted) => exit::INTERRUPTED,
+                None if recipe_failed => exit::USAGE,
+                None => match hosts.iter().copied().max() {
+                    Some(HostStatus::Failed) => exit::HOST_FAILED,
+                    Some(HostStatus::Unreachable) => exit::UNREACHABLE,
+                    _ => exit::OK,
+                },
+            };
+            // Never a silent loss: a clean run whose record is lost does not exit 0.
+            if journal_lost && code == exit::OK {
+                exit::INTERNAL
+            } else {
+                code
+            }
+        }
+        Ending::JournalNotPushed { code: exit::OK } => exit::INTERNAL,
+        Ending::JournalNotPushed { code } => code,
+        Ending::Error(e) => match e {
+            Error::Usage { .. } | Error::Source(_) | Error::Io(_) => exit::USAGE,
+            Error::Internal(_) => exit::INTERNAL,
+            Error::Locked(_) => exit::LOCKED,
+        },
+        Ending::Cli { help: true } => exit::OK,
+        Ending::Cli { help: false } => exit::USAGE,
     }
+}
+
+/// The exit code of a run that only its hosts decide (no stop, no recipe error).
+pub fn hosts_exit_code(hosts: &[HostStatus]) -> i32 {
+    exit_code(&Ending::Run {
+        hosts,
+        stop: None,
+        recipe_failed: false,
+        journal_lost: false,
+    })
 }
 
 /// Why a host stopped: raised by host functions and carried through the recipe.
@@ -115,9 +185,40 @@ mod tests {
 
     #[test]
     fn exit_codes_map_the_worst_ending() {
-        assert_eq!(exit_code(&[]), 0);
-        assert_eq!(exit_code(&[Ok, Changed, Skipped]), 0);
-        assert_eq!(exit_code(&[Ok, Unreachable]), 4);
-        assert_eq!(exit_code(&[Unreachable, Failed, Ok]), 3);
+        assert_eq!(hosts_exit_code(&[]), 0);
+        assert_eq!(hosts_exit_code(&[Ok, Changed, Skipped]), 0);
+        assert_eq!(hosts_exit_code(&[Ok, Unreachable]), 4);
+        assert_eq!(hosts_exit_code(&[Unreachable, Failed, Ok]), 3);
+    }
+
+    #[test]
+    fn every_ending_has_its_documented_code() {
+        use crate::error::Error;
+        let run = |stop, recipe_failed, journal_lost| {
+            exit_code(&Ending::Run {
+                hosts: &[Ok, Failed],
+                stop,
+                recipe_failed,
+                journal_lost,
+            })
+        };
+        assert_eq!(run(None, false, false), 3);
+        assert_eq!(run(None, true, false), 2);
+        assert_eq!(run(Some(Stop::Interrupted), true, false), 130);
+        assert_eq!(run(Some(Stop::TimedOut), false, true), 124);
+        let clean = Ending::Run {
+            hosts: &[Ok],
+            stop: None,
+            recipe_failed: false,
+            journal_lost: true,
+        };
+        assert_eq!(exit_code(&clean), 1);
+        assert_eq!(exit_code(&Ending::Error(&Error::usage("x"))), 2);
+        assert_eq!(exit_code(&Ending::Error(&Error::Internal("x".into()))), 1);
+        assert_eq!(exit_code(&Ending::Error(&Error::Locked("x".into()))), 75);
+        assert_eq!(exit_code(&Ending::JournalNotPushed { code: 0 }), 1);
+        assert_eq!(exit_code(&Ending::JournalNotPushed { code: 3 }), 3);
+        assert_eq!(exit_code(&Ending::Cli { help: true }), 0);
+        assert_eq!(exit_code(&Ending::Cli { help: false }), 2);
     }
 }

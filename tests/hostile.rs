@@ -323,3 +323,12 @@ fn ssh_rejecting_its_arguments_says_why() {
         out.stderr
     );
 }
+
+#[test]
+fn a_run_that_stops_on_an_error_is_not_taken_for_killed() {
+    let p = Project::new().local_hosts(1);
+    p.fleet(&["exec", "no-such-host", "--", "true"]).code(2);
+    let out = p.fleet(&["exec", "all", "--", "true"]);
+    out.code(0);
+    assert!(!out.stderr.contains("was killed"), "{}", out.stderr);
+}

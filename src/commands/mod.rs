@@ -23,6 +23,7 @@ use crate::exec::run::{Run, RunOptions};
 use crate::exec::ui::{Ui, UiOptions};
 use crate::inventory::Inventory;
 use crate::journal::{HostRun, RunRecord};
+use crate::outcome::{Ending, HostStatus, Stop, exit_code};
 use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
 
@@ -37,7 +38,7 @@ pub fn report_error(err: Error) -> i32 {
         miette::GraphicalTheme::unicode_nocolor()
     })
     .with_context_lines(2);
-    let code = err.exit_code();
+    let code = exit_code(&Ending::Error(&err));
     let err = err.for_terminal();
     let mut text = String::new();
     if handler.render_report(&mut text, &err).is_err() {
@@ -249,9 +250,15 @@ pub fn finish_run_with(app: &App, run: &Run, error: Option<&Error>, show_json_re
     run.close();
     run.ui.finish();
     let mut recap = Recap::of(run);
-    if error.is_some() && crate::exec::interrupt::exit_code().is_none() {
-        recap.exit_code = crate::error::exit::USAGE;
-    }
+    let statuses: Vec<HostStatus> = recap.hosts.iter().map(|h| h.status).collect();
+    let stop = crate::exec::interrupt::stop();
+    let ending = |journal_lost| Ending::Run {
+        hosts: &statuses,
+        stop,
+        recipe_failed: error.is_some(),
+        journal_lost,
+    };
+    recap.exit_code = exit_code(&ending(false));
     if app.global.json && !show_json_recap {
         // The command's own JSON is the result.
     } else if app.global.json {
@@ -266,11 +273,11 @@ pub fn finish_run_with(app: &App, run: &Run, error: Option<&Error>, show_json_re
         };
         eprint!("{}", crate::ops::secrets::redact(&text));
     }
-    match crate::exec::interrupt::exit_code() {
-        Some(crate::error::exit::TIMEOUT) => eprintln!(
+    match stop {
+        Some(Stop::TimedOut) => eprintln!(
             "timed out: commands in flight were stopped, hosts not yet started were skipped"
         ),
-        Some(_) => eprintln!("interrupted: hosts not yet started were skipped"),
+        Some(Stop::Interrupted) => eprintln!("interrupted: hosts not yet started were skipped"),
         None => {}
     }
     let mut code = recap.exit_code;
@@ -289,12 +296,11 @@ pub fn finish_run_with(app: &App, run: &Run, error: Option<&Error>, show_json_re
                 "error: the journal of run {} was not written: {e}",
                 record.run_id
             );
-            if code == crate::error::exit::OK {
-                code = crate::error::exit::INTERNAL;
-            }
+            code = exit_code(&ending(true));
         }
     }
     run.tag.run_ended(code);
+    run.ended.store(true, std::sync::atomic::Ordering::SeqCst);
     code
 }
 

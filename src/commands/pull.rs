@@ -177,11 +177,9 @@ pub fn run(app: &App, a: PullArgs) -> Result<i32> {
                 // git's message may quote the remote server.
                 crate::ops::terminal::neutralise(&e)
             );
-            Ok(if code == 0 {
-                crate::error::exit::INTERNAL
-            } else {
-                code
-            })
+            Ok(crate::outcome::exit_code(
+                &crate::outcome::Ending::JournalNotPushed { code },
+            ))
         }
     }
 }

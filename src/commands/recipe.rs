@@ -2,7 +2,7 @@
 
 use super::{RunRequest, finish_run, start_run};
 use crate::App;
-use crate::error::{Result, exit};
+use crate::error::Result;
 use crate::journal;
 use crate::recipe::diagnostic::{Cause, locate, recipe_error};
 use crate::recipe::index::Recipe;
@@ -71,7 +71,8 @@ pub fn run(
     }
     let code = finish_run(app, &run, error.as_ref());
     match error {
-        Some(e) if code == exit::USAGE => Err(e),
+        // Not stopped: the recipe's error is the result (shown once, exit 2).
+        Some(e) if crate::exec::interrupt::stop().is_none() => Err(e),
         Some(e) => {
             // Interrupted or timed out: that exit code wins, the error is still shown.
             super::report_error(e);

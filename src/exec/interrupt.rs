@@ -3,7 +3,7 @@
 //! commands in flight are killed and the recipe ends at its next statement. Either way the recap, log and
 //! journal are still written, and the exit code says why (130, or 124 for the timeout).
 
-use crate::error::exit;
+use crate::outcome::Stop;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -80,12 +80,12 @@ pub fn aborted() -> bool {
     LEVEL.load(Ordering::SeqCst) == ABORTED
 }
 
-/// 124 after the timeout, 130 after Ctrl-C or SIGTERM, None for a run left alone.
-pub fn exit_code() -> Option<i32> {
+/// Why the run was stopped, if it was.
+pub fn stop() -> Option<Stop> {
     if TIMED_OUT.load(Ordering::SeqCst) == 1 {
-        Some(exit::TIMEOUT)
+        Some(Stop::TimedOut)
     } else if stopping() {
-        Some(exit::INTERRUPTED)
+        Some(Stop::Interrupted)
     } else {
         None
     }

@@ -118,7 +118,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("waited 0s"), "{text}");
-        assert_eq!(err.exit_code(), 75);
+        assert_eq!(
+            crate::outcome::exit_code(&crate::outcome::Ending::Error(&err)),
+            75
+        );
         drop(first);
         acquire(dir.path(), "backup", Duration::ZERO).unwrap();
     }

@@ -49,6 +49,16 @@ impl RunTag {
         );
     }
 
+    /// The run stopped on an error before it had a recap or a journal record.
+    pub fn run_ended_early(&self) {
+        tracing::info!(
+            run_id = %self.run_id,
+            recipe = %self.recipe,
+            recorded = false,
+            "run ended"
+        );
+    }
+
     pub fn run_ended(&self, exit_code: i32) {
         tracing::info!(run_id = %self.run_id, recipe = %self.recipe, exit_code, "run ended");
     }

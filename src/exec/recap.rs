@@ -1,7 +1,7 @@
 //! The table (or JSON document) that closes every run.
 
 use super::run::Run;
-use crate::outcome::{HostStatus, exit_code};
+use crate::outcome::{Ending, HostStatus, exit_code};
 use serde::Serialize;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -42,8 +42,12 @@ impl Recap {
             run_id: run.tag.run_id.clone(),
             recipe: run.tag.recipe.clone(),
             check: run.options.check,
-            exit_code: super::interrupt::exit_code()
-                .unwrap_or_else(|| exit_code(hosts.iter().map(|h| &h.status))),
+            exit_code: exit_code(&Ending::Run {
+                hosts: &hosts.iter().map(|h| h.status).collect::<Vec<_>>(),
+                stop: super::interrupt::stop(),
+                recipe_failed: false,
+                journal_lost: false,
+            }),
             duration_ms: run.started.elapsed().as_millis() as u64,
             hosts,
         }

@@ -127,10 +127,23 @@ pub struct Run {
     /// Drives SSH connections; made when the first SSH host is reached.
     runtime: OnceLock<tokio::runtime::Runtime>,
     pub started: Instant,
+    /// `finish_run` logged the run's end.
+    pub ended: std::sync::atomic::AtomicBool,
 }
 
 /// How many lines of stderr a failure message shows.
 const TAIL_LINES: usize = 5;
+
+/// A run that ends without `finish_run` (an error after it started: a pattern that
+/// matches nothing, a bad option) still says so in its log, so the next run does not
+/// take it for one that was killed.
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !self.ended.load(std::sync::atomic::Ordering::SeqCst) {
+            self.tag.run_ended_early();
+        }
+    }
+}
 
 impl Run {
     pub fn new(tag: RunTag, inventory: Inventory, options: RunOptions, ui: Ui) -> Run {
@@ -147,6 +160,7 @@ impl Run {
             meta: RunMeta::default(),
             staged: Mutex::new(Vec::new()),
             started: Instant::now(),
+            ended: Default::default(),
         }
     }
 
