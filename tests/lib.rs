@@ -11,6 +11,7 @@ mod diagnostics;
 mod git;
 mod hostile;
 mod journal;
+mod outputs;
 mod provision;
 mod pull;
 mod runs;
