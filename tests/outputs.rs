@@ -242,8 +242,7 @@ fn error_inventory_syntax() {
     );
 }
 
-/// Run from the project root, the path in this message is empty ("found in" and
-/// nothing): `project::display_path` strips the whole of it. Pinned as it is today.
+/// Run from the project root, the message names it as `.` (it once printed nothing).
 #[test]
 fn error_no_inventory() {
     let p = Project::new();

@@ -29,10 +29,12 @@ pub fn component(name: &str) -> Result<&str, String> {
 /// Paths in messages are shown relative to the working directory when possible.
 pub fn display(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    match path.strip_prefix(&cwd) {
+        // The working directory itself: `.`, not an empty name.
+        Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path.display().to_string(),
+    }
 }
 
 /// `root/a/b/…` from single components; an error names the bad one.
