@@ -11,6 +11,7 @@ pub mod outcome;
 pub mod project;
 pub mod recipe;
 pub mod script;
+pub mod session;
 pub mod suggest;
 pub mod sysinfo;
 pub mod table;

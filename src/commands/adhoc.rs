@@ -1,13 +1,13 @@
 //! `fleet exec PATTERN -- CMD`: one shell command on every matching host, like
 //! `ansible PATTERN -a CMD`. Output lines are prefixed with the host.
 
-use super::{RunRequest, finish_run, start_run};
 use crate::App;
 use crate::error::Result;
 use crate::exec::fanout::{HostEnd, fan_out};
 use crate::ops::remote::CommandOpts;
 use crate::ops::text::tail;
 use crate::outcome::HostStatus;
+use crate::session::{RunRequest, finish_run, start_run};
 
 pub fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {
     let request = RunRequest {

@@ -1,11 +1,11 @@
 //! `fleet RECIPE [ARGS]`: runs one recipe function with a run context around it.
 
-use super::{RunRequest, finish_run, start_run};
 use crate::App;
 use crate::error::Result;
 use crate::journal;
 use crate::recipe::diagnostic::{Cause, locate, recipe_error};
 use crate::recipe::index::Recipe;
+use crate::session::{RunRequest, finish_run, start_run};
 use rhai::{CallFnOptions, Dynamic, Scope};
 use std::sync::Arc;
 

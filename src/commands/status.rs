@@ -2,7 +2,6 @@
 //! pending (security) updates, reboot needed, sudo, last update run and last backup —
 //! gathered live in parallel (and kept in the journal), or `--cached` from the journal.
 
-use super::{RunRequest, finish_run_with, start_run};
 use crate::App;
 use crate::error::{Error, Result};
 use crate::exec::fanout::fan_out;
@@ -10,6 +9,7 @@ use crate::journal::RunRecord;
 use crate::ops::remote::CommandOpts;
 use crate::ops::status::{Facts, facts_command, parse_facts, short_duration};
 use crate::outcome::HostStatus;
+use crate::session::{RunRequest, finish_run_with, start_run};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
