@@ -16,13 +16,6 @@ pub struct HostRemote<'a> {
     pub host: &'a ResolvedHost,
 }
 
-impl Run {
-    /// `host` as a `Remote` for the procedures in `ops/`.
-    pub fn remote<'a>(&'a self, host: &'a ResolvedHost) -> HostRemote<'a> {
-        HostRemote { run: self, host }
-    }
-}
-
 impl Remote for HostRemote<'_> {
     fn name(&self) -> &str {
         &self.host.name
@@ -89,13 +82,6 @@ impl Remote for HostRemote<'_> {
 /// pushing to it): shown on its progress line and noted in its journal record; messages,
 /// results and changes count for `host`.
 pub struct ControllerRemote<'a>(pub HostRemote<'a>);
-
-impl Run {
-    /// This machine, working for `host` (see [`ControllerRemote`]).
-    pub fn controller<'a>(&'a self, host: &'a ResolvedHost) -> ControllerRemote<'a> {
-        ControllerRemote(self.remote(host))
-    }
-}
 
 impl Remote for ControllerRemote<'_> {
     fn name(&self) -> &str {

@@ -5,6 +5,7 @@
 use super::current;
 use super::log::RunTag;
 use super::max_fail::MaxFail;
+use super::remote::{ControllerRemote, HostRemote};
 use super::ui::Ui;
 use crate::error::{Error, Result};
 use crate::inventory::{Connection, Inventory, ResolvedHost};
@@ -146,6 +147,16 @@ impl Drop for Run {
 }
 
 impl Run {
+    /// `host` as a `Remote` for the procedures in `ops/`.
+    pub fn remote<'a>(&'a self, host: &'a ResolvedHost) -> HostRemote<'a> {
+        HostRemote { run: self, host }
+    }
+
+    /// This machine, working for `host` (see [`ControllerRemote`]).
+    pub fn controller<'a>(&'a self, host: &'a ResolvedHost) -> ControllerRemote<'a> {
+        ControllerRemote(self.remote(host))
+    }
+
     pub fn new(tag: RunTag, inventory: Inventory, options: RunOptions, ui: Ui) -> Run {
         Run {
             tag,
