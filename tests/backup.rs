@@ -76,9 +76,16 @@ fn snapshots_hard_link_unchanged_files_and_restore_byte_identical() {
     make_tree(&src);
     project(&f, &recipe_for(&src));
     fleet(&f, &["bk"]).code(0).stdout_has("s1 | s1 4 files");
-    // rsync's quick check compares size and whole-second mtimes: change in a new second.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // rsync's quick check compares size and whole-second mtimes: the change gets a
+    // later second (set, not waited for; a second snapshot in the same second gets the
+    // next second's name from fleet itself).
     std::fs::write(src.join("sub/changing.txt"), "version 2\n").unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(src.join("sub/changing.txt"))
+        .and_then(|f| f.set_modified(later))
+        .unwrap();
     let restored = f.path().join("restored");
     fleet(&f, &["bk", "--to", restored.to_str().unwrap()])
         .code(0)
@@ -150,7 +157,6 @@ fn an_interrupted_backup_leaves_the_previous_snapshot_intact() {
     // A big (sparse) file makes the next transfer take seconds; the run's timeout cuts it.
     let big = std::fs::File::create(src.join("big.img")).unwrap();
     big.set_len(3 << 30).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let out = fleet(&f, &["bk", "--timeout", "1s"]);
     out.code(124).stderr_has(
         "s1 | FAILED: backup of s1 failed: interrupted; the previous snapshots are untouched",
@@ -167,7 +173,6 @@ fn an_interrupted_backup_leaves_the_previous_snapshot_intact() {
     );
     // The next good run removes the stale partial and completes.
     std::fs::remove_file(src.join("big.img")).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     fleet(&f, &["bk"]).code(0);
     let names: Vec<String> = std::fs::read_dir(&host_dir)
         .unwrap()
@@ -264,7 +269,6 @@ fn bk() {{
         .code(0)
         .stdout_has(&format!("snapshot s2:{}/s1/", dest.display()))
         .stdout_has(" 4");
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     fleet(&f, &["bk"]).code(0).stdout_has(" 0");
     let snaps = snapshots(&dest.join("s1"));
     assert_eq!(snaps.len(), 2, "{snaps:?}");
