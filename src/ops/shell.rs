@@ -27,14 +27,15 @@ pub fn maybe_sudo(cmd: &str, sudo: bool) -> String {
 }
 
 /// Runs a command so that it dies when fleet lets go of it. `$1` is the timeout in
-/// seconds (0: none), `$2` the command. The command runs under `timeout`, which makes it
-/// its own process group; a watcher keeps the channel's stdin and, when that closes
+/// seconds (0: none), `$2` the command. The command runs in its own process group:
+/// under `timeout` when it has one, else in a session of its own (`setsid`, one process
+/// fewer); a watcher keeps the channel's stdin and, when that closes
 /// (fleet stopped the command, was killed, or lost the connection), terminates the
 /// group, then kills it 5 s later. A TERM/HUP/INT to this shell does the same (local
 /// commands are stopped that way). Without it a remote `sleep 1000` outlives its run.
 pub const WATCHER: &str = r#"exec 3<&0 </dev/null
 trap 'exit 143' HUP INT TERM
-timeout -k 5 "$1" sh -c "$2" 3<&- &
+if [ "$1" = 0 ]; then setsid -w sh -c "$2" 3<&- & else timeout -k 5 "$1" sh -c "$2" 3<&- & fi
 p=$!
 trap 'kill -TERM -$p $p 2>/dev/null; (sleep 5; kill -KILL -$p) >/dev/null 2>&1 & exit 143' HUP INT TERM
 (trap - HUP INT TERM; while read -r _ <&3; do :; done; kill -TERM -$p $p 2>/dev/null; sleep 5; kill -KILL -$p 2>/dev/null) >/dev/null 2>&1 &
