@@ -187,6 +187,32 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Declares a domain error whose content is its whole message, already worded for the
+/// user (what failed, on which path or host, and what to do): for domains whose
+/// failures share no structure a caller acts on, only a type saying where they come
+/// from. `From<String>` lets the domain's code build it with `format!` and `?`.
+macro_rules! message_error {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[error("{0}")]
+        pub struct $name(pub String);
+
+        impl From<String> for $name {
+            fn from(message: String) -> Self {
+                $name(message)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(message: &str) -> Self {
+                $name(message.to_string())
+            }
+        }
+    };
+}
+pub(crate) use message_error;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,7 +165,7 @@ fn commit_of(state: &Path, run: &RunRecord) -> Result<String> {
 
 pub fn config_diff(app: &App, host: &str, runs: &[String]) -> Result<i32> {
     let state = app.project.state_dir();
-    let prefix = crate::ops::capture::host_dir(host).map_err(Error::usage)?;
+    let prefix = crate::ops::capture::host_dir(host).map_err(|e| Error::usage(e.to_string()))?;
     let (from, to) = match runs {
         [] => {
             let changes = crate::ops::git::commits_touching(&state, &prefix).map_err(Error::Io)?;

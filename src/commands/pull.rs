@@ -90,7 +90,7 @@ fn mirror(url: &str, base: &Path) -> Result<(String, Option<String>)> {
 fn inventory(checkout: &Path, host: &str) -> Result<String> {
     let text = std::fs::read_to_string(checkout.join("inventory.toml")).unwrap_or_default();
     crate::inventory::edit::make_local("the repository's inventory.toml", &text, host)
-        .map_err(Error::usage)
+        .map_err(|e| Error::usage(e.to_string()))
 }
 
 pub fn run(app: &App, a: PullArgs) -> Result<i32> {
