@@ -16,6 +16,7 @@ fn print(text: &str) {
 }
 
 /// `2026-11-01`, `2026-11-01T10:00:00Z`, or an age like `2h` / `3days`.
+// String: its one caller makes it a usage error as it is.
 pub fn parse_since(text: &str) -> std::result::Result<String, String> {
     if let Ok(age) = humantime::parse_duration(text) {
         let at = std::time::SystemTime::now()

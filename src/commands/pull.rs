@@ -39,6 +39,7 @@ pub fn dir_name(url: &str) -> String {
         .to_string()
 }
 
+// String: git's own stderr, made a usage error by the one caller.
 fn git(args: &[&str], dir: Option<&Path>) -> std::result::Result<String, String> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
