@@ -4,6 +4,7 @@
 //! Host failures are not errors here: they are outcomes of a run (see `exec::recap`).
 
 use miette::{NamedSource, SourceSpan};
+use std::path::{Path, PathBuf};
 
 /// Exit codes, as documented in DESIGN.md and `fleet --help`.
 pub mod exit {
@@ -30,9 +31,21 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Source(Box<SourceError>),
-    /// A file that cannot be read or written.
-    #[error("{0}")]
-    Io(String),
+    /// A file or folder that cannot be read (opened, listed, resolved).
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file or folder that cannot be written (created, locked).
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A git repository (the state repository, a recipe source) that cannot be read.
+    #[error(transparent)]
+    Git(#[from] crate::ops::git::GitError),
     /// Another run holds the project's lock.
     #[error("{0}")]
     Locked(String),
@@ -56,8 +69,20 @@ impl Error {
         }
     }
 
-    pub fn io(path: &std::path::Path, err: &std::io::Error) -> Self {
-        Error::Io(format!("cannot read {}: {err}", path.display()))
+    /// `path` could not be read: `.map_err(Error::read(path))`.
+    pub fn read(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// `path` could not be written: `.map_err(Error::write(path))`.
+    pub fn write(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// The error as the terminal may show it: messages quote host output (stderr tails)
@@ -76,9 +101,31 @@ impl Error {
                 help: help.map(shown),
             },
             Error::Source(e) => Error::Source(Box::new(e.for_terminal())),
-            Error::Io(m) => Error::Io(shown(m)),
+            Error::Read { path, source } => Error::Read {
+                path: shown(path.display().to_string()).into(),
+                source: std::io::Error::new(source.kind(), shown(source.to_string())),
+            },
+            Error::Write { path, source } => Error::Write {
+                path: shown(path.display().to_string()).into(),
+                source: std::io::Error::new(source.kind(), shown(source.to_string())),
+            },
+            Error::Git(e) => Error::Git(crate::ops::git::GitError(shown(e.0))),
             Error::Locked(m) => Error::Locked(shown(m)),
             Error::Internal(m) => Error::Internal(shown(m)),
+        }
+    }
+}
+
+/// A journal that cannot be read or written is a file or git error; a run that is not in
+/// it is the user's (as the callers of `journal::find` say).
+impl From<crate::journal::JournalError> for Error {
+    fn from(e: crate::journal::JournalError) -> Self {
+        use crate::journal::JournalError as J;
+        match e {
+            J::Read { path, source } => Error::Read { path, source },
+            J::Write { path, source } => Error::Write { path, source },
+            J::Git(e) => Error::Git(e),
+            other => Error::usage(other.to_string()),
         }
     }
 }
@@ -187,6 +234,32 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Declares a domain error whose content is its whole message, already worded for the
+/// user (what failed, on which path or host, and what to do): for domains whose
+/// failures share no structure a caller acts on, only a type saying where they come
+/// from. `From<String>` lets the domain's code build it with `format!` and `?`.
+macro_rules! message_error {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[error("{0}")]
+        pub struct $name(pub String);
+
+        impl From<String> for $name {
+            fn from(message: String) -> Self {
+                $name(message)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(message: &str) -> Self {
+                $name(message.to_string())
+            }
+        }
+    };
+}
+pub(crate) use message_error;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +297,69 @@ mod tests {
         use crate::outcome::{Ending, exit_code};
         assert_eq!(exit_code(&Ending::Error(&Error::usage("x"))), 2);
         assert_eq!(exit_code(&Ending::Error(&Error::Internal("x".into()))), 1);
+        assert_eq!(exit_code(&Ending::Error(&Error::Locked("x".into()))), 75);
+        let gone = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let read = Error::read(Path::new("x"))(gone());
+        let write = Error::write(Path::new("x"))(gone());
+        let git = Error::Git(crate::ops::git::GitError("x".into()));
+        for e in [read, write, git] {
+            assert_eq!(exit_code(&Ending::Error(&e)), 2, "{e}");
+        }
+    }
+
+    #[test]
+    fn each_variant_says_what_failed() {
+        let denied = || std::io::Error::other("permission denied");
+        let path = Path::new("/p/inventory.toml");
+        let cases = [
+            (Error::usage("no host `x`"), "no host `x`"),
+            (
+                Error::read(path)(denied()),
+                "cannot read /p/inventory.toml: permission denied",
+            ),
+            (
+                Error::write(path)(denied()),
+                "cannot write /p/inventory.toml: permission denied",
+            ),
+            (
+                Error::Git(crate::ops::git::GitError(
+                    "/s is not a git repository".into(),
+                )),
+                "/s is not a git repository",
+            ),
+            (Error::Locked("locked by run 1".into()), "locked by run 1"),
+            (Error::Internal("bug".into()), "internal error: bug"),
+            (
+                SourceError::at_line("r.rhai", "x", 1, 1, "bad", "here").into(),
+                "bad",
+            ),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+            assert_eq!(err.for_terminal().to_string(), message);
+        }
+    }
+
+    #[test]
+    fn read_and_write_errors_are_neutralised_for_the_terminal() {
+        let err = Error::write(Path::new("/p/\x1b[2Jx"))(std::io::Error::other("no\x07"));
+        assert_eq!(
+            err.for_terminal().to_string(),
+            "cannot write /p/^[[2Jx: no^G"
+        );
+    }
+
+    #[test]
+    fn journal_errors_keep_their_kind() {
+        use crate::journal::JournalError;
+        let read = JournalError::Read {
+            path: "/s/runs/a.json".into(),
+            source: std::io::Error::other("gone"),
+        };
+        assert!(matches!(Error::from(read), Error::Read { .. }));
+        let missing = JournalError::NoRun { state: "/s".into() };
+        let err = Error::from(missing);
+        assert!(matches!(err, Error::Usage { .. }));
+        assert_eq!(err.to_string(), "the journal in /s has no run yet");
     }
 }

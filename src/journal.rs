@@ -8,6 +8,45 @@ use crate::outcome::HostStatus;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// Why the journal could not be written or read, or a run not found in it.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error(transparent)]
+    Git(#[from] crate::ops::git::GitError),
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make {} private: {source}", path.display())]
+    MakePrivate {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("nothing to commit for run {run_id} in {}", state.display())]
+    NothingToCommit { run_id: String, state: PathBuf },
+    #[error("the journal in {} has no run yet", state.display())]
+    NoRun { state: PathBuf },
+    #[error("the journal in {} has no run of `{recipe}` yet", state.display())]
+    NoRunOf { state: PathBuf, recipe: String },
+    #[error("no run `{which}` in the journal in {} (`fleet history` lists them)", state.display())]
+    NoSuchRun { which: String, state: PathBuf },
+    #[error("`{which}` matches {count} runs; give more of the run id")]
+    Ambiguous { which: String, count: usize },
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: String,
@@ -133,26 +172,29 @@ pub fn steps(commands: &[CommandRecord]) -> Vec<StepRun> {
 /// the state repository) in one commit; returns the commit id. On failure (a full disk)
 /// nothing is left behind: no empty or cut-short record that every later `history`
 /// would skip with a note, and nothing staged that a later `git commit` would pick up.
-pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<String, String> {
+pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<String, JournalError> {
     open_state(state)?;
     let rel = record.path();
     let file = state.join(&rel);
-    let json = serde_json::to_string_pretty(record).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(record)?;
     let json = crate::ops::secrets::redact(&json).into_owned();
-    crate::ops::localfs::write_private(&file, (json + "\n").as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    crate::ops::localfs::write_private(&file, (json + "\n").as_bytes()).map_err(|source| {
+        JournalError::Write {
+            path: file.clone(),
+            source,
+        }
+    })?;
     let mut paths = vec![rel];
     paths.extend(staged.iter().cloned());
     let message = crate::ops::secrets::redact(&record.summary()).into_owned();
-    let committed = crate::ops::git::commit_paths(state, &paths, &message).and_then(|c| {
-        c.ok_or_else(|| {
-            format!(
-                "nothing to commit for run {} in {}",
-                record.run_id,
-                state.display()
-            )
-        })
-    });
+    let committed = crate::ops::git::commit_paths(state, &paths, &message)
+        .map_err(JournalError::from)
+        .and_then(|c| {
+            c.ok_or_else(|| JournalError::NothingToCommit {
+                run_id: record.run_id.clone(),
+                state: state.to_path_buf(),
+            })
+        });
     if committed.is_err() {
         // Best effort: the disk that failed the commit may fail these too.
         let _ = crate::ops::git::unstage(state, &paths);
@@ -165,17 +207,23 @@ pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<Str
 /// directory and its `.git` 0700, since run records and git objects hold command output
 /// and configuration files (git writes its objects 0444, readable by all, under a
 /// directory anyone may enter otherwise).
-pub fn open_state(state: &Path) -> Result<(), String> {
+pub fn open_state(state: &Path) -> Result<(), JournalError> {
     use std::os::unix::fs::PermissionsExt;
     let git_dir = state.join(".git");
     let new = !git_dir.exists();
-    crate::ops::localfs::create_private_dir(state)
-        .map_err(|e| format!("cannot create {}: {e}", state.display()))?;
+    crate::ops::localfs::create_private_dir(state).map_err(|source| JournalError::Create {
+        path: state.to_path_buf(),
+        source,
+    })?;
     crate::ops::git::open_or_init(state)?;
     if new {
         let private = std::fs::Permissions::from_mode(crate::ops::localfs::PRIVATE_DIR);
-        std::fs::set_permissions(&git_dir, private)
-            .map_err(|e| format!("cannot make {} private: {e}", git_dir.display()))?;
+        std::fs::set_permissions(&git_dir, private).map_err(|source| {
+            JournalError::MakePrivate {
+                path: git_dir.clone(),
+                source,
+            }
+        })?;
     }
     Ok(())
 }
@@ -187,7 +235,7 @@ const RECOVER_WINDOW: usize = 50;
 /// Runs killed before they wrote their record (their log has no `run ended`) get a
 /// `killed` record now, from their log; returns their ids. Called under the project
 /// lock, so no run whose log is read is still going.
-pub fn record_killed_runs(log_dir: &Path, state: &Path) -> Result<Vec<String>, String> {
+pub fn record_killed_runs(log_dir: &Path, state: &Path) -> Result<Vec<String>, JournalError> {
     let Ok(entries) = std::fs::read_dir(log_dir) else {
         return Ok(Vec::new());
     };
@@ -302,7 +350,7 @@ pub fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Option<Ru
 }
 
 /// Every run in the journal, newest first. Unreadable records are skipped with a note.
-pub fn load_all(state: &Path) -> Result<Vec<RunRecord>, String> {
+pub fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
     let mut records = Vec::new();
     let mut stack = vec![state.join("runs")];
     while let Some(dir) = stack.pop() {
@@ -314,8 +362,10 @@ pub fn load_all(state: &Path) -> Result<Vec<RunRecord>, String> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "json") {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(&path).map_err(|source| JournalError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 match serde_json::from_str::<RunRecord>(&text) {
                     Ok(r) => records.push(r),
                     Err(e) => eprintln!("note: skipping {}: {e}", path.display()),
@@ -328,27 +378,33 @@ pub fn load_all(state: &Path) -> Result<Vec<RunRecord>, String> {
 }
 
 /// A run by id, unique id prefix, or `last` (newest, of `recipe` when given).
-pub fn find(state: &Path, which: &str, recipe: Option<&str>) -> Result<RunRecord, String> {
+pub fn find(state: &Path, which: &str, recipe: Option<&str>) -> Result<RunRecord, JournalError> {
     let all = load_all(state)?;
     let mut matching = all
         .into_iter()
         .filter(|r| recipe.is_none_or(|n| r.recipe == n));
     if which == "last" {
         return matching.next().ok_or_else(|| match recipe {
-            Some(n) => format!("the journal in {} has no run of `{n}` yet", state.display()),
-            None => format!("the journal in {} has no run yet", state.display()),
+            Some(n) => JournalError::NoRunOf {
+                state: state.to_path_buf(),
+                recipe: n.to_string(),
+            },
+            None => JournalError::NoRun {
+                state: state.to_path_buf(),
+            },
         });
     }
     let found: Vec<RunRecord> = matching.filter(|r| r.run_id.starts_with(which)).collect();
     match found.len() {
         1 => Ok(found.into_iter().next().expect("one")),
-        0 => Err(format!(
-            "no run `{which}` in the journal in {} (`fleet history` lists them)",
-            state.display()
-        )),
-        n => Err(format!(
-            "`{which}` matches {n} runs; give more of the run id"
-        )),
+        0 => Err(JournalError::NoSuchRun {
+            which: which.to_string(),
+            state: state.to_path_buf(),
+        }),
+        count => Err(JournalError::Ambiguous {
+            which: which.to_string(),
+            count,
+        }),
     }
 }
 

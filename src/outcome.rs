@@ -95,7 +95,11 @@ pub fn exit_code(ending: &Ending) -> i32 {
         Ending::JournalNotPushed { code: exit::OK } => exit::INTERNAL,
         Ending::JournalNotPushed { code } => code,
         Ending::Error(e) => match e {
-            Error::Usage { .. } | Error::Source(_) | Error::Io(_) => exit::USAGE,
+            Error::Usage { .. }
+            | Error::Source(_)
+            | Error::Read { .. }
+            | Error::Write { .. }
+            | Error::Git(_) => exit::USAGE,
             Error::Internal(_) => exit::INTERNAL,
             Error::Locked(_) => exit::LOCKED,
         },

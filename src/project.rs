@@ -93,7 +93,7 @@ impl Project {
 
     pub fn open(root: &Path) -> Result<Project> {
         let path = root.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+        let text = std::fs::read_to_string(&path).map_err(Error::read(&path))?;
         let config = parse_config(&display_path(&path), &text)?;
         Ok(Project {
             root: root.to_path_buf(),

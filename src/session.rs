@@ -77,7 +77,7 @@ pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
     };
     // Every configured secret is masked from the run's first line, read or not.
     if let Some(file) = &options.secrets_file {
-        crate::ops::secrets::register_file(file).map_err(Error::usage)?;
+        crate::ops::secrets::register_file(file).map_err(|e| Error::usage(e.to_string()))?;
     }
     let in_scope = match &options.limit {
         Some(limit) => crate::inventory::select(&inventory, limit)?,

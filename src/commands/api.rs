@@ -9,12 +9,12 @@ use std::path::Path;
 pub fn run(app: &App, definitions: Option<&Path>) -> Result<i32> {
     let engine = &app.scripting.engine;
     if let Some(dir) = definitions {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+        std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
         engine
             .definitions()
             .include_standard_packages(false)
             .write_to_dir(dir)
-            .map_err(|e| Error::io(dir, &e))?;
+            .map_err(Error::write(dir))?;
         println!("wrote Rhai definition files to {}", dir.display());
         return Ok(0);
     }

@@ -2,7 +2,7 @@
 //! error, from the journal — the backups at a glance.
 
 use crate::App;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::backup::BackupResult;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,7 +25,7 @@ fn age(since: &str) -> String {
 }
 
 pub fn run(app: &App) -> Result<i32> {
-    let runs = crate::journal::load_all(&app.project.state_dir()).map_err(Error::Io)?;
+    let runs = crate::journal::load_all(&app.project.state_dir())?;
     let mut hosts: BTreeMap<String, HostBackups> = BTreeMap::new();
     // Oldest first, so later runs overwrite.
     for r in runs.iter().rev() {

@@ -16,6 +16,7 @@ fn print(text: &str) {
 }
 
 /// `2026-11-01`, `2026-11-01T10:00:00Z`, or an age like `2h` / `3days`.
+// String: its one caller makes it a usage error as it is.
 pub fn parse_since(text: &str) -> std::result::Result<String, String> {
     if let Ok(age) = humantime::parse_duration(text) {
         let at = std::time::SystemTime::now()
@@ -42,8 +43,7 @@ pub fn history(
     since: Option<&str>,
 ) -> Result<i32> {
     let since = since.map(parse_since).transpose().map_err(Error::usage)?;
-    let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())
-        .map_err(Error::Io)?
+    let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())?
         .into_iter()
         .filter(|r| host.is_none_or(|h| r.hosts.iter().any(|x| x.host == h)))
         .filter(|r| recipe.is_none_or(|n| r.recipe == n))
@@ -88,7 +88,8 @@ pub fn history(
 }
 
 pub fn show(app: &App, which: &str) -> Result<i32> {
-    let r = journal::find(&app.project.state_dir(), which, None).map_err(Error::usage)?;
+    let r = journal::find(&app.project.state_dir(), which, None)
+        .map_err(|e| Error::usage(e.to_string()))?;
     if app.global.json {
         print(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"));
         return Ok(0);
@@ -153,7 +154,7 @@ pub fn show(app: &App, which: &str) -> Result<i32> {
 
 /// The commit that recorded `run` (the one that added its journal file).
 fn commit_of(state: &Path, run: &RunRecord) -> Result<String> {
-    let commits = crate::ops::git::commits_touching(state, &run.path()).map_err(Error::Io)?;
+    let commits = crate::ops::git::commits_touching(state, &run.path())?;
     commits.last().map(|c| c.0.clone()).ok_or_else(|| {
         Error::usage(format!(
             "run {} is not committed in {}",
@@ -165,10 +166,10 @@ fn commit_of(state: &Path, run: &RunRecord) -> Result<String> {
 
 pub fn config_diff(app: &App, host: &str, runs: &[String]) -> Result<i32> {
     let state = app.project.state_dir();
-    let prefix = crate::ops::capture::host_dir(host).map_err(Error::usage)?;
+    let prefix = crate::ops::capture::host_dir(host).map_err(|e| Error::usage(e.to_string()))?;
     let (from, to) = match runs {
         [] => {
-            let changes = crate::ops::git::commits_touching(&state, &prefix).map_err(Error::Io)?;
+            let changes = crate::ops::git::commits_touching(&state, &prefix)?;
             match changes.as_slice() {
                 [newest, older, ..] => (older.0.clone(), newest.0.clone()),
                 [_] => {
@@ -189,16 +190,16 @@ pub fn config_diff(app: &App, host: &str, runs: &[String]) -> Result<i32> {
             }
         }
         [one] => {
-            let r = journal::find(&state, one, None).map_err(Error::usage)?;
+            let r = journal::find(&state, one, None).map_err(|e| Error::usage(e.to_string()))?;
             (commit_of(&state, &r)?, "HEAD".to_string())
         }
         [a, b, ..] => {
-            let ra = journal::find(&state, a, None).map_err(Error::usage)?;
-            let rb = journal::find(&state, b, None).map_err(Error::usage)?;
+            let ra = journal::find(&state, a, None).map_err(|e| Error::usage(e.to_string()))?;
+            let rb = journal::find(&state, b, None).map_err(|e| Error::usage(e.to_string()))?;
             (commit_of(&state, &ra)?, commit_of(&state, &rb)?)
         }
     };
-    let diff = crate::ops::git::diff_between(&state, &from, &to, &prefix).map_err(Error::Io)?;
+    let diff = crate::ops::git::diff_between(&state, &from, &to, &prefix)?;
     if diff.is_empty() {
         print(&format!(
             "{host}: no change in its captured configuration\n"

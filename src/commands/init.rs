@@ -32,9 +32,9 @@ pub fn run(dir: &Path) -> Result<i32> {
     for (name, text) in FILES {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, &e))?;
+            std::fs::create_dir_all(parent).map_err(Error::write(parent))?;
         }
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
+        std::fs::write(&path, text).map_err(Error::write(&path))?;
     }
     let committed = commit_all(dir).map_err(|e| {
         Error::Internal(format!(

@@ -45,7 +45,7 @@ pub fn report_error(err: Error) -> i32 {
 /// The inventory from `-i`, else the project's.
 pub fn load_inventory(app: &App) -> Result<Inventory> {
     let path = inventory_path(app)?;
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+    let text = std::fs::read_to_string(&path).map_err(Error::read(&path))?;
     Inventory::parse(&crate::project::display_path(&path), &text)
 }
 

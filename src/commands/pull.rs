@@ -39,6 +39,7 @@ pub fn dir_name(url: &str) -> String {
         .to_string()
 }
 
+// String: git's own stderr, made a usage error by the one caller.
 fn git(args: &[&str], dir: Option<&Path>) -> std::result::Result<String, String> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
@@ -90,7 +91,7 @@ fn mirror(url: &str, base: &Path) -> Result<(String, Option<String>)> {
 fn inventory(checkout: &Path, host: &str) -> Result<String> {
     let text = std::fs::read_to_string(checkout.join("inventory.toml")).unwrap_or_default();
     crate::inventory::edit::make_local("the repository's inventory.toml", &text, host)
-        .map_err(Error::usage)
+        .map_err(|e| Error::usage(e.to_string()))
 }
 
 pub fn run(app: &App, a: PullArgs) -> Result<i32> {
@@ -102,15 +103,15 @@ pub fn run(app: &App, a: PullArgs) -> Result<i32> {
         .dir
         .clone()
         .unwrap_or_else(|| app.project.data_dir().join("pull").join(dir_name(&a.repo)));
-    std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, &e))?;
-    let base = base.canonicalize().map_err(|e| Error::io(&base, &e))?;
+    std::fs::create_dir_all(&base).map_err(Error::write(&base))?;
+    let base = base.canonicalize().map_err(Error::read(&base))?;
     let (source, mirror_warning) = match crate::ops::git::local_source(&a.repo) {
         Some(_) => (a.repo.clone(), None),
         None => mirror(&a.repo, &base)?,
     };
     let checkout = base.join("checkout");
-    let synced =
-        crate::ops::git::sync(&source, &checkout, None, a.rev.as_deref()).map_err(Error::usage)?;
+    let synced = crate::ops::git::sync(&source, &checkout, None, a.rev.as_deref())
+        .map_err(|e| Error::usage(e.to_string()))?;
     let short = &synced.commit[..synced.commit.len().min(10)];
     match mirror_warning.or(synced.warning.clone()) {
         Some(why) => eprintln!(
@@ -123,7 +124,7 @@ pub fn run(app: &App, a: PullArgs) -> Result<i32> {
     }
     let inventory_file = base.join("inventory.toml");
     crate::ops::localfs::write_local(&inventory_file, inventory(&checkout, &host)?.as_bytes())
-        .map_err(|e| Error::io(&inventory_file, &e))?;
+        .map_err(Error::write(&inventory_file))?;
     let state = base.join("state");
     let mut args: Vec<std::ffi::OsString> = vec![
         "fleet".into(),

@@ -91,8 +91,8 @@ pub fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
         ));
     }
     let state = app.project.state_dir();
-    let last =
-        journal::find(&state, which, Some(&recipe.name)).map_err(crate::error::Error::usage)?;
+    let last = journal::find(&state, which, Some(&recipe.name))
+        .map_err(|e| crate::error::Error::usage(e.to_string()))?;
     if last.recipe != recipe.name {
         return Err(crate::error::Error::usage(format!(
             "run {} was of recipe `{}`, not `{}`",

@@ -3,7 +3,7 @@
 //! gathered live in parallel (and kept in the journal), or `--cached` from the journal.
 
 use crate::App;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exec::fanout::fan_out;
 use crate::journal::RunRecord;
 use crate::ops::remote::CommandOpts;
@@ -127,7 +127,7 @@ pub struct Filters {
 }
 
 pub fn run(app: &App, pattern: &str, cached: bool, filters: Filters) -> Result<i32> {
-    let runs = crate::journal::load_all(&app.project.state_dir()).map_err(Error::Io)?;
+    let runs = crate::journal::load_all(&app.project.state_dir())?;
     let known = known(&runs);
     let (mut rows, code) = if cached {
         let inventory = super::load_inventory(app)?;

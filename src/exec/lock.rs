@@ -52,7 +52,7 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 /// Takes the lock in `dir` (the project's `.fleet/`), waiting up to `wait` for another run.
 pub fn acquire(dir: &Path, recipe: &str, wait: Duration) -> Result<ProjectLock> {
     // `.fleet/` holds the logs: private when fleet creates it.
-    crate::ops::localfs::create_private_dir(dir).map_err(|e| Error::io(dir, &e))?;
+    crate::ops::localfs::create_private_dir(dir).map_err(Error::write(dir))?;
     let path = dir.join("lock");
     let mut file = File::options()
         .read(true)
@@ -60,10 +60,10 @@ pub fn acquire(dir: &Path, recipe: &str, wait: Duration) -> Result<ProjectLock> 
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| Error::io(&path, &e))?;
+        .map_err(Error::write(&path))?;
     let deadline = Instant::now() + wait;
     loop {
-        if try_lock(&file).map_err(|e| Error::io(&path, &e))? {
+        if try_lock(&file).map_err(Error::write(&path))? {
             break;
         }
         if Instant::now() >= deadline {

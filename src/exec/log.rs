@@ -11,6 +11,7 @@ use std::sync::Mutex;
 ///
 /// The log holds every command's whole output: its directory is created 0700 and the
 /// file 0600, whatever the umask.
+// String: only ever printed as a warning (the run goes on unlogged); nothing matches on it.
 pub fn init(path: &Path) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         localfs::create_private_dir(dir)

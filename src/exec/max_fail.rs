@@ -9,6 +9,7 @@ pub enum MaxFail {
 }
 
 impl MaxFail {
+    // String: one message, shown as is by the command line and by `max_fail()` in Rhai.
     pub fn parse(s: &str) -> Result<MaxFail, String> {
         let bad = || {
             format!("invalid --max-fail `{s}`: expected a count like 2 or a percentage like 25%")

@@ -4,24 +4,46 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+/// A host name, address or user that fleet refuses; `what` names which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    #[error("empty {what}")]
+    Empty { what: &'static str },
+    /// `value` is as the message shows it (escaped, cut); `why` says what is wrong.
+    #[error("bad {what} `{value}`: {why}")]
+    Bad {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+fn bad(what: &'static str, value: &str, why: impl Into<String>) -> BadValue {
+    BadValue::Bad {
+        what,
+        value: shown(value),
+        why: why.into(),
+    }
+}
+
 /// Host names become file names (journal, backups, snapshots): no separators, no dot
 /// names, nothing an option parser or a terminal would read as anything but a name.
-pub fn host_name(name: &str) -> Result<(), String> {
+pub fn host_name(name: &str) -> Result<(), BadValue> {
     common(name, "host name")?;
     if name == "." || name == ".." || name.starts_with('.') {
-        return Err(format!(
-            "bad host name `{}`: it may not start with `.`",
-            shown(name)
-        ));
+        return Err(bad("host name", name, "it may not start with `.`"));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_alphanumeric() || "-_.:%".contains(*c)))
     {
-        return Err(format!(
-            "bad host name `{}`: `{}` is not allowed; use letters, digits and `-_.:`",
-            shown(name),
-            c.escape_default()
+        return Err(bad(
+            "host name",
+            name,
+            format!(
+                "`{}` is not allowed; use letters, digits and `-_.:`",
+                c.escape_default()
+            ),
         ));
     }
     Ok(())
@@ -29,12 +51,13 @@ pub fn host_name(name: &str) -> Result<(), String> {
 
 /// A DNS name, an IPv4 or IPv6 address (optionally `[bracketed]`, with a `%zone`), or
 /// an ssh_config alias made of the same characters as a DNS name.
-pub fn address(address: &str) -> Result<(), String> {
+pub fn address(address: &str) -> Result<(), BadValue> {
     common(address, "address")?;
     let bad = || {
-        format!(
-            "bad address `{}`: expected a host name, an IPv4 address or an IPv6 address",
-            shown(address)
+        bad(
+            "address",
+            address,
+            "expected a host name, an IPv4 address or an IPv6 address",
         )
     };
     let inner = address
@@ -72,36 +95,38 @@ pub fn address(address: &str) -> Result<(), String> {
 }
 
 /// A login name as ssh's `-l` and rsync's `user@` take it.
-pub fn user(user: &str) -> Result<(), String> {
+pub fn user(user: &str) -> Result<(), BadValue> {
     common(user, "user")?;
     match user
         .chars()
         .find(|c| !(c.is_alphanumeric() || "-_.$".contains(*c)))
     {
-        Some(c) => Err(format!(
-            "bad user `{}`: `{}` is not allowed in a login name",
-            shown(user),
-            c.escape_default()
+        Some(c) => Err(bad(
+            "user",
+            user,
+            format!("`{}` is not allowed in a login name", c.escape_default()),
         )),
         None => Ok(()),
     }
 }
 
 /// What no value may be: empty, an option, or carrying spaces or control characters.
-fn common(value: &str, what: &str) -> Result<(), String> {
+fn common(value: &str, what: &'static str) -> Result<(), BadValue> {
     if value.is_empty() {
-        return Err(format!("empty {what}"));
+        return Err(BadValue::Empty { what });
     }
     if value.starts_with('-') {
-        return Err(format!(
-            "bad {what} `{}`: it may not start with `-` (ssh would read it as an option)",
-            shown(value)
+        return Err(bad(
+            what,
+            value,
+            "it may not start with `-` (ssh would read it as an option)",
         ));
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "bad {what} `{}`: it may not hold spaces or control characters",
-            shown(value)
+        return Err(bad(
+            what,
+            value,
+            "it may not hold spaces or control characters",
         ));
     }
     Ok(())
@@ -183,7 +208,20 @@ mod tests {
 
     #[test]
     fn errors_escape_what_they_quote() {
-        let e = host_name("a\u{1b}[2Jb").unwrap_err();
+        let e = host_name("a\u{1b}[2Jb").unwrap_err().to_string();
         assert!(!e.contains('\u{1b}'), "{e}");
+    }
+
+    #[test]
+    fn bad_value_messages() {
+        assert_eq!(host_name("").unwrap_err().to_string(), "empty host name");
+        assert_eq!(
+            user("-oX").unwrap_err().to_string(),
+            "bad user `-oX`: it may not start with `-` (ssh would read it as an option)"
+        );
+        assert_eq!(
+            host_name("a/b").unwrap_err().to_string(),
+            "bad host name `a/b`: `/` is not allowed; use letters, digits and `-_.:`"
+        );
     }
 }

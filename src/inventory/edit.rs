@@ -13,9 +13,36 @@ pub struct HostEntry {
     pub vars: serde_json::Map<String, serde_json::Value>,
 }
 
-fn parse(file: &str, text: &str) -> Result<DocumentMut, String> {
+/// Why an inventory could not be edited; `file` names it as the user gave it.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("{file} is not valid TOML: {source}")]
+    NotToml {
+        file: String,
+        source: toml_edit::TomlError,
+    },
+    #[error("{file}: `hosts` must be a table of [hosts.NAME] entries")]
+    HostsNotATable { file: String },
+    #[error("{file}: hosts.{name} must be a table")]
+    HostNotATable { file: String, name: String },
+    #[error("cannot add host `{}` to {file}: {why}", name.escape_debug())]
+    BadHost {
+        name: String,
+        file: String,
+        why: super::checks::BadValue,
+    },
+    #[error(
+        "host {name} is already in {file}; remove it first (fleet terminate {name} --force) or pick another name"
+    )]
+    AlreadyThere { name: String, file: String },
+}
+
+fn parse(file: &str, text: &str) -> Result<DocumentMut, EditError> {
     text.parse::<DocumentMut>()
-        .map_err(|e| format!("{file} is not valid TOML: {e}"))
+        .map_err(|source| EditError::NotToml {
+            file: file.to_string(),
+            source,
+        })
 }
 
 fn toml_value(v: &serde_json::Value) -> Option<Value> {
@@ -42,7 +69,7 @@ fn toml_value(v: &serde_json::Value) -> Option<Value> {
 }
 
 /// Whether `name` has a `[hosts.NAME]` entry.
-pub fn has_host(file: &str, text: &str, name: &str) -> Result<bool, String> {
+pub fn has_host(file: &str, text: &str, name: &str) -> Result<bool, EditError> {
     let doc = parse(file, text)?;
     Ok(doc
         .get("hosts")
@@ -51,7 +78,7 @@ pub fn has_host(file: &str, text: &str, name: &str) -> Result<bool, String> {
 }
 
 /// The `[hosts]` table, made (implicit, so only `[hosts.NAME]` headers show) if missing.
-fn hosts_table<'d>(doc: &'d mut DocumentMut, file: &str) -> Result<&'d mut Table, String> {
+fn hosts_table<'d>(doc: &'d mut DocumentMut, file: &str) -> Result<&'d mut Table, EditError> {
     if !doc.contains_key("hosts") {
         let mut hosts = Table::new();
         hosts.set_implicit(true);
@@ -59,26 +86,35 @@ fn hosts_table<'d>(doc: &'d mut DocumentMut, file: &str) -> Result<&'d mut Table
     }
     doc["hosts"]
         .as_table_mut()
-        .ok_or_else(|| format!("{file}: `hosts` must be a table of [hosts.NAME] entries"))
+        .ok_or_else(|| EditError::HostsNotATable {
+            file: file.to_string(),
+        })
 }
 
 /// The inventory with `[hosts.NAME]` appended; an existing host is an error.
-pub fn add_host(file: &str, text: &str, name: &str, entry: &HostEntry) -> Result<String, String> {
+pub fn add_host(
+    file: &str,
+    text: &str,
+    name: &str,
+    entry: &HostEntry,
+) -> Result<String, EditError> {
     let checked = super::checks::host_name(name)
         .and_then(|()| super::checks::address(&entry.address))
         .and_then(|()| entry.user.as_deref().map_or(Ok(()), super::checks::user));
-    if let Err(message) = checked {
-        return Err(format!(
-            "cannot add host `{}` to {file}: {message}",
-            name.escape_debug()
-        ));
+    if let Err(why) = checked {
+        return Err(EditError::BadHost {
+            name: name.to_string(),
+            file: file.to_string(),
+            why,
+        });
     }
     let mut doc = parse(file, text)?;
     let hosts = hosts_table(&mut doc, file)?;
     if hosts.contains_key(name) {
-        return Err(format!(
-            "host {name} is already in {file}; remove it first (fleet terminate {name} --force) or pick another name"
-        ));
+        return Err(EditError::AlreadyThere {
+            name: name.to_string(),
+            file: file.to_string(),
+        });
     }
     let mut t = Table::new();
     t.insert("address", toml_edit::value(entry.address.as_str()));
@@ -103,7 +139,7 @@ pub fn add_host(file: &str, text: &str, name: &str, entry: &HostEntry) -> Result
 
 /// The inventory with host `name` reached through the local transport (pull mode):
 /// its groups and vars stay, its address, port, user and key go; added if missing.
-pub fn make_local(file: &str, text: &str, name: &str) -> Result<String, String> {
+pub fn make_local(file: &str, text: &str, name: &str) -> Result<String, EditError> {
     let mut doc = parse(file, text)?;
     let hosts = hosts_table(&mut doc, file)?;
     if !hosts.contains_key(name) {
@@ -111,7 +147,10 @@ pub fn make_local(file: &str, text: &str, name: &str) -> Result<String, String> 
     }
     let entry = hosts[name]
         .as_table_mut()
-        .ok_or_else(|| format!("{file}: hosts.{name} must be a table"))?;
+        .ok_or_else(|| EditError::HostNotATable {
+            file: file.to_string(),
+            name: name.to_string(),
+        })?;
     for key in ["address", "port", "user", "identity_file"] {
         entry.remove(key);
     }
@@ -121,7 +160,7 @@ pub fn make_local(file: &str, text: &str, name: &str) -> Result<String, String> 
 
 /// The inventory without host `name`: its `[hosts.NAME]` table and its place in every
 /// group's `hosts` list. `None` when the name appears nowhere.
-pub fn remove_host(file: &str, text: &str, name: &str) -> Result<Option<String>, String> {
+pub fn remove_host(file: &str, text: &str, name: &str) -> Result<Option<String>, EditError> {
     let mut doc = parse(file, text)?;
     let mut found = doc
         .get_mut("hosts")
@@ -190,7 +229,9 @@ hosts = ["web-1", "web-3"]  # both
         let h = inv.resolve("web-3").unwrap();
         assert_eq!((h.address.as_str(), h.port), ("10.0.0.5", Some(2222)));
         assert!(has_host("inventory.toml", &out, "web-3").unwrap());
-        let again = add_host("inventory.toml", &out, "web-3", &entry).unwrap_err();
+        let again = add_host("inventory.toml", &out, "web-3", &entry)
+            .unwrap_err()
+            .to_string();
         assert!(again.contains("already in inventory.toml"), "{again}");
     }
 
@@ -237,6 +278,7 @@ hosts = ["web-1", "web-3"]  # both
         assert!(
             remove_host("inventory.toml", "[x", "a")
                 .unwrap_err()
+                .to_string()
                 .contains("not valid TOML")
         );
     }

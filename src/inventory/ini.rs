@@ -335,6 +335,7 @@ fn is_connection_var(key: &str) -> bool {
 
 impl Field {
     /// `None` for ordinary variables (other `ansible_*` ones included).
+    // String: becomes the message of a SourceError at the variable's value.
     fn from_var(key: &str, value: &Value) -> Option<Result<Field, String>> {
         if !is_connection_var(key) {
             return None;
@@ -457,6 +458,7 @@ const MAX_RANGE: usize = 65_536;
 
 /// Expands Ansible host ranges: `web[01:03]` (zero padding kept), `db-[a:c]`, a step as
 /// in `[0:10:2]`, several ranges in one name. A bracketed IPv6 address is left alone.
+// String: becomes the message of a SourceError at the pattern's line.
 fn expand(pattern: &str) -> Result<Vec<String>, String> {
     let Some(open) = pattern.find('[') else {
         return Ok(vec![pattern.to_string()]);

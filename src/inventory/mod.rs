@@ -118,7 +118,7 @@ impl Inventory {
     }
 
     pub fn load(path: &Path) -> crate::error::Result<Inventory> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, &e))?;
+        let text = std::fs::read_to_string(path).map_err(crate::error::Error::read(path))?;
         Inventory::parse(&path.display().to_string(), &text)
     }
 

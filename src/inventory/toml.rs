@@ -181,6 +181,7 @@ pub fn parse(name: &str, text: &str) -> Result<Inventory> {
 }
 
 /// Names end up in patterns and messages: an empty one could never be selected.
+// String: becomes the message of a SourceError at the name's span.
 fn check_name(name: &str, what: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         Err(format!("empty {what} name"))

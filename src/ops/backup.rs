@@ -19,6 +19,12 @@ use crate::outcome::HostFailure;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+crate::error::message_error!(
+    /// Why the backup store (its destination, a host's folder, a snapshot) could not be
+    /// prepared or changed, or rsync not run.
+    StoreError
+);
+
 #[derive(Debug, Clone, Default)]
 pub struct BackupOpts {
     /// As the operator gave it, for check mode's message.
@@ -65,7 +71,7 @@ impl BackupResult {
 
 /// A destination must be empty, missing, or carry fleet's marker: rsync `--delete`
 /// inside someone else's directory would destroy it.
-pub fn prepare_destination(dest: &Path) -> Result<(), String> {
+pub fn prepare_destination(dest: &Path) -> Result<(), StoreError> {
     let marker = dest.join(MARKER);
     if marker.is_file() {
         return Ok(());
@@ -79,7 +85,8 @@ pub fn prepare_destination(dest: &Path) -> Result<(), String> {
                  write into a directory it did not create; choose an empty directory (or a new \
                  path) for backups",
                 dest.display()
-            ));
+            )
+            .into());
         }
     }
     std::fs::create_dir_all(dest)
@@ -89,7 +96,7 @@ pub fn prepare_destination(dest: &Path) -> Result<(), String> {
                 "This directory holds fleet's backup snapshots; fleet prunes only what it made.\n",
             )
         })
-        .map_err(|e| format!("cannot prepare backup destination {}: {e}", dest.display()))
+        .map_err(|e| format!("cannot prepare backup destination {}: {e}", dest.display()).into())
 }
 
 /// Complete snapshots of one host (name, time), and stale partial ones, by fleet's names
@@ -129,10 +136,13 @@ pub enum Store<'a> {
 impl Store<'_> {
     /// `<dest>/<source>`: the host name must be one path component, so a host called
     /// `/tmp/victim` or `..` cannot send snapshots (or their pruning) elsewhere.
-    fn host_dir(&self, source: &str) -> Result<String, String> {
+    fn host_dir(&self, source: &str) -> Result<String, StoreError> {
         let source = paths::component(source).map_err(|e| format!("host name {e}"))?;
         Ok(match self {
-            Store::Local { dir, .. } => paths::join_under(dir, &[source])?.display().to_string(),
+            Store::Local { dir, .. } => paths::join_under(dir, &[source])
+                .map_err(|e| e.to_string())?
+                .display()
+                .to_string(),
             Store::Remote { dir, .. } => format!("{}/{source}", dir.trim_end_matches('/')),
         })
     }
@@ -146,7 +156,7 @@ impl Store<'_> {
     }
 
     /// Checks the marker (or makes the destination) and lists the source's directory.
-    fn prepare(&self, source: &str) -> Result<Vec<String>, String> {
+    fn prepare(&self, source: &str) -> Result<Vec<String>, StoreError> {
         let host_dir = self.host_dir(source)?;
         match self {
             Store::Local { dir: dest, .. } => {
@@ -173,33 +183,34 @@ impl Store<'_> {
                         "backup destination {}:{dir} is not empty and has no {MARKER} marker: fleet \
                          will not write into a directory it did not create",
                         host.name()
-                    )),
+                    )
+                    .into()),
                     c => Err(format!(
                         "cannot prepare {}:{dir} (exit {c}): {}",
                         host.name(),
                         tail(&out.stderr, 2)
-                    )),
+                    )
+                    .into()),
                 }
             }
         }
     }
 
-    fn remove(&self, source: &str, name: &str) -> Result<(), String> {
+    fn remove(&self, source: &str, name: &str) -> Result<(), StoreError> {
         let path = format!("{}/{name}", self.host_dir(source)?);
         match self {
-            Store::Local { .. } => {
-                std::fs::remove_dir_all(&path).map_err(|e| format!("cannot remove {path}: {e}"))
-            }
+            Store::Local { .. } => std::fs::remove_dir_all(&path)
+                .map_err(|e| format!("cannot remove {path}: {e}").into()),
             Store::Remote { host, .. } => run_on(*host, &rsync::remove_command(&path)),
         }
     }
 
-    fn rename(&self, source: &str, from: &str, to: &str) -> Result<(), String> {
+    fn rename(&self, source: &str, from: &str, to: &str) -> Result<(), StoreError> {
         let dir = self.host_dir(source)?;
         let (a, b) = (format!("{dir}/{from}"), format!("{dir}/{to}"));
         match self {
             Store::Local { .. } => {
-                std::fs::rename(&a, &b).map_err(|e| format!("cannot complete {b}: {e}"))
+                std::fs::rename(&a, &b).map_err(|e| format!("cannot complete {b}: {e}").into())
             }
             Store::Remote { host, .. } => run_on(*host, &rsync::rename_command(&a, &b)),
         }
@@ -218,7 +229,7 @@ impl Store<'_> {
 }
 
 /// Runs a store command on the backup host; a non-zero exit is an error.
-fn run_on(host: &dyn Remote, cmd: &str) -> Result<(), String> {
+fn run_on(host: &dyn Remote, cmd: &str) -> Result<(), StoreError> {
     let out = host.exec(cmd, None, None, true).map_err(|f| f.message)?;
     match out.code {
         0 => Ok(()),
@@ -226,14 +237,15 @@ fn run_on(host: &dyn Remote, cmd: &str) -> Result<(), String> {
             "`{cmd}` on {} exited with {c}: {}",
             host.name(),
             tail(&out.stderr, 2)
-        )),
+        )
+        .into()),
     }
 }
 
 /// Runs rsync with `args` on `at`; trouble reaching `at` itself is an error message.
-fn run_rsync(at: &dyn Remote, args: &[String]) -> Result<CmdOutput, String> {
+fn run_rsync(at: &dyn Remote, args: &[String]) -> Result<CmdOutput, StoreError> {
     at.exec(&rsync::command(args), None, None, true)
-        .map_err(|f| f.message)
+        .map_err(|f| StoreError(f.message))
 }
 
 /// Seconds since 1970, the time a snapshot is named after.
@@ -288,15 +300,19 @@ pub fn backup(
         ));
         return Ok(result);
     }
-    let names = store.prepare(&host.name).map_err(|e| fail(&result, e))?;
+    let names = store
+        .prepare(&host.name)
+        .map_err(|e| fail(&result, e.to_string()))?;
     let (complete, stale) = sort_snapshots(names);
     for name in stale {
         // A partial snapshot is one fleet started and never finished: its own.
         store
             .remove(&host.name, &name)
-            .map_err(|e| fail(&result, e))?;
+            .map_err(|e| fail(&result, e.to_string()))?;
     }
-    let dir = store.host_dir(&host.name).map_err(|e| fail(&result, e))?;
+    let dir = store
+        .host_dir(&host.name)
+        .map_err(|e| fail(&result, e.to_string()))?;
     let mut time = clock();
     while complete.iter().any(|(_, t)| *t == time) {
         time += 1;
@@ -328,7 +344,7 @@ pub fn backup(
         &opts.excludes,
         opts.one_file_system,
     );
-    let out = run_rsync(store.runner(), &args).map_err(|e| fail(&result, e))?;
+    let out = run_rsync(store.runner(), &args).map_err(|e| fail(&result, e.to_string()))?;
     result.exit_code = Some(out.code);
     let stats = rsync::parse_stats(&out.stdout_text());
     result.files_transferred = stats.files_transferred;
@@ -353,7 +369,7 @@ pub fn backup(
     }
     store
         .rename(&host.name, &format!("{name}{PARTIAL}"), &name)
-        .map_err(|e| fail(&result, e))?;
+        .map_err(|e| fail(&result, e.to_string()))?;
     result.snapshot = Some(store.display(&host.name, &name));
     if stats.total_size == 0 {
         result.warning = Some(format!(
@@ -418,7 +434,7 @@ pub fn restore(
         Connection::Ssh => Some(rsync::controller_ssh(&target_for(host, ssh))),
     };
     let args = rsync::restore_args(&from.display().to_string(), dir, target, via);
-    let out = run_rsync(controller, &args).map_err(fail)?;
+    let out = run_rsync(controller, &args).map_err(|e| fail(e.to_string()))?;
     if out.code != 0 {
         return Err(fail(format!(
             "restore of {path} to {} failed: rsync exited with {}: {}",
@@ -442,7 +458,7 @@ mod tests {
     fn an_unmarked_non_empty_destination_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("precious"), "keep me").unwrap();
-        let err = prepare_destination(dir.path()).unwrap_err();
+        let err = prepare_destination(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("is not empty and has no .fleet-backups marker"),
             "{err}"

@@ -9,6 +9,24 @@ use crate::outcome::HostFailure;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Why a file could not be captured or where it would be kept is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureError {
+    #[error("unexpected output: no first line")]
+    NoFirstLine,
+    #[error("unexpected mode `{0}`")]
+    BadMode(String),
+    #[error("snapshot_config needs absolute paths without `..`, not `{0}`")]
+    NotAbsolute(String),
+    #[error("cannot keep configuration of host {}: {source}", host.escape_debug())]
+    BadHost {
+        host: String,
+        source: crate::ops::paths::PathError,
+    },
+    #[error(transparent)]
+    Path(#[from] crate::ops::paths::PathError),
+}
+
 /// One round trip per file: `absent`, or its mode on the first line and then its bytes.
 pub fn capture_cmd(path: &str) -> String {
     let p = quote(path);
@@ -21,17 +39,17 @@ pub enum Captured {
     File { mode: String, content: Vec<u8> },
 }
 
-pub fn parse_capture(out: &[u8]) -> Result<Captured, String> {
+pub fn parse_capture(out: &[u8]) -> Result<Captured, CaptureError> {
     let nl = out
         .iter()
         .position(|b| *b == b'\n')
-        .ok_or("unexpected output: no first line")?;
+        .ok_or(CaptureError::NoFirstLine)?;
     let first = String::from_utf8_lossy(&out[..nl]).trim().to_string();
     if first == "absent" {
         return Ok(Captured::Absent);
     }
     if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("unexpected mode `{first}`"));
+        return Err(CaptureError::BadMode(first));
     }
     Ok(Captured::File {
         mode: first,
@@ -40,23 +58,21 @@ pub fn parse_capture(out: &[u8]) -> Result<Captured, String> {
 }
 
 /// `hosts/web-1/etc/ssh/sshd_config` for `/etc/ssh/sshd_config`.
-pub fn snapshot_path(host: &str, path: &str) -> Result<PathBuf, String> {
+pub fn snapshot_path(host: &str, path: &str) -> Result<PathBuf, CaptureError> {
     if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
-        return Err(format!(
-            "snapshot_config needs absolute paths without `..`, not `{path}`"
-        ));
+        return Err(CaptureError::NotAbsolute(path.to_string()));
     }
     let host_dir = host_dir(host)?;
-    crate::ops::paths::join_relative(&host_dir, path)
+    Ok(crate::ops::paths::join_relative(&host_dir, path)?)
 }
 
 /// `hosts/<host>`: the host name is one path component, or the snapshot is refused.
-pub fn host_dir(host: &str) -> Result<PathBuf, String> {
-    crate::ops::paths::join_under(Path::new("hosts"), &[host]).map_err(|e| {
-        format!(
-            "cannot keep configuration of host {}: {e}",
-            host.escape_debug()
-        )
+pub fn host_dir(host: &str) -> Result<PathBuf, CaptureError> {
+    crate::ops::paths::join_under(Path::new("hosts"), &[host]).map_err(|source| {
+        CaptureError::BadHost {
+            host: host.to_string(),
+            source,
+        }
     })
 }
 
@@ -84,11 +100,13 @@ pub fn config(
 ) -> Result<Vec<PathBuf>, HostFailure> {
     let host = r.name();
     let fail = |message: String| HostFailure::new(host, message);
-    let modes_rel = host_dir(host).map_err(fail)?.join(".modes");
+    let modes_rel = host_dir(host)
+        .map_err(|e| fail(e.to_string()))?
+        .join(".modes");
     let mut modes = read_modes(&state.join(&modes_rel));
     let mut staged = vec![modes_rel.clone()];
     for path in paths {
-        let rel = snapshot_path(host, path).map_err(fail)?;
+        let rel = snapshot_path(host, path).map_err(|e| fail(e.to_string()))?;
         let out = crate::ops::files::query(r, &capture_cmd(path), sudo, "capture", path)?;
         let local = state.join(&rel);
         match parse_capture(&out.stdout)

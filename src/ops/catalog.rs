@@ -78,19 +78,40 @@ fn safe_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
 }
 
+/// Why the app catalog cannot be read or the apps asked for cannot be installed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// The index is malformed; the message names the file, the app and the field.
+    #[error("{0}")]
+    Index(String),
+    #[error("app `{name}` is not in the catalog{suggestion}")]
+    Unknown { name: String, suggestion: String },
+    #[error("the catalog's depends form a cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+}
+
+impl From<String> for CatalogError {
+    fn from(message: String) -> Self {
+        CatalogError::Index(message)
+    }
+}
+
 impl Catalog {
     /// Parses and checks the index; errors name the file, the app and the field.
-    pub fn parse(file: &str, text: &str) -> Result<Catalog, String> {
+    pub fn parse(file: &str, text: &str) -> Result<Catalog, CatalogError> {
         let index: Index = serde_json::from_str(text)
             .map_err(|e| format!("{file}:{}:{}: {e}", e.line(), e.column()))?;
         let mut apps = Vec::new();
         for (i, a) in index.apps.into_iter().enumerate() {
-            let at = |field: &str| format!("{file}: app `{}` (apps[{i}]): {field}", a.name);
+            let at = |field: &str| {
+                CatalogError::Index(format!("{file}: app `{}` (apps[{i}]): {field}", a.name))
+            };
             if !safe_name(&a.name) {
                 return Err(format!(
                     "{file}: apps[{i}].name `{}` must be lowercase letters, digits, `-` and `_`",
                     a.name
-                ));
+                )
+                .into());
             }
             if apps.iter().any(|x: &App| x.name == a.name) {
                 return Err(at("the name is used twice"));
@@ -153,7 +174,8 @@ impl Catalog {
                         "{file}: app `{}` depends on `{d}`, which is not in the catalog{}",
                         a.name,
                         catalog.suggest(d)
-                    ));
+                    )
+                    .into());
                 }
             }
         }
@@ -171,12 +193,13 @@ impl Catalog {
     }
 
     /// The chosen apps and everything they depend on, dependencies first, each once.
-    pub fn resolve(&self, chosen: &[String]) -> Result<Vec<&App>, String> {
+    pub fn resolve(&self, chosen: &[String]) -> Result<Vec<&App>, CatalogError> {
         let mut order: Vec<&App> = Vec::new();
         let mut path: Vec<&str> = Vec::new();
         for name in chosen {
-            let app = self.get(name).ok_or_else(|| {
-                format!("app `{name}` is not in the catalog{}", self.suggest(name))
+            let app = self.get(name).ok_or_else(|| CatalogError::Unknown {
+                name: name.clone(),
+                suggestion: self.suggest(name),
             })?;
             self.visit(app, &mut path, &mut order)?;
         }
@@ -188,17 +211,14 @@ impl Catalog {
         app: &'a App,
         path: &mut Vec<&'a str>,
         order: &mut Vec<&'a App>,
-    ) -> Result<(), String> {
+    ) -> Result<(), CatalogError> {
         if order.iter().any(|a| a.name == app.name) {
             return Ok(());
         }
         if let Some(i) = path.iter().position(|n| *n == app.name) {
-            let mut cycle: Vec<&str> = path[i..].to_vec();
-            cycle.push(&app.name);
-            return Err(format!(
-                "the catalog's depends form a cycle: {}",
-                cycle.join(" -> ")
-            ));
+            let mut cycle: Vec<String> = path[i..].iter().map(|n| n.to_string()).collect();
+            cycle.push(app.name.clone());
+            return Err(CatalogError::Cycle(cycle));
         }
         path.push(&app.name);
         for d in &app.depends {
@@ -262,7 +282,7 @@ mod tests {
             ["postgres", "nginx", "app", "worker"]
         );
         assert_eq!(
-            c.resolve(&["ngnix".into()]).unwrap_err(),
+            c.resolve(&["ngnix".into()]).unwrap_err().to_string(),
             "app `ngnix` is not in the catalog (did you mean `nginx`?)"
         );
     }
@@ -275,7 +295,7 @@ mod tests {
           {"name": "c", "role": "c", "depends": ["a"]}]}"#;
         let c = Catalog::parse(INDEX, text).unwrap();
         assert_eq!(
-            c.resolve(&["a".into()]).unwrap_err(),
+            c.resolve(&["a".into()]).unwrap_err().to_string(),
             "the catalog's depends form a cycle: a -> b -> c -> a"
         );
     }
@@ -300,8 +320,11 @@ mod tests {
 
     #[test]
     fn bad_entries_name_the_app_and_field() {
-        let bad =
-            |apps: &str| Catalog::parse(INDEX, &format!(r#"{{"apps": [{apps}]}}"#)).unwrap_err();
+        let bad = |apps: &str| {
+            Catalog::parse(INDEX, &format!(r#"{{"apps": [{apps}]}}"#))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             bad(
                 r#"{"name": "web", "role": "nginx", "ports": [{"port": "80; reboot", "scope": "public"}]}"#

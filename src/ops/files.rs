@@ -33,7 +33,29 @@ pub fn inspect_cmd(path: &str) -> String {
     )
 }
 
-pub fn parse_inspect(out: &str) -> Result<Existing, String> {
+/// What a command fleet runs on a host printed, when it is not what fleet expects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnexpectedOutput {
+    #[error("unexpected output `{0}`")]
+    Output(String),
+    #[error("unexpected stat output `{0}`")]
+    Stat(String),
+    #[error("unexpected output: no mode line")]
+    NoModeLine,
+    #[error("unexpected mode `{0}`")]
+    Mode(String),
+}
+
+/// A file attribute from a recipe that chmod or chown would not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadAttr {
+    #[error("invalid file mode `{0}`: use octal digits like \"0644\"")]
+    Mode(String),
+    #[error("invalid owner `{0}`: use `user` or `user:group`")]
+    Owner(String),
+}
+
+pub fn parse_inspect(out: &str) -> Result<Existing, UnexpectedOutput> {
     let mut lines = out.lines();
     match lines.next().map(str::trim) {
         Some("absent") => Ok(Existing::Absent),
@@ -42,14 +64,16 @@ pub fn parse_inspect(out: &str) -> Result<Existing, String> {
             let stat = lines.next().unwrap_or_default();
             let (mode, owner) = stat
                 .split_once(' ')
-                .ok_or_else(|| format!("unexpected stat output `{stat}`"))?;
+                .ok_or_else(|| UnexpectedOutput::Stat(stat.to_string()))?;
             Ok(Existing::File {
                 sha256: hash.to_string(),
                 mode: normalize_mode(mode),
                 owner: owner.trim().to_string(),
             })
         }
-        other => Err(format!("unexpected output `{}`", other.unwrap_or_default())),
+        other => Err(UnexpectedOutput::Output(
+            other.unwrap_or_default().to_string(),
+        )),
     }
 }
 
@@ -64,18 +88,16 @@ pub fn normalize_mode(mode: &str) -> String {
 }
 
 /// A mode must be octal digits, e.g. `0644` or `600`.
-pub fn validate_mode(mode: &str) -> Result<(), String> {
+pub fn validate_mode(mode: &str) -> Result<(), BadAttr> {
     let m = mode.trim();
     if m.is_empty() || m.len() > 4 || !m.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err(format!(
-            "invalid file mode `{mode}`: use octal digits like \"0644\""
-        ));
+        return Err(BadAttr::Mode(mode.to_string()));
     }
     Ok(())
 }
 
 /// `user` or `user:group`, as chown takes it.
-pub fn validate_owner(owner: &str) -> Result<(), String> {
+pub fn validate_owner(owner: &str) -> Result<(), BadAttr> {
     let ok = !owner.is_empty()
         && owner.split(':').all(|p| {
             !p.is_empty()
@@ -85,9 +107,7 @@ pub fn validate_owner(owner: &str) -> Result<(), String> {
     if ok && owner.matches(':').count() <= 1 {
         Ok(())
     } else {
-        Err(format!(
-            "invalid owner `{owner}`: use `user` or `user:group`"
-        ))
+        Err(BadAttr::Owner(owner.to_string()))
     }
 }
 
@@ -161,14 +181,14 @@ pub fn read_with_mode_cmd(path: &str) -> String {
 
 /// Splits what [`read_with_mode_cmd`] printed into the permission bits (setuid, setgid
 /// and sticky dropped: a copy on the controller should not carry them) and the bytes.
-pub fn parse_mode_and_content(out: &[u8]) -> Result<(u32, &[u8]), String> {
+pub fn parse_mode_and_content(out: &[u8]) -> Result<(u32, &[u8]), UnexpectedOutput> {
     let nl = out
         .iter()
         .position(|b| *b == b'\n')
-        .ok_or("unexpected output: no mode line")?;
+        .ok_or(UnexpectedOutput::NoModeLine)?;
     let first = String::from_utf8_lossy(&out[..nl]);
     let mode = u32::from_str_radix(first.trim(), 8)
-        .map_err(|_| format!("unexpected mode `{}`", first.trim()))?;
+        .map_err(|_| UnexpectedOutput::Mode(first.trim().to_string()))?;
     Ok((mode & 0o777, &out[nl + 1..]))
 }
 

@@ -10,6 +10,12 @@ use git2::{
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
+crate::error::message_error!(
+    /// Why a git repository could not be opened, read, committed to or synced; the
+    /// message names the repository and, where there is one, what to do.
+    GitError
+);
+
 /// What a run records about the repository it ran from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadInfo {
@@ -34,12 +40,13 @@ pub struct SyncOutcome {
 /// whether the work tree has changes (untracked files count, ignored ones don't), so a
 /// run can say which version of the recipes it used. None when `path` is in no
 /// repository; a repository with no commit yet has an empty `commit`.
-pub fn head_info(path: &Path) -> Result<Option<HeadInfo>, String> {
+pub fn head_info(path: &Path) -> Result<Option<HeadInfo>, GitError> {
     if !path.exists() {
         return Err(format!(
             "cannot look for a git repository at {}: it does not exist",
             path.display()
-        ));
+        )
+        .into());
     }
     let Some(repo) = discover(path, path)? else {
         return Ok(None);
@@ -69,7 +76,7 @@ pub fn head_info(path: &Path) -> Result<Option<HeadInfo>, String> {
 
 /// Opens the repository at `path`, creating the directory and a new repository
 /// (non-bare) when missing, so the state repository needs no setup.
-pub fn open_or_init(path: &Path) -> Result<Repository, String> {
+pub fn open_or_init(path: &Path) -> Result<Repository, GitError> {
     match Repository::open(path) {
         Ok(r) => return Ok(r),
         Err(e) if e.code() == ErrorCode::NotFound => {}
@@ -78,7 +85,8 @@ pub fn open_or_init(path: &Path) -> Result<Repository, String> {
                 "cannot open the git repository at {}: {}",
                 path.display(),
                 e.message()
-            ));
+            )
+            .into());
         }
     }
     std::fs::create_dir_all(path).map_err(|e| {
@@ -88,17 +96,17 @@ pub fn open_or_init(path: &Path) -> Result<Repository, String> {
         )
     })?;
     Repository::init(path).map_err(|e| {
-        format!(
+        GitError(format!(
             "cannot create a git repository at {}: {}",
             path.display(),
             e.message()
-        )
+        ))
     })
 }
 
 /// The repository containing `at` (searched upward), None when there is none; `shown`
 /// names the path in the error.
-fn discover(at: &Path, shown: &Path) -> Result<Option<Repository>, String> {
+fn discover(at: &Path, shown: &Path) -> Result<Option<Repository>, GitError> {
     match Repository::discover(at) {
         Ok(r) => Ok(Some(r)),
         Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
@@ -106,14 +114,15 @@ fn discover(at: &Path, shown: &Path) -> Result<Option<Repository>, String> {
             "cannot open the git repository containing {}: {}",
             shown.display(),
             e.message()
-        )),
+        )
+        .into()),
     }
 }
 
 /// The work tree of a repository that `path` lies inside (without being its root)
 /// and that already tracks files under `path`, so that a caller about to make `path`
 /// a repository of its own can refuse to split the files of another one.
-pub fn tracked_by_enclosing(path: &Path) -> Result<Option<PathBuf>, String> {
+pub fn tracked_by_enclosing(path: &Path) -> Result<Option<PathBuf>, GitError> {
     let Ok(real) = path.canonicalize() else {
         return Ok(None);
     };
@@ -153,13 +162,13 @@ pub fn commit_paths(
     repo: &Path,
     paths: &[PathBuf],
     message: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, GitError> {
     let r = open(repo)?;
     let shown = repo.display();
     let Some(workdir) = r.workdir().map(Path::to_path_buf) else {
         return Err(format!(
             "cannot commit files in {shown}: it is a bare repository; use a repository with a work tree"
-        ));
+        ).into());
     };
     let rels = paths
         .iter()
@@ -189,7 +198,7 @@ pub fn commit_paths(
                 .map_err(|e| format!("cannot commit {} in {shown}: {e}", rel.display()))?,
             Ok(_) => files.push(rel.clone()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot commit {} in {shown}: {e}", rel.display())),
+            Err(e) => return Err(format!("cannot commit {} in {shown}: {e}", rel.display()).into()),
         }
         for file in files {
             index
@@ -227,7 +236,7 @@ pub fn commit_paths(
 /// Puts the index entries of `paths` (relative to `repo`, files or folders) back to
 /// HEAD's, like `git reset -- PATHS`: what a failed [`commit_paths`] staged is no longer
 /// staged, so a later `git commit` in the repository does not pick it up.
-pub fn unstage(repo: &Path, paths: &[PathBuf]) -> Result<(), String> {
+pub fn unstage(repo: &Path, paths: &[PathBuf]) -> Result<(), GitError> {
     let r = open(repo)?;
     let shown = repo.display();
     let git = |what: &str, e: git2::Error| format!("cannot {what} in {shown}: {}", e.message());
@@ -241,7 +250,7 @@ pub fn unstage(repo: &Path, paths: &[PathBuf]) -> Result<(), String> {
         return Ok(());
     }
     r.reset_default(head.as_ref().map(|c| c.as_object()), specs)
-        .map_err(|e| git("unstage", e))
+        .map_err(|e| git("unstage", e).into())
 }
 
 /// How git sees a file that should never be committed (a secrets file).
@@ -271,14 +280,14 @@ pub fn exposure(file: &Path) -> Option<Exposure> {
 
 /// Full commit id of a revision (`HEAD`, a tag, a branch, a short id), to record the
 /// exact version a name stood for.
-pub fn resolve_rev(repo: &Path, rev: &str) -> Result<String, String> {
+pub fn resolve_rev(repo: &Path, rev: &str) -> Result<String, GitError> {
     let r = open(repo)?;
     Ok(commit_at(&r, repo, rev)?.id().to_string())
 }
 
 /// The content of `file` at `rev`, None when it is not there, to read a recorded
 /// version without checking it out.
-pub fn read_file_at(repo: &Path, rev: &str, file: &Path) -> Result<Option<Vec<u8>>, String> {
+pub fn read_file_at(repo: &Path, rev: &str, file: &Path) -> Result<Option<Vec<u8>>, GitError> {
     let r = open(repo)?;
     let rel = relative(file)
         .map_err(|e| format!("cannot read {} in {}: {e}", file.display(), repo.display()))?;
@@ -292,7 +301,8 @@ pub fn read_file_at(repo: &Path, rev: &str, file: &Path) -> Result<Option<Vec<u8
                 rel.display(),
                 repo.display(),
                 e.message()
-            ));
+            )
+            .into());
         }
     };
     if entry.kind() != Some(ObjectType::Blob) {
@@ -300,7 +310,8 @@ pub fn read_file_at(repo: &Path, rev: &str, file: &Path) -> Result<Option<Vec<u8
             "cannot read {} at {rev} in {}: it is a directory, not a file; use list_dir_at",
             rel.display(),
             repo.display()
-        ));
+        )
+        .into());
     }
     let blob = r.find_blob(entry.id()).map_err(|e| {
         format!(
@@ -316,7 +327,7 @@ pub fn read_file_at(repo: &Path, rev: &str, file: &Path) -> Result<Option<Vec<u8
 /// The files directly in `dir` at `rev` (not recursive), as (file name, content),
 /// sorted by name; empty when `dir` is not there. Reads a recorded set of files (a
 /// host's configuration) without checking it out.
-pub fn list_dir_at(repo: &Path, rev: &str, dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub fn list_dir_at(repo: &Path, rev: &str, dir: &Path) -> Result<Vec<(String, Vec<u8>)>, GitError> {
     let r = open(repo)?;
     let shown = repo.display();
     let rel =
@@ -333,14 +344,15 @@ pub fn list_dir_at(repo: &Path, rev: &str, dir: &Path) -> Result<Vec<(String, Ve
                     "cannot list {} at {rev} in {shown}: {}",
                     rel.display(),
                     e.message()
-                ));
+                )
+                .into());
             }
         };
         if entry.kind() != Some(ObjectType::Tree) {
             return Err(format!(
                 "cannot list {} at {rev} in {shown}: it is a file, not a directory; use read_file_at",
                 rel.display()
-            ));
+            ).into());
         }
         r.find_tree(entry.id()).map_err(|e| {
             format!(
@@ -368,7 +380,10 @@ pub fn list_dir_at(repo: &Path, rev: &str, dir: &Path) -> Result<Vec<(String, Ve
 /// Commits (newest first) whose change touches anything under `prefix` (a directory or
 /// a file; empty: the whole tree), as (id, summary, unix time): the history of one
 /// host's records. A merge is listed only when it differs there from every parent.
-pub fn commits_touching(repo: &Path, prefix: &Path) -> Result<Vec<(String, String, i64)>, String> {
+pub fn commits_touching(
+    repo: &Path,
+    prefix: &Path,
+) -> Result<Vec<(String, String, i64)>, GitError> {
     let r = open(repo)?;
     let shown = repo.display();
     let rel = relative(prefix).map_err(|e| {
@@ -385,7 +400,7 @@ pub fn commits_touching(repo: &Path, prefix: &Path) -> Result<Vec<(String, Strin
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)
         .map_err(git)?;
     walk.push(head.id()).map_err(git)?;
-    let at = |c: &Commit| -> Result<Option<(Oid, i32)>, String> {
+    let at = |c: &Commit| -> Result<Option<(Oid, i32)>, GitError> {
         let tree = c.tree().map_err(git)?;
         if rel.as_os_str().is_empty() {
             return Ok(Some((tree.id(), 0o040000)));
@@ -393,7 +408,7 @@ pub fn commits_touching(repo: &Path, prefix: &Path) -> Result<Vec<(String, Strin
         match tree.get_path(&rel) {
             Ok(e) => Ok(Some((e.id(), e.filemode()))),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(git(e)),
+            Err(e) => Err(git(e).into()),
         }
     };
     let mut out = Vec::new();
@@ -427,7 +442,7 @@ pub fn commits_touching(repo: &Path, prefix: &Path) -> Result<Vec<(String, Strin
 
 /// Unified diff (git's patch format, with file headers) of everything under `prefix`
 /// (empty: the whole tree) between two commits: what changed on a host between runs.
-pub fn diff_between(repo: &Path, from: &str, to: &str, prefix: &Path) -> Result<String, String> {
+pub fn diff_between(repo: &Path, from: &str, to: &str, prefix: &Path) -> Result<String, GitError> {
     let r = open(repo)?;
     let shown = repo.display();
     let rel = relative(prefix)
@@ -472,13 +487,14 @@ pub fn sync(
     dir: &Path,
     branch: Option<&str>,
     rev: Option<&str>,
-) -> Result<SyncOutcome, String> {
+) -> Result<SyncOutcome, GitError> {
     let _guard = SYNC_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let shown = dir.display();
     if branch.is_some() && rev.is_some() {
         return Err(format!(
             "cannot sync {shown} from {url}: give a branch or a pinned rev, not both"
-        ));
+        )
+        .into());
     }
     let local = local_source(url).ok_or_else(|| {
         format!(
@@ -493,7 +509,7 @@ pub fn sync(
             if existed && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
                 return Err(format!(
                     "cannot sync {shown} from {url}: the directory exists and is not a git checkout; remove it or choose another directory"
-                ));
+                ).into());
             }
             created = true;
             open_or_init(dir)?
@@ -502,7 +518,8 @@ pub fn sync(
             return Err(format!(
                 "cannot open the checkout {shown}: {}; remove it to clone it again",
                 e.message()
-            ));
+            )
+            .into());
         }
     };
     let previous = head_commit(&repo).ok().flatten().map(|c| c.id());
@@ -534,10 +551,10 @@ pub fn sync(
                 } else if created {
                     let _ = std::fs::remove_dir_all(dir.join(".git"));
                 }
-                Err(format!("cannot clone into {shown}: {e}"))
+                Err(format!("cannot clone into {shown}: {e}").into())
             }
         },
-        Err(SyncError::Other(e)) => Err(format!("cannot sync {shown}: {e}")),
+        Err(SyncError::Other(e)) => Err(format!("cannot sync {shown}: {e}").into()),
     }
 }
 
@@ -628,9 +645,9 @@ fn fetch_and_checkout(
     Ok(target.id().to_string())
 }
 
-fn open(path: &Path) -> Result<Repository, String> {
+fn open(path: &Path) -> Result<Repository, GitError> {
     Repository::open(path).map_err(|e| {
-        if e.code() == ErrorCode::NotFound {
+        GitError(if e.code() == ErrorCode::NotFound {
             format!(
                 "{} is not a git repository; create one there with `git init`",
                 path.display()
@@ -641,7 +658,7 @@ fn open(path: &Path) -> Result<Repository, String> {
                 path.display(),
                 e.message()
             )
-        }
+        })
     })
 }
 
@@ -662,31 +679,31 @@ fn head_commit(repo: &Repository) -> Result<Option<Commit<'_>>, git2::Error> {
     }
 }
 
-fn commit_at<'r>(r: &'r Repository, repo: &Path, rev: &str) -> Result<Commit<'r>, String> {
+fn commit_at<'r>(r: &'r Repository, repo: &Path, rev: &str) -> Result<Commit<'r>, GitError> {
     r.revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
         .map_err(|e| {
-            format!(
+            GitError(format!(
                 "cannot find the commit `{rev}` in {}: {}; give a branch, a tag or a commit id",
                 repo.display(),
                 e.message()
-            )
+            ))
         })
 }
 
-fn tree_at<'r>(r: &'r Repository, repo: &Path, rev: &str) -> Result<Tree<'r>, String> {
+fn tree_at<'r>(r: &'r Repository, repo: &Path, rev: &str) -> Result<Tree<'r>, GitError> {
     commit_at(r, repo, rev)?.tree().map_err(|e| {
-        format!(
+        GitError(format!(
             "cannot read the files of `{rev}` in {}: {}",
             repo.display(),
             e.message()
-        )
+        ))
     })
 }
 
 /// A path inside the repository, without `.` components; refuses absolute paths and
 /// `..`, which would reach outside it. Empty means the whole tree.
-fn relative(path: &Path) -> Result<PathBuf, String> {
+fn relative(path: &Path) -> Result<PathBuf, GitError> {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -862,6 +879,7 @@ mod tests {
         assert!(
             head_info(&t.path().join("missing"))
                 .unwrap_err()
+                .0
                 .contains("does not exist")
         );
     }
@@ -984,9 +1002,11 @@ mod tests {
         commit_paths(&dir, &paths(&["h"]), "rm h").unwrap().unwrap();
         assert_eq!(tree_files(&dir, "HEAD"), [".gitignore", "keep"]);
 
-        let err = commit_paths(&dir, &paths(&["../x"]), "bad").unwrap_err();
+        let err = commit_paths(&dir, &paths(&["../x"]), "bad").unwrap_err().0;
         assert!(err.contains("relative to the repository root"), "{err}");
-        let err = commit_paths(&dir.join("nope"), &paths(&["x"]), "bad").unwrap_err();
+        let err = commit_paths(&dir.join("nope"), &paths(&["x"]), "bad")
+            .unwrap_err()
+            .0;
         assert!(err.contains("is not a git repository"), "{err}");
     }
 
@@ -1012,7 +1032,7 @@ mod tests {
         assert_eq!(resolve_rev(&dir, "HEAD").unwrap(), second);
         assert_eq!(resolve_rev(&dir, &first[..8]).unwrap(), first);
         assert_eq!(resolve_rev(&dir, "HEAD~1").unwrap(), first);
-        let err = resolve_rev(&dir, "v9").unwrap_err();
+        let err = resolve_rev(&dir, "v9").unwrap_err().0;
         assert!(
             err.contains("`v9`") && err.contains(&dir.display().to_string()),
             "{err}"
@@ -1041,6 +1061,7 @@ mod tests {
         assert!(
             read_file_at(&dir, "HEAD", Path::new("h"))
                 .unwrap_err()
+                .0
                 .contains("directory")
         );
 
@@ -1223,13 +1244,17 @@ mod tests {
             }
         );
 
-        let err = sync(remote.url(), &remote.checkout, None, Some("nope")).unwrap_err();
+        let err = sync(remote.url(), &remote.checkout, None, Some("nope"))
+            .unwrap_err()
+            .0;
         assert!(err.contains("`nope`"), "{err}");
         for url in ["https://example.org/lib.git", "git@example.org:lib.git"] {
-            let err = sync(url, &remote.checkout, None, None).unwrap_err();
+            let err = sync(url, &remote.checkout, None, None).unwrap_err().0;
             assert!(err.contains("only local repositories"), "{err}");
         }
-        let err = sync(remote.url(), &remote.checkout, Some("x"), Some("y")).unwrap_err();
+        let err = sync(remote.url(), &remote.checkout, Some("x"), Some("y"))
+            .unwrap_err()
+            .0;
         assert!(err.contains("not both"), "{err}");
     }
 
@@ -1262,7 +1287,9 @@ mod tests {
             main
         );
         assert_eq!(remote.read("f"), "main");
-        let err = sync(remote.url(), &remote.checkout, Some("gone"), None).unwrap_err();
+        let err = sync(remote.url(), &remote.checkout, Some("gone"), None)
+            .unwrap_err()
+            .0;
         assert!(err.contains("no branch `gone`"), "{err}");
     }
 
@@ -1301,13 +1328,14 @@ mod tests {
             None,
             None,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .0;
         assert!(err.contains("cannot clone into"), "{err}");
         fs::remove_dir(&remote.bare).unwrap();
 
         // Never cloned: an error, and no half-made directory left behind.
         let fresh = remote.checkout.with_file_name("other");
-        let err = sync(remote.url(), &fresh, None, None).unwrap_err();
+        let err = sync(remote.url(), &fresh, None, None).unwrap_err().0;
         assert!(
             err.contains("cannot clone into") && err.contains(remote.url()),
             "{err}"
@@ -1324,7 +1352,7 @@ mod tests {
         // A directory that is something else is not overwritten.
         write(&fresh, "mine.txt", "x");
         fs::rename(remote.bare.with_extension("moved"), &remote.bare).unwrap();
-        let err = sync(remote.url(), &fresh, None, None).unwrap_err();
+        let err = sync(remote.url(), &fresh, None, None).unwrap_err().0;
         assert!(err.contains("not a git checkout"), "{err}");
     }
 }

@@ -4,8 +4,22 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// Why a name or path from outside cannot become part of a path fleet writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The name is not a single path component.
+    #[error("`{}` cannot be used as a file name: {why}", name.escape_debug())]
+    BadName { name: String, why: &'static str },
+    /// A relative path with no component at all (`""`, `/`).
+    #[error("`{}` names no file under {}", relative.escape_debug(), root.display())]
+    NoFile { relative: String, root: PathBuf },
+    /// The joined path is not strictly below its root.
+    #[error("{} is not inside {}: fleet writes only under its own folders", path.display(), root.display())]
+    Outside { path: PathBuf, root: PathBuf },
+}
+
 /// `name` as a single path component: not empty, not `.`/`..`, no separator, no NUL.
-pub fn component(name: &str) -> Result<&str, String> {
+pub fn component(name: &str) -> Result<&str, PathError> {
     let why = if name.is_empty() {
         Some("it is empty")
     } else if name == "." || name == ".." {
@@ -18,10 +32,10 @@ pub fn component(name: &str) -> Result<&str, String> {
         None
     };
     match why {
-        Some(why) => Err(format!(
-            "`{}` cannot be used as a file name: {why}",
-            name.escape_debug()
-        )),
+        Some(why) => Err(PathError::BadName {
+            name: name.to_string(),
+            why,
+        }),
         None => Ok(name),
     }
 }
@@ -38,7 +52,7 @@ pub fn display(path: &Path) -> String {
 }
 
 /// `root/a/b/…` from single components; an error names the bad one.
-pub fn join_under(root: &Path, parts: &[&str]) -> Result<PathBuf, String> {
+pub fn join_under(root: &Path, parts: &[&str]) -> Result<PathBuf, PathError> {
     let mut path = root.to_path_buf();
     for part in parts {
         path.push(component(part)?);
@@ -49,27 +63,25 @@ pub fn join_under(root: &Path, parts: &[&str]) -> Result<PathBuf, String> {
 
 /// `root/etc/ssh/sshd_config` for the relative path `etc/ssh/sshd_config`: every
 /// component is checked (`..` refused), empty ones (`a//b`) are skipped.
-pub fn join_relative(root: &Path, relative: &str) -> Result<PathBuf, String> {
+pub fn join_relative(root: &Path, relative: &str) -> Result<PathBuf, PathError> {
     let parts: Vec<&str> = relative.split('/').filter(|p| !p.is_empty()).collect();
     if parts.is_empty() {
-        return Err(format!(
-            "`{}` names no file under {}",
-            relative.escape_debug(),
-            root.display()
-        ));
+        return Err(PathError::NoFile {
+            relative: relative.to_string(),
+            root: root.to_path_buf(),
+        });
     }
     join_under(root, &parts)
 }
 
 /// After joining, the path must still be below `root`, compared component by component.
-pub fn stays_under(root: &Path, path: &Path) -> Result<(), String> {
+pub fn stays_under(root: &Path, path: &Path) -> Result<(), PathError> {
     let escapes = path.components().any(|c| matches!(c, Component::ParentDir));
     if escapes || !path.starts_with(root) || path == root {
-        return Err(format!(
-            "{} is not inside {}: fleet writes only under its own folders",
-            path.display(),
-            root.display()
-        ));
+        return Err(PathError::Outside {
+            path: path.to_path_buf(),
+            root: root.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -99,6 +111,24 @@ mod tests {
         );
         assert!(join_relative(root, "etc/../../x").is_err());
         assert!(join_relative(root, "/").is_err());
+    }
+
+    #[test]
+    fn path_error_messages() {
+        assert_eq!(
+            component("a/b").unwrap_err().to_string(),
+            "`a/b` cannot be used as a file name: it holds a path separator"
+        );
+        assert_eq!(
+            join_relative(Path::new("/s"), "/").unwrap_err().to_string(),
+            "`/` names no file under /s"
+        );
+        assert_eq!(
+            stays_under(Path::new("/a"), Path::new("/ab"))
+                .unwrap_err()
+                .to_string(),
+            "/ab is not inside /a: fleet writes only under its own folders"
+        );
     }
 
     #[test]

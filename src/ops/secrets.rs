@@ -34,12 +34,23 @@ pub const ENV_PREFIX: &str = "FLEET_SECRET_";
 /// their own; see [`register`].
 pub const MIN_LINE_CHARS: usize = 4;
 
+crate::error::message_error!(
+    /// Why the secrets file cannot be used: missing, unreadable, open to others, or not
+    /// a table of strings (the message never quotes a value from it).
+    SecretsFileError
+);
+
+crate::error::message_error!(
+    /// Why `secret(name)` has no value: where fleet looked and how to give it one.
+    NoSecret
+);
+
 /// Reads a secrets file: top-level `name = "value"` pairs of TOML.
 ///
 /// Refused when its group or others have any permission bit, like ssh refuses a private
 /// key others can read. A missing file is an error: callers only call this when
 /// fleet.toml names one.
-pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
+pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>, SecretsFileError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::fs::PermissionsExt;
@@ -52,7 +63,8 @@ pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
     {
         return Err(format!(
             "secrets file {shown} is not a regular file (a FIFO, device or directory)"
-        ));
+        )
+        .into());
     }
     let opened = std::fs::OpenOptions::new()
         .read(true)
@@ -69,14 +81,15 @@ pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
         .metadata()
         .map_err(|e| format!("secrets file {shown} cannot be read: {e}"))?;
     if !meta.is_file() {
-        return Err(format!("secrets file {shown} is not a file"));
+        return Err(format!("secrets file {shown} is not a file").into());
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
             "secrets file {shown} has mode {mode:04o}; it must be readable only by its owner \
              (0600 or 0400): run `chmod 600 {shown}`"
-        ));
+        )
+        .into());
     }
     let mut text = String::new();
     file.read_to_string(&mut text)
@@ -85,7 +98,7 @@ pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
 }
 
 /// Parses the text of a secrets file; `file` names it in messages.
-pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, String>, SecretsFileError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         // toml's own rendering quotes the offending line, which may hold a secret that
         // was never registered: say only where the problem is and what it is.
@@ -106,14 +119,16 @@ pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, String>, String>
                 return Err(format!(
                     "secrets file {file}: `{key}` is a table; nested tables are not allowed, \
                      every secret is a top-level string (`name = \"value\"`)"
-                ));
+                )
+                .into());
             }
             other => {
                 return Err(format!(
                     "secrets file {file}: `{key}` must be a string, not {} (quote it: \
                      `{key} = \"...\"`)",
                     other.type_str()
-                ));
+                )
+                .into());
             }
         }
     }
@@ -184,7 +199,7 @@ pub fn env_value(var: &str) -> Option<String> {
 /// of a run whether or not a recipe reads it. A missing file registers nothing (secret()
 /// says so when a recipe needs one); a file that cannot be used is an error, because
 /// its values could not be masked.
-pub fn register_file(path: &Path) -> Result<(), String> {
+pub fn register_file(path: &Path) -> Result<(), SecretsFileError> {
     if !path.exists() {
         return Ok(());
     }
@@ -210,9 +225,9 @@ pub fn lookup(
     name: &str,
     file: Option<(&Path, &BTreeMap<String, String>)>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+) -> Result<String, NoSecret> {
     if is_blank(name) {
-        return Err("secret() needs a name, e.g. secret(\"db_password\")".to_string());
+        return Err("secret() needs a name, e.g. secret(\"db_password\")".into());
     }
     let var = env_name(name);
     let from_env = env(&var);
@@ -232,16 +247,19 @@ pub fn lookup(
             Some(_) => Err(format!(
                 "secret `{name}` is empty in {}: give it a value there or set {var}{empty_env}",
                 path.display()
-            )),
+            )
+            .into()),
             None => Err(format!(
                 "secret `{name}` is not set: add it to {} or set {var}{empty_env}",
                 path.display()
-            )),
+            )
+            .into()),
         },
         None => Err(format!(
             "secret `{name}` is not set: set {var}{empty_env}; no secrets file is configured \
              in fleet.toml (`secrets_file = \"...\"`)"
-        )),
+        )
+        .into()),
     }
 }
 
@@ -582,7 +600,12 @@ mod tests {
         // A missing file holds nothing to mask; one others can read cannot be used.
         register_file(&dir.path().join("none.toml")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(register_file(&path).unwrap_err().contains("has mode 0644"));
+        assert!(
+            register_file(&path)
+                .unwrap_err()
+                .0
+                .contains("has mode 0644")
+        );
     }
 
     #[test]
@@ -616,27 +639,33 @@ mod tests {
         let path = Path::new("/etc/fleet/secrets.toml");
         let file = BTreeMap::from([("blank".to_string(), " ".to_string())]);
         assert_eq!(
-            lookup("db-password", Some((path, &file)), env_of(&[])).unwrap_err(),
+            lookup("db-password", Some((path, &file)), env_of(&[]))
+                .unwrap_err()
+                .0,
             "secret `db-password` is not set: add it to /etc/fleet/secrets.toml or set \
              FLEET_SECRET_DB_PASSWORD"
         );
         assert_eq!(
-            lookup("db-password", None, env_of(&[])).unwrap_err(),
+            lookup("db-password", None, env_of(&[])).unwrap_err().0,
             "secret `db-password` is not set: set FLEET_SECRET_DB_PASSWORD; no secrets file \
              is configured in fleet.toml (`secrets_file = \"...\"`)"
         );
         assert_eq!(
-            lookup("db", None, env_of(&[("FLEET_SECRET_DB", "")])).unwrap_err(),
+            lookup("db", None, env_of(&[("FLEET_SECRET_DB", "")]))
+                .unwrap_err()
+                .0,
             "secret `db` is not set: set FLEET_SECRET_DB (FLEET_SECRET_DB is set but empty); \
              no secrets file is configured in fleet.toml (`secrets_file = \"...\"`)"
         );
         assert_eq!(
-            lookup("blank", Some((path, &file)), env_of(&[])).unwrap_err(),
+            lookup("blank", Some((path, &file)), env_of(&[]))
+                .unwrap_err()
+                .0,
             "secret `blank` is empty in /etc/fleet/secrets.toml: give it a value there or set \
              FLEET_SECRET_BLANK"
         );
         assert_eq!(
-            lookup(" ", None, env_of(&[])).unwrap_err(),
+            lookup(" ", None, env_of(&[])).unwrap_err().0,
             "secret() needs a name, e.g. secret(\"db_password\")"
         );
     }
@@ -651,12 +680,12 @@ mod tests {
         assert_eq!(ok["db_password"], "s3cr3t");
         assert_eq!(ok["api key"], "x\ny");
         assert_eq!(
-            parse("s.toml", "[db]\npassword = \"x\"\n").unwrap_err(),
+            parse("s.toml", "[db]\npassword = \"x\"\n").unwrap_err().0,
             "secrets file s.toml: `db` is a table; nested tables are not allowed, every \
              secret is a top-level string (`name = \"value\"`)"
         );
         assert_eq!(
-            parse("s.toml", "pin = 1234\n").unwrap_err(),
+            parse("s.toml", "pin = 1234\n").unwrap_err().0,
             "secrets file s.toml: `pin` must be a string, not integer (quote it: \
              `pin = \"...\"`)"
         );
@@ -669,14 +698,16 @@ mod tests {
             "db_password = \"hunter2-unclosed\n",
             "db_password = \"hunter2-dup\"\ndb_password = \"hunter2-dup\"\n",
         ] {
-            let e = parse("s.toml", text).unwrap_err();
+            let e = parse("s.toml", text).unwrap_err().0;
             assert!(
                 e.starts_with("secrets file s.toml: invalid TOML at line "),
                 "{e}"
             );
             assert!(!e.contains("hunter2"), "{e}");
         }
-        let e = parse("s.toml", "a = \"ok\"\ndb_password = hunter2\n").unwrap_err();
+        let e = parse("s.toml", "a = \"ok\"\ndb_password = hunter2\n")
+            .unwrap_err()
+            .0;
         assert!(e.contains("line 2, column 15"), "{e}");
     }
 
@@ -695,7 +726,7 @@ mod tests {
         for mode in [0o644, 0o640, 0o604] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             assert_eq!(
-                load_file(&path).unwrap_err(),
+                load_file(&path).unwrap_err().0,
                 format!(
                     "secrets file {shown} has mode {mode:04o}; it must be readable only by its \
                      owner (0600 or 0400): run `chmod 600 {shown}`"
@@ -704,7 +735,7 @@ mod tests {
         }
         let missing = dir.path().join("nope.toml");
         assert_eq!(
-            load_file(&missing).unwrap_err(),
+            load_file(&missing).unwrap_err().0,
             format!(
                 "secrets file {} does not exist (fleet.toml names it as `secrets_file`)",
                 missing.display()

@@ -142,19 +142,36 @@ pub fn resolve_path(root: &Path, path: &Path) -> PathBuf {
     root.join(path)
 }
 
+/// Why an identity file (a private key) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("identity file {} cannot be read: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "identity file {} has mode {mode:04o}; it must be readable only by its owner \
+         (0600 or 0400): run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    OpenToOthers { path: PathBuf, mode: u32 },
+}
+
 /// A private key that others can read is refused, as ssh itself would.
-pub fn check_identity_file(path: &Path) -> Result<(), String> {
+pub fn check_identity_file(path: &Path) -> Result<(), IdentityError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("identity file {} cannot be read: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|source| IdentityError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "identity file {} has mode {mode:04o}; it must be readable only by its owner \
-             (0600 or 0400): run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ));
+        return Err(IdentityError::OpenToOthers {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -367,8 +384,15 @@ mod tests {
         let key = dir.path().join("id");
         std::fs::write(&key, "k").unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = check_identity_file(&key).unwrap_err();
-        assert!(err.contains("has mode 0644"), "{err}");
+        let err = check_identity_file(&key).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "identity file {k} has mode 0644; it must be readable only by its owner \
+                 (0600 or 0400): run `chmod 600 {k}`",
+                k = key.display()
+            )
+        );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
         assert!(check_identity_file(&key).is_ok());
         assert!(check_identity_file(&dir.path().join("none")).is_err());

@@ -25,18 +25,23 @@ pub fn context(host: &crate::inventory::ResolvedHost, extra: Value) -> Value {
     Value::Object(ctx)
 }
 
-pub fn render(name: &str, source: &str, context: &Value) -> Result<String, String> {
+/// A template that minijinja cannot parse or render (an undefined variable, a syntax
+/// error); its message names the template line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.0))]
+pub struct TemplateError(#[from] minijinja::Error);
+
+pub fn render(name: &str, source: &str, context: &Value) -> Result<String, TemplateError> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
             .keep_trailing_newline(true)
-            .build()
-            .map_err(describe)?,
+            .build()?,
     );
-    env.add_template(name, source).map_err(describe)?;
-    let template = env.get_template(name).map_err(describe)?;
-    template.render(to_jinja(context)).map_err(describe)
+    env.add_template(name, source)?;
+    let template = env.get_template(name)?;
+    Ok(template.render(to_jinja(context))?)
 }
 
 pub fn to_jinja(v: &Value) -> minijinja::Value {
@@ -58,7 +63,7 @@ pub fn to_jinja(v: &Value) -> minijinja::Value {
 }
 
 /// minijinja's message plus the template line it points at.
-fn describe(e: minijinja::Error) -> String {
+fn describe(e: &minijinja::Error) -> String {
     let mut text = e.to_string();
     if let (Some(name), Some(line)) = (e.name(), e.line()) {
         let at = format!("{name}:{line}");
@@ -103,7 +108,9 @@ mod tests {
     #[test]
     fn an_undefined_variable_is_an_error_with_its_line() {
         let ctx = context(&host(), serde_json::json!({}));
-        let err = render("motd.j2", "ok\n{{ nosuch }}\n", &ctx).unwrap_err();
+        let err = render("motd.j2", "ok\n{{ nosuch }}\n", &ctx)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("undefined"), "{err}");
         assert!(err.contains("motd.j2:2"), "{err}");
     }

@@ -86,20 +86,43 @@ impl fmt::Display for Ports {
     }
 }
 
+/// A firewall rule or preset fleet refuses, with the value as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRule {
+    #[error("`{0}` is not a port (1-65535) or a range like 8000:8010")]
+    NotAPort(String),
+    #[error("`{0}`: a range goes from low to high")]
+    BackwardRange(String),
+    #[error("`{0}` is not `any`, `lan` or an address/CIDR")]
+    NotASource(String),
+    #[error("`{0}` has a bad prefix length")]
+    BadPrefix(String),
+    #[error("action `{0}` is not one of allow, deny, reject, limit")]
+    Action(String),
+    #[error("proto `{0}` is not tcp, udp or any")]
+    Proto(String),
+    #[error("port range `{0}` needs proto tcp or udp (ufw's rule)")]
+    RangeNeedsProto(Ports),
+    #[error("comment `{0}` must be one line without quotes or backslashes")]
+    Comment(String),
+    #[error("ufw preset `{0}` is not one of server-minimal, web, lan-only, custom")]
+    Preset(String),
+}
+
 /// `80`, `8000:8010` or `8000-8010`; nothing else (`80; reboot` is an error).
-pub fn parse_ports(s: &str) -> Result<Ports, String> {
+pub fn parse_ports(s: &str) -> Result<Ports, BadRule> {
     let s = s.trim();
-    let one = |p: &str| -> Result<u16, String> {
+    let one = |p: &str| -> Result<u16, BadRule> {
         p.parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| format!("`{s}` is not a port (1-65535) or a range like 8000:8010"))
+            .ok_or_else(|| BadRule::NotAPort(s.to_string()))
     };
     match s.split_once([':', '-']) {
         Some((a, b)) => {
             let (from, to) = (one(a)?, one(b)?);
             if from >= to {
-                return Err(format!("`{s}`: a range goes from low to high"));
+                return Err(BadRule::BackwardRange(s.to_string()));
             }
             Ok(Ports { from, to })
         }
@@ -108,7 +131,7 @@ pub fn parse_ports(s: &str) -> Result<Ports, String> {
 }
 
 /// A source: any address, or one IPv4/IPv6 network.
-pub fn parse_source(s: &str) -> Result<Vec<Option<String>>, String> {
+pub fn parse_source(s: &str) -> Result<Vec<Option<String>>, BadRule> {
     match s.trim() {
         "" | "any" => Ok(vec![None]),
         "lan" => Ok(LAN.iter().map(|n| Some(n.to_string())).collect()),
@@ -116,10 +139,10 @@ pub fn parse_source(s: &str) -> Result<Vec<Option<String>>, String> {
             let (addr, prefix) = cidr.split_once('/').unwrap_or((cidr, ""));
             let ip: std::net::IpAddr = addr
                 .parse()
-                .map_err(|_| format!("`{cidr}` is not `any`, `lan` or an address/CIDR"))?;
+                .map_err(|_| BadRule::NotASource(cidr.to_string()))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             if !prefix.is_empty() && prefix.parse::<u8>().ok().filter(|p| *p <= max).is_none() {
-                return Err(format!("`{cidr}` has a bad prefix length"));
+                return Err(BadRule::BadPrefix(cidr.to_string()));
             }
             Ok(vec![Some(cidr.to_string())])
         }
@@ -149,21 +172,15 @@ impl Rule {
         proto: &str,
         source: &str,
         comment: &str,
-    ) -> Result<Vec<Rule>, String> {
-        let action = Action::parse(action)
-            .ok_or_else(|| format!("action `{action}` is not one of allow, deny, reject, limit"))?;
+    ) -> Result<Vec<Rule>, BadRule> {
+        let action = Action::parse(action).ok_or_else(|| BadRule::Action(action.to_string()))?;
         let ports = parse_ports(port)?;
-        let proto =
-            Proto::parse(proto).ok_or_else(|| format!("proto `{proto}` is not tcp, udp or any"))?;
+        let proto = Proto::parse(proto).ok_or_else(|| BadRule::Proto(proto.to_string()))?;
         if ports.from != ports.to && proto == Proto::Any {
-            return Err(format!(
-                "port range `{ports}` needs proto tcp or udp (ufw's rule)"
-            ));
+            return Err(BadRule::RangeNeedsProto(ports));
         }
         if !comment_ok(comment) {
-            return Err(format!(
-                "comment `{comment}` must be one line without quotes or backslashes"
-            ));
+            return Err(BadRule::Comment(comment.to_string()));
         }
         Ok(parse_source(source)?
             .into_iter()
@@ -312,7 +329,7 @@ pub fn plan(state: &State, current: &[Added], wanted: &[Rule], ssh: &[Rule]) -> 
 }
 
 /// A preset's rules besides SSH (`ports`: the app ports to open with `lan-only`).
-pub fn preset(name: &str, custom: &[Rule], app_rules: &[Rule]) -> Result<Vec<Rule>, String> {
+pub fn preset(name: &str, custom: &[Rule], app_rules: &[Rule]) -> Result<Vec<Rule>, BadRule> {
     let web = |port: &str| Rule::build("allow", port, "tcp", "any", &format!("{MARK} web"));
     Ok(match name {
         "server-minimal" => app_rules.to_vec(),
@@ -337,9 +354,7 @@ pub fn preset(name: &str, custom: &[Rule], app_rules: &[Rule]) -> Result<Vec<Rul
             r
         }
         other => {
-            return Err(format!(
-                "ufw preset `{other}` is not one of server-minimal, web, lan-only, custom"
-            ));
+            return Err(BadRule::Preset(other.to_string()));
         }
     })
 }
@@ -519,6 +534,7 @@ mod tests {
         assert!(
             parse_ports("80; reboot")
                 .unwrap_err()
+                .to_string()
                 .contains("`80; reboot` is not a port")
         );
     }
@@ -627,6 +643,7 @@ ufw allow 53
         assert!(
             preset("open", &[], &[])
                 .unwrap_err()
+                .to_string()
                 .contains("server-minimal, web, lan-only, custom")
         );
         assert_eq!(ssh_rules(&[22], true).len(), 3);

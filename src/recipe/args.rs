@@ -25,6 +25,7 @@ impl Param {
     }
 }
 
+// String: an argument's message reaches the user only inside `bind`'s usage error.
 pub fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
     match ty {
         ArgType::String => Ok(Dynamic::from(raw.to_string())),
@@ -95,12 +96,14 @@ pub fn on_terminal() -> bool {
 }
 
 /// Asks the user for one argument: the parameter and its default, if it has one.
+// String: as `convert`; a prompt that fails only has a message to give.
 pub type Ask<'a> = &'a dyn Fn(&Param, Option<String>) -> Result<String, String>;
 
 /// Converts the parsed command line into the recipe function's arguments, in order.
 /// When a required argument is missing and `ask` is given (a terminal), every argument
 /// not on the command line is asked for, defaults offered; without `ask`, the error
 /// lists every missing one.
+// String: the caller (lib.rs) makes it a usage error as it is.
 pub fn bind(
     recipe: &str,
     params: &[Param],
@@ -159,6 +162,7 @@ pub fn bind(
 
 /// `ask` for a terminal: one line per argument, its help as the prompt, the default
 /// accepted with Enter.
+// String: the `Ask` signature.
 pub fn ask_on_terminal(p: &Param, default: Option<String>) -> Result<String, String> {
     let prompt = if p.help.is_empty() {
         format!("{} ({})", p.name, p.ty.name())

@@ -72,6 +72,7 @@ fn plain_lines(comments: &[&str]) -> Vec<String> {
     lines
 }
 
+// String: its one caller makes it a usage error naming the file and the recipe.
 pub fn parse(comments: &[&str]) -> Result<Doc, String> {
     let mut doc = Doc::default();
     let mut body = Vec::new();
@@ -92,6 +93,7 @@ pub fn parse(comments: &[&str]) -> Result<Doc, String> {
 }
 
 /// `cores: int = 2  CPU cores`, `name  VM name`, `pattern: string = "all"  hosts`.
+// String: feeds `parse`.
 fn parse_arg(spec: &str) -> Result<ArgDoc, String> {
     let name_end = spec
         .find(|c: char| c == ':' || c == '=' || c.is_whitespace())

@@ -98,8 +98,8 @@ pub fn repo_of(root: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> 
         .workdir()
         .ok_or_else(|| Error::usage("--recipes-rev needs a repository with a work tree"))?
         .canonicalize()
-        .map_err(|e| Error::io(root, &e))?;
-    let root = root.canonicalize().map_err(|e| Error::io(root, &e))?;
+        .map_err(Error::read(root))?;
+    let root = root.canonicalize().map_err(Error::read(root))?;
     let inside = root
         .strip_prefix(&workdir)
         .unwrap_or(Path::new(""))
@@ -116,8 +116,7 @@ pub fn project_recipes_at(root: &Path, rev: &str) -> Result<Vec<SourceFile>> {
             "give a tag, branch or commit of the project's repository",
         )
     })?;
-    let files =
-        crate::ops::git::list_dir_at(&repo, rev, &inside.join("recipes")).map_err(Error::Io)?;
+    let files = crate::ops::git::list_dir_at(&repo, rev, &inside.join("recipes"))?;
     Ok(files
         .into_iter()
         .filter(|(name, _)| name.ends_with(".rhai"))
@@ -134,7 +133,7 @@ pub fn project_recipes(dir: &Path) -> Result<Vec<SourceFile>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, &e)),
+        Err(e) => return Err(Error::read(dir)(e)),
     };
     let mut paths: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -144,7 +143,7 @@ pub fn project_recipes(dir: &Path) -> Result<Vec<SourceFile>> {
     paths
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, &e))?;
+            let text = std::fs::read_to_string(&p).map_err(Error::read(&p))?;
             Ok(SourceFile {
                 name: crate::project::display_path(&p),
                 text,

@@ -33,10 +33,10 @@ fn file_opts(map: &Map, function: &str, pos: Position) -> Result<FileOpts, Box<E
     let mode = text("mode")?;
     let owner = text("owner")?;
     if let Some(m) = &mode {
-        validate_mode(m).map_err(|e| runtime_error(e, pos))?;
+        validate_mode(m).map_err(|e| runtime_error(e.to_string(), pos))?;
     }
     if let Some(o) = &owner {
-        validate_owner(o).map_err(|e| runtime_error(e, pos))?;
+        validate_owner(o).map_err(|e| runtime_error(e.to_string(), pos))?;
     }
     Ok(FileOpts {
         mode,

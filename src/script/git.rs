@@ -36,7 +36,7 @@ fn head(c: &ScriptCtx, ctx: &NativeCallContext, path: &str) -> Result<Map, Box<E
     let pos = ctx.call_position();
     let dir = local_path(c, path)?;
     let info = git::head_info(&dir)
-        .map_err(|e| runtime_error(e, pos))?
+        .map_err(|e| runtime_error(e.to_string(), pos))?
         .ok_or_else(|| {
             runtime_error(
                 format!(
@@ -66,7 +66,7 @@ fn checkout(
     let url = local_url(c, url)?;
     let dir = local_path(c, dir)?;
     let out = git::sync(&url, &dir, branch.as_deref(), rev.as_deref())
-        .map_err(|e| runtime_error(e, pos))?;
+        .map_err(|e| runtime_error(e.to_string(), pos))?;
     if let Some(w) = &out.warning {
         c.run()?.ui.event(None, &format!("warning: {w}"));
     }
@@ -136,7 +136,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             // A directory that is no repository yet becomes one, unless another
             // repository already tracks files in it (`recipes` of the project's own).
             if let Some(outer) =
-                git::tracked_by_enclosing(&repo).map_err(|e| runtime_error(e, pos))?
+                git::tracked_by_enclosing(&repo).map_err(|e| runtime_error(e.to_string(), pos))?
             {
                 return Err(runtime_error(
                     format!(
@@ -147,9 +147,9 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                     pos,
                 ));
             }
-            git::open_or_init(&repo).map_err(|e| runtime_error(e, pos))?;
-            let id =
-                git::commit_paths(&repo, &files, message).map_err(|e| runtime_error(e, pos))?;
+            git::open_or_init(&repo).map_err(|e| runtime_error(e.to_string(), pos))?;
+            let id = git::commit_paths(&repo, &files, message)
+                .map_err(|e| runtime_error(e.to_string(), pos))?;
             Ok(id.unwrap_or_default())
         }
     );

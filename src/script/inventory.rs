@@ -59,7 +59,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         move |ctx: NativeCallContext, name: &str| -> Result<bool, Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let (_, shown, text) = inventory_file(&c, pos)?;
-            edit::has_host(&shown, &text, name).map_err(|e| runtime_error(e, pos))
+            edit::has_host(&shown, &text, name).map_err(|e| runtime_error(e.to_string(), pos))
         }
     );
     let c = ctx.clone();
@@ -103,8 +103,8 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 vars,
             };
             let (path, shown, text) = inventory_file(&c, pos)?;
-            let edited =
-                edit::add_host(&shown, &text, name, &new).map_err(|e| runtime_error(e, pos))?;
+            let edited = edit::add_host(&shown, &text, name, &new)
+                .map_err(|e| runtime_error(e.to_string(), pos))?;
             let inventory = crate::inventory::Inventory::parse(&shown, &edited).map_err(|e| {
                 runtime_error(format!("the edited {shown} would not parse: {e}"), pos)
             })?;
@@ -179,8 +179,8 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let pos = ctx.call_position();
             let run = c.run()?;
             let (path, shown, text) = inventory_file(&c, pos)?;
-            let Some(edited) =
-                edit::remove_host(&shown, &text, name).map_err(|e| runtime_error(e, pos))?
+            let Some(edited) = edit::remove_host(&shown, &text, name)
+                .map_err(|e| runtime_error(e.to_string(), pos))?
             else {
                 return Ok(false);
             };

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// The run's secrets file as read: its path and values, none configured, or why it
 /// cannot be used.
-type Loaded = Arc<Result<Option<(PathBuf, BTreeMap<String, String>)>, String>>;
+type Loaded = Arc<Result<Option<(PathBuf, BTreeMap<String, String>)>, secrets::SecretsFileError>>;
 
 /// The secrets file is read once per run, however many hosts call secret() at once;
 /// keyed by run id because one engine may serve more than one run.
@@ -55,10 +55,10 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             let loaded = cache.get(&run);
             let file = match &*loaded {
                 Ok(file) => file.as_ref().map(|(path, values)| (path.as_path(), values)),
-                Err(e) => return Err(runtime_error(e.clone(), pos)),
+                Err(e) => return Err(runtime_error(e.to_string(), pos)),
             };
             let value = secrets::lookup(name, file, secrets::env_value)
-                .map_err(|e| runtime_error(e, pos))?;
+                .map_err(|e| runtime_error(e.to_string(), pos))?;
             secrets::register(&value);
             Ok(value)
         }

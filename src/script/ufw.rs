@@ -51,7 +51,7 @@ pub fn load_catalog(c: &ScriptCtx, pos: Position) -> Result<Catalog, Box<EvalAlt
             pos,
         )
     })?;
-    Catalog::parse(catalog::INDEX, &text).map_err(|e| runtime_error(e, pos))
+    Catalog::parse(catalog::INDEX, &text).map_err(|e| runtime_error(e.to_string(), pos))
 }
 
 fn names(list: &Array, what: &str, pos: Position) -> Result<Vec<String>, Box<EvalAltResult>> {
@@ -113,12 +113,12 @@ pub fn ufw_module(ctx: &ScriptCtx) -> Module {
                     let catalog = load_catalog(&c, pos)?;
                     let apps = catalog
                         .resolve(&chosen)
-                        .map_err(|e| runtime_error(e, pos))?;
+                        .map_err(|e| runtime_error(e.to_string(), pos))?;
                     app_rules = catalog::rules(&apps, false);
                 }
             }
-            let wanted =
-                ufw::preset(&preset, &custom, &app_rules).map_err(|e| runtime_error(e, pos))?;
+            let wanted = ufw::preset(&preset, &custom, &app_rules)
+                .map_err(|e| runtime_error(e.to_string(), pos))?;
             let ssh_port = o.port("ssh_port")?;
             let run = c.run()?;
             let applied = ufw::apply(&run.remote(&h.0), &wanted, ssh_port, lan_only)
@@ -159,7 +159,7 @@ pub fn catalog_module(ctx: &ScriptCtx) -> Module {
             let catalog = load_catalog(&c, pos)?;
             let apps = catalog
                 .resolve(&chosen)
-                .map_err(|e| runtime_error(e, pos))?;
+                .map_err(|e| runtime_error(e.to_string(), pos))?;
             Ok(apps
                 .into_iter()
                 .map(|a| {

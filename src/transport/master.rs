@@ -57,16 +57,44 @@ pub fn remove_stale_dirs(base: &Path) {
     }
 }
 
+/// Why an ssh master did not start: ssh's own message, or why there is none.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("cannot create ssh control folder {}: {source}", dir.display())]
+    ControlFolder {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create {}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot run ssh: {0}")]
+    Spawn(std::io::Error),
+    /// What ssh wrote to its log before it exited.
+    #[error("{0}")]
+    Said(String),
+    #[error("ssh exited with {0} without a message")]
+    Silent(std::process::ExitStatus),
+    #[error("no SSH answer from {address} within {secs}s")]
+    NoAnswer { address: String, secs: u64 },
+}
+
 /// A master's log, created in the control folder (made again if the last master to
 /// close removed it).
-fn create_log(n: u32) -> Result<(PathBuf, std::fs::File), String> {
+fn create_log(n: u32) -> Result<(PathBuf, std::fs::File), MasterError> {
     let _guard = DIR_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = control_dir();
-    crate::ops::localfs::create_private_dir(dir)
-        .map_err(|e| format!("cannot create ssh control folder {}: {e}", dir.display()))?;
+    crate::ops::localfs::create_private_dir(dir).map_err(|source| MasterError::ControlFolder {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let log = dir.join(format!("{n}.log"));
-    let file =
-        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let file = std::fs::File::create(&log).map_err(|source| MasterError::Log {
+        path: log.clone(),
+        source,
+    })?;
     Ok((log, file))
 }
 
@@ -108,7 +136,7 @@ fn spawn_from_lasting_thread(cmd: Command) -> std::io::Result<Child> {
 impl Master {
     /// Starts the master and waits until it is logged in (its control socket appears)
     /// or has failed; `Err` is ssh's own message, or why there is none.
-    pub async fn start(target: &SshTarget, limit: Duration) -> Result<Master, String> {
+    pub async fn start(target: &SshTarget, limit: Duration) -> Result<Master, MasterError> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let (log, log_file) = create_log(n)?;
@@ -134,7 +162,7 @@ impl Master {
                 Ok(())
             });
         }
-        let child = spawn_from_lasting_thread(cmd).map_err(|e| format!("cannot run ssh: {e}"))?;
+        let child = spawn_from_lasting_thread(cmd).map_err(MasterError::Spawn)?;
         let mut master = Master {
             child,
             control,
@@ -147,9 +175,9 @@ impl Master {
                     let said = std::fs::read_to_string(&master.log).unwrap_or_default();
                     master.remove_files();
                     return Err(if said.trim().is_empty() {
-                        format!("ssh exited with {status} without a message")
+                        MasterError::Silent(status)
                     } else {
-                        said
+                        MasterError::Said(said)
                     });
                 }
                 Ok(None) if master.control.exists() => return Ok(master),
@@ -157,11 +185,10 @@ impl Master {
             }
             if Instant::now() >= deadline || super::abort::aborted() {
                 master.stop().await;
-                return Err(format!(
-                    "no SSH answer from {} within {}s",
-                    target.address,
-                    limit.as_secs()
-                ));
+                return Err(MasterError::NoAnswer {
+                    address: target.address.clone(),
+                    secs: limit.as_secs(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -46,13 +46,15 @@ impl SshTransport {
         }
     }
 
+    // The error is the message for the user (ssh's words explained): `session` keeps it
+    // in `State::Failed` and gives it to every later call as `Unreachable`.
     async fn connect(&self) -> Result<(Session, Master), String> {
         let t = &self.target;
         // ssh's own ConnectTimeout covers TCP; this also covers a stalled handshake.
         let limit = t.connect_timeout * 3 + Duration::from_secs(5);
         let master = Master::start(t, limit)
             .await
-            .map_err(|said| explain_connect_error(t, &said))?;
+            .map_err(|said| explain_connect_error(t, &said.to_string()))?;
         let session = Session::resume_mux(
             master.control.clone().into_boxed_path(),
             Some(master.log.clone().into_boxed_path()),

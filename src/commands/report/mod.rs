@@ -49,7 +49,7 @@ fn jinja(value: &impl Serialize) -> minijinja::Value {
 }
 
 pub fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<i32> {
-    let runs = crate::journal::load_all(&app.project.state_dir()).map_err(Error::Io)?;
+    let runs = crate::journal::load_all(&app.project.state_dir())?;
     let known = known(&runs);
     let inventory = super::load_inventory(app)?;
     let mut names: Vec<String> = crate::inventory::select(&inventory, "all")
@@ -145,7 +145,7 @@ pub fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<i32> {
         })
         .map_err(|e| Error::Internal(format!("report template: {e}")))?;
     let page = crate::ops::secrets::redact(&page).into_owned();
-    crate::ops::localfs::write_local(html, page.as_bytes()).map_err(|e| Error::io(html, &e))?;
+    crate::ops::localfs::write_local(html, page.as_bytes()).map_err(Error::write(html))?;
     eprintln!(
         "wrote {} ({} hosts, {} runs)",
         html.display(),

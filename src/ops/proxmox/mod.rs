@@ -15,6 +15,12 @@ pub use request::{CreateOptions, CreateRequest, NewVm, SPEC_KEYS};
 use crate::ops::shell::quote;
 use std::fmt;
 
+crate::error::message_error!(
+    /// Output of `pvesm`, `qm` or the guest agent that fleet cannot read; the message
+    /// quotes what was unexpected.
+    UnreadableOutput
+);
+
 pub const VMID_MIN: u64 = 100;
 pub const VMID_MAX: u64 = 999_999_999;
 /// Proxmox's default MAC prefix (BC:24:11, its IEEE OUI).
@@ -406,7 +412,7 @@ pub struct Storage {
 }
 
 /// Parses `pvesm status` by position: the header's wording changed in 9.0.14.
-pub fn parse_pvesm_status(text: &str) -> Result<Vec<Storage>, String> {
+pub fn parse_pvesm_status(text: &str) -> Result<Vec<Storage>, UnreadableOutput> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let cols: Vec<&str> = line.split_whitespace().collect();
@@ -414,10 +420,7 @@ pub fn parse_pvesm_status(text: &str) -> Result<Vec<Storage>, String> {
             continue;
         }
         if cols.len() < 6 {
-            return Err(format!(
-                "unexpected `pvesm status` line {}: {line:?}",
-                i + 1
-            ));
+            return Err(format!("unexpected `pvesm status` line {}: {line:?}", i + 1).into());
         }
         let num = |s: &str| s.parse::<u64>().unwrap_or(0);
         out.push(Storage {
@@ -446,7 +449,7 @@ pub struct VmRow {
 /// Parses `qm list` (printf `%10s %-20s %-10s %-10s %12s %-10s`; nothing at all when
 /// there are no VMs). The name is what lies between the VMID and the last four
 /// columns: an unnamed VM shows as `VM 105`, a long name overflows its column.
-pub fn parse_qm_list(text: &str) -> Result<Vec<VmRow>, String> {
+pub fn parse_qm_list(text: &str) -> Result<Vec<VmRow>, UnreadableOutput> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let cols: Vec<&str> = line.split_whitespace().collect();
@@ -455,7 +458,7 @@ pub fn parse_qm_list(text: &str) -> Result<Vec<VmRow>, String> {
         }
         let unparsable = || format!("unexpected `qm list` line {}: {line:?}", i + 1);
         if cols.len() < 6 {
-            return Err(unparsable());
+            return Err(unparsable().into());
         }
         let n = cols.len();
         let row = (|| {
@@ -504,7 +507,7 @@ pub fn mac_of_net(value: &str) -> Option<String> {
 /// The address fleet should connect to, from `qm guest cmd VMID
 /// network-get-interfaces`: the IPv4 of the NIC whose MAC is `mac` (net0's), else of
 /// any NIC; never loopback or link-local.
-pub fn guest_ip(json: &str, mac: Option<&str>) -> Result<Option<String>, String> {
+pub fn guest_ip(json: &str, mac: Option<&str>) -> Result<Option<String>, UnreadableOutput> {
     let ifaces: Vec<serde_json::Value> = serde_json::from_str(json)
         .map_err(|e| format!("guest agent answered with something not JSON: {e}"))?;
     let usable = |iface: &serde_json::Value| -> Option<String> {

@@ -373,7 +373,7 @@ pub fn wait_guest_ip(
                 Ok(None) => {
                     "the guest agent answers, but the VM has no IPv4 address yet".to_string()
                 }
-                Err(e) => e,
+                Err(e) => e.0,
             }
         } else {
             let why = r.stderr.trim().to_string();
