@@ -5,6 +5,11 @@ use super::remote::{CommandOpts, Remote};
 use crate::outcome::HostFailure;
 use std::time::{Duration, Instant};
 
+/// Default reboot: systemd's, else SysV's.
+pub const REBOOT_COMMAND: &str = "systemctl reboot || shutdown -r now";
+/// Default boot marker: changes with every boot of a Linux kernel.
+pub const BOOT_MARKER: &str = "cat /proc/sys/kernel/random/boot_id";
+
 /// `apt-get -s`: what an upgrade would do, as any user, without the lock.
 pub const SIMULATE: &str = "apt-get -s -o Debug::NoLocking=1 upgrade --with-new-pkgs 2>/dev/null";
 

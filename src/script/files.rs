@@ -1,16 +1,13 @@
 //! `h.write`, `h.upload`, `h.download`, `h.template`: files on hosts from recipes.
 
-use super::host::{HostRef, function, raise};
+use super::glue::{function, raise, runtime_error};
+use super::host::HostRef;
 use super::values::Options;
 use crate::ops::files::{self, FileOpts};
 use crate::ops::files::{validate_mode, validate_owner};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
 use std::path::PathBuf;
-
-pub(super) fn runtime_error(message: String, pos: Position) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(message.into(), pos))
-}
 
 fn file_opts(map: &Map, function: &str, pos: Position) -> Result<FileOpts, Box<EvalAltResult>> {
     let o = Options::new(map, function, &["mode", "owner", "sudo"], pos)?;

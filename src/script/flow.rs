@@ -1,6 +1,7 @@
 //! `each(hosts, |h| …)` and `step(name, || …)`: how a recipe fans out and names its work.
 
-use super::host::{HostRef, function};
+use super::glue::function;
+use super::host::HostRef;
 use crate::exec::current;
 use crate::exec::fanout::{HostEnd, fan_out_serial, fan_out_with};
 use crate::exec::max_fail::MaxFail;

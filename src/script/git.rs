@@ -2,8 +2,8 @@
 //! `ops::git::sync`: `sync` is a reserved word in Rhai). Paths are
 //! relative to the project root; the work is done by `ops::git`.
 
-use super::files::runtime_error;
-use super::host::module_function;
+use super::glue::module_function;
+use super::glue::runtime_error;
 use super::values::Options;
 use crate::exec::current;
 use crate::ops::git;

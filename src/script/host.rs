@@ -1,6 +1,7 @@
 //! `hosts()`, `host()` and the `Host` type: what a recipe knows about a host and the
 //! commands it runs there. Every call goes through `Run::command`.
 
+use super::glue::{function, getter, ok, raise, usage_error};
 use super::values::{Options, from_json};
 use crate::inventory::ResolvedHost;
 use crate::ops::remote::{CmdResult, CommandOpts};
@@ -15,67 +16,6 @@ use std::sync::Arc;
 /// A host as a recipe holds it: cheap to clone, read-only.
 #[derive(Debug, Clone)]
 pub struct HostRef(pub Arc<ResolvedHost>);
-
-/// Registers a function with its signature and doc comment for `fleet api`.
-macro_rules! function {
-    ($module:expr, $name:expr, [$($param:expr),*], $doc:expr, $f:expr) => {
-        FuncRegistration::new($name)
-            .with_params_info([$($param),*])
-            .with_comments([concat!("/// ", $doc)])
-            .in_global_namespace()
-            .set_into_module($module, $f)
-    };
-}
-pub(crate) use function;
-
-/// Like `function!`, for a static module (`git::head(…)`): the function stays in the
-/// module's own namespace, so recipes must call it with the module's prefix.
-macro_rules! module_function {
-    ($module:expr, $name:expr, [$($param:expr),*], $doc:expr, $f:expr) => {
-        FuncRegistration::new($name)
-            .with_params_info([$($param),*])
-            .with_comments([concat!("/// ", $doc)])
-            .set_into_module($module, $f)
-    };
-}
-pub(crate) use module_function;
-
-/// Registers a property getter (`h.name`) with its type and doc for `fleet api`.
-macro_rules! getter {
-    ($module:expr, $ty:expr, $prop:expr, $ret:expr, $doc:expr, $f:expr) => {
-        FuncRegistration::new(concat!("get$", $prop))
-            .with_params_info([concat!("self: ", $ty), $ret])
-            .with_comments([concat!("/// ", $doc)])
-            .in_global_namespace()
-            .set_into_module($module, $f)
-    };
-}
-
-/// Fixes the error type of infallible getters for type inference.
-fn ok<T>(value: T) -> Result<T, Box<EvalAltResult>> {
-    Ok(value)
-}
-
-pub fn raise(failure: HostFailure, ctx: &NativeCallContext) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(
-        Dynamic::from(failure),
-        ctx.call_position(),
-    ))
-}
-
-fn usage_error(e: crate::error::Error, ctx: &NativeCallContext) -> Box<EvalAltResult> {
-    let text = match &e {
-        crate::error::Error::Usage {
-            message,
-            help: Some(h),
-        } => format!("{message} ({h})"),
-        other => other.to_string(),
-    };
-    Box::new(EvalAltResult::ErrorRuntime(
-        text.into(),
-        ctx.call_position(),
-    ))
-}
 
 const RUN_OPTIONS: &[&str] = &["allow_fail", "timeout", "changed", "sudo"];
 

@@ -1,8 +1,9 @@
 //! The `inventory` module of recipes: hosts that a recipe brings into being (a new VM)
 //! or retires are added to and removed from the TOML inventory in place.
 
-use super::files::runtime_error;
-use super::host::{HostRef, module_function};
+use super::glue::module_function;
+use super::glue::runtime_error;
+use super::host::HostRef;
 use super::values::Options;
 use crate::inventory::edit::{self, HostEntry};
 use crate::recipe::engine::ScriptCtx;

@@ -1,7 +1,8 @@
 //! The `rsync::` module: backups of hosts into snapshots, and restores from them.
 
-use super::files::runtime_error;
-use super::host::{HostRef, module_function, raise};
+use super::glue::runtime_error;
+use super::glue::{module_function, raise};
+use super::host::HostRef;
 use super::values::Options;
 use crate::ops::backup::{self, BackupOpts, Store};
 use crate::ops::rsync::Retention;

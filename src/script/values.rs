@@ -28,7 +28,7 @@ pub fn from_rhai<T: serde::de::DeserializeOwned>(
     pos: Position,
 ) -> Result<T, Box<EvalAltResult>> {
     let json: serde_json::Value = rhai::serde::from_dynamic(value)
-        .map_err(|e| super::files::runtime_error(format!("{what}: {e}"), pos))?;
+        .map_err(|e| super::glue::runtime_error(format!("{what}: {e}"), pos))?;
     // The path names the field: `spec.user_data.packages[1]: invalid type: …`.
     serde_path_to_error::deserialize(json).map_err(|e| {
         let at = e.path().to_string();
@@ -37,7 +37,7 @@ pub fn from_rhai<T: serde::de::DeserializeOwned>(
         } else {
             format!(" `{at}`")
         };
-        super::files::runtime_error(format!("{what}{at}: {}", e.inner()), pos)
+        super::glue::runtime_error(format!("{what}{at}: {}", e.inner()), pos)
     })
 }
 
