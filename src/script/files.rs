@@ -62,10 +62,20 @@ fn content_bytes(content: Dynamic, pos: Position) -> Result<Vec<u8>, Box<EvalAlt
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    local(&mut m, ctx);
+    write(&mut m, ctx);
+    upload(&mut m, ctx);
+    download(&mut m, ctx);
+    snapshot_config(&mut m, ctx);
+    template(&mut m, ctx);
+    m
+}
 
+/// `read_local` and `confirm`: this machine and its terminal.
+fn local(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "read_local",
         ["path: &str", "String"],
         "Reads a text file on this machine (the controller): relative to the project root, `~/` for the home directory. For public keys and the like: `read_local(\"~/.ssh/id_ed25519.pub\")`.",
@@ -82,7 +92,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "confirm",
         ["question: &str", "bool"],
         "Asks a yes/no question on the terminal (progress bars paused); true only for y or yes. Without a terminal it is an error that says to pass the recipe's --yes, so cron never waits for an answer.",
@@ -100,10 +110,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(run.ui.confirm(&format!("{question} [y/N] ")))
         }
     );
+}
 
+/// `h.write`, with and without options.
+fn write(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "write",
         [
             "h: Host",
@@ -128,7 +141,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "write",
         ["h: Host", "path: &str", "content: String|Blob", "bool"],
         "write(h, path, content, #{}): the file's mode and owner are left as they are (new files get the login user's defaults).",
@@ -142,9 +155,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 .map_err(|f| raise(f, &ctx))
         }
     );
+}
+
+/// `h.upload`, with and without options.
+fn upload(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "upload",
         [
             "h: Host",
@@ -171,7 +188,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "upload",
         ["h: Host", "local: &str", "remote: &str", "bool"],
         "upload(h, local, remote, #{}).",
@@ -188,6 +205,10 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 .map_err(|f| raise(f, &ctx))
         }
     );
+}
+
+/// `h.download`, with and without options.
+fn download(m: &mut Module, ctx: &ScriptCtx) {
     for (params, doc, with_opts) in [
         (
             vec!["h: Host", "remote: &str", "local: &str", "bool"],
@@ -229,7 +250,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             .in_global_namespace();
         if with_opts {
             registration.set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext,
                       h: HostRef,
                       remote: &str,
@@ -238,13 +259,17 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             );
         } else {
             registration.set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext, h: HostRef, remote: &str, local: &str| {
                     f(&ctx, h, remote, local, Map::new())
                 },
             );
         }
     }
+}
+
+/// `snapshot_config`, with and without options.
+fn snapshot_config(m: &mut Module, ctx: &ScriptCtx) {
     for with_opts in [false, true] {
         let c = ctx.clone();
         let f = move |ctx: &NativeCallContext,
@@ -286,7 +311,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                     "/// snapshot_config(h, paths) with options: sudo (files only root can read).",
                 ])
                 .set_into_module(
-                    &mut m,
+                    m,
                     move |ctx: NativeCallContext, h: HostRef, paths: rhai::Array, options: Map| {
                         f(&ctx, h, paths, options)
                     },
@@ -295,11 +320,15 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             registration
                 .with_params_info(["h: Host", "paths: Array", "int"])
                 .with_comments(["/// Copies the files at these absolute paths from the host into the state repository (hosts/<host>/<path>, modes in hosts/<host>/.modes), committed with the run's journal record; a file gone from the host is removed there. Returns how many paths were captured."])
-                .set_into_module(&mut m, move |ctx: NativeCallContext, h: HostRef, paths: rhai::Array| {
+                .set_into_module(m, move |ctx: NativeCallContext, h: HostRef, paths: rhai::Array| {
                     f(&ctx, h, paths, Map::new())
                 });
         }
     }
+}
+
+/// `h.template`, with and without options.
+fn template(m: &mut Module, ctx: &ScriptCtx) {
     for with_opts in [false, true] {
         let c = ctx.clone();
         let f = move |ctx: &NativeCallContext,
@@ -335,17 +364,16 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             registration
                 .with_params_info(["h: Host", "file: &str", "remote: &str", "vars: Map", "options: Map", "bool"])
                 .with_comments(["/// template(h, file, remote, vars) with the options of write(): mode, owner, sudo."])
-                .set_into_module(&mut m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map, options: Map| {
+                .set_into_module(m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map, options: Map| {
                     f(&ctx, h, file, remote, vars, options)
                 });
         } else {
             registration
                 .with_params_info(["h: Host", "file: &str", "remote: &str", "vars: Map", "bool"])
                 .with_comments(["/// Renders a minijinja template (from templates/, else the project root) with the host's vars, `host` (name, address, groups, vars) and `vars`, and writes it like write(). An undefined variable is an error."])
-                .set_into_module(&mut m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map| {
+                .set_into_module(m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map| {
                     f(&ctx, h, file, remote, vars, Map::new())
                 });
         }
     }
-    m
 }

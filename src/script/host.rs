@@ -37,10 +37,23 @@ fn command_opts(
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    selection(&mut m, ctx);
+    identity(&mut m);
+    membership(&mut m);
+    commands(&mut m, ctx);
+    wait_for_ssh(&mut m, ctx);
+    helpers(&mut m, ctx);
+    cmd_output(&mut m);
+    cmd_status(&mut m);
+    host_error(&mut m);
+    m
+}
 
+/// `hosts()`, `hosts(pattern)`, `host(name)`.
+fn selection(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "hosts",
         ["pattern: &str", "Array"],
         "Hosts matching an Ansible-style pattern (`web`, `web-*`, `web:&prod`, `all:!db-1`), narrowed by --limit, in inventory order.",
@@ -55,7 +68,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "hosts",
         ["Array"],
         "Every host of the inventory, narrowed by --limit.",
@@ -70,7 +83,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "host",
         ["name: &str", "Host"],
         "The inventory host called `name`; an error names the closest host when there is none.",
@@ -80,9 +93,12 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(HostRef(Arc::new(h)))
         }
     );
+}
 
+/// `Host` properties: where and how it is reached.
+fn identity(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "Host",
         "name",
         "String",
@@ -90,7 +106,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |h: &mut HostRef| { ok(ImmutableString::from(h.0.name.as_str())) }
     );
     getter!(
-        &mut m,
+        m,
         "Host",
         "address",
         "String",
@@ -98,7 +114,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |h: &mut HostRef| { ok(ImmutableString::from(h.0.address.as_str())) }
     );
     getter!(
-        &mut m,
+        m,
         "Host",
         "port",
         "int or ()",
@@ -110,15 +126,19 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     getter!(
-        &mut m,
+        m,
         "Host",
         "user",
         "String or ()",
         "The login user, if the inventory sets one.",
         |h: &mut HostRef| { ok(h.0.user.clone().map_or(Dynamic::UNIT, Dynamic::from)) }
     );
+}
+
+/// `Host` groups and vars, and how it prints.
+fn membership(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "Host",
         "groups",
         "Array",
@@ -132,7 +152,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     getter!(
-        &mut m,
+        m,
         "Host",
         "vars",
         "Map",
@@ -146,20 +166,23 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     function!(
-        &mut m,
+        m,
         "to_string",
         ["h: Host", "String"],
         "The host's name.",
         |h: &mut HostRef| h.0.name.clone()
     );
     function!(
-        &mut m,
+        m,
         "to_debug",
         ["h: Host", "String"],
         "The host's name and address.",
         |h: &mut HostRef| { format!("Host({} at {})", h.0.name, h.0.address) }
     );
+}
 
+/// `h.run`, `h.read`, `h.sudo`, each with and without options.
+fn commands(m: &mut Module, ctx: &ScriptCtx) {
     for (name, base, doc) in [
         (
             "run",
@@ -189,7 +212,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             .with_comments([format!("/// {doc}")])
             .in_global_namespace()
             .set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext,
                       h: HostRef,
                       cmd: &str|
@@ -204,7 +227,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             .with_comments([format!("/// {doc}")])
             .in_global_namespace()
             .set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext,
                       h: HostRef,
                       cmd: &str,
@@ -216,9 +239,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 },
             );
     }
+}
+
+/// `h.wait_for_ssh()`, with and without options.
+fn wait_for_ssh(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "wait_for_ssh",
         ["h: Host", "options: Map", "()"],
         "Waits until the host accepts an SSH login (a VM that is still booting), trying every `interval` seconds (default 3) for up to `timeout` seconds (default 120); the host ends unreachable if it never answers. Local hosts are ready at once.",
@@ -242,7 +269,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "wait_for_ssh",
         ["h: Host", "()"],
         "wait_for_ssh(h, #{}) with the default timeout of 120 s and interval of 3 s.",
@@ -256,15 +283,19 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             .map_err(|f| raise(f, &ctx))
         }
     );
+}
+
+/// `quote`, `fail`, `changed`.
+fn helpers(m: &mut Module, ctx: &ScriptCtx) {
     function!(
-        &mut m,
+        m,
         "quote",
         ["text: &str", "String"],
         "Quotes text for a POSIX shell, for building commands from values: `h.run(\"rm -f \" + quote(path))`.",
         |text: &str| crate::ops::shell::quote(text)
     );
     function!(
-        &mut m,
+        m,
         "fail",
         ["h: Host", "message: &str", "()"],
         "Fails the host with `message`: the recap shows it failed and the run exits with 3, as when one of its commands fails. For checks a recipe makes itself (`if !ok { fail(h, \"…\") }`).",
@@ -277,7 +308,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "changed",
         ["h: Host", "()"],
         "Marks the host as changed in this run (for work a recipe detects itself).",
@@ -286,10 +317,12 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(())
         }
     );
+}
 
-    // CmdResult
+/// `CmdResult` exit code and output.
+fn cmd_output(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "code",
         "int",
@@ -297,7 +330,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.code)
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "stdout",
         "String",
@@ -314,7 +347,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "stdout_kept",
         "String",
@@ -322,15 +355,19 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.stdout.clone())
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "stderr",
         "String",
         "Everything the command wrote to stderr.",
         |r: &mut CmdResult| ok(r.stderr.clone())
     );
+}
+
+/// `CmdResult` flags and how it prints.
+fn cmd_status(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "ok",
         "bool",
@@ -338,7 +375,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.code == 0)
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "changed",
         "bool",
@@ -346,7 +383,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.changed)
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "executed",
         "bool",
@@ -354,16 +391,18 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.executed)
     );
     function!(
-        &mut m,
+        m,
         "to_string",
         ["r: CmdResult", "String"],
         "The command's stdout without the final newline.",
         |r: &mut CmdResult| { r.stdout.trim_end_matches('\n').to_string() }
     );
+}
 
-    // HostError, as caught by `try { … } catch (e) { … }`
+/// `HostError`, as caught by `try { … } catch (e) { … }`.
+fn host_error(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "HostError",
         "host",
         "String",
@@ -371,7 +410,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| ok(e.host.clone())
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "message",
         "String",
@@ -379,7 +418,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| ok(e.message.clone())
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "command",
         "String or ()",
@@ -387,7 +426,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| { ok(e.command.clone().map_or(Dynamic::UNIT, Dynamic::from)) }
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "code",
         "int or ()",
@@ -398,7 +437,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "stderr",
         "String",
@@ -406,7 +445,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| ok(e.stderr.clone())
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "unreachable",
         "bool",
@@ -414,11 +453,10 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| ok(e.unreachable)
     );
     function!(
-        &mut m,
+        m,
         "to_string",
         ["e: HostError", "String"],
         "The error message.",
         |e: &mut HostFailure| e.message.clone()
     );
-    m
 }
