@@ -3,7 +3,7 @@
 
 use super::glue::{module_function, raise, runtime_error};
 use super::host::HostRef;
-use super::values::Options;
+use super::values::read_options;
 use crate::ops::apt;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext};
@@ -20,10 +20,9 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               h: HostRef,
               options: Map|
               -> Result<Map, Box<EvalAltResult>> {
-            let o = Options::new(&options, "apt::pending", &["refresh"], ctx.call_position())?;
+            let o: apt::PendingOpts = read_options(&options, "apt::pending", ctx.call_position())?;
             let run = c.run()?;
-            let pending = apt::pending(&run.remote(&h.0), o.bool("refresh")?.unwrap_or(true))
-                .map_err(|f| raise(f, &ctx))?;
+            let pending = apt::pending(&run.remote(&h.0), o.refresh).map_err(|f| raise(f, &ctx))?;
             let mut out = Map::new();
             out.insert("count".into(), (pending.len() as INT).into());
             out.insert(

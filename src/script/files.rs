@@ -2,44 +2,15 @@
 
 use super::glue::{function, raise, runtime_error};
 use super::host::HostRef;
-use super::values::Options;
-use crate::ops::files::{self, FileOpts};
-use crate::ops::files::{validate_mode, validate_owner};
+use super::values::read_options;
+use crate::ops::capture::CaptureOpts;
+use crate::ops::files::{self, DownloadOpts, FileOpts};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
 use std::path::PathBuf;
 
 fn file_opts(map: &Map, function: &str, pos: Position) -> Result<FileOpts, Box<EvalAltResult>> {
-    let o = Options::new(map, function, &["mode", "owner", "sudo"], pos)?;
-    let text = |key: &str| -> Result<Option<String>, Box<EvalAltResult>> {
-        map.get(key)
-            .map(|v| {
-                if let Ok(i) = v.as_int() {
-                    // `mode: 0o644` arrives as a number: show it as octal digits.
-                    return Ok(format!("{i:o}"));
-                }
-                v.clone().into_string().map_err(|t| {
-                    runtime_error(
-                        format!("option `{key}` of {function}() must be a string, not {t}"),
-                        pos,
-                    )
-                })
-            })
-            .transpose()
-    };
-    let mode = text("mode")?;
-    let owner = text("owner")?;
-    if let Some(m) = &mode {
-        validate_mode(m).map_err(|e| runtime_error(e, pos))?;
-    }
-    if let Some(o) = &owner {
-        validate_owner(o).map_err(|e| runtime_error(e, pos))?;
-    }
-    Ok(FileOpts {
-        mode,
-        owner,
-        sudo: o.bool("sudo")?.unwrap_or(false),
-    })
+    read_options(map, function, pos)
 }
 
 /// A local path from a recipe: relative to the project root.
@@ -235,13 +206,9 @@ fn download(m: &mut Module, ctx: &ScriptCtx) {
                       options: Map|
               -> Result<bool, Box<EvalAltResult>> {
             let pos = ctx.call_position();
-            let o = Options::new(&options, "download", &["sudo", "mode"], pos)?;
-            let sudo = o.bool("sudo")?.unwrap_or(false);
-            let mode = file_opts(&options, "download", pos)?.mode;
-            // file_opts validated the digits as octal.
-            let mode = mode.map(|m| u32::from_str_radix(&m, 8).unwrap_or(0o600));
+            let o: DownloadOpts = read_options(&options, "download", pos)?;
             let path = local_path(&c, local)?;
-            files::download(&c.run()?.remote(&h.0), remote, &path, sudo, mode)
+            files::download(&c.run()?.remote(&h.0), remote, &path, o.sudo, o.mode_bits())
                 .map_err(|e| raise(e, ctx))
         };
         let registration = FuncRegistration::new("download")
@@ -278,7 +245,7 @@ fn snapshot_config(m: &mut Module, ctx: &ScriptCtx) {
                       options: Map|
               -> Result<rhai::INT, Box<EvalAltResult>> {
             let pos = ctx.call_position();
-            let o = Options::new(&options, "snapshot_config", &["sudo"], pos)?;
+            let o: CaptureOpts = read_options(&options, "snapshot_config", pos)?;
             let paths = paths
                 .into_iter()
                 .map(|p| {
@@ -292,12 +259,11 @@ fn snapshot_config(m: &mut Module, ctx: &ScriptCtx) {
                 })
                 .collect::<Result<Vec<String>, _>>()?;
             let run = c.run()?;
-            let sudo = o.bool("sudo")?.unwrap_or(false);
             let staged = crate::ops::capture::config(
                 &run.remote(&h.0),
                 &run.options.state_dir,
                 &paths,
-                sudo,
+                o.sudo,
             )
             .map_err(|f| raise(f, ctx))?;
             run.stage(staged);

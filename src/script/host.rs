@@ -2,9 +2,9 @@
 //! commands it runs there. Every call goes through `Run::command`.
 
 use super::glue::{function, getter, ok, raise, usage_error};
-use super::values::{Options, from_json};
+use super::values::{from_json, read_options};
 use crate::inventory::ResolvedHost;
-use crate::ops::remote::{CmdResult, CommandOpts};
+use crate::ops::remote::{CmdResult, CommandOpts, RunOptions, WaitOptions};
 use crate::outcome::HostFailure;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
@@ -16,24 +16,6 @@ use std::sync::Arc;
 /// A host as a recipe holds it: cheap to clone, read-only.
 #[derive(Debug, Clone)]
 pub struct HostRef(pub Arc<ResolvedHost>);
-
-const RUN_OPTIONS: &[&str] = &["allow_fail", "timeout", "changed", "sudo"];
-
-fn command_opts(
-    map: &Map,
-    name: &str,
-    base: CommandOpts,
-    ctx: &NativeCallContext,
-) -> Result<CommandOpts, Box<EvalAltResult>> {
-    let o = Options::new(map, name, RUN_OPTIONS, ctx.call_position())?;
-    Ok(CommandOpts {
-        allow_fail: o.bool("allow_fail")?.unwrap_or(false),
-        timeout: o.seconds("timeout")?,
-        changed: o.bool("changed")?,
-        sudo: o.bool("sudo")?.unwrap_or(base.sudo),
-        ..base
-    })
-}
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
@@ -234,7 +216,8 @@ fn commands(m: &mut Module, ctx: &ScriptCtx) {
                       options: Map|
                       -> Result<CmdResult, Box<EvalAltResult>> {
                     let run = c.run()?;
-                    let opts = command_opts(&options, name, base, &ctx)?;
+                    let opts = read_options::<RunOptions>(&options, name, ctx.call_position())?
+                        .apply(base);
                     run.command(&h.0, cmd, opts).map_err(|f| raise(f, &ctx))
                 },
             );
@@ -250,20 +233,9 @@ fn wait_for_ssh(m: &mut Module, ctx: &ScriptCtx) {
         ["h: Host", "options: Map", "()"],
         "Waits until the host accepts an SSH login (a VM that is still booting), trying every `interval` seconds (default 3) for up to `timeout` seconds (default 120); the host ends unreachable if it never answers. Local hosts are ready at once.",
         move |ctx: NativeCallContext, h: HostRef, options: Map| -> Result<(), Box<EvalAltResult>> {
-            let run = c.run()?;
-            let o = Options::new(
-                &options,
-                "wait_for_ssh",
-                &["timeout", "interval"],
-                ctx.call_position(),
-            )?;
-            let timeout = o
-                .seconds("timeout")?
-                .unwrap_or(std::time::Duration::from_secs(120));
-            let interval = o
-                .seconds("interval")?
-                .unwrap_or(std::time::Duration::from_secs(3));
-            run.wait_ready(&h.0, timeout, interval)
+            let o: WaitOptions = read_options(&options, "wait_for_ssh", ctx.call_position())?;
+            c.run()?
+                .wait_ready(&h.0, o.timeout, o.interval)
                 .map_err(|f| raise(f, &ctx))
         }
     );
@@ -274,13 +246,10 @@ fn wait_for_ssh(m: &mut Module, ctx: &ScriptCtx) {
         ["h: Host", "()"],
         "wait_for_ssh(h, #{}) with the default timeout of 120 s and interval of 3 s.",
         move |ctx: NativeCallContext, h: HostRef| -> Result<(), Box<EvalAltResult>> {
-            let run = c.run()?;
-            run.wait_ready(
-                &h.0,
-                std::time::Duration::from_secs(120),
-                std::time::Duration::from_secs(3),
-            )
-            .map_err(|f| raise(f, &ctx))
+            let o = WaitOptions::default();
+            c.run()?
+                .wait_ready(&h.0, o.timeout, o.interval)
+                .map_err(|f| raise(f, &ctx))
         }
     );
 }

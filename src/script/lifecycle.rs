@@ -3,11 +3,10 @@
 
 use super::glue::{function, raise, runtime_error};
 use super::host::HostRef;
-use super::values::Options;
-use crate::ops::apt::{self, BOOT_MARKER, REBOOT_COMMAND};
+use super::values::read_options;
+use crate::ops::apt;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext};
-use std::time::Duration;
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
@@ -21,21 +20,16 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               h: HostRef,
               options: Map|
               -> Result<rhai::FLOAT, Box<EvalAltResult>> {
-            let o = Options::new(
-                &options,
-                "reboot",
-                &["command", "marker", "timeout", "interval"],
-                ctx.call_position(),
-            )?;
-            let command = o
-                .string("command")?
-                .unwrap_or_else(|| REBOOT_COMMAND.into());
-            let marker = o.string("marker")?.unwrap_or_else(|| BOOT_MARKER.into());
-            let timeout = o.seconds("timeout")?.unwrap_or(Duration::from_secs(600));
-            let interval = o.seconds("interval")?.unwrap_or(Duration::from_secs(5));
+            let o: apt::RebootOpts = read_options(&options, "reboot", ctx.call_position())?;
             let run = c.run()?;
-            let took = apt::reboot(&run.remote(&h.0), &command, &marker, timeout, interval)
-                .map_err(|f| raise(f, &ctx))?;
+            let took = apt::reboot(
+                &run.remote(&h.0),
+                &o.command,
+                &o.marker,
+                o.timeout,
+                o.interval,
+            )
+            .map_err(|f| raise(f, &ctx))?;
             Ok(took.as_secs_f64())
         }
     );

@@ -41,6 +41,66 @@ pub fn from_rhai<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Reads an options map into `T`, a serde struct with `deny_unknown_fields` defined in
+/// ops/ next to what it fills. A key `T` does not know is refused with the known ones
+/// (a typo in `allow_fial` must not silently run without the option); a bad value names
+/// the function and the key.
+pub fn read_options<T: serde::de::DeserializeOwned>(
+    map: &Map,
+    function: &str,
+    pos: Position,
+) -> Result<T, Box<EvalAltResult>> {
+    let known = fields::<T>();
+    if let Some(key) = map.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(super::glue::runtime_error(
+            format!(
+                "unknown option `{key}` for {function}(); known options: {}",
+                known.join(", ")
+            ),
+            pos,
+        ));
+    }
+    let json: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(map.clone()))
+        .map_err(|e| super::glue::runtime_error(format!("{function}(): {e}"), pos))?;
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let message = match e.path().to_string().as_str() {
+            "." => format!("{function}(): {}", e.inner()),
+            key => format!("option `{key}` of {function}(): {}", e.inner()),
+        };
+        super::glue::runtime_error(message, pos)
+    })
+}
+
+/// The field names of a serde struct, in declaration order: the struct's `Deserialize`
+/// names them when it asks for a struct, which this deserializer answers with an error.
+fn fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor, value};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, value::Error> {
+            Err(value::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, value::Error> {
+            *self.0 = fields;
+            Err(value::Error::custom("probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
 /// Reads an options map, refusing keys the function does not know (a typo in
 /// `allow_fial` must not silently run without the option).
 pub struct Options<'a> {
