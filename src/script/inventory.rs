@@ -4,7 +4,7 @@
 use super::glue::module_function;
 use super::glue::runtime_error;
 use super::host::HostRef;
-use super::values::Options;
+use super::values::read_options;
 use crate::inventory::edit::{self, HostEntry};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
@@ -75,34 +75,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               -> Result<HostRef, Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let run = c.run()?;
-            let o = Options::new(
-                &entry,
-                "inventory::add",
-                &["address", "port", "user", "groups", "vars"],
-                pos,
-            )?;
-            let address = o
-                .string("address")?
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| {
-                    runtime_error("inventory::add needs #{ address: \"…\" }".into(), pos)
-                })?;
-            let port = o.port("port")?;
-            let groups: Vec<String> = match entry.get("groups") {
-                Some(g) => super::values::from_rhai(g, "inventory::add groups", pos)?,
-                None => Vec::new(),
-            };
-            let vars: serde_json::Map<String, serde_json::Value> = match entry.get("vars") {
-                Some(v) => super::values::from_rhai(v, "inventory::add vars", pos)?,
-                None => serde_json::Map::new(),
-            };
-            let new = HostEntry {
-                address,
-                port,
-                user: o.string("user")?,
-                groups,
-                vars,
-            };
+            let new: HostEntry = read_options(&entry, "inventory::add", pos)?;
+            if new.address.is_empty() {
+                return Err(runtime_error(
+                    "inventory::add needs #{ address: \"…\" }".into(),
+                    pos,
+                ));
+            }
             let (path, shown, text) = inventory_file(&c, pos)?;
             let edited =
                 edit::add_host(&shown, &text, name, &new).map_err(|e| runtime_error(e, pos))?;

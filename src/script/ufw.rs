@@ -1,40 +1,14 @@
 //! The `ufw` module of recipes: a firewall from a preset, rules and the ports of catalog
 //! apps. Work is done by `ops::ufw` (rules, plan, apply).
 
-use super::catalog::{load_catalog, names};
+use super::catalog::load_catalog;
 use super::glue::{module_function, raise, runtime_error};
 use super::host::HostRef;
-use super::values::Options;
-use super::values::from_rhai;
+use super::values::read_options;
 use crate::ops::catalog;
-use crate::ops::ufw::{self, Rule};
+use crate::ops::ufw;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleInput {
-    #[serde(default = "allow")]
-    action: String,
-    port: serde_json::Value,
-    #[serde(default = "tcp")]
-    proto: String,
-    #[serde(default = "any")]
-    source: String,
-    #[serde(default)]
-    comment: String,
-}
-
-fn allow() -> String {
-    "allow".into()
-}
-fn tcp() -> String {
-    "tcp".into()
-}
-fn any() -> String {
-    "any".into()
-}
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
@@ -49,57 +23,27 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               options: Map|
               -> Result<Map, Box<EvalAltResult>> {
             let pos = ctx.call_position();
-            let o = Options::new(
-                &options,
-                "ufw::apply",
-                &["preset", "rules", "apps", "allow_app_ports", "ssh_port"],
-                pos,
-            )?;
-            let preset = o
-                .string("preset")?
-                .unwrap_or_else(|| "server-minimal".into());
+            let o: ufw::ApplyOptions = read_options(&options, "ufw::apply", pos)?;
             let mut custom = Vec::new();
-            if let Some(list) = options.get("rules") {
-                let inputs: Vec<RuleInput> = from_rhai(list, "ufw::apply rules", pos)?;
-                for (i, r) in inputs.into_iter().enumerate() {
-                    let port = match &r.port {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let comment = if r.comment.is_empty() {
-                        format!("{} rule", ufw::MARK)
-                    } else {
-                        format!("{} {}", ufw::MARK, r.comment)
-                    };
-                    custom.extend(
-                        Rule::build(&r.action, &port, &r.proto, &r.source, &comment).map_err(
-                            |e| runtime_error(format!("ufw::apply rules[{i}]: {e}"), pos),
-                        )?,
-                    );
-                }
+            for (i, r) in o.rules.iter().enumerate() {
+                custom.extend(
+                    r.to_rules()
+                        .map_err(|e| runtime_error(format!("ufw::apply rules[{i}]: {e}"), pos))?,
+                );
             }
-            let lan_only = preset == "lan-only";
             let mut app_rules = Vec::new();
-            if o.bool("allow_app_ports")?.unwrap_or(true)
-                && let Some(list) = options.get("apps")
-            {
-                let list = list.clone().into_array().map_err(|_| {
-                    runtime_error("ufw::apply apps must be an array of app names".into(), pos)
-                })?;
-                let chosen = names(&list, "ufw::apply apps", pos)?;
-                if !chosen.is_empty() {
-                    let catalog = load_catalog(&c, pos)?;
-                    let apps = catalog
-                        .resolve(&chosen)
-                        .map_err(|e| runtime_error(e, pos))?;
-                    app_rules = catalog::rules(&apps, false);
-                }
+            if o.allow_app_ports && !o.apps.is_empty() {
+                let catalog = load_catalog(&c, pos)?;
+                let apps = catalog
+                    .resolve(&o.apps)
+                    .map_err(|e| runtime_error(e, pos))?;
+                app_rules = catalog::rules(&apps, false);
             }
             let wanted =
-                ufw::preset(&preset, &custom, &app_rules).map_err(|e| runtime_error(e, pos))?;
-            let ssh_port = o.port("ssh_port")?;
+                ufw::preset(&o.preset, &custom, &app_rules).map_err(|e| runtime_error(e, pos))?;
+            let lan_only = o.preset == "lan-only";
             let run = c.run()?;
-            let applied = ufw::apply(&run.remote(&h.0), &wanted, ssh_port, lan_only)
+            let applied = ufw::apply(&run.remote(&h.0), &wanted, o.ssh_port, lan_only)
                 .map_err(|f| raise(f, &ctx))?;
             let mut out = Map::new();
             out.insert("changed".into(), (!applied.commands.is_empty()).into());

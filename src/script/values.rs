@@ -186,3 +186,66 @@ impl<'a> Options<'a> {
         Ok(Some(std::time::Duration::from_secs_f64(secs)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::remote::RunOptions;
+
+    fn map(pairs: &[(&str, Dynamic)]) -> Map {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), v.clone()))
+            .collect()
+    }
+
+    fn error(r: Result<RunOptions, Box<EvalAltResult>>) -> String {
+        match *r.unwrap_err() {
+            EvalAltResult::ErrorRuntime(d, _) => d.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn option_maps_fill_the_struct_and_refuse_unknown_keys_naming_the_known_ones() {
+        let o: RunOptions = read_options(
+            &map(&[("allow_fail", true.into()), ("timeout", Dynamic::from(1.5))]),
+            "run",
+            Position::NONE,
+        )
+        .unwrap();
+        assert!(o.allow_fail);
+        assert_eq!(o.timeout, Some(std::time::Duration::from_millis(1500)));
+        let e = error(read_options(
+            &map(&[("allow_fial", true.into())]),
+            "run",
+            Position::NONE,
+        ));
+        assert_eq!(
+            e,
+            "unknown option `allow_fial` for run(); known options: allow_fail, timeout, changed, sudo"
+        );
+    }
+
+    #[test]
+    fn bad_option_values_name_the_function_and_the_key() {
+        let e = error(read_options(
+            &map(&[("timeout", Dynamic::from(-1 as rhai::INT))]),
+            "sudo",
+            Position::NONE,
+        ));
+        assert_eq!(
+            e,
+            "option `timeout` of sudo(): must be a positive number of seconds"
+        );
+        let e = error(read_options(
+            &map(&[("allow_fail", "yes".into())]),
+            "run",
+            Position::NONE,
+        ));
+        assert!(
+            e.starts_with("option `allow_fail` of run(): invalid type"),
+            "{e}"
+        );
+    }
+}
