@@ -50,10 +50,18 @@ fn write(
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    has(&mut m, ctx);
+    add(&mut m, ctx);
+    forget_host_key(&mut m, ctx);
+    remove(&mut m, ctx);
+    m
+}
 
+/// `inventory::has`.
+fn has(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "has",
         ["name: &str", "bool"],
         "Whether the inventory file has a `[hosts.NAME]` entry (read from disk, so hosts added in this run count).",
@@ -63,9 +71,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             edit::has_host(&shown, &text, name).map_err(|e| runtime_error(e, pos))
         }
     );
+}
+
+/// `inventory::add`.
+fn add(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "add",
         ["name: &str", "entry: Map", "Host"],
         "Adds `[hosts.NAME]` to the TOML inventory in place (comments and layout kept) and returns the host for this run. Entry: address (required), port, user, groups ([…]), vars (#{…}). A name already there is an error. In --check the file is not touched. The first connection to the new host records its SSH host key (it has never been seen); later runs check it strictly.",
@@ -102,9 +114,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(HostRef(Arc::new(host)))
         }
     );
+}
+
+/// `inventory::forget_host_key`.
+fn forget_host_key(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "forget_host_key",
         ["h: Host", "bool"],
         "Removes the host's key from the known_hosts file fleet uses (fleet.toml's [ssh] known_hosts, else ~/.ssh/known_hosts) with `ssh-keygen -R`, so that a new machine at the same address later is not refused as an impostor. True when a key was removed.",
@@ -149,9 +165,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(String::from_utf8_lossy(&out.stdout).contains("updated"))
         }
     );
+}
+
+/// `inventory::remove`.
+fn remove(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "remove",
         ["name: &str", "bool"],
         "Removes host NAME from the TOML inventory in place: its `[hosts.NAME]` entry and its place in every group's `hosts` list. False when it was not there. In --check the file is not touched.",
@@ -176,5 +196,4 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(true)
         }
     );
-    m
 }
