@@ -3,13 +3,20 @@
 
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
-/// A host entry as `[hosts.NAME]` holds it.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A host entry as `[hosts.NAME]` holds it; also the entry map of `inventory::add`
+/// (an empty `address` is refused by the caller, which names the function).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HostEntry {
+    #[serde(default)]
     pub address: String,
+    #[serde(default, deserialize_with = "crate::ops::options::some_port")]
     pub port: Option<u16>,
+    #[serde(default)]
     pub user: Option<String>,
+    #[serde(default)]
     pub groups: Vec<String>,
+    #[serde(default)]
     pub vars: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -5,6 +5,50 @@ use super::remote::{CommandOpts, Remote};
 use crate::outcome::HostFailure;
 use std::time::{Duration, Instant};
 
+/// Default reboot: systemd's, else SysV's.
+pub const REBOOT_COMMAND: &str = "systemctl reboot || shutdown -r now";
+/// Default boot marker: changes with every boot of a Linux kernel.
+pub const BOOT_MARKER: &str = "cat /proc/sys/kernel/random/boot_id";
+
+/// The options map of `apt::pending`: `refresh` (default true) runs `apt-get update` first.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingOpts {
+    #[serde(default = "yes")]
+    pub refresh: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The options map of `reboot`: how to reboot, how to tell a new boot, how long to wait.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootOpts {
+    #[serde(default = "reboot_command")]
+    pub command: String,
+    #[serde(default = "boot_marker")]
+    pub marker: String,
+    #[serde(default = "ten_minutes", deserialize_with = "super::options::seconds")]
+    pub timeout: Duration,
+    #[serde(default = "five_seconds", deserialize_with = "super::options::seconds")]
+    pub interval: Duration,
+}
+
+fn reboot_command() -> String {
+    REBOOT_COMMAND.into()
+}
+fn boot_marker() -> String {
+    BOOT_MARKER.into()
+}
+fn ten_minutes() -> Duration {
+    Duration::from_secs(600)
+}
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+
 /// `apt-get -s`: what an upgrade would do, as any user, without the lock.
 pub const SIMULATE: &str = "apt-get -s -o Debug::NoLocking=1 upgrade --with-new-pkgs 2>/dev/null";
 

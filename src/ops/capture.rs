@@ -27,6 +27,14 @@ pub enum CaptureError {
     Path(#[from] crate::ops::paths::PathError),
 }
 
+/// The options map of `snapshot_config`: `sudo` for files only root can read.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureOpts {
+    #[serde(default)]
+    pub sudo: bool,
+}
+
 /// One round trip per file: `absent`, or its mode on the first line and then its bytes.
 pub fn capture_cmd(path: &str) -> String {
     let p = quote(path);

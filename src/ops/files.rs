@@ -5,8 +5,8 @@
 mod transfer;
 
 pub use transfer::{
-    FileOpts, SECRET_HIDDEN, check_diff, download, query, read_file, sudo_problem, why_failed,
-    write_file,
+    DownloadOpts, FileOpts, SECRET_HIDDEN, check_diff, download, query, read_file, sudo_problem,
+    why_failed, write_file,
 };
 
 use super::shell::quote;

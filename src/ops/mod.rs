@@ -9,6 +9,7 @@ pub mod cloudinit;
 pub mod files;
 pub mod git;
 pub mod localfs;
+pub mod options;
 pub mod paths;
 pub mod proxmox;
 pub mod remote;

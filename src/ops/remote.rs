@@ -35,6 +35,66 @@ pub struct CommandOpts {
     pub sudo: bool,
 }
 
+/// The options map of `h.run`, `h.read` and `h.sudo`.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    #[serde(default)]
+    pub allow_fail: bool,
+    /// Seconds; the command is killed on the host too.
+    #[serde(default, deserialize_with = "crate::ops::options::some_seconds")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub changed: Option<bool>,
+    #[serde(default)]
+    pub sudo: Option<bool>,
+}
+
+impl RunOptions {
+    /// `base` (run, read or sudo) with these options.
+    pub fn apply(self, base: CommandOpts) -> CommandOpts {
+        CommandOpts {
+            allow_fail: self.allow_fail,
+            timeout: self.timeout,
+            changed: self.changed,
+            sudo: self.sudo.unwrap_or(base.sudo),
+            ..base
+        }
+    }
+}
+
+/// The options map of `wait_for_ssh`: try every `interval` for up to `timeout`.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitOptions {
+    #[serde(
+        default = "two_minutes",
+        deserialize_with = "crate::ops::options::seconds"
+    )]
+    pub timeout: Duration,
+    #[serde(
+        default = "three_seconds",
+        deserialize_with = "crate::ops::options::seconds"
+    )]
+    pub interval: Duration,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            timeout: two_minutes(),
+            interval: three_seconds(),
+        }
+    }
+}
+
+fn two_minutes() -> Duration {
+    Duration::from_secs(120)
+}
+fn three_seconds() -> Duration {
+    Duration::from_secs(3)
+}
+
 impl CommandOpts {
     /// A read-only query whose exit code the caller reads (not raised).
     pub const QUERY: CommandOpts = CommandOpts {

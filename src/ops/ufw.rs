@@ -8,6 +8,73 @@ use super::shell::maybe_sudo;
 use crate::outcome::HostFailure;
 use std::fmt;
 
+/// The options map of `ufw::apply`: the preset, custom rules, catalog apps whose ports
+/// to open, and the SSH port to keep open besides the connected one.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyOptions {
+    #[serde(default = "server_minimal")]
+    pub preset: String,
+    #[serde(default)]
+    pub rules: Vec<RuleInput>,
+    #[serde(default)]
+    pub apps: Vec<String>,
+    #[serde(default = "yes")]
+    pub allow_app_ports: bool,
+    #[serde(default, deserialize_with = "super::options::some_port")]
+    pub ssh_port: Option<u16>,
+}
+
+fn server_minimal() -> String {
+    "server-minimal".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// A rule as a recipe writes it: #{ action, port, proto, source, comment }.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    #[serde(default = "allow")]
+    pub action: String,
+    pub port: serde_json::Value,
+    #[serde(default = "tcp")]
+    pub proto: String,
+    #[serde(default = "any")]
+    pub source: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+fn allow() -> String {
+    "allow".into()
+}
+fn tcp() -> String {
+    "tcp".into()
+}
+fn any() -> String {
+    "any".into()
+}
+
+impl RuleInput {
+    /// The rules it stands for (a `lan` source is one per private range), marked as
+    /// fleet's.
+    pub fn to_rules(&self) -> Result<Vec<Rule>, String> {
+        let port = match &self.port {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let comment = if self.comment.is_empty() {
+            format!("{MARK} rule")
+        } else {
+            format!("{MARK} {}", self.comment)
+        };
+        Rule::build(&self.action, &port, &self.proto, &self.source, &comment)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Comment prefix that marks the rules fleet manages.
 pub const MARK: &str = "fleet:";
 

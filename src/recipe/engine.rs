@@ -49,23 +49,7 @@ pub fn build(project_modules: ProjectModules) -> Scripting {
     engine.set_fail_on_invalid_map_property(true);
     let modules = StdlibResolver::new(project_modules.clone(), ctx.sources.clone());
     engine.set_module_resolver(StdlibResolver::new(project_modules, ctx.sources.clone()));
-    rhai::FuncRegistration::new("module_exists")
-        .with_params_info(["name: &str", "bool"])
-        .with_comments(["/// Whether `import \"name\"` finds a module: the project's `stdlib/name.rhai` or a built-in one. For optional hooks: `if module_exists(\"configure\") { import \"configure\" as c; c::apply(h); }`."])
-        .in_global_namespace()
-        .register_into_engine(&mut engine, move |name: &str| modules.exists(name));
-    for module in crate::script::modules(&ctx) {
-        engine.register_global_module(module.into());
-    }
-    engine.register_static_module("git", crate::script::git::module(&ctx).into());
-    engine.register_static_module("rsync", crate::script::rsync::module(&ctx).into());
-    engine.register_static_module("qm", crate::script::qm::module(&ctx).into());
-    engine.register_static_module("cloudinit", crate::script::cloudinit::module(&ctx).into());
-    engine.register_static_module("inventory", crate::script::inventory::module(&ctx).into());
-    engine.register_static_module("ufw", crate::script::ufw::ufw_module(&ctx).into());
-    engine.register_static_module("catalog", crate::script::ufw::catalog_module(&ctx).into());
-    engine.register_static_module("apt", crate::script::update::apt_module(&ctx).into());
-    crate::script::register_types(&mut engine);
+    crate::script::register_all(&mut engine, &ctx, modules);
 
     // Ctrl-C ends the recipe at its next statement, not only its commands.
     engine.on_progress(|_| crate::exec::interrupt::aborted().then(|| Dynamic::from("interrupted")));

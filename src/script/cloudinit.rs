@@ -1,8 +1,9 @@
 //! The `cloudinit` module of recipes: NoCloud documents from maps, validated by
 //! `ops::cloudinit`, and waiting for a fresh host's cloud-init to finish.
 
-use super::files::runtime_error;
-use super::host::{HostRef, module_function, raise};
+use super::glue::runtime_error;
+use super::glue::{module_function, raise};
+use super::host::HostRef;
 use super::values::Options;
 use super::values::from_rhai;
 use crate::ops::cloudinit::{self, NetworkSpec, UserDataSpec};

@@ -1,48 +1,16 @@
 //! `h.write`, `h.upload`, `h.download`, `h.template`: files on hosts from recipes.
 
-use super::host::{HostRef, function, raise};
-use super::values::Options;
-use crate::ops::files::{self, FileOpts};
-use crate::ops::files::{validate_mode, validate_owner};
+use super::glue::{function, raise, runtime_error};
+use super::host::HostRef;
+use super::values::read_options;
+use crate::ops::capture::CaptureOpts;
+use crate::ops::files::{self, DownloadOpts, FileOpts};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
 use std::path::PathBuf;
 
-pub(super) fn runtime_error(message: String, pos: Position) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(message.into(), pos))
-}
-
 fn file_opts(map: &Map, function: &str, pos: Position) -> Result<FileOpts, Box<EvalAltResult>> {
-    let o = Options::new(map, function, &["mode", "owner", "sudo"], pos)?;
-    let text = |key: &str| -> Result<Option<String>, Box<EvalAltResult>> {
-        map.get(key)
-            .map(|v| {
-                if let Ok(i) = v.as_int() {
-                    // `mode: 0o644` arrives as a number: show it as octal digits.
-                    return Ok(format!("{i:o}"));
-                }
-                v.clone().into_string().map_err(|t| {
-                    runtime_error(
-                        format!("option `{key}` of {function}() must be a string, not {t}"),
-                        pos,
-                    )
-                })
-            })
-            .transpose()
-    };
-    let mode = text("mode")?;
-    let owner = text("owner")?;
-    if let Some(m) = &mode {
-        validate_mode(m).map_err(|e| runtime_error(e.to_string(), pos))?;
-    }
-    if let Some(o) = &owner {
-        validate_owner(o).map_err(|e| runtime_error(e.to_string(), pos))?;
-    }
-    Ok(FileOpts {
-        mode,
-        owner,
-        sudo: o.bool("sudo")?.unwrap_or(false),
-    })
+    read_options(map, function, pos)
 }
 
 /// A local path from a recipe: relative to the project root.
@@ -65,10 +33,20 @@ fn content_bytes(content: Dynamic, pos: Position) -> Result<Vec<u8>, Box<EvalAlt
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    local(&mut m, ctx);
+    write(&mut m, ctx);
+    upload(&mut m, ctx);
+    download(&mut m, ctx);
+    snapshot_config(&mut m, ctx);
+    template(&mut m, ctx);
+    m
+}
 
+/// `read_local` and `confirm`: this machine and its terminal.
+fn local(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "read_local",
         ["path: &str", "String"],
         "Reads a text file on this machine (the controller): relative to the project root, `~/` for the home directory. For public keys and the like: `read_local(\"~/.ssh/id_ed25519.pub\")`.",
@@ -85,7 +63,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "confirm",
         ["question: &str", "bool"],
         "Asks a yes/no question on the terminal (progress bars paused); true only for y or yes. Without a terminal it is an error that says to pass the recipe's --yes, so cron never waits for an answer.",
@@ -103,10 +81,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(run.ui.confirm(&format!("{question} [y/N] ")))
         }
     );
+}
 
+/// `h.write`, with and without options.
+fn write(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "write",
         [
             "h: Host",
@@ -131,7 +112,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "write",
         ["h: Host", "path: &str", "content: String|Blob", "bool"],
         "write(h, path, content, #{}): the file's mode and owner are left as they are (new files get the login user's defaults).",
@@ -145,9 +126,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 .map_err(|f| raise(f, &ctx))
         }
     );
+}
+
+/// `h.upload`, with and without options.
+fn upload(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "upload",
         [
             "h: Host",
@@ -174,7 +159,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "upload",
         ["h: Host", "local: &str", "remote: &str", "bool"],
         "upload(h, local, remote, #{}).",
@@ -191,6 +176,10 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 .map_err(|f| raise(f, &ctx))
         }
     );
+}
+
+/// `h.download`, with and without options.
+fn download(m: &mut Module, ctx: &ScriptCtx) {
     for (params, doc, with_opts) in [
         (
             vec!["h: Host", "remote: &str", "local: &str", "bool"],
@@ -217,13 +206,9 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                       options: Map|
               -> Result<bool, Box<EvalAltResult>> {
             let pos = ctx.call_position();
-            let o = Options::new(&options, "download", &["sudo", "mode"], pos)?;
-            let sudo = o.bool("sudo")?.unwrap_or(false);
-            let mode = file_opts(&options, "download", pos)?.mode;
-            // file_opts validated the digits as octal.
-            let mode = mode.map(|m| u32::from_str_radix(&m, 8).unwrap_or(0o600));
+            let o: DownloadOpts = read_options(&options, "download", pos)?;
             let path = local_path(&c, local)?;
-            files::download(&c.run()?.remote(&h.0), remote, &path, sudo, mode)
+            files::download(&c.run()?.remote(&h.0), remote, &path, o.sudo, o.mode_bits())
                 .map_err(|e| raise(e, ctx))
         };
         let registration = FuncRegistration::new("download")
@@ -232,7 +217,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             .in_global_namespace();
         if with_opts {
             registration.set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext,
                       h: HostRef,
                       remote: &str,
@@ -241,13 +226,17 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             );
         } else {
             registration.set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext, h: HostRef, remote: &str, local: &str| {
                     f(&ctx, h, remote, local, Map::new())
                 },
             );
         }
     }
+}
+
+/// `snapshot_config`, with and without options.
+fn snapshot_config(m: &mut Module, ctx: &ScriptCtx) {
     for with_opts in [false, true] {
         let c = ctx.clone();
         let f = move |ctx: &NativeCallContext,
@@ -256,7 +245,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                       options: Map|
               -> Result<rhai::INT, Box<EvalAltResult>> {
             let pos = ctx.call_position();
-            let o = Options::new(&options, "snapshot_config", &["sudo"], pos)?;
+            let o: CaptureOpts = read_options(&options, "snapshot_config", pos)?;
             let paths = paths
                 .into_iter()
                 .map(|p| {
@@ -270,12 +259,11 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 })
                 .collect::<Result<Vec<String>, _>>()?;
             let run = c.run()?;
-            let sudo = o.bool("sudo")?.unwrap_or(false);
             let staged = crate::ops::capture::config(
                 &run.remote(&h.0),
                 &run.options.state_dir,
                 &paths,
-                sudo,
+                o.sudo,
             )
             .map_err(|f| raise(f, ctx))?;
             run.stage(staged);
@@ -289,7 +277,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                     "/// snapshot_config(h, paths) with options: sudo (files only root can read).",
                 ])
                 .set_into_module(
-                    &mut m,
+                    m,
                     move |ctx: NativeCallContext, h: HostRef, paths: rhai::Array, options: Map| {
                         f(&ctx, h, paths, options)
                     },
@@ -298,11 +286,15 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             registration
                 .with_params_info(["h: Host", "paths: Array", "int"])
                 .with_comments(["/// Copies the files at these absolute paths from the host into the state repository (hosts/<host>/<path>, modes in hosts/<host>/.modes), committed with the run's journal record; a file gone from the host is removed there. Returns how many paths were captured."])
-                .set_into_module(&mut m, move |ctx: NativeCallContext, h: HostRef, paths: rhai::Array| {
+                .set_into_module(m, move |ctx: NativeCallContext, h: HostRef, paths: rhai::Array| {
                     f(&ctx, h, paths, Map::new())
                 });
         }
     }
+}
+
+/// `h.template`, with and without options.
+fn template(m: &mut Module, ctx: &ScriptCtx) {
     for with_opts in [false, true] {
         let c = ctx.clone();
         let f = move |ctx: &NativeCallContext,
@@ -338,17 +330,16 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             registration
                 .with_params_info(["h: Host", "file: &str", "remote: &str", "vars: Map", "options: Map", "bool"])
                 .with_comments(["/// template(h, file, remote, vars) with the options of write(): mode, owner, sudo."])
-                .set_into_module(&mut m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map, options: Map| {
+                .set_into_module(m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map, options: Map| {
                     f(&ctx, h, file, remote, vars, options)
                 });
         } else {
             registration
                 .with_params_info(["h: Host", "file: &str", "remote: &str", "vars: Map", "bool"])
                 .with_comments(["/// Renders a minijinja template (from templates/, else the project root) with the host's vars, `host` (name, address, groups, vars) and `vars`, and writes it like write(). An undefined variable is an error."])
-                .set_into_module(&mut m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map| {
+                .set_into_module(m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map| {
                     f(&ctx, h, file, remote, vars, Map::new())
                 });
         }
     }
-    m
 }

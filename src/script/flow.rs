@@ -1,6 +1,7 @@
 //! `each(hosts, |h| …)` and `step(name, || …)`: how a recipe fans out and names its work.
 
-use super::host::{HostRef, function};
+use super::glue::function;
+use super::host::HostRef;
 use crate::exec::current;
 use crate::exec::fanout::{HostEnd, fan_out_serial, fan_out_with};
 use crate::exec::max_fail::MaxFail;
@@ -141,9 +142,17 @@ fn each_host(
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    each(&mut m, ctx);
+    step(&mut m, ctx);
+    check_mode(&mut m, ctx);
+    m
+}
+
+/// `each(hosts, f)`, with options and with `forks` as a number.
+fn each(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "each",
         ["hosts: Array", "f: FnPtr", "Array"],
         "Calls `f(h)` for every host, --forks at a time. A host whose closure fails ends failed and the others go on; --max-fail stops starting new hosts. Returns each host's value in host order (() for hosts that failed or were skipped).",
@@ -157,7 +166,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "each",
         ["hosts: Array", "options: Map", "f: FnPtr", "Array"],
         "each(hosts, f) with options: forks (the recipe's own parallelism, e.g. 1 for one host after another; --forks on the command line wins); serial (rolling batches: 2 or \"25%\" of the hosts at a time, each batch done before the next); max_fail (per batch with serial, default 0: a batch with more failures stops the rollout and later hosts are skipped, never touched).",
@@ -173,7 +182,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "each",
         ["pattern: &str", "f: FnPtr", "Array"],
         "Shorthand for `each(hosts(pattern), f)`.",
@@ -192,9 +201,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             each_host(&c, &ctx, hosts, EachOpts::default(), &f)
         }
     );
+}
+
+/// `step(name, f)`.
+fn step(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "step",
         ["name: &str", "f: FnPtr", "Dynamic"],
         "Runs `f()` as a named step: the name shows on the host's progress line and in every log record of its commands. Returns what `f` returns.",
@@ -218,13 +231,16 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             result
         }
     );
+}
+
+/// `check_mode()`.
+fn check_mode(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "check_mode",
         ["bool"],
         "True when the run was started with --check (commands are printed, not run).",
         move || -> Result<bool, Box<EvalAltResult>> { Ok(c.run()?.options.check) }
     );
-    m
 }

@@ -2,8 +2,8 @@
 //! `ops::git::sync`: `sync` is a reserved word in Rhai). Paths are
 //! relative to the project root; the work is done by `ops::git`.
 
-use super::files::runtime_error;
-use super::host::module_function;
+use super::glue::module_function;
+use super::glue::runtime_error;
 use super::values::Options;
 use crate::exec::current;
 use crate::ops::git;
@@ -83,10 +83,17 @@ fn checkout(
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     m.set_doc("/// Git repositories: the version a recipe runs from, commits, checkouts of other repositories.");
+    register_head(&mut m, ctx);
+    register_commit(&mut m, ctx);
+    register_checkout(&mut m, ctx);
+    m
+}
 
+/// `git::head`.
+fn register_head(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "head",
         ["path: &str", "Map"],
         "The repository containing `path` (relative to the project; found upward): #{ commit, dirty }. `commit` is the full id checked out (\"\" before the first commit); `dirty` is true when files differ from it (untracked files count, ignored ones don't). An error when `path` is in no repository.",
@@ -94,10 +101,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             head(&c, &ctx, path)
         }
     );
+}
 
+/// `git::commit`.
+fn register_commit(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "commit",
         ["path: &str", "files: Array", "message: &str", "String"],
         "Commits exactly `files` (paths relative to the repository at `path`, itself relative to the project; a directory that is no repository yet becomes one; a directory means everything in it that is not ignored; a deleted file is removed) with `message`, leaving anything else staged or changed alone. Returns the commit id, or \"\" when those files did not change. In --check it only prints what it would commit.",
@@ -153,10 +163,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(id.unwrap_or_default())
         }
     );
+}
 
+/// `git::checkout`, with and without options.
+fn register_checkout(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "checkout",
         ["url: &str", "dir: &str", "options: Map", "Map"],
         "Makes `dir` (relative to the project) fleet's checkout of the repository at `url` (a local path, relative to the project, or a file:// URL): cloned when missing, else fetched and checked out — local edits in `dir` are overwritten. Options: branch (default: the remote's HEAD), rev (a commit, tag or branch to pin). Returns #{ commit, fetched, warning }. When the remote cannot be reached, the last good checkout is used: fetched is false and the warning (also printed) says why; with no earlier checkout it is an error. Runs in --check too.",
@@ -168,7 +181,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "checkout",
         ["url: &str", "dir: &str", "Map"],
         "git::checkout(url, dir, #{}): the remote's default branch.",
@@ -176,5 +189,4 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             checkout(&c, &ctx, url, dir, &Map::new())
         }
     );
-    m
 }

@@ -1,9 +1,10 @@
 //! `hosts()`, `host()` and the `Host` type: what a recipe knows about a host and the
 //! commands it runs there. Every call goes through `Run::command`.
 
-use super::values::{Options, from_json};
+use super::glue::{function, getter, ok, raise, usage_error};
+use super::values::{from_json, read_options};
 use crate::inventory::ResolvedHost;
-use crate::ops::remote::{CmdResult, CommandOpts};
+use crate::ops::remote::{CmdResult, CommandOpts, RunOptions, WaitOptions};
 use crate::outcome::HostFailure;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
@@ -16,91 +17,25 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct HostRef(pub Arc<ResolvedHost>);
 
-/// Registers a function with its signature and doc comment for `fleet api`.
-macro_rules! function {
-    ($module:expr, $name:expr, [$($param:expr),*], $doc:expr, $f:expr) => {
-        FuncRegistration::new($name)
-            .with_params_info([$($param),*])
-            .with_comments([concat!("/// ", $doc)])
-            .in_global_namespace()
-            .set_into_module($module, $f)
-    };
-}
-pub(crate) use function;
-
-/// Like `function!`, for a static module (`git::head(…)`): the function stays in the
-/// module's own namespace, so recipes must call it with the module's prefix.
-macro_rules! module_function {
-    ($module:expr, $name:expr, [$($param:expr),*], $doc:expr, $f:expr) => {
-        FuncRegistration::new($name)
-            .with_params_info([$($param),*])
-            .with_comments([concat!("/// ", $doc)])
-            .set_into_module($module, $f)
-    };
-}
-pub(crate) use module_function;
-
-/// Registers a property getter (`h.name`) with its type and doc for `fleet api`.
-macro_rules! getter {
-    ($module:expr, $ty:expr, $prop:expr, $ret:expr, $doc:expr, $f:expr) => {
-        FuncRegistration::new(concat!("get$", $prop))
-            .with_params_info([concat!("self: ", $ty), $ret])
-            .with_comments([concat!("/// ", $doc)])
-            .in_global_namespace()
-            .set_into_module($module, $f)
-    };
-}
-
-/// Fixes the error type of infallible getters for type inference.
-fn ok<T>(value: T) -> Result<T, Box<EvalAltResult>> {
-    Ok(value)
-}
-
-pub fn raise(failure: HostFailure, ctx: &NativeCallContext) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(
-        Dynamic::from(failure),
-        ctx.call_position(),
-    ))
-}
-
-fn usage_error(e: crate::error::Error, ctx: &NativeCallContext) -> Box<EvalAltResult> {
-    let text = match &e {
-        crate::error::Error::Usage {
-            message,
-            help: Some(h),
-        } => format!("{message} ({h})"),
-        other => other.to_string(),
-    };
-    Box::new(EvalAltResult::ErrorRuntime(
-        text.into(),
-        ctx.call_position(),
-    ))
-}
-
-const RUN_OPTIONS: &[&str] = &["allow_fail", "timeout", "changed", "sudo"];
-
-fn command_opts(
-    map: &Map,
-    name: &str,
-    base: CommandOpts,
-    ctx: &NativeCallContext,
-) -> Result<CommandOpts, Box<EvalAltResult>> {
-    let o = Options::new(map, name, RUN_OPTIONS, ctx.call_position())?;
-    Ok(CommandOpts {
-        allow_fail: o.bool("allow_fail")?.unwrap_or(false),
-        timeout: o.seconds("timeout")?,
-        changed: o.bool("changed")?,
-        sudo: o.bool("sudo")?.unwrap_or(base.sudo),
-        ..base
-    })
-}
-
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    selection(&mut m, ctx);
+    identity(&mut m);
+    membership(&mut m);
+    commands(&mut m, ctx);
+    wait_for_ssh(&mut m, ctx);
+    helpers(&mut m, ctx);
+    cmd_output(&mut m);
+    cmd_status(&mut m);
+    host_error(&mut m);
+    m
+}
 
+/// `hosts()`, `hosts(pattern)`, `host(name)`.
+fn selection(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "hosts",
         ["pattern: &str", "Array"],
         "Hosts matching an Ansible-style pattern (`web`, `web-*`, `web:&prod`, `all:!db-1`), narrowed by --limit, in inventory order.",
@@ -115,7 +50,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "hosts",
         ["Array"],
         "Every host of the inventory, narrowed by --limit.",
@@ -130,7 +65,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "host",
         ["name: &str", "Host"],
         "The inventory host called `name`; an error names the closest host when there is none.",
@@ -140,9 +75,12 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(HostRef(Arc::new(h)))
         }
     );
+}
 
+/// `Host` properties: where and how it is reached.
+fn identity(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "Host",
         "name",
         "String",
@@ -150,7 +88,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |h: &mut HostRef| { ok(ImmutableString::from(h.0.name.as_str())) }
     );
     getter!(
-        &mut m,
+        m,
         "Host",
         "address",
         "String",
@@ -158,7 +96,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |h: &mut HostRef| { ok(ImmutableString::from(h.0.address.as_str())) }
     );
     getter!(
-        &mut m,
+        m,
         "Host",
         "port",
         "int or ()",
@@ -170,15 +108,19 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     getter!(
-        &mut m,
+        m,
         "Host",
         "user",
         "String or ()",
         "The login user, if the inventory sets one.",
         |h: &mut HostRef| { ok(h.0.user.clone().map_or(Dynamic::UNIT, Dynamic::from)) }
     );
+}
+
+/// `Host` groups and vars, and how it prints.
+fn membership(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "Host",
         "groups",
         "Array",
@@ -192,7 +134,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     getter!(
-        &mut m,
+        m,
         "Host",
         "vars",
         "Map",
@@ -206,20 +148,23 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     function!(
-        &mut m,
+        m,
         "to_string",
         ["h: Host", "String"],
         "The host's name.",
         |h: &mut HostRef| h.0.name.clone()
     );
     function!(
-        &mut m,
+        m,
         "to_debug",
         ["h: Host", "String"],
         "The host's name and address.",
         |h: &mut HostRef| { format!("Host({} at {})", h.0.name, h.0.address) }
     );
+}
 
+/// `h.run`, `h.read`, `h.sudo`, each with and without options.
+fn commands(m: &mut Module, ctx: &ScriptCtx) {
     for (name, base, doc) in [
         (
             "run",
@@ -249,7 +194,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             .with_comments([format!("/// {doc}")])
             .in_global_namespace()
             .set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext,
                       h: HostRef,
                       cmd: &str|
@@ -264,67 +209,62 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             .with_comments([format!("/// {doc}")])
             .in_global_namespace()
             .set_into_module(
-                &mut m,
+                m,
                 move |ctx: NativeCallContext,
                       h: HostRef,
                       cmd: &str,
                       options: Map|
                       -> Result<CmdResult, Box<EvalAltResult>> {
                     let run = c.run()?;
-                    let opts = command_opts(&options, name, base, &ctx)?;
+                    let opts = read_options::<RunOptions>(&options, name, ctx.call_position())?
+                        .apply(base);
                     run.command(&h.0, cmd, opts).map_err(|f| raise(f, &ctx))
                 },
             );
     }
+}
+
+/// `h.wait_for_ssh()`, with and without options.
+fn wait_for_ssh(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "wait_for_ssh",
         ["h: Host", "options: Map", "()"],
         "Waits until the host accepts an SSH login (a VM that is still booting), trying every `interval` seconds (default 3) for up to `timeout` seconds (default 120); the host ends unreachable if it never answers. Local hosts are ready at once.",
         move |ctx: NativeCallContext, h: HostRef, options: Map| -> Result<(), Box<EvalAltResult>> {
-            let run = c.run()?;
-            let o = Options::new(
-                &options,
-                "wait_for_ssh",
-                &["timeout", "interval"],
-                ctx.call_position(),
-            )?;
-            let timeout = o
-                .seconds("timeout")?
-                .unwrap_or(std::time::Duration::from_secs(120));
-            let interval = o
-                .seconds("interval")?
-                .unwrap_or(std::time::Duration::from_secs(3));
-            run.wait_ready(&h.0, timeout, interval)
+            let o: WaitOptions = read_options(&options, "wait_for_ssh", ctx.call_position())?;
+            c.run()?
+                .wait_ready(&h.0, o.timeout, o.interval)
                 .map_err(|f| raise(f, &ctx))
         }
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "wait_for_ssh",
         ["h: Host", "()"],
         "wait_for_ssh(h, #{}) with the default timeout of 120 s and interval of 3 s.",
         move |ctx: NativeCallContext, h: HostRef| -> Result<(), Box<EvalAltResult>> {
-            let run = c.run()?;
-            run.wait_ready(
-                &h.0,
-                std::time::Duration::from_secs(120),
-                std::time::Duration::from_secs(3),
-            )
-            .map_err(|f| raise(f, &ctx))
+            let o = WaitOptions::default();
+            c.run()?
+                .wait_ready(&h.0, o.timeout, o.interval)
+                .map_err(|f| raise(f, &ctx))
         }
     );
+}
+
+/// `quote`, `fail`, `changed`.
+fn helpers(m: &mut Module, ctx: &ScriptCtx) {
     function!(
-        &mut m,
+        m,
         "quote",
         ["text: &str", "String"],
         "Quotes text for a POSIX shell, for building commands from values: `h.run(\"rm -f \" + quote(path))`.",
         |text: &str| crate::ops::shell::quote(text)
     );
     function!(
-        &mut m,
+        m,
         "fail",
         ["h: Host", "message: &str", "()"],
         "Fails the host with `message`: the recap shows it failed and the run exits with 3, as when one of its commands fails. For checks a recipe makes itself (`if !ok { fail(h, \"…\") }`).",
@@ -337,7 +277,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
     );
     let c = ctx.clone();
     function!(
-        &mut m,
+        m,
         "changed",
         ["h: Host", "()"],
         "Marks the host as changed in this run (for work a recipe detects itself).",
@@ -346,10 +286,12 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(())
         }
     );
+}
 
-    // CmdResult
+/// `CmdResult` exit code and output.
+fn cmd_output(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "code",
         "int",
@@ -357,7 +299,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.code)
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "stdout",
         "String",
@@ -374,7 +316,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "stdout_kept",
         "String",
@@ -382,15 +324,19 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.stdout.clone())
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "stderr",
         "String",
         "Everything the command wrote to stderr.",
         |r: &mut CmdResult| ok(r.stderr.clone())
     );
+}
+
+/// `CmdResult` flags and how it prints.
+fn cmd_status(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "ok",
         "bool",
@@ -398,7 +344,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.code == 0)
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "changed",
         "bool",
@@ -406,7 +352,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.changed)
     );
     getter!(
-        &mut m,
+        m,
         "CmdResult",
         "executed",
         "bool",
@@ -414,16 +360,18 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |r: &mut CmdResult| ok(r.executed)
     );
     function!(
-        &mut m,
+        m,
         "to_string",
         ["r: CmdResult", "String"],
         "The command's stdout without the final newline.",
         |r: &mut CmdResult| { r.stdout.trim_end_matches('\n').to_string() }
     );
+}
 
-    // HostError, as caught by `try { … } catch (e) { … }`
+/// `HostError`, as caught by `try { … } catch (e) { … }`.
+fn host_error(m: &mut Module) {
     getter!(
-        &mut m,
+        m,
         "HostError",
         "host",
         "String",
@@ -431,7 +379,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| ok(e.host.clone())
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "message",
         "String",
@@ -439,7 +387,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| ok(e.message.clone())
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "command",
         "String or ()",
@@ -447,7 +395,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| { ok(e.command.clone().map_or(Dynamic::UNIT, Dynamic::from)) }
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "code",
         "int or ()",
@@ -458,7 +406,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         }
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "stderr",
         "String",
@@ -466,7 +414,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| ok(e.stderr.clone())
     );
     getter!(
-        &mut m,
+        m,
         "HostError",
         "unreachable",
         "bool",
@@ -474,11 +422,10 @@ pub fn module(ctx: &ScriptCtx) -> Module {
         |e: &mut HostFailure| ok(e.unreachable)
     );
     function!(
-        &mut m,
+        m,
         "to_string",
         ["e: HostError", "String"],
         "The error message.",
         |e: &mut HostFailure| e.message.clone()
     );
-    m
 }

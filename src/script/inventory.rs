@@ -1,9 +1,10 @@
 //! The `inventory` module of recipes: hosts that a recipe brings into being (a new VM)
 //! or retires are added to and removed from the TOML inventory in place.
 
-use super::files::runtime_error;
-use super::host::{HostRef, module_function};
-use super::values::Options;
+use super::glue::module_function;
+use super::glue::runtime_error;
+use super::host::HostRef;
+use super::values::read_options;
 use crate::inventory::edit::{self, HostEntry};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
@@ -22,7 +23,7 @@ fn inventory_file(
         .options
         .inventory_file
         .clone()
-        .ok_or_else(|| runtime_error("this run has no inventory file to edit".into(), pos))?;
+        .ok_or_else(|| runtime_error("this run has no inventory file to edit", pos))?;
     let shown = crate::project::display_path(&path);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| runtime_error(format!("cannot read {shown}: {e}"), pos))?;
@@ -49,10 +50,18 @@ fn write(
 
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    has(&mut m, ctx);
+    add(&mut m, ctx);
+    forget_host_key(&mut m, ctx);
+    remove(&mut m, ctx);
+    m
+}
 
+/// `inventory::has`.
+fn has(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "has",
         ["name: &str", "bool"],
         "Whether the inventory file has a `[hosts.NAME]` entry (read from disk, so hosts added in this run count).",
@@ -62,9 +71,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             edit::has_host(&shown, &text, name).map_err(|e| runtime_error(e.to_string(), pos))
         }
     );
+}
+
+/// `inventory::add`.
+fn add(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "add",
         ["name: &str", "entry: Map", "Host"],
         "Adds `[hosts.NAME]` to the TOML inventory in place (comments and layout kept) and returns the host for this run. Entry: address (required), port, user, groups ([…]), vars (#{…}). A name already there is an error. In --check the file is not touched. The first connection to the new host records its SSH host key (it has never been seen); later runs check it strictly.",
@@ -74,34 +87,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               -> Result<HostRef, Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let run = c.run()?;
-            let o = Options::new(
-                &entry,
-                "inventory::add",
-                &["address", "port", "user", "groups", "vars"],
-                pos,
-            )?;
-            let address = o
-                .string("address")?
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| {
-                    runtime_error("inventory::add needs #{ address: \"…\" }".into(), pos)
-                })?;
-            let port = o.port("port")?;
-            let groups: Vec<String> = match entry.get("groups") {
-                Some(g) => super::values::from_rhai(g, "inventory::add groups", pos)?,
-                None => Vec::new(),
-            };
-            let vars: serde_json::Map<String, serde_json::Value> = match entry.get("vars") {
-                Some(v) => super::values::from_rhai(v, "inventory::add vars", pos)?,
-                None => serde_json::Map::new(),
-            };
-            let new = HostEntry {
-                address,
-                port,
-                user: o.string("user")?,
-                groups,
-                vars,
-            };
+            let new: HostEntry = read_options(&entry, "inventory::add", pos)?;
+            if new.address.is_empty() {
+                return Err(runtime_error(
+                    "inventory::add needs #{ address: \"…\" }",
+                    pos,
+                ));
+            }
             let (path, shown, text) = inventory_file(&c, pos)?;
             let edited = edit::add_host(&shown, &text, name, &new)
                 .map_err(|e| runtime_error(e.to_string(), pos))?;
@@ -122,9 +114,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(HostRef(Arc::new(host)))
         }
     );
+}
+
+/// `inventory::forget_host_key`.
+fn forget_host_key(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "forget_host_key",
         ["h: Host", "bool"],
         "Removes the host's key from the known_hosts file fleet uses (fleet.toml's [ssh] known_hosts, else ~/.ssh/known_hosts) with `ssh-keygen -R`, so that a new machine at the same address later is not refused as an impostor. True when a key was removed.",
@@ -169,9 +165,13 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(String::from_utf8_lossy(&out.stdout).contains("updated"))
         }
     );
+}
+
+/// `inventory::remove`.
+fn remove(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "remove",
         ["name: &str", "bool"],
         "Removes host NAME from the TOML inventory in place: its `[hosts.NAME]` entry and its place in every group's `hosts` list. False when it was not there. In --check the file is not touched.",
@@ -196,5 +196,4 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             Ok(true)
         }
     );
-    m
 }

@@ -1,36 +1,73 @@
-//! Thin Rhai glue: one file per group of functions a recipe can call. No domain logic
-//! here; it lives in `exec/`, `inventory/` and `ops/`.
+//! Thin Rhai glue: one file per Rhai namespace (the global functions of `host`, `files`,
+//! `flow`, `report`, `secret` and `lifecycle`; the static modules `apt::`, `catalog::`,
+//! `cloudinit::`, `git::`, `inventory::`, `qm::`, `rsync::`, `ufw::`), all registered
+//! by `register_all`. No domain logic here; it lives in `exec/`, `inventory/` and `ops/`.
 
+pub mod apt;
+pub mod catalog;
 pub mod cloudinit;
 pub mod files;
 pub mod flow;
 pub mod git;
+pub(crate) mod glue;
 pub mod host;
 pub mod inventory;
+pub mod lifecycle;
 pub mod qm;
 pub mod report;
 pub mod rsync;
 pub mod secret;
 pub mod ufw;
-pub mod update;
 pub mod values;
 
 use crate::recipe::engine::ScriptCtx;
-use rhai::{Engine, Module};
+use crate::recipe::resolver::StdlibResolver;
+use glue::function;
+use rhai::{Engine, FuncRegistration, Module};
 
-pub fn modules(ctx: &ScriptCtx) -> Vec<Module> {
-    vec![
+/// Every function, module and type a recipe can reach: the one place that lists them.
+pub fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: StdlibResolver) {
+    for module in [
         host::module(ctx),
         files::module(ctx),
         flow::module(ctx),
         report::module(),
         secret::module(ctx),
-        update::module(ctx),
-    ]
+        lifecycle::module(ctx),
+        imports(modules),
+    ] {
+        engine.register_global_module(module.into());
+    }
+    for (name, module) in [
+        ("git", git::module(ctx)),
+        ("rsync", rsync::module(ctx)),
+        ("qm", qm::module(ctx)),
+        ("cloudinit", cloudinit::module(ctx)),
+        ("inventory", inventory::module(ctx)),
+        ("ufw", ufw::module(ctx)),
+        ("catalog", catalog::module(ctx)),
+        ("apt", apt::module(ctx)),
+    ] {
+        engine.register_static_module(name, module.into());
+    }
+    register_types(engine);
+}
+
+/// `module_exists`, for recipes with optional hooks.
+fn imports(modules: StdlibResolver) -> Module {
+    let mut m = Module::new();
+    function!(
+        &mut m,
+        "module_exists",
+        ["name: &str", "bool"],
+        "Whether `import \"name\"` finds a module: the project's `stdlib/name.rhai` or a built-in one. For optional hooks: `if module_exists(\"configure\") { import \"configure\" as c; c::apply(h); }`.",
+        move |name: &str| modules.exists(name)
+    );
+    m
 }
 
 /// Names of fleet's types as recipes (and `fleet api`) see them.
-pub fn register_types(engine: &mut Engine) {
+fn register_types(engine: &mut Engine) {
     engine
         .register_type_with_name::<host::HostRef>("Host")
         .register_type_with_name::<crate::ops::remote::CmdResult>("CmdResult")

@@ -1,8 +1,9 @@
 //! The `qm` module of recipes: Proxmox VMs on a node (an inventory host reached over
 //! SSH). The work is done by `ops::proxmox`; this reads recipe values.
 
-use super::files::runtime_error;
-use super::host::{HostRef, module_function, raise};
+use super::glue::runtime_error;
+use super::glue::{module_function, raise};
+use super::host::HostRef;
 use super::values::{Options, from_rhai};
 use crate::inventory::ResolvedHost;
 use crate::ops::proxmox::{self as pve, CreateOptions, NewVm, Power, SPEC_KEYS};

@@ -1,6 +1,6 @@
 //! `table(rows)`: recipes print aligned tables of what they gathered.
 
-use super::host::function;
+use super::glue::function;
 use rhai::{Array, Dynamic, EvalAltResult, FuncRegistration, Map, Module};
 
 fn cell(v: Option<&Dynamic>) -> String {

@@ -1,7 +1,8 @@
 //! The `rsync::` module: backups of hosts into snapshots, and restores from them.
 
-use super::files::runtime_error;
-use super::host::{HostRef, module_function, raise};
+use super::glue::runtime_error;
+use super::glue::{module_function, raise};
+use super::host::HostRef;
 use super::values::Options;
 use crate::ops::backup::{self, BackupOpts, Store};
 use crate::ops::rsync::Retention;
@@ -48,11 +49,153 @@ fn retention(map: Map, pos: Position) -> Result<Retention, Box<EvalAltResult>> {
     Ok(r)
 }
 
+/// `rsync::snapshot`'s options, checked: the destination directory, the inventory host
+/// that keeps the snapshots (if not the controller), its extra ssh options, and the
+/// backup options (with `dest_dir` as given).
+struct SnapshotInputs {
+    dest: String,
+    dest_host: Option<String>,
+    ssh_options: String,
+    opts: BackupOpts,
+}
+
+fn snapshot_inputs(options: &Map, pos: Position) -> Result<SnapshotInputs, Box<EvalAltResult>> {
+    let o = Options::new(
+        options,
+        "rsync::snapshot",
+        &[
+            "dest_dir",
+            "dest_host",
+            "ssh_options",
+            "excludes",
+            "one_file_system",
+            "retention",
+        ],
+        pos,
+    )?;
+    let text = |key: &str| -> Result<Option<String>, Box<EvalAltResult>> {
+        options
+            .get(key)
+            .map(|v| {
+                v.clone()
+                    .into_string()
+                    .map_err(|_| runtime_error(format!("{key} must be a string"), pos))
+            })
+            .transpose()
+    };
+    let dest = text("dest_dir")?
+        .ok_or_else(|| runtime_error("rsync::snapshot needs #{ dest_dir: \"…\" }", pos))?;
+    let excludes = match options.get("excludes") {
+        Some(e) => strings(
+            e.clone()
+                .into_array()
+                .map_err(|_| runtime_error("excludes must be an array", pos))?,
+            "excludes",
+            pos,
+        )?,
+        None => Vec::new(),
+    };
+    let retention = match options.get("retention") {
+        Some(r) => retention(
+            r.clone()
+                .try_cast::<Map>()
+                .ok_or_else(|| runtime_error("retention must be a map", pos))?,
+            pos,
+        )?,
+        None => Retention::default(),
+    };
+    Ok(SnapshotInputs {
+        dest_host: text("dest_host")?,
+        ssh_options: text("ssh_options")?.unwrap_or_default(),
+        opts: BackupOpts {
+            dest_dir: dest.clone().into(),
+            excludes,
+            one_file_system: o.bool("one_file_system")?.unwrap_or(false),
+            retention,
+        },
+        dest,
+    })
+}
+
+/// `rsync::snapshot(h, paths, options)`.
+fn snapshot(
+    c: &ScriptCtx,
+    ctx: &NativeCallContext,
+    h: HostRef,
+    paths: Array,
+    options: Map,
+) -> Result<Map, Box<EvalAltResult>> {
+    let pos = ctx.call_position();
+    let SnapshotInputs {
+        dest,
+        dest_host,
+        ssh_options,
+        mut opts,
+    } = snapshot_inputs(&options, pos)?;
+    let run = c.run()?;
+    let paths = strings(paths, "backup paths", pos)?;
+    let backup_host = match dest_host {
+        Some(name) => {
+            if !dest.starts_with('/') {
+                return Err(runtime_error(
+                    format!(
+                        "with dest_host, dest_dir must be an absolute path on {name}, not `{dest}`"
+                    ),
+                    pos,
+                ));
+            }
+            Some(
+                run.host(&name)
+                    .map_err(|e| runtime_error(e.to_string(), pos))?,
+            )
+        }
+        None => None,
+    };
+    let (controller, at) = (
+        run.controller(&h.0),
+        backup_host.as_ref().map(|b| run.remote(b)),
+    );
+    let store = match &at {
+        Some(at) => Store::Remote {
+            host: at,
+            dir: dest.clone(),
+            ssh_options,
+        },
+        None => Store::Local {
+            dir: run.options.root.join(&dest),
+            controller: &controller,
+        },
+    };
+    opts.dest_dir = run.options.root.join(dest);
+    let source = run.remote(&h.0);
+    let result = backup::backup(
+        &source,
+        &h.0,
+        &run.options.ssh,
+        &store,
+        &paths,
+        &opts,
+        &backup::now_unix,
+    )
+    .map_err(|f| raise(f, ctx))?;
+    let value = serde_json::to_value(&result).unwrap_or_default();
+    Ok(crate::script::values::from_json(&value)
+        .try_cast::<Map>()
+        .unwrap_or_default())
+}
+
 pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    register_snapshot(&mut m, ctx);
+    register_restore(&mut m, ctx);
+    m
+}
+
+/// `rsync::snapshot`.
+fn register_snapshot(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     module_function!(
-        &mut m,
+        m,
         "snapshot",
         ["h: Host", "paths: Array", "options: Map", "Map"],
         "Backs up `paths` (absolute) of the host with rsync over SSH into a hard-linked snapshot `<dest_dir>/<host>/<time>` on the controller: written as `<time>.partial` with --link-dest to the newest complete snapshot, renamed only when rsync succeeded, then pruned by `retention` (#{ last: 1, hourly_every: 4, hourly: 6, daily: 7, weekly: 4, monthly: 3 }: the newest `last`, plus the newest of each of the newest N 4-hour, daily, weekly and monthly buckets). Options: dest_dir (relative to the project; empty, new or fleet's own — a non-empty directory without fleet's marker is refused), dest_host (an inventory host that keeps the snapshots and pulls from the source itself with its own ssh; dest_dir is then absolute on it; ssh_options are added to its ssh, e.g. \"-i /root/.ssh/backup\"), excludes (relative to each path), one_file_system, retention. Returns #{ snapshot, files_transferred, bytes_transferred, total_size, duration_ms, exit_code, warning, pruned }; a failure never touches complete snapshots.",
@@ -60,118 +203,12 @@ pub fn module(ctx: &ScriptCtx) -> Module {
               h: HostRef,
               paths: Array,
               options: Map|
-              -> Result<Map, Box<EvalAltResult>> {
-            let pos = ctx.call_position();
-            let o = Options::new(
-                &options,
-                "rsync::snapshot",
-                &[
-                    "dest_dir",
-                    "dest_host",
-                    "ssh_options",
-                    "excludes",
-                    "one_file_system",
-                    "retention",
-                ],
-                pos,
-            )?;
-            let run = c.run()?;
-            let paths = strings(paths, "backup paths", pos)?;
-            let dest = options
-                .get("dest_dir")
-                .map(|d| {
-                    d.clone()
-                        .into_string()
-                        .map_err(|_| runtime_error("dest_dir must be a string".into(), pos))
-                })
-                .transpose()?
-                .ok_or_else(|| {
-                    runtime_error("rsync::snapshot needs #{ dest_dir: \"…\" }".into(), pos)
-                })?;
-            let excludes = match options.get("excludes") {
-                Some(e) => strings(
-                    e.clone()
-                        .into_array()
-                        .map_err(|_| runtime_error("excludes must be an array".into(), pos))?,
-                    "excludes",
-                    pos,
-                )?,
-                None => Vec::new(),
-            };
-            let retention = match options.get("retention") {
-                Some(r) => retention(
-                    r.clone()
-                        .try_cast::<Map>()
-                        .ok_or_else(|| runtime_error("retention must be a map".into(), pos))?,
-                    pos,
-                )?,
-                None => Retention::default(),
-            };
-            let text = |key: &str| -> Result<Option<String>, Box<EvalAltResult>> {
-                options
-                    .get(key)
-                    .map(|v| {
-                        v.clone()
-                            .into_string()
-                            .map_err(|_| runtime_error(format!("{key} must be a string"), pos))
-                    })
-                    .transpose()
-            };
-            let backup_host = match text("dest_host")? {
-                Some(name) => {
-                    if !dest.starts_with('/') {
-                        return Err(runtime_error(
-                            format!(
-                                "with dest_host, dest_dir must be an absolute path on {name}, not `{dest}`"
-                            ),
-                            pos,
-                        ));
-                    }
-                    Some(
-                        run.host(&name)
-                            .map_err(|e| runtime_error(e.to_string(), pos))?,
-                    )
-                }
-                None => None,
-            };
-            let (controller, at) = (
-                run.controller(&h.0),
-                backup_host.as_ref().map(|b| run.remote(b)),
-            );
-            let store = match &at {
-                Some(at) => Store::Remote {
-                    host: at,
-                    dir: dest.clone(),
-                    ssh_options: text("ssh_options")?.unwrap_or_default(),
-                },
-                None => Store::Local {
-                    dir: run.options.root.join(&dest),
-                    controller: &controller,
-                },
-            };
-            let opts = BackupOpts {
-                dest_dir: run.options.root.join(dest),
-                excludes,
-                one_file_system: o.bool("one_file_system")?.unwrap_or(false),
-                retention,
-            };
-            let source = run.remote(&h.0);
-            let result = backup::backup(
-                &source,
-                &h.0,
-                &run.options.ssh,
-                &store,
-                &paths,
-                &opts,
-                &backup::now_unix,
-            )
-            .map_err(|f| raise(f, &ctx))?;
-            let value = serde_json::to_value(&result).unwrap_or_default();
-            Ok(crate::script::values::from_json(&value)
-                .try_cast::<Map>()
-                .unwrap_or_default())
-        }
+              -> Result<Map, Box<EvalAltResult>> { snapshot(&c, &ctx, h, paths, options) }
     );
+}
+
+/// `rsync::restore`, with and without options.
+fn register_restore(m: &mut Module, ctx: &ScriptCtx) {
     for with_opts in [false, true] {
         let c = ctx.clone();
         let f = move |ctx: &NativeCallContext,
@@ -194,7 +231,7 @@ pub fn module(ctx: &ScriptCtx) -> Module {
                 );
                 if !run.ui.confirm(&question) {
                     return Err(runtime_error(
-                        "restore not confirmed; nothing was changed".into(),
+                        "restore not confirmed; nothing was changed",
                         pos,
                     ));
                 }
@@ -215,13 +252,12 @@ pub fn module(ctx: &ScriptCtx) -> Module {
             registration
                 .with_params_info(["snapshot: &str", "h: Host", "path: &str", "options: Map", "()"])
                 .with_comments(["/// rsync::restore(snapshot, h, path) with options: to (another path on the host)."])
-                .set_into_module(&mut m, move |ctx: NativeCallContext, snapshot: &str, h: HostRef, path: &str, options: Map| f(&ctx, snapshot, h, path, options));
+                .set_into_module(m, move |ctx: NativeCallContext, snapshot: &str, h: HostRef, path: &str, options: Map| f(&ctx, snapshot, h, path, options));
         } else {
             registration
                 .with_params_info(["snapshot: &str", "h: Host", "path: &str", "()"])
                 .with_comments(["/// Restores `path` (a file or directory, absolute) from a snapshot directory (as rsync::snapshot returned it) to the host, with modes and owners; asks for confirmation on a terminal."])
-                .set_into_module(&mut m, move |ctx: NativeCallContext, snapshot: &str, h: HostRef, path: &str| f(&ctx, snapshot, h, path, Map::new()));
+                .set_into_module(m, move |ctx: NativeCallContext, snapshot: &str, h: HostRef, path: &str| f(&ctx, snapshot, h, path, Map::new()));
         }
     }
-    m
 }

@@ -1,11 +1,11 @@
 //! `secret("name")`: a secret for a recipe, registered with the redactor before the
 //! recipe sees it. Reading, lookup and redaction live in ops/secrets.rs.
 
-use super::host::function;
+use super::glue::{function, runtime_error};
 use crate::exec::run::Run;
 use crate::ops::secrets;
 use crate::recipe::engine::ScriptCtx;
-use rhai::{EvalAltResult, FuncRegistration, Module, NativeCallContext, Position};
+use rhai::{EvalAltResult, FuncRegistration, Module, NativeCallContext};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,10 +34,6 @@ impl Cache {
         *slot = Some((run.tag.run_id.clone(), loaded.clone()));
         loaded
     }
-}
-
-fn runtime_error(message: String, pos: Position) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(message.into(), pos))
 }
 
 pub fn module(ctx: &ScriptCtx) -> Module {

@@ -1,64 +1,16 @@
-//! The `ufw` and `catalog` modules of recipes: a firewall from a preset, rules and the
-//! ports of catalog apps; the catalog's apps in dependency order. Work is done by
-//! `ops::ufw` (rules, plan, apply) and `ops::catalog`.
+//! The `ufw` module of recipes: a firewall from a preset, rules and the ports of catalog
+//! apps. Work is done by `ops::ufw` (rules, plan, apply).
 
-use super::files::runtime_error;
-use super::host::{HostRef, module_function, raise};
-use super::values::Options;
-use super::values::from_rhai;
-use crate::ops::catalog::{self, Catalog};
-use crate::ops::ufw::{self, Rule};
+use super::catalog::load_catalog;
+use super::glue::{module_function, raise, runtime_error};
+use super::host::HostRef;
+use super::values::read_options;
+use crate::ops::catalog;
+use crate::ops::ufw;
 use crate::recipe::engine::ScriptCtx;
-use rhai::{
-    Array, Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext, Position,
-};
-use serde::Deserialize;
+use rhai::{Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleInput {
-    #[serde(default = "allow")]
-    action: String,
-    port: serde_json::Value,
-    #[serde(default = "tcp")]
-    proto: String,
-    #[serde(default = "any")]
-    source: String,
-    #[serde(default)]
-    comment: String,
-}
-
-fn allow() -> String {
-    "allow".into()
-}
-fn tcp() -> String {
-    "tcp".into()
-}
-fn any() -> String {
-    "any".into()
-}
-
-/// The project's catalog, read now (a recipe may have just updated it with git).
-pub fn load_catalog(c: &ScriptCtx, pos: Position) -> Result<Catalog, Box<EvalAltResult>> {
-    let run = c.run()?;
-    let path = run.options.root.join(catalog::INDEX);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        runtime_error(
-            format!(
-                "cannot read the app catalog {}: {e}",
-                crate::project::display_path(&path)
-            ),
-            pos,
-        )
-    })?;
-    Catalog::parse(catalog::INDEX, &text).map_err(|e| runtime_error(e.to_string(), pos))
-}
-
-fn names(list: &Array, what: &str, pos: Position) -> Result<Vec<String>, Box<EvalAltResult>> {
-    from_rhai(&Dynamic::from_array(list.clone()), what, pos)
-}
-
-pub fn ufw_module(ctx: &ScriptCtx) -> Module {
+pub fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     let c = ctx.clone();
     module_function!(
@@ -71,57 +23,27 @@ pub fn ufw_module(ctx: &ScriptCtx) -> Module {
               options: Map|
               -> Result<Map, Box<EvalAltResult>> {
             let pos = ctx.call_position();
-            let o = Options::new(
-                &options,
-                "ufw::apply",
-                &["preset", "rules", "apps", "allow_app_ports", "ssh_port"],
-                pos,
-            )?;
-            let preset = o
-                .string("preset")?
-                .unwrap_or_else(|| "server-minimal".into());
+            let o: ufw::ApplyOptions = read_options(&options, "ufw::apply", pos)?;
             let mut custom = Vec::new();
-            if let Some(list) = options.get("rules") {
-                let inputs: Vec<RuleInput> = from_rhai(list, "ufw::apply rules", pos)?;
-                for (i, r) in inputs.into_iter().enumerate() {
-                    let port = match &r.port {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let comment = if r.comment.is_empty() {
-                        format!("{} rule", ufw::MARK)
-                    } else {
-                        format!("{} {}", ufw::MARK, r.comment)
-                    };
-                    custom.extend(
-                        Rule::build(&r.action, &port, &r.proto, &r.source, &comment).map_err(
-                            |e| runtime_error(format!("ufw::apply rules[{i}]: {e}"), pos),
-                        )?,
-                    );
-                }
+            for (i, r) in o.rules.iter().enumerate() {
+                custom.extend(
+                    r.to_rules()
+                        .map_err(|e| runtime_error(format!("ufw::apply rules[{i}]: {e}"), pos))?,
+                );
             }
-            let lan_only = preset == "lan-only";
             let mut app_rules = Vec::new();
-            if o.bool("allow_app_ports")?.unwrap_or(true)
-                && let Some(list) = options.get("apps")
-            {
-                let list = list.clone().into_array().map_err(|_| {
-                    runtime_error("ufw::apply apps must be an array of app names".into(), pos)
-                })?;
-                let chosen = names(&list, "ufw::apply apps", pos)?;
-                if !chosen.is_empty() {
-                    let catalog = load_catalog(&c, pos)?;
-                    let apps = catalog
-                        .resolve(&chosen)
-                        .map_err(|e| runtime_error(e.to_string(), pos))?;
-                    app_rules = catalog::rules(&apps, false);
-                }
+            if o.allow_app_ports && !o.apps.is_empty() {
+                let catalog = load_catalog(&c, pos)?;
+                let apps = catalog
+                    .resolve(&o.apps)
+                    .map_err(|e| runtime_error(e, pos))?;
+                app_rules = catalog::rules(&apps, false);
             }
-            let wanted = ufw::preset(&preset, &custom, &app_rules)
-                .map_err(|e| runtime_error(e.to_string(), pos))?;
-            let ssh_port = o.port("ssh_port")?;
+            let wanted =
+                ufw::preset(&o.preset, &custom, &app_rules).map_err(|e| runtime_error(e, pos))?;
+            let lan_only = o.preset == "lan-only";
             let run = c.run()?;
-            let applied = ufw::apply(&run.remote(&h.0), &wanted, ssh_port, lan_only)
+            let applied = ufw::apply(&run.remote(&h.0), &wanted, o.ssh_port, lan_only)
                 .map_err(|f| raise(f, &ctx))?;
             let mut out = Map::new();
             out.insert("changed".into(), (!applied.commands.is_empty()).into());
@@ -140,64 +62,6 @@ pub fn ufw_module(ctx: &ScriptCtx) -> Module {
                 ),
             );
             Ok(out)
-        }
-    );
-    m
-}
-
-pub fn catalog_module(ctx: &ScriptCtx) -> Module {
-    let mut m = Module::new();
-    let c = ctx.clone();
-    module_function!(
-        &mut m,
-        "apps",
-        ["names: Array", "Array"],
-        "The chosen apps of the project's catalog (catalog/index.json) and everything they depend on, dependencies first, each once: [#{ name, role, description, ports: [#{ port, proto, scope }] }]. An unknown app or a dependency cycle is an error that names it; so is any bad field of the catalog.",
-        move |ctx: NativeCallContext, chosen: Array| -> Result<Array, Box<EvalAltResult>> {
-            let pos = ctx.call_position();
-            let chosen = names(&chosen, "catalog::apps", pos)?;
-            let catalog = load_catalog(&c, pos)?;
-            let apps = catalog
-                .resolve(&chosen)
-                .map_err(|e| runtime_error(e.to_string(), pos))?;
-            Ok(apps
-                .into_iter()
-                .map(|a| {
-                    let mut m = Map::new();
-                    m.insert("name".into(), a.name.clone().into());
-                    m.insert("role".into(), a.role.clone().into());
-                    m.insert("description".into(), a.description.clone().into());
-                    let ports: Array = a
-                        .ports
-                        .iter()
-                        .map(|p| {
-                            let mut pm = Map::new();
-                            pm.insert("port".into(), p.ports.to_string().into());
-                            pm.insert(
-                                "proto".into(),
-                                match p.proto {
-                                    ufw::Proto::Tcp => "tcp",
-                                    ufw::Proto::Udp => "udp",
-                                    ufw::Proto::Any => "any",
-                                }
-                                .into(),
-                            );
-                            pm.insert(
-                                "scope".into(),
-                                match p.scope {
-                                    catalog::Scope::Public => "public",
-                                    catalog::Scope::Lan => "lan",
-                                    catalog::Scope::Local => "local",
-                                }
-                                .into(),
-                            );
-                            Dynamic::from_map(pm)
-                        })
-                        .collect();
-                    m.insert("ports".into(), Dynamic::from_array(ports));
-                    Dynamic::from_map(m)
-                })
-                .collect())
         }
     );
     m

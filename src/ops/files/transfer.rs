@@ -28,12 +28,37 @@ pub fn check_diff(path: &str, old: &str, new: &str) -> String {
     diff.trim_end().to_string()
 }
 
-#[derive(Debug, Clone, Default)]
+/// How a file is written; also the options map of `h.write`, `h.upload`, `h.template`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileOpts {
+    #[serde(default, deserialize_with = "crate::ops::options::some_mode")]
     pub mode: Option<String>,
+    #[serde(default, deserialize_with = "crate::ops::options::some_owner")]
     pub owner: Option<String>,
     /// Run the file commands through `sudo -n`.
+    #[serde(default)]
     pub sudo: bool,
+}
+
+/// The options map of `h.download`: `sudo` to read a file only root can read, `mode`
+/// for the local file instead of the remote one's.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadOpts {
+    #[serde(default)]
+    pub sudo: bool,
+    #[serde(default, deserialize_with = "crate::ops::options::some_mode")]
+    pub mode: Option<String>,
+}
+
+impl DownloadOpts {
+    /// The mode as a number (its digits were checked as octal when read).
+    pub fn mode_bits(&self) -> Option<u32> {
+        self.mode
+            .as_ref()
+            .map(|m| u32::from_str_radix(m, 8).unwrap_or(0o600))
+    }
 }
 
 fn failure(r: &dyn Remote, message: String) -> HostFailure {
