@@ -7,7 +7,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Names recipes cannot take.
-pub const BUILTIN_COMMANDS: &[&str] = &[
+pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "hosts",
     "list",
     "exec",
@@ -29,7 +29,10 @@ pub const BUILTIN_COMMANDS: &[&str] = &[
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
 /// `--check`, ...): the command line could not tell them apart.
 /// `cmd` is the command line `command` built, whose own arguments are the globals.
-pub fn check_recipe_flags(recipes: &RecipeIndex, cmd: &clap::Command) -> crate::error::Result<()> {
+pub(crate) fn check_recipe_flags(
+    recipes: &RecipeIndex,
+    cmd: &clap::Command,
+) -> crate::error::Result<()> {
     let globals: Vec<String> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))
@@ -76,75 +79,75 @@ Recipes: `fleet recipes` lists them, `fleet help RECIPE` shows one.";
     arg_required_else_help = true,
     after_help = EXIT_CODES,
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     #[command(subcommand)]
-    pub command: Option<Builtin>,
+    pub(crate) command: Option<Builtin>,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Run in this project directory (default: walk up to the nearest fleet.toml)
     #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
-    pub directory: Option<PathBuf>,
+    pub(crate) directory: Option<PathBuf>,
     /// Use this inventory (TOML, Ansible INI or a plain host list)
     #[arg(short, long, value_name = "FILE", global = true)]
-    pub inventory: Option<PathBuf>,
+    pub(crate) inventory: Option<PathBuf>,
     /// Only touch hosts matching this pattern
     #[arg(short, long, value_name = "PATTERN", global = true)]
-    pub limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// How many hosts to work on at once [default: fleet.toml's forks, else 10]
     #[arg(short, long, value_name = "N", global = true)]
-    pub forks: Option<usize>,
+    pub(crate) forks: Option<usize>,
     /// Stop starting new hosts once more than N (or N%) have failed
     #[arg(long, value_name = "N|N%", global = true)]
-    pub max_fail: Option<String>,
+    pub(crate) max_fail: Option<String>,
     /// Dry run: read-only queries run, commands that would change something are printed
     #[arg(long, global = true)]
-    pub check: bool,
+    pub(crate) check: bool,
     /// Bound the whole run (e.g. 30m, 1h): on expiry fleet stops it, writes the recap and
     /// exits 124
     #[arg(long, value_name = "DURATION", global = true, value_parser = humantime::parse_duration)]
-    pub timeout: Option<std::time::Duration>,
+    pub(crate) timeout: Option<std::time::Duration>,
     /// Wait this many seconds for another run of the project to end (default: exit 75 at once)
     #[arg(long, value_name = "SECS", default_value_t = 0, global = true)]
-    pub lock_wait: u64,
+    pub(crate) lock_wait: u64,
     /// Rerun a recipe with the arguments of its last run (or of run RUN), only on the
     /// hosts that failed or were unreachable there
     #[arg(long, value_name = "RUN", num_args = 0..=1, require_equals = true, default_missing_value = "last", global = true)]
-    pub retry_failed: Option<String>,
+    pub(crate) retry_failed: Option<String>,
     /// Run the project's recipes as they are at this git revision (tag, branch, commit)
     #[arg(long, value_name = "REV", global = true)]
-    pub recipes_rev: Option<String>,
+    pub(crate) recipes_rev: Option<String>,
     /// Record the host keys of hosts never seen before (changed keys are still refused)
     #[arg(long, global = true)]
-    pub accept_new_host_keys: bool,
+    pub(crate) accept_new_host_keys: bool,
     /// Plain log lines instead of progress bars
     #[arg(long, global = true)]
-    pub no_progress: bool,
+    pub(crate) no_progress: bool,
     /// Machine-readable output (recap of a run, host list, recipe list)
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// More output: commands and their output (-vv: more)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// Less output: only failures and the recap
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub quiet: u8,
+    pub(crate) quiet: u8,
     /// Keep the journal in this directory instead of the project's state repository
     #[arg(long, value_name = "DIR", global = true, hide = true)]
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
 impl GlobalArgs {
-    pub fn verbosity(&self) -> i8 {
+    pub(crate) fn verbosity(&self) -> i8 {
         self.verbose as i8 - self.quiet as i8
     }
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Builtin {
+pub(crate) enum Builtin {
     /// List hosts with address, groups and variables
     #[command(visible_alias = "list")]
     Hosts {
@@ -280,7 +283,7 @@ pub enum Builtin {
 }
 
 /// The full command line: built-ins plus a subcommand for every recipe.
-pub fn command(recipes: &RecipeIndex, retrying: bool) -> clap::Command {
+pub(crate) fn command(recipes: &RecipeIndex, retrying: bool) -> clap::Command {
     let mut cmd = Cli::command();
     let required = !retrying && !crate::recipe::args::on_terminal();
     for recipe in recipes.recipes.values() {
@@ -309,7 +312,7 @@ pub fn command(recipes: &RecipeIndex, retrying: bool) -> clap::Command {
 
 /// `-C DIR` is needed before parsing (recipes depend on the project), so it is found
 /// by a scan of the raw arguments first.
-pub fn prescan_directory(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+pub(crate) fn prescan_directory(args: &[std::ffi::OsString]) -> Option<PathBuf> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let s = a.to_string_lossy();
@@ -333,7 +336,7 @@ pub fn prescan_directory(args: &[std::ffi::OsString]) -> Option<PathBuf> {
 
 /// The value of a long option (`--name V` or `--name=V`) before `--`, for options that
 /// must be known before parsing.
-pub fn prescan_value(args: &[std::ffi::OsString], name: &str) -> Option<String> {
+pub(crate) fn prescan_value(args: &[std::ffi::OsString], name: &str) -> Option<String> {
     let mut it = args.iter().skip(1).map(|a| a.to_string_lossy());
     while let Some(a) = it.next() {
         if a == "--" {

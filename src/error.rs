@@ -7,15 +7,15 @@ use miette::{NamedSource, SourceSpan};
 use std::path::{Path, PathBuf};
 
 /// Exit codes, as documented in DESIGN.md and `fleet --help`.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const INTERNAL: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const HOST_FAILED: i32 = 3;
-    pub const UNREACHABLE: i32 = 4;
-    pub const LOCKED: i32 = 75;
-    pub const TIMEOUT: i32 = 124;
-    pub const INTERRUPTED: i32 = 130;
+pub(crate) mod exit {
+    pub(crate) const OK: i32 = 0;
+    pub(crate) const INTERNAL: i32 = 1;
+    pub(crate) const USAGE: i32 = 2;
+    pub(crate) const HOST_FAILED: i32 = 3;
+    pub(crate) const UNREACHABLE: i32 = 4;
+    pub(crate) const LOCKED: i32 = 75;
+    pub(crate) const TIMEOUT: i32 = 124;
+    pub(crate) const INTERRUPTED: i32 = 130;
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -55,14 +55,14 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Error::Usage {
             message: message.into(),
             help: None,
         }
     }
 
-    pub fn usage_with_help(message: impl Into<String>, help: impl Into<String>) -> Self {
+    pub(crate) fn usage_with_help(message: impl Into<String>, help: impl Into<String>) -> Self {
         Error::Usage {
             message: message.into(),
             help: Some(help.into()),
@@ -70,7 +70,7 @@ impl Error {
     }
 
     /// `path` could not be read: `.map_err(Error::read(path))`.
-    pub fn read(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+    pub(crate) fn read(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
         move |source| Error::Read {
             path: path.to_path_buf(),
             source,
@@ -78,7 +78,7 @@ impl Error {
     }
 
     /// `path` could not be written: `.map_err(Error::write(path))`.
-    pub fn write(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+    pub(crate) fn write(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
         move |source| Error::Write {
             path: path.to_path_buf(),
             source,
@@ -88,7 +88,7 @@ impl Error {
     /// The error as the terminal may show it: messages quote host output (stderr tails)
     /// and inventory or recipe values, so their control characters are made visible
     /// (`ops::terminal`); a file's text is shown the same way, its span moved along.
-    pub fn for_terminal(self) -> Self {
+    pub(crate) fn for_terminal(self) -> Self {
         // Secrets are masked first: a made-visible control character inside a secret
         // would hide it from the redaction that follows rendering.
         let shown = |t: String| {
@@ -140,19 +140,19 @@ impl From<SourceError> for Error {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{message}")]
 pub struct SourceError {
-    pub message: String,
+    pub(crate) message: String,
     #[source_code]
-    pub src: NamedSource<String>,
+    pub(crate) src: NamedSource<String>,
     #[label("{label}")]
-    pub span: SourceSpan,
-    pub label: String,
+    pub(crate) span: SourceSpan,
+    pub(crate) label: String,
     #[help]
-    pub help: Option<String>,
+    pub(crate) help: Option<String>,
 }
 
 impl SourceError {
     /// `line` and `column` are 1-based, as editors and Rhai count them.
-    pub fn at_line(
+    pub(crate) fn at_line(
         name: &str,
         text: &str,
         line: usize,
@@ -169,7 +169,7 @@ impl SourceError {
         Self::at_span(name, text, (offset, len).into(), message, label)
     }
 
-    pub fn at_span(
+    pub(crate) fn at_span(
         name: &str,
         text: &str,
         span: SourceSpan,
@@ -203,14 +203,14 @@ impl SourceError {
         }
     }
 
-    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 }
 
 /// Byte offset of a 1-based line/column; clamps to the end of the text.
-pub fn offset_of(text: &str, line: usize, column: usize) -> usize {
+pub(crate) fn offset_of(text: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
@@ -228,7 +228,8 @@ pub fn offset_of(text: &str, line: usize, column: usize) -> usize {
 }
 
 /// 1-based line of a byte offset.
-pub fn line_of(text: &str, offset: usize) -> usize {
+#[cfg(test)]
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// Why the journal could not be written or read, or a run not found in it.
 #[derive(Debug, thiserror::Error)]
-pub enum JournalError {
+pub(crate) enum JournalError {
     #[error(transparent)]
     Git(#[from] crate::ops::git::GitError),
     #[error(transparent)]
@@ -48,60 +48,60 @@ pub enum JournalError {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub recipe: String,
+pub(crate) struct RunRecord {
+    pub(crate) run_id: String,
+    pub(crate) recipe: String,
     /// The command line after `fleet RECIPE`, as typed.
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// The recipe's arguments after conversion, by name: what `--retry-failed` reuses.
     #[serde(default)]
-    pub params: serde_json::Map<String, serde_json::Value>,
+    pub(crate) params: serde_json::Map<String, serde_json::Value>,
     /// Commit of the project (recipes) repository, and whether it had uncommitted changes.
-    pub recipe_commit: Option<String>,
-    pub recipe_dirty: bool,
+    pub(crate) recipe_commit: Option<String>,
+    pub(crate) recipe_dirty: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipes_rev: Option<String>,
-    pub fleet_version: String,
-    pub user: String,
-    pub controller: String,
-    pub started: String,
-    pub ended: String,
-    pub duration_ms: u64,
-    pub check: bool,
-    pub exit_code: i32,
+    pub(crate) recipes_rev: Option<String>,
+    pub(crate) fleet_version: String,
+    pub(crate) user: String,
+    pub(crate) controller: String,
+    pub(crate) started: String,
+    pub(crate) ended: String,
+    pub(crate) duration_ms: u64,
+    pub(crate) check: bool,
+    pub(crate) exit_code: i32,
     /// Why the recipe itself failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// fleet was killed (SIGKILL, a crash) during the run: the next run wrote this record
     /// from the run's log.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub killed: bool,
-    pub hosts: Vec<HostRun>,
+    pub(crate) killed: bool,
+    pub(crate) hosts: Vec<HostRun>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HostRun {
-    pub host: String,
-    pub status: HostStatus,
-    pub duration_ms: u64,
+pub(crate) struct HostRun {
+    pub(crate) host: String,
+    pub(crate) status: HostStatus,
+    pub(crate) duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub steps: Vec<StepRun>,
+    pub(crate) error: Option<String>,
+    pub(crate) steps: Vec<StepRun>,
     /// Structured results of the host's work (e.g. `backup`: snapshot, sizes, error).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub results: serde_json::Map<String, serde_json::Value>,
+    pub(crate) results: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepRun {
+pub(crate) struct StepRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub commands: Vec<CommandRecord>,
+    pub(crate) name: Option<String>,
+    pub(crate) commands: Vec<CommandRecord>,
 }
 
 /// Seconds from an RFC 3339 time of the journal (`started`, `ended`) to now; None
 /// when it does not parse.
-pub fn seconds_since(when: &str) -> Option<u64> {
+pub(crate) fn seconds_since(when: &str) -> Option<u64> {
     let t = humantime::parse_rfc3339_weak(when.trim_end_matches('Z')).ok()?;
     Some(
         std::time::SystemTime::now()
@@ -112,12 +112,12 @@ pub fn seconds_since(when: &str) -> Option<u64> {
 }
 
 impl RunRecord {
-    pub fn count(&self, status: HostStatus) -> usize {
+    pub(crate) fn count(&self, status: HostStatus) -> usize {
         self.hosts.iter().filter(|h| h.status == status).count()
     }
 
     /// `update --limit web: 3 ok, 1 changed, 0 failed, 0 unreachable`
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let args = if self.args.is_empty() {
             String::new()
         } else {
@@ -134,12 +134,12 @@ impl RunRecord {
     }
 
     /// Where the record lives in the state repository.
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         Self::path_of(&self.run_id)
     }
 
     /// `runs/YYYY/MM/<run id>.json`, relative to the state repository.
-    pub fn path_of(run_id: &str) -> PathBuf {
+    pub(crate) fn path_of(run_id: &str) -> PathBuf {
         let (year, month) = (
             run_id.get(0..4).unwrap_or("0000"),
             run_id.get(4..6).unwrap_or("00"),
@@ -152,7 +152,7 @@ impl RunRecord {
 }
 
 /// Groups a host's commands into consecutive steps.
-pub fn steps(commands: &[CommandRecord]) -> Vec<StepRun> {
+pub(crate) fn steps(commands: &[CommandRecord]) -> Vec<StepRun> {
     let mut steps: Vec<StepRun> = Vec::new();
     for c in commands {
         let mut c = c.clone();
@@ -172,7 +172,11 @@ pub fn steps(commands: &[CommandRecord]) -> Vec<StepRun> {
 /// the state repository) in one commit; returns the commit id. On failure (a full disk)
 /// nothing is left behind: no empty or cut-short record that every later `history`
 /// would skip with a note, and nothing staged that a later `git commit` would pick up.
-pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<String, JournalError> {
+pub(crate) fn write(
+    state: &Path,
+    record: &RunRecord,
+    staged: &[PathBuf],
+) -> Result<String, JournalError> {
     open_state(state)?;
     let rel = record.path();
     let file = state.join(&rel);
@@ -207,7 +211,7 @@ pub fn write(state: &Path, record: &RunRecord, staged: &[PathBuf]) -> Result<Str
 /// directory and its `.git` 0700, since run records and git objects hold command output
 /// and configuration files (git writes its objects 0444, readable by all, under a
 /// directory anyone may enter otherwise).
-pub fn open_state(state: &Path) -> Result<(), JournalError> {
+pub(crate) fn open_state(state: &Path) -> Result<(), JournalError> {
     use std::os::unix::fs::PermissionsExt;
     let git_dir = state.join(".git");
     let new = !git_dir.exists();
@@ -235,7 +239,10 @@ const RECOVER_WINDOW: usize = 50;
 /// Runs killed before they wrote their record (their log has no `run ended`) get a
 /// `killed` record now, from their log; returns their ids. Called under the project
 /// lock, so no run whose log is read is still going.
-pub fn record_killed_runs(log_dir: &Path, state: &Path) -> Result<Vec<String>, JournalError> {
+pub(crate) fn record_killed_runs(
+    log_dir: &Path,
+    state: &Path,
+) -> Result<Vec<String>, JournalError> {
     let Ok(entries) = std::fs::read_dir(log_dir) else {
         return Ok(Vec::new());
     };
@@ -266,7 +273,7 @@ pub fn record_killed_runs(log_dir: &Path, state: &Path) -> Result<Vec<String>, J
 }
 
 /// The record of a run whose log starts with `run started` and never says `run ended`.
-pub fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Option<RunRecord> {
+pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Option<RunRecord> {
     let lines: Vec<serde_json::Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -350,7 +357,7 @@ pub fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Option<Ru
 }
 
 /// Every run in the journal, newest first. Unreadable records are skipped with a note.
-pub fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
+pub(crate) fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
     let mut records = Vec::new();
     let mut stack = vec![state.join("runs")];
     while let Some(dir) = stack.pop() {
@@ -378,7 +385,11 @@ pub fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
 }
 
 /// A run by id, unique id prefix, or `last` (newest, of `recipe` when given).
-pub fn find(state: &Path, which: &str, recipe: Option<&str>) -> Result<RunRecord, JournalError> {
+pub(crate) fn find(
+    state: &Path,
+    which: &str,
+    recipe: Option<&str>,
+) -> Result<RunRecord, JournalError> {
     let all = load_all(state)?;
     let mut matching = all
         .into_iter()

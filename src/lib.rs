@@ -24,7 +24,7 @@ use recipe::index::RecipeIndex;
 use std::ffi::OsString;
 
 /// Everything a command needs: the project, the engine and its recipes.
-pub struct App {
+pub(crate) struct App {
     pub project: project::Project,
     pub scripting: recipe::engine::Scripting,
     pub recipes: RecipeIndex,

@@ -8,7 +8,7 @@ use crate::error::exit;
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum HostStatus {
+pub(crate) enum HostStatus {
     Skipped,
     Ok,
     Changed,
@@ -17,7 +17,7 @@ pub enum HostStatus {
 }
 
 impl HostStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             HostStatus::Skipped => "skipped",
             HostStatus::Ok => "ok",
@@ -28,14 +28,14 @@ impl HostStatus {
     }
 
     /// Failed and unreachable hosts both count against `--max-fail`.
-    pub fn is_failure(self) -> bool {
+    pub(crate) fn is_failure(self) -> bool {
         matches!(self, HostStatus::Failed | HostStatus::Unreachable)
     }
 }
 
 /// Why a run stopped before its hosts were done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// Ctrl-C, SIGTERM or SIGHUP.
     Interrupted,
     /// `--timeout` expired.
@@ -44,7 +44,7 @@ pub enum Stop {
 
 /// How one invocation of fleet ended: everything its exit code is decided from.
 #[derive(Debug, Clone, Copy)]
-pub enum Ending<'a> {
+pub(crate) enum Ending<'a> {
     /// A run over hosts.
     Run {
         hosts: &'a [HostStatus],
@@ -66,7 +66,7 @@ pub enum Ending<'a> {
 /// 1 fleet's own failure (or a lost journal of an otherwise clean run), 2 usage, config
 /// or recipe error, 3 a host failed, 4 a host unreachable (none failed), 75 locked,
 /// 124 `--timeout`, 130 interrupted.
-pub fn exit_code(ending: &Ending) -> i32 {
+pub(crate) fn exit_code(ending: &Ending) -> i32 {
     use crate::error::Error;
     match *ending {
         Ending::Run {
@@ -109,7 +109,8 @@ pub fn exit_code(ending: &Ending) -> i32 {
 }
 
 /// The exit code of a run that only its hosts decide (no stop, no recipe error).
-pub fn hosts_exit_code(hosts: &[HostStatus]) -> i32 {
+#[cfg(test)]
+pub(crate) fn hosts_exit_code(hosts: &[HostStatus]) -> i32 {
     exit_code(&Ending::Run {
         hosts,
         stop: None,
@@ -120,18 +121,18 @@ pub fn hosts_exit_code(hosts: &[HostStatus]) -> i32 {
 
 /// Why a host stopped: raised by host functions and carried through the recipe.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HostFailure {
-    pub host: String,
-    pub unreachable: bool,
-    pub command: Option<String>,
-    pub code: Option<i32>,
-    pub stderr: String,
-    pub message: String,
+pub(crate) struct HostFailure {
+    pub(crate) host: String,
+    pub(crate) unreachable: bool,
+    pub(crate) command: Option<String>,
+    pub(crate) code: Option<i32>,
+    pub(crate) stderr: String,
+    pub(crate) message: String,
 }
 
 impl HostFailure {
     /// A failure that is not about one command's exit code.
-    pub fn new(host: &str, message: String) -> HostFailure {
+    pub(crate) fn new(host: &str, message: String) -> HostFailure {
         HostFailure {
             host: host.to_string(),
             unreachable: false,
@@ -143,7 +144,7 @@ impl HostFailure {
     }
 
     /// How the host ends: unreachable, or failed.
-    pub fn status(&self) -> HostStatus {
+    pub(crate) fn status(&self) -> HostStatus {
         if self.unreachable {
             HostStatus::Unreachable
         } else {
@@ -151,7 +152,7 @@ impl HostFailure {
         }
     }
 
-    pub fn unreachable(host: &str, message: String) -> HostFailure {
+    pub(crate) fn unreachable(host: &str, message: String) -> HostFailure {
         HostFailure {
             unreachable: true,
             ..HostFailure::new(host, message)
@@ -167,19 +168,19 @@ impl std::fmt::Display for HostFailure {
 
 /// One command as the journal keeps it: output reduced to its last lines.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CommandRecord {
+pub(crate) struct CommandRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-    pub command: String,
+    pub(crate) step: Option<String>,
+    pub(crate) command: String,
     /// None when the command did not run to an exit (check mode, timeout, lost host).
-    pub exit_code: Option<i32>,
-    pub duration_ms: u64,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) duration_ms: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub stdout_tail: String,
+    pub(crate) stdout_tail: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub stderr_tail: String,
+    pub(crate) stderr_tail: String,
     /// False when check mode only printed it.
-    pub executed: bool,
+    pub(crate) executed: bool,
 }
 
 #[cfg(test)]

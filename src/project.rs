@@ -4,64 +4,64 @@ use crate::error::{Error, Result, SourceError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-pub const CONFIG_FILE: &str = "fleet.toml";
+pub(crate) const CONFIG_FILE: &str = "fleet.toml";
 
 /// Inventory file names tried, in order, when fleet.toml names none.
 const DEFAULT_INVENTORIES: &[&str] = &["inventory.toml", "inventory", "hosts", "inventory.ini"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     /// Inventory file, relative to the project root.
-    pub inventory: Option<PathBuf>,
+    pub(crate) inventory: Option<PathBuf>,
     /// Hosts worked on at once (default 10).
     #[serde(default, deserialize_with = "at_least_one")]
-    pub forks: Option<usize>,
+    pub(crate) forks: Option<usize>,
     /// Where JSON-lines run logs go, relative to the project root (default `.fleet/logs`).
-    pub log_dir: Option<PathBuf>,
+    pub(crate) log_dir: Option<PathBuf>,
     /// Default per-command timeout in seconds (none by default).
-    pub command_timeout: Option<u64>,
+    pub(crate) command_timeout: Option<u64>,
     /// Bytes of each command's stdout and stderr kept in memory, the log and the
     /// journal (its head and tail); the rest is only streamed. Default 1 MiB.
     #[serde(default, deserialize_with = "output_limit")]
-    pub output_limit: Option<usize>,
+    pub(crate) output_limit: Option<usize>,
     /// Secrets for `secret("name")`: a TOML file of `name = "value"` kept outside the
     /// recipes, relative to the project root (`~/` allowed), mode 0600 or 0400.
-    pub secrets_file: Option<PathBuf>,
+    pub(crate) secrets_file: Option<PathBuf>,
     /// The state repository (journal, configuration snapshots), relative to the project
     /// root (default `state`).
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
     #[serde(default)]
-    pub ssh: SshConfig,
+    pub(crate) ssh: SshConfig,
 }
 
 /// Connection defaults for SSH hosts; a host's own inventory entry wins.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SshConfig {
-    pub user: Option<String>,
-    pub port: Option<u16>,
-    pub identity_file: Option<PathBuf>,
+pub(crate) struct SshConfig {
+    pub(crate) user: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) identity_file: Option<PathBuf>,
     /// Seconds to wait for a host to answer (default 10).
-    pub connect_timeout: Option<u64>,
+    pub(crate) connect_timeout: Option<u64>,
     /// known_hosts checked strictly instead of the user's ~/.ssh/known_hosts.
-    pub known_hosts: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
     /// An ssh_config used instead of ~/.ssh/config (`ssh -F`).
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Project {
-    pub root: PathBuf,
+pub(crate) struct Project {
+    pub(crate) root: PathBuf,
     /// False when no fleet.toml was found: built-in recipes still work.
-    pub has_config: bool,
-    pub config: Config,
+    pub(crate) has_config: bool,
+    pub(crate) config: Config,
 }
 
 impl Project {
     /// `-C DIR` must be a project; otherwise walk up from `start` to a fleet.toml,
     /// and fall back to `start` itself with default settings.
-    pub fn locate(explicit: Option<&Path>, start: &Path) -> Result<Project> {
+    pub(crate) fn locate(explicit: Option<&Path>, start: &Path) -> Result<Project> {
         if let Some(dir) = explicit {
             if !dir.is_dir() {
                 return Err(Error::usage(format!(
@@ -91,7 +91,7 @@ impl Project {
         })
     }
 
-    pub fn open(root: &Path) -> Result<Project> {
+    pub(crate) fn open(root: &Path) -> Result<Project> {
         let path = root.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(Error::read(&path))?;
         let config = parse_config(&display_path(&path), &text)?;
@@ -102,18 +102,18 @@ impl Project {
         })
     }
 
-    pub fn recipes_dir(&self) -> PathBuf {
+    pub(crate) fn recipes_dir(&self) -> PathBuf {
         self.root.join("recipes")
     }
 
-    pub fn stdlib_dir(&self) -> PathBuf {
+    pub(crate) fn stdlib_dir(&self) -> PathBuf {
         self.root.join("stdlib")
     }
 
     /// fleet's own files of this project (lock, logs): `.fleet/` in a project; outside
     /// one (`fleet exec -i hosts.txt …` anywhere) the user's state directory, so ad-hoc
     /// runs never litter the working directory.
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         if self.has_config {
             return self.root.join(".fleet");
         }
@@ -125,7 +125,7 @@ impl Project {
         base.join("fleet")
     }
 
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         match &self.config.state_dir {
             Some(dir) => self.root.join(dir),
             None if self.has_config => self.root.join("state"),
@@ -133,7 +133,7 @@ impl Project {
         }
     }
 
-    pub fn log_dir(&self) -> PathBuf {
+    pub(crate) fn log_dir(&self) -> PathBuf {
         match &self.config.log_dir {
             Some(dir) => self.root.join(dir),
             None => self.data_dir().join("logs"),
@@ -141,7 +141,7 @@ impl Project {
     }
 
     /// The inventory fleet.toml names, else the first default name that exists.
-    pub fn inventory_path(&self) -> Option<PathBuf> {
+    pub(crate) fn inventory_path(&self) -> Option<PathBuf> {
         if let Some(p) = &self.config.inventory {
             return Some(self.root.join(p));
         }
@@ -152,7 +152,7 @@ impl Project {
     }
 }
 
-pub fn parse_config(name: &str, text: &str) -> Result<Config> {
+pub(crate) fn parse_config(name: &str, text: &str) -> Result<Config> {
     toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let len = span.len().max(1);
@@ -185,7 +185,7 @@ fn output_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>,
 }
 
 /// Paths in messages are shown relative to the working directory when possible.
-pub fn display_path(path: &Path) -> String {
+pub(crate) fn display_path(path: &Path) -> String {
     crate::ops::paths::display(path)
 }
 

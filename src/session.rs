@@ -15,7 +15,7 @@ use crate::outcome::{Ending, HostStatus, Stop, exit_code};
 use std::time::{Duration, SystemTime};
 
 /// `20261125T010203.456Z-3f9a`: sortable, unique enough for one project.
-pub fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     // Milliseconds keep runs of the same second in order.
     let stamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let compact: String = stamp.chars().filter(|c| *c != '-' && *c != ':').collect();
@@ -25,14 +25,14 @@ pub fn new_run_id() -> String {
 /// A run with the command line's and fleet.toml's settings, its log file opened.
 /// What to run: the recipe (or `exec`), its arguments as typed and as converted, and the
 /// hosts it may touch (`--limit`, or the failed hosts of a retried run).
-pub struct RunRequest {
-    pub recipe: String,
-    pub args: Vec<String>,
-    pub params: serde_json::Map<String, serde_json::Value>,
-    pub limit: Option<String>,
+pub(crate) struct RunRequest {
+    pub(crate) recipe: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) params: serde_json::Map<String, serde_json::Value>,
+    pub(crate) limit: Option<String>,
 }
 
-pub fn start_run(app: &App, request: RunRequest) -> Result<Run> {
+pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
     let recipe = request.recipe.as_str();
     let args = &request.args;
     let lock = crate::exec::lock::acquire(
@@ -161,13 +161,18 @@ fn secrets_file_warning(root: &std::path::Path, file: &std::path::Path) -> Optio
 }
 
 /// Prints the recap (table on stderr, or JSON on stdout) and returns the run's exit code.
-pub fn finish_run(app: &App, run: &Run, error: Option<&Error>) -> i32 {
+pub(crate) fn finish_run(app: &App, run: &Run, error: Option<&Error>) -> i32 {
     finish_run_with(app, run, error, true)
 }
 
 /// `finish_run` for commands that print their own result: `show_json_recap` false
 /// leaves stdout to them under `--json` (the table recap still goes to stderr).
-pub fn finish_run_with(app: &App, run: &Run, error: Option<&Error>, show_json_recap: bool) -> i32 {
+pub(crate) fn finish_run_with(
+    app: &App,
+    run: &Run,
+    error: Option<&Error>,
+    show_json_recap: bool,
+) -> i32 {
     run.close();
     run.ui.finish();
     let mut recap = Recap::of(run);

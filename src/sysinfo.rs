@@ -1,7 +1,7 @@
 //! Who runs fleet, and where: for the lock holder and the journal.
 
 /// The login name of the user running fleet.
-pub fn user() -> String {
+pub(crate) fn user() -> String {
     for var in ["USER", "LOGNAME"] {
         if let Ok(u) = std::env::var(var)
             && !u.is_empty()
@@ -22,7 +22,7 @@ pub fn user() -> String {
 }
 
 /// This machine's host name.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is writable and its length is passed.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

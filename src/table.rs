@@ -5,7 +5,7 @@ use unicode_width::UnicodeWidthStr;
 
 /// Renders `header` and `rows` left-aligned with two spaces between columns; the last
 /// column is not padded so lines carry no trailing spaces.
-pub fn render(header: &[String], rows: &[Vec<String>]) -> String {
+pub(crate) fn render(header: &[String], rows: &[Vec<String>]) -> String {
     let columns = header
         .len()
         .max(rows.iter().map(Vec::len).max().unwrap_or(0));
@@ -33,7 +33,7 @@ pub fn render(header: &[String], rows: &[Vec<String>]) -> String {
 
 /// Cells are one line: newlines would break the columns. Cells hold host output and
 /// inventory values, so control characters are made visible before widths are measured.
-pub fn cell_text(cell: &str) -> String {
+pub(crate) fn cell_text(cell: &str) -> String {
     crate::ops::terminal::neutralise(&cell.replace(['\n', '\r'], " ")).into_owned()
 }
 

@@ -9,7 +9,7 @@ use crate::ops::text::tail;
 use crate::outcome::HostStatus;
 use crate::session::{RunRequest, finish_run, start_run};
 
-pub fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {
+pub(crate) fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {
     let request = RunRequest {
         recipe: "exec".into(),
         args: vec![pattern.to_string(), command.to_string()],

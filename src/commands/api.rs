@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
-pub fn run(app: &App, definitions: Option<&Path>) -> Result<i32> {
+pub(crate) fn run(app: &App, definitions: Option<&Path>) -> Result<i32> {
     let engine = &app.scripting.engine;
     if let Some(dir) = definitions {
         std::fs::create_dir_all(dir).map_err(Error::write(dir))?;

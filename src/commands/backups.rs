@@ -24,7 +24,7 @@ fn age(since: &str) -> String {
     humantime::format_duration(std::time::Duration::from_secs(secs - secs % 60)).to_string()
 }
 
-pub fn run(app: &App) -> Result<i32> {
+pub(crate) fn run(app: &App) -> Result<i32> {
     let runs = crate::journal::load_all(&app.project.state_dir())?;
     let mut hosts: BTreeMap<String, HostBackups> = BTreeMap::new();
     // Oldest first, so later runs overwrite.

@@ -9,7 +9,7 @@ use crate::ops::ssh::{check_identity_file, target_for};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-pub fn run(app: &App, name: &str, command: &[String]) -> Result<i32> {
+pub(crate) fn run(app: &App, name: &str, command: &[String]) -> Result<i32> {
     let inventory = load_inventory(app)?;
     let host = inventory.require(name)?;
     let mut cmd = match host.connection {

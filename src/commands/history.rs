@@ -17,7 +17,7 @@ fn print(text: &str) {
 
 /// `2026-11-01`, `2026-11-01T10:00:00Z`, or an age like `2h` / `3days`.
 // String: its one caller makes it a usage error as it is.
-pub fn parse_since(text: &str) -> std::result::Result<String, String> {
+pub(crate) fn parse_since(text: &str) -> std::result::Result<String, String> {
     if let Ok(age) = humantime::parse_duration(text) {
         let at = std::time::SystemTime::now()
             .checked_sub(age)
@@ -36,7 +36,7 @@ pub fn parse_since(text: &str) -> std::result::Result<String, String> {
         })
 }
 
-pub fn history(
+pub(crate) fn history(
     app: &App,
     host: Option<&str>,
     recipe: Option<&str>,
@@ -87,7 +87,7 @@ pub fn history(
     Ok(0)
 }
 
-pub fn show(app: &App, which: &str) -> Result<i32> {
+pub(crate) fn show(app: &App, which: &str) -> Result<i32> {
     let r = journal::find(&app.project.state_dir(), which, None)
         .map_err(|e| Error::usage(e.to_string()))?;
     if app.global.json {
@@ -164,7 +164,7 @@ fn commit_of(state: &Path, run: &RunRecord) -> Result<String> {
     })
 }
 
-pub fn config_diff(app: &App, host: &str, runs: &[String]) -> Result<i32> {
+pub(crate) fn config_diff(app: &App, host: &str, runs: &[String]) -> Result<i32> {
     let state = app.project.state_dir();
     let prefix = crate::ops::capture::host_dir(host).map_err(|e| Error::usage(e.to_string()))?;
     let (from, to) = match runs {

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::inventory::{Connection, ResolvedHost};
 use std::io::Write;
 
-pub fn run(app: &App, pattern: &str) -> Result<i32> {
+pub(crate) fn run(app: &App, pattern: &str) -> Result<i32> {
     let inventory = load_inventory(app)?;
     let mut selected = crate::inventory::select(&inventory, pattern)?;
     if let Some(limit) = &app.global.limit {

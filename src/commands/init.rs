@@ -14,7 +14,7 @@ const FILES: &[(&str, &str)] = &[
     (".gitignore", include_str!("init_files/gitignore")),
 ];
 
-pub fn run(dir: &Path) -> Result<i32> {
+pub(crate) fn run(dir: &Path) -> Result<i32> {
     if dir.join(crate::project::CONFIG_FILE).exists() {
         return Err(Error::usage(format!(
             "{} is already a fleet project (it has a fleet.toml); nothing was changed",

@@ -1,18 +1,18 @@
 //! One file per built-in command, plus what they share: loading the inventory, setting
 //! up a run, and printing an error.
 
-pub mod adhoc;
-pub mod api;
-pub mod backups;
-pub mod connect;
-pub mod history;
-pub mod hosts;
-pub mod init;
-pub mod pull;
-pub mod recipe;
-pub mod recipes;
-pub mod report;
-pub mod status;
+pub(crate) mod adhoc;
+pub(crate) mod api;
+pub(crate) mod backups;
+pub(crate) mod connect;
+pub(crate) mod history;
+pub(crate) mod hosts;
+pub(crate) mod init;
+pub(crate) mod pull;
+pub(crate) mod recipe;
+pub(crate) mod recipes;
+pub(crate) mod report;
+pub(crate) mod status;
 
 use crate::App;
 use crate::error::{Error, Result};
@@ -43,14 +43,14 @@ pub fn report_error(err: Error) -> i32 {
 }
 
 /// The inventory from `-i`, else the project's.
-pub fn load_inventory(app: &App) -> Result<Inventory> {
+pub(crate) fn load_inventory(app: &App) -> Result<Inventory> {
     let path = inventory_path(app)?;
     let text = std::fs::read_to_string(&path).map_err(Error::read(&path))?;
     Inventory::parse(&crate::project::display_path(&path), &text)
 }
 
 /// The inventory file of this invocation: `-i`, fleet.toml's, or a default name.
-pub fn inventory_path(app: &App) -> Result<std::path::PathBuf> {
+pub(crate) fn inventory_path(app: &App) -> Result<std::path::PathBuf> {
     let path = match &app.global.inventory {
         Some(p) => p.clone(),
         None => app.project.inventory_path().ok_or_else(|| {
@@ -73,7 +73,7 @@ pub fn inventory_path(app: &App) -> Result<std::path::PathBuf> {
 }
 
 /// SSH settings from fleet.toml and the command line.
-pub fn ssh_defaults(app: &App) -> crate::ops::ssh::SshDefaults {
+pub(crate) fn ssh_defaults(app: &App) -> crate::ops::ssh::SshDefaults {
     let ssh = &app.project.config.ssh;
     crate::ops::ssh::SshDefaults {
         root: app.project.root.clone(),

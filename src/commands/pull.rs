@@ -12,18 +12,18 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub struct PullArgs {
-    pub repo: String,
-    pub rev: Option<String>,
-    pub dir: Option<PathBuf>,
-    pub host: Option<String>,
-    pub push_results: Option<String>,
-    pub recipe: String,
-    pub args: Vec<String>,
+pub(crate) struct PullArgs {
+    pub(crate) repo: String,
+    pub(crate) rev: Option<String>,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) host: Option<String>,
+    pub(crate) push_results: Option<String>,
+    pub(crate) recipe: String,
+    pub(crate) args: Vec<String>,
 }
 
 /// A directory name for a repository URL: `git.example.com_ops_fleet.git`.
-pub fn dir_name(url: &str) -> String {
+pub(crate) fn dir_name(url: &str) -> String {
     let trimmed = url.trim_end_matches('/').split("://").last().unwrap_or(url);
     trimmed
         .chars()
@@ -94,7 +94,7 @@ fn inventory(checkout: &Path, host: &str) -> Result<String> {
         .map_err(|e| Error::usage(e.to_string()))
 }
 
-pub fn run(app: &App, a: PullArgs) -> Result<i32> {
+pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
     let host = match a.host {
         Some(h) => h,
         None => crate::sysinfo::hostname(),

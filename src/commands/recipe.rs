@@ -19,7 +19,7 @@ fn params_of(recipe: &Recipe, values: &[Dynamic]) -> serde_json::Map<String, ser
         .collect()
 }
 
-pub fn run(
+pub(crate) fn run(
     app: &App,
     recipe: &Recipe,
     values: Vec<Dynamic>,
@@ -84,7 +84,7 @@ pub fn run(
 
 /// `--retry-failed[=RUN]`: the recipe again, with the arguments of RUN (default: its last
 /// run), on the hosts that failed or were unreachable there.
-pub fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
+pub(crate) fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
     if app.global.limit.is_some() {
         return Err(crate::error::Error::usage(
             "--retry-failed chooses the hosts itself; leave out --limit",

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::recipe::sources::Origin;
 use std::io::Write;
 
-pub fn list(app: &App) -> Result<i32> {
+pub(crate) fn list(app: &App) -> Result<i32> {
     let recipes = app.recipes.recipes.values();
     let text = if app.global.json {
         let list: Vec<_> = recipes
@@ -42,7 +42,7 @@ pub fn list(app: &App) -> Result<i32> {
     Ok(0)
 }
 
-pub fn help(app: &App, name: Option<&str>) -> Result<i32> {
+pub(crate) fn help(app: &App, name: Option<&str>) -> Result<i32> {
     let mut cmd = crate::cli::command(&app.recipes, false);
     let Some(name) = name else {
         let _ = cmd.print_long_help();

@@ -15,37 +15,37 @@ use std::collections::BTreeMap;
 
 /// What fleet knows of a host's last update run.
 #[derive(Debug, Clone, Serialize)]
-pub struct LastUpdate {
-    pub at: String,
-    pub run_id: String,
-    pub status: HostStatus,
-    pub result: Option<serde_json::Value>,
+pub(crate) struct LastUpdate {
+    pub(crate) at: String,
+    pub(crate) run_id: String,
+    pub(crate) status: HostStatus,
+    pub(crate) result: Option<serde_json::Value>,
 }
 
 /// One host's line of the dashboard.
 #[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub host: String,
+pub(crate) struct Row {
+    pub(crate) host: String,
     /// None: never gathered.
-    pub reachable: Option<bool>,
-    pub error: Option<String>,
-    pub facts: Option<Facts>,
+    pub(crate) reachable: Option<bool>,
+    pub(crate) error: Option<String>,
+    pub(crate) facts: Option<Facts>,
     /// When the facts were gathered (now, or the journal's run).
-    pub gathered_at: Option<String>,
-    pub last_update: Option<LastUpdate>,
-    pub last_backup_at: Option<String>,
+    pub(crate) gathered_at: Option<String>,
+    pub(crate) last_update: Option<LastUpdate>,
+    pub(crate) last_backup_at: Option<String>,
 }
 
 /// What the journal says per host, newest wins.
 #[derive(Debug, Clone, Default)]
-pub struct Known {
-    pub facts: Option<(String, bool, Option<Facts>, Option<String>)>,
-    pub last_update: Option<LastUpdate>,
-    pub last_backup_at: Option<String>,
+pub(crate) struct Known {
+    pub(crate) facts: Option<(String, bool, Option<Facts>, Option<String>)>,
+    pub(crate) last_update: Option<LastUpdate>,
+    pub(crate) last_backup_at: Option<String>,
 }
 
 /// Reads every run (newest first, as `journal::load_all` returns them) into `Known`s.
-pub fn known(runs: &[RunRecord]) -> BTreeMap<String, Known> {
+pub(crate) fn known(runs: &[RunRecord]) -> BTreeMap<String, Known> {
     let mut out: BTreeMap<String, Known> = BTreeMap::new();
     for r in runs {
         for h in &r.hosts {
@@ -82,7 +82,7 @@ pub fn known(runs: &[RunRecord]) -> BTreeMap<String, Known> {
 }
 
 /// `2h 5m ago`, from an RFC 3339 time.
-pub fn ago(when: &str) -> String {
+pub(crate) fn ago(when: &str) -> String {
     match crate::journal::seconds_since(when) {
         Some(secs) => format!("{} ago", short_duration(secs)),
         None => "?".into(),
@@ -90,7 +90,7 @@ pub fn ago(when: &str) -> String {
 }
 
 /// The dashboard's columns, for the table and the HTML report.
-pub const HEADER: [&str; 10] = [
+pub(crate) const HEADER: [&str; 10] = [
     "HOST",
     "REACHABLE",
     "OS",
@@ -104,7 +104,7 @@ pub const HEADER: [&str; 10] = [
 ];
 
 /// A host's row from what the journal knows of it.
-pub fn cached_row(host: &str, known: &BTreeMap<String, Known>) -> Row {
+pub(crate) fn cached_row(host: &str, known: &BTreeMap<String, Known>) -> Row {
     let k = known.get(host).cloned().unwrap_or_default();
     let (gathered_at, reachable, facts, error) = match k.facts {
         Some((at, reachable, facts, error)) => (Some(at), Some(reachable), facts, error),
@@ -121,12 +121,12 @@ pub fn cached_row(host: &str, known: &BTreeMap<String, Known>) -> Row {
     }
 }
 
-pub struct Filters {
-    pub outdated: bool,
-    pub unreachable: bool,
+pub(crate) struct Filters {
+    pub(crate) outdated: bool,
+    pub(crate) unreachable: bool,
 }
 
-pub fn run(app: &App, pattern: &str, cached: bool, filters: Filters) -> Result<i32> {
+pub(crate) fn run(app: &App, pattern: &str, cached: bool, filters: Filters) -> Result<i32> {
     let runs = crate::journal::load_all(&app.project.state_dir())?;
     let known = known(&runs);
     let (mut rows, code) = if cached {
@@ -198,14 +198,14 @@ fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Ve
 }
 
 /// The table, one host a line.
-pub fn render(rows: &[Row]) -> String {
+pub(crate) fn render(rows: &[Row]) -> String {
     let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
     let lines: Vec<Vec<String>> = rows.iter().map(cells).collect();
     crate::table::render(&header, &lines)
 }
 
 /// A row's cells, as the table and the HTML report show them.
-pub fn cells(r: &Row) -> Vec<String> {
+pub(crate) fn cells(r: &Row) -> Vec<String> {
     let dash = || "-".to_string();
     let f = r.facts.as_ref();
     vec![

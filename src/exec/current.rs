@@ -9,7 +9,7 @@ thread_local! {
 }
 
 /// Runs `f` as work for `host` on this thread; the step starts empty.
-pub fn with_host<R>(host: &str, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_host<R>(host: &str, f: impl FnOnce() -> R) -> R {
     let old_host = HOST.with(|h| h.replace(Some(host.to_string())));
     let old_step = STEP.with(|s| s.replace(None));
     let r = f();
@@ -18,15 +18,15 @@ pub fn with_host<R>(host: &str, f: impl FnOnce() -> R) -> R {
     r
 }
 
-pub fn host() -> Option<String> {
+pub(crate) fn host() -> Option<String> {
     HOST.with(|h| h.borrow().clone())
 }
 
-pub fn step() -> Option<String> {
+pub(crate) fn step() -> Option<String> {
     STEP.with(|s| s.borrow().clone())
 }
 
 /// Sets the step and returns the previous one, for nesting.
-pub fn replace_step(step: Option<String>) -> Option<String> {
+pub(crate) fn replace_step(step: Option<String>) -> Option<String> {
     STEP.with(|s| s.replace(step))
 }

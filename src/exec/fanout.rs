@@ -14,9 +14,9 @@ use std::time::Instant;
 
 /// How one host's work ended when it did not succeed.
 #[derive(Debug, Clone)]
-pub struct HostEnd {
-    pub status: HostStatus,
-    pub message: String,
+pub(crate) struct HostEnd {
+    pub(crate) status: HostStatus,
+    pub(crate) message: String,
 }
 
 impl From<crate::outcome::HostFailure> for HostEnd {
@@ -30,7 +30,7 @@ impl From<crate::outcome::HostFailure> for HostEnd {
 
 /// Runs `work` for every host, at most `forks` at a time; returns each host's value in
 /// host order (None for hosts that failed or were skipped).
-pub fn fan_out<T, F>(run: &Run, hosts: &[ResolvedHost], work: F) -> Vec<Option<T>>
+pub(crate) fn fan_out<T, F>(run: &Run, hosts: &[ResolvedHost], work: F) -> Vec<Option<T>>
 where
     T: Send,
     F: Fn(&ResolvedHost) -> Result<T, HostEnd> + Sync,
@@ -39,7 +39,7 @@ where
 }
 
 /// `fan_out` with the recipe's own parallelism (`--forks` still wins when given).
-pub fn fan_out_with<T, F>(
+pub(crate) fn fan_out_with<T, F>(
     run: &Run,
     hosts: &[ResolvedHost],
     forks: usize,
@@ -152,7 +152,7 @@ const WORKER_STACK: usize = 16 * 1024 * 1024;
 /// each group done before the next starts. A group whose failures exceed `batch_max_fail`
 /// (default: any failure) stops the rollout; the hosts of later groups are skipped,
 /// never touched.
-pub fn fan_out_serial<T, F>(
+pub(crate) fn fan_out_serial<T, F>(
     run: &Run,
     hosts: &[ResolvedHost],
     forks: usize,
@@ -197,7 +197,7 @@ where
 }
 
 /// Hosts per batch: a count, or a percentage of all (at least 1).
-pub fn batch_size(serial: MaxFail, hosts: usize) -> usize {
+pub(crate) fn batch_size(serial: MaxFail, hosts: usize) -> usize {
     match serial {
         MaxFail::Count(n) => n.max(1),
         MaxFail::Percent(p) => ((p / 100.0 * hosts as f64).ceil() as usize).max(1),

@@ -18,7 +18,7 @@ static TIMED_OUT: AtomicU8 = AtomicU8::new(0);
 /// Installs the handlers once per process: Ctrl-C stops in two steps, SIGTERM and SIGHUP
 /// (a service manager, a closed terminal, `kill`) abort at once, since nobody is there
 /// to press Ctrl-C a second time.
-pub fn install() {
+pub(crate) fn install() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         use signal_hook::consts::{SIGHUP, SIGTERM};
@@ -50,13 +50,13 @@ pub fn install() {
 }
 
 /// Stops everything now: the second Ctrl-C, or the run's timeout.
-pub fn abort() {
+pub(crate) fn abort() {
     LEVEL.store(ABORTED, Ordering::SeqCst);
     crate::transport::abort::abort();
 }
 
 /// `--timeout`: aborts the run when `limit` has passed.
-pub fn start_timeout(limit: Duration) {
+pub(crate) fn start_timeout(limit: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(limit);
         if LEVEL.load(Ordering::SeqCst) != ABORTED {
@@ -71,17 +71,17 @@ pub fn start_timeout(limit: Duration) {
 }
 
 /// No new hosts may start.
-pub fn stopping() -> bool {
+pub(crate) fn stopping() -> bool {
     LEVEL.load(Ordering::SeqCst) >= STOPPING
 }
 
 /// Work in flight must end now.
-pub fn aborted() -> bool {
+pub(crate) fn aborted() -> bool {
     LEVEL.load(Ordering::SeqCst) == ABORTED
 }
 
 /// Why the run was stopped, if it was.
-pub fn stop() -> Option<Stop> {
+pub(crate) fn stop() -> Option<Stop> {
     if TIMED_OUT.load(Ordering::SeqCst) == 1 {
         Some(Stop::TimedOut)
     } else if stopping() {

@@ -11,12 +11,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Holder {
-    pub pid: u32,
-    pub user: String,
-    pub host: String,
-    pub recipe: String,
-    pub started: String,
+pub(crate) struct Holder {
+    pub(crate) pid: u32,
+    pub(crate) user: String,
+    pub(crate) host: String,
+    pub(crate) recipe: String,
+    pub(crate) started: String,
 }
 
 impl std::fmt::Display for Holder {
@@ -31,7 +31,7 @@ impl std::fmt::Display for Holder {
 
 /// Held for the whole run; dropping it (or exiting) releases the lock.
 #[derive(Debug)]
-pub struct ProjectLock {
+pub(crate) struct ProjectLock {
     _file: File,
 }
 
@@ -50,7 +50,7 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 }
 
 /// Takes the lock in `dir` (the project's `.fleet/`), waiting up to `wait` for another run.
-pub fn acquire(dir: &Path, recipe: &str, wait: Duration) -> Result<ProjectLock> {
+pub(crate) fn acquire(dir: &Path, recipe: &str, wait: Duration) -> Result<ProjectLock> {
     // `.fleet/` holds the logs: private when fleet creates it.
     crate::ops::localfs::create_private_dir(dir).map_err(Error::write(dir))?;
     let path = dir.join("lock");

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 /// The log holds every command's whole output: its directory is created 0700 and the
 /// file 0600, whatever the umask.
 // String: only ever printed as a warning (the run goes on unlogged); nothing matches on it.
-pub fn init(path: &Path) -> Result<(), String> {
+pub(crate) fn init(path: &Path) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         localfs::create_private_dir(dir)
             .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
@@ -34,13 +34,13 @@ pub fn init(path: &Path) -> Result<(), String> {
 
 /// Identifies the run in every record.
 #[derive(Debug, Clone)]
-pub struct RunTag {
-    pub run_id: String,
-    pub recipe: String,
+pub(crate) struct RunTag {
+    pub(crate) run_id: String,
+    pub(crate) recipe: String,
 }
 
 impl RunTag {
-    pub fn run_started(&self, args: &[String], check: bool) {
+    pub(crate) fn run_started(&self, args: &[String], check: bool) {
         tracing::info!(
             run_id = %self.run_id,
             recipe = %self.recipe,
@@ -51,7 +51,7 @@ impl RunTag {
     }
 
     /// The run stopped on an error before it had a recap or a journal record.
-    pub fn run_ended_early(&self) {
+    pub(crate) fn run_ended_early(&self) {
         tracing::info!(
             run_id = %self.run_id,
             recipe = %self.recipe,
@@ -60,12 +60,12 @@ impl RunTag {
         );
     }
 
-    pub fn run_ended(&self, exit_code: i32) {
+    pub(crate) fn run_ended(&self, exit_code: i32) {
         tracing::info!(run_id = %self.run_id, recipe = %self.recipe, exit_code, "run ended");
     }
 
     /// One command with its whole output (the journal keeps only tails).
-    pub fn command(
+    pub(crate) fn command(
         &self,
         host: &str,
         record: &crate::outcome::CommandRecord,
@@ -87,7 +87,7 @@ impl RunTag {
         );
     }
 
-    pub fn host_message(&self, host: Option<&str>, step: Option<&str>, message: &str) {
+    pub(crate) fn host_message(&self, host: Option<&str>, step: Option<&str>, message: &str) {
         tracing::info!(
             run_id = %self.run_id,
             recipe = %self.recipe,
@@ -97,7 +97,13 @@ impl RunTag {
         );
     }
 
-    pub fn host_ended(&self, host: &str, status: &str, error: Option<&str>, duration_ms: u128) {
+    pub(crate) fn host_ended(
+        &self,
+        host: &str,
+        status: &str,
+        error: Option<&str>,
+        duration_ms: u128,
+    ) {
         let level_error = error.is_some();
         if level_error {
             tracing::error!(

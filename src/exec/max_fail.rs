@@ -3,14 +3,14 @@
 /// `--max-fail N` or `--max-fail N%`: how many failures a run tolerates before it stops
 /// starting new hosts.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum MaxFail {
+pub(crate) enum MaxFail {
     Count(usize),
     Percent(f64),
 }
 
 impl MaxFail {
     // String: one message, shown as is by the command line and by `max_fail()` in Rhai.
-    pub fn parse(s: &str) -> Result<MaxFail, String> {
+    pub(crate) fn parse(s: &str) -> Result<MaxFail, String> {
         let bad = || {
             format!("invalid --max-fail `{s}`: expected a count like 2 or a percentage like 25%")
         };
@@ -26,7 +26,7 @@ impl MaxFail {
     }
 
     /// True once `failed` out of `total` hosts is more than the policy allows.
-    pub fn exceeded(self, failed: usize, total: usize) -> bool {
+    pub(crate) fn exceeded(self, failed: usize, total: usize) -> bool {
         match self {
             MaxFail::Count(n) => failed > n,
             MaxFail::Percent(p) => total > 0 && (failed as f64) * 100.0 > p * total as f64,

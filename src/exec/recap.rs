@@ -6,26 +6,26 @@ use serde::Serialize;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 #[derive(Debug, Serialize)]
-pub struct HostRecap {
-    pub host: String,
-    pub status: HostStatus,
-    pub duration_ms: u64,
+pub(crate) struct HostRecap {
+    pub(crate) host: String,
+    pub(crate) status: HostStatus,
+    pub(crate) duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Recap {
-    pub run_id: String,
-    pub recipe: String,
-    pub check: bool,
-    pub exit_code: i32,
-    pub duration_ms: u64,
-    pub hosts: Vec<HostRecap>,
+pub(crate) struct Recap {
+    pub(crate) run_id: String,
+    pub(crate) recipe: String,
+    pub(crate) check: bool,
+    pub(crate) exit_code: i32,
+    pub(crate) duration_ms: u64,
+    pub(crate) hosts: Vec<HostRecap>,
 }
 
 impl Recap {
-    pub fn of(run: &Run) -> Recap {
+    pub(crate) fn of(run: &Run) -> Recap {
         let mut records: Vec<_> = run.records().into_iter().collect();
         // Inventory order, whatever order the workers finished in.
         records.sort_by_key(|(name, _)| run.inventory.hosts.get_index_of(name));
@@ -54,7 +54,7 @@ impl Recap {
     }
 
     /// The closing table: one row per host, then the totals.
-    pub fn render(&self, style: impl Fn(HostStatus, &str) -> String) -> String {
+    pub(crate) fn render(&self, style: impl Fn(HostStatus, &str) -> String) -> String {
         let header: Vec<String> = ["HOST", "STATUS", "TIME", "ERROR"]
             .iter()
             .map(|s| s.to_string())

@@ -11,9 +11,9 @@ use crate::outcome::HostFailure;
 use crate::transport::{LocalTransport, RunOpts, Transport};
 use std::time::{Duration, Instant};
 
-pub struct HostRemote<'a> {
-    pub run: &'a Run,
-    pub host: &'a ResolvedHost,
+pub(crate) struct HostRemote<'a> {
+    pub(crate) run: &'a Run,
+    pub(crate) host: &'a ResolvedHost,
 }
 
 impl Remote for HostRemote<'_> {
@@ -47,10 +47,6 @@ impl Remote for HostRemote<'_> {
         self.run.reconnect(self.host);
     }
 
-    fn wait_ready(&self, timeout: Duration, interval: Duration) -> Result<(), HostFailure> {
-        self.run.wait_ready(self.host, timeout, interval)
-    }
-
     fn activity(&self, message: &str) {
         self.run.ui.host_activity(&self.host.name, message);
     }
@@ -81,7 +77,7 @@ impl Remote for HostRemote<'_> {
 /// Commands that run on the controller on `host`'s behalf (rsync pulling from it or
 /// pushing to it): shown on its progress line and noted in its journal record; messages,
 /// results and changes count for `host`.
-pub struct ControllerRemote<'a>(pub HostRemote<'a>);
+pub(crate) struct ControllerRemote<'a>(pub HostRemote<'a>);
 
 impl Remote for ControllerRemote<'_> {
     fn name(&self) -> &str {

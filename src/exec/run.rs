@@ -23,26 +23,26 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub forks: usize,
+pub(crate) struct RunOptions {
+    pub(crate) forks: usize,
     /// `--forks` was given: it wins over a recipe's own `each(…, #{ forks })`.
-    pub forks_given: bool,
-    pub max_fail: Option<MaxFail>,
-    pub check: bool,
+    pub(crate) forks_given: bool,
+    pub(crate) max_fail: Option<MaxFail>,
+    pub(crate) check: bool,
     /// Restricts every host selection of the run (`--limit`).
-    pub limit: Option<String>,
-    pub command_timeout: Option<Duration>,
+    pub(crate) limit: Option<String>,
+    pub(crate) command_timeout: Option<Duration>,
     /// Bytes kept of each command's stdout and stderr (head and tail).
-    pub output_limit: usize,
-    pub ssh: SshDefaults,
+    pub(crate) output_limit: usize,
+    pub(crate) ssh: SshDefaults,
     /// The project root: local paths in recipes (uploads, templates) are relative to it.
-    pub root: std::path::PathBuf,
+    pub(crate) root: std::path::PathBuf,
     /// The secrets file `secret("name")` reads (fleet.toml's `secrets_file`, resolved).
-    pub secrets_file: Option<std::path::PathBuf>,
+    pub(crate) secrets_file: Option<std::path::PathBuf>,
     /// The state repository: journal and configuration snapshots.
-    pub state_dir: std::path::PathBuf,
+    pub(crate) state_dir: std::path::PathBuf,
     /// The inventory file, which `inventory::add`/`remove` edit in place.
-    pub inventory_file: Option<std::path::PathBuf>,
+    pub(crate) inventory_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -66,11 +66,11 @@ impl Default for RunOptions {
 
 /// What the journal records about the request behind a run.
 #[derive(Debug, Clone)]
-pub struct RunMeta {
-    pub args: Vec<String>,
-    pub params: serde_json::Map<String, serde_json::Value>,
-    pub recipes_rev: Option<String>,
-    pub started_at: std::time::SystemTime,
+pub(crate) struct RunMeta {
+    pub(crate) args: Vec<String>,
+    pub(crate) params: serde_json::Map<String, serde_json::Value>,
+    pub(crate) recipes_rev: Option<String>,
+    pub(crate) started_at: std::time::SystemTime,
 }
 
 impl Default for RunMeta {
@@ -86,22 +86,22 @@ impl Default for RunMeta {
 
 /// What a host has done so far in this run.
 #[derive(Debug, Clone, Default)]
-pub struct HostRecord {
-    pub ran: bool,
-    pub changed: bool,
-    pub failure: Option<(HostStatus, String)>,
-    pub elapsed: Duration,
+pub(crate) struct HostRecord {
+    pub(crate) ran: bool,
+    pub(crate) changed: bool,
+    pub(crate) failure: Option<(HostStatus, String)>,
+    pub(crate) elapsed: Duration,
     /// Every command, in order, for the journal.
-    pub commands: Vec<CommandRecord>,
+    pub(crate) commands: Vec<CommandRecord>,
     /// Structured results host functions report (e.g. `backup`), for the journal.
-    pub results: serde_json::Map<String, serde_json::Value>,
+    pub(crate) results: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Lines of output the journal keeps per command.
 const JOURNAL_TAIL_LINES: usize = 20;
 
 impl HostRecord {
-    pub fn status(&self) -> HostStatus {
+    pub(crate) fn status(&self) -> HostStatus {
         match &self.failure {
             Some((s, _)) => *s,
             None if self.changed => HostStatus::Changed,
@@ -111,25 +111,25 @@ impl HostRecord {
     }
 }
 
-pub struct Run {
-    pub tag: RunTag,
-    pub inventory: Inventory,
-    pub options: RunOptions,
-    pub ui: Ui,
+pub(crate) struct Run {
+    pub(crate) tag: RunTag,
+    pub(crate) inventory: Inventory,
+    pub(crate) options: RunOptions,
+    pub(crate) ui: Ui,
     records: Mutex<IndexMap<String, HostRecord>>,
     pub(super) transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
     /// The first bug found in the recipe while hosts ran; ends the run with exit 2.
     recipe_error: Mutex<Option<Error>>,
-    pub meta: RunMeta,
+    pub(crate) meta: RunMeta,
     /// Files (relative to the state repository) to commit with the journal record.
     staged: Mutex<Vec<std::path::PathBuf>>,
     /// The project lock, held until the run is dropped.
-    pub lock: Option<super::lock::ProjectLock>,
+    pub(crate) lock: Option<super::lock::ProjectLock>,
     /// Drives SSH connections; made when the first SSH host is reached.
     runtime: OnceLock<tokio::runtime::Runtime>,
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// `finish_run` logged the run's end.
-    pub ended: std::sync::atomic::AtomicBool,
+    pub(crate) ended: std::sync::atomic::AtomicBool,
 }
 
 /// How many lines of stderr a failure message shows.
@@ -148,16 +148,16 @@ impl Drop for Run {
 
 impl Run {
     /// `host` as a `Remote` for the procedures in `ops/`.
-    pub fn remote<'a>(&'a self, host: &'a ResolvedHost) -> HostRemote<'a> {
+    pub(crate) fn remote<'a>(&'a self, host: &'a ResolvedHost) -> HostRemote<'a> {
         HostRemote { run: self, host }
     }
 
     /// This machine, working for `host` (see [`ControllerRemote`]).
-    pub fn controller<'a>(&'a self, host: &'a ResolvedHost) -> ControllerRemote<'a> {
+    pub(crate) fn controller<'a>(&'a self, host: &'a ResolvedHost) -> ControllerRemote<'a> {
         ControllerRemote(self.remote(host))
     }
 
-    pub fn new(tag: RunTag, inventory: Inventory, options: RunOptions, ui: Ui) -> Run {
+    pub(crate) fn new(tag: RunTag, inventory: Inventory, options: RunOptions, ui: Ui) -> Run {
         Run {
             tag,
             inventory,
@@ -176,7 +176,7 @@ impl Run {
     }
 
     /// Hosts matching `pattern`, narrowed by `--limit`, in inventory order.
-    pub fn select(&self, pattern: &str) -> Result<Vec<ResolvedHost>> {
+    pub(crate) fn select(&self, pattern: &str) -> Result<Vec<ResolvedHost>> {
         let chosen = crate::inventory::select(&self.inventory, pattern)?;
         let limited: Vec<&str> = match &self.options.limit {
             Some(limit) => {
@@ -202,11 +202,11 @@ impl Run {
             .collect())
     }
 
-    pub fn host(&self, name: &str) -> Result<ResolvedHost> {
+    pub(crate) fn host(&self, name: &str) -> Result<ResolvedHost> {
         self.inventory.require(name)
     }
 
-    pub fn stage(&self, paths: Vec<std::path::PathBuf>) {
+    pub(crate) fn stage(&self, paths: Vec<std::path::PathBuf>) {
         let mut staged = self.staged.lock().unwrap();
         for p in paths {
             if !staged.contains(&p) {
@@ -215,22 +215,22 @@ impl Run {
         }
     }
 
-    pub fn staged(&self) -> Vec<std::path::PathBuf> {
+    pub(crate) fn staged(&self) -> Vec<std::path::PathBuf> {
         self.staged.lock().unwrap().clone()
     }
 
-    pub fn note_recipe_error(&self, error: Error) {
+    pub(crate) fn note_recipe_error(&self, error: Error) {
         let mut slot = self.recipe_error.lock().unwrap();
         if slot.is_none() {
             *slot = Some(error);
         }
     }
 
-    pub fn take_recipe_error(&self) -> Option<Error> {
+    pub(crate) fn take_recipe_error(&self) -> Option<Error> {
         self.recipe_error.lock().unwrap().take()
     }
 
-    pub fn record(&self, host: &str) -> HostRecord {
+    pub(crate) fn record(&self, host: &str) -> HostRecord {
         self.records
             .lock()
             .unwrap()
@@ -239,11 +239,11 @@ impl Run {
             .unwrap_or_default()
     }
 
-    pub fn records(&self) -> IndexMap<String, HostRecord> {
+    pub(crate) fn records(&self) -> IndexMap<String, HostRecord> {
         self.records.lock().unwrap().clone()
     }
 
-    pub fn update(&self, host: &str, f: impl FnOnce(&mut HostRecord)) {
+    pub(crate) fn update(&self, host: &str, f: impl FnOnce(&mut HostRecord)) {
         f(self
             .records
             .lock()
@@ -253,14 +253,20 @@ impl Run {
     }
 
     /// Logs a command with its whole output and keeps its tails for the journal.
-    pub fn note_command(&self, host: &str, mut record: CommandRecord, stdout: &str, stderr: &str) {
+    pub(crate) fn note_command(
+        &self,
+        host: &str,
+        mut record: CommandRecord,
+        stdout: &str,
+        stderr: &str,
+    ) {
         self.tag.command(host, &record, stdout, stderr);
         record.stdout_tail = tail(stdout, JOURNAL_TAIL_LINES);
         record.stderr_tail = tail(stderr, JOURNAL_TAIL_LINES);
         self.update(host, |r| r.commands.push(record));
     }
 
-    pub fn mark_changed(&self, host: &str) {
+    pub(crate) fn mark_changed(&self, host: &str) {
         self.update(host, |r| {
             r.ran = true;
             r.changed = true
@@ -268,7 +274,7 @@ impl Run {
     }
 
     /// Records a failure; the first one of a host is the one reported.
-    pub fn mark_failed(&self, host: &str, status: HostStatus, message: &str) {
+    pub(crate) fn mark_failed(&self, host: &str, status: HostStatus, message: &str) {
         self.update(host, |r| {
             r.ran = true;
             if r.failure.is_none() {
@@ -310,7 +316,7 @@ impl Run {
     }
 
     /// Closes every connection of the run; no ssh process of fleet's outlives it.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let transports: Vec<_> = self.transports.lock().unwrap().drain().collect();
         // In parallel: a hundred masters closed one after another would add seconds.
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -327,7 +333,7 @@ impl Run {
         });
     }
     /// Drops the host's connection; the next command connects anew.
-    pub fn reconnect(&self, host: &ResolvedHost) {
+    pub(crate) fn reconnect(&self, host: &ResolvedHost) {
         let t = self.transports.lock().unwrap().remove(&host.name);
         if let Some(t) = t {
             t.close();
@@ -335,7 +341,7 @@ impl Run {
     }
 
     /// Waits until `host` accepts a login (hosts that are still booting).
-    pub fn wait_ready(
+    pub(crate) fn wait_ready(
         &self,
         host: &ResolvedHost,
         timeout: Duration,
@@ -351,7 +357,7 @@ impl Run {
 
     /// Runs `cmd` on `host` and returns its output whatever the exit code: logged,
     /// streamed to the progress line, transport trouble raised as a `HostFailure`.
-    pub fn exec(
+    pub(crate) fn exec(
         &self,
         host: &ResolvedHost,
         cmd: &str,
@@ -443,7 +449,7 @@ impl Run {
     /// Runs `cmd` on `host`: printed instead in check mode unless read-only, logged,
     /// streamed to the progress line, and raised as a `HostFailure` on a non-zero exit
     /// unless `allow_fail`.
-    pub fn command(
+    pub(crate) fn command(
         &self,
         host: &ResolvedHost,
         cmd: &str,

@@ -11,19 +11,19 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Clone, Copy)]
-pub struct UiOptions {
+pub(crate) struct UiOptions {
     /// Bars and spinners (only when stderr is a terminal and --no-progress is absent).
-    pub progress: bool,
-    pub color: bool,
+    pub(crate) progress: bool,
+    pub(crate) color: bool,
     /// -1 quiet, 0 default, 1 shows commands and their output, 2 more.
-    pub verbosity: i8,
+    pub(crate) verbosity: i8,
     /// stdout carries only the JSON recap; everything else goes to stderr.
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 impl UiOptions {
     /// Decides bars and colour from the terminal, `NO_COLOR` and the flags.
-    pub fn detect(no_progress: bool, verbosity: i8, json: bool) -> UiOptions {
+    pub(crate) fn detect(no_progress: bool, verbosity: i8, json: bool) -> UiOptions {
         use std::io::IsTerminal;
         let tty = std::io::stderr().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -49,8 +49,8 @@ struct Counts {
     by_status: HashMap<HostStatus, u64>,
 }
 
-pub struct Ui {
-    pub options: UiOptions,
+pub(crate) struct Ui {
+    pub(crate) options: UiOptions,
     bars: Option<Mutex<Bars>>,
     counts: Mutex<Counts>,
     /// Serialises plain writes to stdout and stderr.
@@ -58,7 +58,7 @@ pub struct Ui {
 }
 
 impl Ui {
-    pub fn new(options: UiOptions) -> Ui {
+    pub(crate) fn new(options: UiOptions) -> Ui {
         let bars = options.progress.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let overall = multi.add(ProgressBar::new(0));
@@ -81,7 +81,7 @@ impl Ui {
         }
     }
 
-    pub fn style(&self, status: HostStatus) -> Style {
+    pub(crate) fn style(&self, status: HostStatus) -> Style {
         let s = Style::new().force_styling(self.options.color);
         match status {
             HostStatus::Ok => s.green(),
@@ -94,7 +94,7 @@ impl Ui {
     /// Runs `f` (a question on the terminal) with the progress bars hidden.
     /// Asks a yes/no question on the terminal (progress bars set aside while it waits);
     /// anything but y/yes is no.
-    pub fn confirm(&self, question: &str) -> bool {
+    pub(crate) fn confirm(&self, question: &str) -> bool {
         self.suspend(|| {
             use std::io::Write;
             eprint!("{question}");
@@ -105,7 +105,7 @@ impl Ui {
         })
     }
 
-    pub fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
         match &self.bars {
             Some(bars) => {
                 let multi = bars.lock().unwrap().multi.clone();
@@ -116,7 +116,7 @@ impl Ui {
     }
 
     /// A progress or diagnostic line on stderr, e.g. `web-1 | step: install`.
-    pub fn event(&self, host: Option<&str>, msg: &str) {
+    pub(crate) fn event(&self, host: Option<&str>, msg: &str) {
         let text = shown(host, msg);
         if let Some(bars) = &self.bars {
             let bars = bars.lock().unwrap();
@@ -135,7 +135,7 @@ impl Ui {
 
     /// Output that is the result of the run (recipe `print`, `fleet exec` output) on
     /// stdout; a closed pipe is not an error.
-    pub fn out(&self, host: Option<&str>, msg: &str) {
+    pub(crate) fn out(&self, host: Option<&str>, msg: &str) {
         let text = shown(host, msg);
         let write = || {
             let _guard = self.write_lock.lock().unwrap();
@@ -153,7 +153,7 @@ impl Ui {
     }
 
     /// The machine-readable result of the run: stdout, always.
-    pub fn json_result(&self, text: &str) {
+    pub(crate) fn json_result(&self, text: &str) {
         let text = crate::ops::secrets::redact(text);
         let _guard = self.write_lock.lock().unwrap();
         let mut out = std::io::stdout().lock();
@@ -161,7 +161,7 @@ impl Ui {
     }
 
     /// Announces `n` more hosts to work on.
-    pub fn add_hosts(&self, n: usize) {
+    pub(crate) fn add_hosts(&self, n: usize) {
         let mut c = self.counts.lock().unwrap();
         c.total += n as u64;
         if let Some(bars) = &self.bars {
@@ -169,7 +169,7 @@ impl Ui {
         }
     }
 
-    pub fn host_started(&self, host: &str) {
+    pub(crate) fn host_started(&self, host: &str) {
         if let Some(bars) = &self.bars {
             let mut bars = bars.lock().unwrap();
             let bar = bars.multi.add(ProgressBar::new_spinner());
@@ -184,7 +184,7 @@ impl Ui {
     }
 
     /// What a host is doing right now: its step or command.
-    pub fn host_activity(&self, host: &str, msg: &str) {
+    pub(crate) fn host_activity(&self, host: &str, msg: &str) {
         if let Some(bars) = &self.bars
             && let Some(bar) = bars.lock().unwrap().hosts.get(host)
         {
@@ -192,7 +192,7 @@ impl Ui {
         }
     }
 
-    pub fn host_done(&self, host: &str, status: HostStatus) {
+    pub(crate) fn host_done(&self, host: &str, status: HostStatus) {
         let mut c = self.counts.lock().unwrap();
         c.done += 1;
         *c.by_status.entry(status).or_default() += 1;
@@ -213,7 +213,7 @@ impl Ui {
     }
 
     /// Removes the bars before the recap is printed.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bars) = &self.bars {
             let bars = bars.lock().unwrap();
             bars.overall.finish_and_clear();

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A host name, address or user that fleet refuses; `what` names which.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadValue {
+pub(crate) enum BadValue {
     #[error("empty {what}")]
     Empty { what: &'static str },
     /// `value` is as the message shows it (escaped, cut); `why` says what is wrong.
@@ -28,7 +28,7 @@ fn bad(what: &'static str, value: &str, why: impl Into<String>) -> BadValue {
 
 /// Host names become file names (journal, backups, snapshots): no separators, no dot
 /// names, nothing an option parser or a terminal would read as anything but a name.
-pub fn host_name(name: &str) -> Result<(), BadValue> {
+pub(crate) fn host_name(name: &str) -> Result<(), BadValue> {
     common(name, "host name")?;
     if name == "." || name == ".." || name.starts_with('.') {
         return Err(bad("host name", name, "it may not start with `.`"));
@@ -51,7 +51,7 @@ pub fn host_name(name: &str) -> Result<(), BadValue> {
 
 /// A DNS name, an IPv4 or IPv6 address (optionally `[bracketed]`, with a `%zone`), or
 /// an ssh_config alias made of the same characters as a DNS name.
-pub fn address(address: &str) -> Result<(), BadValue> {
+pub(crate) fn address(address: &str) -> Result<(), BadValue> {
     common(address, "address")?;
     let bad = || {
         bad(
@@ -95,7 +95,7 @@ pub fn address(address: &str) -> Result<(), BadValue> {
 }
 
 /// A login name as ssh's `-l` and rsync's `user@` take it.
-pub fn user(user: &str) -> Result<(), BadValue> {
+pub(crate) fn user(user: &str) -> Result<(), BadValue> {
     common(user, "user")?;
     match user
         .chars()

@@ -2,7 +2,7 @@
 
 /// The inventory formats fleet reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// fleet's own format: `[hosts.x]`, `[groups.y]`, `[vars]`.
     Toml,
     /// Ansible's INI inventory.
@@ -11,7 +11,7 @@ pub enum Format {
     Plain,
 }
 
-pub fn detect_format(name: &str, text: &str) -> Format {
+pub(crate) fn detect_format(name: &str, text: &str) -> Format {
     if name.ends_with(".toml") || is_native_toml(text) {
         Format::Toml
     } else if is_ini(text) {

@@ -7,22 +7,22 @@ use toml_edit::{Array, DocumentMut, Item, Table, Value};
 /// (an empty `address` is refused by the caller, which names the function).
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HostEntry {
+pub(crate) struct HostEntry {
     #[serde(default)]
-    pub address: String,
+    pub(crate) address: String,
     #[serde(default, deserialize_with = "crate::ops::options::some_port")]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     #[serde(default)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     #[serde(default)]
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
     #[serde(default)]
-    pub vars: serde_json::Map<String, serde_json::Value>,
+    pub(crate) vars: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Why an inventory could not be edited; `file` names it as the user gave it.
 #[derive(Debug, thiserror::Error)]
-pub enum EditError {
+pub(crate) enum EditError {
     #[error("{file} is not valid TOML: {source}")]
     NotToml {
         file: String,
@@ -76,7 +76,7 @@ fn toml_value(v: &serde_json::Value) -> Option<Value> {
 }
 
 /// Whether `name` has a `[hosts.NAME]` entry.
-pub fn has_host(file: &str, text: &str, name: &str) -> Result<bool, EditError> {
+pub(crate) fn has_host(file: &str, text: &str, name: &str) -> Result<bool, EditError> {
     let doc = parse(file, text)?;
     Ok(doc
         .get("hosts")
@@ -99,7 +99,7 @@ fn hosts_table<'d>(doc: &'d mut DocumentMut, file: &str) -> Result<&'d mut Table
 }
 
 /// The inventory with `[hosts.NAME]` appended; an existing host is an error.
-pub fn add_host(
+pub(crate) fn add_host(
     file: &str,
     text: &str,
     name: &str,
@@ -146,7 +146,7 @@ pub fn add_host(
 
 /// The inventory with host `name` reached through the local transport (pull mode):
 /// its groups and vars stay, its address, port, user and key go; added if missing.
-pub fn make_local(file: &str, text: &str, name: &str) -> Result<String, EditError> {
+pub(crate) fn make_local(file: &str, text: &str, name: &str) -> Result<String, EditError> {
     let mut doc = parse(file, text)?;
     let hosts = hosts_table(&mut doc, file)?;
     if !hosts.contains_key(name) {
@@ -167,7 +167,7 @@ pub fn make_local(file: &str, text: &str, name: &str) -> Result<String, EditErro
 
 /// The inventory without host `name`: its `[hosts.NAME]` table and its place in every
 /// group's `hosts` list. `None` when the name appears nowhere.
-pub fn remove_host(file: &str, text: &str, name: &str) -> Result<Option<String>, EditError> {
+pub(crate) fn remove_host(file: &str, text: &str, name: &str) -> Result<Option<String>, EditError> {
     let mut doc = parse(file, text)?;
     let mut found = doc
         .get_mut("hosts")

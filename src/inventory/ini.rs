@@ -14,7 +14,7 @@ use super::vars::{Hierarchy, find_cycle};
 use super::{Connection, Host, Inventory, bad_port, parse_port};
 use crate::error::{Result, SourceError};
 
-pub fn parse(name: &str, text: &str) -> Result<Inventory> {
+pub(crate) fn parse(name: &str, text: &str) -> Result<Inventory> {
     let mut parser = Parser {
         name,
         text,

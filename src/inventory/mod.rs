@@ -5,26 +5,26 @@
 
 mod checks;
 mod detect;
-pub mod edit;
+pub(crate) mod edit;
 mod ini;
 mod pattern;
 mod plain;
 mod toml;
-pub mod vars;
+pub(crate) mod vars;
 
 use indexmap::IndexMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-pub use detect::{Format, detect_format};
-pub use pattern::select;
+pub(crate) use detect::{Format, detect_format};
+pub(crate) use pattern::select;
 
 /// Variables as JSON values: every format maps onto them and `--json` prints them as is.
-pub type Vars = IndexMap<String, serde_json::Value>;
+pub(crate) type Vars = IndexMap<String, serde_json::Value>;
 
 /// How commands reach a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Connection {
+pub(crate) enum Connection {
     /// `sh -c` on the machine fleet runs on.
     Local,
     /// OpenSSH to `address`.
@@ -33,7 +33,7 @@ pub enum Connection {
 
 impl Connection {
     /// `localhost` means this machine unless the inventory says otherwise, as in Ansible.
-    pub fn default_for(address: &str) -> Self {
+    pub(crate) fn default_for(address: &str) -> Self {
         if address == "localhost" {
             Connection::Local
         } else {
@@ -43,21 +43,21 @@ impl Connection {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Host {
-    pub name: String,
-    pub address: String,
-    pub port: Option<u16>,
-    pub user: Option<String>,
-    pub identity_file: Option<PathBuf>,
-    pub connection: Connection,
+pub(crate) struct Host {
+    pub(crate) name: String,
+    pub(crate) address: String,
+    pub(crate) port: Option<u16>,
+    pub(crate) user: Option<String>,
+    pub(crate) identity_file: Option<PathBuf>,
+    pub(crate) connection: Connection,
     /// Groups the host was put in directly (not their parents, not `all`).
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
     /// The host's own variables, before merging with group variables.
-    pub vars: Vars,
+    pub(crate) vars: Vars,
 }
 
 impl Host {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         Host {
             name: name.to_string(),
             address: name.to_string(),
@@ -72,42 +72,42 @@ impl Host {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Group {
-    pub name: String,
-    pub vars: Vars,
+pub(crate) struct Group {
+    pub(crate) name: String,
+    pub(crate) vars: Vars,
     /// Names of child groups: their hosts are members of this group too.
-    pub children: Vec<String>,
+    pub(crate) children: Vec<String>,
 }
 
 /// A parsed inventory. Hosts and groups keep the order of the file.
 #[derive(Debug, Clone, Default)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     /// Display name of the file it came from (for messages).
-    pub source: String,
-    pub hosts: IndexMap<String, Host>,
+    pub(crate) source: String,
+    pub(crate) hosts: IndexMap<String, Host>,
     /// Every group, including `all` (which always exists and holds every host).
-    pub groups: IndexMap<String, Group>,
+    pub(crate) groups: IndexMap<String, Group>,
 }
 
 /// A host with everything merged: what a recipe sees as `h`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ResolvedHost {
-    pub name: String,
-    pub address: String,
-    pub port: Option<u16>,
-    pub user: Option<String>,
-    pub identity_file: Option<PathBuf>,
-    pub connection: Connection,
+pub(crate) struct ResolvedHost {
+    pub(crate) name: String,
+    pub(crate) address: String,
+    pub(crate) port: Option<u16>,
+    pub(crate) user: Option<String>,
+    pub(crate) identity_file: Option<PathBuf>,
+    pub(crate) connection: Connection,
     /// Every group the host belongs to, direct or through a child group, parents first;
     /// `all` is left out.
-    pub groups: Vec<String>,
-    pub vars: Vars,
+    pub(crate) groups: Vec<String>,
+    pub(crate) vars: Vars,
 }
 
 impl Inventory {
     /// Parses inventory text in any supported format, recognised by content.
     /// `name` is used in error messages (usually the path as the user gave it).
-    pub fn parse(name: &str, text: &str) -> crate::error::Result<Inventory> {
+    pub(crate) fn parse(name: &str, text: &str) -> crate::error::Result<Inventory> {
         let inventory = match detect_format(name, text) {
             Format::Toml => toml::parse(name, text)?,
             Format::Ini => ini::parse(name, text)?,
@@ -115,11 +115,6 @@ impl Inventory {
         };
         inventory.check_connection_values(text)?;
         Ok(inventory)
-    }
-
-    pub fn load(path: &Path) -> crate::error::Result<Inventory> {
-        let text = std::fs::read_to_string(path).map_err(crate::error::Error::read(path))?;
-        Inventory::parse(&path.display().to_string(), &text)
     }
 
     /// Refuses names, addresses and users that could become an option or a path, with
@@ -180,12 +175,12 @@ impl Inventory {
     }
 
     /// Host names in inventory order.
-    pub fn host_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn host_names(&self) -> impl Iterator<Item = &str> {
         self.hosts.keys().map(String::as_str)
     }
 
     /// The host called `name`, resolved; an error names the closest host if there is one.
-    pub fn require(&self, name: &str) -> crate::error::Result<ResolvedHost> {
+    pub(crate) fn require(&self, name: &str) -> crate::error::Result<ResolvedHost> {
         self.resolve(name).ok_or_else(|| {
             let message = format!("no host named `{name}` in {}", self.source);
             match crate::suggest::closest(name, self.host_names()) {
@@ -198,12 +193,12 @@ impl Inventory {
     }
 
     /// Merges variables all < groups (parents before children, then by name) < host.
-    pub fn resolve(&self, host: &str) -> Option<ResolvedHost> {
+    pub(crate) fn resolve(&self, host: &str) -> Option<ResolvedHost> {
         vars::resolve(self, host)
     }
 
     /// For resolving many hosts: the group hierarchy is worked out once.
-    pub fn resolver(&self) -> vars::Resolver<'_> {
+    pub(crate) fn resolver(&self) -> vars::Resolver<'_> {
         vars::Resolver::new(self)
     }
 }

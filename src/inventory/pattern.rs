@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 /// The hosts `pattern` selects, in inventory order. Unions apply first, then `&`
 /// intersections, then `!` exclusions, wherever they appear, as in Ansible; a pattern of
 /// only `&`/`!` terms starts from `all`.
-pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>> {
+pub(crate) fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>> {
     // A host whose name holds `:` (IPv6) can always be named whole.
     if pattern.contains(':')
         && let Some(host) = inv.hosts.get(pattern.trim())

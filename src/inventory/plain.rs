@@ -10,18 +10,18 @@ use crate::error::{Result, SourceError};
 /// The parts of one `[user@]host[:port]`, borrowed from the line.
 #[derive(Debug, PartialEq)]
 pub(super) struct Target<'a> {
-    pub user: Option<&'a str>,
-    pub host: &'a str,
-    pub port: Option<u16>,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) host: &'a str,
+    pub(crate) port: Option<u16>,
 }
 
 /// What is wrong with a target, located in bytes from the target's start.
 #[derive(Debug)]
 pub(super) struct Flaw {
-    pub start: usize,
-    pub len: usize,
-    pub message: String,
-    pub label: &'static str,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) message: String,
+    pub(crate) label: &'static str,
 }
 
 impl Flaw {
@@ -98,7 +98,7 @@ pub(super) fn parse_target(token: &str, with_user: bool) -> Result<Target<'_>, F
     Ok(Target { user, host, port })
 }
 
-pub fn parse(name: &str, text: &str) -> Result<Inventory> {
+pub(crate) fn parse(name: &str, text: &str) -> Result<Inventory> {
     let mut inv = Inventory::empty(name);
     let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut line_start = 0;

@@ -60,7 +60,7 @@ struct GroupSpec {
     hosts: Vec<Spanned<String>>,
 }
 
-pub fn parse(name: &str, text: &str) -> Result<Inventory> {
+pub(crate) fn parse(name: &str, text: &str) -> Result<Inventory> {
     let error = |span: Range<usize>, message: String, label: &str| {
         let len = span.len().max(1);
         SourceError::at_span(name, text, (span.start, len).into(), message, label)

@@ -6,16 +6,16 @@ use crate::outcome::HostFailure;
 use std::time::{Duration, Instant};
 
 /// Default reboot: systemd's, else SysV's.
-pub const REBOOT_COMMAND: &str = "systemctl reboot || shutdown -r now";
+pub(crate) const REBOOT_COMMAND: &str = "systemctl reboot || shutdown -r now";
 /// Default boot marker: changes with every boot of a Linux kernel.
-pub const BOOT_MARKER: &str = "cat /proc/sys/kernel/random/boot_id";
+pub(crate) const BOOT_MARKER: &str = "cat /proc/sys/kernel/random/boot_id";
 
 /// The options map of `apt::pending`: `refresh` (default true) runs `apt-get update` first.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PendingOpts {
+pub(crate) struct PendingOpts {
     #[serde(default = "yes")]
-    pub refresh: bool,
+    pub(crate) refresh: bool,
 }
 
 fn yes() -> bool {
@@ -25,15 +25,15 @@ fn yes() -> bool {
 /// The options map of `reboot`: how to reboot, how to tell a new boot, how long to wait.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RebootOpts {
+pub(crate) struct RebootOpts {
     #[serde(default = "reboot_command")]
-    pub command: String,
+    pub(crate) command: String,
     #[serde(default = "boot_marker")]
-    pub marker: String,
+    pub(crate) marker: String,
     #[serde(default = "ten_minutes", deserialize_with = "super::options::seconds")]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     #[serde(default = "five_seconds", deserialize_with = "super::options::seconds")]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
 }
 
 fn reboot_command() -> String {
@@ -50,36 +50,37 @@ fn five_seconds() -> Duration {
 }
 
 /// `apt-get -s`: what an upgrade would do, as any user, without the lock.
-pub const SIMULATE: &str = "apt-get -s -o Debug::NoLocking=1 upgrade --with-new-pkgs 2>/dev/null";
+pub(crate) const SIMULATE: &str =
+    "apt-get -s -o Debug::NoLocking=1 upgrade --with-new-pkgs 2>/dev/null";
 
 /// Refreshes the package lists.
-pub const REFRESH: &str = "apt-get update -q";
+pub(crate) const REFRESH: &str = "apt-get update -q";
 
 /// Upgrades everything without a question; changed config files keep the local
 /// version (confold), new defaults are taken where nothing was changed (confdef).
-pub const UPGRADE: &str = "DEBIAN_FRONTEND=noninteractive apt-get -y -q \
+pub(crate) const UPGRADE: &str = "DEBIAN_FRONTEND=noninteractive apt-get -y -q \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     upgrade --with-new-pkgs";
 
 /// Debian and Ubuntu touch this file when an installed update needs a reboot.
-pub const REBOOT_REQUIRED: &str = "test -e /var/run/reboot-required";
+pub(crate) const REBOOT_REQUIRED: &str = "test -e /var/run/reboot-required";
 
 /// One package an upgrade would install or upgrade.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// `name` for recipes: `package` is a reserved word in Rhai.
     #[serde(rename = "name")]
-    pub package: String,
+    pub(crate) package: String,
     /// The installed version; None for a new package.
-    pub from: Option<String>,
-    pub to: String,
-    pub security: bool,
+    pub(crate) from: Option<String>,
+    pub(crate) to: String,
+    pub(crate) security: bool,
 }
 
 /// Reads `apt-get -s upgrade` output: `Inst NAME [OLD] (NEW ORIGIN [ARCH])` lines.
 /// An update is a security update when an origin names a security archive
 /// (`Debian-Security:12/stable-security`, `Ubuntu:22.04/jammy-security`).
-pub fn parse_simulation(text: &str) -> Vec<Pending> {
+pub(crate) fn parse_simulation(text: &str) -> Vec<Pending> {
     text.lines()
         .filter_map(|line| {
             let rest = line.strip_prefix("Inst ")?;
@@ -111,7 +112,7 @@ pub fn parse_simulation(text: &str) -> Vec<Pending> {
 // The procedures of `fleet update` and `fleet status` on a host, over `Remote`.
 
 /// The host's pending updates; `refresh` runs `apt-get update` first (not a change).
-pub fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostFailure> {
+pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostFailure> {
     if r.command("command -v apt-get", CommandOpts::QUERY)?.code != 0 {
         let os = r
             .command(
@@ -145,7 +146,7 @@ pub fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostFailur
 }
 
 /// Upgrades every package (output streams to the progress line and the log).
-pub fn upgrade(r: &dyn Remote) -> Result<(), HostFailure> {
+pub(crate) fn upgrade(r: &dyn Remote) -> Result<(), HostFailure> {
     let sudo = r.needs_sudo()?;
     r.command(
         UPGRADE,
@@ -158,13 +159,13 @@ pub fn upgrade(r: &dyn Remote) -> Result<(), HostFailure> {
     .map(|_| ())
 }
 
-pub fn reboot_required(r: &dyn Remote) -> Result<bool, HostFailure> {
+pub(crate) fn reboot_required(r: &dyn Remote) -> Result<bool, HostFailure> {
     Ok(r.command(REBOOT_REQUIRED, CommandOpts::QUERY)?.code == 0)
 }
 
 /// Reboots the host with `command` and waits until it answers again with a boot
 /// marker (`marker`'s output, by default the kernel's boot id) other than before.
-pub fn reboot(
+pub(crate) fn reboot(
     r: &dyn Remote,
     command: &str,
     marker: &str,

@@ -26,32 +26,32 @@ crate::error::message_error!(
 );
 
 #[derive(Debug, Clone, Default)]
-pub struct BackupOpts {
+pub(crate) struct BackupOpts {
     /// As the operator gave it, for check mode's message.
-    pub dest_dir: PathBuf,
-    pub excludes: Vec<String>,
-    pub one_file_system: bool,
-    pub retention: Retention,
+    pub(crate) dest_dir: PathBuf,
+    pub(crate) excludes: Vec<String>,
+    pub(crate) one_file_system: bool,
+    pub(crate) retention: Retention,
 }
 
 /// What one backup of one host did, as the journal and `fleet backups` keep it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct BackupResult {
-    pub snapshot: Option<String>,
-    pub files_transferred: u64,
-    pub bytes_transferred: u64,
-    pub total_size: u64,
-    pub duration_ms: u64,
-    pub exit_code: Option<i32>,
+pub(crate) struct BackupResult {
+    pub(crate) snapshot: Option<String>,
+    pub(crate) files_transferred: u64,
+    pub(crate) bytes_transferred: u64,
+    pub(crate) total_size: u64,
+    pub(crate) duration_ms: u64,
+    pub(crate) exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
+    pub(crate) warning: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pruned: Vec<String>,
+    pub(crate) pruned: Vec<String>,
     /// ssh could not reach the source.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub unreachable: bool,
+    pub(crate) unreachable: bool,
 }
 
 /// The key of a host's journal results under which its backup is kept.
@@ -59,19 +59,21 @@ const RESULT_KEY: &str = "backup";
 
 impl BackupResult {
     /// A host's `backup` result as the journal keeps it.
-    pub fn from_journal(results: &serde_json::Map<String, serde_json::Value>) -> Option<Self> {
+    pub(crate) fn from_journal(
+        results: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Self> {
         serde_json::from_value(results.get(RESULT_KEY)?.clone()).ok()
     }
 
     /// A snapshot was made and completed.
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.snapshot.is_some() && self.error.is_none()
     }
 }
 
 /// A destination must be empty, missing, or carry fleet's marker: rsync `--delete`
 /// inside someone else's directory would destroy it.
-pub fn prepare_destination(dest: &Path) -> Result<(), StoreError> {
+pub(crate) fn prepare_destination(dest: &Path) -> Result<(), StoreError> {
     let marker = dest.join(MARKER);
     if marker.is_file() {
         return Ok(());
@@ -118,7 +120,7 @@ fn sort_snapshots(names: Vec<String>) -> (Vec<(String, i64)>, Vec<String>) {
 
 /// Where snapshots are kept: on this machine (rsync runs here, for the source), or on a
 /// backup host that pulls from the source itself, as backup servers do.
-pub enum Store<'a> {
+pub(crate) enum Store<'a> {
     Local {
         dir: PathBuf,
         /// This machine, working on the source's behalf: runs rsync, notes it.
@@ -249,7 +251,7 @@ fn run_rsync(at: &dyn Remote, args: &[String]) -> Result<CmdOutput, StoreError> 
 }
 
 /// Seconds since 1970, the time a snapshot is named after.
-pub fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -261,7 +263,7 @@ pub fn now_unix() -> i64 {
 /// the next free second); an error leaves
 /// every complete snapshot as it was. The result is kept in the source's journal record
 /// either way.
-pub fn backup(
+pub(crate) fn backup(
     source: &dyn Remote,
     host: &ResolvedHost,
     ssh: &SshDefaults,
@@ -401,7 +403,7 @@ fn record(source: &dyn Remote, result: &BackupResult) {
 
 /// Copies `path` of a snapshot back to `host` (at `to`, default the same path), with
 /// rsync on this machine (`controller`, working on the host's behalf).
-pub fn restore(
+pub(crate) fn restore(
     controller: &dyn Remote,
     host: &ResolvedHost,
     ssh: &SshDefaults,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Why a file could not be captured or where it would be kept is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CaptureError {
+pub(crate) enum CaptureError {
     #[error("unexpected output: no first line")]
     NoFirstLine,
     #[error("unexpected mode `{0}`")]
@@ -30,24 +30,24 @@ pub enum CaptureError {
 /// The options map of `snapshot_config`: `sudo` for files only root can read.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CaptureOpts {
+pub(crate) struct CaptureOpts {
     #[serde(default)]
-    pub sudo: bool,
+    pub(crate) sudo: bool,
 }
 
 /// One round trip per file: `absent`, or its mode on the first line and then its bytes.
-pub fn capture_cmd(path: &str) -> String {
+pub(crate) fn capture_cmd(path: &str) -> String {
     let p = quote(path);
     format!("if [ -f {p} ]; then stat -c %a -- {p} && cat -- {p}; else echo absent; fi")
 }
 
 #[derive(Debug, PartialEq)]
-pub enum Captured {
+pub(crate) enum Captured {
     Absent,
     File { mode: String, content: Vec<u8> },
 }
 
-pub fn parse_capture(out: &[u8]) -> Result<Captured, CaptureError> {
+pub(crate) fn parse_capture(out: &[u8]) -> Result<Captured, CaptureError> {
     let nl = out
         .iter()
         .position(|b| *b == b'\n')
@@ -66,7 +66,7 @@ pub fn parse_capture(out: &[u8]) -> Result<Captured, CaptureError> {
 }
 
 /// `hosts/web-1/etc/ssh/sshd_config` for `/etc/ssh/sshd_config`.
-pub fn snapshot_path(host: &str, path: &str) -> Result<PathBuf, CaptureError> {
+pub(crate) fn snapshot_path(host: &str, path: &str) -> Result<PathBuf, CaptureError> {
     if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
         return Err(CaptureError::NotAbsolute(path.to_string()));
     }
@@ -75,7 +75,7 @@ pub fn snapshot_path(host: &str, path: &str) -> Result<PathBuf, CaptureError> {
 }
 
 /// `hosts/<host>`: the host name is one path component, or the snapshot is refused.
-pub fn host_dir(host: &str) -> Result<PathBuf, CaptureError> {
+pub(crate) fn host_dir(host: &str) -> Result<PathBuf, CaptureError> {
     crate::ops::paths::join_under(Path::new("hosts"), &[host]).map_err(|source| {
         CaptureError::BadHost {
             host: host.to_string(),
@@ -100,7 +100,7 @@ fn write_modes(file: &Path, modes: &BTreeMap<String, String>) -> std::io::Result
 
 /// Copies `paths` from the host into the state repository `state`; returns the files
 /// (relative to `state`) for the run to stage into its one commit.
-pub fn config(
+pub(crate) fn config(
     r: &dyn Remote,
     state: &Path,
     paths: &[String],

@@ -6,7 +6,7 @@
 use super::ufw::{self, Rule};
 use serde::Deserialize;
 
-pub const INDEX: &str = "catalog/index.json";
+pub(crate) const INDEX: &str = "catalog/index.json";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +42,7 @@ fn tcp() -> String {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// Allowed from anywhere.
     Public,
     /// Allowed from the RFC 1918 ranges.
@@ -52,24 +52,24 @@ pub enum Scope {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Port {
-    pub ports: ufw::Ports,
-    pub proto: ufw::Proto,
-    pub scope: Scope,
+pub(crate) struct Port {
+    pub(crate) ports: ufw::Ports,
+    pub(crate) proto: ufw::Proto,
+    pub(crate) scope: Scope,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct App {
-    pub name: String,
-    pub role: String,
-    pub description: String,
-    pub ports: Vec<Port>,
-    pub depends: Vec<String>,
+pub(crate) struct App {
+    pub(crate) name: String,
+    pub(crate) role: String,
+    pub(crate) description: String,
+    pub(crate) ports: Vec<Port>,
+    pub(crate) depends: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Catalog {
-    pub apps: Vec<App>,
+pub(crate) struct Catalog {
+    pub(crate) apps: Vec<App>,
 }
 
 fn safe_name(s: &str) -> bool {
@@ -80,7 +80,7 @@ fn safe_name(s: &str) -> bool {
 
 /// Why the app catalog cannot be read or the apps asked for cannot be installed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CatalogError {
+pub(crate) enum CatalogError {
     /// The index is malformed; the message names the file, the app and the field.
     #[error("{0}")]
     Index(String),
@@ -98,7 +98,7 @@ impl From<String> for CatalogError {
 
 impl Catalog {
     /// Parses and checks the index; errors name the file, the app and the field.
-    pub fn parse(file: &str, text: &str) -> Result<Catalog, CatalogError> {
+    pub(crate) fn parse(file: &str, text: &str) -> Result<Catalog, CatalogError> {
         let index: Index = serde_json::from_str(text)
             .map_err(|e| format!("{file}:{}:{}: {e}", e.line(), e.column()))?;
         let mut apps = Vec::new();
@@ -182,7 +182,7 @@ impl Catalog {
         Ok(catalog)
     }
 
-    pub fn get(&self, name: &str) -> Option<&App> {
+    pub(crate) fn get(&self, name: &str) -> Option<&App> {
         self.apps.iter().find(|a| a.name == name)
     }
 
@@ -193,7 +193,7 @@ impl Catalog {
     }
 
     /// The chosen apps and everything they depend on, dependencies first, each once.
-    pub fn resolve(&self, chosen: &[String]) -> Result<Vec<&App>, CatalogError> {
+    pub(crate) fn resolve(&self, chosen: &[String]) -> Result<Vec<&App>, CatalogError> {
         let mut order: Vec<&App> = Vec::new();
         let mut path: Vec<&str> = Vec::new();
         for name in chosen {
@@ -235,7 +235,7 @@ impl Catalog {
 
 /// The firewall rules for the apps' ports: public from anywhere, lan from the RFC 1918
 /// ranges, local none. `lan_only` narrows public ports to the LAN too.
-pub fn rules(apps: &[&App], lan_only: bool) -> Vec<Rule> {
+pub(crate) fn rules(apps: &[&App], lan_only: bool) -> Vec<Rule> {
     let mut out = Vec::new();
     for app in apps {
         for p in &app.ports {

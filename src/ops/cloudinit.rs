@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Linux user names as Debian's adduser accepts them by default.
-pub fn is_user_name(s: &str) -> bool {
+pub(crate) fn is_user_name(s: &str) -> bool {
     let mut chars = s.chars();
     s.len() <= 32
         && chars
@@ -26,7 +26,7 @@ const KEY_TYPES: &[&str] = &[
 ];
 
 /// One OpenSSH public key line: type, base64 body, optional comment.
-pub fn is_public_key(s: &str) -> bool {
+pub(crate) fn is_public_key(s: &str) -> bool {
     let mut parts = s.split_whitespace();
     let (Some(kind), Some(body)) = (parts.next(), parts.next()) else {
         return false;
@@ -53,51 +53,51 @@ fn is_hostname(s: &str) -> bool {
 /// `sudo: true` is passwordless sudo for everything; a string is a sudoers rule.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
-pub enum Sudo {
+pub(crate) enum Sudo {
     All(bool),
     Rule(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UserSpec {
-    pub name: String,
+pub(crate) struct UserSpec {
+    pub(crate) name: String,
     #[serde(default)]
-    pub ssh_authorized_keys: Vec<String>,
-    pub sudo: Option<Sudo>,
+    pub(crate) ssh_authorized_keys: Vec<String>,
+    pub(crate) sudo: Option<Sudo>,
     #[serde(default)]
-    pub groups: Vec<String>,
-    pub shell: Option<String>,
+    pub(crate) groups: Vec<String>,
+    pub(crate) shell: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WriteFileSpec {
-    pub path: String,
-    pub content: String,
-    pub permissions: Option<String>,
-    pub owner: Option<String>,
+pub(crate) struct WriteFileSpec {
+    pub(crate) path: String,
+    pub(crate) content: String,
+    pub(crate) permissions: Option<String>,
+    pub(crate) owner: Option<String>,
 }
 
 /// What a recipe says of a machine's first boot.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UserDataSpec {
-    pub hostname: Option<String>,
-    pub fqdn: Option<String>,
-    pub timezone: Option<String>,
+pub(crate) struct UserDataSpec {
+    pub(crate) hostname: Option<String>,
+    pub(crate) fqdn: Option<String>,
+    pub(crate) timezone: Option<String>,
     #[serde(default)]
-    pub users: Vec<UserSpec>,
-    pub ssh_pwauth: Option<bool>,
-    pub disable_root: Option<bool>,
+    pub(crate) users: Vec<UserSpec>,
+    pub(crate) ssh_pwauth: Option<bool>,
+    pub(crate) disable_root: Option<bool>,
     #[serde(default)]
-    pub packages: Vec<String>,
-    pub package_upgrade: Option<bool>,
+    pub(crate) packages: Vec<String>,
+    pub(crate) package_upgrade: Option<bool>,
     #[serde(default)]
-    pub write_files: Vec<WriteFileSpec>,
+    pub(crate) write_files: Vec<WriteFileSpec>,
     /// Each command is run by `sh -c` (a string) as cloud-init's runcmd does.
     #[serde(default)]
-    pub runcmd: Vec<String>,
+    pub(crate) runcmd: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -153,9 +153,9 @@ struct FileOut<'a> {
 
 /// One problem with a document, named by where it is (`users[0].name`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub at: String,
-    pub message: String,
+pub(crate) struct Problem {
+    pub(crate) at: String,
+    pub(crate) message: String,
 }
 
 impl std::fmt::Display for Problem {
@@ -172,7 +172,7 @@ fn problem(at: impl Into<String>, message: impl Into<String>) -> Problem {
 }
 
 impl UserDataSpec {
-    pub fn check(&self) -> Vec<Problem> {
+    pub(crate) fn check(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         if let Some(h) = &self.hostname
             && !crate::ops::proxmox::is_dns_label(h)
@@ -272,7 +272,7 @@ impl UserDataSpec {
     }
 
     /// The `#cloud-config` document; `check()` first.
-    pub fn render(&self) -> Result<String, Vec<Problem>> {
+    pub(crate) fn render(&self) -> Result<String, Vec<Problem>> {
         let problems = self.check();
         if !problems.is_empty() {
             return Err(problems);
@@ -332,18 +332,18 @@ fn shorten(s: &str) -> String {
 /// Network: DHCP, or a static IPv4 address with gateway and DNS, for the NIC with `mac`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NetworkSpec {
+pub(crate) struct NetworkSpec {
     /// `dhcp` or a CIDR like 10.0.0.5/24.
-    pub ip: String,
+    pub(crate) ip: String,
     #[serde(default)]
-    pub gateway: String,
+    pub(crate) gateway: String,
     #[serde(default)]
-    pub dns: Vec<String>,
+    pub(crate) dns: Vec<String>,
     #[serde(default)]
-    pub search: Vec<String>,
-    pub mac: String,
+    pub(crate) search: Vec<String>,
+    pub(crate) mac: String,
     #[serde(default = "default_nic")]
-    pub name: String,
+    pub(crate) name: String,
 }
 
 fn default_nic() -> String {
@@ -391,7 +391,7 @@ struct Nameservers<'a> {
 }
 
 impl NetworkSpec {
-    pub fn check(&self) -> Vec<Problem> {
+    pub(crate) fn check(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         if self.ip != "dhcp" && crate::ops::proxmox::parse_cidr(&self.ip).is_none() {
             out.push(problem(
@@ -438,7 +438,7 @@ impl NetworkSpec {
     }
 
     /// network-config version 2, the NIC matched by MAC and named `name`.
-    pub fn render(&self) -> Result<String, Vec<Problem>> {
+    pub(crate) fn render(&self) -> Result<String, Vec<Problem>> {
         let problems = self.check();
         if !problems.is_empty() {
             return Err(problems);
@@ -480,7 +480,7 @@ impl NetworkSpec {
 }
 
 /// meta-data: a new instance-id makes cloud-init treat the boot as a first boot.
-pub fn meta_data(instance_id: &str, hostname: &str) -> String {
+pub(crate) fn meta_data(instance_id: &str, hostname: &str) -> String {
     #[derive(Serialize)]
     struct Meta<'a> {
         #[serde(rename = "instance-id")]
@@ -497,22 +497,22 @@ pub fn meta_data(instance_id: &str, hostname: &str) -> String {
 
 /// What `cloud-init status --long` says, in any version's layout.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Status {
-    pub status: String,
-    pub detail: String,
-    pub errors: Vec<String>,
+pub(crate) struct Status {
+    pub(crate) status: String,
+    pub(crate) detail: String,
+    pub(crate) errors: Vec<String>,
 }
 
 impl Status {
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.status == "error" || !self.errors.is_empty()
     }
 }
 
 /// The command fleet waits with; exit 2 (degraded, since 23.4) still means finished.
-pub const STATUS_COMMAND: &str = "cloud-init status --wait --long";
+pub(crate) const STATUS_COMMAND: &str = "cloud-init status --wait --long";
 
-pub fn parse_status(text: &str) -> Status {
+pub(crate) fn parse_status(text: &str) -> Status {
     let mut s = Status::default();
     let mut lines = text.lines().peekable();
     let mut in_errors = false;
@@ -554,7 +554,7 @@ pub fn parse_status(text: &str) -> Status {
 /// Waits for cloud-init on a fresh host (`cloud-init status --wait --long`): a
 /// cloud-init that ended in error fails the host with its errors. Check mode, where
 /// the host may not exist, answers an empty status.
-pub fn wait(
+pub(crate) fn wait(
     host: &dyn crate::ops::remote::Remote,
     timeout: std::time::Duration,
 ) -> Result<Status, crate::outcome::HostFailure> {

@@ -4,16 +4,13 @@
 
 mod transfer;
 
-pub use transfer::{
-    DownloadOpts, FileOpts, SECRET_HIDDEN, check_diff, download, query, read_file, sudo_problem,
-    why_failed, write_file,
-};
+pub(crate) use transfer::{DownloadOpts, FileOpts, download, query, sudo_problem, write_file};
 
 use super::shell::quote;
 
 /// What a path holds on the host before fleet writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Existing {
+pub(crate) enum Existing {
     Absent,
     File {
         sha256: String,
@@ -25,7 +22,7 @@ pub enum Existing {
 }
 
 /// One read: prints `absent`, `other`, or the sha256, mode and `user:group`.
-pub fn inspect_cmd(path: &str) -> String {
+pub(crate) fn inspect_cmd(path: &str) -> String {
     let p = quote(path);
     format!(
         "if [ -f {p} ]; then sha256sum < {p} | cut -d' ' -f1 && stat -c '%a %U:%G' -- {p}; \
@@ -35,7 +32,7 @@ pub fn inspect_cmd(path: &str) -> String {
 
 /// What a command fleet runs on a host printed, when it is not what fleet expects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UnexpectedOutput {
+pub(crate) enum UnexpectedOutput {
     #[error("unexpected output `{0}`")]
     Output(String),
     #[error("unexpected stat output `{0}`")]
@@ -48,14 +45,14 @@ pub enum UnexpectedOutput {
 
 /// A file attribute from a recipe that chmod or chown would not take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadAttr {
+pub(crate) enum BadAttr {
     #[error("invalid file mode `{0}`: use octal digits like \"0644\"")]
     Mode(String),
     #[error("invalid owner `{0}`: use `user` or `user:group`")]
     Owner(String),
 }
 
-pub fn parse_inspect(out: &str) -> Result<Existing, UnexpectedOutput> {
+pub(crate) fn parse_inspect(out: &str) -> Result<Existing, UnexpectedOutput> {
     let mut lines = out.lines();
     match lines.next().map(str::trim) {
         Some("absent") => Ok(Existing::Absent),
@@ -78,7 +75,7 @@ pub fn parse_inspect(out: &str) -> Result<Existing, UnexpectedOutput> {
 }
 
 /// `644` and `0644` are the same mode.
-pub fn normalize_mode(mode: &str) -> String {
+pub(crate) fn normalize_mode(mode: &str) -> String {
     let m = mode.trim().trim_start_matches('0');
     if m.is_empty() {
         "0".into()
@@ -88,7 +85,7 @@ pub fn normalize_mode(mode: &str) -> String {
 }
 
 /// A mode must be octal digits, e.g. `0644` or `600`.
-pub fn validate_mode(mode: &str) -> Result<(), BadAttr> {
+pub(crate) fn validate_mode(mode: &str) -> Result<(), BadAttr> {
     let m = mode.trim();
     if m.is_empty() || m.len() > 4 || !m.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(BadAttr::Mode(mode.to_string()));
@@ -97,7 +94,7 @@ pub fn validate_mode(mode: &str) -> Result<(), BadAttr> {
 }
 
 /// `user` or `user:group`, as chown takes it.
-pub fn validate_owner(owner: &str) -> Result<(), BadAttr> {
+pub(crate) fn validate_owner(owner: &str) -> Result<(), BadAttr> {
     let ok = !owner.is_empty()
         && owner.split(':').all(|p| {
             !p.is_empty()
@@ -112,7 +109,7 @@ pub fn validate_owner(owner: &str) -> Result<(), BadAttr> {
 }
 
 /// The temporary name next to `path`, so the final rename stays on one filesystem.
-pub fn temp_path(path: &str, token: &str) -> String {
+pub(crate) fn temp_path(path: &str, token: &str) -> String {
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
         None => (".", path),
@@ -125,7 +122,12 @@ pub fn temp_path(path: &str, token: &str) -> String {
 /// renames it over `path`; the temporary file is removed if any step fails. With a
 /// mode, the temporary file is created 0600 (umask 077) and only then given its mode,
 /// so content meant to be private is never readable by others while it is written.
-pub fn install_cmd(path: &str, tmp: &str, mode: Option<&str>, owner: Option<&str>) -> String {
+pub(crate) fn install_cmd(
+    path: &str,
+    tmp: &str,
+    mode: Option<&str>,
+    owner: Option<&str>,
+) -> String {
     let (p, t) = (quote(path), quote(tmp));
     let mut steps = Vec::new();
     if let Some(m) = mode {
@@ -146,7 +148,7 @@ pub fn install_cmd(path: &str, tmp: &str, mode: Option<&str>, owner: Option<&str
 }
 
 /// Mode and owner of a file whose content is already right.
-pub fn attrs_cmd(path: &str, mode: Option<&str>, owner: Option<&str>) -> Option<String> {
+pub(crate) fn attrs_cmd(path: &str, mode: Option<&str>, owner: Option<&str>) -> Option<String> {
     let p = quote(path);
     let mut steps = Vec::new();
     if let Some(m) = mode {
@@ -158,14 +160,14 @@ pub fn attrs_cmd(path: &str, mode: Option<&str>, owner: Option<&str>) -> Option<
     (!steps.is_empty()).then(|| steps.join(" && "))
 }
 
-pub fn cat_cmd(path: &str) -> String {
+pub(crate) fn cat_cmd(path: &str) -> String {
     format!("cat -- {}", quote(path))
 }
 
 /// The mode of content written without a `mode` option: 0600 when it holds a secret
 /// (the remote umask would make it 0644, readable by every user of the host), else none
 /// (the umask decides, as for any new file).
-pub fn default_mode(mode: Option<&str>, holds_secret: bool) -> Option<&str> {
+pub(crate) fn default_mode(mode: Option<&str>, holds_secret: bool) -> Option<&str> {
     match mode {
         Some(m) => Some(m),
         None if holds_secret => Some("0600"),
@@ -174,14 +176,14 @@ pub fn default_mode(mode: Option<&str>, holds_secret: bool) -> Option<&str> {
 }
 
 /// One round trip for a download: the file's mode on the first line, then its bytes.
-pub fn read_with_mode_cmd(path: &str) -> String {
+pub(crate) fn read_with_mode_cmd(path: &str) -> String {
     let p = quote(path);
     format!("stat -c %a -- {p} && cat -- {p}")
 }
 
 /// Splits what [`read_with_mode_cmd`] printed into the permission bits (setuid, setgid
 /// and sticky dropped: a copy on the controller should not carry them) and the bytes.
-pub fn parse_mode_and_content(out: &[u8]) -> Result<(u32, &[u8]), UnexpectedOutput> {
+pub(crate) fn parse_mode_and_content(out: &[u8]) -> Result<(u32, &[u8]), UnexpectedOutput> {
     let nl = out
         .iter()
         .position(|b| *b == b'\n')
@@ -193,7 +195,7 @@ pub fn parse_mode_and_content(out: &[u8]) -> Result<(u32, &[u8]), UnexpectedOutp
 }
 
 /// Hex sha256, as `sha256sum` prints it.
-pub fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(data)
         .iter()
@@ -203,19 +205,24 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// What must change to make `path` hold `sha256` with `mode`/`owner`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub content: bool,
-    pub mode: bool,
-    pub owner: bool,
+pub(crate) struct Plan {
+    pub(crate) content: bool,
+    pub(crate) mode: bool,
+    pub(crate) owner: bool,
 }
 
 impl Plan {
-    pub fn changes(&self) -> bool {
+    pub(crate) fn changes(&self) -> bool {
         self.content || self.mode || self.owner
     }
 }
 
-pub fn plan(existing: &Existing, sha256: &str, mode: Option<&str>, owner: Option<&str>) -> Plan {
+pub(crate) fn plan(
+    existing: &Existing,
+    sha256: &str,
+    mode: Option<&str>,
+    owner: Option<&str>,
+) -> Plan {
     match existing {
         Existing::File {
             sha256: have,

@@ -18,29 +18,29 @@ crate::error::message_error!(
 
 /// What a run records about the repository it ran from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeadInfo {
+pub(crate) struct HeadInfo {
     /// The full id of the commit checked out; empty before the first commit.
-    pub commit: String,
+    pub(crate) commit: String,
     /// True when the work tree differs from it (untracked files count, ignored don't).
-    pub dirty: bool,
+    pub(crate) dirty: bool,
 }
 
 /// The outcome of [`sync`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncOutcome {
+pub(crate) struct SyncOutcome {
     /// The full id of the commit now checked out.
-    pub commit: String,
+    pub(crate) commit: String,
     /// False when the fetch failed and the last good checkout was kept.
-    pub fetched: bool,
+    pub(crate) fetched: bool,
     /// Why the last good checkout was used, for the user.
-    pub warning: Option<String>,
+    pub(crate) warning: Option<String>,
 }
 
 /// The commit checked out in the repository containing `path` (discovered upward) and
 /// whether the work tree has changes (untracked files count, ignored ones don't), so a
 /// run can say which version of the recipes it used. None when `path` is in no
 /// repository; a repository with no commit yet has an empty `commit`.
-pub fn head_info(path: &Path) -> Result<Option<HeadInfo>, GitError> {
+pub(crate) fn head_info(path: &Path) -> Result<Option<HeadInfo>, GitError> {
     if !path.exists() {
         return Err(format!(
             "cannot look for a git repository at {}: it does not exist",
@@ -76,7 +76,7 @@ pub fn head_info(path: &Path) -> Result<Option<HeadInfo>, GitError> {
 
 /// Opens the repository at `path`, creating the directory and a new repository
 /// (non-bare) when missing, so the state repository needs no setup.
-pub fn open_or_init(path: &Path) -> Result<Repository, GitError> {
+pub(crate) fn open_or_init(path: &Path) -> Result<Repository, GitError> {
     match Repository::open(path) {
         Ok(r) => return Ok(r),
         Err(e) if e.code() == ErrorCode::NotFound => {}
@@ -122,7 +122,7 @@ fn discover(at: &Path, shown: &Path) -> Result<Option<Repository>, GitError> {
 /// The work tree of a repository that `path` lies inside (without being its root)
 /// and that already tracks files under `path`, so that a caller about to make `path`
 /// a repository of its own can refuse to split the files of another one.
-pub fn tracked_by_enclosing(path: &Path) -> Result<Option<PathBuf>, GitError> {
+pub(crate) fn tracked_by_enclosing(path: &Path) -> Result<Option<PathBuf>, GitError> {
     let Ok(real) = path.canonicalize() else {
         return Ok(None);
     };
@@ -158,7 +158,7 @@ pub fn tracked_by_enclosing(path: &Path) -> Result<Option<PathBuf>, GitError> {
 /// of the commit. The author is user.name/user.email from git's config, else
 /// "fleet" <fleet@HOSTNAME>. Returns the new commit's id, or None when the commit
 /// would not change HEAD's tree (or there is no commit yet and nothing to commit).
-pub fn commit_paths(
+pub(crate) fn commit_paths(
     repo: &Path,
     paths: &[PathBuf],
     message: &str,
@@ -236,7 +236,7 @@ pub fn commit_paths(
 /// Puts the index entries of `paths` (relative to `repo`, files or folders) back to
 /// HEAD's, like `git reset -- PATHS`: what a failed [`commit_paths`] staged is no longer
 /// staged, so a later `git commit` in the repository does not pick it up.
-pub fn unstage(repo: &Path, paths: &[PathBuf]) -> Result<(), GitError> {
+pub(crate) fn unstage(repo: &Path, paths: &[PathBuf]) -> Result<(), GitError> {
     let r = open(repo)?;
     let shown = repo.display();
     let git = |what: &str, e: git2::Error| format!("cannot {what} in {shown}: {}", e.message());
@@ -255,7 +255,7 @@ pub fn unstage(repo: &Path, paths: &[PathBuf]) -> Result<(), GitError> {
 
 /// How git sees a file that should never be committed (a secrets file).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exposure {
+pub(crate) enum Exposure {
     /// In the index of the repository at `repo` (its work tree): committed, or about to be.
     Tracked { repo: PathBuf },
     /// Inside the work tree at `repo`, not tracked, not ignored: `git add .` takes it.
@@ -264,7 +264,7 @@ pub enum Exposure {
 
 /// Whether the git repository around `file` tracks it or would pick it up; None when
 /// no repository holds it, it is ignored, or it does not exist.
-pub fn exposure(file: &Path) -> Option<Exposure> {
+pub(crate) fn exposure(file: &Path) -> Option<Exposure> {
     let real = file.canonicalize().ok()?;
     let repo = Repository::discover(real.parent()?).ok()?;
     let workdir = repo.workdir()?.canonicalize().ok()?;
@@ -280,14 +280,18 @@ pub fn exposure(file: &Path) -> Option<Exposure> {
 
 /// Full commit id of a revision (`HEAD`, a tag, a branch, a short id), to record the
 /// exact version a name stood for.
-pub fn resolve_rev(repo: &Path, rev: &str) -> Result<String, GitError> {
+pub(crate) fn resolve_rev(repo: &Path, rev: &str) -> Result<String, GitError> {
     let r = open(repo)?;
     Ok(commit_at(&r, repo, rev)?.id().to_string())
 }
 
 /// The content of `file` at `rev`, None when it is not there, to read a recorded
 /// version without checking it out.
-pub fn read_file_at(repo: &Path, rev: &str, file: &Path) -> Result<Option<Vec<u8>>, GitError> {
+pub(crate) fn read_file_at(
+    repo: &Path,
+    rev: &str,
+    file: &Path,
+) -> Result<Option<Vec<u8>>, GitError> {
     let r = open(repo)?;
     let rel = relative(file)
         .map_err(|e| format!("cannot read {} in {}: {e}", file.display(), repo.display()))?;
@@ -327,7 +331,11 @@ pub fn read_file_at(repo: &Path, rev: &str, file: &Path) -> Result<Option<Vec<u8
 /// The files directly in `dir` at `rev` (not recursive), as (file name, content),
 /// sorted by name; empty when `dir` is not there. Reads a recorded set of files (a
 /// host's configuration) without checking it out.
-pub fn list_dir_at(repo: &Path, rev: &str, dir: &Path) -> Result<Vec<(String, Vec<u8>)>, GitError> {
+pub(crate) fn list_dir_at(
+    repo: &Path,
+    rev: &str,
+    dir: &Path,
+) -> Result<Vec<(String, Vec<u8>)>, GitError> {
     let r = open(repo)?;
     let shown = repo.display();
     let rel =
@@ -380,7 +388,7 @@ pub fn list_dir_at(repo: &Path, rev: &str, dir: &Path) -> Result<Vec<(String, Ve
 /// Commits (newest first) whose change touches anything under `prefix` (a directory or
 /// a file; empty: the whole tree), as (id, summary, unix time): the history of one
 /// host's records. A merge is listed only when it differs there from every parent.
-pub fn commits_touching(
+pub(crate) fn commits_touching(
     repo: &Path,
     prefix: &Path,
 ) -> Result<Vec<(String, String, i64)>, GitError> {
@@ -442,7 +450,12 @@ pub fn commits_touching(
 
 /// Unified diff (git's patch format, with file headers) of everything under `prefix`
 /// (empty: the whole tree) between two commits: what changed on a host between runs.
-pub fn diff_between(repo: &Path, from: &str, to: &str, prefix: &Path) -> Result<String, GitError> {
+pub(crate) fn diff_between(
+    repo: &Path,
+    from: &str,
+    to: &str,
+    prefix: &Path,
+) -> Result<String, GitError> {
     let r = open(repo)?;
     let shown = repo.display();
     let rel = relative(prefix)
@@ -482,7 +495,7 @@ static SYNC_LOCK: Mutex<()> = Mutex::new(());
 /// are overwritten or removed (ignored files are kept). When the fetch fails (remote
 /// gone, unreachable) and a previous checkout exists, it is kept as it is: `fetched`
 /// is false and `warning` says why. With no previous checkout that is an error.
-pub fn sync(
+pub(crate) fn sync(
     url: &str,
     dir: &Path,
     branch: Option<&str>,
@@ -560,7 +573,7 @@ pub fn sync(
 
 /// The path of a local repository URL (a path or `file://`); None for other URLs,
 /// which this build of libgit2 cannot reach.
-pub fn local_source(url: &str) -> Option<PathBuf> {
+pub(crate) fn local_source(url: &str) -> Option<PathBuf> {
     if let Some(path) = url.strip_prefix("file://") {
         return Some(PathBuf::from(path));
     }

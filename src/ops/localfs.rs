@@ -9,13 +9,13 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Mode of fleet's private directories (logs, state, `.fleet`).
-pub const PRIVATE_DIR: u32 = 0o700;
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
 /// Mode of fleet's private files (a run's log, journal records, snapshots).
-pub const PRIVATE_FILE: u32 = 0o600;
+pub(crate) const PRIVATE_FILE: u32 = 0o600;
 
 /// Creates `dir` and its missing parents with mode 0700. Existing directories keep their
 /// mode: fleet does not change what the user set.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR)
@@ -23,7 +23,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Creates (or truncates) `path` for writing, 0600 from its first byte.
-pub fn create_private_file(path: &Path) -> std::io::Result<File> {
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .write(true)
         .create(true)
@@ -52,7 +52,7 @@ fn temp_beside(path: &Path) -> (PathBuf, PathBuf) {
 /// file gets exactly that mode (the umask cannot widen or narrow it) and is 0600 until
 /// its content is complete; without, a new file's mode follows the umask. Missing
 /// directories are created with the umask's mode.
-pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> std::io::Result<()> {
     let (dir, tmp) = temp_beside(path);
     std::fs::create_dir_all(&dir)?;
     let result = (|| {
@@ -78,12 +78,12 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> std::io::Res
 
 /// Writes a local file through a temporary file and a rename, creating its directory;
 /// a new file's mode follows the umask.
-pub fn write_local(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_local(path: &Path, data: &[u8]) -> std::io::Result<()> {
     write_atomic(path, data, None)
 }
 
 /// [`write_atomic`] for fleet's own state: the file 0600, missing directories 0700.
-pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_private_dir(dir)?;
     }
@@ -91,7 +91,7 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// The permission bits of `path` (no file type, no setuid/setgid/sticky).
-pub fn mode_of(path: &Path) -> std::io::Result<u32> {
+pub(crate) fn mode_of(path: &Path) -> std::io::Result<u32> {
     Ok(std::fs::metadata(path)?.permissions().mode() & 0o777)
 }
 

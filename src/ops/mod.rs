@@ -1,24 +1,24 @@
 //! fleet's domain in plain Rust, no Rhai: command lines are built and output parsed by
 //! pure functions, tested without a host.
 
-pub mod apt;
-pub mod backup;
-pub mod capture;
-pub mod catalog;
-pub mod cloudinit;
-pub mod files;
+pub(crate) mod apt;
+pub(crate) mod backup;
+pub(crate) mod capture;
+pub(crate) mod catalog;
+pub(crate) mod cloudinit;
+pub(crate) mod files;
 pub mod git;
-pub mod localfs;
-pub mod options;
-pub mod paths;
-pub mod proxmox;
-pub mod remote;
-pub mod rsync;
+pub(crate) mod localfs;
+pub(crate) mod options;
+pub(crate) mod paths;
+pub(crate) mod proxmox;
+pub(crate) mod remote;
+pub(crate) mod rsync;
 pub mod secrets;
-pub mod shell;
-pub mod ssh;
-pub mod status;
-pub mod template;
-pub mod terminal;
-pub mod text;
-pub mod ufw;
+pub(crate) mod shell;
+pub(crate) mod ssh;
+pub(crate) mod status;
+pub(crate) mod template;
+pub(crate) mod terminal;
+pub(crate) mod text;
+pub(crate) mod ufw;

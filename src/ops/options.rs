@@ -6,7 +6,7 @@ use serde::de::{Deserializer, Error};
 use std::time::Duration;
 
 /// Seconds, as an int or a float, more than zero.
-pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let secs = f64::deserialize(d)?;
     if secs <= 0.0 || !secs.is_finite() {
         return Err(D::Error::custom("must be a positive number of seconds"));
@@ -15,12 +15,12 @@ pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 /// `seconds`, for an optional field (`#[serde(default)]` covers a missing key).
-pub fn some_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn some_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     seconds(d).map(Some)
 }
 
 /// A TCP/UDP port, 1-65535, for an optional field.
-pub fn some_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+pub(crate) fn some_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     let p = i64::deserialize(d)?;
     u16::try_from(p)
         .ok()
@@ -31,7 +31,7 @@ pub fn some_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Erro
 
 /// A file mode as octal digits: `"0644"`, or `0o644` (a number, shown as its octal
 /// digits), for an optional field.
-pub fn some_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn some_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Mode {
@@ -49,7 +49,7 @@ pub fn some_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
 }
 
 /// A file owner (`user` or `user:group`), for an optional field.
-pub fn some_owner<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn some_owner<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let owner = String::deserialize(d)?;
     super::files::validate_owner(&owner).map_err(D::Error::custom)?;
     Ok(Some(owner))

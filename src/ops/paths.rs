@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// Why a name or path from outside cannot become part of a path fleet writes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// The name is not a single path component.
     #[error("`{}` cannot be used as a file name: {why}", name.escape_debug())]
     BadName { name: String, why: &'static str },
@@ -19,7 +19,7 @@ pub enum PathError {
 }
 
 /// `name` as a single path component: not empty, not `.`/`..`, no separator, no NUL.
-pub fn component(name: &str) -> Result<&str, PathError> {
+pub(crate) fn component(name: &str) -> Result<&str, PathError> {
     let why = if name.is_empty() {
         Some("it is empty")
     } else if name == "." || name == ".." {
@@ -41,7 +41,7 @@ pub fn component(name: &str) -> Result<&str, PathError> {
 }
 
 /// Paths in messages are shown relative to the working directory when possible.
-pub fn display(path: &Path) -> String {
+pub(crate) fn display(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
     match path.strip_prefix(&cwd) {
         // The working directory itself: `.`, not an empty name.
@@ -52,7 +52,7 @@ pub fn display(path: &Path) -> String {
 }
 
 /// `root/a/b/…` from single components; an error names the bad one.
-pub fn join_under(root: &Path, parts: &[&str]) -> Result<PathBuf, PathError> {
+pub(crate) fn join_under(root: &Path, parts: &[&str]) -> Result<PathBuf, PathError> {
     let mut path = root.to_path_buf();
     for part in parts {
         path.push(component(part)?);
@@ -63,7 +63,7 @@ pub fn join_under(root: &Path, parts: &[&str]) -> Result<PathBuf, PathError> {
 
 /// `root/etc/ssh/sshd_config` for the relative path `etc/ssh/sshd_config`: every
 /// component is checked (`..` refused), empty ones (`a//b`) are skipped.
-pub fn join_relative(root: &Path, relative: &str) -> Result<PathBuf, PathError> {
+pub(crate) fn join_relative(root: &Path, relative: &str) -> Result<PathBuf, PathError> {
     let parts: Vec<&str> = relative.split('/').filter(|p| !p.is_empty()).collect();
     if parts.is_empty() {
         return Err(PathError::NoFile {
@@ -75,7 +75,7 @@ pub fn join_relative(root: &Path, relative: &str) -> Result<PathBuf, PathError> 
 }
 
 /// After joining, the path must still be below `root`, compared component by component.
-pub fn stays_under(root: &Path, path: &Path) -> Result<(), PathError> {
+pub(crate) fn stays_under(root: &Path, path: &Path) -> Result<(), PathError> {
     let escapes = path.components().any(|c| matches!(c, Component::ParentDir));
     if escapes || !path.starts_with(root) || path == root {
         return Err(PathError::Outside {

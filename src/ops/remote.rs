@@ -6,53 +6,53 @@
 //! ([`fake::Scripted`]), so a procedure's logic is tested without a host.
 
 use crate::outcome::HostFailure;
-pub use crate::transport::CmdOutput;
+pub(crate) use crate::transport::CmdOutput;
 use std::time::Duration;
 
 /// The outcome of one command, as recipes see it.
 #[derive(Debug, Clone, Default)]
-pub struct CmdResult {
-    pub code: i64,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct CmdResult {
+    pub(crate) code: i64,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
     /// Bytes of stdout left out by `output_limit` (0: `stdout` is whole).
-    pub stdout_dropped: u64,
-    pub changed: bool,
+    pub(crate) stdout_dropped: u64,
+    pub(crate) changed: bool,
     /// False when check mode only printed the command.
-    pub executed: bool,
+    pub(crate) executed: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CommandOpts {
+pub(crate) struct CommandOpts {
     /// A non-zero exit is returned, not raised.
-    pub allow_fail: bool,
-    pub timeout: Option<Duration>,
+    pub(crate) allow_fail: bool,
+    pub(crate) timeout: Option<Duration>,
     /// Read-only: runs in check mode too and never marks the host changed.
-    pub read_only: bool,
+    pub(crate) read_only: bool,
     /// Override whether a successful command counts as a change.
-    pub changed: Option<bool>,
+    pub(crate) changed: Option<bool>,
     /// Run through `sudo -n`.
-    pub sudo: bool,
+    pub(crate) sudo: bool,
 }
 
 /// The options map of `h.run`, `h.read` and `h.sudo`.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     #[serde(default)]
-    pub allow_fail: bool,
+    pub(crate) allow_fail: bool,
     /// Seconds; the command is killed on the host too.
     #[serde(default, deserialize_with = "crate::ops::options::some_seconds")]
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     #[serde(default)]
-    pub changed: Option<bool>,
+    pub(crate) changed: Option<bool>,
     #[serde(default)]
-    pub sudo: Option<bool>,
+    pub(crate) sudo: Option<bool>,
 }
 
 impl RunOptions {
     /// `base` (run, read or sudo) with these options.
-    pub fn apply(self, base: CommandOpts) -> CommandOpts {
+    pub(crate) fn apply(self, base: CommandOpts) -> CommandOpts {
         CommandOpts {
             allow_fail: self.allow_fail,
             timeout: self.timeout,
@@ -66,17 +66,17 @@ impl RunOptions {
 /// The options map of `wait_for_ssh`: try every `interval` for up to `timeout`.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WaitOptions {
+pub(crate) struct WaitOptions {
     #[serde(
         default = "two_minutes",
         deserialize_with = "crate::ops::options::seconds"
     )]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     #[serde(
         default = "three_seconds",
         deserialize_with = "crate::ops::options::seconds"
     )]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
 }
 
 impl Default for WaitOptions {
@@ -97,7 +97,7 @@ fn three_seconds() -> Duration {
 
 impl CommandOpts {
     /// A read-only query whose exit code the caller reads (not raised).
-    pub const QUERY: CommandOpts = CommandOpts {
+    pub(crate) const QUERY: CommandOpts = CommandOpts {
         allow_fail: true,
         timeout: None,
         read_only: true,
@@ -106,7 +106,7 @@ impl CommandOpts {
     };
 
     /// A change; a non-zero exit is raised.
-    pub const CHANGE: CommandOpts = CommandOpts {
+    pub(crate) const CHANGE: CommandOpts = CommandOpts {
         allow_fail: false,
         timeout: None,
         read_only: false,
@@ -115,7 +115,7 @@ impl CommandOpts {
     };
 }
 
-pub trait Remote {
+pub(crate) trait Remote {
     /// The host's inventory name, for messages.
     fn name(&self) -> &str;
 
@@ -149,11 +149,6 @@ pub trait Remote {
     /// Forgets the connection, so the next command opens a new one (after a reboot).
     fn reconnect(&self) {}
 
-    /// Waits until the host answers again, trying every `interval`.
-    fn wait_ready(&self, _timeout: Duration, _interval: Duration) -> Result<(), HostFailure> {
-        Ok(())
-    }
-
     /// Shows what the host is doing now (its progress line).
     fn activity(&self, _message: &str) {}
 
@@ -177,27 +172,27 @@ pub trait Remote {
 }
 
 #[cfg(test)]
-pub mod fake {
+pub(crate) mod fake {
     //! A `Remote` that answers from a script: each expected command (matched by a
     //! prefix) with its exit code and stdout, in order; what ran is kept for asserts.
 
     use super::*;
     use std::sync::Mutex;
 
-    pub struct Scripted {
-        pub check: bool,
+    pub(crate) struct Scripted {
+        pub(crate) check: bool,
         answers: Mutex<Vec<(String, i64, String)>>,
-        pub ran: Mutex<Vec<String>>,
+        pub(crate) ran: Mutex<Vec<String>>,
         /// What `event` and `note_result` reported, in order.
-        pub events: Mutex<Vec<String>>,
-        pub results: Mutex<Vec<(String, serde_json::Value)>>,
+        pub(crate) events: Mutex<Vec<String>>,
+        pub(crate) results: Mutex<Vec<(String, serde_json::Value)>>,
         /// What `write_file` was given: (path, content).
-        pub written: Mutex<Vec<(String, String)>>,
+        pub(crate) written: Mutex<Vec<(String, String)>>,
     }
 
     impl Scripted {
         /// `answers`: (command prefix, exit code, stdout), in the order they come.
-        pub fn new(answers: &[(&str, i64, &str)]) -> Scripted {
+        pub(crate) fn new(answers: &[(&str, i64, &str)]) -> Scripted {
             Scripted {
                 check: false,
                 answers: Mutex::new(
@@ -213,7 +208,7 @@ pub mod fake {
             }
         }
 
-        pub fn ran(&self) -> Vec<String> {
+        pub(crate) fn ran(&self) -> Vec<String> {
             self.ran.lock().unwrap().clone()
         }
     }

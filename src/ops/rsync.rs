@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 
 /// The file that marks a directory as fleet's backup destination. fleet never writes
 /// (let alone `--delete`s) into a non-empty directory without it.
-pub const MARKER: &str = ".fleet-backups";
-pub const PARTIAL: &str = ".partial";
+pub(crate) const MARKER: &str = ".fleet-backups";
+pub(crate) const PARTIAL: &str = ".partial";
 
 /// `20261125T024000Z`: sortable, no `:` (rsync would read `a:b` as a remote host).
-pub fn snapshot_name(unix: i64) -> String {
+pub(crate) fn snapshot_name(unix: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
     humantime::format_rfc3339_seconds(t)
         .to_string()
@@ -22,7 +22,7 @@ pub fn snapshot_name(unix: i64) -> String {
 }
 
 /// The time of a snapshot fleet named; None for anything else (never touched).
-pub fn parse_snapshot_name(name: &str) -> Option<i64> {
+pub(crate) fn parse_snapshot_name(name: &str) -> Option<i64> {
     if name.len() != 16 || !name.ends_with('Z') || name.as_bytes()[8] != b'T' {
         return None;
     }
@@ -41,15 +41,15 @@ pub fn parse_snapshot_name(name: &str) -> Option<i64> {
 
 /// How many snapshots of each age bucket to keep, newest first in each bucket.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Retention {
+pub(crate) struct Retention {
     /// The newest N snapshots whatever their age (at least 1: the newest is always kept).
-    pub last: usize,
+    pub(crate) last: usize,
     /// Length of an "hourly" bucket in hours (e.g. 4: one snapshot per 4 hours).
-    pub hourly_every: i64,
-    pub hourly: usize,
-    pub daily: usize,
-    pub weekly: usize,
-    pub monthly: usize,
+    pub(crate) hourly_every: i64,
+    pub(crate) hourly: usize,
+    pub(crate) daily: usize,
+    pub(crate) weekly: usize,
+    pub(crate) monthly: usize,
 }
 
 impl Default for Retention {
@@ -82,7 +82,7 @@ fn month_index(unix: i64) -> i64 {
 
 /// The snapshots (by time) a policy keeps: for each bucket kind, the newest snapshot of
 /// each of the newest N buckets; and always the newest snapshot of all.
-pub fn keep(times: &[i64], policy: &Retention) -> BTreeSet<i64> {
+pub(crate) fn keep(times: &[i64], policy: &Retention) -> BTreeSet<i64> {
     let mut sorted: Vec<i64> = times.to_vec();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     sorted.dedup();
@@ -111,19 +111,19 @@ pub fn keep(times: &[i64], policy: &Retention) -> BTreeSet<i64> {
 
 /// Where rsync reads from, and how it reaches the host.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Source {
+pub(crate) struct Source {
     /// `user@address` or `address`; None for this machine (plain paths).
-    pub login: Option<String>,
+    pub(crate) login: Option<String>,
     /// The `ssh …` command for rsync's `-e` (same options as fleet's own connection).
-    pub ssh: Option<String>,
-    pub paths: Vec<String>,
+    pub(crate) ssh: Option<String>,
+    pub(crate) paths: Vec<String>,
 }
 
 /// Directories never worth copying when a whole system is backed up.
 const SYSTEM_EXCLUDES: &[&str] = &["/proc/", "/sys/", "/dev/", "/run/", "/tmp/"];
 
 /// Excludes anchored at the transfer root: relative to each source path.
-pub fn excludes_for(paths: &[String], excludes: &[String]) -> Vec<String> {
+pub(crate) fn excludes_for(paths: &[String], excludes: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for p in paths {
         if p == "/" {
@@ -139,7 +139,7 @@ pub fn excludes_for(paths: &[String], excludes: &[String]) -> Vec<String> {
 
 /// `rsync` pulling `source` into `dest` (a `….partial` directory), hard-linking files
 /// unchanged since `link_dest`. `--relative` keeps the full paths inside the snapshot.
-pub fn snapshot_args(
+pub(crate) fn snapshot_args(
     source: &Source,
     dest: &str,
     link_dest: Option<&str>,
@@ -185,7 +185,7 @@ pub fn snapshot_args(
 }
 
 /// `rsync ARGS…` as one shell line, every argument quoted.
-pub fn command(args: &[String]) -> String {
+pub(crate) fn command(args: &[String]) -> String {
     std::iter::once("rsync".to_string())
         .chain(args.iter().map(|a| quote(a)))
         .collect::<Vec<_>>()
@@ -195,7 +195,7 @@ pub fn command(args: &[String]) -> String {
 /// How rsync on the controller reaches `target`: its login (`user@address`) and the
 /// `ssh …` for `-e`, with the run's own options for that host. rsync puts the login
 /// after this command itself, so the address (and ssh's `--` before it) are left out.
-pub fn controller_ssh(target: &SshTarget) -> (String, String) {
+pub(crate) fn controller_ssh(target: &SshTarget) -> (String, String) {
     let mut args = target.ssh_args();
     let address = args.pop().unwrap_or_default();
     if args.last().is_some_and(|a| a == "--") {
@@ -213,7 +213,7 @@ pub fn controller_ssh(target: &SshTarget) -> (String, String) {
 
 /// How a backup host's own rsync reaches the source: its inventory login and port, and
 /// the backup host's ssh with `ssh_options` (`-i KEY …`, its own known_hosts).
-pub fn backup_host_ssh(source: &ResolvedHost, ssh_options: &str) -> (String, String) {
+pub(crate) fn backup_host_ssh(source: &ResolvedHost, ssh_options: &str) -> (String, String) {
     let login = match &source.user {
         Some(u) => format!("{u}@{}", source.address),
         None => source.address.clone(),
@@ -229,7 +229,12 @@ pub fn backup_host_ssh(source: &ResolvedHost, ssh_options: &str) -> (String, Str
 
 /// `rsync` copying `from` (a file or a directory, `dir` says which) of a snapshot back
 /// to `to` on a host: through `via` (login and ssh command), or on this machine.
-pub fn restore_args(from: &str, dir: bool, to: &str, via: Option<(String, String)>) -> Vec<String> {
+pub(crate) fn restore_args(
+    from: &str,
+    dir: bool,
+    to: &str,
+    via: Option<(String, String)>,
+) -> Vec<String> {
     let slash = if dir { "/" } else { "" };
     let mut args: Vec<String> = [
         "--archive",
@@ -256,7 +261,7 @@ pub fn restore_args(from: &str, dir: bool, to: &str, via: Option<(String, String
 /// On a backup host: checks fleet's marker in `dir` (or makes `dir` and the marker when
 /// it is missing or empty; exit 3 when it holds someone else's files), makes the
 /// source's directory `host_dir` and lists the directories in it, one a line.
-pub fn prepare_store_script(dir: &str, host_dir: &str) -> String {
+pub(crate) fn prepare_store_script(dir: &str, host_dir: &str) -> String {
     let (d, m) = (quote(dir), quote(&format!("{dir}/{MARKER}")));
     let h = quote(host_dir);
     format!(
@@ -267,24 +272,24 @@ pub fn prepare_store_script(dir: &str, host_dir: &str) -> String {
 }
 
 /// The exit code of [`prepare_store_script`] for a directory without fleet's marker.
-pub const NOT_OURS: i32 = 3;
+pub(crate) const NOT_OURS: i32 = 3;
 
 /// Removes one snapshot directory fleet named.
-pub fn remove_command(path: &str) -> String {
+pub(crate) fn remove_command(path: &str) -> String {
     format!("rm -rf -- {}", quote(path))
 }
 
 /// Completes a snapshot: `….partial` becomes its final name (never moved inside `to`).
-pub fn rename_command(from: &str, to: &str) -> String {
+pub(crate) fn rename_command(from: &str, to: &str) -> String {
     format!("mv -T -- {} {}", quote(from), quote(to))
 }
 
 /// What rsync's `--stats` said.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Stats {
-    pub files_transferred: u64,
-    pub bytes_transferred: u64,
-    pub total_size: u64,
+pub(crate) struct Stats {
+    pub(crate) files_transferred: u64,
+    pub(crate) bytes_transferred: u64,
+    pub(crate) total_size: u64,
 }
 
 fn number_after(line: &str, label: &str) -> Option<u64> {
@@ -299,7 +304,7 @@ fn number_after(line: &str, label: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-pub fn parse_stats(output: &str) -> Stats {
+pub(crate) fn parse_stats(output: &str) -> Stats {
     let mut s = Stats::default();
     for line in output.lines() {
         if let Some(n) = number_after(line, "Number of regular files transferred") {
@@ -317,7 +322,7 @@ pub fn parse_stats(output: &str) -> Stats {
 
 /// Whether rsync failed because ssh could not reach the source (255, or 12 when ssh
 /// died before the protocol started): the host is unreachable, not failed.
-pub fn source_unreachable(code: i32, stderr: &str) -> bool {
+pub(crate) fn source_unreachable(code: i32, stderr: &str) -> bool {
     code == 255
         || (code == 12
             && [
@@ -333,7 +338,7 @@ pub fn source_unreachable(code: i32, stderr: &str) -> bool {
 
 /// rsync's exit codes that still mean a complete snapshot: 24 = files vanished while
 /// being copied (a live system always has some).
-pub fn succeeded(code: i32) -> bool {
+pub(crate) fn succeeded(code: i32) -> bool {
     code == 0 || code == 24
 }
 

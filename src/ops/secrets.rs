@@ -25,14 +25,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 /// What a secret's value is replaced with.
-pub const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// Prefix of the environment variables that hold secrets.
-pub const ENV_PREFIX: &str = "FLEET_SECRET_";
+pub(crate) const ENV_PREFIX: &str = "FLEET_SECRET_";
 
 /// Lines of a multi-line value shorter than this (after trimming) are not redacted on
 /// their own; see [`register`].
-pub const MIN_LINE_CHARS: usize = 4;
+pub(crate) const MIN_LINE_CHARS: usize = 4;
 
 crate::error::message_error!(
     /// Why the secrets file cannot be used: missing, unreadable, open to others, or not
@@ -50,7 +50,7 @@ crate::error::message_error!(
 /// Refused when its group or others have any permission bit, like ssh refuses a private
 /// key others can read. A missing file is an error: callers only call this when
 /// fleet.toml names one.
-pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>, SecretsFileError> {
+pub(crate) fn load_file(path: &Path) -> Result<BTreeMap<String, String>, SecretsFileError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::fs::PermissionsExt;
@@ -98,7 +98,7 @@ pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>, SecretsFileErr
 }
 
 /// Parses the text of a secrets file; `file` names it in messages.
-pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, String>, SecretsFileError> {
+pub(crate) fn parse(file: &str, text: &str) -> Result<BTreeMap<String, String>, SecretsFileError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         // toml's own rendering quotes the offending line, which may hold a secret that
         // was never registered: say only where the problem is and what it is.
@@ -137,7 +137,7 @@ pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, String>, Secrets
 
 /// `db-password` -> `FLEET_SECRET_DB_PASSWORD`: uppercase ASCII letters and digits, every
 /// other character `_`. (So `db-password` and `db_password` share one variable.)
-pub fn env_name(name: &str) -> String {
+pub(crate) fn env_name(name: &str) -> String {
     let mut var = String::from(ENV_PREFIX);
     var.extend(name.chars().map(|c| {
         if c.is_ascii_alphanumeric() {
@@ -154,7 +154,7 @@ static ENV_SECRETS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
 
 /// The `FLEET_SECRET_*` variables among `vars`, by name; those whose name or value is not
 /// UTF-8 are left out (no recipe could read them).
-pub fn secret_vars(
+pub(crate) fn secret_vars(
     vars: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> BTreeMap<String, String> {
     vars.into_iter()
@@ -188,7 +188,7 @@ pub fn take_env() {
 /// The value of environment variable `var` (a `FLEET_SECRET_*` name) as fleet started
 /// with it. Without [`take_env`] (fleet used as a library, unit tests), the environment
 /// as it is now.
-pub fn env_value(var: &str) -> Option<String> {
+pub(crate) fn env_value(var: &str) -> Option<String> {
     match ENV_SECRETS.get() {
         Some(taken) => taken.get(var).cloned(),
         None => std::env::var(var).ok(),
@@ -199,7 +199,7 @@ pub fn env_value(var: &str) -> Option<String> {
 /// of a run whether or not a recipe reads it. A missing file registers nothing (secret()
 /// says so when a recipe needs one); a file that cannot be used is an error, because
 /// its values could not be masked.
-pub fn register_file(path: &Path) -> Result<(), SecretsFileError> {
+pub(crate) fn register_file(path: &Path) -> Result<(), SecretsFileError> {
     if !path.exists() {
         return Ok(());
     }
@@ -221,7 +221,7 @@ fn is_blank(value: &str) -> bool {
 /// to the file, and an empty value in the file is an error, never an empty password
 /// passed on silently. `file` is the secrets file's path and contents, when fleet.toml
 /// names one; `env` reads an environment variable.
-pub fn lookup(
+pub(crate) fn lookup(
     name: &str,
     file: Option<(&Path, &BTreeMap<String, String>)>,
     env: impl Fn(&str) -> Option<String>,
@@ -325,7 +325,7 @@ fn forms(value: &str) -> Vec<String> {
 /// match at every position, or mask every space.
 ///
 /// Registering the same value again is cheap and changes nothing.
-pub fn register(value: &str) {
+pub(crate) fn register(value: &str) {
     let forms = forms(value);
     if forms.is_empty() {
         return;
@@ -373,7 +373,7 @@ fn spans(haystack: &[u8]) -> Vec<(usize, usize)> {
 
 /// Whether `data` holds a registered secret (any configured one, from the start of a
 /// run): such content gets a private mode and no check-mode diff.
-pub fn holds_secret(data: &[u8]) -> bool {
+pub(crate) fn holds_secret(data: &[u8]) -> bool {
     ANY.load(Ordering::Acquire) && !spans(data).is_empty()
 }
 
@@ -383,7 +383,7 @@ pub fn holds_secret(data: &[u8]) -> bool {
 ///
 /// Redact whole lines or whole buffers: a value split between two separately redacted
 /// chunks of a stream is not found.
-pub fn redact(text: &str) -> Cow<'_, str> {
+pub(crate) fn redact(text: &str) -> Cow<'_, str> {
     if !ANY.load(Ordering::Acquire) {
         return Cow::Borrowed(text);
     }
@@ -405,7 +405,8 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 }
 
 /// [`redact`] for an owned string: no copy when nothing matched.
-pub fn redact_owned(text: String) -> String {
+#[cfg(test)]
+pub(crate) fn redact_owned(text: String) -> String {
     match redact(&text) {
         Cow::Borrowed(_) => None,
         Cow::Owned(redacted) => Some(redacted),
@@ -414,7 +415,7 @@ pub fn redact_owned(text: String) -> String {
 }
 
 /// [`redact`] for bytes (command output that need not be UTF-8).
-pub fn redact_bytes(data: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn redact_bytes(data: &[u8]) -> Cow<'_, [u8]> {
     if !ANY.load(Ordering::Acquire) {
         return Cow::Borrowed(data);
     }

@@ -2,7 +2,7 @@
 //! a command line goes through it.
 
 /// `it's` -> `'it'\''s'`: safe for any byte except NUL, in any POSIX shell.
-pub fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@+,%".contains(&b))
@@ -13,12 +13,12 @@ pub fn quote(s: &str) -> String {
 }
 
 /// `sh -c 'CMD'`: the same shell everywhere, whatever the login shell of the user.
-pub fn sh_c(cmd: &str) -> String {
+pub(crate) fn sh_c(cmd: &str) -> String {
     format!("sh -c {}", quote(cmd))
 }
 
 /// `sudo -n sh -c '…'` when asked for, the command itself otherwise.
-pub fn maybe_sudo(cmd: &str, sudo: bool) -> String {
+pub(crate) fn maybe_sudo(cmd: &str, sudo: bool) -> String {
     if sudo {
         format!("sudo -n {}", sh_c(cmd))
     } else {
@@ -33,7 +33,7 @@ pub fn maybe_sudo(cmd: &str, sudo: bool) -> String {
 /// (fleet stopped the command, was killed, or lost the connection), terminates the
 /// group, then kills it 5 s later. A TERM/HUP/INT to this shell does the same (local
 /// commands are stopped that way). Without it a remote `sleep 1000` outlives its run.
-pub const WATCHER: &str = r#"exec 3<&0 </dev/null
+pub(crate) const WATCHER: &str = r#"exec 3<&0 </dev/null
 trap 'exit 143' HUP INT TERM
 if [ "$1" = 0 ]; then setsid -w sh -c "$2" 3<&- & else timeout -k 5 "$1" sh -c "$2" 3<&- & fi
 p=$!
@@ -47,10 +47,10 @@ kill $w 2>/dev/null
 exit $r"#;
 
 /// `$0` of the watcher shell: what `ps` shows for fleet's commands on a host.
-pub const WATCHER_NAME: &str = "fleet-command";
+pub(crate) const WATCHER_NAME: &str = "fleet-command";
 
 /// The timeout argument of [`WATCHER`]: seconds with millisecond precision, 0 for none.
-pub fn watcher_timeout(timeout: Option<std::time::Duration>) -> String {
+pub(crate) fn watcher_timeout(timeout: Option<std::time::Duration>) -> String {
     match timeout {
         Some(t) => format!("{:.3}", t.as_secs_f64().max(0.001)),
         None => "0".to_string(),
@@ -59,7 +59,7 @@ pub fn watcher_timeout(timeout: Option<std::time::Duration>) -> String {
 
 /// The remote command line for a command that reads nothing from stdin: [`WATCHER`]
 /// around it, `exec`ed so the login shell leaves no process of its own.
-pub fn watched(cmd: &str, timeout: Option<std::time::Duration>) -> String {
+pub(crate) fn watched(cmd: &str, timeout: Option<std::time::Duration>) -> String {
     format!(
         "exec sh -c {} {WATCHER_NAME} {} {}",
         quote(WATCHER),

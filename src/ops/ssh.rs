@@ -7,25 +7,25 @@ use std::time::Duration;
 
 /// Everything needed to open a connection to one host.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SshTarget {
-    pub host: String,
-    pub address: String,
-    pub user: Option<String>,
-    pub port: Option<u16>,
-    pub identity_file: Option<PathBuf>,
+pub(crate) struct SshTarget {
+    pub(crate) host: String,
+    pub(crate) address: String,
+    pub(crate) user: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) identity_file: Option<PathBuf>,
     /// Our own known_hosts (fleet.toml), else the user's.
-    pub known_hosts: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
     /// An ssh_config used instead of ~/.ssh/config (`ssh -F`).
-    pub config_file: Option<PathBuf>,
-    pub connect_timeout: Duration,
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) connect_timeout: Duration,
     /// `--accept-new-host-keys`: record keys of new hosts, still refuse changed ones.
-    pub accept_new: bool,
+    pub(crate) accept_new: bool,
 }
 
 impl SshTarget {
     /// `ssh` arguments for an interactive session with the same policy as a run
     /// (BatchMode is left to ssh so a passphrase can be typed).
-    pub fn ssh_args(&self) -> Vec<String> {
+    pub(crate) fn ssh_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(f) = &self.config_file {
             args.extend(["-F".to_string(), f.display().to_string()]);
@@ -60,7 +60,7 @@ impl SshTarget {
 
     /// `ssh` arguments of the run's master connection: it stays in the foreground (no
     /// `-f`), so it is fleet's child and ends with fleet; `-E` keeps its messages.
-    pub fn master_args(&self, control: &Path, log: &Path) -> Vec<String> {
+    pub(crate) fn master_args(&self, control: &Path, log: &Path) -> Vec<String> {
         let mut args: Vec<String> = [
             "-E",
             &log.display().to_string(),
@@ -83,16 +83,16 @@ impl SshTarget {
 
 /// SSH settings of fleet.toml and the command line, for hosts that do not set their own.
 #[derive(Debug, Clone)]
-pub struct SshDefaults {
+pub(crate) struct SshDefaults {
     /// Relative paths in the inventory and fleet.toml are relative to this.
-    pub root: PathBuf,
-    pub user: Option<String>,
-    pub port: Option<u16>,
-    pub identity_file: Option<PathBuf>,
-    pub known_hosts: Option<PathBuf>,
-    pub config_file: Option<PathBuf>,
-    pub connect_timeout: Duration,
-    pub accept_new: bool,
+    pub(crate) root: PathBuf,
+    pub(crate) user: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) identity_file: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) accept_new: bool,
 }
 
 impl Default for SshDefaults {
@@ -111,7 +111,7 @@ impl Default for SshDefaults {
 }
 
 /// The connection to `host`: its inventory entry first, then the defaults.
-pub fn target_for(host: &crate::inventory::ResolvedHost, d: &SshDefaults) -> SshTarget {
+pub(crate) fn target_for(host: &crate::inventory::ResolvedHost, d: &SshDefaults) -> SshTarget {
     let path = |p: &Path| resolve_path(&d.root, p);
     SshTarget {
         host: host.name.clone(),
@@ -133,7 +133,7 @@ pub fn target_for(host: &crate::inventory::ResolvedHost, d: &SshDefaults) -> Ssh
 }
 
 /// `~/x` -> `$HOME/x`; a relative path is relative to the project root.
-pub fn resolve_path(root: &Path, path: &Path) -> PathBuf {
+pub(crate) fn resolve_path(root: &Path, path: &Path) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~")
         && let Some(home) = std::env::var_os("HOME")
     {
@@ -144,7 +144,7 @@ pub fn resolve_path(root: &Path, path: &Path) -> PathBuf {
 
 /// Why an identity file (a private key) is refused.
 #[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
+pub(crate) enum IdentityError {
     #[error("identity file {} cannot be read: {source}", path.display())]
     Unreadable {
         path: PathBuf,
@@ -160,7 +160,7 @@ pub enum IdentityError {
 }
 
 /// A private key that others can read is refused, as ssh itself would.
-pub fn check_identity_file(path: &Path) -> Result<(), IdentityError> {
+pub(crate) fn check_identity_file(path: &Path) -> Result<(), IdentityError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|source| IdentityError::Unreadable {
         path: path.to_path_buf(),
@@ -177,7 +177,7 @@ pub fn check_identity_file(path: &Path) -> Result<(), IdentityError> {
 }
 
 /// How known_hosts names the target: `10.0.0.5`, or `[10.0.0.5]:2222` off port 22.
-pub fn known_hosts_name(target: &SshTarget) -> String {
+pub(crate) fn known_hosts_name(target: &SshTarget) -> String {
     match target.port {
         Some(p) if p != 22 => format!("[{}]:{p}", target.address),
         _ => target.address.clone(),
@@ -185,7 +185,7 @@ pub fn known_hosts_name(target: &SshTarget) -> String {
 }
 
 /// Why a connection failed, in words that say what to do.
-pub fn explain_connect_error(target: &SshTarget, ssh_text: &str) -> String {
+pub(crate) fn explain_connect_error(target: &SshTarget, ssh_text: &str) -> String {
     let text = ssh_text.trim();
     let known_hosts = target
         .known_hosts

@@ -9,7 +9,7 @@ const APT_MARK: &str = "--- apt simulation ---";
 
 /// Everything in one round trip, as any user; apt's simulation (the one `fleet update`
 /// reads, `ops::apt`) needs no lock.
-pub fn facts_command() -> String {
+pub(crate) fn facts_command() -> String {
     format!(
         r#". /etc/os-release 2>/dev/null; echo "os=${{PRETTY_NAME:-unknown}}"
 echo "kernel=$(uname -r)"
@@ -24,19 +24,19 @@ if command -v apt-get >/dev/null; then echo '{APT_MARK}'; {simulate}; fi"#,
 
 /// A host's facts at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Facts {
-    pub os: String,
-    pub kernel: String,
-    pub uptime_seconds: u64,
+pub(crate) struct Facts {
+    pub(crate) os: String,
+    pub(crate) kernel: String,
+    pub(crate) uptime_seconds: u64,
     /// None where there is no apt to ask.
-    pub pending: Option<u64>,
-    pub security: Option<u64>,
-    pub reboot_required: bool,
+    pub(crate) pending: Option<u64>,
+    pub(crate) security: Option<u64>,
+    pub(crate) reboot_required: bool,
     /// Root, or passwordless sudo works.
-    pub sudo: bool,
+    pub(crate) sudo: bool,
 }
 
-pub fn parse_facts(text: &str) -> Facts {
+pub(crate) fn parse_facts(text: &str) -> Facts {
     let mut f = Facts::default();
     let (facts, apt) = match text.split_once(&format!("{APT_MARK}\n")) {
         Some((facts, apt)) => (facts, Some(apt)),
@@ -65,12 +65,12 @@ pub fn parse_facts(text: &str) -> Facts {
 
 impl Facts {
     /// Updates are waiting, or a reboot is.
-    pub fn outdated(&self) -> bool {
+    pub(crate) fn outdated(&self) -> bool {
         self.pending.unwrap_or(0) > 0 || self.reboot_required
     }
 
     /// `3 (1 security)`, `0`, or `-` without apt.
-    pub fn updates(&self) -> String {
+    pub(crate) fn updates(&self) -> String {
         match (self.pending, self.security) {
             (Some(p), Some(s)) if s > 0 => format!("{p} ({s} security)"),
             (Some(p), _) => p.to_string(),
@@ -80,7 +80,7 @@ impl Facts {
 }
 
 /// `3d 4h`, `5h 12m`, `42s`.
-pub fn short_duration(seconds: u64) -> String {
+pub(crate) fn short_duration(seconds: u64) -> String {
     let (d, h, m) = (seconds / 86400, seconds % 86400 / 3600, seconds % 3600 / 60);
     if d > 0 {
         format!("{d}d {h}h")

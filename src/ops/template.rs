@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// The variables a template sees: the host's inventory vars, `host` (name, address,
 /// groups, vars), then the recipe's own vars, which win.
-pub fn context(host: &crate::inventory::ResolvedHost, extra: Value) -> Value {
+pub(crate) fn context(host: &crate::inventory::ResolvedHost, extra: Value) -> Value {
     let mut ctx = serde_json::Map::new();
     for (k, v) in &host.vars {
         ctx.insert(k.clone(), v.clone());
@@ -29,9 +29,9 @@ pub fn context(host: &crate::inventory::ResolvedHost, extra: Value) -> Value {
 /// error); its message names the template line.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", describe(.0))]
-pub struct TemplateError(#[from] minijinja::Error);
+pub(crate) struct TemplateError(#[from] minijinja::Error);
 
-pub fn render(name: &str, source: &str, context: &Value) -> Result<String, TemplateError> {
+pub(crate) fn render(name: &str, source: &str, context: &Value) -> Result<String, TemplateError> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_syntax(
@@ -44,7 +44,7 @@ pub fn render(name: &str, source: &str, context: &Value) -> Result<String, Templ
     Ok(template.render(to_jinja(context))?)
 }
 
-pub fn to_jinja(v: &Value) -> minijinja::Value {
+pub(crate) fn to_jinja(v: &Value) -> minijinja::Value {
     match v {
         Value::Null => minijinja::Value::from(()),
         Value::Bool(b) => minijinja::Value::from(*b),

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 /// `text` with its control characters made visible; borrowed when there are none.
-pub fn neutralise(text: &str) -> Cow<'_, str> {
+pub(crate) fn neutralise(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_control) {
         return Cow::Borrowed(text);
     }
@@ -28,7 +28,7 @@ pub fn neutralise(text: &str) -> Cow<'_, str> {
 
 /// Where byte `offset` of `text` lands in `neutralise(text)`, so that a position in a
 /// file (an error's span) still points at the same character once the file is shown.
-pub fn neutralised_offset(text: &str, offset: usize) -> usize {
+pub(crate) fn neutralised_offset(text: &str, offset: usize) -> usize {
     let mut shifted = 0;
     let mut chars = text.char_indices().peekable();
     while let Some((at, c)) = chars.next() {

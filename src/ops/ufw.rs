@@ -12,17 +12,17 @@ use std::fmt;
 /// to open, and the SSH port to keep open besides the connected one.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     #[serde(default = "server_minimal")]
-    pub preset: String,
+    pub(crate) preset: String,
     #[serde(default)]
-    pub rules: Vec<RuleInput>,
+    pub(crate) rules: Vec<RuleInput>,
     #[serde(default)]
-    pub apps: Vec<String>,
+    pub(crate) apps: Vec<String>,
     #[serde(default = "yes")]
-    pub allow_app_ports: bool,
+    pub(crate) allow_app_ports: bool,
     #[serde(default, deserialize_with = "super::options::some_port")]
-    pub ssh_port: Option<u16>,
+    pub(crate) ssh_port: Option<u16>,
 }
 
 fn server_minimal() -> String {
@@ -35,16 +35,16 @@ fn yes() -> bool {
 /// A rule as a recipe writes it: #{ action, port, proto, source, comment }.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuleInput {
+pub(crate) struct RuleInput {
     #[serde(default = "allow")]
-    pub action: String,
-    pub port: serde_json::Value,
+    pub(crate) action: String,
+    pub(crate) port: serde_json::Value,
     #[serde(default = "tcp")]
-    pub proto: String,
+    pub(crate) proto: String,
     #[serde(default = "any")]
-    pub source: String,
+    pub(crate) source: String,
     #[serde(default)]
-    pub comment: String,
+    pub(crate) comment: String,
 }
 
 fn allow() -> String {
@@ -60,7 +60,7 @@ fn any() -> String {
 impl RuleInput {
     /// The rules it stands for (a `lan` source is one per private range), marked as
     /// fleet's.
-    pub fn to_rules(&self) -> Result<Vec<Rule>, String> {
+    pub(crate) fn to_rules(&self) -> Result<Vec<Rule>, String> {
         let port = match &self.port {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -76,13 +76,13 @@ impl RuleInput {
 }
 
 /// Comment prefix that marks the rules fleet manages.
-pub const MARK: &str = "fleet:";
+pub(crate) const MARK: &str = "fleet:";
 
 /// RFC 1918 ranges: the `lan` source and scope.
-pub const LAN: [&str; 3] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+pub(crate) const LAN: [&str; 3] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Action {
+pub(crate) enum Action {
     Allow,
     Deny,
     Reject,
@@ -90,7 +90,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn parse(s: &str) -> Option<Action> {
+    pub(crate) fn parse(s: &str) -> Option<Action> {
         Some(match s {
             "allow" => Action::Allow,
             "deny" => Action::Deny,
@@ -111,14 +111,14 @@ impl Action {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Proto {
+pub(crate) enum Proto {
     Tcp,
     Udp,
     Any,
 }
 
 impl Proto {
-    pub fn parse(s: &str) -> Option<Proto> {
+    pub(crate) fn parse(s: &str) -> Option<Proto> {
         Some(match s {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
@@ -138,9 +138,9 @@ impl Proto {
 
 /// One port or an inclusive range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Ports {
-    pub from: u16,
-    pub to: u16,
+pub(crate) struct Ports {
+    pub(crate) from: u16,
+    pub(crate) to: u16,
 }
 
 impl fmt::Display for Ports {
@@ -155,7 +155,7 @@ impl fmt::Display for Ports {
 
 /// A firewall rule or preset fleet refuses, with the value as given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadRule {
+pub(crate) enum BadRule {
     #[error("`{0}` is not a port (1-65535) or a range like 8000:8010")]
     NotAPort(String),
     #[error("`{0}`: a range goes from low to high")]
@@ -177,7 +177,7 @@ pub enum BadRule {
 }
 
 /// `80`, `8000:8010` or `8000-8010`; nothing else (`80; reboot` is an error).
-pub fn parse_ports(s: &str) -> Result<Ports, BadRule> {
+pub(crate) fn parse_ports(s: &str) -> Result<Ports, BadRule> {
     let s = s.trim();
     let one = |p: &str| -> Result<u16, BadRule> {
         p.parse::<u16>()
@@ -198,7 +198,7 @@ pub fn parse_ports(s: &str) -> Result<Ports, BadRule> {
 }
 
 /// A source: any address, or one IPv4/IPv6 network.
-pub fn parse_source(s: &str) -> Result<Vec<Option<String>>, BadRule> {
+pub(crate) fn parse_source(s: &str) -> Result<Vec<Option<String>>, BadRule> {
     match s.trim() {
         "" | "any" => Ok(vec![None]),
         "lan" => Ok(LAN.iter().map(|n| Some(n.to_string())).collect()),
@@ -218,13 +218,13 @@ pub fn parse_source(s: &str) -> Result<Vec<Option<String>>, BadRule> {
 
 /// One ufw rule, incoming.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Rule {
-    pub action: Action,
-    pub ports: Ports,
-    pub proto: Proto,
+pub(crate) struct Rule {
+    pub(crate) action: Action,
+    pub(crate) ports: Ports,
+    pub(crate) proto: Proto,
     /// None: from anywhere.
-    pub source: Option<String>,
-    pub comment: String,
+    pub(crate) source: Option<String>,
+    pub(crate) comment: String,
 }
 
 fn comment_ok(c: &str) -> bool {
@@ -233,7 +233,7 @@ fn comment_ok(c: &str) -> bool {
 
 impl Rule {
     /// Rules from user input; `lan` gives one rule per RFC 1918 range.
-    pub fn build(
+    pub(crate) fn build(
         action: &str,
         port: &str,
         proto: &str,
@@ -262,7 +262,7 @@ impl Rule {
     }
 
     /// The rule as ufw's command line and `ufw show added` write it (without `ufw`).
-    pub fn spec(&self) -> String {
+    pub(crate) fn spec(&self) -> String {
         let port = match self.proto.word() {
             Some(p) => format!("{}/{p}", self.ports),
             None => self.ports.to_string(),
@@ -284,7 +284,7 @@ impl Rule {
     }
 
     /// `ufw allow 80/tcp comment 'fleet: web'`, as `show added` prints it too.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         if self.comment.is_empty() {
             format!("ufw {}", self.spec())
         } else {
@@ -292,32 +292,33 @@ impl Rule {
         }
     }
 
-    pub fn add_command(&self) -> String {
+    pub(crate) fn add_command(&self) -> String {
         self.line()
     }
 
     /// `ufw delete allow 80/tcp` removes the v4 and v6 rule alike.
-    pub fn delete_command(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn delete_command(&self) -> String {
         format!("ufw delete {}", self.spec())
     }
 }
 
 /// A rule line of `ufw show added`, as it was added.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Added {
-    pub line: String,
-    pub spec: String,
-    pub comment: Option<String>,
+pub(crate) struct Added {
+    pub(crate) line: String,
+    pub(crate) spec: String,
+    pub(crate) comment: Option<String>,
 }
 
 impl Added {
-    pub fn ours(&self) -> bool {
+    pub(crate) fn ours(&self) -> bool {
         self.comment.as_deref().is_some_and(|c| c.starts_with(MARK))
     }
 }
 
 /// Parses `ufw show added` (works while ufw is inactive; `(None)` when empty).
-pub fn parse_show_added(text: &str) -> Vec<Added> {
+pub(crate) fn parse_show_added(text: &str) -> Vec<Added> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("ufw "))
         .map(|rest| {
@@ -336,14 +337,14 @@ pub fn parse_show_added(text: &str) -> Vec<Added> {
 
 /// The state of ufw itself: enabled, and the default policies from /etc/default/ufw.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct State {
-    pub active: bool,
-    pub input_policy: String,
-    pub output_policy: String,
+pub(crate) struct State {
+    pub(crate) active: bool,
+    pub(crate) input_policy: String,
+    pub(crate) output_policy: String,
 }
 
 /// Reads `ufw status` (first line) and /etc/default/ufw.
-pub fn parse_state(status: &str, defaults: &str) -> State {
+pub(crate) fn parse_state(status: &str, defaults: &str) -> State {
     let value = |key: &str| {
         defaults
             .lines()
@@ -364,7 +365,7 @@ pub fn parse_state(status: &str, defaults: &str) -> State {
 /// The commands that bring a host from `current` to `wanted`, in a safe order: the SSH
 /// rules first (before anything could lock fleet out), then policies, the other new
 /// rules, deletions of fleet's own rules no longer wanted, and enable last.
-pub fn plan(state: &State, current: &[Added], wanted: &[Rule], ssh: &[Rule]) -> Vec<String> {
+pub(crate) fn plan(state: &State, current: &[Added], wanted: &[Rule], ssh: &[Rule]) -> Vec<String> {
     let mut seen: Vec<String> = current.iter().map(|a| a.spec.clone()).collect();
     let mut add = |rules: &[Rule], out: &mut Vec<String>| {
         for r in rules {
@@ -396,7 +397,11 @@ pub fn plan(state: &State, current: &[Added], wanted: &[Rule], ssh: &[Rule]) -> 
 }
 
 /// A preset's rules besides SSH (`ports`: the app ports to open with `lan-only`).
-pub fn preset(name: &str, custom: &[Rule], app_rules: &[Rule]) -> Result<Vec<Rule>, BadRule> {
+pub(crate) fn preset(
+    name: &str,
+    custom: &[Rule],
+    app_rules: &[Rule],
+) -> Result<Vec<Rule>, BadRule> {
     let web = |port: &str| Rule::build("allow", port, "tcp", "any", &format!("{MARK} web"));
     Ok(match name {
         "server-minimal" => app_rules.to_vec(),
@@ -428,7 +433,7 @@ pub fn preset(name: &str, custom: &[Rule], app_rules: &[Rule]) -> Result<Vec<Rul
 
 /// The rules that keep SSH open: every port given (the one fleet is connected on and
 /// the configured one), from anywhere, or only from the LAN for `lan-only`.
-pub fn ssh_rules(ports: &[u16], lan_only: bool) -> Vec<Rule> {
+pub(crate) fn ssh_rules(ports: &[u16], lan_only: bool) -> Vec<Rule> {
     let mut out: Vec<Rule> = Vec::new();
     let mut ports = ports.to_vec();
     ports.sort();
@@ -458,16 +463,16 @@ const SEPARATOR: &str = "---fleet-ufw---";
 
 /// What applying did: the commands run (or, in --check, printed).
 #[derive(Debug, Clone, Default)]
-pub struct Applied {
-    pub commands: Vec<String>,
+pub(crate) struct Applied {
+    pub(crate) commands: Vec<String>,
     /// The SSH ports kept open.
-    pub ssh_ports: Vec<u16>,
+    pub(crate) ssh_ports: Vec<u16>,
 }
 
 /// Makes ufw on the host hold `wanted` plus SSH rules for the port fleet is connected on
 /// and `ssh_port`, deny incoming by default, enabled: its state read in one round trip,
 /// the plan (SSH rules before anything that could lock fleet out) run.
-pub fn apply(
+pub(crate) fn apply(
     r: &dyn Remote,
     wanted: &[Rule],
     ssh_port: Option<u16>,

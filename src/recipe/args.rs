@@ -6,27 +6,27 @@ use super::doc::ArgType;
 use rhai::Dynamic;
 
 #[derive(Debug, Clone)]
-pub struct Param {
-    pub name: String,
-    pub ty: ArgType,
+pub(crate) struct Param {
+    pub(crate) name: String,
+    pub(crate) ty: ArgType,
     /// None: required, given positionally.
-    pub default: Option<Dynamic>,
-    pub help: String,
+    pub(crate) default: Option<Dynamic>,
+    pub(crate) help: String,
 }
 
 impl Param {
     /// `--dry-run` for a parameter `dry_run`.
-    pub fn flag(&self) -> String {
+    pub(crate) fn flag(&self) -> String {
         self.name.replace('_', "-")
     }
 
-    pub fn value_name(&self) -> String {
+    pub(crate) fn value_name(&self) -> String {
         self.name.to_uppercase()
     }
 }
 
 // String: an argument's message reaches the user only inside `bind`'s usage error.
-pub fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
+pub(crate) fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
     match ty {
         ArgType::String => Ok(Dynamic::from(raw.to_string())),
         ArgType::Int => raw
@@ -59,7 +59,7 @@ pub fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
 /// The clap definition of one recipe's arguments.
 /// `required`: clap itself refuses a missing positional argument (false when
 /// `--retry-failed` supplies the earlier run's, or on a terminal, where `bind` asks).
-pub fn clap_args(params: &[Param], required: bool) -> Vec<clap::Arg> {
+pub(crate) fn clap_args(params: &[Param], required: bool) -> Vec<clap::Arg> {
     params
         .iter()
         .map(|p| {
@@ -90,21 +90,21 @@ pub fn clap_args(params: &[Param], required: bool) -> Vec<clap::Arg> {
 }
 
 /// Whether fleet can ask the user (stdin and stderr are a terminal).
-pub fn on_terminal() -> bool {
+pub(crate) fn on_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// Asks the user for one argument: the parameter and its default, if it has one.
 // String: as `convert`; a prompt that fails only has a message to give.
-pub type Ask<'a> = &'a dyn Fn(&Param, Option<String>) -> Result<String, String>;
+pub(crate) type Ask<'a> = &'a dyn Fn(&Param, Option<String>) -> Result<String, String>;
 
 /// Converts the parsed command line into the recipe function's arguments, in order.
 /// When a required argument is missing and `ask` is given (a terminal), every argument
 /// not on the command line is asked for, defaults offered; without `ask`, the error
 /// lists every missing one.
 // String: the caller (lib.rs) makes it a usage error as it is.
-pub fn bind(
+pub(crate) fn bind(
     recipe: &str,
     params: &[Param],
     matches: &clap::ArgMatches,
@@ -163,7 +163,7 @@ pub fn bind(
 /// `ask` for a terminal: one line per argument, its help as the prompt, the default
 /// accepted with Enter.
 // String: the `Ask` signature.
-pub fn ask_on_terminal(p: &Param, default: Option<String>) -> Result<String, String> {
+pub(crate) fn ask_on_terminal(p: &Param, default: Option<String>) -> Result<String, String> {
     let prompt = if p.help.is_empty() {
         format!("{} ({})", p.name, p.ty.name())
     } else {

@@ -9,10 +9,10 @@ use rhai::{EvalAltResult, ParseError, Position};
 
 /// Where an error happened: source name and 1-based line/column.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Location {
-    pub source: String,
-    pub line: usize,
-    pub column: usize,
+pub(crate) struct Location {
+    pub(crate) source: String,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
 }
 
 impl std::fmt::Display for Location {
@@ -23,7 +23,7 @@ impl std::fmt::Display for Location {
 
 /// What an error from a recipe means for the run.
 #[derive(Debug)]
-pub enum Cause {
+pub(crate) enum Cause {
     /// A host function failed (command exit, unreachable host).
     Host(HostFailure),
     /// `throw` in the recipe: the recipe failed the host or the run on purpose.
@@ -32,14 +32,14 @@ pub enum Cause {
     Script(String),
 }
 
-pub struct Located {
-    pub cause: Cause,
-    pub location: Option<Location>,
+pub(crate) struct Located {
+    pub(crate) cause: Cause,
+    pub(crate) location: Option<Location>,
 }
 
 /// Unwraps nested function-call and module errors to the innermost one, tracking the
 /// source it belongs to.
-pub fn locate(err: &EvalAltResult, default_source: &str, sources: &SourceMap) -> Located {
+pub(crate) fn locate(err: &EvalAltResult, default_source: &str, sources: &SourceMap) -> Located {
     let mut source = default_source.to_string();
     let mut current = err;
     loop {
@@ -118,7 +118,7 @@ fn hide_closure_names(msg: &str) -> String {
 
 /// A positioned error rendered with its source line, or a plain one when the source
 /// text is unknown.
-pub fn positioned(
+pub(crate) fn positioned(
     location: Option<&Location>,
     sources: &SourceMap,
     message: String,
@@ -136,7 +136,7 @@ pub fn positioned(
     }
 }
 
-pub fn parse_error(name: &str, text: &str, err: &ParseError) -> Error {
+pub(crate) fn parse_error(name: &str, text: &str, err: &ParseError) -> Error {
     let pos = err.position();
     let message = format!("syntax error in {name}: {}", err.err_type());
     let (line, column) = (pos.line().unwrap_or(1), pos.position().unwrap_or(1));
@@ -146,7 +146,7 @@ pub fn parse_error(name: &str, text: &str, err: &ParseError) -> Error {
 }
 
 /// The error a recipe ended with, as the error of the whole invocation.
-pub fn recipe_error(recipe: &str, located: &Located, sources: &SourceMap) -> Error {
+pub(crate) fn recipe_error(recipe: &str, located: &Located, sources: &SourceMap) -> Error {
     let (message, label) = match &located.cause {
         Cause::Script(m) => (format!("recipe `{recipe}` failed: {m}"), "error here"),
         Cause::Thrown(m) => (format!("recipe `{recipe}` stopped: {m}"), "thrown here"),

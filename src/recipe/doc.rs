@@ -2,7 +2,7 @@
 //! `fleet recipes`; `@arg name: type = default  help` lines type the arguments.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgType {
+pub(crate) enum ArgType {
     Int,
     /// A TCP port, 1-65535: refused on the command line, before any connection.
     Port,
@@ -12,7 +12,7 @@ pub enum ArgType {
 }
 
 impl ArgType {
-    pub fn parse(s: &str) -> Option<ArgType> {
+    pub(crate) fn parse(s: &str) -> Option<ArgType> {
         match s {
             "int" | "integer" => Some(ArgType::Int),
             "port" => Some(ArgType::Port),
@@ -23,7 +23,7 @@ impl ArgType {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ArgType::Int => "int",
             ArgType::Port => "port",
@@ -35,20 +35,20 @@ impl ArgType {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ArgDoc {
-    pub name: String,
-    pub ty: ArgType,
+pub(crate) struct ArgDoc {
+    pub(crate) name: String,
+    pub(crate) ty: ArgType,
     /// As written, without quotes; converted to `ty` when the recipe is loaded.
-    pub default: Option<String>,
-    pub help: String,
+    pub(crate) default: Option<String>,
+    pub(crate) help: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Doc {
-    pub summary: String,
+pub(crate) struct Doc {
+    pub(crate) summary: String,
     /// The rest of the text, `@arg` lines removed.
-    pub body: String,
-    pub args: Vec<ArgDoc>,
+    pub(crate) body: String,
+    pub(crate) args: Vec<ArgDoc>,
 }
 
 /// Strips `///` or `/** */` markers from Rhai's doc-comment strings.
@@ -73,7 +73,7 @@ fn plain_lines(comments: &[&str]) -> Vec<String> {
 }
 
 // String: its one caller makes it a usage error naming the file and the recipe.
-pub fn parse(comments: &[&str]) -> Result<Doc, String> {
+pub(crate) fn parse(comments: &[&str]) -> Result<Doc, String> {
     let mut doc = Doc::default();
     let mut body = Vec::new();
     for line in plain_lines(comments) {

@@ -11,33 +11,33 @@ use std::sync::{Arc, RwLock};
 /// What script functions reach: the run in progress (none while only listing recipes)
 /// and the source texts for diagnostics.
 #[derive(Clone, Default)]
-pub struct ScriptCtx {
+pub(crate) struct ScriptCtx {
     run: Arc<RwLock<Option<Arc<Run>>>>,
-    pub sources: SourceMap,
+    pub(crate) sources: SourceMap,
 }
 
 impl ScriptCtx {
-    pub fn set_run(&self, run: Arc<Run>) {
+    pub(crate) fn set_run(&self, run: Arc<Run>) {
         *self.run.write().unwrap() = Some(run);
     }
 
-    pub fn current_run(&self) -> Option<Arc<Run>> {
+    pub(crate) fn current_run(&self) -> Option<Arc<Run>> {
         self.run.read().unwrap().clone()
     }
 
     /// The run, or an error for functions called outside one (e.g. `fleet api` tests).
-    pub fn run(&self) -> Result<Arc<Run>, Box<EvalAltResult>> {
+    pub(crate) fn run(&self) -> Result<Arc<Run>, Box<EvalAltResult>> {
         self.current_run()
             .ok_or_else(|| "host functions are only available while a recipe runs".into())
     }
 }
 
-pub struct Scripting {
-    pub engine: Engine,
-    pub ctx: ScriptCtx,
+pub(crate) struct Scripting {
+    pub(crate) engine: Engine,
+    pub(crate) ctx: ScriptCtx,
 }
 
-pub fn build(project_modules: ProjectModules) -> Scripting {
+pub(crate) fn build(project_modules: ProjectModules) -> Scripting {
     let ctx = ScriptCtx::default();
     let mut engine = Engine::new();
     engine.set_strict_variables(true);

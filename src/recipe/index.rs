@@ -12,21 +12,21 @@ use rhai::{AST, Engine, FnAccess};
 use std::sync::Arc;
 
 #[derive(Clone)]
-pub struct Recipe {
-    pub name: String,
+pub(crate) struct Recipe {
+    pub(crate) name: String,
     /// Source name of the file that defines it.
-    pub file: String,
-    pub origin: Origin,
-    pub doc: Doc,
-    pub params: Vec<Param>,
-    pub ast: Arc<AST>,
+    pub(crate) file: String,
+    pub(crate) origin: Origin,
+    pub(crate) doc: Doc,
+    pub(crate) params: Vec<Param>,
+    pub(crate) ast: Arc<AST>,
     /// The built-in file this project recipe replaces.
-    pub overrides: Option<String>,
+    pub(crate) overrides: Option<String>,
 }
 
 impl Recipe {
     /// `fleet provision NAME [--cores INT]`
-    pub fn usage(&self) -> String {
+    pub(crate) fn usage(&self) -> String {
         let mut s = format!("fleet {}", self.name);
         for p in &self.params {
             match &p.default {
@@ -39,15 +39,15 @@ impl Recipe {
 }
 
 #[derive(Clone, Default)]
-pub struct RecipeIndex {
+pub(crate) struct RecipeIndex {
     /// Recipes in use, by name, sorted.
-    pub recipes: IndexMap<String, Recipe>,
+    pub(crate) recipes: IndexMap<String, Recipe>,
 }
 
 impl RecipeIndex {
     /// Compiles `builtin` then `project` files. `reserved` names belong to built-in
     /// commands and cannot be recipes.
-    pub fn load(
+    pub(crate) fn load(
         engine: &Engine,
         sources: &SourceMap,
         builtin: Vec<SourceFile>,
@@ -93,7 +93,7 @@ impl RecipeIndex {
         Ok(RecipeIndex { recipes })
     }
 
-    pub fn get(&self, name: &str) -> Option<&Recipe> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Recipe> {
         self.recipes
             .get(name)
             .or_else(|| self.recipes.get(&name.replace('-', "_")))

@@ -1,9 +1,9 @@
 //! Recipes: Rhai files whose public functions are fleet commands.
 
-pub mod args;
-pub mod diagnostic;
-pub mod doc;
-pub mod engine;
-pub mod index;
-pub mod resolver;
-pub mod sources;
+pub(crate) mod args;
+pub(crate) mod diagnostic;
+pub(crate) mod doc;
+pub(crate) mod engine;
+pub(crate) mod index;
+pub(crate) mod resolver;
+pub(crate) mod sources;

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 /// Where the project's own modules come from.
 #[derive(Debug, Clone)]
-pub enum ProjectModules {
+pub(crate) enum ProjectModules {
+    /// Built-in modules only (tests of the resolver).
+    #[cfg(test)]
     None,
     /// `stdlib/` on disk.
     Dir(PathBuf),
@@ -17,14 +19,14 @@ pub enum ProjectModules {
     Rev(PathBuf, PathBuf, String),
 }
 
-pub struct StdlibResolver {
+pub(crate) struct StdlibResolver {
     project: ProjectModules,
     sources: SourceMap,
     cache: Mutex<HashMap<String, Shared<Module>>>,
 }
 
 impl StdlibResolver {
-    pub fn new(project: ProjectModules, sources: SourceMap) -> Self {
+    pub(crate) fn new(project: ProjectModules, sources: SourceMap) -> Self {
         StdlibResolver {
             project,
             sources,
@@ -33,7 +35,7 @@ impl StdlibResolver {
     }
 
     /// Whether `import "path"` would find a module (project or built-in).
-    pub fn exists(&self, path: &str) -> bool {
+    pub(crate) fn exists(&self, path: &str) -> bool {
         self.find(path).is_some()
     }
 
@@ -50,6 +52,7 @@ impl StdlibResolver {
         }
         let file = format!("{path}.rhai");
         let found = match &self.project {
+            #[cfg(test)]
             ProjectModules::None => None,
             ProjectModules::Dir(dir) if role.is_some() => {
                 let file = dir.parent()?.join(&file);
@@ -133,7 +136,7 @@ impl ModuleResolver for StdlibResolver {
 }
 
 /// Where the source name of an imported module is kept in the `SourceMap`.
-pub fn module_key(path: &str) -> String {
+pub(crate) fn module_key(path: &str) -> String {
     format!("import:{path}")
 }
 

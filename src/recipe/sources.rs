@@ -12,35 +12,35 @@ static BUILTIN_RECIPES: Dir = include_dir!("$CARGO_MANIFEST_DIR/recipes");
 static BUILTIN_STDLIB: Dir = include_dir!("$CARGO_MANIFEST_DIR/stdlib");
 
 /// Names of embedded files start with this, so they never look like project files.
-pub const BUILTIN_PREFIX: &str = "<built-in>/";
+pub(crate) const BUILTIN_PREFIX: &str = "<built-in>/";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     BuiltIn,
     Project,
 }
 
 #[derive(Debug, Clone)]
-pub struct SourceFile {
+pub(crate) struct SourceFile {
     /// Shown in messages: `recipes/web.rhai` or `<built-in>/recipes/facts.rhai`.
-    pub name: String,
-    pub text: String,
-    pub origin: Origin,
+    pub(crate) name: String,
+    pub(crate) text: String,
+    pub(crate) origin: Origin,
 }
 
 /// Every source text seen in this process, by name, for diagnostics.
 #[derive(Debug, Clone, Default)]
-pub struct SourceMap(Arc<RwLock<HashMap<String, String>>>);
+pub(crate) struct SourceMap(Arc<RwLock<HashMap<String, String>>>);
 
 impl SourceMap {
-    pub fn insert(&self, name: &str, text: &str) {
+    pub(crate) fn insert(&self, name: &str, text: &str) {
         self.0
             .write()
             .unwrap()
             .insert(name.to_string(), text.to_string());
     }
 
-    pub fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         self.0.read().unwrap().get(name).cloned()
     }
 }
@@ -54,7 +54,7 @@ fn rhai_files<'a>(dir: &'a Dir<'a>) -> Vec<&'a include_dir::File<'a>> {
     files
 }
 
-pub fn builtin_recipes() -> Vec<SourceFile> {
+pub(crate) fn builtin_recipes() -> Vec<SourceFile> {
     rhai_files(&BUILTIN_RECIPES)
         .into_iter()
         .map(|f| SourceFile {
@@ -66,7 +66,7 @@ pub fn builtin_recipes() -> Vec<SourceFile> {
 }
 
 /// A built-in stdlib module by import path (`"facts"` -> `stdlib/facts.rhai`).
-pub fn builtin_module(path: &str) -> Option<SourceFile> {
+pub(crate) fn builtin_module(path: &str) -> Option<SourceFile> {
     let file = BUILTIN_STDLIB.get_file(format!("{path}.rhai"))?;
     Some(SourceFile {
         name: format!("{BUILTIN_PREFIX}stdlib/{path}.rhai"),
@@ -75,7 +75,8 @@ pub fn builtin_module(path: &str) -> Option<SourceFile> {
     })
 }
 
-pub fn builtin_module_names() -> Vec<String> {
+#[cfg(test)]
+pub(crate) fn builtin_module_names() -> Vec<String> {
     rhai_files(&BUILTIN_STDLIB)
         .into_iter()
         .filter_map(|f| {
@@ -87,7 +88,7 @@ pub fn builtin_module_names() -> Vec<String> {
 }
 
 /// The git repository holding `root`, and `root`'s path inside it.
-pub fn repo_of(root: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+pub(crate) fn repo_of(root: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
     let repo = git2::Repository::discover(root).map_err(|_| {
         Error::usage(format!(
             "--recipes-rev needs the project to be in a git repository, and {} is not",
@@ -108,7 +109,7 @@ pub fn repo_of(root: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> 
 }
 
 /// The project's `recipes/*.rhai` as they are at git revision `rev` (no checkout).
-pub fn project_recipes_at(root: &Path, rev: &str) -> Result<Vec<SourceFile>> {
+pub(crate) fn project_recipes_at(root: &Path, rev: &str) -> Result<Vec<SourceFile>> {
     let (repo, inside) = repo_of(root)?;
     crate::ops::git::resolve_rev(&repo, rev).map_err(|e| {
         Error::usage_with_help(
@@ -129,7 +130,7 @@ pub fn project_recipes_at(root: &Path, rev: &str) -> Result<Vec<SourceFile>> {
 }
 
 /// The project's `recipes/*.rhai`, sorted by name; none when the directory is absent.
-pub fn project_recipes(dir: &Path) -> Result<Vec<SourceFile>> {
+pub(crate) fn project_recipes(dir: &Path) -> Result<Vec<SourceFile>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

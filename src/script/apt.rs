@@ -8,7 +8,7 @@ use crate::ops::apt;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext};
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     let c = ctx.clone();
     module_function!(

@@ -11,7 +11,7 @@ use rhai::{
 };
 
 /// The project's catalog, read now (a recipe may have just updated it with git).
-pub fn load_catalog(c: &ScriptCtx, pos: Position) -> Result<Catalog, Box<EvalAltResult>> {
+pub(crate) fn load_catalog(c: &ScriptCtx, pos: Position) -> Result<Catalog, Box<EvalAltResult>> {
     let run = c.run()?;
     let path = run.options.root.join(catalog::INDEX);
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -34,7 +34,7 @@ pub(super) fn names(
     from_rhai(&Dynamic::from_array(list.clone()), what, pos)
 }
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     let c = ctx.clone();
     module_function!(

@@ -24,7 +24,7 @@ fn problems(what: &str, p: Vec<cloudinit::Problem>, pos: Position) -> Box<EvalAl
     )
 }
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     module_function!(
         &mut m,

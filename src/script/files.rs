@@ -31,7 +31,7 @@ fn content_bytes(content: Dynamic, pos: Position) -> Result<Vec<u8>, Box<EvalAlt
     })
 }
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     local(&mut m, ctx);
     write(&mut m, ctx);

@@ -140,7 +140,7 @@ fn each_host(
         .collect())
 }
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     each(&mut m, ctx);
     step(&mut m, ctx);

@@ -80,7 +80,7 @@ fn checkout(
     Ok(m)
 }
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     m.set_doc("/// Git repositories: the version a recipe runs from, commits, checkouts of other repositories.");
     register_head(&mut m, ctx);

@@ -46,7 +46,7 @@ pub(crate) fn ok<T>(value: T) -> Result<T, Box<EvalAltResult>> {
     Ok(value)
 }
 
-pub fn raise(failure: HostFailure, ctx: &NativeCallContext) -> Box<EvalAltResult> {
+pub(crate) fn raise(failure: HostFailure, ctx: &NativeCallContext) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from(failure),
         ctx.call_position(),

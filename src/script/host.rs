@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 /// A host as a recipe holds it: cheap to clone, read-only.
 #[derive(Debug, Clone)]
-pub struct HostRef(pub Arc<ResolvedHost>);
+pub(crate) struct HostRef(pub Arc<ResolvedHost>);
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     selection(&mut m, ctx);
     identity(&mut m);

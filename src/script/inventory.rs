@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The host var that lets the first connection to a brand-new host record its key.
-pub const ACCEPT_NEW_KEY: &str = "ssh_accept_new_host_key";
+pub(crate) const ACCEPT_NEW_KEY: &str = "ssh_accept_new_host_key";
 
 fn inventory_file(
     c: &ScriptCtx,
@@ -48,7 +48,7 @@ fn write(
         .map_err(|e| runtime_error(format!("cannot write {shown}: {e}"), pos))
 }
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     has(&mut m, ctx);
     add(&mut m, ctx);

@@ -3,22 +3,22 @@
 //! `cloudinit::`, `git::`, `inventory::`, `qm::`, `rsync::`, `ufw::`), all registered
 //! by `register_all`. No domain logic here; it lives in `exec/`, `inventory/` and `ops/`.
 
-pub mod apt;
-pub mod catalog;
-pub mod cloudinit;
-pub mod files;
-pub mod flow;
-pub mod git;
+pub(crate) mod apt;
+pub(crate) mod catalog;
+pub(crate) mod cloudinit;
+pub(crate) mod files;
+pub(crate) mod flow;
+pub(crate) mod git;
 pub(crate) mod glue;
-pub mod host;
-pub mod inventory;
-pub mod lifecycle;
-pub mod qm;
-pub mod report;
-pub mod rsync;
-pub mod secret;
-pub mod ufw;
-pub mod values;
+pub(crate) mod host;
+pub(crate) mod inventory;
+pub(crate) mod lifecycle;
+pub(crate) mod qm;
+pub(crate) mod report;
+pub(crate) mod rsync;
+pub(crate) mod secret;
+pub(crate) mod ufw;
+pub(crate) mod values;
 
 use crate::recipe::engine::ScriptCtx;
 use crate::recipe::resolver::StdlibResolver;
@@ -26,7 +26,7 @@ use glue::function;
 use rhai::{Engine, FuncRegistration, Module};
 
 /// Every function, module and type a recipe can reach: the one place that lists them.
-pub fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: StdlibResolver) {
+pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: StdlibResolver) {
     for module in [
         host::module(ctx),
         files::module(ctx),

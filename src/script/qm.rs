@@ -36,7 +36,7 @@ fn row_map(r: &pve::VmRow) -> Map {
     m
 }
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     queries(&mut m, ctx);
     vm_queries(&mut m, ctx);

@@ -28,7 +28,7 @@ fn render(rows: Array, columns: Vec<String>) -> Result<String, Box<EvalAltResult
     Ok(crate::table::render(&columns, &body).trim_end().to_string())
 }
 
-pub fn module() -> Module {
+pub(crate) fn module() -> Module {
     let mut m = Module::new();
     function!(
         &mut m,

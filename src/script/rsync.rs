@@ -184,7 +184,7 @@ fn snapshot(
         .unwrap_or_default())
 }
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     register_snapshot(&mut m, ctx);
     register_restore(&mut m, ctx);

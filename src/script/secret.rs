@@ -36,7 +36,7 @@ impl Cache {
     }
 }
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     let c = ctx.clone();
     let cache = Arc::new(Cache::default());

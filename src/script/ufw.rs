@@ -10,7 +10,7 @@ use crate::ops::ufw;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext};
 
-pub fn module(ctx: &ScriptCtx) -> Module {
+pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     let c = ctx.clone();
     module_function!(

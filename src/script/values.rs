@@ -2,7 +2,7 @@
 
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 
-pub fn from_json(value: &serde_json::Value) -> Dynamic {
+pub(crate) fn from_json(value: &serde_json::Value) -> Dynamic {
     use serde_json::Value;
     match value {
         Value::Null => Dynamic::UNIT,
@@ -22,7 +22,7 @@ pub fn from_json(value: &serde_json::Value) -> Dynamic {
 }
 
 /// Rhai value -> a typed value through serde, with the field named on error.
-pub fn from_rhai<T: serde::de::DeserializeOwned>(
+pub(crate) fn from_rhai<T: serde::de::DeserializeOwned>(
     value: &Dynamic,
     what: &str,
     pos: Position,
@@ -45,7 +45,7 @@ pub fn from_rhai<T: serde::de::DeserializeOwned>(
 /// ops/ next to what it fills. A key `T` does not know is refused with the known ones
 /// (a typo in `allow_fial` must not silently run without the option); a bad value names
 /// the function and the key.
-pub fn read_options<T: serde::de::DeserializeOwned>(
+pub(crate) fn read_options<T: serde::de::DeserializeOwned>(
     map: &Map,
     function: &str,
     pos: Position,
@@ -103,14 +103,14 @@ fn fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
 
 /// Reads an options map, refusing keys the function does not know (a typo in
 /// `allow_fial` must not silently run without the option).
-pub struct Options<'a> {
+pub(crate) struct Options<'a> {
     map: &'a Map,
     function: &'a str,
     pos: Position,
 }
 
 impl<'a> Options<'a> {
-    pub fn new(
+    pub(crate) fn new(
         map: &'a Map,
         function: &'a str,
         known: &[&str],
@@ -138,14 +138,14 @@ impl<'a> Options<'a> {
         ))
     }
 
-    pub fn bool(&self, key: &str) -> Result<Option<bool>, Box<EvalAltResult>> {
+    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>, Box<EvalAltResult>> {
         self.map
             .get(key)
             .map(|v| v.as_bool().map_err(|_| self.wrong(key, "true or false")))
             .transpose()
     }
 
-    pub fn string(&self, key: &str) -> Result<Option<String>, Box<EvalAltResult>> {
+    pub(crate) fn string(&self, key: &str) -> Result<Option<String>, Box<EvalAltResult>> {
         self.map
             .get(key)
             .map(|v| {
@@ -156,22 +156,11 @@ impl<'a> Options<'a> {
             .transpose()
     }
 
-    /// A TCP/UDP port, 1-65535.
-    pub fn port(&self, key: &str) -> Result<Option<u16>, Box<EvalAltResult>> {
-        self.map
-            .get(key)
-            .map(|v| {
-                v.as_int()
-                    .ok()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| self.wrong(key, "a port, 1-65535"))
-            })
-            .transpose()
-    }
-
     /// Seconds, as an int or a float.
-    pub fn seconds(&self, key: &str) -> Result<Option<std::time::Duration>, Box<EvalAltResult>> {
+    pub(crate) fn seconds(
+        &self,
+        key: &str,
+    ) -> Result<Option<std::time::Duration>, Box<EvalAltResult>> {
         let Some(v) = self.map.get(key) else {
             return Ok(None);
         };

@@ -9,13 +9,13 @@ use std::sync::{Mutex, OnceLock};
 static ABORTED: AtomicBool = AtomicBool::new(false);
 
 /// Commands in flight must end now: sets the flag and kills local process groups.
-pub fn abort() {
+pub(crate) fn abort() {
     ABORTED.store(true, Ordering::SeqCst);
     kill_in_flight();
 }
 
 /// Whether [`abort`] was called: a command in flight is abandoned, a wait gives up.
-pub fn aborted() -> bool {
+pub(crate) fn aborted() -> bool {
     ABORTED.load(Ordering::SeqCst)
 }
 
@@ -36,10 +36,10 @@ fn kill_in_flight() {
 
 /// Registers a command's process group while it runs; a group started after an abort is
 /// killed at once.
-pub struct Guard(i32);
+pub(crate) struct Guard(i32);
 
 impl Guard {
-    pub fn new(pgid: i32) -> Guard {
+    pub(crate) fn new(pgid: i32) -> Guard {
         in_flight().lock().unwrap().insert(pgid);
         if aborted() {
             // SAFETY: as above.

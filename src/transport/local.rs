@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
-pub struct LocalTransport;
+pub(crate) struct LocalTransport;
 
 enum Event {
     Data(Stream, Vec<u8>),

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 const DIR_PREFIX: &str = "fleet-ssh.";
 
 /// A running master: its process, control socket and log.
-pub struct Master {
+pub(crate) struct Master {
     child: Child,
-    pub control: PathBuf,
-    pub log: PathBuf,
+    pub(crate) control: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 /// Guards the control folder: made (0700) before a master's log is created in it,
@@ -38,7 +38,7 @@ fn control_dir() -> &'static Path {
 }
 
 /// Folders `fleet-ssh.<pid>` whose process is gone (killed before it could clean up).
-pub fn remove_stale_dirs(base: &Path) {
+pub(crate) fn remove_stale_dirs(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
@@ -59,7 +59,7 @@ pub fn remove_stale_dirs(base: &Path) {
 
 /// Why an ssh master did not start: ssh's own message, or why there is none.
 #[derive(Debug, thiserror::Error)]
-pub enum MasterError {
+pub(crate) enum MasterError {
     #[error("cannot create ssh control folder {}: {source}", dir.display())]
     ControlFolder {
         dir: PathBuf,
@@ -136,7 +136,7 @@ fn spawn_from_lasting_thread(cmd: Command) -> std::io::Result<Child> {
 impl Master {
     /// Starts the master and waits until it is logged in (its control socket appears)
     /// or has failed; `Err` is ssh's own message, or why there is none.
-    pub async fn start(target: &SshTarget, limit: Duration) -> Result<Master, MasterError> {
+    pub(crate) async fn start(target: &SshTarget, limit: Duration) -> Result<Master, MasterError> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let (log, log_file) = create_log(n)?;
@@ -195,7 +195,7 @@ impl Master {
     }
 
     /// Ends the master (and with it every session still open on the host) and reaps it.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         let pid = self.child.id() as i32;
         for (signal, wait) in [(libc::SIGTERM, 100), (libc::SIGKILL, 100)] {
             if matches!(self.child.try_wait(), Ok(Some(_))) {

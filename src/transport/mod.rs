@@ -1,30 +1,30 @@
 //! How a command reaches a host. One small trait so recipes never know whether a host
 //! is this machine (`local`) or a server over SSH (`ssh`).
 
-pub mod abort;
+pub(crate) mod abort;
 mod local;
 mod master;
 mod ssh;
 
-pub use local::LocalTransport;
-pub use ssh::SshTransport;
+pub(crate) use local::LocalTransport;
+pub(crate) use ssh::SshTransport;
 
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
-pub struct RunOpts {
+pub(crate) struct RunOpts {
     /// Kill the command (and everything it started) after this long.
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     /// Report output lines as they arrive (off for binary downloads).
-    pub stream: bool,
+    pub(crate) stream: bool,
     /// At most this many bytes of each stream are kept (its head and tail); the rest is
     /// only streamed and counted. None keeps everything (downloads, whose bytes are the
     /// point).
-    pub keep: Option<usize>,
+    pub(crate) keep: Option<usize>,
 }
 
 /// What a run keeps of one command's output by default (fleet.toml `output_limit`).
-pub const DEFAULT_KEEP: usize = 1024 * 1024;
+pub(crate) const DEFAULT_KEEP: usize = 1024 * 1024;
 
 impl Default for RunOpts {
     fn default() -> Self {
@@ -37,31 +37,31 @@ impl Default for RunOpts {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CmdOutput {
+pub(crate) struct CmdOutput {
     /// Exit code; 128 + signal number when the command was killed by a signal.
-    pub code: i32,
+    pub(crate) code: i32,
     /// Raw bytes: downloads are binary. Over the keep limit: head, a marker, tail.
-    pub stdout: Vec<u8>,
-    pub stderr: String,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: String,
     /// Bytes left out of `stdout` / `stderr` by the keep limit.
-    pub stdout_dropped: u64,
-    pub stderr_dropped: u64,
+    pub(crate) stdout_dropped: u64,
+    pub(crate) stderr_dropped: u64,
 }
 
 impl CmdOutput {
-    pub fn stdout_text(&self) -> String {
+    pub(crate) fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout,
     Stderr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransportError {
+pub(crate) enum TransportError {
     /// The host cannot be reached (or was lost): the run goes on without it.
     #[error("{0}")]
     Unreachable(String),
@@ -73,7 +73,7 @@ pub enum TransportError {
 }
 
 /// Streams each output line to `on_line` as it arrives, then returns the whole output.
-pub trait Transport: Send + Sync {
+pub(crate) trait Transport: Send + Sync {
     fn run(
         &self,
         cmd: &str,
@@ -103,7 +103,7 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    pub fn new(opts: &RunOpts) -> Self {
+    pub(crate) fn new(opts: &RunOpts) -> Self {
         Collector {
             stream: opts.stream,
             stdout: Bounded::new(opts.keep),
@@ -113,7 +113,12 @@ impl Collector {
         }
     }
 
-    pub fn data(&mut self, which: Stream, data: &[u8], on_line: &mut dyn FnMut(Stream, &str)) {
+    pub(crate) fn data(
+        &mut self,
+        which: Stream,
+        data: &[u8],
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) {
         match which {
             Stream::Stdout => {
                 if self.stream {
@@ -129,7 +134,7 @@ impl Collector {
     }
 
     /// Flushes unfinished last lines and returns the output with `code`.
-    pub fn finish(mut self, code: i32, on_line: &mut dyn FnMut(Stream, &str)) -> CmdOutput {
+    pub(crate) fn finish(mut self, code: i32, on_line: &mut dyn FnMut(Stream, &str)) -> CmdOutput {
         if self.stream {
             self.lines_out.finish(|l| on_line(Stream::Stdout, l));
         }
@@ -214,13 +219,13 @@ struct LineSplitter {
 const MAX_LINE: usize = 64 * 1024;
 
 impl LineSplitter {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         LineSplitter {
             pending: Vec::new(),
         }
     }
 
-    pub fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str)) {
+    pub(crate) fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str)) {
         let mut rest = data;
         while let Some(pos) = memchr::memchr(b'\n', rest) {
             let line = &rest[..pos];
@@ -240,7 +245,7 @@ impl LineSplitter {
         }
     }
 
-    pub fn finish(&mut self, mut emit: impl FnMut(&str)) {
+    pub(crate) fn finish(&mut self, mut emit: impl FnMut(&str)) {
         if !self.pending.is_empty() {
             emit_line(&self.pending, &mut emit);
             self.pending.clear();

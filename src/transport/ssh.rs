@@ -20,7 +20,7 @@ enum State {
     Closed,
 }
 
-pub struct SshTransport {
+pub(crate) struct SshTransport {
     target: SshTarget,
     runtime: Handle,
     state: tokio::sync::Mutex<State>,
@@ -38,7 +38,7 @@ fn error_text(e: &openssh::Error) -> String {
 }
 
 impl SshTransport {
-    pub fn new(target: SshTarget, runtime: Handle) -> SshTransport {
+    pub(crate) fn new(target: SshTarget, runtime: Handle) -> SshTransport {
         SshTransport {
             target,
             runtime,

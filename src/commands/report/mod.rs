@@ -48,7 +48,7 @@ fn jinja(value: &impl Serialize) -> minijinja::Value {
     crate::ops::template::to_jinja(&serde_json::to_value(value).unwrap_or_default())
 }
 
-pub fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<i32> {
+pub(crate) fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<i32> {
     let runs = crate::journal::load_all(&app.project.state_dir())?;
     let known = known(&runs);
     let inventory = super::load_inventory(app)?;

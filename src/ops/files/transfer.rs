@@ -11,12 +11,12 @@ use std::path::Path;
 const DIFF_LIMIT: usize = 256 * 1024;
 
 /// Shown instead of the check-mode diff of a file that holds a secret.
-pub const SECRET_HIDDEN: &str = "(content hidden: holds a secret)";
+pub(crate) const SECRET_HIDDEN: &str = "(content hidden: holds a secret)";
 
 /// The check-mode diff from `old` to `new`, or [`SECRET_HIDDEN`] when either holds a
 /// configured secret: lines next to a masked one (or an old value of it) give too much
 /// away.
-pub fn check_diff(path: &str, old: &str, new: &str) -> String {
+pub(crate) fn check_diff(path: &str, old: &str, new: &str) -> String {
     use crate::ops::secrets::holds_secret;
     if holds_secret(old.as_bytes()) || holds_secret(new.as_bytes()) {
         return SECRET_HIDDEN.to_string();
@@ -31,30 +31,30 @@ pub fn check_diff(path: &str, old: &str, new: &str) -> String {
 /// How a file is written; also the options map of `h.write`, `h.upload`, `h.template`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileOpts {
+pub(crate) struct FileOpts {
     #[serde(default, deserialize_with = "crate::ops::options::some_mode")]
-    pub mode: Option<String>,
+    pub(crate) mode: Option<String>,
     #[serde(default, deserialize_with = "crate::ops::options::some_owner")]
-    pub owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// Run the file commands through `sudo -n`.
     #[serde(default)]
-    pub sudo: bool,
+    pub(crate) sudo: bool,
 }
 
 /// The options map of `h.download`: `sudo` to read a file only root can read, `mode`
 /// for the local file instead of the remote one's.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DownloadOpts {
+pub(crate) struct DownloadOpts {
     #[serde(default)]
-    pub sudo: bool,
+    pub(crate) sudo: bool,
     #[serde(default, deserialize_with = "crate::ops::options::some_mode")]
-    pub mode: Option<String>,
+    pub(crate) mode: Option<String>,
 }
 
 impl DownloadOpts {
     /// The mode as a number (its digits were checked as octal when read).
-    pub fn mode_bits(&self) -> Option<u32> {
+    pub(crate) fn mode_bits(&self) -> Option<u32> {
         self.mode
             .as_ref()
             .map(|m| u32::from_str_radix(m, 8).unwrap_or(0o600))
@@ -66,12 +66,12 @@ fn failure(r: &dyn Remote, message: String) -> HostFailure {
 }
 
 /// Why a file command failed: sudo's problem in words, else the end of its stderr.
-pub fn why_failed(host: &str, stderr: &str) -> String {
+pub(crate) fn why_failed(host: &str, stderr: &str) -> String {
     sudo_problem(host, stderr).unwrap_or_else(|| crate::ops::text::tail(stderr, 3))
 }
 
 /// The clear sentence for sudo refusing to run without a password.
-pub fn sudo_problem(host: &str, stderr: &str) -> Option<String> {
+pub(crate) fn sudo_problem(host: &str, stderr: &str) -> Option<String> {
     if stderr.contains("a password is required") || stderr.contains("a terminal is required") {
         Some(format!(
             "sudo needs a password on {host}: give the login user passwordless sudo \
@@ -90,7 +90,7 @@ pub fn sudo_problem(host: &str, stderr: &str) -> Option<String> {
 
 /// Makes `path` on `host` hold `content` (and mode/owner); true when it changed.
 /// Content that holds a configured secret is 0600 unless `opts` give a mode.
-pub fn write_file(
+pub(crate) fn write_file(
     r: &dyn Remote,
     path: &str,
     content: &[u8],
@@ -213,7 +213,7 @@ fn show_planned_write(
 
 /// Runs a read-only file command (raw output, through sudo when asked); a non-zero
 /// exit fails with `cannot {what} {path} on HOST` and why.
-pub fn query(
+pub(crate) fn query(
     r: &dyn Remote,
     cmd: &str,
     sudo: bool,
@@ -231,16 +231,10 @@ pub fn query(
     Ok(out)
 }
 
-/// The bytes of `path` on `host`.
-pub fn read_file(r: &dyn Remote, path: &str, sudo: bool) -> Result<Vec<u8>, HostFailure> {
-    let out = query(r, &files::cat_cmd(path), sudo, "read", path)?;
-    Ok(out.stdout)
-}
-
 /// Copies `remote` from `host` to `local` (atomically), with the remote file's mode
 /// or `mode` when given (a private key stays private); true when the local file
 /// changed.
-pub fn download(
+pub(crate) fn download(
     r: &dyn Remote,
     remote: &str,
     local: &Path,

@@ -4,13 +4,13 @@
 //! node over `Remote` ([`procedures`]). The facts come from
 //! shared/reference/proxmox-and-ufw-cli.md (PVE 8/9).
 
-pub mod procedures;
-pub mod request;
+pub(crate) mod procedures;
+pub(crate) mod request;
 
-pub use procedures::{
-    Power, config, create, list, next_vmid, node_facts, power, start_new, status, wait_guest_ip,
+pub(crate) use procedures::{
+    Power, config, create, list, next_vmid, power, start_new, status, wait_guest_ip,
 };
-pub use request::{CreateOptions, CreateRequest, NewVm, SPEC_KEYS};
+pub(crate) use request::{CreateOptions, CreateRequest, NewVm, SPEC_KEYS};
 
 use crate::ops::shell::quote;
 use std::fmt;
@@ -21,53 +21,53 @@ crate::error::message_error!(
     UnreadableOutput
 );
 
-pub const VMID_MIN: u64 = 100;
-pub const VMID_MAX: u64 = 999_999_999;
+pub(crate) const VMID_MIN: u64 = 100;
+pub(crate) const VMID_MAX: u64 = 999_999_999;
 /// Proxmox's default MAC prefix (BC:24:11, its IEEE OUI).
-pub const MAC_PREFIX: [u8; 3] = [0xbc, 0x24, 0x11];
+pub(crate) const MAC_PREFIX: [u8; 3] = [0xbc, 0x24, 0x11];
 
 /// How cloud-init gets its data: Proxmox's own options, or user-data (and
 /// network-config) uploaded as snippets and attached with `--cicustom`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum CloudInit {
+pub(crate) enum CloudInit {
     Native,
     Snippets { storage: String },
 }
 
 /// What a new VM is: every field a `qm create` for a cloud image needs.
 #[derive(Debug, Clone, PartialEq)]
-pub struct VmSpec {
-    pub vmid: u64,
-    pub name: String,
-    pub cores: i64,
-    pub memory_mb: i64,
-    pub disk_gb: i64,
-    pub storage: String,
-    pub bridge: String,
+pub(crate) struct VmSpec {
+    pub(crate) vmid: u64,
+    pub(crate) name: String,
+    pub(crate) cores: i64,
+    pub(crate) memory_mb: i64,
+    pub(crate) disk_gb: i64,
+    pub(crate) storage: String,
+    pub(crate) bridge: String,
     /// The cloud image on the node, imported as the boot disk.
-    pub image: String,
-    pub mac: String,
-    pub ostype: String,
-    pub agent: bool,
-    pub serial: bool,
-    pub cpu: String,
+    pub(crate) image: String,
+    pub(crate) mac: String,
+    pub(crate) ostype: String,
+    pub(crate) agent: bool,
+    pub(crate) serial: bool,
+    pub(crate) cpu: String,
     /// `ip=dhcp` or `ip=10.0.0.5/24,gw=10.0.0.1`, as `--ipconfig0` takes it.
-    pub ipconfig: String,
-    pub nameserver: Vec<String>,
-    pub searchdomain: Vec<String>,
-    pub ciuser: String,
+    pub(crate) ipconfig: String,
+    pub(crate) nameserver: Vec<String>,
+    pub(crate) searchdomain: Vec<String>,
+    pub(crate) ciuser: String,
     /// `--ciupgrade`: whether Proxmox's generated user-data upgrades packages on first
     /// boot (PVE 8.1+); None leaves Proxmox's default (yes).
-    pub ciupgrade: Option<bool>,
-    pub cloud_init: CloudInit,
+    pub(crate) ciupgrade: Option<bool>,
+    pub(crate) cloud_init: CloudInit,
 }
 
 /// One thing wrong with a spec, named by its field.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SpecError {
-    pub field: &'static str,
-    pub value: String,
-    pub problem: String,
+pub(crate) struct SpecError {
+    pub(crate) field: &'static str,
+    pub(crate) value: String,
+    pub(crate) problem: String,
 }
 
 impl fmt::Display for SpecError {
@@ -76,7 +76,7 @@ impl fmt::Display for SpecError {
     }
 }
 
-pub fn is_dns_label(s: &str) -> bool {
+pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -91,7 +91,7 @@ fn is_pve_id(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
-pub fn is_mac(s: &str) -> bool {
+pub(crate) fn is_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     parts.len() == 6
         && parts
@@ -101,7 +101,7 @@ pub fn is_mac(s: &str) -> bool {
 
 /// A locally random MAC in Proxmox's range, like the one `qm create` would pick; fleet
 /// picks it itself so the network-config can match the NIC before the VM exists.
-pub fn random_mac() -> String {
+pub(crate) fn random_mac() -> String {
     let tail: [u8; 3] = [fastrand::u8(..), fastrand::u8(..), fastrand::u8(..)];
     MAC_PREFIX
         .iter()
@@ -112,7 +112,7 @@ pub fn random_mac() -> String {
 }
 
 /// `10.0.0.5/24` -> (address, prefix), IPv4 only.
-pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+pub(crate) fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
     let (addr, prefix) = s.split_once('/')?;
     let prefix: u8 = prefix.parse().ok()?;
     (prefix <= 32).then_some(())?;
@@ -120,7 +120,7 @@ pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
 }
 
 /// `--ipconfig0` from the address the user gave: `dhcp`, or a CIDR and a gateway.
-pub fn ipconfig(ip: &str, gateway: &str) -> Result<String, SpecError> {
+pub(crate) fn ipconfig(ip: &str, gateway: &str) -> Result<String, SpecError> {
     if ip == "dhcp" {
         return Ok("ip=dhcp".into());
     }
@@ -142,7 +142,7 @@ pub fn ipconfig(ip: &str, gateway: &str) -> Result<String, SpecError> {
 
 impl VmSpec {
     /// Everything that can be checked without the node; an empty list when fine.
-    pub fn check(&self) -> Vec<SpecError> {
+    pub(crate) fn check(&self) -> Vec<SpecError> {
         let mut errors = Vec::new();
         let mut bad = |field, value: String, problem: &str| {
             errors.push(SpecError {
@@ -227,7 +227,7 @@ impl VmSpec {
     }
 
     /// Checks against what the node has; `facts` comes from the commands of `NodeFacts`.
-    pub fn check_on_node(&self, node: &str, facts: &NodeFacts) -> Vec<SpecError> {
+    pub(crate) fn check_on_node(&self, node: &str, facts: &NodeFacts) -> Vec<SpecError> {
         let mut errors = Vec::new();
         let mut bad = |field, value: &str, problem: String| {
             errors.push(SpecError {
@@ -290,7 +290,11 @@ impl VmSpec {
     /// `qm create` for the spec: boot disk imported from the cloud image, cloud-init
     /// drive, serial console, guest agent, one virtio NIC with the chosen MAC.
     /// `sshkeys_file` is the node-side file of public keys (the CLI takes a path).
-    pub fn create_command(&self, sshkeys_file: Option<&str>, cicustom: Option<&str>) -> String {
+    pub(crate) fn create_command(
+        &self,
+        sshkeys_file: Option<&str>,
+        cicustom: Option<&str>,
+    ) -> String {
         let mut args: Vec<String> = vec!["qm".into(), "create".into(), self.vmid.to_string()];
         let mut opt = |k: &str, v: String| {
             args.push(format!("--{k}"));
@@ -340,12 +344,12 @@ impl VmSpec {
     }
 
     /// Grows the imported disk (a cloud image is ~2 GiB) to the spec's size.
-    pub fn resize_command(&self) -> String {
+    pub(crate) fn resize_command(&self) -> String {
         format!("qm disk resize {} scsi0 {}G", self.vmid, self.disk_gb)
     }
 
     /// The snippet file names fleet uploads for this VM.
-    pub fn snippet_names(&self) -> (String, String) {
+    pub(crate) fn snippet_names(&self) -> (String, String) {
         (
             format!("fleet-{}-user.yaml", self.vmid),
             format!("fleet-{}-network.yaml", self.vmid),
@@ -353,7 +357,7 @@ impl VmSpec {
     }
 
     /// The snippet volumes (user, network) on `storage`, as `pvesm path` takes them.
-    pub fn snippet_volids(&self, storage: &str) -> (String, String) {
+    pub(crate) fn snippet_volids(&self, storage: &str) -> (String, String) {
         let (user, network) = self.snippet_names();
         (
             format!("{storage}:snippets/{user}"),
@@ -362,33 +366,33 @@ impl VmSpec {
     }
 
     /// `--cicustom` attaching the snippets on `storage`.
-    pub fn cicustom(&self, storage: &str) -> String {
+    pub(crate) fn cicustom(&self, storage: &str) -> String {
         let (user, network) = self.snippet_volids(storage);
         format!("user={user},network={network}")
     }
 
     /// The node-side file of public keys `qm create --sshkeys` reads (native mode).
-    pub fn sshkeys_path(&self) -> String {
+    pub(crate) fn sshkeys_path(&self) -> String {
         format!("/tmp/fleet-sshkeys-{}.pub", self.vmid)
     }
 }
 
 /// `qm disk resize` runs a task whose failure still exits 0: tell it from stderr.
-pub fn resize_failed(stderr: &str) -> Option<String> {
+pub(crate) fn resize_failed(stderr: &str) -> Option<String> {
     let s = stderr.trim();
     (!s.is_empty() && !s.starts_with("Task finished with")).then(|| s.to_string())
 }
 
 /// What a node has, as far as a spec depends on it.
 #[derive(Debug, Clone, Default)]
-pub struct NodeFacts {
+pub(crate) struct NodeFacts {
     /// Why the vmid is taken (pvesh's message), if it is.
-    pub vmid_taken: Option<String>,
-    pub storages: Vec<Storage>,
+    pub(crate) vmid_taken: Option<String>,
+    pub(crate) storages: Vec<Storage>,
     /// Storage IDs that hold the content types asked for, per type.
-    pub content: Vec<(String, Vec<String>)>,
-    pub bridges: Vec<String>,
-    pub image_present: bool,
+    pub(crate) content: Vec<(String, Vec<String>)>,
+    pub(crate) bridges: Vec<String>,
+    pub(crate) image_present: bool,
 }
 
 impl NodeFacts {
@@ -402,17 +406,17 @@ impl NodeFacts {
 
 /// One row of `pvesm status`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Storage {
-    pub id: String,
-    pub kind: String,
-    pub status: String,
-    pub total_kib: u64,
-    pub used_kib: u64,
-    pub avail_kib: u64,
+pub(crate) struct Storage {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) status: String,
+    pub(crate) total_kib: u64,
+    pub(crate) used_kib: u64,
+    pub(crate) avail_kib: u64,
 }
 
 /// Parses `pvesm status` by position: the header's wording changed in 9.0.14.
-pub fn parse_pvesm_status(text: &str) -> Result<Vec<Storage>, UnreadableOutput> {
+pub(crate) fn parse_pvesm_status(text: &str) -> Result<Vec<Storage>, UnreadableOutput> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let cols: Vec<&str> = line.split_whitespace().collect();
@@ -437,19 +441,19 @@ pub fn parse_pvesm_status(text: &str) -> Result<Vec<Storage>, UnreadableOutput> 
 
 /// One row of `qm list`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct VmRow {
-    pub vmid: u64,
-    pub name: String,
-    pub status: String,
-    pub mem_mb: u64,
-    pub bootdisk_gb: f64,
-    pub pid: u64,
+pub(crate) struct VmRow {
+    pub(crate) vmid: u64,
+    pub(crate) name: String,
+    pub(crate) status: String,
+    pub(crate) mem_mb: u64,
+    pub(crate) bootdisk_gb: f64,
+    pub(crate) pid: u64,
 }
 
 /// Parses `qm list` (printf `%10s %-20s %-10s %-10s %12s %-10s`; nothing at all when
 /// there are no VMs). The name is what lies between the VMID and the last four
 /// columns: an unnamed VM shows as `VM 105`, a long name overflows its column.
-pub fn parse_qm_list(text: &str) -> Result<Vec<VmRow>, UnreadableOutput> {
+pub(crate) fn parse_qm_list(text: &str) -> Result<Vec<VmRow>, UnreadableOutput> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let cols: Vec<&str> = line.split_whitespace().collect();
@@ -477,19 +481,19 @@ pub fn parse_qm_list(text: &str) -> Result<Vec<VmRow>, UnreadableOutput> {
 }
 
 /// `qm status` prints one line, `status: running`.
-pub fn parse_qm_status(text: &str) -> Option<String> {
+pub(crate) fn parse_qm_status(text: &str) -> Option<String> {
     text.lines()
         .find_map(|l| l.strip_prefix("status: "))
         .map(|s| s.trim().to_string())
 }
 
 /// `pvesh get /cluster/nextid` prints `105` (text) or `"105"` (json).
-pub fn parse_nextid(text: &str) -> Option<u64> {
+pub(crate) fn parse_nextid(text: &str) -> Option<u64> {
     text.trim().trim_matches('"').parse().ok()
 }
 
 /// `qm config VMID` lines as key/value pairs, in order.
-pub fn parse_config(text: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_config(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|l| l.split_once(": "))
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -497,7 +501,7 @@ pub fn parse_config(text: &str) -> Vec<(String, String)> {
 }
 
 /// The MAC of a `netN` value: `virtio=BC:24:11:AA:BB:CC,bridge=vmbr0`.
-pub fn mac_of_net(value: &str) -> Option<String> {
+pub(crate) fn mac_of_net(value: &str) -> Option<String> {
     value.split(',').find_map(|part| {
         let (k, v) = part.split_once('=')?;
         (k != "bridge" && is_mac(v) || k == "macaddr").then(|| v.to_ascii_lowercase())
@@ -507,7 +511,7 @@ pub fn mac_of_net(value: &str) -> Option<String> {
 /// The address fleet should connect to, from `qm guest cmd VMID
 /// network-get-interfaces`: the IPv4 of the NIC whose MAC is `mac` (net0's), else of
 /// any NIC; never loopback or link-local.
-pub fn guest_ip(json: &str, mac: Option<&str>) -> Result<Option<String>, UnreadableOutput> {
+pub(crate) fn guest_ip(json: &str, mac: Option<&str>) -> Result<Option<String>, UnreadableOutput> {
     let ifaces: Vec<serde_json::Value> = serde_json::from_str(json)
         .map_err(|e| format!("guest agent answered with something not JSON: {e}"))?;
     let usable = |iface: &serde_json::Value| -> Option<String> {
@@ -533,19 +537,19 @@ pub fn guest_ip(json: &str, mac: Option<&str>) -> Result<Option<String>, Unreada
     Ok(ifaces.iter().filter(|i| i["name"] != "lo").find_map(usable))
 }
 
-pub fn start_command(vmid: u64) -> String {
+pub(crate) fn start_command(vmid: u64) -> String {
     format!("qm start {vmid}")
 }
 
-pub fn stop_command(vmid: u64) -> String {
+pub(crate) fn stop_command(vmid: u64) -> String {
     format!("qm stop {vmid}")
 }
 
-pub fn shutdown_command(vmid: u64, timeout_s: u64) -> String {
+pub(crate) fn shutdown_command(vmid: u64, timeout_s: u64) -> String {
     format!("qm shutdown {vmid} --timeout {timeout_s} --forceStop 1")
 }
 
-pub fn destroy_command(vmid: u64, purge: bool) -> String {
+pub(crate) fn destroy_command(vmid: u64, purge: bool) -> String {
     if purge {
         format!("qm destroy {vmid} --purge 1 --destroy-unreferenced-disks 1")
     } else {
@@ -553,19 +557,19 @@ pub fn destroy_command(vmid: u64, purge: bool) -> String {
     }
 }
 
-pub fn status_command(vmid: u64) -> String {
+pub(crate) fn status_command(vmid: u64) -> String {
     format!("qm status {vmid}")
 }
 
-pub fn config_command(vmid: u64) -> String {
+pub(crate) fn config_command(vmid: u64) -> String {
     format!("qm config {vmid}")
 }
 
-pub fn guest_interfaces_command(vmid: u64) -> String {
+pub(crate) fn guest_interfaces_command(vmid: u64) -> String {
     format!("qm guest cmd {vmid} network-get-interfaces")
 }
 
-pub fn nextid_command(vmid: Option<u64>) -> String {
+pub(crate) fn nextid_command(vmid: Option<u64>) -> String {
     match vmid {
         Some(id) => format!("pvesh get /cluster/nextid --vmid {id}"),
         None => "pvesh get /cluster/nextid".into(),
@@ -574,22 +578,22 @@ pub fn nextid_command(vmid: Option<u64>) -> String {
 
 /// The inventory variable that names the node as Proxmox knows it (for API paths),
 /// when that is not its `hostname`.
-pub const NODE_NAME_VAR: &str = "proxmox_node_name";
+pub(crate) const NODE_NAME_VAR: &str = "proxmox_node_name";
 
-pub const LIST_COMMAND: &str = "qm list";
+pub(crate) const LIST_COMMAND: &str = "qm list";
 
-pub const PVESM_STATUS_COMMAND: &str = "pvesm status";
+pub(crate) const PVESM_STATUS_COMMAND: &str = "pvesm status";
 
 /// The node's host name, which is its name in API paths.
-pub const HOSTNAME_COMMAND: &str = "hostname";
+pub(crate) const HOSTNAME_COMMAND: &str = "hostname";
 
 /// The storages that hold `content` (`images`, `snippets`, ...).
-pub fn pvesm_content_command(content: &str) -> String {
+pub(crate) fn pvesm_content_command(content: &str) -> String {
     format!("pvesm status --content {}", quote(content))
 }
 
 /// The node's bridges as JSON (`[{"iface": "vmbr0", ...}]`).
-pub fn bridges_command(node_name: &str) -> String {
+pub(crate) fn bridges_command(node_name: &str) -> String {
     format!(
         "pvesh get /nodes/{}/network --type any_bridge --output-format json",
         quote(node_name)
@@ -597,22 +601,22 @@ pub fn bridges_command(node_name: &str) -> String {
 }
 
 /// Exits 0 when `path` is a file on the node.
-pub fn file_exists_command(path: &str) -> String {
+pub(crate) fn file_exists_command(path: &str) -> String {
     format!("test -f {}", quote(path))
 }
 
 /// The node-side path of a volume (`local:snippets/x.yaml`).
-pub fn pvesm_path_command(volid: &str) -> String {
+pub(crate) fn pvesm_path_command(volid: &str) -> String {
     format!("pvesm path {}", quote(volid))
 }
 
 /// The folder of a node-side file, made if missing (a snippets folder).
-pub fn mkdir_parent_command(path: &str) -> String {
+pub(crate) fn mkdir_parent_command(path: &str) -> String {
     format!("mkdir -p {}", quote(parent(path)))
 }
 
 /// Removes node-side files fleet wrote (snippets, a key file); missing ones are fine.
-pub fn remove_files_command(files: &[String]) -> String {
+pub(crate) fn remove_files_command(files: &[String]) -> String {
     format!(
         "rm -f {}",
         files.iter().map(|f| quote(f)).collect::<Vec<_>>().join(" ")
@@ -620,22 +624,18 @@ pub fn remove_files_command(files: &[String]) -> String {
 }
 
 /// The folder part of a path (`/` for a file at the root, `.` for a bare name).
-pub fn parent(path: &str) -> &str {
+pub(crate) fn parent(path: &str) -> &str {
     path.rsplit_once('/')
         .map_or(".", |(p, _)| if p.is_empty() { "/" } else { p })
 }
 
-/// The bridges of the node (Linux bridges and OVS bridges show as `bridge` dirs).
-pub const BRIDGES_COMMAND: &str =
-    "ls /sys/class/net/*/bridge 2>/dev/null | sed -n 's|^/sys/class/net/\\(.*\\)/bridge:$|\\1|p'";
-
 /// An unknown VMID, in every `qm` subcommand's words.
-pub fn is_missing_vm(stderr: &str) -> bool {
+pub(crate) fn is_missing_vm(stderr: &str) -> bool {
     stderr.contains("does not exist") && stderr.contains("qemu-server")
 }
 
 /// `vmid: VM 105 already exists` -> the text after the parameter name.
-pub fn nextid_refusal(stderr: &str) -> String {
+pub(crate) fn nextid_refusal(stderr: &str) -> String {
     stderr
         .lines()
         .find_map(|l| l.trim().strip_prefix("vmid: "))
@@ -647,7 +647,7 @@ pub fn nextid_refusal(stderr: &str) -> String {
 mod tests {
     use super::*;
 
-    pub fn spec() -> VmSpec {
+    pub(crate) fn spec() -> VmSpec {
         VmSpec {
             vmid: 105,
             name: "web-3".into(),

@@ -41,7 +41,7 @@ const QUIET_CHANGE: CommandOpts = CommandOpts {
 };
 
 /// The lowest free VM id of the node's cluster.
-pub fn next_vmid(node: &dyn Remote) -> Result<u64, HostFailure> {
+pub(crate) fn next_vmid(node: &dyn Remote) -> Result<u64, HostFailure> {
     let out = read(node, &pve::nextid_command(None))?;
     pve::parse_nextid(&out).ok_or_else(|| {
         fail(
@@ -54,13 +54,13 @@ pub fn next_vmid(node: &dyn Remote) -> Result<u64, HostFailure> {
     })
 }
 
-pub fn list(node: &dyn Remote) -> Result<Vec<pve::VmRow>, HostFailure> {
+pub(crate) fn list(node: &dyn Remote) -> Result<Vec<pve::VmRow>, HostFailure> {
     let out = read(node, pve::LIST_COMMAND)?;
     pve::parse_qm_list(&out).map_err(|e| fail(node, format!("{e} on {}", node.name())))
 }
 
 /// `running`, `stopped`, ... or None when the node has no such VM.
-pub fn status(node: &dyn Remote, vmid: u64) -> Result<Option<String>, HostFailure> {
+pub(crate) fn status(node: &dyn Remote, vmid: u64) -> Result<Option<String>, HostFailure> {
     let r = query(node, &pve::status_command(vmid))?;
     if r.code != 0 && pve::is_missing_vm(&r.stderr) {
         return Ok(None);
@@ -78,13 +78,13 @@ pub fn status(node: &dyn Remote, vmid: u64) -> Result<Option<String>, HostFailur
     Ok(pve::parse_qm_status(&r.stdout))
 }
 
-pub fn config(node: &dyn Remote, vmid: u64) -> Result<Vec<(String, String)>, HostFailure> {
+pub(crate) fn config(node: &dyn Remote, vmid: u64) -> Result<Vec<(String, String)>, HostFailure> {
     Ok(pve::parse_config(&read(node, &pve::config_command(vmid))?))
 }
 
 /// What the node has that `spec` depends on, read with queries only. `node_name` is
 /// the node's name as Proxmox knows it (for API paths); None asks its `hostname`.
-pub fn node_facts(
+pub(crate) fn node_facts(
     node: &dyn Remote,
     node_name: Option<&str>,
     spec: &VmSpec,
@@ -131,7 +131,7 @@ pub fn node_facts(
 /// sent before every check passed; a failure after that destroys the VM and the
 /// snippets again when `cleanup` is set (not in check mode), and says so.
 /// Returns the node-side files it left for the VM (the snippets).
-pub fn create(
+pub(crate) fn create(
     node: &dyn Remote,
     node_name: Option<&str>,
     req: &CreateRequest,
@@ -289,7 +289,7 @@ fn cleanup(node: &dyn Remote, vmid: u64, files: &[String]) -> String {
 
 /// A change of a VM's power state, or its removal.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Power {
+pub(crate) enum Power {
     Start,
     /// At once; a stopped VM is fine.
     Stop,
@@ -304,7 +304,7 @@ pub enum Power {
 }
 
 impl Power {
-    pub fn command(self, vmid: u64) -> String {
+    pub(crate) fn command(self, vmid: u64) -> String {
         match self {
             Power::Start => pve::start_command(vmid),
             Power::Stop => pve::stop_command(vmid),
@@ -314,7 +314,7 @@ impl Power {
     }
 }
 
-pub fn power(node: &dyn Remote, vmid: u64, action: Power) -> Result<(), HostFailure> {
+pub(crate) fn power(node: &dyn Remote, vmid: u64, action: Power) -> Result<(), HostFailure> {
     node.command(&action.command(vmid), CommandOpts::CHANGE)
         .map(|_| ())
 }
@@ -322,7 +322,7 @@ pub fn power(node: &dyn Remote, vmid: u64, action: Power) -> Result<(), HostFail
 /// Starts a VM that [`create`] just made. One that does not start holds nothing yet:
 /// it is destroyed (purged) and the `files` create left for it are removed, and the
 /// failure says so.
-pub fn start_new(node: &dyn Remote, vmid: u64, files: &[String]) -> Result<(), HostFailure> {
+pub(crate) fn start_new(node: &dyn Remote, vmid: u64, files: &[String]) -> Result<(), HostFailure> {
     let Err(e) = power(node, vmid, Power::Start) else {
         return Ok(());
     };
@@ -350,7 +350,7 @@ pub fn start_new(node: &dyn Remote, vmid: u64, files: &[String]) -> Result<(), H
 /// The VM's address from its guest agent, polled every `interval` until `timeout`;
 /// the progress line and a timeout say which stage was reached. Check mode answers ""
 /// (the VM was not made).
-pub fn wait_guest_ip(
+pub(crate) fn wait_guest_ip(
     node: &dyn Remote,
     vmid: u64,
     nic: &str,

@@ -9,10 +9,10 @@ use serde::Deserialize;
 /// A spec map as recipes write it; unknown keys are refused by name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateOptions {
+pub(crate) struct CreateOptions {
     /// 0: the next free id of the cluster (the caller asks the node).
     #[serde(default)]
-    pub vmid: u64,
+    pub(crate) vmid: u64,
     name: String,
     #[serde(default = "two")]
     cores: i64,
@@ -86,11 +86,11 @@ fn dhcp() -> String {
 }
 
 /// The keys of [`CreateOptions`] with their defaults, for the help text.
-pub const SPEC_KEYS: &str = "vmid (0: next free), name, cores (2), memory (MiB, 2048), disk (GiB, 20), storage (\"local-lvm\"), bridge (\"vmbr0\"), image (cloud image path on the node), mac (random BC:24:11:…), ostype (\"l26\"), cpu (\"host\"), agent (true), serial (true), ip (\"dhcp\" or CIDR), gateway, dns ([…]), search ([…]), user, ssh_keys ([…]), user_data (#{ packages, write_files, runcmd, timezone, users, … }; snippets mode), upgrade (upgrade packages on first boot; unset: Proxmox's default, yes), snippets_storage (set: full user-data and network-config as snippets with --cicustom; empty: Proxmox's own cloud-init options), cleanup (true)";
+pub(crate) const SPEC_KEYS: &str = "vmid (0: next free), name, cores (2), memory (MiB, 2048), disk (GiB, 20), storage (\"local-lvm\"), bridge (\"vmbr0\"), image (cloud image path on the node), mac (random BC:24:11:…), ostype (\"l26\"), cpu (\"host\"), agent (true), serial (true), ip (\"dhcp\" or CIDR), gateway, dns ([…]), search ([…]), user, ssh_keys ([…]), user_data (#{ packages, write_files, runcmd, timezone, users, … }; snippets mode), upgrade (upgrade packages on first boot; unset: Proxmox's default, yes), snippets_storage (set: full user-data and network-config as snippets with --cicustom; empty: Proxmox's own cloud-init options), cleanup (true)";
 
 /// Why options cannot become a request (before anything is checked on the node).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum OptionsError {
+pub(crate) enum OptionsError {
     #[error("{0}")]
     Spec(#[from] SpecError),
     #[error(
@@ -103,23 +103,23 @@ impl std::error::Error for SpecError {}
 
 /// What `qm::create` does on a node, beyond the spec itself.
 #[derive(Debug, Clone)]
-pub struct CreateRequest {
-    pub spec: VmSpec,
-    pub ssh_keys: Vec<String>,
+pub(crate) struct CreateRequest {
+    pub(crate) spec: VmSpec,
+    pub(crate) ssh_keys: Vec<String>,
     /// Extra user-data (snippets mode): packages, write_files, runcmd, ...
-    pub user_data: UserDataSpec,
+    pub(crate) user_data: UserDataSpec,
     /// Destroy what was made when a step fails half-way.
-    pub cleanup: bool,
+    pub(crate) cleanup: bool,
 }
 
 /// What `qm::create` answered, as far as starting the new VM needs it (the map has
 /// more keys: name, mac, and what the recipe adds).
 #[derive(Debug, Deserialize)]
-pub struct NewVm {
-    pub vmid: u64,
+pub(crate) struct NewVm {
+    pub(crate) vmid: u64,
     /// The node-side files create left for the VM (its snippets).
     #[serde(default)]
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
 }
 
 impl CreateOptions {
@@ -127,7 +127,7 @@ impl CreateOptions {
     /// Proxmox MAC unless one is given (so the network-config can name the NIC before
     /// the VM exists), `--ciupgrade` only in native mode, `upgrade` also as user-data's
     /// `package_upgrade` unless that says otherwise.
-    pub fn into_request(self, vmid: u64) -> Result<CreateRequest, OptionsError> {
+    pub(crate) fn into_request(self, vmid: u64) -> Result<CreateRequest, OptionsError> {
         let ipconfig = super::ipconfig(&self.ip, &self.gateway)?;
         let native = self.snippets_storage.is_empty();
         if self.user_data.is_some() && native {
@@ -181,7 +181,7 @@ impl CreateRequest {
     /// Everything wrong with the request that the node is not needed for: the spec's
     /// fields, the keys, and (snippets mode) the documents. With none, the documents
     /// (user-data, network-config) of snippets mode, or None in native mode.
-    pub fn check(&self) -> Result<Option<(String, String)>, Vec<String>> {
+    pub(crate) fn check(&self) -> Result<Option<(String, String)>, Vec<String>> {
         let mut problems: Vec<String> = self.spec.check().iter().map(|e| e.to_string()).collect();
         for (i, key) in self.ssh_keys.iter().enumerate() {
             if !cloudinit::is_public_key(key) {
@@ -208,7 +208,7 @@ impl CreateRequest {
     /// user-data and network-config for a snippets-mode request, or its problems: the
     /// VM's name as hostname, the spec's user (with the keys and sudo) first unless
     /// user_data names it, the NIC matched by the spec's MAC.
-    pub fn documents(&self) -> Result<(String, String), Vec<String>> {
+    pub(crate) fn documents(&self) -> Result<(String, String), Vec<String>> {
         let spec = &self.spec;
         let mut user = self.user_data.clone();
         user.hostname.get_or_insert_with(|| spec.name.clone());
