@@ -121,7 +121,7 @@ pub(crate) fn hosts_exit_code(hosts: &[HostStatus]) -> i32 {
 
 /// Why a host stopped: raised by host functions and carried through the recipe.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct HostFailure {
+pub(crate) struct HostError {
     pub(crate) host: String,
     pub(crate) unreachable: bool,
     pub(crate) command: Option<String>,
@@ -130,10 +130,10 @@ pub(crate) struct HostFailure {
     pub(crate) message: String,
 }
 
-impl HostFailure {
+impl HostError {
     /// A failure that is not about one command's exit code.
-    pub(crate) fn new(host: &str, message: String) -> HostFailure {
-        HostFailure {
+    pub(crate) fn new(host: &str, message: String) -> HostError {
+        HostError {
             host: host.to_string(),
             unreachable: false,
             command: None,
@@ -152,15 +152,15 @@ impl HostFailure {
         }
     }
 
-    pub(crate) fn unreachable(host: &str, message: String) -> HostFailure {
-        HostFailure {
+    pub(crate) fn unreachable(host: &str, message: String) -> HostError {
+        HostError {
             unreachable: true,
-            ..HostFailure::new(host, message)
+            ..HostError::new(host, message)
         }
     }
 }
 
-impl std::fmt::Display for HostFailure {
+impl std::fmt::Display for HostError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }

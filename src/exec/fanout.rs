@@ -19,8 +19,8 @@ pub(crate) struct HostEnd {
     pub(crate) message: String,
 }
 
-impl From<crate::outcome::HostFailure> for HostEnd {
-    fn from(f: crate::outcome::HostFailure) -> Self {
+impl From<crate::outcome::HostError> for HostEnd {
+    fn from(f: crate::outcome::HostError) -> Self {
         HostEnd {
             status: f.status(),
             message: f.message,

@@ -7,7 +7,7 @@ use super::run::Run;
 use crate::inventory::ResolvedHost;
 use crate::ops::remote::{CmdOutput, CmdResult, CommandOpts, Remote};
 use crate::outcome::CommandRecord;
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use crate::transport::{LocalTransport, RunOpts, Transport};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ impl Remote for HostRemote<'_> {
         self.run.options.check
     }
 
-    fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostFailure> {
+    fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostError> {
         self.run.command(self.host, cmd, opts)
     }
 
@@ -35,11 +35,11 @@ impl Remote for HostRemote<'_> {
         timeout: Option<Duration>,
         input: Option<&[u8]>,
         stream: bool,
-    ) -> Result<CmdOutput, HostFailure> {
+    ) -> Result<CmdOutput, HostError> {
         self.run.exec(self.host, cmd, timeout, input, stream)
     }
 
-    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostFailure> {
+    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostError> {
         crate::ops::files::write_file(self, path, content, &Default::default())
     }
 
@@ -84,7 +84,7 @@ impl Remote for ControllerRemote<'_> {
         self.0.name()
     }
 
-    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostFailure> {
+    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostError> {
         crate::ops::files::write_file(self, path, content, &Default::default())
     }
 
@@ -94,7 +94,7 @@ impl Remote for ControllerRemote<'_> {
 
     /// Printed in check mode unless read-only; a non-zero exit is raised unless
     /// `allow_fail`. Never through sudo: fleet runs as the operator here.
-    fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostFailure> {
+    fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostError> {
         if self.check_mode() && !opts.read_only {
             self.out(&format!("would run on this machine: {cmd}"));
             return Ok(CmdResult {
@@ -104,10 +104,10 @@ impl Remote for ControllerRemote<'_> {
         }
         let out = self.exec(cmd, opts.timeout, None, true)?;
         if out.code != 0 && !opts.allow_fail {
-            return Err(HostFailure {
+            return Err(HostError {
                 command: Some(cmd.to_string()),
                 code: Some(out.code),
-                ..HostFailure::new(
+                ..HostError::new(
                     self.name(),
                     format!(
                         "command `{cmd}` on this machine exited with {}: {}",
@@ -139,7 +139,7 @@ impl Remote for ControllerRemote<'_> {
         timeout: Option<Duration>,
         input: Option<&[u8]>,
         stream: bool,
-    ) -> Result<CmdOutput, HostFailure> {
+    ) -> Result<CmdOutput, HostError> {
         let (run, host) = (self.0.run, &self.0.host.name);
         let program = cmd.split_whitespace().next().unwrap_or_default();
         let opts = RunOpts {

@@ -13,7 +13,7 @@ use crate::ops::remote::{CmdResult, CommandOpts};
 use crate::ops::ssh::{SshDefaults, target_for};
 use crate::ops::text::tail;
 use crate::outcome::HostStatus;
-use crate::outcome::{CommandRecord, HostFailure};
+use crate::outcome::{CommandRecord, HostError};
 use crate::transport::{
     CmdOutput, LocalTransport, RunOpts, SshTransport, Stream, Transport, TransportError,
 };
@@ -346,17 +346,17 @@ impl Run {
         host: &ResolvedHost,
         timeout: Duration,
         interval: Duration,
-    ) -> std::result::Result<(), HostFailure> {
+    ) -> std::result::Result<(), HostError> {
         self.ui.host_activity(&host.name, "waiting for SSH");
         self.transport(host)
             .and_then(|t| t.wait_ready(timeout, interval))
             .map_err(|e| {
-                HostFailure::unreachable(&host.name, format!("{} is unreachable: {e}", host.name))
+                HostError::unreachable(&host.name, format!("{} is unreachable: {e}", host.name))
             })
     }
 
     /// Runs `cmd` on `host` and returns its output whatever the exit code: logged,
-    /// streamed to the progress line, transport trouble raised as a `HostFailure`.
+    /// streamed to the progress line, transport trouble raised as a `HostError`.
     pub(crate) fn exec(
         &self,
         host: &ResolvedHost,
@@ -364,7 +364,7 @@ impl Run {
         timeout: Option<Duration>,
         stdin: Option<&[u8]>,
         stream: bool,
-    ) -> std::result::Result<CmdOutput, HostFailure> {
+    ) -> std::result::Result<CmdOutput, HostError> {
         let step = current::step();
         self.update(&host.name, |r| r.ran = true);
         let verbose = self.ui.options.verbosity >= 1;
@@ -372,7 +372,7 @@ impl Run {
         if verbose {
             self.ui.event(Some(&host.name), &format!("$ {cmd}"));
         }
-        let fail = |unreachable: bool, message: String| HostFailure {
+        let fail = |unreachable: bool, message: String| HostError {
             host: host.name.clone(),
             unreachable,
             command: Some(cmd.to_string()),
@@ -447,14 +447,14 @@ impl Run {
     }
 
     /// Runs `cmd` on `host`: printed instead in check mode unless read-only, logged,
-    /// streamed to the progress line, and raised as a `HostFailure` on a non-zero exit
+    /// streamed to the progress line, and raised as a `HostError` on a non-zero exit
     /// unless `allow_fail`.
     pub(crate) fn command(
         &self,
         host: &ResolvedHost,
         cmd: &str,
         opts: CommandOpts,
-    ) -> std::result::Result<CmdResult, HostFailure> {
+    ) -> std::result::Result<CmdResult, HostError> {
         let step = current::step();
         self.update(&host.name, |r| r.ran = true);
         if self.options.check && !opts.read_only {
@@ -496,7 +496,7 @@ impl Run {
                     }
                     message
                 });
-                return Err(HostFailure {
+                return Err(HostError {
                     host: host.name.clone(),
                     unreachable: false,
                     command: Some(cmd.to_string()),

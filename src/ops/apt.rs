@@ -2,7 +2,7 @@
 //! into pending and security updates, and the non-interactive command lines.
 
 use super::remote::{CommandOpts, Remote};
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use std::time::{Duration, Instant};
 
 /// Default reboot: systemd's, else SysV's.
@@ -112,7 +112,7 @@ pub(crate) fn parse_simulation(text: &str) -> Vec<Pending> {
 // The procedures of `fleet update` and `fleet status` on a host, over `Remote`.
 
 /// The host's pending updates; `refresh` runs `apt-get update` first (not a change).
-pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostFailure> {
+pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostError> {
     if r.command("command -v apt-get", CommandOpts::QUERY)?.code != 0 {
         let os = r
             .command(
@@ -120,7 +120,7 @@ pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, Hos
                 CommandOpts::QUERY,
             )?
             .stdout;
-        return Err(HostFailure::new(
+        return Err(HostError::new(
             r.name(),
             format!(
                 "{} runs {}, which has no apt-get: fleet update supports Debian and Ubuntu (apt) only",
@@ -146,7 +146,7 @@ pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, Hos
 }
 
 /// Upgrades every package (output streams to the progress line and the log).
-pub(crate) fn upgrade(r: &dyn Remote) -> Result<(), HostFailure> {
+pub(crate) fn upgrade(r: &dyn Remote) -> Result<(), HostError> {
     let sudo = r.needs_sudo()?;
     r.command(
         UPGRADE,
@@ -159,7 +159,7 @@ pub(crate) fn upgrade(r: &dyn Remote) -> Result<(), HostFailure> {
     .map(|_| ())
 }
 
-pub(crate) fn reboot_required(r: &dyn Remote) -> Result<bool, HostFailure> {
+pub(crate) fn reboot_required(r: &dyn Remote) -> Result<bool, HostError> {
     Ok(r.command(REBOOT_REQUIRED, CommandOpts::QUERY)?.code == 0)
 }
 
@@ -171,10 +171,10 @@ pub(crate) fn reboot(
     marker: &str,
     timeout: Duration,
     interval: Duration,
-) -> Result<Duration, HostFailure> {
+) -> Result<Duration, HostError> {
     let before = r.command(marker, CommandOpts::QUERY)?;
     if before.code != 0 || before.stdout.trim().is_empty() {
-        return Err(HostFailure::new(
+        return Err(HostError::new(
             r.name(),
             format!(
                 "cannot tell reboots apart on {}: `{marker}` printed nothing",
@@ -203,14 +203,14 @@ pub(crate) fn reboot(
     loop {
         std::thread::sleep(interval);
         if r.aborted() {
-            return Err(HostFailure::new(
+            return Err(HostError::new(
                 r.name(),
                 format!("waiting for {} to reboot was interrupted", r.name()),
             ));
         }
         let waited = started.elapsed();
         if waited > timeout {
-            return Err(HostFailure::unreachable(
+            return Err(HostError::unreachable(
                 r.name(),
                 format!(
                     "{} did not come back within {}s of the reboot ({last})",

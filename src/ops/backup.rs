@@ -15,7 +15,7 @@ use crate::ops::remote::{CmdOutput, Remote};
 use crate::ops::rsync::{self, MARKER, PARTIAL, Retention, Source};
 use crate::ops::ssh::{SshDefaults, target_for};
 use crate::ops::text::tail;
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -271,14 +271,14 @@ pub(crate) fn backup(
     paths: &[String],
     opts: &BackupOpts,
     clock: &dyn Fn() -> i64,
-) -> Result<BackupResult, HostFailure> {
+) -> Result<BackupResult, HostError> {
     let started = Instant::now();
     let fail = |result: &BackupResult, message: String| {
         let mut result = result.clone();
         result.error = Some(message.clone());
         result.duration_ms = started.elapsed().as_millis() as u64;
         record(source, &result);
-        HostFailure {
+        HostError {
             host: host.name.clone(),
             unreachable: result.unreachable,
             command: None,
@@ -410,8 +410,8 @@ pub(crate) fn restore(
     snapshot: &Path,
     path: &str,
     to: Option<&str>,
-) -> Result<(), HostFailure> {
-    let fail = |message: String| HostFailure::new(&host.name, message);
+) -> Result<(), HostError> {
+    let fail = |message: String| HostError::new(&host.name, message);
     let from = snapshot.join(path.trim_start_matches('/'));
     if !from.exists() {
         return Err(fail(format!(
@@ -528,7 +528,7 @@ mod tests {
     }
 
     /// A backup into `/srv/b` on the scripted backup host `at`.
-    fn remote_backup(at: &Scripted, from: &Scripted) -> Result<BackupResult, HostFailure> {
+    fn remote_backup(at: &Scripted, from: &Scripted) -> Result<BackupResult, HostError> {
         let store = Store::Remote {
             host: at,
             dir: "/srv/b/".into(),
@@ -755,10 +755,10 @@ mod tests {
         fn check_mode(&self) -> bool {
             false
         }
-        fn command(&self, _: &str, _: CommandOpts) -> Result<CmdResult, HostFailure> {
+        fn command(&self, _: &str, _: CommandOpts) -> Result<CmdResult, HostError> {
             unreachable!("backups run commands with exec")
         }
-        fn write_file(&self, _: &str, _: &[u8]) -> Result<bool, HostFailure> {
+        fn write_file(&self, _: &str, _: &[u8]) -> Result<bool, HostError> {
             unreachable!("backups write no files on hosts")
         }
         fn exec(
@@ -767,7 +767,7 @@ mod tests {
             timeout: Option<Duration>,
             input: Option<&[u8]>,
             stream: bool,
-        ) -> Result<CmdOutput, HostFailure> {
+        ) -> Result<CmdOutput, HostError> {
             let out = self.0.exec(cmd, timeout, input, stream)?;
             if out.code == 0 {
                 let dest = cmd.rsplit(' ').next().unwrap().trim_end_matches('/');

@@ -5,7 +5,7 @@
 
 use crate::ops::remote::Remote;
 use crate::ops::shell::quote;
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -105,9 +105,9 @@ pub(crate) fn config(
     state: &Path,
     paths: &[String],
     sudo: bool,
-) -> Result<Vec<PathBuf>, HostFailure> {
+) -> Result<Vec<PathBuf>, HostError> {
     let host = r.name();
-    let fail = |message: String| HostFailure::new(host, message);
+    let fail = |message: String| HostError::new(host, message);
     let modes_rel = host_dir(host)
         .map_err(|e| fail(e.to_string()))?
         .join(".modes");

@@ -557,9 +557,9 @@ pub(crate) fn parse_status(text: &str) -> Status {
 pub(crate) fn wait(
     host: &dyn crate::ops::remote::Remote,
     timeout: std::time::Duration,
-) -> Result<Status, crate::outcome::HostFailure> {
+) -> Result<Status, crate::outcome::HostError> {
     use crate::ops::remote::CommandOpts;
-    use crate::outcome::HostFailure;
+    use crate::outcome::HostError;
     host.activity("waiting for cloud-init to finish");
     let r = host.command(
         STATUS_COMMAND,
@@ -578,10 +578,10 @@ pub(crate) fn wait(
         } else {
             status.errors.join("; ")
         };
-        return Err(HostFailure {
+        return Err(HostError {
             code: Some(r.code as i32),
             command: Some(STATUS_COMMAND.into()),
-            ..HostFailure::new(
+            ..HostError::new(
                 host.name(),
                 format!(
                     "cloud-init failed on {}: status {}: {errors} (see /var/log/cloud-init.log there)",
@@ -592,7 +592,7 @@ pub(crate) fn wait(
         });
     }
     if r.code != 0 && r.code != 2 {
-        return Err(HostFailure::new(
+        return Err(HostError::new(
             host.name(),
             format!(
                 "`{STATUS_COMMAND}` on {} exited with {}: {}",

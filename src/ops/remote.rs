@@ -5,7 +5,7 @@
 //! logging, redaction and journal records; tests script a fake one
 //! ([`fake::Scripted`]), so a procedure's logic is tested without a host.
 
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 pub(crate) use crate::transport::CmdOutput;
 use std::time::Duration;
 
@@ -123,8 +123,8 @@ pub(crate) trait Remote {
     fn check_mode(&self) -> bool;
 
     /// Runs `cmd`: printed instead in check mode unless read-only, logged, raised as a
-    /// `HostFailure` on a non-zero exit unless `allow_fail`.
-    fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostFailure>;
+    /// `HostError` on a non-zero exit unless `allow_fail`.
+    fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostError>;
 
     /// Runs `cmd` whatever check mode says (the caller decides), with `input` on its
     /// stdin; `stream: false` keeps every byte of stdout (a download) and shows no lines.
@@ -135,14 +135,14 @@ pub(crate) trait Remote {
         timeout: Option<Duration>,
         input: Option<&[u8]>,
         stream: bool,
-    ) -> Result<CmdOutput, HostFailure>;
+    ) -> Result<CmdOutput, HostError>;
 
     /// Makes the file at `path` hold `content` (atomic, changed only when different;
     /// check mode shows what would be written); true when it changed.
-    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostFailure>;
+    fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostError>;
 
     /// Whether commands that change the host need sudo (the login user is not root).
-    fn needs_sudo(&self) -> Result<bool, HostFailure> {
+    fn needs_sudo(&self) -> Result<bool, HostError> {
         Ok(self.command("id -u", CommandOpts::QUERY)?.stdout.trim() != "0")
     }
 
@@ -235,7 +235,7 @@ pub(crate) mod fake {
             _timeout: Option<Duration>,
             _input: Option<&[u8]>,
             _stream: bool,
-        ) -> Result<CmdOutput, HostFailure> {
+        ) -> Result<CmdOutput, HostError> {
             let (code, stdout) = self.answer(cmd);
             Ok(CmdOutput {
                 code: code as i32,
@@ -250,7 +250,7 @@ pub(crate) mod fake {
 
         /// Answered by a script entry `write PATH` (a non-zero code fails the write);
         /// in check mode only recorded.
-        fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostFailure> {
+        fn write_file(&self, path: &str, content: &[u8]) -> Result<bool, HostError> {
             let shown = format!("write {path}");
             if self.check {
                 self.ran.lock().unwrap().push(shown);
@@ -258,7 +258,7 @@ pub(crate) mod fake {
             }
             let (code, _) = self.answer(&shown);
             if code != 0 {
-                return Err(HostFailure::new("fake", format!("cannot write {path}")));
+                return Err(HostError::new("fake", format!("cannot write {path}")));
             }
             self.written.lock().unwrap().push((
                 path.to_string(),
@@ -279,7 +279,7 @@ pub(crate) mod fake {
             self.results.lock().unwrap().push((key.to_string(), value));
         }
 
-        fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostFailure> {
+        fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostError> {
             let shown = if opts.sudo {
                 format!("sudo {cmd}")
             } else {
@@ -294,7 +294,7 @@ pub(crate) mod fake {
             }
             let (code, stdout) = self.answer(&shown);
             if code != 0 && !opts.allow_fail {
-                return Err(HostFailure::new(
+                return Err(HostError::new(
                     "fake",
                     format!("`{cmd}` exited with {code}"),
                 ));

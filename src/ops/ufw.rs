@@ -5,7 +5,7 @@
 
 use super::remote::{CommandOpts, Remote};
 use super::shell::maybe_sudo;
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use std::fmt;
 
 /// The options map of `ufw::apply`: the preset, custom rules, catalog apps whose ports
@@ -477,7 +477,7 @@ pub(crate) fn apply(
     wanted: &[Rule],
     ssh_port: Option<u16>,
     lan_only_ssh: bool,
-) -> Result<Applied, HostFailure> {
+) -> Result<Applied, HostError> {
     let read = CommandOpts {
         read_only: true,
         ..CommandOpts::default()
@@ -489,7 +489,7 @@ pub(crate) fn apply(
     let mut lines = probe.stdout.lines();
     let root = lines.next().map(str::trim) == Some("0");
     if lines.next().map(str::trim) == Some("no-ufw") {
-        return Err(HostFailure::new(
+        return Err(HostError::new(
             r.name(),
             format!(
                 "ufw is not installed on {}: install it first (the baseline_tools module does)",
@@ -515,7 +515,7 @@ pub(crate) fn apply(
     )?;
     let parts: Vec<&str> = state.stdout.split(&format!("{SEPARATOR}\n")).collect();
     if parts.len() != 3 {
-        return Err(HostFailure::new(
+        return Err(HostError::new(
             r.name(),
             format!(
                 "unexpected answer from ufw on {}: {:?}",

@@ -4,7 +4,7 @@
 use super::resolver::module_key;
 use super::sources::SourceMap;
 use crate::error::{Error, SourceError};
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use rhai::{EvalAltResult, ParseError, Position};
 
 /// Where an error happened: source name and 1-based line/column.
@@ -25,7 +25,7 @@ impl std::fmt::Display for Location {
 #[derive(Debug)]
 pub(crate) enum Cause {
     /// A host function failed (command exit, unreachable host).
-    Host(HostFailure),
+    Host(HostError),
     /// `throw` in the recipe: the recipe failed the host or the run on purpose.
     Thrown(String),
     /// A bug in the recipe: wrong type, unknown function, bad index, …
@@ -65,7 +65,7 @@ pub(crate) fn locate(err: &EvalAltResult, default_source: &str, sources: &Source
     }
     let location = to_location(&source, current.position());
     let cause = match current {
-        EvalAltResult::ErrorRuntime(value, _) => match value.clone().try_cast::<HostFailure>() {
+        EvalAltResult::ErrorRuntime(value, _) => match value.clone().try_cast::<HostError>() {
             Some(f) => Cause::Host(f),
             None => Cause::Thrown(if value.is_unit() {
                 "thrown".to_string()

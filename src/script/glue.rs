@@ -1,7 +1,7 @@
 //! What every glue file shares: registration with signature and doc (for `fleet api`),
 //! and turning failures into Rhai errors at the call's position.
 
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use rhai::{Dynamic, EvalAltResult, NativeCallContext, Position};
 
 /// Registers a function with its signature and doc comment for `fleet api`.
@@ -46,7 +46,7 @@ pub(crate) fn ok<T>(value: T) -> Result<T, Box<EvalAltResult>> {
     Ok(value)
 }
 
-pub(crate) fn raise(failure: HostFailure, ctx: &NativeCallContext) -> Box<EvalAltResult> {
+pub(crate) fn raise(failure: HostError, ctx: &NativeCallContext) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from(failure),
         ctx.call_position(),

@@ -5,7 +5,7 @@ use super::glue::{function, getter, ok, raise, usage_error};
 use super::values::{from_json, read_options};
 use crate::inventory::ResolvedHost;
 use crate::ops::remote::{CmdResult, CommandOpts, RunOptions, WaitOptions};
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
     Array, Dynamic, EvalAltResult, FuncRegistration, ImmutableString, Map, Module,
@@ -269,10 +269,7 @@ fn helpers(m: &mut Module, ctx: &ScriptCtx) {
         ["h: Host", "message: &str", "()"],
         "Fails the host with `message`: the recap shows it failed and the run exits with 3, as when one of its commands fails. For checks a recipe makes itself (`if !ok { fail(h, \"…\") }`).",
         |ctx: NativeCallContext, h: HostRef, message: &str| -> Result<(), Box<EvalAltResult>> {
-            Err(raise(
-                HostFailure::new(&h.0.name, message.to_string()),
-                &ctx,
-            ))
+            Err(raise(HostError::new(&h.0.name, message.to_string()), &ctx))
         }
     );
     let c = ctx.clone();
@@ -376,7 +373,7 @@ fn host_error(m: &mut Module) {
         "host",
         "String",
         "The host that failed.",
-        |e: &mut HostFailure| ok(e.host.clone())
+        |e: &mut HostError| ok(e.host.clone())
     );
     getter!(
         m,
@@ -384,7 +381,7 @@ fn host_error(m: &mut Module) {
         "message",
         "String",
         "What went wrong, with the stderr tail.",
-        |e: &mut HostFailure| ok(e.message.clone())
+        |e: &mut HostError| ok(e.message.clone())
     );
     getter!(
         m,
@@ -392,7 +389,7 @@ fn host_error(m: &mut Module) {
         "command",
         "String or ()",
         "The command that failed.",
-        |e: &mut HostFailure| { ok(e.command.clone().map_or(Dynamic::UNIT, Dynamic::from)) }
+        |e: &mut HostError| { ok(e.command.clone().map_or(Dynamic::UNIT, Dynamic::from)) }
     );
     getter!(
         m,
@@ -400,7 +397,7 @@ fn host_error(m: &mut Module) {
         "code",
         "int or ()",
         "Its exit code, when it ran to the end.",
-        |e: &mut HostFailure| {
+        |e: &mut HostError| {
             ok(e.code
                 .map_or(Dynamic::UNIT, |c| Dynamic::from(c as rhai::INT)))
         }
@@ -411,7 +408,7 @@ fn host_error(m: &mut Module) {
         "stderr",
         "String",
         "Its whole stderr.",
-        |e: &mut HostFailure| ok(e.stderr.clone())
+        |e: &mut HostError| ok(e.stderr.clone())
     );
     getter!(
         m,
@@ -419,13 +416,13 @@ fn host_error(m: &mut Module) {
         "unreachable",
         "bool",
         "True when the host could not be reached at all.",
-        |e: &mut HostFailure| ok(e.unreachable)
+        |e: &mut HostError| ok(e.unreachable)
     );
     function!(
         m,
         "to_string",
         ["e: HostError", "String"],
         "The error message.",
-        |e: &mut HostFailure| e.message.clone()
+        |e: &mut HostError| e.message.clone()
     );
 }

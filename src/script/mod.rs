@@ -71,5 +71,5 @@ fn register_types(engine: &mut Engine) {
     engine
         .register_type_with_name::<host::HostRef>("Host")
         .register_type_with_name::<crate::ops::remote::CmdResult>("CmdResult")
-        .register_type_with_name::<crate::outcome::HostFailure>("HostError");
+        .register_type_with_name::<crate::outcome::HostError>("HostError");
 }

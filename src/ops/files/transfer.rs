@@ -4,7 +4,7 @@
 use super::{self as files, Existing};
 use crate::ops::remote::Remote;
 use crate::ops::shell::maybe_sudo;
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use std::path::Path;
 
 /// Largest file whose old and new text a check-mode diff shows.
@@ -61,8 +61,8 @@ impl DownloadOpts {
     }
 }
 
-fn failure(r: &dyn Remote, message: String) -> HostFailure {
-    HostFailure::new(r.name(), message)
+fn failure(r: &dyn Remote, message: String) -> HostError {
+    HostError::new(r.name(), message)
 }
 
 /// Why a file command failed: sudo's problem in words, else the end of its stderr.
@@ -95,7 +95,7 @@ pub(crate) fn write_file(
     path: &str,
     content: &[u8],
     opts: &FileOpts,
-) -> Result<bool, HostFailure> {
+) -> Result<bool, HostError> {
     let secret = crate::ops::secrets::holds_secret(content);
     let opts = &FileOpts {
         mode: files::default_mode(opts.mode.as_deref(), secret).map(str::to_string),
@@ -158,7 +158,7 @@ fn show_planned_write(
     existing: &Existing,
     plan: &files::Plan,
     opts: &FileOpts,
-) -> Result<(), HostFailure> {
+) -> Result<(), HostError> {
     let mut what = Vec::new();
     if plan.content {
         what.push(match existing {
@@ -219,7 +219,7 @@ pub(crate) fn query(
     sudo: bool,
     what: &str,
     path: &str,
-) -> Result<crate::transport::CmdOutput, HostFailure> {
+) -> Result<crate::transport::CmdOutput, HostError> {
     let out = r.exec(&maybe_sudo(cmd, sudo), None, None, false)?;
     if out.code != 0 {
         let why = why_failed(r.name(), &out.stderr);
@@ -240,7 +240,7 @@ pub(crate) fn download(
     local: &Path,
     sudo: bool,
     mode: Option<u32>,
-) -> Result<bool, HostFailure> {
+) -> Result<bool, HostError> {
     let out = query(r, &files::read_with_mode_cmd(remote), sudo, "read", remote)?;
     let (remote_mode, data) = files::parse_mode_and_content(&out.stdout)
         .map_err(|e| failure(r, format!("cannot read {remote} on {}: {e}", r.name())))?;

@@ -6,19 +6,19 @@
 use super::{self as pve, CloudInit, CreateRequest, NodeFacts, VmSpec};
 use crate::ops::remote::{CmdResult, CommandOpts, Remote};
 use crate::ops::text::tail;
-use crate::outcome::HostFailure;
+use crate::outcome::HostError;
 use std::time::{Duration, Instant};
 
-fn fail(node: &dyn Remote, message: String) -> HostFailure {
-    HostFailure::new(node.name(), message)
+fn fail(node: &dyn Remote, message: String) -> HostError {
+    HostError::new(node.name(), message)
 }
 
-fn query(node: &dyn Remote, cmd: &str) -> Result<CmdResult, HostFailure> {
+fn query(node: &dyn Remote, cmd: &str) -> Result<CmdResult, HostError> {
     node.command(cmd, CommandOpts::QUERY)
 }
 
 /// A query that must succeed; its stderr becomes the message.
-fn read(node: &dyn Remote, cmd: &str) -> Result<String, HostFailure> {
+fn read(node: &dyn Remote, cmd: &str) -> Result<String, HostError> {
     let r = query(node, cmd)?;
     if r.code != 0 {
         return Err(fail(
@@ -41,7 +41,7 @@ const QUIET_CHANGE: CommandOpts = CommandOpts {
 };
 
 /// The lowest free VM id of the node's cluster.
-pub(crate) fn next_vmid(node: &dyn Remote) -> Result<u64, HostFailure> {
+pub(crate) fn next_vmid(node: &dyn Remote) -> Result<u64, HostError> {
     let out = read(node, &pve::nextid_command(None))?;
     pve::parse_nextid(&out).ok_or_else(|| {
         fail(
@@ -54,13 +54,13 @@ pub(crate) fn next_vmid(node: &dyn Remote) -> Result<u64, HostFailure> {
     })
 }
 
-pub(crate) fn list(node: &dyn Remote) -> Result<Vec<pve::VmRow>, HostFailure> {
+pub(crate) fn list(node: &dyn Remote) -> Result<Vec<pve::VmRow>, HostError> {
     let out = read(node, pve::LIST_COMMAND)?;
     pve::parse_qm_list(&out).map_err(|e| fail(node, format!("{e} on {}", node.name())))
 }
 
 /// `running`, `stopped`, ... or None when the node has no such VM.
-pub(crate) fn status(node: &dyn Remote, vmid: u64) -> Result<Option<String>, HostFailure> {
+pub(crate) fn status(node: &dyn Remote, vmid: u64) -> Result<Option<String>, HostError> {
     let r = query(node, &pve::status_command(vmid))?;
     if r.code != 0 && pve::is_missing_vm(&r.stderr) {
         return Ok(None);
@@ -78,7 +78,7 @@ pub(crate) fn status(node: &dyn Remote, vmid: u64) -> Result<Option<String>, Hos
     Ok(pve::parse_qm_status(&r.stdout))
 }
 
-pub(crate) fn config(node: &dyn Remote, vmid: u64) -> Result<Vec<(String, String)>, HostFailure> {
+pub(crate) fn config(node: &dyn Remote, vmid: u64) -> Result<Vec<(String, String)>, HostError> {
     Ok(pve::parse_config(&read(node, &pve::config_command(vmid))?))
 }
 
@@ -88,7 +88,7 @@ pub(crate) fn node_facts(
     node: &dyn Remote,
     node_name: Option<&str>,
     spec: &VmSpec,
-) -> Result<NodeFacts, HostFailure> {
+) -> Result<NodeFacts, HostError> {
     let taken = query(node, &pve::nextid_command(Some(spec.vmid)))?;
     let vmid_taken = (taken.code != 0).then(|| pve::nextid_refusal(&taken.stderr));
     let storages = |cmd: &str| {
@@ -135,7 +135,7 @@ pub(crate) fn create(
     node: &dyn Remote,
     node_name: Option<&str>,
     req: &CreateRequest,
-) -> Result<Vec<String>, HostFailure> {
+) -> Result<Vec<String>, HostError> {
     let spec = &req.spec;
     let checked = match req.check() {
         Ok(documents) => {
@@ -177,7 +177,7 @@ pub(crate) fn create(
             return Err(e);
         }
         let cleaned = cleanup(node, spec.vmid, &made);
-        return Err(HostFailure {
+        return Err(HostError {
             message: format!("{}\n{cleaned}", e.message),
             ..e
         });
@@ -191,7 +191,7 @@ fn make(
     req: &CreateRequest,
     documents: Option<&(String, String)>,
     made: &mut Vec<String>,
-) -> Result<(), HostFailure> {
+) -> Result<(), HostError> {
     let spec = &req.spec;
     let mut cicustom = None;
     let mut keys_file = None;
@@ -314,7 +314,7 @@ impl Power {
     }
 }
 
-pub(crate) fn power(node: &dyn Remote, vmid: u64, action: Power) -> Result<(), HostFailure> {
+pub(crate) fn power(node: &dyn Remote, vmid: u64, action: Power) -> Result<(), HostError> {
     node.command(&action.command(vmid), CommandOpts::CHANGE)
         .map(|_| ())
 }
@@ -322,11 +322,11 @@ pub(crate) fn power(node: &dyn Remote, vmid: u64, action: Power) -> Result<(), H
 /// Starts a VM that [`create`] just made. One that does not start holds nothing yet:
 /// it is destroyed (purged) and the `files` create left for it are removed, and the
 /// failure says so.
-pub(crate) fn start_new(node: &dyn Remote, vmid: u64, files: &[String]) -> Result<(), HostFailure> {
+pub(crate) fn start_new(node: &dyn Remote, vmid: u64, files: &[String]) -> Result<(), HostError> {
     let Err(e) = power(node, vmid, Power::Start) else {
         return Ok(());
     };
-    let said = |cleanup: String| HostFailure {
+    let said = |cleanup: String| HostError {
         message: format!("{}\ncleanup: {cleanup}", e.message),
         ..e.clone()
     };
@@ -356,7 +356,7 @@ pub(crate) fn wait_guest_ip(
     nic: &str,
     timeout: Duration,
     interval: Duration,
-) -> Result<String, HostFailure> {
+) -> Result<String, HostError> {
     let mac = config(node, vmid)?
         .into_iter()
         .find(|(k, _)| k == nic)
