@@ -14,9 +14,9 @@ pub(crate) mod host;
 pub(crate) mod inventory;
 pub(crate) mod lifecycle;
 pub(crate) mod qm;
-pub(crate) mod report;
 pub(crate) mod rsync;
 pub(crate) mod secret;
+pub(crate) mod table;
 pub(crate) mod ufw;
 pub(crate) mod values;
 
@@ -31,7 +31,7 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         host::module(ctx),
         files::module(ctx),
         flow::module(ctx),
-        report::module(),
+        table::module(),
         secret::module(ctx),
         lifecycle::module(ctx),
         imports(modules),
