@@ -449,6 +449,14 @@ pub(crate) fn restore(
     Ok(())
 }
 
+/// The options map of `rsync::restore`: where on the host the files go (default: where
+/// they came from).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RestoreOpts {
+    pub(crate) to: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -605,6 +605,21 @@ pub(crate) fn wait(
     Ok(status)
 }
 
+/// The options map of `cloudinit::wait`: how long cloud-init may take.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WaitOpts {
+    #[serde(
+        default = "ten_minutes",
+        deserialize_with = "crate::ops::options::seconds"
+    )]
+    pub(crate) timeout: std::time::Duration,
+}
+
+fn ten_minutes() -> std::time::Duration {
+    std::time::Duration::from_secs(600)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -804,6 +804,14 @@ fn hostname() -> String {
     }
 }
 
+/// The options map of `git::checkout`: a branch to follow or a revision to pin.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckoutOpts {
+    pub(crate) branch: Option<String>,
+    pub(crate) rev: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

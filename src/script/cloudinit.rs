@@ -4,12 +4,11 @@
 use super::glue::runtime_error;
 use super::glue::{module_function, raise};
 use super::host::HostRef;
-use super::values::Options;
 use super::values::from_rhai;
+use super::values::read_options;
 use crate::ops::cloudinit::{self, NetworkSpec, UserDataSpec};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
-use std::time::Duration;
 
 fn problems(what: &str, p: Vec<cloudinit::Problem>, pos: Position) -> Box<EvalAltResult> {
     runtime_error(
@@ -69,9 +68,9 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
               options: Map|
               -> Result<Map, Box<EvalAltResult>> {
             let pos = ctx.call_position();
-            let o = Options::new(&options, "cloudinit::wait", &["timeout"], pos)?;
-            let timeout = o.seconds("timeout")?.unwrap_or(Duration::from_secs(600));
-            let s = cloudinit::wait(&c.run()?.remote(&h.0), timeout).map_err(|f| raise(f, &ctx))?;
+            let o: cloudinit::WaitOpts = read_options(&options, "cloudinit::wait", pos)?;
+            let s =
+                cloudinit::wait(&c.run()?.remote(&h.0), o.timeout).map_err(|f| raise(f, &ctx))?;
             let mut m = Map::new();
             m.insert("status".into(), s.status.into());
             m.insert("detail".into(), s.detail.into());

@@ -4,7 +4,7 @@
 
 use super::glue::module_function;
 use super::glue::runtime_error;
-use super::values::Options;
+use super::values::read_options;
 use crate::exec::current;
 use crate::ops::git;
 use crate::recipe::engine::ScriptCtx;
@@ -60,9 +60,8 @@ fn checkout(
     options: &Map,
 ) -> Result<Map, Box<EvalAltResult>> {
     let pos = ctx.call_position();
-    let o = Options::new(options, "git::checkout", &["branch", "rev"], pos)?;
-    let branch = o.string("branch")?;
-    let rev = o.string("rev")?;
+    let o: git::CheckoutOpts = read_options(options, "git::checkout", pos)?;
+    let (branch, rev) = (o.branch, o.rev);
     let url = local_url(c, url)?;
     let dir = local_path(c, dir)?;
     let out = git::sync(&url, &dir, branch.as_deref(), rev.as_deref())

@@ -4,14 +4,14 @@
 use super::glue::runtime_error;
 use super::glue::{module_function, raise};
 use super::host::HostRef;
-use super::values::{Options, from_rhai};
+use super::values::from_rhai;
+use super::values::read_options;
 use crate::inventory::ResolvedHost;
 use crate::ops::proxmox::{self as pve, CreateOptions, NewVm, Power, SPEC_KEYS};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
     Array, Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext, Position,
 };
-use std::time::Duration;
 
 fn vmid(id: INT, pos: Position) -> Result<u64, Box<EvalAltResult>> {
     u64::try_from(id)
@@ -221,10 +221,9 @@ fn stop_and_remove(m: &mut Module, ctx: &ScriptCtx) {
               -> Result<(), Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let id = vmid(id, pos)?;
-            let o = Options::new(&options, "qm::shutdown", &["timeout"], pos)?;
-            let t = o.seconds("timeout")?.unwrap_or(Duration::from_secs(60));
+            let o: pve::ShutdownOpts = read_options(&options, "qm::shutdown", pos)?;
             let action = Power::Shutdown {
-                timeout_s: t.as_secs().max(1),
+                timeout_s: o.timeout.as_secs().max(1),
             };
             pve::power(&c.run()?.remote(&node.0), id, action).map_err(|f| raise(f, &ctx))
         }
@@ -242,10 +241,13 @@ fn stop_and_remove(m: &mut Module, ctx: &ScriptCtx) {
               -> Result<(), Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let id = vmid(id, pos)?;
-            let o = Options::new(&options, "qm::destroy", &["purge"], pos)?;
-            let purge = o.bool("purge")?.unwrap_or(false);
-            pve::power(&c.run()?.remote(&node.0), id, Power::Destroy { purge })
-                .map_err(|f| raise(f, &ctx))
+            let o: pve::DestroyOpts = read_options(&options, "qm::destroy", pos)?;
+            pve::power(
+                &c.run()?.remote(&node.0),
+                id,
+                Power::Destroy { purge: o.purge },
+            )
+            .map_err(|f| raise(f, &ctx))
         }
     );
 }
@@ -264,16 +266,8 @@ fn guest_ip(m: &mut Module, ctx: &ScriptCtx) {
               -> Result<String, Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let id = vmid(id, pos)?;
-            let o = Options::new(
-                &options,
-                "qm::guest_ip",
-                &["timeout", "interval", "nic"],
-                pos,
-            )?;
-            let timeout = o.seconds("timeout")?.unwrap_or(Duration::from_secs(120));
-            let interval = o.seconds("interval")?.unwrap_or(Duration::from_secs(3));
-            let nic = o.string("nic")?.unwrap_or_else(|| "net0".into());
-            pve::wait_guest_ip(&c.run()?.remote(&node.0), id, &nic, timeout, interval)
+            let o: pve::GuestIpOpts = read_options(&options, "qm::guest_ip", pos)?;
+            pve::wait_guest_ip(&c.run()?.remote(&node.0), id, &o.nic, o.timeout, o.interval)
                 .map_err(|f| raise(f, &ctx))
         }
     );

@@ -4,6 +4,7 @@ use super::glue::runtime_error;
 use super::glue::{module_function, raise};
 use super::host::HostRef;
 use super::values::Options;
+use super::values::read_options;
 use crate::ops::backup::{self, BackupOpts, Store};
 use crate::ops::rsync::Retention;
 use crate::recipe::engine::ScriptCtx;
@@ -218,8 +219,7 @@ fn register_restore(m: &mut Module, ctx: &ScriptCtx) {
                       options: Map|
               -> Result<(), Box<EvalAltResult>> {
             let pos = ctx.call_position();
-            Options::new(&options, "rsync::restore", &["to"], pos)?;
-            let to = options.get("to").map(|t| t.to_string());
+            let to = read_options::<backup::RestoreOpts>(&options, "rsync::restore", pos)?.to;
             let run = c.run()?;
             let snapshot = run.options.root.join(snapshot);
             if std::io::IsTerminal::is_terminal(&std::io::stdin()) && !run.options.check {

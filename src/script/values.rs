@@ -144,36 +144,6 @@ impl<'a> Options<'a> {
             .map(|v| v.as_bool().map_err(|_| self.wrong(key, "true or false")))
             .transpose()
     }
-
-    pub(crate) fn string(&self, key: &str) -> Result<Option<String>, Box<EvalAltResult>> {
-        self.map
-            .get(key)
-            .map(|v| {
-                v.clone()
-                    .into_string()
-                    .map_err(|_| self.wrong(key, "a string"))
-            })
-            .transpose()
-    }
-
-    /// Seconds, as an int or a float.
-    pub(crate) fn seconds(
-        &self,
-        key: &str,
-    ) -> Result<Option<std::time::Duration>, Box<EvalAltResult>> {
-        let Some(v) = self.map.get(key) else {
-            return Ok(None);
-        };
-        let secs = v
-            .as_int()
-            .map(|i| i as f64)
-            .or_else(|_| v.as_float())
-            .map_err(|_| self.wrong(key, "a number of seconds"))?;
-        if secs <= 0.0 || !secs.is_finite() {
-            return Err(self.wrong(key, "a positive number of seconds"));
-        }
-        Ok(Some(std::time::Duration::from_secs_f64(secs)))
-    }
 }
 
 #[cfg(test)]

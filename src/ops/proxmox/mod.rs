@@ -8,7 +8,8 @@ pub(crate) mod procedures;
 pub(crate) mod request;
 
 pub(crate) use procedures::{
-    Power, config, create, list, next_vmid, power, start_new, status, wait_guest_ip,
+    DestroyOpts, GuestIpOpts, Power, ShutdownOpts, config, create, list, next_vmid, power,
+    start_new, status, wait_guest_ip,
 };
 pub(crate) use request::{CreateOptions, CreateRequest, NewVm, SPEC_KEYS};
 

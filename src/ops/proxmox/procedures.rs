@@ -410,6 +410,60 @@ pub(crate) fn wait_guest_ip(
     }
 }
 
+/// The options map of `qm::shutdown`: how long a clean shutdown may take.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShutdownOpts {
+    #[serde(
+        default = "one_minute",
+        deserialize_with = "crate::ops::options::seconds"
+    )]
+    pub(crate) timeout: std::time::Duration,
+}
+
+fn one_minute() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
+}
+
+/// The options map of `qm::destroy`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DestroyOpts {
+    /// Also remove the VM from backup jobs, replication and HA.
+    #[serde(default)]
+    pub(crate) purge: bool,
+}
+
+/// The options map of `qm::guest_ip`: which NIC, how long and how often to ask.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GuestIpOpts {
+    #[serde(
+        default = "two_minutes",
+        deserialize_with = "crate::ops::options::seconds"
+    )]
+    pub(crate) timeout: std::time::Duration,
+    #[serde(
+        default = "three_seconds",
+        deserialize_with = "crate::ops::options::seconds"
+    )]
+    pub(crate) interval: std::time::Duration,
+    #[serde(default = "net0")]
+    pub(crate) nic: String,
+}
+
+fn two_minutes() -> std::time::Duration {
+    std::time::Duration::from_secs(120)
+}
+
+fn three_seconds() -> std::time::Duration {
+    std::time::Duration::from_secs(3)
+}
+
+fn net0() -> String {
+    "net0".into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
