@@ -51,11 +51,10 @@ pub(crate) enum Ending<'a> {
         stop: Option<Stop>,
         /// The recipe itself failed (a bug in it, not a host).
         recipe_failed: bool,
-        /// Its journal record could not be written (or, in pull mode, pushed).
-        journal_lost: bool,
     },
-    /// A run that ended with `code` and whose journal was then not pushed (pull mode).
-    JournalNotPushed { code: i32 },
+    /// A run that ended with `code` and whose journal record was then not written (or,
+    /// in pull mode, not pushed).
+    JournalLost { code: i32 },
     /// An error that ended fleet before or outside a run.
     Error(&'a crate::error::Error),
     /// The command line could not be parsed, or only help was asked for.
@@ -73,27 +72,19 @@ pub(crate) fn exit_code(ending: &Ending) -> i32 {
             hosts,
             stop,
             recipe_failed,
-            journal_lost,
-        } => {
-            let code = match stop {
-                Some(Stop::TimedOut) => exit::TIMEOUT,
-                Some(Stop::Interrupted) => exit::INTERRUPTED,
-                None if recipe_failed => exit::USAGE,
-                None => match hosts.iter().copied().max() {
-                    Some(HostStatus::Failed) => exit::HOST_FAILED,
-                    Some(HostStatus::Unreachable) => exit::UNREACHABLE,
-                    _ => exit::OK,
-                },
-            };
-            // Never a silent loss: a clean run whose record is lost does not exit 0.
-            if journal_lost && code == exit::OK {
-                exit::INTERNAL
-            } else {
-                code
-            }
-        }
-        Ending::JournalNotPushed { code: exit::OK } => exit::INTERNAL,
-        Ending::JournalNotPushed { code } => code,
+        } => match stop {
+            Some(Stop::TimedOut) => exit::TIMEOUT,
+            Some(Stop::Interrupted) => exit::INTERRUPTED,
+            None if recipe_failed => exit::USAGE,
+            None => match hosts.iter().copied().max() {
+                Some(HostStatus::Failed) => exit::HOST_FAILED,
+                Some(HostStatus::Unreachable) => exit::UNREACHABLE,
+                _ => exit::OK,
+            },
+        },
+        // Never a silent loss: a clean run whose record is lost does not exit 0.
+        Ending::JournalLost { code: exit::OK } => exit::INTERNAL,
+        Ending::JournalLost { code } => code,
         Ending::Error(e) => match e {
             Error::Usage { .. }
             | Error::Source(_)
@@ -115,7 +106,6 @@ pub(crate) fn hosts_exit_code(hosts: &[HostStatus]) -> i32 {
         hosts,
         stop: None,
         recipe_failed: false,
-        journal_lost: false,
     })
 }
 
@@ -199,30 +189,24 @@ mod tests {
     #[test]
     fn every_ending_has_its_documented_code() {
         use crate::error::Error;
-        let run = |stop, recipe_failed, journal_lost| {
+        let run = |stop, recipe_failed| {
             exit_code(&Ending::Run {
                 hosts: &[Ok, Failed],
                 stop,
                 recipe_failed,
-                journal_lost,
             })
         };
-        assert_eq!(run(None, false, false), 3);
-        assert_eq!(run(None, true, false), 2);
-        assert_eq!(run(Some(Stop::Interrupted), true, false), 130);
-        assert_eq!(run(Some(Stop::TimedOut), false, true), 124);
-        let clean = Ending::Run {
-            hosts: &[Ok],
-            stop: None,
-            recipe_failed: false,
-            journal_lost: true,
-        };
-        assert_eq!(exit_code(&clean), 1);
+        let lost = |code| exit_code(&Ending::JournalLost { code });
+        assert_eq!(run(None, false), 3);
+        assert_eq!(run(None, true), 2);
+        assert_eq!(run(Some(Stop::Interrupted), true), 130);
+        assert_eq!(lost(run(Some(Stop::TimedOut), false)), 124);
+        assert_eq!(lost(hosts_exit_code(&[Ok])), 1);
         assert_eq!(exit_code(&Ending::Error(&Error::usage("x"))), 2);
         assert_eq!(exit_code(&Ending::Error(&Error::Internal("x".into()))), 1);
         assert_eq!(exit_code(&Ending::Error(&Error::Locked("x".into()))), 75);
-        assert_eq!(exit_code(&Ending::JournalNotPushed { code: 0 }), 1);
-        assert_eq!(exit_code(&Ending::JournalNotPushed { code: 3 }), 3);
+        assert_eq!(lost(0), 1);
+        assert_eq!(lost(3), 3);
         assert_eq!(exit_code(&Ending::Cli { help: true }), 0);
         assert_eq!(exit_code(&Ending::Cli { help: false }), 2);
     }

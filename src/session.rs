@@ -11,7 +11,7 @@ use crate::exec::recap::Recap;
 use crate::exec::run::{Run, RunOptions};
 use crate::exec::ui::{Ui, UiOptions};
 use crate::journal::{HostRun, RunRecord};
-use crate::outcome::{Ending, HostStatus, Stop, exit_code};
+use crate::outcome::{Ending, Stop, exit_code};
 use std::time::{Duration, SystemTime};
 
 /// `20261125T010203.456Z-3f9a`: sortable, unique enough for one project.
@@ -175,16 +175,7 @@ pub(crate) fn finish_run_with(
 ) -> i32 {
     run.close();
     run.ui.finish();
-    let mut recap = Recap::of(run);
-    let statuses: Vec<HostStatus> = recap.hosts.iter().map(|h| h.status).collect();
-    let stop = crate::exec::interrupt::stop();
-    let ending = |journal_lost| Ending::Run {
-        hosts: &statuses,
-        stop,
-        recipe_failed: error.is_some(),
-        journal_lost,
-    };
-    recap.exit_code = exit_code(&ending(false));
+    let recap = Recap::of(run, error.is_some());
     if app.global.json && !show_json_recap {
         // The command's own JSON is the result.
     } else if app.global.json {
@@ -199,7 +190,7 @@ pub(crate) fn finish_run_with(
         };
         eprint!("{}", crate::ops::secrets::redact(&text));
     }
-    match stop {
+    match crate::exec::interrupt::stop() {
         Some(Stop::TimedOut) => eprintln!(
             "timed out: commands in flight were stopped, hosts not yet started were skipped"
         ),
@@ -222,7 +213,7 @@ pub(crate) fn finish_run_with(
                 "error: the journal of run {} was not written: {e}",
                 record.run_id
             );
-            code = exit_code(&ending(true));
+            code = exit_code(&Ending::JournalLost { code });
         }
     }
     run.tag.run_ended(code);

@@ -179,7 +179,7 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
                 crate::ops::terminal::neutralise(&e)
             );
             Ok(crate::outcome::exit_code(
-                &crate::outcome::Ending::JournalNotPushed { code },
+                &crate::outcome::Ending::JournalLost { code },
             ))
         }
     }

@@ -25,7 +25,8 @@ pub(crate) struct Recap {
 }
 
 impl Recap {
-    pub(crate) fn of(run: &Run) -> Recap {
+    /// The recap of `run`; `recipe_failed`: the recipe itself ended with an error.
+    pub(crate) fn of(run: &Run, recipe_failed: bool) -> Recap {
         let mut records: Vec<_> = run.records().into_iter().collect();
         // Inventory order, whatever order the workers finished in.
         records.sort_by_key(|(name, _)| run.inventory.hosts.get_index_of(name));
@@ -45,8 +46,7 @@ impl Recap {
             exit_code: exit_code(&Ending::Run {
                 hosts: &hosts.iter().map(|h| h.status).collect::<Vec<_>>(),
                 stop: super::interrupt::stop(),
-                recipe_failed: false,
-                journal_lost: false,
+                recipe_failed,
             }),
             duration_ms: run.started.elapsed().as_millis() as u64,
             hosts,
