@@ -506,18 +506,11 @@ impl Run {
                 });
             }
         }
-        let changed = out.code == 0 && !opts.read_only && opts.changed.unwrap_or(true);
+        let changed = opts.changes_on(out.code);
         if changed {
             self.mark_changed(&host.name);
         }
-        Ok(CmdResult {
-            code: out.code as i64,
-            stdout: out.stdout_text(),
-            stderr: out.stderr,
-            stdout_dropped: out.stdout_dropped,
-            changed,
-            executed: true,
-        })
+        Ok(CmdResult::ran(out, changed))
     }
 }
 

@@ -113,6 +113,25 @@ impl CommandOpts {
         changed: None,
         sudo: false,
     };
+
+    /// Whether a command that ran to `code` counts as a change of the host.
+    pub(crate) fn changes_on(&self, code: i32) -> bool {
+        code == 0 && !self.read_only && self.changed.unwrap_or(true)
+    }
+}
+
+impl CmdResult {
+    /// The result of a command that ran to its end.
+    pub(crate) fn ran(out: CmdOutput, changed: bool) -> CmdResult {
+        CmdResult {
+            code: out.code as i64,
+            stdout: out.stdout_text(),
+            stderr: out.stderr,
+            stdout_dropped: out.stdout_dropped,
+            changed,
+            executed: true,
+        }
+    }
 }
 
 pub(crate) trait Remote {
