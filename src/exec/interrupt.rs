@@ -1,7 +1,8 @@
 //! Ctrl-C, SIGTERM and `--timeout`. The first Ctrl-C stops starting hosts and lets the
 //! running ones finish; a second one (or SIGTERM, SIGHUP, the timeout) aborts them:
-//! commands in flight are killed and the recipe ends at its next statement. Either way the recap, log and
-//! journal are still written, and the exit code says why (130, or 124 for the timeout).
+//! commands in flight are killed and the recipe ends at its next statement. Either way
+//! the recap, log and journal are still written, and the exit code says why (130, or 124
+//! for the timeout).
 
 use crate::outcome::Stop;
 use std::sync::OnceLock;

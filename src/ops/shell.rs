@@ -57,15 +57,25 @@ pub(crate) fn watcher_timeout(timeout: Option<std::time::Duration>) -> String {
     }
 }
 
-/// The remote command line for a command that reads nothing from stdin: [`WATCHER`]
-/// around it, `exec`ed so the login shell leaves no process of its own.
-pub(crate) fn watched(cmd: &str, timeout: Option<std::time::Duration>) -> String {
-    format!(
-        "exec sh -c {} {WATCHER_NAME} {} {}",
-        quote(WATCHER),
-        watcher_timeout(timeout),
-        quote(cmd)
-    )
+/// The remote command line for `cmd`, `exec`ed so the login shell leaves no process of
+/// its own. Without input it runs under [`WATCHER`] and dies when its channel's stdin
+/// closes; with input (an upload) the data ends with EOF, so the host's `timeout` is
+/// all there is, and such commands read their input and end.
+pub(crate) fn remote_line(cmd: &str, timeout: Option<std::time::Duration>, input: bool) -> String {
+    match (input, timeout) {
+        (false, t) => format!(
+            "exec sh -c {} {WATCHER_NAME} {} {}",
+            quote(WATCHER),
+            watcher_timeout(t),
+            quote(cmd)
+        ),
+        (true, Some(t)) => format!(
+            "exec timeout -k 5 {} {}",
+            watcher_timeout(Some(t)),
+            sh_c(cmd)
+        ),
+        (true, None) => format!("exec {}", sh_c(cmd)),
+    }
 }
 
 #[cfg(test)]
@@ -110,15 +120,13 @@ mod tests {
 
     #[test]
     fn watched_commands_keep_output_and_exit_code() {
-        let line = watched("echo out; echo err >&2; exit 3", None);
+        let line = remote_line("echo out; echo err >&2; exit 3", None, false);
         assert_eq!(
             run_watched(&line),
             (Some(3), b"out\n".to_vec(), b"err\n".to_vec())
         );
-        let line = watched(
-            "read x; echo \"[$x]\"",
-            Some(std::time::Duration::from_secs(5)),
-        );
+        let five = Some(std::time::Duration::from_secs(5));
+        let line = remote_line("read x; echo \"[$x]\"", five, false);
         // The command's stdin is /dev/null: only the watcher holds the channel's.
         assert_eq!(run_watched(&line).1, b"[]\n");
     }
@@ -127,7 +135,10 @@ mod tests {
     fn closing_stdin_stops_a_watched_command_and_its_children() {
         let pidfile = tempfile::NamedTempFile::new().unwrap();
         let cmd = format!("sleep 1000 & echo $! > {}; wait", pidfile.path().display());
-        let mut child = sh(&watched(&cmd, None), std::process::Stdio::piped());
+        let mut child = sh(
+            &remote_line(&cmd, None, false),
+            std::process::Stdio::piped(),
+        );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let sleeper = loop {
             let text = std::fs::read_to_string(pidfile.path()).unwrap();
@@ -153,7 +164,11 @@ mod tests {
 
     #[test]
     fn a_watched_command_times_out_like_before() {
-        let line = watched("sleep 5", Some(std::time::Duration::from_millis(200)));
+        let line = remote_line(
+            "sleep 5",
+            Some(std::time::Duration::from_millis(200)),
+            false,
+        );
         assert_eq!(run_watched(&line).0, Some(124));
     }
 

@@ -4,7 +4,7 @@
 
 use super::master::Master;
 use super::{CmdOutput, Collector, RunOpts, Stream, Transport, TransportError};
-use crate::ops::shell::{sh_c, watched, watcher_timeout};
+use crate::ops::shell::remote_line;
 use crate::ops::ssh::{SshTarget, explain_connect_error};
 use openssh::{Session, Stdio};
 use std::sync::Arc;
@@ -97,21 +97,7 @@ impl SshTransport {
         on_line: &mut dyn FnMut(Stream, &str),
     ) -> Result<CmdOutput, TransportError> {
         let session = self.session(false).await?;
-        // Without input, the command is watched: it dies when its channel's stdin closes
-        // (fleet stopped it, was killed, or lost the host). With input (an upload), the
-        // data ends with EOF, so the host's `timeout` is all there is; such commands
-        // read their input and end. `exec` spares the login shell's own process.
-        let remote = match (stdin, opts.timeout) {
-            (None, t) => watched(cmd, t),
-            (Some(_), Some(t)) => {
-                format!(
-                    "exec timeout -k 5 {} {}",
-                    watcher_timeout(Some(t)),
-                    sh_c(cmd)
-                )
-            }
-            (Some(_), None) => format!("exec {}", sh_c(cmd)),
-        };
+        let remote = remote_line(cmd, opts.timeout, stdin.is_some());
         let lost = |e: openssh::Error| {
             TransportError::Unreachable(format!("connection lost: {}", error_text(&e)))
         };
