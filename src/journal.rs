@@ -274,6 +274,11 @@ pub(crate) fn record_killed_runs(
 
 /// The record of a run whose log starts with `run started` and never says `run ended`.
 pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Option<RunRecord> {
+    // Most logs without a record ended on an error: skip them before parsing every line
+    // (the JSON writer puts no space after the colon; output inside a line is escaped).
+    if log.contains(r#""message":"run ended""#) {
+        return None;
+    }
     let lines: Vec<serde_json::Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
