@@ -27,24 +27,25 @@ pub(crate) fn maybe_sudo(cmd: &str, sudo: bool) -> String {
 }
 
 /// Runs a command so that it dies when fleet lets go of it. `$1` is the timeout in
-/// seconds (0: none), `$2` the command. The command runs in its own process group:
-/// under `timeout` when it has one, else in a session of its own (`setsid`, one process
-/// fewer); a watcher keeps the channel's stdin and, when that closes
-/// (fleet stopped the command, was killed, or lost the connection), terminates the
-/// group, then kills it 5 s later. A TERM/HUP/INT to this shell does the same (local
-/// commands are stopped that way). Without it a remote `sleep 1000` outlives its run.
+/// seconds (0: none), `$2` the command. The shell must lead its own process group (sshd
+/// starts every session's command in a new session; the local transport asks for a
+/// group). It forks one watcher that keeps the channel's stdin, then becomes the command
+/// (under `timeout` when it has one): no waiting shell and no `setsid`, so a watched
+/// command costs one fork more than an unwatched one. When the channel's stdin closes
+/// while the command still runs (fleet stopped it, was killed, or lost the connection),
+/// the watcher terminates the group and kills it 5 s later; a TERM/HUP/INT to the group
+/// makes the watcher do the same, so a command that ignores TERM dies too (the watcher
+/// leaves as soon as the command is gone). A command that ended is not followed: what it
+/// left running in the background keeps running. The watcher's command line holds the
+/// command's text: look for the command itself with `pgrep -f '^CMD'`.
+/// Without it a remote `sleep 1000` outlives its run.
 pub(crate) const WATCHER: &str = r#"exec 3<&0 </dev/null
-trap 'exit 143' HUP INT TERM
-if [ "$1" = 0 ]; then setsid -w sh -c "$2" 3<&- & else timeout -k 5 "$1" sh -c "$2" 3<&- & fi
-p=$!
-trap 'kill -TERM -$p $p 2>/dev/null; (sleep 5; kill -KILL -$p) >/dev/null 2>&1 & exit 143' HUP INT TERM
-(trap - HUP INT TERM; while read -r _ <&3; do :; done; kill -TERM -$p $p 2>/dev/null; sleep 5; kill -KILL -$p 2>/dev/null) >/dev/null 2>&1 &
-w=$!
-exec 3<&-
-wait $p
-r=$?
-kill $w 2>/dev/null
-exit $r"#;
+p=$$
+(trap 'for _ in 1 2 3 4 5; do kill -0 $p || exit; sleep 1; done; kill -KILL -$p; exit' HUP INT TERM
+while read -r _ <&3; do :; done
+kill -0 $p && kill -TERM -$p) >/dev/null 2>&1 &
+if [ "$1" = 0 ]; then exec sh -c "$2" 3<&-; fi
+exec timeout -k 5 "$1" sh -c "$2" 3<&-"#;
 
 /// `$0` of the watcher shell: what `ps` shows for fleet's commands on a host.
 pub(crate) const WATCHER_NAME: &str = "fleet-command";
@@ -82,10 +83,13 @@ pub(crate) fn remote_line(cmd: &str, timeout: Option<std::time::Duration>, input
 mod tests {
     use super::*;
 
+    /// As sshd and the local transport start it: leading a process group of its own.
     fn sh(line: &str, stdin: std::process::Stdio) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
         std::process::Command::new("sh")
             .arg("-c")
             .arg(line)
+            .process_group(0)
             .stdin(stdin)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
