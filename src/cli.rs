@@ -287,27 +287,36 @@ pub(crate) fn command(recipes: &RecipeIndex, retrying: bool) -> clap::Command {
     let mut cmd = Cli::command();
     let required = !retrying && !crate::recipe::args::on_terminal();
     for recipe in recipes.recipes.values() {
-        let mut sub = clap::Command::new(recipe.name.clone())
-            .about(recipe.doc.summary.clone())
-            .args(clap_args(&recipe.params, required))
-            .after_help(format!(
-                "Recipe defined in {}{}",
-                recipe.file,
-                recipe
-                    .overrides
-                    .as_ref()
-                    .map(|b| format!(" (replaces {b})"))
-                    .unwrap_or_default()
-            ));
-        if !recipe.doc.body.is_empty() {
-            sub = sub.long_about(format!("{}\n\n{}", recipe.doc.summary, recipe.doc.body));
-        }
-        if recipe.name.contains('_') {
-            sub = sub.visible_alias(recipe.name.replace('_', "-"));
-        }
-        cmd = cmd.subcommand(sub);
+        cmd = cmd.subcommand(recipe_command(recipe, required));
     }
     cmd
+}
+
+/// One recipe's subcommand: its arguments from its signature, its help from its doc
+/// comment. `required`: arguments without a default must be given.
+pub(crate) fn recipe_command(
+    recipe: &crate::recipe::index::Recipe,
+    required: bool,
+) -> clap::Command {
+    let mut sub = clap::Command::new(recipe.name.clone())
+        .about(recipe.doc.summary.clone())
+        .args(clap_args(&recipe.params, required))
+        .after_help(format!(
+            "Recipe defined in {}{}",
+            recipe.file,
+            recipe
+                .overrides
+                .as_ref()
+                .map(|b| format!(" (replaces {b})"))
+                .unwrap_or_default()
+        ));
+    if !recipe.doc.body.is_empty() {
+        sub = sub.long_about(format!("{}\n\n{}", recipe.doc.summary, recipe.doc.body));
+    }
+    if recipe.name.contains('_') {
+        sub = sub.visible_alias(recipe.name.replace('_', "-"));
+    }
+    sub
 }
 
 /// `-C DIR` is needed before parsing (recipes depend on the project), so it is found

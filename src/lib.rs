@@ -31,18 +31,18 @@ pub(crate) struct App {
     pub global: GlobalArgs,
 }
 
-/// Runs fleet with these arguments; returns the exit code of a finished run.
-pub fn run(args: Vec<OsString>) -> Result<i32> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::Internal(format!("no working directory: {e}")))?;
-    let project = project::Project::locate(cli::prescan_directory(&args).as_deref(), &cwd)?;
+/// The project's scripting engine and recipes, at `recipes_rev` when given.
+fn load_recipes(
+    project: &project::Project,
+    recipes_rev: Option<&str>,
+) -> Result<(recipe::engine::Scripting, RecipeIndex)> {
     // Recipes depend on the project and revision, so both are read before parsing.
-    let (modules, project_recipes) = match cli::prescan_value(&args, "--recipes-rev") {
+    let (modules, project_recipes) = match recipes_rev {
         Some(rev) => {
             let (repo, inside) = recipe::sources::repo_of(&project.root)?;
             (
-                recipe::resolver::ProjectModules::Rev(repo, inside, rev.clone()),
-                recipe::sources::project_recipes_at(&project.root, &rev)?,
+                recipe::resolver::ProjectModules::Rev(repo, inside, rev.to_string()),
+                recipe::sources::project_recipes_at(&project.root, rev)?,
             )
         }
         None => (
@@ -57,6 +57,71 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         recipe::sources::builtin_recipes(),
         project_recipes,
         cli::BUILTIN_COMMANDS,
+    )?;
+    Ok((scripting, recipes))
+}
+
+/// One recipe run asked for without a command line of fleet's own: pull mode, which
+/// has synced a checkout and runs one recipe of it on this host.
+pub(crate) struct Invocation {
+    /// The project: the checkout.
+    pub directory: std::path::PathBuf,
+    /// Fleet's options for the run (inventory, limit, state directory, check, ...).
+    pub global: GlobalArgs,
+    pub recipe: String,
+    /// The recipe's own arguments, as typed after its name.
+    pub args: Vec<String>,
+}
+
+/// Runs `inv` as `fleet RECIPE ARGS` would with its options; returns the exit code.
+pub(crate) fn run_invocation(inv: Invocation) -> Result<i32> {
+    let project = project::Project::locate(Some(&inv.directory), &inv.directory)?;
+    let (scripting, recipes) = load_recipes(&project, inv.global.recipes_rev.as_deref())?;
+    let mut app = App {
+        project,
+        scripting,
+        recipes,
+        global: inv.global,
+    };
+    apply_state_dir(&mut app);
+    let Some(recipe) = app.recipes.get(&inv.recipe).cloned() else {
+        return Err(Error::usage_with_help(
+            format!("the repository has no recipe `{}`", inv.recipe),
+            "`fleet recipes` in a checkout of it lists them",
+        ));
+    };
+    let sub = cli::recipe_command(&recipe, !recipe::args::on_terminal());
+    let argv = std::iter::once(recipe.name.clone()).chain(inv.args.iter().cloned());
+    let matches = match sub.try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(outcome::exit_code(&outcome::Ending::Cli {
+                help: !e.use_stderr(),
+            }));
+        }
+    };
+    let values =
+        recipe::args::bind(&recipe.name, &recipe.params, &matches, None).map_err(Error::usage)?;
+    let limit = app.global.limit.clone();
+    commands::recipe::run(&app, &recipe, values, inv.args, limit)
+}
+
+/// `--state-dir`, made absolute so that Project::state_dir's join keeps it as it is.
+fn apply_state_dir(app: &mut App) {
+    if let Some(dir) = app.global.state_dir.clone() {
+        app.project.config.state_dir = Some(std::path::absolute(&dir).unwrap_or(dir));
+    }
+}
+
+/// Runs fleet with these arguments; returns the exit code of a finished run.
+pub fn run(args: Vec<OsString>) -> Result<i32> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::Internal(format!("no working directory: {e}")))?;
+    let project = project::Project::locate(cli::prescan_directory(&args).as_deref(), &cwd)?;
+    let (scripting, recipes) = load_recipes(
+        &project,
+        cli::prescan_value(&args, "--recipes-rev").as_deref(),
     )?;
     let retrying = args
         .iter()
@@ -81,10 +146,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         recipes,
         global,
     };
-    if let Some(dir) = app.global.state_dir.clone() {
-        // Absolute, so that Project::state_dir's join keeps it as it is.
-        app.project.config.state_dir = Some(std::path::absolute(&dir).unwrap_or(dir));
-    }
+    apply_state_dir(&mut app);
     if let Some((name, sub)) = matches.subcommand()
         && let Some(recipe) = app.recipes.get(name)
     {

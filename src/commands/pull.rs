@@ -126,29 +126,24 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
     crate::ops::localfs::write_local(&inventory_file, inventory(&checkout, &host)?.as_bytes())
         .map_err(Error::write(&inventory_file))?;
     let state = base.join("state");
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "fleet".into(),
-        "-C".into(),
-        checkout.clone().into(),
-        "-i".into(),
-        inventory_file.into(),
-        "--limit".into(),
-        host.clone().into(),
-        "--state-dir".into(),
-        state.clone().into(),
-    ];
-    for (flag, on) in [
-        ("--check", app.global.check),
-        ("--no-progress", app.global.no_progress),
-        ("--json", app.global.json),
-    ] {
-        if on {
-            args.push(flag.into());
-        }
-    }
-    args.push(a.recipe.clone().into());
-    args.extend(a.args.iter().map(Into::into));
-    let code = match crate::run(args) {
+    // This host only, with the repository's inventory made local and the journal kept
+    // here; the operator's own options (--check, --json, -q, ...) carry over.
+    let global = crate::cli::GlobalArgs {
+        directory: Some(checkout.clone()),
+        inventory: Some(inventory_file),
+        limit: Some(host.clone()),
+        state_dir: Some(state.clone()),
+        retry_failed: None,
+        recipes_rev: None,
+        ..app.global.clone()
+    };
+    let invocation = crate::Invocation {
+        directory: checkout,
+        global,
+        recipe: a.recipe.clone(),
+        args: a.args.clone(),
+    };
+    let code = match crate::run_invocation(invocation) {
         Ok(code) => code,
         Err(e) => crate::commands::report_error(e),
     };
