@@ -6,15 +6,13 @@
 
 use crate::outcome::Stop;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const RUNNING: u8 = 0;
-const STOPPING: u8 = 1;
-const ABORTED: u8 = 2;
-
-static LEVEL: AtomicU8 = AtomicU8::new(RUNNING);
-static TIMED_OUT: AtomicU8 = AtomicU8::new(0);
+/// The first Ctrl-C. Aborting is the one flag of `transport::abort`, which the
+/// transports check too.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static TIMED_OUT: AtomicBool = AtomicBool::new(false);
 
 /// Installs the handlers once per process: Ctrl-C stops in two steps, SIGTERM and SIGHUP
 /// (a service manager, a closed terminal, `kill`) abort at once, since nobody is there
@@ -37,8 +35,7 @@ pub(crate) fn install() {
             });
         }
         let _ = ctrlc::set_handler(|| {
-            if LEVEL.load(Ordering::SeqCst) == RUNNING {
-                LEVEL.store(STOPPING, Ordering::SeqCst);
+            if !STOPPING.swap(true, Ordering::SeqCst) {
                 eprintln!(
                     "interrupted: no new hosts are started, running ones finish \
                      (Ctrl-C again to stop them now)"
@@ -52,7 +49,6 @@ pub(crate) fn install() {
 
 /// Stops everything now: the second Ctrl-C, or the run's timeout.
 pub(crate) fn abort() {
-    LEVEL.store(ABORTED, Ordering::SeqCst);
     crate::transport::abort::abort();
 }
 
@@ -60,8 +56,8 @@ pub(crate) fn abort() {
 pub(crate) fn start_timeout(limit: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(limit);
-        if LEVEL.load(Ordering::SeqCst) != ABORTED {
-            TIMED_OUT.store(1, Ordering::SeqCst);
+        if !aborted() {
+            TIMED_OUT.store(true, Ordering::SeqCst);
             eprintln!(
                 "timeout: the run reached its --timeout of {}; stopping it",
                 humantime::format_duration(limit)
@@ -73,17 +69,17 @@ pub(crate) fn start_timeout(limit: Duration) {
 
 /// No new hosts may start.
 pub(crate) fn stopping() -> bool {
-    LEVEL.load(Ordering::SeqCst) >= STOPPING
+    STOPPING.load(Ordering::SeqCst) || aborted()
 }
 
 /// Work in flight must end now.
 pub(crate) fn aborted() -> bool {
-    LEVEL.load(Ordering::SeqCst) == ABORTED
+    crate::transport::abort::aborted()
 }
 
 /// Why the run was stopped, if it was.
 pub(crate) fn stop() -> Option<Stop> {
-    if TIMED_OUT.load(Ordering::SeqCst) == 1 {
+    if TIMED_OUT.load(Ordering::SeqCst) {
         Some(Stop::TimedOut)
     } else if stopping() {
         Some(Stop::Interrupted)

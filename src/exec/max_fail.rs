@@ -34,6 +34,30 @@ impl MaxFail {
     }
 }
 
+/// From a recipe's option map: a count (`2`) or a share (`"25%"`).
+impl<'de> serde::Deserialize<'de> for MaxFail {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct CountOrShare;
+        impl serde::de::Visitor<'_> for CountOrShare {
+            type Value = MaxFail;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a count like 2 or a share like \"25%\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<MaxFail, E> {
+                Ok(MaxFail::Count(n as usize))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<MaxFail, E> {
+                MaxFail::parse(s).map_err(|_| {
+                    E::custom(format!(
+                        "`{s}` is not a count like 2 or a share like \"25%\""
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(CountOrShare)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

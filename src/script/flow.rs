@@ -27,57 +27,15 @@ fn to_hosts(list: Array, ctx: &NativeCallContext) -> Result<Vec<HostRef>, Box<Ev
 
 /// Calls `f(h)` for every host on the worker pool and collects the values.
 /// How `each` fans out, from its options map.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Deserialize)]
 struct EachOpts {
-    forks: Option<usize>,
+    forks: Option<std::num::NonZeroUsize>,
     serial: Option<MaxFail>,
     max_fail: Option<MaxFail>,
 }
 
-/// A count (`2`) or a share (`"25%"`) from an option value.
-fn count_or_share(
-    v: &Dynamic,
-    key: &str,
-    pos: rhai::Position,
-) -> Result<MaxFail, Box<EvalAltResult>> {
-    let parsed = match v.as_int() {
-        Ok(n) if n >= 0 => Ok(MaxFail::Count(n as usize)),
-        Ok(_) => Err(String::new()),
-        Err(_) => MaxFail::parse(&v.to_string()),
-    };
-    parsed.map_err(|_| {
-        Box::new(EvalAltResult::ErrorRuntime(
-            format!(
-                "option `{key}` of each() must be a count like 2 or a share like \"25%\", not `{v}`"
-            )
-            .into(),
-            pos,
-        ))
-    })
-}
-
 fn each_opts(options: &rhai::Map, pos: rhai::Position) -> Result<EachOpts, Box<EvalAltResult>> {
-    super::values::Options::new(options, "each", &["forks", "serial", "max_fail"], pos)?;
-    let forks = match options.get("forks") {
-        Some(v) => Some(v.as_int().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            Box::new(EvalAltResult::ErrorRuntime(
-                "option `forks` of each() must be a whole number >= 1".into(),
-                pos,
-            ))
-        })? as usize),
-        None => None,
-    };
-    Ok(EachOpts {
-        forks,
-        serial: options
-            .get("serial")
-            .map(|v| count_or_share(v, "serial", pos))
-            .transpose()?,
-        max_fail: options
-            .get("max_fail")
-            .map(|v| count_or_share(v, "max_fail", pos))
-            .transpose()?,
-    })
+    super::values::read_options(options, "each", pos)
 }
 
 fn each_host(
@@ -88,7 +46,7 @@ fn each_host(
     f: &FnPtr,
 ) -> Result<Array, Box<EvalAltResult>> {
     let run = c.run()?;
-    let forks = opts.forks.unwrap_or(run.options.forks);
+    let forks = opts.forks.map_or(run.options.forks, |n| n.get());
     let resolved: Vec<_> = hosts.iter().map(|h| (*h.0).clone()).collect();
     let source = ctx.call_source().unwrap_or_default().to_string();
     let work = |host: &crate::inventory::ResolvedHost| {
