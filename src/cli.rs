@@ -3,7 +3,7 @@
 
 use crate::recipe::args::clap_args;
 use crate::recipe::index::RecipeIndex;
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Names recipes cannot take.
@@ -38,9 +38,16 @@ pub(crate) fn check_recipe_flags(
         .filter_map(|a| a.get_long().map(str::to_string))
         .chain(["help".to_string(), "version".to_string()])
         .collect();
+    // Options are added to every recipe's command under their ids (`max_fail`, ...).
+    let ids: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
     for recipe in recipes.recipes.values() {
         for p in &recipe.params {
-            if p.default.is_some() && globals.contains(&p.flag()) {
+            let clash =
+                (p.default.is_some() && globals.contains(&p.flag())) || ids.contains(&p.name);
+            if clash {
                 return Err(crate::error::Error::usage_with_help(
                     format!(
                         "{}: argument `{}` of recipe `{}` would be --{}, which is one of fleet's own options",
@@ -95,39 +102,39 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, value_name = "FILE", global = true)]
     pub(crate) inventory: Option<PathBuf>,
     /// Only touch hosts matching this pattern
-    #[arg(short, long, value_name = "PATTERN", global = true)]
+    #[arg(short, long, value_name = "PATTERN")]
     pub(crate) limit: Option<String>,
     /// How many hosts to work on at once [default: fleet.toml's forks, else 10]
-    #[arg(short, long, value_name = "N", global = true)]
+    #[arg(short, long, value_name = "N")]
     pub(crate) forks: Option<usize>,
     /// Stop starting new hosts once more than N (or N%) have failed
-    #[arg(long, value_name = "N|N%", global = true)]
+    #[arg(long, value_name = "N|N%")]
     pub(crate) max_fail: Option<String>,
     /// Dry run: read-only queries run, commands that would change something are printed
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub(crate) check: bool,
     /// Bound the whole run (e.g. 30m, 1h): on expiry fleet stops it, writes the recap and
     /// exits 124
-    #[arg(long, value_name = "DURATION", global = true, value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Option<std::time::Duration>,
     /// Wait this many seconds for another run of the project to end (default: exit 75 at once)
-    #[arg(long, value_name = "SECS", default_value_t = 0, global = true)]
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub(crate) lock_wait: u64,
     /// Rerun a recipe with the arguments of its last run (or of run RUN), only on the
     /// hosts that failed or were unreachable there
-    #[arg(long, value_name = "RUN", num_args = 0..=1, require_equals = true, default_missing_value = "last", global = true)]
+    #[arg(long, value_name = "RUN", num_args = 0..=1, require_equals = true, default_missing_value = "last")]
     pub(crate) retry_failed: Option<String>,
     /// Run the project's recipes as they are at this git revision (tag, branch, commit)
-    #[arg(long, value_name = "REV", global = true)]
+    #[arg(long, value_name = "REV")]
     pub(crate) recipes_rev: Option<String>,
     /// Record the host keys of hosts never seen before (changed keys are still refused)
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub(crate) accept_new_host_keys: bool,
     /// Plain log lines instead of progress bars
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub(crate) no_progress: bool,
     /// Machine-readable output (recap of a run, host list, recipe list)
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub(crate) json: bool,
     /// More output: commands and their output (-vv: more)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -282,14 +289,140 @@ pub(crate) enum Builtin {
     },
 }
 
-/// The full command line: built-ins plus a subcommand for every recipe.
+/// What a run of hosts is steered by: a recipe, `exec`.
+const RUN_OPTIONS: &[&str] = &[
+    "limit",
+    "forks",
+    "max_fail",
+    "check",
+    "timeout",
+    "lock_wait",
+    "retry_failed",
+    "accept_new_host_keys",
+    "no_progress",
+    "json",
+];
+
+/// The options of fleet that `command` uses beyond the global ones (-C, -i, -v, -q):
+/// its help shows only these, and the others are refused for it.
+pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static str] {
+    const RECIPE: &[&str] = &[
+        "limit",
+        "forks",
+        "max_fail",
+        "check",
+        "timeout",
+        "lock_wait",
+        "retry_failed",
+        "accept_new_host_keys",
+        "no_progress",
+        "json",
+        "recipes_rev",
+    ];
+    if is_recipe {
+        return RECIPE;
+    }
+    match command {
+        "exec" => RUN_OPTIONS,
+        "status" => &[
+            "limit",
+            "forks",
+            "timeout",
+            "lock_wait",
+            "accept_new_host_keys",
+            "no_progress",
+            "json",
+        ],
+        "pull" => &["check", "timeout", "lock_wait", "no_progress", "json"],
+        "connect" => &["accept_new_host_keys"],
+        "hosts" | "list" | "show" | "backups" => &["limit", "json"],
+        "history" | "recipes" | "api" => &["json"],
+        _ => &[],
+    }
+}
+
+/// The full command line: built-ins plus a subcommand for every recipe. fleet's own
+/// options may come before the command (`fleet --check update`) or after it.
 pub(crate) fn command(recipes: &RecipeIndex, retrying: bool) -> clap::Command {
     let mut cmd = Cli::command();
     let required = !retrying && !crate::recipe::args::on_terminal();
     for recipe in recipes.recipes.values() {
         cmd = cmd.subcommand(recipe_command(recipe, required));
     }
+    let own: Vec<clap::Arg> = cmd.get_arguments().cloned().collect();
+    let names: Vec<(String, bool)> = cmd
+        .get_subcommands()
+        .map(|s| {
+            let name = s.get_name().to_string();
+            let is_recipe = recipes.get(&name).is_some();
+            (name, is_recipe)
+        })
+        .collect();
+    for (name, is_recipe) in names {
+        let wanted = options_of(&name, is_recipe);
+        let args: Vec<clap::Arg> = own
+            .iter()
+            .filter(|a| wanted.contains(&a.get_id().as_str()))
+            .cloned()
+            .collect();
+        cmd = cmd.mut_subcommand(&name, |sub| sub.args(args));
+    }
     cmd
+}
+
+/// fleet's options as given before and after the command: an option after it wins; one
+/// before it that the command does not use is a usage error.
+pub(crate) fn scoped_options(
+    top: &clap::ArgMatches,
+    command: &str,
+    is_recipe: bool,
+    sub: &clap::ArgMatches,
+) -> crate::error::Result<GlobalArgs> {
+    use clap::parser::ValueSource::CommandLine;
+    let mut global = GlobalArgs::from_arg_matches(top)
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    let wanted = options_of(command, is_recipe);
+    let before = Cli::command();
+    for arg in before.get_arguments().filter(|a| !a.is_global_set()) {
+        let id = arg.get_id().as_str();
+        if top.value_source(id) == Some(CommandLine) && !wanted.contains(&id) {
+            return Err(crate::error::Error::usage_with_help(
+                format!(
+                    "--{} does not apply to `fleet {command}`",
+                    arg.get_long().unwrap_or(id)
+                ),
+                format!("`fleet {command} --help` lists its options"),
+            ));
+        }
+    }
+    let given = |id: &str| wanted.contains(&id) && sub.value_source(id) == Some(CommandLine);
+    let text = |id: &str| sub.get_one::<String>(id).cloned();
+    if given("limit") {
+        global.limit = text("limit");
+    }
+    if given("forks") {
+        global.forks = sub.get_one::<usize>("forks").copied();
+    }
+    if given("max_fail") {
+        global.max_fail = text("max_fail");
+    }
+    if given("timeout") {
+        global.timeout = sub.get_one::<std::time::Duration>("timeout").copied();
+    }
+    if given("lock_wait") {
+        global.lock_wait = sub.get_one::<u64>("lock_wait").copied().unwrap_or(0);
+    }
+    if given("retry_failed") {
+        global.retry_failed = text("retry_failed");
+    }
+    if given("recipes_rev") {
+        global.recipes_rev = text("recipes_rev");
+    }
+    global.check |= given("check");
+    global.accept_new_host_keys |= given("accept_new_host_keys");
+    global.no_progress |= given("no_progress");
+    global.json |= given("json");
+    Ok(global)
 }
 
 /// One recipe's subcommand: its arguments from its signature, its help from its doc

@@ -138,8 +138,12 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             }));
         }
     };
-    let global =
-        GlobalArgs::from_arg_matches(&matches).map_err(|e| Error::Internal(e.to_string()))?;
+    let global = match matches.subcommand() {
+        Some((name, sub)) => cli::scoped_options(&matches, name, recipes.get(name).is_some(), sub)?,
+        None => {
+            GlobalArgs::from_arg_matches(&matches).map_err(|e| Error::Internal(e.to_string()))?
+        }
+    };
     let mut app = App {
         project,
         scripting,

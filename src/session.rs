@@ -161,7 +161,8 @@ fn secrets_file_warning(root: &std::path::Path, file: &std::path::Path) -> Optio
 }
 
 /// Prints the recap (table on stderr, or JSON on stdout) and returns the run's exit code.
-pub(crate) fn finish_run(app: &App, run: &Run, error: Option<&Error>) -> i32 {
+/// `error`: the recipe's own error, shown before the recap.
+pub(crate) fn finish_run(app: &App, run: &Run, error: Option<Error>) -> i32 {
     finish_run_with(app, run, error, true)
 }
 
@@ -170,25 +171,27 @@ pub(crate) fn finish_run(app: &App, run: &Run, error: Option<&Error>) -> i32 {
 pub(crate) fn finish_run_with(
     app: &App,
     run: &Run,
-    error: Option<&Error>,
+    error: Option<Error>,
     show_json_recap: bool,
 ) -> i32 {
     run.close();
     run.ui.finish();
     let recap = Recap::of(run, error.is_some());
+    let error_text = error.as_ref().map(|e| e.to_string());
+    // The recipe's error first and the run line last, as for a host's failure.
+    let error_code = error.map(crate::commands::report_error);
+    let quiet = app.global.verbosity() < 0;
     if app.global.json && !show_json_recap {
         // The command's own JSON is the result.
     } else if app.global.json {
         let text = serde_json::to_string_pretty(&recap).unwrap_or_default();
         run.ui.json_result(&text);
+    } else if quiet && recap.exit_code == 0 {
+        // -q: nothing at all when every host ended well (cron mails only failures).
     } else {
-        let table = recap.render(|status, word| run.ui.style(status).apply_to(word).to_string());
-        // A run that touched no host has only the summary line to show.
-        let text = match recap.hosts.is_empty() {
-            true => table.lines().last().unwrap_or_default().to_string() + "\n",
-            false => table,
-        };
-        eprint!("{}", crate::ops::secrets::redact(&text));
+        let style = |status, word: &str| run.ui.style(status).apply_to(word).to_string();
+        let table = recap.render(style, quiet);
+        eprint!("{}", crate::ops::secrets::redact(&table));
     }
     match crate::exec::interrupt::stop() {
         Some(Stop::TimedOut) => eprintln!(
@@ -197,8 +200,12 @@ pub(crate) fn finish_run_with(
         Some(Stop::Interrupted) => eprintln!("interrupted: hosts not yet started were skipped"),
         None => {}
     }
-    let mut code = recap.exit_code;
-    let record = journal_record(app, run, &recap, error);
+    let mut code = match (crate::exec::interrupt::stop(), error_code) {
+        // Not stopped: the recipe's error decides (exit 2).
+        (None, Some(c)) => c,
+        _ => recap.exit_code,
+    };
+    let record = journal_record(app, run, &recap, error_text);
     match crate::journal::write(&app.project.state_dir(), &record, &run.staged()) {
         Ok(commit) if app.global.verbose > 0 => eprintln!(
             "journal: {} in {} (commit {})",
@@ -222,7 +229,7 @@ pub(crate) fn finish_run_with(
 }
 
 /// The journal record of a finished run.
-fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<&Error>) -> RunRecord {
+fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<String>) -> RunRecord {
     // The recipes that ran: the pinned revision, or the work tree and whether it was dirty.
     let head = match &run.meta.recipes_rev {
         Some(rev) => crate::recipe::sources::repo_of(&app.project.root)
@@ -275,7 +282,7 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<&Error>) ->
         duration_ms: recap.duration_ms,
         check: run.options.check,
         exit_code: recap.exit_code,
-        error: error.map(|e| e.to_string()),
+        error,
         killed: false,
         hosts,
     }

@@ -69,17 +69,9 @@ pub(crate) fn run(
             }
         }
     }
-    let code = finish_run(app, &run, error.as_ref());
-    match error {
-        // Not stopped: the recipe's error is the result (shown once, exit 2).
-        Some(e) if crate::exec::interrupt::stop().is_none() => Err(e),
-        Some(e) => {
-            // Interrupted or timed out: that exit code wins, the error is still shown.
-            super::report_error(e);
-            Ok(code)
-        }
-        None => Ok(code),
-    }
+    // The recipe's error is shown once, before the recap; unless the run was stopped
+    // (that exit code wins) it decides the exit code.
+    Ok(finish_run(app, &run, error))
 }
 
 /// `--retry-failed[=RUN]`: the recipe again, with the arguments of RUN (default: its last

@@ -24,6 +24,17 @@ pub(crate) struct Recap {
     pub(crate) hosts: Vec<HostRecap>,
 }
 
+/// An error in one table cell: its first line, and when that announces more (`…exited
+/// with 2:`), the first line it announces.
+fn error_cell(error: &str) -> String {
+    let mut lines = error.lines();
+    let first = lines.next().unwrap_or_default();
+    match lines.find(|l| !l.trim().is_empty()) {
+        Some(next) if first.ends_with(':') => format!("{first} {}", next.trim()),
+        _ => first.to_string(),
+    }
+}
+
 impl Recap {
     /// The recap of `run`; `recipe_failed`: the recipe itself ended with an error.
     pub(crate) fn of(run: &Run, recipe_failed: bool) -> Recap {
@@ -53,14 +64,23 @@ impl Recap {
         }
     }
 
-    /// The closing table: one row per host, then the totals.
-    pub(crate) fn render(&self, style: impl Fn(HostStatus, &str) -> String) -> String {
+    /// The closing table: one row per host, then the totals. `only_failures` (-q) keeps
+    /// the rows of failed and unreachable hosts; a table without rows is left out.
+    pub(crate) fn render(
+        &self,
+        style: impl Fn(HostStatus, &str) -> String,
+        only_failures: bool,
+    ) -> String {
+        let shown: Vec<&HostRecap> = self
+            .hosts
+            .iter()
+            .filter(|h| !only_failures || h.status.is_failure())
+            .collect();
         let header: Vec<String> = ["HOST", "STATUS", "TIME", "ERROR"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let rows: Vec<Vec<String>> = self
-            .hosts
+        let rows: Vec<Vec<String>> = shown
             .iter()
             .map(|h| {
                 vec![
@@ -68,28 +88,26 @@ impl Recap {
                     h.status.as_str().to_string(),
                     format!("{:.1}s", h.duration_ms as f64 / 1000.0),
                     // Masked before the table makes control characters visible.
-                    crate::ops::secrets::redact(
-                        h.error
-                            .as_deref()
-                            .and_then(|e| e.lines().next())
-                            .unwrap_or(""),
-                    )
-                    .into_owned(),
+                    crate::ops::secrets::redact(&error_cell(h.error.as_deref().unwrap_or("")))
+                        .into_owned(),
                 ]
             })
             .collect();
         // Colour is applied after alignment so escape codes never skew the columns: the
         // status cell of row i starts right after the padded host column.
-        let host_width = self
-            .hosts
+        let host_width = shown
             .iter()
             .map(|h| crate::table::cell_text(&h.host).width())
             .chain([4])
             .max()
             .unwrap_or(4);
         let mut text = String::new();
-        for (i, line) in crate::table::render(&header, &rows).lines().enumerate() {
-            match i.checked_sub(1).and_then(|r| self.hosts.get(r)) {
+        let table = match shown.is_empty() {
+            true => String::new(),
+            false => crate::table::render(&header, &rows),
+        };
+        for (i, line) in table.lines().enumerate() {
+            match i.checked_sub(1).and_then(|r| shown.get(r)) {
                 Some(h) => {
                     let at = line
                         .char_indices()

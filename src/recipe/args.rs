@@ -60,7 +60,7 @@ pub(crate) fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
 /// `required`: clap itself refuses a missing positional argument (false when
 /// `--retry-failed` supplies the earlier run's, or on a terminal, where `bind` asks).
 pub(crate) fn clap_args(params: &[Param], required: bool) -> Vec<clap::Arg> {
-    params
+    let mut args: Vec<clap::Arg> = params
         .iter()
         .map(|p| {
             let help = if p.help.is_empty() {
@@ -68,7 +68,9 @@ pub(crate) fn clap_args(params: &[Param], required: bool) -> Vec<clap::Arg> {
             } else {
                 format!("{} ({})", p.help, p.ty.name())
             };
-            let arg = clap::Arg::new(p.name.clone()).help(help);
+            let arg = clap::Arg::new(p.name.clone())
+                .help(help)
+                .help_heading("Recipe options");
             match &p.default {
                 None => arg.value_name(p.value_name()).required(required),
                 Some(d) if p.ty == ArgType::Bool => arg
@@ -86,7 +88,30 @@ pub(crate) fn clap_args(params: &[Param], required: bool) -> Vec<clap::Arg> {
                     .default_value(d.to_string()),
             }
         })
-        .collect()
+        .collect();
+    if takes_positional_pattern(params) {
+        args.push(
+            clap::Arg::new(POSITIONAL_PATTERN)
+                .value_name("PATTERN")
+                .help("Which hosts, as `--pattern` (e.g. `web`, `web-*`, `web:&prod`)")
+                .index(1)
+                .conflicts_with("pattern"),
+        );
+    }
+    args
+}
+
+/// The id of the positional form of a `pattern` argument.
+const POSITIONAL_PATTERN: &str = "pattern (positional)";
+
+/// `fleet update web-3` as `inv update web-3` would take it: a recipe whose arguments all
+/// have defaults and include `pattern` also takes the pattern as its first positional
+/// argument (`--pattern` keeps working).
+fn takes_positional_pattern(params: &[Param]) -> bool {
+    params.iter().all(|p| p.default.is_some())
+        && params
+            .iter()
+            .any(|p| p.name == "pattern" && p.ty == ArgType::String)
 }
 
 /// Whether fleet can ask the user (stdin and stderr are a terminal).
@@ -110,7 +135,12 @@ pub(crate) fn bind(
     matches: &clap::ArgMatches,
     ask: Option<Ask>,
 ) -> Result<Vec<Dynamic>, String> {
-    let given = |p: &Param| matches.get_one::<String>(&p.name).cloned();
+    let positional = |p: &Param| {
+        (p.name == "pattern" && takes_positional_pattern(params))
+            .then(|| matches.get_one::<String>(POSITIONAL_PATTERN).cloned())
+            .flatten()
+    };
+    let given = |p: &Param| positional(p).or_else(|| matches.get_one::<String>(&p.name).cloned());
     let missing: Vec<&Param> = params
         .iter()
         .filter(|p| p.default.is_none() && given(p).is_none())
@@ -139,8 +169,8 @@ pub(crate) fn bind(
     params
         .iter()
         .map(|p| {
-            let from_command_line =
-                matches.value_source(&p.name) == Some(clap::parser::ValueSource::CommandLine);
+            let from_command_line = positional(p).is_some()
+                || matches.value_source(&p.name) == Some(clap::parser::ValueSource::CommandLine);
             match interactive {
                 Some(ask) if !from_command_line => loop {
                     let raw = ask(p, given(p))?;
@@ -229,6 +259,45 @@ mod tests {
             convert(ArgType::Int, "four").unwrap_err(),
             "expects an int, got `four`"
         );
+    }
+
+    fn update_params() -> Vec<Param> {
+        let string = |name: &str, d: &str| Param {
+            name: name.into(),
+            ty: ArgType::String,
+            default: Some(Dynamic::from(d.to_string())),
+            help: String::new(),
+        };
+        vec![string("pattern", "all"), string("serial", "")]
+    }
+
+    fn parse_update(args: &[&str]) -> Result<Vec<String>, String> {
+        let cmd = clap::Command::new("update").args(clap_args(&update_params(), true));
+        let m = cmd
+            .try_get_matches_from(std::iter::once("update").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        let values = bind("update", &update_params(), &m, None)?;
+        Ok(values.into_iter().map(|v| v.to_string()).collect())
+    }
+
+    #[test]
+    fn a_pattern_argument_is_also_the_first_positional() {
+        assert_eq!(parse_update(&[]).unwrap(), ["all", ""]);
+        assert_eq!(parse_update(&["web-3"]).unwrap(), ["web-3", ""]);
+        assert_eq!(
+            parse_update(&["--pattern", "db", "--serial", "2"]).unwrap(),
+            ["db", "2"]
+        );
+        assert_eq!(
+            parse_update(&["web:&prod", "--serial=25%"]).unwrap(),
+            ["web:&prod", "25%"]
+        );
+        let both = parse_update(&["web", "--pattern", "db"]).unwrap_err();
+        assert!(both.contains("cannot be used with"), "{both}");
+        // A recipe with a required argument keeps its positionals for those.
+        let mut params = update_params();
+        params[1].default = None;
+        assert!(!takes_positional_pattern(&params));
     }
 
     #[test]

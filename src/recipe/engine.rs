@@ -57,7 +57,10 @@ pub(crate) fn build(project_modules: ProjectModules) -> Scripting {
     engine.on_print(move |text| match print_ctx.current_run() {
         Some(run) => {
             let host = current::host();
-            run.ui.out(host.as_deref(), text);
+            // -q: a cron run prints nothing when all went well (the log keeps it).
+            if run.ui.options.verbosity >= 0 {
+                run.ui.out(host.as_deref(), text);
+            }
             run.tag
                 .host_message(host.as_deref(), current::step().as_deref(), text);
         }
