@@ -320,7 +320,10 @@ fn backups_show_failed_and_never_run_hosts_and_status_agrees() {
             .unwrap_or_else(|| panic!("no {host} in {out:?}"))
             .to_string()
     };
-    assert!(line("s1").starts_with("s1    ok      backups/s1/"), "{out:?}");
+    assert!(
+        line("s1").starts_with("s1    ok      backups/s1/"),
+        "{out:?}"
+    );
     let s2 = line("s2");
     assert!(
         s2.starts_with("s2    FAILED  none") && s2.contains("rsync exited with 23"),
@@ -340,10 +343,20 @@ fn backups_show_failed_and_never_run_hosts_and_status_agrees() {
         .map(|h| (h["host"].as_str().unwrap(), h["state"].as_str().unwrap()))
         .collect();
     assert_eq!(states, [("s1", "ok"), ("s2", "failed"), ("s3", "never")]);
-    assert!(list[0]["last_snapshot"].as_str().unwrap().contains("backups/s1/"));
+    assert!(
+        list[0]["last_snapshot"]
+            .as_str()
+            .unwrap()
+            .contains("backups/s1/")
+    );
     assert!(list[0]["total_size"].as_u64().unwrap() > 0);
     assert!(list[0]["last_error"].is_null());
-    assert!(list[1]["last_error"].as_str().unwrap().contains("exited with 23"));
+    assert!(
+        list[1]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with 23")
+    );
     assert!(list[1]["last_error_at"].is_string());
     assert!(list[2]["last_snapshot"].is_null() && list[2]["job"].is_null());
     // Only the hosts asked for.
@@ -403,16 +416,30 @@ fn named_jobs_keep_their_own_snapshots_and_results() {
     let sub = snapshots(&f.path().join("backups/s1/sub"));
     let key = snapshots(&f.path().join("backups/s1/key"));
     assert_eq!((sub.len(), key.len()), (1, 1));
-    assert!(sub[0].join(a.strip_prefix("/").unwrap()).join("changing.txt").is_file());
+    assert!(
+        sub[0]
+            .join(a.strip_prefix("/").unwrap())
+            .join("changing.txt")
+            .is_file()
+    );
     assert!(key[0].join(b.strip_prefix("/").unwrap()).is_file());
     assert!(!key[0].join(a.strip_prefix("/").unwrap()).exists());
     let out = fleet(&f, &["backups"]);
     out.code(0).stdout_has("HOST  JOB     STATE");
     let lines: Vec<&str> = out.stdout.lines().skip(1).collect();
     assert_eq!(lines.len(), 3, "{out:?}");
-    assert!(lines[0].starts_with("s1    broken  FAILED  none"), "{out:?}");
-    assert!(lines[1].starts_with("s1    key     ok      backups/s1/key/"), "{out:?}");
-    assert!(lines[2].starts_with("s1    sub     ok      backups/s1/sub/"), "{out:?}");
+    assert!(
+        lines[0].starts_with("s1    broken  FAILED  none"),
+        "{out:?}"
+    );
+    assert!(
+        lines[1].starts_with("s1    key     ok      backups/s1/key/"),
+        "{out:?}"
+    );
+    assert!(
+        lines[2].starts_with("s1    sub     ok      backups/s1/sub/"),
+        "{out:?}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&fleet(&f, &["backups", "--json"]).stdout).unwrap();
     assert_eq!(json[1]["job"], "key");
@@ -464,7 +491,10 @@ fn restore_from_the_command_line_asks_first_and_takes_the_newest_snapshot() {
     set_vars(
         &f,
         "s1",
-        &format!("backup_paths = [\"{}\"], backup_retention = {{ last = 5 }}", src.display()),
+        &format!(
+            "backup_paths = [\"{}\"], backup_retention = {{ last = 5 }}",
+            src.display()
+        ),
     );
     let path = src.display().to_string();
     // Nothing to restore from yet.
@@ -493,18 +523,35 @@ fn restore_from_the_command_line_asks_first_and_takes_the_newest_snapshot() {
     fleet(&f, &["--check", "restore", "s1", &path])
         .code(0)
         .stdout_has("would restore ");
-    assert_eq!(std::fs::read_to_string(src.join("sub/changing.txt")).unwrap(), "damaged\n");
+    assert_eq!(
+        std::fs::read_to_string(src.join("sub/changing.txt")).unwrap(),
+        "damaged\n"
+    );
     // The newest good snapshot by default.
     fleet(&f, &["restore", "s1", &path, "--yes"])
         .code(0)
         .stdout_has("s1 | restored ");
-    assert_eq!(std::fs::read_to_string(src.join("sub/changing.txt")).unwrap(), "version 2\n");
+    assert_eq!(
+        std::fs::read_to_string(src.join("sub/changing.txt")).unwrap(),
+        "version 2\n"
+    );
     assert!(src.join("stable.txt").is_file());
     // An older snapshot by name, to another directory.
     let name = first[0].file_name().unwrap().to_str().unwrap();
     let elsewhere = f.path().join("elsewhere");
-    fleet(&f, &["restore", "s1", name, &format!("{path}/sub"), "--to", elsewhere.to_str().unwrap(), "-y"])
-        .code(0);
+    fleet(
+        &f,
+        &[
+            "restore",
+            "s1",
+            name,
+            &format!("{path}/sub"),
+            "--to",
+            elsewhere.to_str().unwrap(),
+            "-y",
+        ],
+    )
+    .code(0);
     assert_eq!(
         std::fs::read_to_string(elsewhere.join("changing.txt")).unwrap(),
         "version 1\n"
@@ -572,7 +619,16 @@ fn a_backup_host_reaches_the_source_its_own_way_with_backup_ssh() {
     let back = f.path().join("restored-from-s2");
     fleet(
         &f,
-        &["restore", "s1", &src.display().to_string(), "--job", "tree", "--to", back.to_str().unwrap(), "--yes"],
+        &[
+            "restore",
+            "s1",
+            &src.display().to_string(),
+            "--job",
+            "tree",
+            "--to",
+            back.to_str().unwrap(),
+            "--yes",
+        ],
     )
     .code(0);
     assert_eq!(
@@ -584,7 +640,11 @@ fn a_backup_host_reaches_the_source_its_own_way_with_backup_ssh() {
     let pwned = f.path().join("pwned");
     for (bad, why) in [
         (
-            format!("-oProxyCommand=touch {} root@{}", pwned.display(), s1.address),
+            format!(
+                "-oProxyCommand=touch {} root@{}",
+                pwned.display(),
+                s1.address
+            ),
             "`-oProxyCommand=touch` is not allowed",
         ),
         (

@@ -38,8 +38,9 @@ fn the_catalog_lists_apps_with_ports_dependencies_and_hosts() {
         .file("catalog/index.json", &example_catalog())
         .file("inventory.toml", INVENTORY);
     let out = p.fleet(&["catalog"]);
-    out.code(0)
-        .stderr_has("warning: host typo: app `ngnix` is not in the catalog (did you mean `nginx`?)");
+    out.code(0).stderr_has(
+        "warning: host typo: app `ngnix` is not in the catalog (did you mean `nginx`?)",
+    );
     assert_eq!(
         out.stdout,
         "APP        ROLE    PORTS                          DEPENDS       HOSTS           DESCRIPTION\n\
@@ -84,7 +85,11 @@ fn the_catalog_can_come_from_a_repository_and_bad_catalogs_are_named() {
             .current_dir(repo.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "."]);
@@ -103,7 +108,7 @@ fn the_catalog_can_come_from_a_repository_and_bad_catalogs_are_named() {
         "catalog/index.json",
         r#"{"apps": [{"name": "web", "role": "nginx", "ports": [{"port": "80; reboot", "scope": "public"}]}]}"#,
     );
-    p.fleet(&["catalog"])
-        .code(2)
-        .stderr_has("catalog/index.json: app `web` (apps[0]): ports[0].port `80; reboot` is not a port");
+    p.fleet(&["catalog"]).code(2).stderr_has(
+        "catalog/index.json: app `web` (apps[0]): ports[0].port `80; reboot` is not a port",
+    );
 }

@@ -48,7 +48,8 @@ pub(crate) fn from_journal(
 ) -> BTreeMap<(String, Option<String>), HostBackups> {
     let mut out: BTreeMap<(String, Option<String>), HostBackups> = BTreeMap::new();
     // Oldest first, so later runs overwrite.
-    for r in runs.iter().rev() {
+    // Check runs made no backup.
+    for r in runs.iter().rev().filter(|r| !r.check) {
         for h in &r.hosts {
             for result in BackupResult::all_from_journal(&h.results) {
                 let entry = out

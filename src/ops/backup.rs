@@ -344,6 +344,11 @@ pub(crate) fn backup(
             format!("backup paths must be absolute, got {paths:?}"),
         ));
     }
+    // A bad connection string is refused in --check too.
+    let via = match store {
+        Store::Remote { .. } => backup_ssh_of(host).map_err(|e| fail(&result, e))?,
+        Store::Local { .. } => None,
+    };
     if source.check_mode() {
         source.out(&format!(
             "would back up {} to {}",
@@ -352,10 +357,6 @@ pub(crate) fn backup(
         ));
         return Ok(result);
     }
-    let via = match store {
-        Store::Remote { .. } => backup_ssh_of(host).map_err(|e| fail(&result, e))?,
-        Store::Local { .. } => None,
-    };
     let names = store
         .prepare(&folder)
         .map_err(|e| fail(&result, e.to_string()))?;
@@ -940,6 +941,157 @@ mod tests {
     }
 
     #[test]
+    fn a_named_job_with_backup_ssh_pulls_its_own_way_into_its_own_folder() {
+        let at = Scripted::new(&[
+            ("if [ ! -f ", 0, ""),
+            ("rsync ", 0, STATS),
+            ("mv -T -- ", 0, ""),
+        ]);
+        let from = Scripted::new(&[]);
+        let mut host = source(Connection::Ssh);
+        host.vars
+            .insert("backup_ssh".into(), "-p 2203 -l backup edge.example".into());
+        let store = Store::Remote {
+            host: &at,
+            dir: "/srv/b".into(),
+            ssh_options: String::new(),
+        };
+        let opts = BackupOpts {
+            job: Some("db".into()),
+            ..newest_only()
+        };
+        let result = backup(
+            &from,
+            &host,
+            &SshDefaults::default(),
+            &store,
+            &["/var/lib/db".into()],
+            &opts,
+            &now,
+        )
+        .unwrap();
+        assert_eq!(
+            result.snapshot.as_deref(),
+            Some("fake:/srv/b/web-1/db/20261125T020000Z")
+        );
+        let ran = at.ran();
+        assert!(ran[0].contains("mkdir -p /srv/b/web-1/db &&"), "{}", ran[0]);
+        assert!(
+            ran[1].ends_with(
+                "-e 'ssh -o BatchMode=yes -p 2203' -- backup@edge.example:/var/lib/db \
+                 /srv/b/web-1/db/20261125T020000Z.partial/"
+            ),
+            "{}",
+            ran[1]
+        );
+        let results = from.results.lock().unwrap();
+        assert_eq!(results[0].0, "backup:db");
+        assert_eq!(results[0].1["job"], "db");
+        drop(results);
+
+        // A hostile connection string fails the job before anything runs, in --check too.
+        for check in [false, true] {
+            let at = Scripted::new(&[]);
+            let mut from = Scripted::new(&[]);
+            from.check = check;
+            host.vars
+                .insert("backup_ssh".into(), "-oProxyCommand=sh edge".into());
+            let store = Store::Remote {
+                host: &at,
+                dir: "/srv/b".into(),
+                ssh_options: String::new(),
+            };
+            let err = backup(
+                &from,
+                &host,
+                &SshDefaults::default(),
+                &store,
+                &["/etc".into()],
+                &opts,
+                &now,
+            )
+            .unwrap_err();
+            assert!(
+                err.message.starts_with("backup `db` of web-1 failed: host web-1: the var `backup_ssh`: `-oProxyCommand=sh` is not allowed"),
+                "{}",
+                err.message
+            );
+            assert!(at.ran().is_empty());
+        }
+    }
+
+    #[test]
+    fn jobs_come_from_backups_or_the_single_backup_paths_form() {
+        let mut host = source(Connection::Ssh);
+        let jobs = jobs_of(&host).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            (jobs[0].name.as_deref(), jobs[0].paths.as_slice()),
+            (None, &["/etc".to_string()][..])
+        );
+        host.vars
+            .insert("backup_paths".into(), serde_json::json!(["/srv", "/home"]));
+        host.vars
+            .insert("backup_retention".into(), serde_json::json!({ "last": 3 }));
+        let jobs = jobs_of(&host).unwrap();
+        assert_eq!(jobs[0].paths, ["/srv", "/home"]);
+        assert_eq!(jobs[0].retention.as_ref().unwrap().last, Some(3));
+        host.vars.insert(
+            "backup_retention".into(),
+            serde_json::json!({ "forever": 3 }),
+        );
+        assert!(
+            jobs_of(&host)
+                .unwrap_err()
+                .contains("host web-1: the var `backup_retention`: unknown field `forever`")
+        );
+        host.vars.clear();
+        host.vars.insert(
+            "backups".into(),
+            serde_json::json!([
+                { "name": "etc", "paths": ["/etc"] },
+                { "name": "db", "paths": ["/var/lib/db"], "dest_host": "bk", "dest_dir": "/srv/b", "retention": { "daily": 7 } }
+            ]),
+        );
+        let jobs = jobs_of(&host).unwrap();
+        let names: Vec<_> = jobs.iter().map(|j| j.name.clone().unwrap()).collect();
+        assert_eq!(names, ["etc", "db"]);
+        for (bad, why) in [
+            (
+                serde_json::json!([{ "paths": ["/etc"] }]),
+                "job 1 has no `name`",
+            ),
+            (
+                serde_json::json!([{ "name": "-x", "paths": ["/etc"] }]),
+                "job name `-x` must be",
+            ),
+            (
+                serde_json::json!([{ "name": "a", "paths": ["etc"] }]),
+                "job `a`: paths must be absolute",
+            ),
+            (
+                serde_json::json!([{ "name": "a", "paths": [] }]),
+                "paths must be absolute",
+            ),
+            (
+                serde_json::json!([{ "name": "a", "paths": ["/etc"], "dest_host": "bk", "dest_dir": "rel" }]),
+                "dest_dir must be given, an absolute path",
+            ),
+            (
+                serde_json::json!({ "name": "a" }),
+                "the var `backups`: invalid type",
+            ),
+        ] {
+            host.vars.insert("backups".into(), bad);
+            let err = jobs_of(&host).unwrap_err();
+            assert!(
+                err.contains(why) && err.starts_with("host web-1: "),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_remote_destination_without_the_marker_is_refused() {
         let at = Scripted::new(&[("if [ ! -f ", 3, "")]);
         let from = Scripted::new(&[]);
@@ -1183,5 +1335,36 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_restore_from_a_backup_host_pushes_from_there_its_own_way() {
+        let at = Scripted::new(&[("if [ -d ", 0, "dir\n"), ("rsync ", 0, "")]);
+        let target = Scripted::new(&[]);
+        let mut host = source(Connection::Ssh);
+        host.vars
+            .insert("backup_ssh".into(), "-p 2203 root@edge".into());
+        restore_from_store(&at, &target, &host, "/srv/b/web-1/T", "/etc/app", None).unwrap();
+        let ran = at.ran();
+        assert_eq!(
+            ran[0],
+            "if [ -d /srv/b/web-1/T/etc/app ]; then echo dir; elif [ -e /srv/b/web-1/T/etc/app ] \
+             || [ -L /srv/b/web-1/T/etc/app ]; then echo file; else echo missing; fi"
+        );
+        assert_eq!(
+            ran[1],
+            "rsync -e 'ssh -o BatchMode=yes -p 2203' --archive --hard-links --numeric-ids \
+             --protect-args -- /srv/b/web-1/T/etc/app/ root@edge:/etc/app/"
+        );
+        let at = Scripted::new(&[("if [ -d ", 0, "missing\n")]);
+        let err =
+            restore_from_store(&at, &target, &host, "/srv/b/web-1/T", "/nope", None).unwrap_err();
+        assert!(
+            err.message
+                .contains("/nope is not in snapshot fake:/srv/b/web-1/T")
+        );
+        assert_eq!(at.ran().len(), 1);
+        let err = restore_from_store(&at, &target, &host, "/srv/../etc", "/x", None).unwrap_err();
+        assert!(err.message.contains("without `..`"), "{}", err.message);
     }
 }
