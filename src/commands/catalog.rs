@@ -69,11 +69,7 @@ pub(crate) fn run(app: &App, repo: Option<&str>, rev: Option<&str>) -> Result<i3
                 .iter()
                 .map(|p| PortRow {
                     port: p.ports.to_string(),
-                    proto: match p.proto {
-                        crate::ops::ufw::Proto::Tcp => "tcp",
-                        crate::ops::ufw::Proto::Udp => "udp",
-                        crate::ops::ufw::Proto::Any => "any",
-                    },
+                    proto: p.proto.as_str(),
                     scope: p.scope.as_str(),
                 })
                 .collect(),

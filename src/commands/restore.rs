@@ -60,6 +60,26 @@ fn locate(snapshot: &str, is_host: impl Fn(&str) -> bool, root: &std::path::Path
     Location::Local(root.join(snapshot))
 }
 
+/// Asks `question` on the terminal; without one (cron, a pipe) it is an error that says
+/// to pass --yes, so nothing waits for an answer.
+fn confirm(app: &App, question: &str, overwrites: &str) -> Result<()> {
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Error::usage_with_help(
+            format!("restoring overwrites {overwrites} and there is no terminal to ask on"),
+            "pass --yes (or --check to see what would be restored)",
+        ));
+    }
+    let ui = crate::exec::ui::Ui::new(crate::exec::ui::UiOptions::detect(
+        true,
+        app.global.verbosity(),
+        false,
+    ));
+    match ui.confirm(&crate::ops::terminal::neutralise(question)) {
+        true => Ok(()),
+        false => Err(Error::usage("restore not confirmed; nothing was changed")),
+    }
+}
+
 pub(crate) fn run(app: &App, a: RestoreArgs) -> Result<i32> {
     let (given, path) = match a.args.as_slice() {
         [path] => (None, path.clone()),
@@ -103,27 +123,11 @@ pub(crate) fn run(app: &App, a: RestoreArgs) -> Result<i32> {
     );
     let target = a.to.clone().unwrap_or_else(|| path.clone());
     if !app.global.check && !a.yes {
-        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-            return Err(Error::usage_with_help(
-                format!(
-                    "restoring overwrites {}:{target} and there is no terminal to ask on",
-                    host.name
-                ),
-                "pass --yes (or --check to see what would be restored)",
-            ));
-        }
-        let ui = crate::exec::ui::Ui::new(crate::exec::ui::UiOptions::detect(
-            true,
-            app.global.verbosity(),
-            false,
-        ));
         let question = format!(
             "Restore {path} from {snapshot} to {}:{target}? [y/N] ",
             host.name
         );
-        if !ui.confirm(&crate::ops::terminal::neutralise(&question)) {
-            return Err(Error::usage("restore not confirmed; nothing was changed"));
-        }
+        confirm(app, &question, &format!("{}:{target}", host.name))?;
     }
     let mut args = vec![host.name.clone(), snapshot.clone(), path.clone()];
     if let Some(to) = &a.to {
