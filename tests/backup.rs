@@ -565,6 +565,23 @@ fn restore_from_the_command_line_asks_first_and_takes_the_newest_snapshot() {
         .stderr_has("PATH `etc` must be an absolute path");
     // The journal records the restore like any run.
     fleet(&f, &["history"]).code(0).stdout_has("restore");
+    // A backup made from elsewhere (-C) is named relative to the project, so the
+    // restore finds it from anywhere.
+    let elsewhere = std::process::Command::new(crate::support::fleet_bin())
+        .args(["-C", f.path().to_str().unwrap(), "backup"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(elsewhere.status.success(), "{elsewhere:?}");
+    std::fs::write(src.join("sub/changing.txt"), "damaged again\n").unwrap();
+    fleet(&f, &["backups"])
+        .code(0)
+        .stdout_has("s1    ok     backups/s1/");
+    fleet(&f, &["restore", "s1", &format!("{path}/sub"), "--yes"]).code(0);
+    assert_eq!(
+        std::fs::read_to_string(src.join("sub/changing.txt")).unwrap(),
+        "version 2\n"
+    );
 }
 
 #[test]

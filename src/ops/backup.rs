@@ -158,6 +158,9 @@ struct Folder<'a> {
 pub(crate) enum Store<'a> {
     Local {
         dir: PathBuf,
+        /// The project root: snapshots are named relative to it (as `rsync::restore`
+        /// and `fleet restore` read them), wherever fleet was started from.
+        root: PathBuf,
         /// This machine, working on the source's behalf: runs rsync, notes it.
         controller: &'a dyn Remote,
     },
@@ -263,7 +266,13 @@ impl Store<'_> {
     fn display(&self, source: &Folder, name: &str) -> String {
         let dir = self.host_dir(source).unwrap_or_default();
         match self {
-            Store::Local { .. } => paths::display(&Path::new(&dir).join(name)),
+            Store::Local { root, .. } => {
+                let path = Path::new(&dir).join(name);
+                match path.strip_prefix(root) {
+                    Ok(rel) => rel.display().to_string(),
+                    Err(_) => path.display().to_string(),
+                }
+            }
             Store::Remote { host, .. } => format!("{}:{dir}/{name}", host.name()),
         }
     }
@@ -1238,6 +1247,7 @@ mod tests {
         let controller = LocalRsync(Scripted::new(&[("rsync ", 0, STATS)]));
         let store = Store::Local {
             dir: dest.clone(),
+            root: tmp.path().to_path_buf(),
             controller: &controller,
         };
         let from = Scripted::new(&[]);
@@ -1252,6 +1262,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(result.pruned, ["20261120T020000Z"]);
+        // Named relative to the project, whatever the working directory.
+        assert_eq!(result.snapshot.unwrap(), format!("backups/web-1/{NOW}"));
         let mut left: Vec<String> = std::fs::read_dir(&host_dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -1269,6 +1281,7 @@ mod tests {
         let controller = LocalRsync(Scripted::new(&[("rsync ", 12, "")]));
         let store = Store::Local {
             dir: dest.clone(),
+            root: tmp.path().to_path_buf(),
             controller: &controller,
         };
         let later = || now() + 3_600;
@@ -1293,6 +1306,7 @@ mod tests {
         let controller = LocalRsync(Scripted::new(&[]));
         let store = Store::Local {
             dir: tmp.path().to_path_buf(),
+            root: tmp.path().to_path_buf(),
             controller: &controller,
         };
         let err = backup(

@@ -175,6 +175,7 @@ fn snapshot(
         },
         None => Store::Local {
             dir: run.options.root.join(&dest),
+            root: run.options.root.clone(),
             controller: &controller,
         },
     };
