@@ -21,6 +21,8 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "show",
     "config-diff",
     "backups",
+    "restore",
+    "catalog",
     "status",
     "report",
     "pull",
@@ -205,8 +207,43 @@ pub(crate) enum Builtin {
         #[arg(num_args = 0..=2, value_name = "RUN")]
         runs: Vec<String>,
     },
-    /// Per host: the last good backup snapshot, its age and size, and the last error
-    Backups,
+    /// Per host (and per named backup job): the last good snapshot, its age and size,
+    /// and the last error; hosts never backed up show as `never`
+    Backups {
+        /// Host pattern
+        #[arg(default_value = "all")]
+        pattern: String,
+    },
+    /// Restore PATH of HOST from a backup snapshot (default: the newest good one),
+    /// asking first on a terminal
+    Restore {
+        /// Inventory host name
+        host: String,
+        /// [SNAPSHOT] PATH: a snapshot (its name, like 20261125T020000Z, or its path
+        /// as `fleet backups` shows it) and the absolute path to restore
+        #[arg(num_args = 1..=2, required = true, value_name = "[SNAPSHOT] PATH")]
+        args: Vec<String>,
+        /// Restore to this path on the host instead of PATH itself
+        #[arg(long, value_name = "DIR")]
+        to: Option<String>,
+        /// The named backup job to restore from (host var `backups`)
+        #[arg(long, value_name = "NAME")]
+        job: Option<String>,
+        /// Do not ask (needed without a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// List the apps of the catalog (catalog/index.json) with their ports, scopes and
+    /// dependencies, and the hosts that have each (their `apps` var)
+    Catalog {
+        /// Take catalog/ from this git repository first, as `fleet configure
+        /// --catalog-repo` does (its last good checkout when unreachable)
+        #[arg(long, value_name = "URL")]
+        catalog_repo: Option<String>,
+        /// Branch, tag or commit of that repository
+        #[arg(long, value_name = "REV", requires = "catalog_repo")]
+        catalog_rev: Option<String>,
+    },
     /// The fleet at a glance: reachable, OS, kernel, uptime, pending (security) updates,
     /// reboot needed, sudo, last update run and last backup, gathered in parallel
     Status {

@@ -192,7 +192,27 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         Some(Builtin::ConfigDiff { host, runs }) => {
             commands::history::config_diff(&app, &host, &runs)
         }
-        Some(Builtin::Backups) => commands::backups::run(&app),
+        Some(Builtin::Backups { pattern }) => commands::backups::run(&app, &pattern),
+        Some(Builtin::Restore {
+            host,
+            args,
+            to,
+            job,
+            yes,
+        }) => commands::restore::run(
+            &app,
+            commands::restore::RestoreArgs {
+                host,
+                args,
+                to,
+                job,
+                yes,
+            },
+        ),
+        Some(Builtin::Catalog {
+            catalog_repo,
+            catalog_rev,
+        }) => commands::catalog::run(&app, catalog_repo.as_deref(), catalog_rev.as_deref()),
         Some(Builtin::Status {
             pattern,
             cached,

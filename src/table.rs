@@ -6,6 +6,16 @@ use unicode_width::UnicodeWidthStr;
 /// Renders `header` and `rows` left-aligned with two spaces between columns; the last
 /// column is not padded so lines carry no trailing spaces.
 pub(crate) fn render(header: &[String], rows: &[Vec<String>]) -> String {
+    render_painted(header, rows, &|_, _, cell| cell.to_string())
+}
+
+/// `render`, with `paint(row, column, cell)` wrapping each data cell (colours on a
+/// terminal) after its width was measured and its control characters neutralised.
+pub(crate) fn render_painted(
+    header: &[String],
+    rows: &[Vec<String>],
+    paint: &dyn Fn(usize, usize, &str) -> String,
+) -> String {
     let columns = header
         .len()
         .max(rows.iter().map(Vec::len).max().unwrap_or(0));
@@ -16,13 +26,24 @@ pub(crate) fn render(header: &[String], rows: &[Vec<String>]) -> String {
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+    for (r, row) in std::iter::once(header)
+        .chain(rows.iter().map(Vec::as_slice))
+        .enumerate()
+    {
         let mut line = String::new();
+        let mut pad = String::new();
         for (i, width) in widths.iter().enumerate() {
             let cell = row.get(i).map(|c| cell_text(c)).unwrap_or_default();
-            line.push_str(&cell);
+            if !cell.is_empty() {
+                line.push_str(&pad);
+                pad.clear();
+                match r {
+                    0 => line.push_str(&cell),
+                    _ => line.push_str(&paint(r - 1, i, &cell)),
+                }
+            }
             if i + 1 < columns {
-                line.push_str(&" ".repeat(width - cell.width() + 2));
+                pad.push_str(&" ".repeat(width - cell.width() + 2));
             }
         }
         out.push_str(line.trim_end());

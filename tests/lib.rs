@@ -3,6 +3,7 @@
 mod support;
 
 mod backup;
+mod catalog;
 mod cli;
 mod cloudinit;
 mod configure;

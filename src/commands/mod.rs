@@ -4,6 +4,7 @@
 pub(crate) mod adhoc;
 pub(crate) mod api;
 pub(crate) mod backups;
+pub(crate) mod catalog;
 pub(crate) mod connect;
 pub(crate) mod history;
 pub(crate) mod hosts;
@@ -12,6 +13,7 @@ pub(crate) mod pull;
 pub(crate) mod recipe;
 pub(crate) mod recipes;
 pub(crate) mod report;
+pub(crate) mod restore;
 pub(crate) mod status;
 
 use crate::App;

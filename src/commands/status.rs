@@ -22,6 +22,18 @@ pub(crate) struct LastUpdate {
     pub(crate) result: Option<serde_json::Value>,
 }
 
+/// How a host's newest backup went (every named job's newest result counts: one failed
+/// job makes the host's backup failed).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LastBackup {
+    /// When the newest backup attempt ended.
+    pub(crate) at: String,
+    /// `ok`, or `failed` when a job's newest result is an error.
+    pub(crate) status: &'static str,
+    /// The first line of the newest failure.
+    pub(crate) error: Option<String>,
+}
+
 /// One host's line of the dashboard.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Row {
@@ -33,7 +45,10 @@ pub(crate) struct Row {
     /// When the facts were gathered (now, or the journal's run).
     pub(crate) gathered_at: Option<String>,
     pub(crate) last_update: Option<LastUpdate>,
+    /// When the last good backup ended.
     pub(crate) last_backup_at: Option<String>,
+    /// The newest backup, good or failed.
+    pub(crate) last_backup: Option<LastBackup>,
 }
 
 /// What the journal says per host, newest wins.
@@ -42,6 +57,7 @@ pub(crate) struct Known {
     pub(crate) facts: Option<(String, bool, Option<Facts>, Option<String>)>,
     pub(crate) last_update: Option<LastUpdate>,
     pub(crate) last_backup_at: Option<String>,
+    pub(crate) last_backup: Option<LastBackup>,
 }
 
 /// Reads every run (newest first, as `journal::load_all` returns them) into `Known`s.
@@ -70,12 +86,33 @@ pub(crate) fn known(runs: &[RunRecord]) -> BTreeMap<String, Known> {
                     result: h.results.get("update").cloned(),
                 });
             }
-            if k.last_backup_at.is_none()
-                && crate::ops::backup::BackupResult::from_journal(&h.results)
-                    .is_some_and(|b| b.succeeded())
-            {
-                k.last_backup_at = Some(r.ended.clone());
-            }
+        }
+    }
+    // Backups per job: the newest result of each decides.
+    for ((host, _), b) in super::backups::from_journal(runs) {
+        let k = out.entry(host).or_default();
+        if b.last_snapshot_at > k.last_backup_at {
+            k.last_backup_at = b.last_snapshot_at.clone();
+        }
+        let (at, failed) = match (&b.last_error_at, &b.last_snapshot_at) {
+            (Some(at), _) => (at.clone(), true),
+            (None, Some(at)) => (at.clone(), false),
+            (None, None) => continue,
+        };
+        let newest = k.last_backup.get_or_insert_with(|| LastBackup {
+            at: at.clone(),
+            status: "ok",
+            error: None,
+        });
+        if at > newest.at {
+            newest.at = at;
+        }
+        if failed && newest.status == "ok" {
+            newest.status = "failed";
+            newest.error = b
+                .last_error
+                .as_deref()
+                .map(|e| e.lines().next().unwrap_or_default().to_string());
         }
     }
     out
@@ -118,6 +155,7 @@ pub(crate) fn cached_row(host: &str, known: &BTreeMap<String, Known>) -> Row {
         gathered_at,
         last_update: k.last_update,
         last_backup_at: k.last_backup_at,
+        last_backup: k.last_backup,
     }
 }
 
@@ -190,6 +228,7 @@ fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Ve
                 gathered_at: Some(now.clone()),
                 last_update: k.last_update,
                 last_backup_at: k.last_backup_at,
+                last_backup: k.last_backup,
             }
         })
         .collect();
@@ -231,8 +270,10 @@ pub(crate) fn cells(r: &Row) -> Vec<String> {
             || "never".into(),
             |u| format!("{} ({})", ago(&u.at), u.status.as_str()),
         ),
-        r.last_backup_at
-            .as_deref()
-            .map_or_else(|| "never".into(), ago),
+        match &r.last_backup {
+            None => "never".into(),
+            Some(b) if b.status == "failed" => format!("FAILED ({})", ago(&b.at)),
+            Some(b) => ago(&b.at),
+        },
     ]
 }

@@ -3,7 +3,7 @@
 //! Three file formats feed one model (`toml`, `plain`, `ini`); `pattern` selects hosts
 //! the way Ansible patterns do, and `resolve` merges variables all < group < host.
 
-mod checks;
+pub(crate) mod checks;
 mod detect;
 pub(crate) mod edit;
 mod ini;

@@ -12,7 +12,7 @@
 use crate::inventory::{Connection, ResolvedHost};
 use crate::ops::paths;
 use crate::ops::remote::{CmdOutput, Remote};
-use crate::ops::rsync::{self, MARKER, PARTIAL, Retention, Source};
+use crate::ops::rsync::{self, BackupSsh, MARKER, PARTIAL, Retention, Source};
 use crate::ops::ssh::{SshDefaults, target_for};
 use crate::ops::text::tail;
 use crate::outcome::HostError;
@@ -32,6 +32,9 @@ pub(crate) struct BackupOpts {
     pub(crate) excludes: Vec<String>,
     pub(crate) one_file_system: bool,
     pub(crate) retention: Retention,
+    /// The job's name when a host has several (`backups = [{ name, … }]`): its
+    /// snapshots are `<dest>/<host>/<job>/<time>`, its result `backup:<job>`.
+    pub(crate) job: Option<String>,
 }
 
 /// What one backup of one host did, as the journal and `fleet backups` keep it.
@@ -52,22 +55,47 @@ pub(crate) struct BackupResult {
     /// ssh could not reach the source.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) unreachable: bool,
+    /// The named job this is the result of (None: the host's only, unnamed backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) job: Option<String>,
 }
 
-/// The key of a host's journal results under which its backup is kept.
+/// The key of a host's journal results under which its backup is kept; a named job's
+/// is `backup:<name>`.
 const RESULT_KEY: &str = "backup";
 
+fn result_key(job: Option<&str>) -> String {
+    match job {
+        Some(name) => format!("{RESULT_KEY}:{name}"),
+        None => RESULT_KEY.to_string(),
+    }
+}
+
 impl BackupResult {
-    /// A host's `backup` result as the journal keeps it.
-    pub(crate) fn from_journal(
+    /// A host's backup results of one run as the journal keeps them, one per job (the
+    /// unnamed one first, then by name).
+    pub(crate) fn all_from_journal(
         results: &serde_json::Map<String, serde_json::Value>,
-    ) -> Option<Self> {
-        serde_json::from_value(results.get(RESULT_KEY)?.clone()).ok()
+    ) -> Vec<Self> {
+        let mut out: Vec<Self> = results
+            .iter()
+            .filter_map(|(key, value)| {
+                let job = match key.strip_prefix(RESULT_KEY)? {
+                    "" => None,
+                    rest => Some(rest.strip_prefix(':')?.to_string()),
+                };
+                let mut r: BackupResult = serde_json::from_value(value.clone()).ok()?;
+                r.job = job;
+                Some(r)
+            })
+            .collect();
+        out.sort_by(|a, b| a.job.cmp(&b.job));
+        out
     }
 
-    /// A snapshot was made and completed.
-    pub(crate) fn succeeded(&self) -> bool {
-        self.snapshot.is_some() && self.error.is_none()
+    /// The job's name as tables show it.
+    pub(crate) fn job_name(job: Option<&str>) -> &str {
+        job.unwrap_or("-")
     }
 }
 
@@ -118,11 +146,21 @@ fn sort_snapshots(names: Vec<String>) -> (Vec<(String, i64)>, Vec<String>) {
     (complete, partial)
 }
 
+/// Whose snapshots: a host's, or one of its named jobs'.
+#[derive(Clone, Copy)]
+struct Folder<'a> {
+    host: &'a str,
+    job: Option<&'a str>,
+}
+
 /// Where snapshots are kept: on this machine (rsync runs here, for the source), or on a
 /// backup host that pulls from the source itself, as backup servers do.
 pub(crate) enum Store<'a> {
     Local {
         dir: PathBuf,
+        /// The project root: snapshots are named relative to it (as `rsync::restore`
+        /// and `fleet restore` read them), wherever fleet was started from.
+        root: PathBuf,
         /// This machine, working on the source's behalf: runs rsync, notes it.
         controller: &'a dyn Remote,
     },
@@ -136,16 +174,22 @@ pub(crate) enum Store<'a> {
 }
 
 impl Store<'_> {
-    /// `<dest>/<source>`: the host name must be one path component, so a host called
-    /// `/tmp/victim` or `..` cannot send snapshots (or their pruning) elsewhere.
-    fn host_dir(&self, source: &str) -> Result<String, StoreError> {
-        let source = paths::component(source).map_err(|e| format!("host name {e}"))?;
+    /// `<dest>/<source>` (or `<dest>/<source>/<job>`): the host and job names must be
+    /// one path component each, so a host called `/tmp/victim` or `..` cannot send
+    /// snapshots (or their pruning) elsewhere.
+    fn host_dir(&self, source: &Folder) -> Result<String, StoreError> {
+        let mut parts = vec![paths::component(source.host).map_err(|e| format!("host name {e}"))?];
+        if let Some(job) = source.job {
+            parts.push(paths::component(job).map_err(|e| format!("backup job name {e}"))?);
+        }
         Ok(match self {
-            Store::Local { dir, .. } => paths::join_under(dir, &[source])
+            Store::Local { dir, .. } => paths::join_under(dir, &parts)
                 .map_err(|e| e.to_string())?
                 .display()
                 .to_string(),
-            Store::Remote { dir, .. } => format!("{}/{source}", dir.trim_end_matches('/')),
+            Store::Remote { dir, .. } => {
+                format!("{}/{}", dir.trim_end_matches('/'), parts.join("/"))
+            }
         })
     }
 
@@ -158,7 +202,7 @@ impl Store<'_> {
     }
 
     /// Checks the marker (or makes the destination) and lists the source's directory.
-    fn prepare(&self, source: &str) -> Result<Vec<String>, StoreError> {
+    fn prepare(&self, source: &Folder) -> Result<Vec<String>, StoreError> {
         let host_dir = self.host_dir(source)?;
         match self {
             Store::Local { dir: dest, .. } => {
@@ -198,7 +242,7 @@ impl Store<'_> {
         }
     }
 
-    fn remove(&self, source: &str, name: &str) -> Result<(), StoreError> {
+    fn remove(&self, source: &Folder, name: &str) -> Result<(), StoreError> {
         let path = format!("{}/{name}", self.host_dir(source)?);
         match self {
             Store::Local { .. } => std::fs::remove_dir_all(&path)
@@ -207,7 +251,7 @@ impl Store<'_> {
         }
     }
 
-    fn rename(&self, source: &str, from: &str, to: &str) -> Result<(), StoreError> {
+    fn rename(&self, source: &Folder, from: &str, to: &str) -> Result<(), StoreError> {
         let dir = self.host_dir(source)?;
         let (a, b) = (format!("{dir}/{from}"), format!("{dir}/{to}"));
         match self {
@@ -219,13 +263,17 @@ impl Store<'_> {
     }
 
     /// How the snapshot is named in results: a local path, or `host:/path`.
-    fn display(&self, source: &str, name: &str) -> String {
+    fn display(&self, source: &Folder, name: &str) -> String {
+        let dir = self.host_dir(source).unwrap_or_default();
         match self {
-            Store::Local { dir, .. } => paths::display(&dir.join(source).join(name)),
-            Store::Remote { host, .. } => {
-                let dir = self.host_dir(source).unwrap_or_default();
-                format!("{}:{dir}/{name}", host.name())
+            Store::Local { root, .. } => {
+                let path = Path::new(&dir).join(name);
+                match path.strip_prefix(root) {
+                    Ok(rel) => rel.display().to_string(),
+                    Err(_) => path.display().to_string(),
+                }
             }
+            Store::Remote { host, .. } => format!("{}:{dir}/{name}", host.name()),
         }
     }
 }
@@ -273,6 +321,10 @@ pub(crate) fn backup(
     clock: &dyn Fn() -> i64,
 ) -> Result<BackupResult, HostError> {
     let started = Instant::now();
+    let what = match &opts.job {
+        Some(job) => format!("backup `{job}` of {}", host.name),
+        None => format!("backup of {}", host.name),
+    };
     let fail = |result: &BackupResult, message: String| {
         let mut result = result.clone();
         result.error = Some(message.clone());
@@ -284,16 +336,28 @@ pub(crate) fn backup(
             command: None,
             code: result.exit_code,
             stderr: String::new(),
-            message: format!("backup of {} failed: {message}", host.name),
+            message: format!("{what} failed: {message}"),
         }
     };
-    let mut result = BackupResult::default();
+    let mut result = BackupResult {
+        job: opts.job.clone(),
+        ..BackupResult::default()
+    };
+    let folder = Folder {
+        host: &host.name,
+        job: opts.job.as_deref(),
+    };
     if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/')) {
         return Err(fail(
             &result,
             format!("backup paths must be absolute, got {paths:?}"),
         ));
     }
+    // A bad connection string is refused in --check too.
+    let via = match store {
+        Store::Remote { .. } => backup_ssh_of(host).map_err(|e| fail(&result, e))?,
+        Store::Local { .. } => None,
+    };
     if source.check_mode() {
         source.out(&format!(
             "would back up {} to {}",
@@ -303,17 +367,17 @@ pub(crate) fn backup(
         return Ok(result);
     }
     let names = store
-        .prepare(&host.name)
+        .prepare(&folder)
         .map_err(|e| fail(&result, e.to_string()))?;
     let (complete, stale) = sort_snapshots(names);
     for name in stale {
         // A partial snapshot is one fleet started and never finished: its own.
         store
-            .remove(&host.name, &name)
+            .remove(&folder, &name)
             .map_err(|e| fail(&result, e.to_string()))?;
     }
     let dir = store
-        .host_dir(&host.name)
+        .host_dir(&folder)
         .map_err(|e| fail(&result, e.to_string()))?;
     let mut time = clock();
     while complete.iter().any(|(_, t)| *t == time) {
@@ -328,9 +392,10 @@ pub(crate) fn backup(
             let (login, ssh) = rsync::controller_ssh(&target_for(host, ssh));
             (Some(login), Some(ssh))
         }
-        // The backup host reaches the source with its own ssh, key and known_hosts.
+        // The backup host reaches the source with its own ssh, key and known_hosts, and
+        // its own way there when the host says (`backup_ssh`).
         (Store::Remote { ssh_options, .. }, _) => {
-            let (login, ssh) = rsync::backup_host_ssh(host, ssh_options);
+            let (login, ssh) = rsync::backup_host_ssh(host, via.as_ref(), ssh_options);
             (Some(login), Some(ssh))
         }
     };
@@ -370,9 +435,9 @@ pub(crate) fn backup(
         ));
     }
     store
-        .rename(&host.name, &format!("{name}{PARTIAL}"), &name)
+        .rename(&folder, &format!("{name}{PARTIAL}"), &name)
         .map_err(|e| fail(&result, e.to_string()))?;
-    result.snapshot = Some(store.display(&host.name, &name));
+    result.snapshot = Some(store.display(&folder, &name));
     if stats.total_size == 0 {
         result.warning = Some(format!(
             "the snapshot of {} is empty (total size 0)",
@@ -387,7 +452,7 @@ pub(crate) fn backup(
     for (old, t) in &all {
         if !kept.contains(t) && *old != name {
             store
-                .remove(&host.name, old)
+                .remove(&folder, old)
                 .map_err(|e| fail(&result, format!("cannot prune snapshot {old}: {e}")))?;
             result.pruned.push(old.clone());
         }
@@ -398,7 +463,29 @@ pub(crate) fn backup(
 }
 
 fn record(source: &dyn Remote, result: &BackupResult) {
-    source.note_result(RESULT_KEY, serde_json::to_value(result).unwrap_or_default());
+    source.note_result(
+        &result_key(result.job.as_deref()),
+        serde_json::to_value(result).unwrap_or_default(),
+    );
+}
+
+/// The host var `backup_ssh`, read strictly: how a backup host reaches this host.
+pub(crate) fn backup_ssh_of(host: &ResolvedHost) -> Result<Option<BackupSsh>, String> {
+    let Some(value) = host.vars.get("backup_ssh") else {
+        return Ok(None);
+    };
+    let text = value.as_str().ok_or_else(|| {
+        format!(
+            "host {}: the var `backup_ssh` must be a string like \"-p 2203 root@edge\"",
+            host.name
+        )
+    })?;
+    BackupSsh::parse(text).map(Some).map_err(|e| {
+        format!(
+            "host {}: the var `backup_ssh`: {e}; expected `[-p PORT] [-l USER] [-i KEYFILE] [-o OPTION=VALUE] [user@]host`",
+            host.name
+        )
+    })
 }
 
 /// Copies `path` of a snapshot back to `host` (at `to`, default the same path), with
@@ -447,6 +534,217 @@ pub(crate) fn restore(
     }
     controller.mark_changed();
     Ok(())
+}
+
+/// Copies `path` of a snapshot kept on a backup host (`at`, the directory `snapshot`
+/// there) back to `host`, with rsync on the backup host pushing over its own ssh (the
+/// host's `backup_ssh` when set, as the backup reached it). `target` is the host's
+/// remote for check mode, messages and the change mark.
+pub(crate) fn restore_from_store(
+    at: &dyn Remote,
+    target: &dyn Remote,
+    host: &ResolvedHost,
+    snapshot: &str,
+    path: &str,
+    to: Option<&str>,
+) -> Result<(), HostError> {
+    let fail = |message: String| HostError::new(&host.name, message);
+    if !snapshot.starts_with('/') || snapshot.split('/').any(|c| c == "..") {
+        return Err(fail(format!(
+            "snapshot {}:{snapshot} must be an absolute path without `..`",
+            at.name()
+        )));
+    }
+    let from = format!(
+        "{}/{}",
+        snapshot.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    let probe = at
+        .exec(&rsync::probe_command(&from), None, None, true)
+        .map_err(|f| fail(f.message))?;
+    let dir = match probe.stdout_text().trim() {
+        "dir" => true,
+        "file" => false,
+        _ => {
+            return Err(fail(format!(
+                "{path} is not in snapshot {}:{snapshot}",
+                at.name()
+            )));
+        }
+    };
+    let dest = to.unwrap_or(path);
+    if target.check_mode() {
+        let slash = if dir { "/" } else { "" };
+        target.out(&format!(
+            "would restore {}:{from}{slash} to {}:{dest}",
+            at.name(),
+            host.name
+        ));
+        return Ok(());
+    }
+    let via = backup_ssh_of(host).map_err(fail)?;
+    let args = rsync::restore_args(
+        &from,
+        dir,
+        dest,
+        Some(rsync::backup_host_ssh(host, via.as_ref(), "")),
+    );
+    let out = run_rsync(at, &args).map_err(|e| fail(e.to_string()))?;
+    if out.code != 0 {
+        return Err(fail(format!(
+            "restore of {path} to {} from {} failed: rsync exited with {}: {}",
+            host.name,
+            at.name(),
+            out.code,
+            tail(&out.stderr, 3)
+        )));
+    }
+    target.mark_changed();
+    Ok(())
+}
+
+/// One backup job of a host: the host var `backups = [{ name, paths, excludes,
+/// dest_host, dest_dir, retention, one_file_system }]`, or the single unnamed job of
+/// `backup_paths` (default ["/etc"]), `backup_excludes` and `backup_retention`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupJob {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<String>,
+    pub(crate) paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) excludes: Vec<String>,
+    /// An inventory host that keeps the snapshots and pulls from this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dest_host: Option<String>,
+    /// Absolute on `dest_host`; relative to the project on the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dest_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retention: Option<RetentionSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) one_file_system: Option<bool>,
+}
+
+/// A retention policy as an inventory writes it; missing counts keep their default.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) hourly_every: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) hourly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) daily: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) weekly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) monthly: Option<u32>,
+}
+
+/// A job name: also a directory name and a journal key.
+pub(crate) fn job_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
+        && !name.starts_with('-')
+}
+
+/// The backup jobs a host's vars declare, checked; errors name the host and the var.
+pub(crate) fn jobs_of(host: &ResolvedHost) -> Result<Vec<BackupJob>, String> {
+    let vars = &host.vars;
+    let legacy = ["backup_paths", "backup_excludes", "backup_retention"];
+    let bad =
+        |var: &str, e: &dyn std::fmt::Display| format!("host {}: the var `{var}`: {e}", host.name);
+    let jobs = match vars.get("backups") {
+        Some(list) => {
+            if let Some(old) = legacy.iter().find(|k| vars.contains_key(**k)) {
+                return Err(format!(
+                    "host {}: both `backups` and `{old}` are set; list every job in `backups` (name, paths, excludes, retention) and remove `{old}`",
+                    host.name
+                ));
+            }
+            let jobs: Vec<BackupJob> =
+                serde_json::from_value(list.clone()).map_err(|e| bad("backups", &e))?;
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, job) in jobs.iter().enumerate() {
+                let name = job
+                    .name
+                    .as_deref()
+                    .ok_or_else(|| bad("backups", &format!("job {} has no `name`", i + 1)))?;
+                if !job_name_ok(name) {
+                    return Err(bad(
+                        "backups",
+                        &format!(
+                            "job name `{}` must be lowercase letters, digits, `-` and `_`",
+                            crate::ops::terminal::neutralise(name)
+                        ),
+                    ));
+                }
+                if !seen.insert(name) {
+                    return Err(bad("backups", &format!("job name `{name}` is used twice")));
+                }
+            }
+            jobs
+        }
+        None => {
+            let field = |key: &str| -> Result<Option<serde_json::Value>, String> {
+                Ok(vars.get(key).cloned())
+            };
+            let paths = match field("backup_paths")? {
+                Some(v) => serde_json::from_value(v).map_err(|e| bad("backup_paths", &e))?,
+                None => vec!["/etc".to_string()],
+            };
+            let excludes = match field("backup_excludes")? {
+                Some(v) => serde_json::from_value(v).map_err(|e| bad("backup_excludes", &e))?,
+                None => Vec::new(),
+            };
+            let retention = match field("backup_retention")? {
+                Some(v) => {
+                    Some(serde_json::from_value(v).map_err(|e| bad("backup_retention", &e))?)
+                }
+                None => None,
+            };
+            vec![BackupJob {
+                paths,
+                excludes,
+                retention,
+                ..BackupJob::default()
+            }]
+        }
+    };
+    for job in &jobs {
+        let var = if job.name.is_some() {
+            "backups"
+        } else {
+            "backup_paths"
+        };
+        let label = job
+            .name
+            .as_deref()
+            .map(|n| format!("job `{n}`: "))
+            .unwrap_or_default();
+        if job.paths.is_empty() || job.paths.iter().any(|p| !p.starts_with('/')) {
+            return Err(bad(
+                var,
+                &format!("{label}paths must be absolute, got {:?}", job.paths),
+            ));
+        }
+        if job.dest_host.is_some() && !job.dest_dir.as_deref().is_some_and(|d| d.starts_with('/')) {
+            return Err(bad(
+                var,
+                &format!(
+                    "{label}with dest_host, dest_dir must be given, an absolute path on that host"
+                ),
+            ));
+        }
+    }
+    Ok(jobs)
 }
 
 /// The options map of `rsync::restore`: where on the host the files go (default: where
@@ -652,6 +950,157 @@ mod tests {
     }
 
     #[test]
+    fn a_named_job_with_backup_ssh_pulls_its_own_way_into_its_own_folder() {
+        let at = Scripted::new(&[
+            ("if [ ! -f ", 0, ""),
+            ("rsync ", 0, STATS),
+            ("mv -T -- ", 0, ""),
+        ]);
+        let from = Scripted::new(&[]);
+        let mut host = source(Connection::Ssh);
+        host.vars
+            .insert("backup_ssh".into(), "-p 2203 -l backup edge.example".into());
+        let store = Store::Remote {
+            host: &at,
+            dir: "/srv/b".into(),
+            ssh_options: String::new(),
+        };
+        let opts = BackupOpts {
+            job: Some("db".into()),
+            ..newest_only()
+        };
+        let result = backup(
+            &from,
+            &host,
+            &SshDefaults::default(),
+            &store,
+            &["/var/lib/db".into()],
+            &opts,
+            &now,
+        )
+        .unwrap();
+        assert_eq!(
+            result.snapshot.as_deref(),
+            Some("fake:/srv/b/web-1/db/20261125T020000Z")
+        );
+        let ran = at.ran();
+        assert!(ran[0].contains("mkdir -p /srv/b/web-1/db &&"), "{}", ran[0]);
+        assert!(
+            ran[1].ends_with(
+                "-e 'ssh -o BatchMode=yes -p 2203' -- backup@edge.example:/var/lib/db \
+                 /srv/b/web-1/db/20261125T020000Z.partial/"
+            ),
+            "{}",
+            ran[1]
+        );
+        let results = from.results.lock().unwrap();
+        assert_eq!(results[0].0, "backup:db");
+        assert_eq!(results[0].1["job"], "db");
+        drop(results);
+
+        // A hostile connection string fails the job before anything runs, in --check too.
+        for check in [false, true] {
+            let at = Scripted::new(&[]);
+            let mut from = Scripted::new(&[]);
+            from.check = check;
+            host.vars
+                .insert("backup_ssh".into(), "-oProxyCommand=sh edge".into());
+            let store = Store::Remote {
+                host: &at,
+                dir: "/srv/b".into(),
+                ssh_options: String::new(),
+            };
+            let err = backup(
+                &from,
+                &host,
+                &SshDefaults::default(),
+                &store,
+                &["/etc".into()],
+                &opts,
+                &now,
+            )
+            .unwrap_err();
+            assert!(
+                err.message.starts_with("backup `db` of web-1 failed: host web-1: the var `backup_ssh`: `-oProxyCommand=sh` is not allowed"),
+                "{}",
+                err.message
+            );
+            assert!(at.ran().is_empty());
+        }
+    }
+
+    #[test]
+    fn jobs_come_from_backups_or_the_single_backup_paths_form() {
+        let mut host = source(Connection::Ssh);
+        let jobs = jobs_of(&host).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            (jobs[0].name.as_deref(), jobs[0].paths.as_slice()),
+            (None, &["/etc".to_string()][..])
+        );
+        host.vars
+            .insert("backup_paths".into(), serde_json::json!(["/srv", "/home"]));
+        host.vars
+            .insert("backup_retention".into(), serde_json::json!({ "last": 3 }));
+        let jobs = jobs_of(&host).unwrap();
+        assert_eq!(jobs[0].paths, ["/srv", "/home"]);
+        assert_eq!(jobs[0].retention.as_ref().unwrap().last, Some(3));
+        host.vars.insert(
+            "backup_retention".into(),
+            serde_json::json!({ "forever": 3 }),
+        );
+        assert!(
+            jobs_of(&host)
+                .unwrap_err()
+                .contains("host web-1: the var `backup_retention`: unknown field `forever`")
+        );
+        host.vars.clear();
+        host.vars.insert(
+            "backups".into(),
+            serde_json::json!([
+                { "name": "etc", "paths": ["/etc"] },
+                { "name": "db", "paths": ["/var/lib/db"], "dest_host": "bk", "dest_dir": "/srv/b", "retention": { "daily": 7 } }
+            ]),
+        );
+        let jobs = jobs_of(&host).unwrap();
+        let names: Vec<_> = jobs.iter().map(|j| j.name.clone().unwrap()).collect();
+        assert_eq!(names, ["etc", "db"]);
+        for (bad, why) in [
+            (
+                serde_json::json!([{ "paths": ["/etc"] }]),
+                "job 1 has no `name`",
+            ),
+            (
+                serde_json::json!([{ "name": "-x", "paths": ["/etc"] }]),
+                "job name `-x` must be",
+            ),
+            (
+                serde_json::json!([{ "name": "a", "paths": ["etc"] }]),
+                "job `a`: paths must be absolute",
+            ),
+            (
+                serde_json::json!([{ "name": "a", "paths": [] }]),
+                "paths must be absolute",
+            ),
+            (
+                serde_json::json!([{ "name": "a", "paths": ["/etc"], "dest_host": "bk", "dest_dir": "rel" }]),
+                "dest_dir must be given, an absolute path",
+            ),
+            (
+                serde_json::json!({ "name": "a" }),
+                "the var `backups`: invalid type",
+            ),
+        ] {
+            host.vars.insert("backups".into(), bad);
+            let err = jobs_of(&host).unwrap_err();
+            assert!(
+                err.contains(why) && err.starts_with("host web-1: "),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_remote_destination_without_the_marker_is_refused() {
         let at = Scripted::new(&[("if [ ! -f ", 3, "")]);
         let from = Scripted::new(&[]);
@@ -798,6 +1247,7 @@ mod tests {
         let controller = LocalRsync(Scripted::new(&[("rsync ", 0, STATS)]));
         let store = Store::Local {
             dir: dest.clone(),
+            root: tmp.path().to_path_buf(),
             controller: &controller,
         };
         let from = Scripted::new(&[]);
@@ -812,6 +1262,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(result.pruned, ["20261120T020000Z"]);
+        // Named relative to the project, whatever the working directory.
+        assert_eq!(result.snapshot.unwrap(), format!("backups/web-1/{NOW}"));
         let mut left: Vec<String> = std::fs::read_dir(&host_dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -829,6 +1281,7 @@ mod tests {
         let controller = LocalRsync(Scripted::new(&[("rsync ", 12, "")]));
         let store = Store::Local {
             dir: dest.clone(),
+            root: tmp.path().to_path_buf(),
             controller: &controller,
         };
         let later = || now() + 3_600;
@@ -853,6 +1306,7 @@ mod tests {
         let controller = LocalRsync(Scripted::new(&[]));
         let store = Store::Local {
             dir: tmp.path().to_path_buf(),
+            root: tmp.path().to_path_buf(),
             controller: &controller,
         };
         let err = backup(
@@ -895,5 +1349,36 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_restore_from_a_backup_host_pushes_from_there_its_own_way() {
+        let at = Scripted::new(&[("if [ -d ", 0, "dir\n"), ("rsync ", 0, "")]);
+        let target = Scripted::new(&[]);
+        let mut host = source(Connection::Ssh);
+        host.vars
+            .insert("backup_ssh".into(), "-p 2203 root@edge".into());
+        restore_from_store(&at, &target, &host, "/srv/b/web-1/T", "/etc/app", None).unwrap();
+        let ran = at.ran();
+        assert_eq!(
+            ran[0],
+            "if [ -d /srv/b/web-1/T/etc/app ]; then echo dir; elif [ -e /srv/b/web-1/T/etc/app ] \
+             || [ -L /srv/b/web-1/T/etc/app ]; then echo file; else echo missing; fi"
+        );
+        assert_eq!(
+            ran[1],
+            "rsync -e 'ssh -o BatchMode=yes -p 2203' --archive --hard-links --numeric-ids \
+             --protect-args -- /srv/b/web-1/T/etc/app/ root@edge:/etc/app/"
+        );
+        let at = Scripted::new(&[("if [ -d ", 0, "missing\n")]);
+        let err =
+            restore_from_store(&at, &target, &host, "/srv/b/web-1/T", "/nope", None).unwrap_err();
+        assert!(
+            err.message
+                .contains("/nope is not in snapshot fake:/srv/b/web-1/T")
+        );
+        assert_eq!(at.ran().len(), 1);
+        let err = restore_from_store(&at, &target, &host, "/srv/../etc", "/x", None).unwrap_err();
+        assert!(err.message.contains("without `..`"), "{}", err.message);
     }
 }

@@ -233,6 +233,65 @@ impl Catalog {
     }
 }
 
+impl Scope {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Scope::Public => "public",
+            Scope::Lan => "lan",
+            Scope::Local => "local",
+        }
+    }
+}
+
+impl Port {
+    /// `80/tcp`, `8000:8010/udp`, `53` (any protocol).
+    pub(crate) fn spec(&self) -> String {
+        match self.proto {
+            ufw::Proto::Tcp => format!("{}/tcp", self.ports),
+            ufw::Proto::Udp => format!("{}/udp", self.ports),
+            ufw::Proto::Any => self.ports.to_string(),
+        }
+    }
+}
+
+/// The apps a host chose in its `apps` var (a list of names), as `fleet configure`
+/// reads it (stdlib/configure.rhai: `vars.apps`, else none).
+pub(crate) fn chosen_apps(vars: &crate::inventory::Vars) -> Result<Vec<String>, String> {
+    match vars.get("apps") {
+        None => Ok(Vec::new()),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| "the var `apps` must be a list of app names like [\"nginx\"]".to_string()),
+    }
+}
+
+/// Which hosts have each app: the apps each host chose and everything those depend on
+/// (what `configure` installs, `Catalog::resolve`), by app name; and, per host whose
+/// `apps` cannot be resolved, why.
+pub(crate) fn hosts_by_app<'a>(
+    catalog: &Catalog,
+    hosts: impl IntoIterator<Item = (&'a str, &'a crate::inventory::Vars)>,
+) -> (std::collections::BTreeMap<String, Vec<String>>, Vec<String>) {
+    let mut by_app: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut problems = Vec::new();
+    for (host, vars) in hosts {
+        let apps = chosen_apps(vars).and_then(|chosen| {
+            catalog
+                .resolve(&chosen)
+                .map(|apps| apps.iter().map(|a| a.name.clone()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        });
+        match apps {
+            Ok(apps) => {
+                for app in apps {
+                    by_app.entry(app).or_default().push(host.to_string());
+                }
+            }
+            Err(e) => problems.push(format!("host {host}: {e}")),
+        }
+    }
+    (by_app, problems)
+}
+
 /// The firewall rules for the apps' ports: public from anywhere, lan from the RFC 1918
 /// ranges, local none. `lan_only` narrows public ports to the LAN too.
 pub(crate) fn rules(apps: &[&App], lan_only: bool) -> Vec<Rule> {
@@ -347,5 +406,44 @@ mod tests {
         assert!(
             bad(r#"{"name": "a", "role": "x"}, {"name": "a", "role": "x"}"#).contains("used twice")
         );
+    }
+
+    #[test]
+    fn hosts_have_their_apps_and_what_those_depend_on() {
+        let c = catalog();
+        let vars = |apps: serde_json::Value| {
+            let mut v = crate::inventory::Vars::default();
+            v.insert("apps".into(), apps);
+            v
+        };
+        let (web, db, none, bad, typo) = (
+            vars(serde_json::json!(["nginx"])),
+            vars(serde_json::json!(["worker"])),
+            crate::inventory::Vars::default(),
+            vars(serde_json::json!("nginx")),
+            vars(serde_json::json!(["ngnix"])),
+        );
+        let (by_app, problems) = hosts_by_app(
+            &c,
+            [
+                ("web", &web),
+                ("db", &db),
+                ("plain", &none),
+                ("bad", &bad),
+                ("typo", &typo),
+            ],
+        );
+        assert_eq!(by_app["nginx"], ["web", "db"]);
+        assert_eq!(by_app["postgres"], ["db"]);
+        assert_eq!(by_app["worker"], ["db"]);
+        assert_eq!(
+            problems,
+            [
+                "host bad: the var `apps` must be a list of app names like [\"nginx\"]",
+                "host typo: app `ngnix` is not in the catalog (did you mean `nginx`?)"
+            ]
+        );
+        let ports: Vec<String> = c.get("app").unwrap().ports.iter().map(Port::spec).collect();
+        assert_eq!(ports, ["9000:9010/udp"]);
     }
 }

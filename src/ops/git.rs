@@ -571,6 +571,22 @@ pub(crate) fn sync(
     }
 }
 
+/// A repository URL as an operator gives it: a relative local path is relative to the
+/// project `root`, like every other path; URLs and absolute paths are left as they are.
+pub(crate) fn url_under(root: &Path, url: &str) -> String {
+    let scp_like = url
+        .find(':')
+        .is_some_and(|colon| !url[..colon].contains('/'));
+    if url.contains("://") || scp_like || Path::new(url).is_absolute() {
+        return url.to_string();
+    }
+    let rel: PathBuf = Path::new(url)
+        .components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect();
+    root.join(rel).to_string_lossy().into_owned()
+}
+
 /// The path of a local repository URL (a path or `file://`); None for other URLs,
 /// which this build of libgit2 cannot reach.
 pub(crate) fn local_source(url: &str) -> Option<PathBuf> {

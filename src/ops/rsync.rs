@@ -211,20 +211,155 @@ pub(crate) fn controller_ssh(target: &SshTarget) -> (String, String) {
     (login, ssh)
 }
 
-/// How a backup host's own rsync reaches the source: its inventory login and port, and
-/// the backup host's ssh with `ssh_options` (`-i KEY …`, its own known_hosts).
-pub(crate) fn backup_host_ssh(source: &ResolvedHost, ssh_options: &str) -> (String, String) {
-    let login = match &source.user {
-        Some(u) => format!("{u}@{}", source.address),
-        None => source.address.clone(),
-    };
-    let port = source.port.map(|p| format!(" -p {p}")).unwrap_or_default();
-    let extra = if ssh_options.is_empty() {
-        String::new()
+/// How a backup host reaches a source when that differs from the controller's way (the
+/// host var `backup_ssh`, the "connection string from the backup server"): a small,
+/// strict grammar of ssh's own arguments, so no value can become another option.
+///
+/// `[-p PORT] [-l USER] [-i KEYFILE] [-o UserKnownHostsFile=PATH]
+/// [-o IdentitiesOnly=yes|no] [-o StrictHostKeyChecking=yes|accept-new] [USER@]HOST`,
+/// HOST last; paths absolute, without spaces or quotes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct BackupSsh {
+    pub(crate) user: Option<String>,
+    pub(crate) address: String,
+    pub(crate) port: Option<u16>,
+    /// `-i KEY` and `-o K=V` as ssh takes them, in order.
+    pub(crate) options: Vec<String>,
+}
+
+/// A path for ssh inside rsync's `-e`, which rsync splits on spaces: absolute, plain.
+fn ssh_path(path: &str) -> Result<(), String> {
+    let plain = path
+        .chars()
+        .all(|c| !c.is_whitespace() && !c.is_control() && !"'\"\\`$".contains(c));
+    if path.starts_with('/') && plain && path.len() > 1 {
+        Ok(())
     } else {
-        format!(" {ssh_options}")
+        Err(format!(
+            "`{}` must be an absolute path without spaces, quotes, `$` or backslashes",
+            crate::ops::terminal::neutralise(path)
+        ))
+    }
+}
+
+impl BackupSsh {
+    /// Parses the connection string; the error says what is wrong (the caller names the
+    /// host and the var).
+    pub(crate) fn parse(text: &str) -> Result<BackupSsh, String> {
+        use crate::inventory::checks;
+        let shown = |s: &str| crate::ops::terminal::neutralise(s).into_owned();
+        let mut it = text.split_whitespace().peekable();
+        let mut b = BackupSsh::default();
+        let mut destination: Option<&str> = None;
+        while let Some(word) = it.next() {
+            if destination.is_some() {
+                return Err(format!(
+                    "`{}` after the host: the host ([user@]host) comes last",
+                    shown(word)
+                ));
+            }
+            let mut value = |flag: &str| {
+                it.next()
+                    .ok_or_else(|| format!("`{flag}` needs a value"))
+                    .map(str::to_string)
+            };
+            match word {
+                "-p" => {
+                    let v = value("-p")?;
+                    b.port = Some(v.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                        format!("port `{}` is not a number from 1 to 65535", shown(&v))
+                    })?);
+                }
+                "-l" => {
+                    let v = value("-l")?;
+                    checks::user(&v).map_err(|e| e.to_string())?;
+                    if v.starts_with('-') {
+                        return Err(format!("bad user `{}`", shown(&v)));
+                    }
+                    b.user = Some(v);
+                }
+                "-i" => {
+                    let v = value("-i")?;
+                    ssh_path(&v)?;
+                    b.options.extend(["-i".to_string(), v]);
+                }
+                "-o" => {
+                    let v = value("-o")?;
+                    let ok = match v.split_once('=') {
+                        Some(("UserKnownHostsFile", path)) => ssh_path(path).map(|_| true)?,
+                        Some(("IdentitiesOnly", "yes" | "no")) => true,
+                        Some(("StrictHostKeyChecking", "yes" | "accept-new")) => true,
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(format!(
+                            "`-o {}` is not allowed (only UserKnownHostsFile=PATH, \
+                             IdentitiesOnly=yes|no, StrictHostKeyChecking=yes|accept-new)",
+                            shown(&v)
+                        ));
+                    }
+                    b.options.extend(["-o".to_string(), v]);
+                }
+                w if w.starts_with('-') => {
+                    return Err(format!(
+                        "`{}` is not allowed (only -p PORT, -l USER, -i KEYFILE, -o …, then [user@]host)",
+                        shown(w)
+                    ));
+                }
+                w => destination = Some(w),
+            }
+        }
+        let destination =
+            destination.ok_or("no host: expected `[-p PORT] [user@]host`".to_string())?;
+        let address = match destination.rsplit_once('@') {
+            Some((user, address)) => {
+                checks::user(user).map_err(|e| e.to_string())?;
+                if user.starts_with('-') {
+                    return Err(format!("bad user `{}`", shown(user)));
+                }
+                b.user = Some(user.to_string());
+                address
+            }
+            None => destination,
+        };
+        checks::address(address).map_err(|e| e.to_string())?;
+        if address.starts_with('-') {
+            return Err(format!("bad address `{}`", shown(address)));
+        }
+        b.address = address.to_string();
+        Ok(b)
+    }
+}
+
+/// How a backup host's own rsync reaches the source: `via` (its `backup_ssh`) when
+/// given, else the source's inventory login and port; the backup host's ssh with
+/// `ssh_options` (`-i KEY …`, its own known_hosts) from the recipe.
+pub(crate) fn backup_host_ssh(
+    source: &ResolvedHost,
+    via: Option<&BackupSsh>,
+    ssh_options: &str,
+) -> (String, String) {
+    let (user, address, port) = match via {
+        Some(v) => (v.user.as_deref(), v.address.as_str(), v.port),
+        None => (source.user.as_deref(), source.address.as_str(), source.port),
     };
-    (login, format!("ssh -o BatchMode=yes{port}{extra}"))
+    let login = match user {
+        Some(u) => format!("{u}@{address}"),
+        None => address.to_string(),
+    };
+    let mut ssh = "ssh -o BatchMode=yes".to_string();
+    if let Some(p) = port {
+        ssh.push_str(&format!(" -p {p}"));
+    }
+    for o in via.map(|v| v.options.as_slice()).unwrap_or_default() {
+        ssh.push(' ');
+        ssh.push_str(o);
+    }
+    if !ssh_options.is_empty() {
+        ssh.push(' ');
+        ssh.push_str(ssh_options);
+    }
+    (login, ssh)
 }
 
 /// `rsync` copying `from` (a file or a directory, `dir` says which) of a snapshot back
@@ -268,6 +403,15 @@ pub(crate) fn prepare_store_script(dir: &str, host_dir: &str) -> String {
         "if [ ! -f {m} ]; then if [ -e {d} ] && [ -n \"$(ls -A {d})\" ]; then exit 3; fi; \
          mkdir -p {d} && echo 'fleet backup snapshots' > {m} || exit 1; fi; \
          mkdir -p {h} && cd {h} && for n in *; do [ -d \"$n\" ] && printf '%s\\n' \"$n\"; done; true"
+    )
+}
+
+/// On a backup host: whether `path` is a directory (`dir`), another file (`file`) or
+/// missing (`missing`), one word on stdout.
+pub(crate) fn probe_command(path: &str) -> String {
+    let p = quote(path);
+    format!(
+        "if [ -d {p} ]; then echo dir; elif [ -e {p} ] || [ -L {p} ]; then echo file; else echo missing; fi"
     )
 }
 
@@ -542,14 +686,18 @@ mod tests {
     #[test]
     fn a_backup_host_reaches_the_source_with_its_own_ssh() {
         assert_eq!(
-            backup_host_ssh(&host(Some("root"), Some(2222)), "-i /root/.ssh/backup"),
+            backup_host_ssh(
+                &host(Some("root"), Some(2222)),
+                None,
+                "-i /root/.ssh/backup"
+            ),
             (
                 "root@10.0.0.5".to_string(),
                 "ssh -o BatchMode=yes -p 2222 -i /root/.ssh/backup".to_string()
             )
         );
         assert_eq!(
-            backup_host_ssh(&host(None, None), ""),
+            backup_host_ssh(&host(None, None), None, ""),
             ("10.0.0.5".to_string(), "ssh -o BatchMode=yes".to_string())
         );
     }
@@ -587,5 +735,50 @@ mod tests {
             rename_command("/b/h/20261125T024000Z.partial", "/b/h/20261125T024000Z"),
             "mv -T -- /b/h/20261125T024000Z.partial /b/h/20261125T024000Z"
         );
+    }
+
+    #[test]
+    fn a_backup_ssh_string_is_read_strictly() {
+        let via = BackupSsh::parse(
+            "-p 2203 -i /root/.ssh/backup -o UserKnownHostsFile=/root/kh root@edge",
+        )
+        .unwrap();
+        assert_eq!(
+            backup_host_ssh(&host(Some("ops"), Some(22)), Some(&via), ""),
+            (
+                "root@edge".to_string(),
+                "ssh -o BatchMode=yes -p 2203 -i /root/.ssh/backup -o UserKnownHostsFile=/root/kh"
+                    .to_string()
+            )
+        );
+        let via = BackupSsh::parse("-l backup 10.1.2.3").unwrap();
+        assert_eq!(
+            backup_host_ssh(&host(None, Some(2222)), Some(&via), "").0,
+            "backup@10.1.2.3"
+        );
+        for (bad, why) in [
+            ("", "no host"),
+            ("-p 2203", "no host"),
+            ("-oProxyCommand=sh root@edge", "is not allowed"),
+            ("-o ProxyCommand=touch /tmp/x root@edge", "is not allowed"),
+            ("root@edge -p 22", "comes last"),
+            ("-p 0 edge", "not a number from 1 to 65535"),
+            ("-p x edge", "not a number"),
+            ("-i key edge", "must be an absolute path"),
+            ("-i /a'b edge", "must be an absolute path"),
+            (
+                "-o UserKnownHostsFile=$HOME/kh edge",
+                "must be an absolute path",
+            ),
+            ("--help", "is not allowed"),
+            ("-l -oProxyCommand=x edge", "bad user"),
+            ("root@-oProxyCommand=x", "bad address"),
+            ("a;b@edge", "not allowed in a login name"),
+            ("root@ed ge", "comes last"),
+            ("-p", "needs a value"),
+        ] {
+            let err = BackupSsh::parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }

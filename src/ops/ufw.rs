@@ -127,6 +127,11 @@ impl Proto {
         })
     }
 
+    /// `tcp`, `udp` or `any`, as the catalog writes it.
+    pub(crate) fn as_str(self) -> &'static str {
+        self.word().unwrap_or("any")
+    }
+
     fn word(self) -> Option<&'static str> {
         match self {
             Proto::Tcp => Some("tcp"),

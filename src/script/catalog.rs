@@ -4,7 +4,6 @@
 use super::glue::{module_function, runtime_error};
 use super::values::from_rhai;
 use crate::ops::catalog::{self, Catalog};
-use crate::ops::ufw;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
     Array, Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position,
@@ -62,24 +61,8 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
                         .map(|p| {
                             let mut pm = Map::new();
                             pm.insert("port".into(), p.ports.to_string().into());
-                            pm.insert(
-                                "proto".into(),
-                                match p.proto {
-                                    ufw::Proto::Tcp => "tcp",
-                                    ufw::Proto::Udp => "udp",
-                                    ufw::Proto::Any => "any",
-                                }
-                                .into(),
-                            );
-                            pm.insert(
-                                "scope".into(),
-                                match p.scope {
-                                    catalog::Scope::Public => "public",
-                                    catalog::Scope::Lan => "lan",
-                                    catalog::Scope::Local => "local",
-                                }
-                                .into(),
-                            );
+                            pm.insert("proto".into(), p.proto.as_str().into());
+                            pm.insert("scope".into(), p.scope.as_str().into());
                             Dynamic::from_map(pm)
                         })
                         .collect();

@@ -23,13 +23,7 @@ fn local_path(c: &ScriptCtx, path: &str) -> Result<PathBuf, Box<EvalAltResult>> 
 /// A repository URL from a recipe: a relative local path is relative to the project
 /// root, like every other path; URLs (`file://…`) are left as they are.
 fn local_url(c: &ScriptCtx, url: &str) -> Result<String, Box<EvalAltResult>> {
-    let scp_like = url
-        .find(':')
-        .is_some_and(|colon| !url[..colon].contains('/'));
-    if url.contains("://") || scp_like || Path::new(url).is_absolute() {
-        return Ok(url.to_string());
-    }
-    Ok(local_path(c, url)?.to_string_lossy().into_owned())
+    Ok(git::url_under(&c.run()?.options.root, url))
 }
 
 fn head(c: &ScriptCtx, ctx: &NativeCallContext, path: &str) -> Result<Map, Box<EvalAltResult>> {

@@ -71,6 +71,7 @@ fn snapshot_inputs(options: &Map, pos: Position) -> Result<SnapshotInputs, Box<E
             "excludes",
             "one_file_system",
             "retention",
+            "job",
         ],
         pos,
     )?;
@@ -105,6 +106,15 @@ fn snapshot_inputs(options: &Map, pos: Position) -> Result<SnapshotInputs, Box<E
         )?,
         None => Retention::default(),
     };
+    let job = text("job")?;
+    if let Some(name) = &job
+        && !backup::job_name_ok(name)
+    {
+        return Err(runtime_error(
+            format!("job `{name}` must be lowercase letters, digits, `-` and `_`"),
+            pos,
+        ));
+    }
     Ok(SnapshotInputs {
         dest_host: text("dest_host")?,
         ssh_options: text("ssh_options")?.unwrap_or_default(),
@@ -113,6 +123,7 @@ fn snapshot_inputs(options: &Map, pos: Position) -> Result<SnapshotInputs, Box<E
             excludes,
             one_file_system: o.bool("one_file_system")?.unwrap_or(false),
             retention,
+            job,
         },
         dest,
     })
@@ -164,6 +175,7 @@ fn snapshot(
         },
         None => Store::Local {
             dir: run.options.root.join(&dest),
+            root: run.options.root.clone(),
             controller: &controller,
         },
     };
@@ -188,6 +200,7 @@ fn snapshot(
 pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     register_snapshot(&mut m, ctx);
+    register_jobs(&mut m);
     register_restore(&mut m, ctx);
     m
 }
@@ -199,12 +212,49 @@ fn register_snapshot(m: &mut Module, ctx: &ScriptCtx) {
         m,
         "snapshot",
         ["h: Host", "paths: Array", "options: Map", "Map"],
-        "Backs up `paths` (absolute) of the host with rsync over SSH into a hard-linked snapshot `<dest_dir>/<host>/<time>` on the controller: written as `<time>.partial` with --link-dest to the newest complete snapshot, renamed only when rsync succeeded, then pruned by `retention` (#{ last: 1, hourly_every: 4, hourly: 6, daily: 7, weekly: 4, monthly: 3 }: the newest `last`, plus the newest of each of the newest N 4-hour, daily, weekly and monthly buckets). Options: dest_dir (relative to the project; empty, new or fleet's own — a non-empty directory without fleet's marker is refused), dest_host (an inventory host that keeps the snapshots and pulls from the source itself with its own ssh; dest_dir is then absolute on it; ssh_options are added to its ssh, e.g. \"-i /root/.ssh/backup\"), excludes (relative to each path), one_file_system, retention. Returns #{ snapshot, files_transferred, bytes_transferred, total_size, duration_ms, exit_code, warning, pruned }; a failure never touches complete snapshots.",
+        "Backs up `paths` (absolute) of the host with rsync over SSH into a hard-linked snapshot `<dest_dir>/<host>/<time>` on the controller: written as `<time>.partial` with --link-dest to the newest complete snapshot, renamed only when rsync succeeded, then pruned by `retention` (#{ last: 1, hourly_every: 4, hourly: 6, daily: 7, weekly: 4, monthly: 3 }: the newest `last`, plus the newest of each of the newest N 4-hour, daily, weekly and monthly buckets). Options: dest_dir (relative to the project; empty, new or fleet's own — a non-empty directory without fleet's marker is refused), dest_host (an inventory host that keeps the snapshots and pulls from the source itself with its own ssh; dest_dir is then absolute on it; the source's host var `backup_ssh` (\"-p 2203 -i /root/.ssh/backup root@edge\": -p, -l, -i, -o UserKnownHostsFile/IdentitiesOnly/StrictHostKeyChecking, then [user@]host) says how the backup host reaches it when that differs from the inventory; ssh_options are added to its ssh, e.g. \"-i /root/.ssh/backup\"), excludes (relative to each path), one_file_system, retention, job (a named job: snapshots in `<dest_dir>/<host>/<job>/`, its own result and retention). Returns #{ snapshot, files_transferred, bytes_transferred, total_size, duration_ms, exit_code, warning, pruned }; a failure never touches complete snapshots.",
         move |ctx: NativeCallContext,
               h: HostRef,
               paths: Array,
               options: Map|
               -> Result<Map, Box<EvalAltResult>> { snapshot(&c, &ctx, h, paths, options) }
+    );
+}
+
+/// `rsync::jobs`.
+fn register_jobs(m: &mut Module) {
+    module_function!(
+        m,
+        "jobs",
+        ["h: Host", "Array"],
+        "The backup jobs the host's vars declare, checked: `backups = [{ name, paths, excludes, dest_host, dest_dir, retention, one_file_system }]`, or the one unnamed job of `backup_paths` (default [\"/etc\"]), `backup_excludes` and `backup_retention`. Each is #{ name (() for the unnamed one), paths, options } where options are rsync::snapshot's (with `job` set for a named one; add dest_dir when the job has none). A bad var is an error naming the host and the var.",
+        |ctx: NativeCallContext, h: HostRef| -> Result<Array, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let jobs = backup::jobs_of(&h.0).map_err(|e| runtime_error(e, pos))?;
+            Ok(jobs
+                .into_iter()
+                .map(|job| {
+                    let mut m = Map::new();
+                    m.insert(
+                        "name".into(),
+                        job.name.clone().map_or(rhai::Dynamic::UNIT, Into::into),
+                    );
+                    m.insert(
+                        "paths".into(),
+                        crate::script::values::from_json(&serde_json::json!(job.paths)),
+                    );
+                    let mut options = serde_json::to_value(&job).unwrap_or_default();
+                    if let Some(o) = options.as_object_mut() {
+                        o.remove("paths");
+                        if let Some(name) = o.remove("name") {
+                            o.insert("job".into(), name);
+                        }
+                    }
+                    m.insert("options".into(), crate::script::values::from_json(&options));
+                    rhai::Dynamic::from_map(m)
+                })
+                .collect())
+        }
     );
 }
 
