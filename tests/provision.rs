@@ -571,3 +571,29 @@ fn terminate_judges_the_hosts_vars_before_asking_the_node() {
         nothing_sent(p.path());
     }
 }
+
+#[test]
+fn qm_check_in_a_recipe_needs_no_node_and_refuses_unknown_keys() {
+    let p = node_down().recipe(
+        "vet",
+        r#"
+/// Judges a spec.
+/// @arg memory: int  memory in MiB
+fn vet(memory) {
+    qm::check(#{ name: "web-1", image: "/var/lib/vz/i.qcow2", memory: memory });
+    print("spec is fine");
+}
+/// A typo in a key.
+fn typo() { qm::check(#{ name: "web-1", image: "/i.qcow2", memroy: 4096 }); }
+"#,
+    );
+    p.fleet(&["vet", "4096"]).code(0).stdout_has("spec is fine");
+    p.fleet(&["vet", "8"])
+        .code(2)
+        .stderr_has("VM `web-1` was not created; nothing was sent to the node")
+        .stderr_has("memory `8`: must be between 16 and 268435456 (MiB)");
+    p.fleet(&["typo"]).code(2).stderr_has(
+        "unknown option `memroy` for qm::check(); known options: vmid, name, cores, memory",
+    );
+    nothing_sent(p.path());
+}
