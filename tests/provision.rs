@@ -196,11 +196,6 @@ fn bad_specs_stop_before_any_qm_create() {
             &["web-4", "--bridge", "vmbr9"],
             "bridge `vmbr9`: no such bridge on pve1 (bridges: vmbr0)",
         ),
-        (&["web_4"], "name `web_4`: must be a DNS label"),
-        (
-            &["web-4", "--memory", "8"],
-            "memory `8`: must be at least 16",
-        ),
     ];
     for (args, message) in cases {
         let out = provision(&sim, args);
@@ -219,6 +214,209 @@ fn bad_specs_stop_before_any_qm_create() {
         .code(3)
         .stderr_has("storage `nosuch`")
         .stderr_has("bridge `vmbr9`");
+    // What this machine can judge is a usage error, before the node is asked anything.
+    provision(&sim, &["web_4", "--memory", "8"])
+        .code(2)
+        .stderr_has("name `web_4`: must be a DNS label")
+        .stderr_has("memory `8`: must be between 16 and 268435456 (MiB)")
+        .stderr_has("nothing was sent to the node");
+    let log = commands_logged(sim.project());
+    assert!(!log.contains("\"command\""), "a command ran:\n{log}");
+}
+
+/// A project whose only Proxmox node is down: a connection to it (127.0.0.1, port 1,
+/// where nothing listens) would end the run as unreachable (exit 4), never exit 2.
+fn node_down() -> crate::support::Project {
+    crate::support::Project::new()
+        .file(
+            "inventory.toml",
+            "[hosts.pve]\naddress = \"127.0.0.1\"\nport = 1\nuser = \"root\"\ngroups = [\"proxmox\"]\n",
+        )
+        .file(
+            "key.pub",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test\n",
+        )
+}
+
+/// The run log of `project`'s last run says nothing reached a host.
+#[track_caller]
+fn nothing_sent(project: &Path) {
+    let log = commands_logged(project);
+    assert!(
+        !log.contains("\"command\"") && !log.contains("is unreachable"),
+        "something was sent to the node:\n{log}"
+    );
+}
+
+#[test]
+fn local_problems_end_provision_before_any_connection() {
+    let p = node_down();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["Bad_Name!"], &["name `Bad_Name!`: must be a DNS label"]),
+        (
+            &["web-3", "--memory", "8", "--disk", "0", "--cores", "0"],
+            &[
+                "memory `8`: must be between 16 and 268435456 (MiB)",
+                "disk `0`: must be at least 1 (GiB)",
+                "cores `0`: must be at least 1",
+            ],
+        ),
+        (
+            &["web-3", "--ip", "10.0.0.5"],
+            &["ip `10.0.0.5`: must be `dhcp` or an IPv4 CIDR like 10.0.0.5/24"],
+        ),
+        (
+            &["web-3", "--ip", "10.0.0.5/24", "--gateway", "10.0.1.1"],
+            &["gateway `10.0.1.1`: is outside 10.0.0.0/24, the subnet of ip 10.0.0.5/24"],
+        ),
+        (
+            &["web-3", "--gateway", "10.0.0.1"],
+            &["gateway `10.0.0.1`: needs a static ip"],
+        ),
+        (
+            &["web-3", "--user", "Root!"],
+            &["user `Root!`: must be a Linux user name"],
+        ),
+        (
+            &["web-3", "--dns", "10.0.0.1 one.one"],
+            &["dns `one.one`: must be an IP address"],
+        ),
+        (
+            &[
+                "web-3",
+                "--vmid",
+                "99",
+                "--storage",
+                "local lvm",
+                "--image",
+                "debian.qcow2",
+            ],
+            &[
+                "vmid `99`: must be between 100 and 999999999",
+                "storage `local lvm`: is not a storage ID",
+                "image `debian.qcow2`: must be an absolute path",
+            ],
+        ),
+        (
+            &["web-3", "--packages", "nginx Bad;pkg"],
+            &["user_data packages: `Bad;pkg` is not a Debian package name"],
+        ),
+        // Every problem of one request at once.
+        (
+            &[
+                "Bad_Name!",
+                "--memory",
+                "8",
+                "--ip",
+                "10.0.0.5/24",
+                "--gateway",
+                "10.0.1.1",
+                "--user",
+                "Root!",
+            ],
+            &[
+                "name `Bad_Name!`",
+                "memory `8`",
+                "gateway `10.0.1.1`",
+                "user `Root!`",
+            ],
+        ),
+        (
+            &["web-3", "--root-login", "maybe"],
+            &["root_login 'maybe': must be no, prohibit-password or yes"],
+        ),
+        (&["web-3", "--wait", "0"], &["wait '0': must be at least 1"]),
+    ];
+    for (args, messages) in cases {
+        let mut argv = vec!["provision", "--ssh-key", "key.pub"];
+        argv.extend_from_slice(args);
+        let out = p.fleet(&argv);
+        out.code(2).stderr_has("nothing was sent to the node");
+        for m in *messages {
+            out.stderr_has(m);
+        }
+        assert!(!out.stderr.contains("is unreachable"), "{args:?}\n{out}");
+        nothing_sent(p.path());
+    }
+    // A key file that holds no public key is named too.
+    std::fs::write(
+        p.path().join("bad.pub"),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let out = p.fleet(&["provision", "web-3", "--ssh-key", "bad.pub"]);
+    out.code(2)
+        .stderr_has("ssh_keys[0]: not an OpenSSH public key line");
+    nothing_sent(p.path());
+    // An option the recipe does not have is refused by the command line itself.
+    let out = p.fleet(&[
+        "provision",
+        "web-3",
+        "--ssh-key",
+        "key.pub",
+        "--colour",
+        "blue",
+    ]);
+    out.code(2).stderr_has("--colour");
+    assert!(!out.stderr.contains("is unreachable"), "{out}");
+    // With every value good, the next step is the node, which is down: so the checks
+    // above really ran before the first connection.
+    let out = p.fleet(&["provision", "web-3", "--ssh-key", "key.pub"]);
+    out.code(4).stderr_has("pve is unreachable");
+}
+
+#[test]
+fn inventories_of_every_format_answer_has_and_refuse_edits() {
+    let p = node_down()
+        .file("hosts.ini", "[web]\nweb-1 ansible_host=10.0.0.4\n\n[proxmox]\npve ansible_host=127.0.0.1 ansible_port=1\n")
+        .file("hosts.txt", "deploy@web-1:2222\nroot@127.0.0.1:1\n")
+        .recipe(
+            "probe",
+            r#"
+/// Whether the inventory has the host.
+fn probe(name) { print(`has ${name}: ${inventory::has(name)}`); }
+/// Adds a host.
+fn adder() { inventory::add("new-1", #{ address: "10.0.0.9" }); }
+/// Removes a host.
+fn remover(name) { inventory::remove(name); }
+"#,
+        );
+    for (file, kind) in [
+        ("hosts.ini", "an Ansible INI inventory"),
+        ("hosts.txt", "a plain list of hosts"),
+    ] {
+        let before = p.read(file);
+        p.fleet(&["-i", file, "probe", "web-1"])
+            .code(0)
+            .stdout_has("has web-1: true");
+        p.fleet(&["-i", file, "probe", "web-9"])
+            .code(0)
+            .stdout_has("has web-9: false");
+        for args in [&["adder"][..], &["remover", "web-1"]] {
+            let mut argv = vec!["-i", file];
+            argv.extend_from_slice(args);
+            p.fleet(&argv)
+                .code(2)
+                .stderr_has(&format!("{file} is {kind}, not a TOML inventory"))
+                .stderr_has("by hand");
+        }
+        // provision refuses such an inventory before it creates anything.
+        p.fleet(&["-i", file, "provision", "web-3", "--ssh-key", "key.pub"])
+            .code(2)
+            .stderr_has("not a TOML inventory");
+        nothing_sent(p.path());
+        assert_eq!(p.read(file), before, "{file} was changed");
+    }
+    // The TOML inventory answers the same way, and takes the edits.
+    p.fleet(&["probe", "pve"])
+        .code(0)
+        .stdout_has("has pve: true");
+    p.fleet(&["adder"]).code(0);
+    p.fleet(&["probe", "new-1"])
+        .code(0)
+        .stdout_has("has new-1: true");
+    p.fleet(&["remover", "new-1"]).code(0);
+    assert!(!p.read("inventory.toml").contains("new-1"));
 }
 
 #[test]
@@ -337,7 +535,65 @@ fn provision_rejects_bad_ssh_port() {
         out.code(2)
             .stderr_has(&format!("expects a port (1-65535), got `{port}`"))
             .stderr_has("ssh_port");
-        assert!(!out.stderr.contains("unreachable"), "{out}");
+        assert!(!out.stderr.contains("is unreachable"), "{out}");
     }
     assert!(!p.path().join(".fleet/logs").exists(), "a run was started");
+}
+
+#[test]
+fn terminate_judges_the_hosts_vars_before_asking_the_node() {
+    let p = node_down();
+    let inventory = p.path().join("inventory.toml");
+    let base = std::fs::read_to_string(&inventory).unwrap();
+    for (vars, message) in [
+        (
+            r#"{ proxmox_node = "pve", vmid = "777" }"#,
+            "ghost's var vmid must be a VM id (an integer), not '777'",
+        ),
+        (
+            r#"{ proxmox_node = "pve", vmid = 5 }"#,
+            "VM id 5 is not between 100 and 999999999",
+        ),
+        (
+            r#"{ proxmox_node = 7, vmid = 777 }"#,
+            "ghost's var proxmox_node must name the node's inventory host",
+        ),
+        (r#"{ proxmox_node = "nosuch", vmid = 777 }"#, "nosuch"),
+    ] {
+        std::fs::write(
+            &inventory,
+            format!("{base}\n[hosts.ghost]\naddress = \"10.9.9.9\"\nvars = {vars}\n"),
+        )
+        .unwrap();
+        let out = p.fleet(&["terminate", "ghost", "--yes"]);
+        out.code(2).stderr_has(message);
+        assert!(!out.stderr.contains("is unreachable"), "{vars}\n{out}");
+        nothing_sent(p.path());
+    }
+}
+
+#[test]
+fn qm_check_in_a_recipe_needs_no_node_and_refuses_unknown_keys() {
+    let p = node_down().recipe(
+        "vet",
+        r#"
+/// Judges a spec.
+/// @arg memory: int  memory in MiB
+fn vet(memory) {
+    qm::check(#{ name: "web-1", image: "/var/lib/vz/i.qcow2", memory: memory });
+    print("spec is fine");
+}
+/// A typo in a key.
+fn typo() { qm::check(#{ name: "web-1", image: "/i.qcow2", memroy: 4096 }); }
+"#,
+    );
+    p.fleet(&["vet", "4096"]).code(0).stdout_has("spec is fine");
+    p.fleet(&["vet", "8"])
+        .code(2)
+        .stderr_has("VM `web-1` was not created; nothing was sent to the node")
+        .stderr_has("memory `8`: must be between 16 and 268435456 (MiB)");
+    p.fleet(&["typo"]).code(2).stderr_has(
+        "unknown option `memroy` for qm::check(); known options: vmid, name, cores, memory",
+    );
+    nothing_sent(p.path());
 }

@@ -75,15 +75,6 @@ fn toml_value(v: &serde_json::Value) -> Option<Value> {
     })
 }
 
-/// Whether `name` has a `[hosts.NAME]` entry.
-pub(crate) fn has_host(file: &str, text: &str, name: &str) -> Result<bool, EditError> {
-    let doc = parse(file, text)?;
-    Ok(doc
-        .get("hosts")
-        .and_then(Item::as_table_like)
-        .is_some_and(|t| t.contains_key(name)))
-}
-
 /// The `[hosts]` table, made (implicit, so only `[hosts.NAME]` headers show) if missing.
 fn hosts_table<'d>(doc: &'d mut DocumentMut, file: &str) -> Result<&'d mut Table, EditError> {
     if !doc.contains_key("hosts") {
@@ -235,7 +226,6 @@ hosts = ["web-1", "web-3"]  # both
         let inv = crate::inventory::Inventory::parse("inventory.toml", &out).unwrap();
         let h = inv.resolve("web-3").unwrap();
         assert_eq!((h.address.as_str(), h.port), ("10.0.0.5", Some(2222)));
-        assert!(has_host("inventory.toml", &out, "web-3").unwrap());
         let again = add_host("inventory.toml", &out, "web-3", &entry)
             .unwrap_err()
             .to_string();

@@ -393,24 +393,12 @@ struct Nameservers<'a> {
 impl NetworkSpec {
     pub(crate) fn check(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        if self.ip != "dhcp" && crate::ops::proxmox::parse_cidr(&self.ip).is_none() {
+        // The same rules as a VM spec's address (`qm::create`).
+        for e in crate::ops::proxmox::address_problems(&self.ip, &self.gateway) {
             out.push(problem(
-                "ip",
-                format!(
-                    "`{}` must be `dhcp` or an IPv4 CIDR like 10.0.0.5/24",
-                    self.ip
-                ),
+                e.field,
+                format!("`{}` {}", crate::ops::text::shown(&e.value), e.problem),
             ));
-        }
-        if !self.gateway.is_empty() {
-            if self.ip == "dhcp" {
-                out.push(problem("gateway", "a gateway needs a static ip"));
-            } else if self.gateway.parse::<std::net::Ipv4Addr>().is_err() {
-                out.push(problem(
-                    "gateway",
-                    format!("`{}` must be an IPv4 address", self.gateway),
-                ));
-            }
         }
         for d in &self.dns {
             if d.parse::<std::net::IpAddr>().is_err() {
@@ -775,6 +763,14 @@ ethernets:
             ..dhcp
         };
         assert_eq!(bad.render().unwrap_err()[0].at, "gateway");
+        let outside = NetworkSpec {
+            gateway: "10.0.1.1".into(),
+            ..spec
+        };
+        assert_eq!(
+            outside.render().unwrap_err()[0].to_string(),
+            "gateway: `10.0.1.1` is outside 10.0.0.0/24, the subnet of ip 10.0.0.5/24"
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         &mut m,
         "network_config",
         ["spec: Map", "String"],
-        "network-config version 2 for one NIC matched by MAC: #{ mac, ip: \"dhcp\" or CIDR, gateway, dns: […], search: […], name (\"eth0\") }.",
+        "network-config version 2 for one NIC matched by MAC: #{ mac, ip: \"dhcp\" or CIDR, gateway (inside the ip's subnet), dns: […], search: […], name (\"eth0\") }. Bad values are errors naming the field.",
         |ctx: NativeCallContext, spec: Map| -> Result<String, Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let spec: NetworkSpec =

@@ -1,10 +1,12 @@
-//! The `inventory` module of recipes: hosts that a recipe brings into being (a new VM)
-//! or retires are added to and removed from the TOML inventory in place.
+//! The `inventory` module of recipes: whether a host is there (any inventory format),
+//! and hosts that a recipe brings into being (a new VM) or retires, added to and removed
+//! from a TOML inventory in place.
 
 use super::glue::module_function;
 use super::glue::runtime_error;
 use super::host::HostRef;
 use super::values::read_options;
+use crate::inventory::Format;
 use crate::inventory::edit::{self, HostEntry};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
@@ -14,6 +16,7 @@ use std::sync::Arc;
 /// The host var that lets the first connection to a brand-new host record its key.
 pub(crate) const ACCEPT_NEW_KEY: &str = "ssh_accept_new_host_key";
 
+/// The run's inventory file: its path, its name as the user gave it, and its text.
 fn inventory_file(
     c: &ScriptCtx,
     pos: Position,
@@ -23,19 +26,30 @@ fn inventory_file(
         .options
         .inventory_file
         .clone()
-        .ok_or_else(|| runtime_error("this run has no inventory file to edit", pos))?;
+        .ok_or_else(|| runtime_error("this run has no inventory file", pos))?;
     let shown = crate::project::display_path(&path);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| runtime_error(format!("cannot read {shown}: {e}"), pos))?;
-    if path.extension().is_none_or(|e| e != "toml") {
-        return Err(runtime_error(
-            format!(
-                "{shown} is not a TOML inventory: fleet edits only inventory.toml files; add or remove the host there by hand"
-            ),
-            pos,
-        ));
-    }
     Ok((path, shown, text))
+}
+
+/// The inventory file, when fleet can edit it in place (a TOML inventory).
+fn editable_file(
+    c: &ScriptCtx,
+    pos: Position,
+) -> Result<(PathBuf, String, String), Box<EvalAltResult>> {
+    let (path, shown, text) = inventory_file(c, pos)?;
+    let kind = match crate::inventory::detect_format(&path.to_string_lossy(), &text) {
+        Format::Toml => return Ok((path, shown, text)),
+        Format::Ini => "an Ansible INI inventory",
+        Format::Plain => "a plain list of hosts",
+    };
+    Err(runtime_error(
+        format!(
+            "{shown} is {kind}, not a TOML inventory: fleet adds and removes hosts only in inventory.toml files; add or remove the host in {shown} by hand, or move to an inventory.toml"
+        ),
+        pos,
+    ))
 }
 
 fn write(
@@ -51,6 +65,7 @@ fn write(
 pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     has(&mut m, ctx);
+    check_editable(&mut m, ctx);
     add(&mut m, ctx);
     forget_host_key(&mut m, ctx);
     remove(&mut m, ctx);
@@ -64,11 +79,27 @@ fn has(m: &mut Module, ctx: &ScriptCtx) {
         m,
         "has",
         ["name: &str", "bool"],
-        "Whether the inventory file has a `[hosts.NAME]` entry (read from disk, so hosts added in this run count).",
+        "Whether the inventory file has host NAME, in any inventory format (TOML, Ansible INI, a plain list); read from disk, so hosts added in this run count. Only reads.",
         move |ctx: NativeCallContext, name: &str| -> Result<bool, Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let (_, shown, text) = inventory_file(&c, pos)?;
-            edit::has_host(&shown, &text, name).map_err(|e| runtime_error(e.to_string(), pos))
+            let inventory = crate::inventory::Inventory::parse(&shown, &text)
+                .map_err(|e| runtime_error(e, pos))?;
+            Ok(inventory.hosts.contains_key(name))
+        }
+    );
+}
+
+/// `inventory::check_editable`.
+fn check_editable(m: &mut Module, ctx: &ScriptCtx) {
+    let c = ctx.clone();
+    module_function!(
+        m,
+        "check_editable",
+        ["()"],
+        "Raises the error `inventory::add` and `inventory::remove` would raise because the inventory file cannot be edited (it is an INI or plain inventory, or there is none), so a recipe can refuse before it changes anything. Reads only.",
+        move |ctx: NativeCallContext| -> Result<(), Box<EvalAltResult>> {
+            editable_file(&c, ctx.call_position()).map(|_| ())
         }
     );
 }
@@ -94,7 +125,7 @@ fn add(m: &mut Module, ctx: &ScriptCtx) {
                     pos,
                 ));
             }
-            let (path, shown, text) = inventory_file(&c, pos)?;
+            let (path, shown, text) = editable_file(&c, pos)?;
             let edited = edit::add_host(&shown, &text, name, &new)
                 .map_err(|e| runtime_error(e.to_string(), pos))?;
             let inventory = crate::inventory::Inventory::parse(&shown, &edited).map_err(|e| {
@@ -178,7 +209,7 @@ fn remove(m: &mut Module, ctx: &ScriptCtx) {
         move |ctx: NativeCallContext, name: &str| -> Result<bool, Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let run = c.run()?;
-            let (path, shown, text) = inventory_file(&c, pos)?;
+            let (path, shown, text) = editable_file(&c, pos)?;
             let Some(edited) = edit::remove_host(&shown, &text, name)
                 .map_err(|e| runtime_error(e.to_string(), pos))?
             else {

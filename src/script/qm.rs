@@ -40,6 +40,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     queries(&mut m, ctx);
     vm_queries(&mut m, ctx);
+    check(&mut m);
     create(&mut m, ctx);
     power(&mut m, ctx);
     stop_and_remove(&mut m, ctx);
@@ -127,27 +128,43 @@ fn vm_queries(m: &mut Module, ctx: &ScriptCtx) {
     );
 }
 
+/// `qm::check`: the spec judged without the node.
+fn check(m: &mut Module) {
+    FuncRegistration::new("check")
+        .with_params_info(["spec: Map", "()"])
+        .with_comments([format!(
+            "/// Judges a `qm::create` spec without the node and before any connection: unknown keys, name, vmid range (0: the node picks one), cores, memory, disk, storage and bridge IDs, image path, MAC, ip/gateway (a host address of its subnet, the gateway inside it), dns, search, user, ssh_keys and (snippets mode) user_data. Every problem is named with its field and value in one recipe error (exit 2); nothing is sent. What only the node knows (id free, storage, bridge, image) `qm::create` checks there. Spec keys: {SPEC_KEYS}."
+        )])
+        .set_into_module(
+            m,
+            |ctx: NativeCallContext, spec: Map| -> Result<(), Box<EvalAltResult>> {
+                let pos = ctx.call_position();
+                let input: CreateOptions = read_options(&spec, "qm::check", pos)?;
+                input.check().map_err(|e| runtime_error(e, pos))
+            },
+        );
+}
+
 fn create(m: &mut Module, ctx: &ScriptCtx) {
     let c = ctx.clone();
     FuncRegistration::new("create")
         .with_params_info(["node: Host", "spec: Map", "Map"])
         .with_comments([format!(
-            "/// Creates a VM from a cloud image: validates everything first (each problem named by field; nothing is sent to the node until all pass: VM id free in the cluster, storage present, active and holding images, bridge present, image file present), writes cloud-init data, runs `qm create` and `qm disk resize`. A failure after `qm create` destroys the VM and removes the snippets when `cleanup` is true, and says so. Returns #{{ vmid, name, mac, files }} (files: the snippets left on the node for the VM). Spec keys: {SPEC_KEYS}."
+            "/// Creates a VM from a cloud image. First everything `qm::check` judges, before any connection (a recipe error, exit 2); then, with queries only, what the node must have: VM id free in the cluster, storage present, active and holding images, bridge present, image file present (each problem named by field; the host fails and nothing is sent). Then writes cloud-init data, runs `qm create` and `qm disk resize`. A failure after `qm create` destroys the VM and removes the snippets when `cleanup` is true, and says so. Returns #{{ vmid, name, mac, files }} (files: the snippets left on the node for the VM). Spec keys: {SPEC_KEYS}."
         )])
         .set_into_module(
             m,
             move |ctx: NativeCallContext, node: HostRef, spec: Map| -> Result<Map, Box<EvalAltResult>> {
                 let pos = ctx.call_position();
+                let input: CreateOptions = read_options(&spec, "qm::create", pos)?;
+                input.check().map_err(|e| runtime_error(e, pos))?;
                 let run = c.run()?;
                 let remote = run.remote(&node.0);
-                let input: CreateOptions = from_rhai(&Dynamic::from_map(spec), "qm::create spec", pos)?;
                 let vmid = match input.vmid {
                     0 => pve::next_vmid(&remote).map_err(|f| raise(f, &ctx))?,
                     id => id,
                 };
-                let req = input
-                    .into_request(vmid)
-                    .map_err(|e| runtime_error(format!("qm::create spec: {e}"), pos))?;
+                let req = input.into_request(vmid);
                 let files = pve::create(&remote, node_name(&node.0), &req).map_err(|f| raise(f, &ctx))?;
                 let mut out = Map::new();
                 out.insert(

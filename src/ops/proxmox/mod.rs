@@ -52,8 +52,10 @@ pub(crate) struct VmSpec {
     pub(crate) agent: bool,
     pub(crate) serial: bool,
     pub(crate) cpu: String,
-    /// `ip=dhcp` or `ip=10.0.0.5/24,gw=10.0.0.1`, as `--ipconfig0` takes it.
-    pub(crate) ipconfig: String,
+    /// `dhcp`, or an IPv4 address in CIDR form (10.0.0.5/24).
+    pub(crate) ip: String,
+    /// The gateway of a static address; empty for none.
+    pub(crate) gateway: String,
     pub(crate) nameserver: Vec<String>,
     pub(crate) searchdomain: Vec<String>,
     pub(crate) ciuser: String,
@@ -73,7 +75,13 @@ pub(crate) struct SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} `{}`: {}", self.field, self.value, self.problem)
+        write!(
+            f,
+            "{} `{}`: {}",
+            self.field,
+            crate::ops::text::shown(&self.value),
+            self.problem
+        )
     }
 }
 
@@ -120,25 +128,83 @@ pub(crate) fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
     Some((addr.parse().ok()?, prefix))
 }
 
-/// `--ipconfig0` from the address the user gave: `dhcp`, or a CIDR and a gateway.
-pub(crate) fn ipconfig(ip: &str, gateway: &str) -> Result<String, SpecError> {
-    if ip == "dhcp" {
-        return Ok("ip=dhcp".into());
-    }
-    let bad = |field, value: &str, problem: &str| SpecError {
-        field,
-        value: value.to_string(),
-        problem: problem.to_string(),
+/// Memory of a VM in MiB, as `qm create --memory` takes it.
+pub(crate) const MEMORY_MB: std::ops::RangeInclusive<i64> = 16..=268_435_456;
+
+/// The one set of rules for a VM's address, shared by the spec (`--ipconfig0`) and
+/// network-config: `dhcp` (no gateway), or an IPv4 CIDR whose address is a host of its
+/// subnet, with an optional gateway inside that subnet (the documents fleet writes have
+/// no on-link routes) that is not the address itself.
+pub(crate) fn address_problems(ip: &str, gateway: &str) -> Vec<SpecError> {
+    let mut out = Vec::new();
+    let mut bad = |field, value: &str, problem: String| {
+        out.push(SpecError {
+            field,
+            value: value.to_string(),
+            problem,
+        })
     };
-    parse_cidr(ip)
-        .ok_or_else(|| bad("ip", ip, "must be `dhcp` or an IPv4 CIDR like 10.0.0.5/24"))?;
-    if gateway.is_empty() {
-        return Ok(format!("ip={ip}"));
+    let gw = (!gateway.is_empty()).then(|| gateway.parse::<std::net::Ipv4Addr>());
+    if let Some(Err(_)) = gw {
+        bad("gateway", gateway, "must be an IPv4 address".into());
     }
-    gateway
-        .parse::<std::net::Ipv4Addr>()
-        .map_err(|_| bad("gateway", gateway, "must be an IPv4 address"))?;
-    Ok(format!("ip={ip},gw={gateway}"))
+    if ip == "dhcp" {
+        if let Some(Ok(_)) = gw {
+            bad(
+                "gateway",
+                gateway,
+                "needs a static ip (with `dhcp` the DHCP server gives the gateway)".into(),
+            );
+        }
+        return out;
+    }
+    let Some((addr, prefix)) = parse_cidr(ip) else {
+        bad(
+            "ip",
+            ip,
+            "must be `dhcp` or an IPv4 CIDR like 10.0.0.5/24".into(),
+        );
+        return out;
+    };
+    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+    let network = std::net::Ipv4Addr::from(u32::from(addr) & mask);
+    let broadcast = std::net::Ipv4Addr::from(u32::from(network) | !mask);
+    let subnet = format!("{network}/{prefix}");
+    // In a /31 or /32 every address is a host's (RFC 3021).
+    let edge = |a: std::net::Ipv4Addr| {
+        if prefix <= 30 && a == network {
+            Some(format!("is the network address of {subnet}, not a host's"))
+        } else if prefix <= 30 && a == broadcast {
+            Some(format!(
+                "is the broadcast address of {subnet}, not a host's"
+            ))
+        } else {
+            None
+        }
+    };
+    if addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() || addr.is_broadcast() {
+        bad("ip", ip, "is not an address a VM can have".into());
+    } else if let Some(p) = edge(addr) {
+        bad("ip", ip, p);
+    }
+    if let Some(Ok(g)) = gw {
+        if g == addr {
+            bad(
+                "gateway",
+                gateway,
+                format!("is the VM's own address ({ip})"),
+            );
+        } else if u32::from(g) & mask != u32::from(network) {
+            bad(
+                "gateway",
+                gateway,
+                format!("is outside {subnet}, the subnet of ip {ip}"),
+            );
+        } else if let Some(p) = edge(g) {
+            bad("gateway", gateway, p);
+        }
+    }
+    out
 }
 
 impl VmSpec {
@@ -169,11 +235,11 @@ impl VmSpec {
         if self.cores < 1 {
             bad("cores", self.cores.to_string(), "must be at least 1");
         }
-        if self.memory_mb < 16 {
+        if !MEMORY_MB.contains(&self.memory_mb) {
             bad(
                 "memory",
                 self.memory_mb.to_string(),
-                "must be at least 16 (MiB)",
+                "must be between 16 and 268435456 (MiB)",
             );
         }
         if self.disk_gb < 1 {
@@ -199,12 +265,8 @@ impl VmSpec {
                 "must be a MAC like BC:24:11:AA:BB:CC",
             );
         }
-        if !self.ipconfig.starts_with("ip=") {
-            bad(
-                "ipconfig",
-                self.ipconfig.clone(),
-                "must be `ip=dhcp` or `ip=CIDR[,gw=IP]`",
-            );
+        for e in address_problems(&self.ip, &self.gateway) {
+            bad(e.field, e.value, &e.problem);
         }
         for ns in &self.nameserver {
             if ns.parse::<std::net::IpAddr>().is_err() {
@@ -322,7 +384,7 @@ impl VmSpec {
             "net0",
             format!("virtio={},bridge={}", self.mac, self.bridge),
         );
-        opt("ipconfig0", self.ipconfig.clone());
+        opt("ipconfig0", self.ipconfig());
         if !self.nameserver.is_empty() {
             opt("nameserver", self.nameserver.join(" "));
         }
@@ -342,6 +404,14 @@ impl VmSpec {
             opt("cicustom", c.to_string());
         }
         args.join(" ")
+    }
+
+    /// `--ipconfig0`: `ip=dhcp`, or `ip=10.0.0.5/24[,gw=10.0.0.1]`.
+    pub(crate) fn ipconfig(&self) -> String {
+        match self.gateway.as_str() {
+            "" => format!("ip={}", self.ip),
+            gw => format!("ip={},gw={gw}", self.ip),
+        }
     }
 
     /// Grows the imported disk (a cloud image is ~2 GiB) to the spec's size.
@@ -663,7 +733,8 @@ mod tests {
             agent: true,
             serial: true,
             cpu: "host".into(),
-            ipconfig: "ip=10.0.0.5/24,gw=10.0.0.1".into(),
+            ip: "10.0.0.5/24".into(),
+            gateway: "10.0.0.1".into(),
             nameserver: vec!["10.0.0.1".into(), "1.1.1.1".into()],
             searchdomain: vec!["lan".into()],
             ciuser: "admin".into(),
@@ -694,7 +765,8 @@ mod tests {
         s.ciuser = String::new();
         s.nameserver.clear();
         s.searchdomain.clear();
-        s.ipconfig = "ip=dhcp".into();
+        s.ip = "dhcp".into();
+        s.gateway.clear();
         s.ciupgrade = Some(false);
         assert_eq!(
             s.create_command(
@@ -815,16 +887,94 @@ mod tests {
     }
 
     #[test]
-    fn ipconfig_from_user_input() {
-        assert_eq!(ipconfig("dhcp", "").unwrap(), "ip=dhcp");
+    fn addresses_and_gateways() {
+        let problems = |ip, gw| -> Vec<String> {
+            address_problems(ip, gw)
+                .iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        for (ip, gw) in [
+            ("dhcp", ""),
+            ("10.0.0.5/24", "10.0.0.1"),
+            ("10.0.0.5/24", ""),
+            ("10.0.0.5/32", ""),
+            ("10.0.0.4/31", "10.0.0.5"),
+            ("192.168.1.200/16", "192.168.0.1"),
+        ] {
+            assert_eq!(problems(ip, gw), Vec::<String>::new(), "{ip} {gw}");
+        }
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "10.0.0.5",
+                "",
+                &["ip `10.0.0.5`: must be `dhcp` or an IPv4 CIDR like 10.0.0.5/24"],
+            ),
+            ("10.0.0.5/33", "", &["ip `10.0.0.5/33`: must be `dhcp`"]),
+            (
+                "10.0.0.5/24",
+                "gw",
+                &["gateway `gw`: must be an IPv4 address"],
+            ),
+            (
+                "dhcp",
+                "10.0.0.1",
+                &["gateway `10.0.0.1`: needs a static ip"],
+            ),
+            (
+                "10.0.0.5/24",
+                "10.0.1.1",
+                &["gateway `10.0.1.1`: is outside 10.0.0.0/24, the subnet of ip 10.0.0.5/24"],
+            ),
+            (
+                "10.0.0.5/24",
+                "10.0.0.5",
+                &["gateway `10.0.0.5`: is the VM's own address (10.0.0.5/24)"],
+            ),
+            (
+                "10.0.0.0/24",
+                "10.0.0.255",
+                &[
+                    "ip `10.0.0.0/24`: is the network address of 10.0.0.0/24, not a host's",
+                    "gateway `10.0.0.255`: is the broadcast address of 10.0.0.0/24",
+                ],
+            ),
+            (
+                "127.0.0.5/8",
+                "",
+                &["ip `127.0.0.5/8`: is not an address a VM can have"],
+            ),
+            (
+                "x",
+                "y",
+                &["gateway `y`: must be an IPv4 address", "ip `x`: must be"],
+            ),
+        ];
+        for (ip, gw, want) in cases {
+            let got = problems(ip, gw);
+            assert_eq!(got.len(), want.len(), "{ip} {gw}: {got:?}");
+            for (g, w) in got.iter().zip(want.iter()) {
+                assert!(g.starts_with(w), "{ip} {gw}: {g:?} is not {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_spec_checks_its_address_and_quotes_values_safely() {
+        let mut s = spec();
+        assert_eq!(s.ipconfig(), "ip=10.0.0.5/24,gw=10.0.0.1");
+        s.gateway = "10.9.0.1".into();
+        s.name = "a\nb\u{1b}[2J".into();
+        s.memory_mb = 268_435_457;
+        let errors: Vec<String> = s.check().iter().map(|e| e.to_string()).collect();
         assert_eq!(
-            ipconfig("10.0.0.5/24", "10.0.0.1").unwrap(),
-            "ip=10.0.0.5/24,gw=10.0.0.1"
+            errors,
+            [
+                "name `a\\nb\\u{1b}[2J`: must be a DNS label: 1-63 letters, digits and `-`, not starting or ending with `-`",
+                "memory `268435457`: must be between 16 and 268435456 (MiB)",
+                "gateway `10.9.0.1`: is outside 10.0.0.0/24, the subnet of ip 10.0.0.5/24",
+            ]
         );
-        assert_eq!(ipconfig("10.0.0.5/24", "").unwrap(), "ip=10.0.0.5/24");
-        assert_eq!(ipconfig("10.0.0.5", "").unwrap_err().field, "ip");
-        assert_eq!(ipconfig("10.0.0.5/33", "").unwrap_err().field, "ip");
-        assert_eq!(ipconfig("10.0.0.5/24", "gw").unwrap_err().field, "gateway");
     }
 
     fn facts() -> NodeFacts {

@@ -488,7 +488,6 @@ local-lvm lvmthin active 100 10 90 10%
         serde_json::from_value::<CreateOptions>(spec)
             .unwrap()
             .into_request(105)
-            .unwrap()
     }
 
     /// The queries of a create's node check, all answered as a node that has it all.
