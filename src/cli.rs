@@ -141,7 +141,8 @@ pub(crate) struct GlobalArgs {
     /// More output: commands and their output (-vv: more)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub(crate) verbose: u8,
-    /// Less output: only failures and the recap
+    /// Quiet, for cron: nothing when every host ends well; on failure only the failed and
+    /// unreachable hosts and the summary line
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub(crate) quiet: u8,
     /// Keep the journal in this directory instead of the project's state repository
@@ -164,12 +165,13 @@ pub(crate) enum Builtin {
         #[arg(default_value = "all")]
         pattern: String,
     },
-    /// Run an ad-hoc shell command on matching hosts
+    /// Run an ad-hoc shell command on matching hosts (with --retry-failed and nothing
+    /// else: the last `exec` again, on the hosts that failed there)
     Exec {
         /// Host pattern
-        pattern: String,
+        pattern: Option<String>,
         /// The command, after `--`
-        #[arg(last = true, required = true, value_name = "CMD")]
+        #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
     /// Open an interactive SSH session to a host (or run CMD there), with the same
@@ -371,9 +373,17 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "json",
         ],
         "pull" => &["check", "timeout", "lock_wait", "no_progress", "json"],
+        "restore" => &[
+            "check",
+            "timeout",
+            "lock_wait",
+            "accept_new_host_keys",
+            "no_progress",
+            "json",
+        ],
         "connect" => &["accept_new_host_keys"],
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
-        "history" | "recipes" | "api" => &["json"],
+        "history" | "recipes" | "api" | "catalog" => &["json"],
         _ => &[],
     }
 }

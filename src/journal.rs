@@ -389,6 +389,12 @@ pub(crate) fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
     Ok(records)
 }
 
+/// Whether a journaled recipe name is `name`: a recipe `deploy_site` is the command
+/// `deploy-site`, and either spelling finds its runs.
+pub(crate) fn same_recipe(journaled: &str, name: &str) -> bool {
+    journaled.replace('_', "-") == name.replace('_', "-")
+}
+
 /// A run by id, unique id prefix, or `last` (newest, of `recipe` when given).
 pub(crate) fn find(
     state: &Path,
@@ -398,7 +404,7 @@ pub(crate) fn find(
     let all = load_all(state)?;
     let mut matching = all
         .into_iter()
-        .filter(|r| recipe.is_none_or(|n| r.recipe == n));
+        .filter(|r| recipe.is_none_or(|n| same_recipe(&r.recipe, n)));
     if which == "last" {
         return matching.next().ok_or_else(|| match recipe {
             Some(n) => JournalError::NoRunOf {

@@ -178,7 +178,20 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
     match cli.command {
         Some(Builtin::Hosts { pattern }) => commands::hosts::run(&app, &pattern),
         Some(Builtin::Exec { pattern, command }) => {
-            commands::adhoc::run(&app, &pattern, &command.join(" "))
+            let command = (!command.is_empty()).then(|| command.join(" "));
+            match app.global.retry_failed.clone() {
+                Some(which) => commands::adhoc::retry(&app, &which, pattern, command),
+                None => match (pattern, command) {
+                    (Some(pattern), Some(command)) => {
+                        let limit = app.global.limit.clone();
+                        commands::adhoc::run(&app, &pattern, &command, limit, Vec::new())
+                    }
+                    _ => Err(Error::usage_with_help(
+                        "fleet exec needs a host pattern and a command after `--`",
+                        "for example: fleet exec all -- uptime",
+                    )),
+                },
+            }
         }
         Some(Builtin::Connect { host, command }) => commands::connect::run(&app, &host, &command),
         Some(Builtin::History {

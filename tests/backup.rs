@@ -688,31 +688,6 @@ fn a_backup_host_reaches_the_source_its_own_way_with_backup_ssh() {
     assert_eq!(snapshots(&dest.join("s1/tree")).len(), 1);
 }
 
-/// `fleet …` in a pseudo-terminal (util-linux `script`), answering `answer` when asked;
-/// what the terminal showed.
-fn on_terminal(dir: &Path, args: &str, answer: Option<&str>) -> String {
-    let command = format!(
-        "{} -C {} {args}",
-        crate::support::fleet_bin().display(),
-        dir.display()
-    );
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env_remove("NO_COLOR")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("script (util-linux)");
-    let mut stdin = child.stdin.take().unwrap();
-    if let Some(answer) = answer {
-        std::thread::sleep(std::time::Duration::from_millis(700));
-        std::io::Write::write_all(&mut stdin, answer.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    drop(stdin);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn on_a_terminal_restore_asks_first_and_bad_backups_are_red() {
     let src_dir = tempfile::tempdir().unwrap();
@@ -727,14 +702,14 @@ fn on_a_terminal_restore_asks_first_and_bad_backups_are_red() {
         ),
     );
     p.fleet(&["backup", "--pattern", "h1"]).code(0);
-    let shown = on_terminal(p.path(), "backups", None);
+    let shown = crate::support::on_terminal(p.path(), "backups", None);
     assert!(shown.contains("\x1b[31m\x1b[1mnever\x1b[0m"), "{shown:?}");
     assert!(shown.contains("h1    ok  "), "{shown:?}");
 
     std::fs::write(src.join("stable.txt"), "damaged\n").unwrap();
     let path = src.display().to_string();
     let args = format!("restore h1 {path} --no-progress");
-    let shown = on_terminal(p.path(), &args, Some("n\r"));
+    let shown = crate::support::on_terminal(p.path(), &args, Some("n\r"));
     assert!(
         shown.contains(&format!("Restore {path} from backups/h1/")),
         "{shown}"
@@ -747,7 +722,7 @@ fn on_a_terminal_restore_asks_first_and_bad_backups_are_red() {
         std::fs::read_to_string(src.join("stable.txt")).unwrap(),
         "damaged\n"
     );
-    let shown = on_terminal(p.path(), &args, Some("y\r"));
+    let shown = crate::support::on_terminal(p.path(), &args, Some("y\r"));
     assert!(shown.contains("h1 | restored "), "{shown}");
     assert_eq!(
         std::fs::read_to_string(src.join("stable.txt")).unwrap(),

@@ -91,6 +91,14 @@ fn update_upgrades_reboots_checks_health_and_records_it_all() {
         "{again}"
     );
     assert!(again.stderr.contains("u1    ok"), "{again}");
+    // From cron with -q, an all-ok run prints nothing at all.
+    let quiet = run_fleet(p.path(), &["-q", "update"]);
+    quiet.code(0);
+    assert_eq!(
+        (quiet.stdout.as_str(), quiet.stderr.as_str()),
+        ("", ""),
+        "{quiet}"
+    );
 }
 
 #[test]
@@ -115,6 +123,14 @@ fn a_failing_batch_stops_the_rollout_and_the_rest_is_skipped() {
     out.code(3).stderr_has(
         "health check 'echo unhealthy >&2; false' failed after the update (exit 1): unhealthy",
     );
+    // -q: the failing host with its error and the summary, nothing of the others.
+    let quiet = run_fleet(p.path(), &["-q", "update", "r1", "--refresh=false"]);
+    quiet
+        .code(3)
+        .stderr_has("r1    failed")
+        .stderr_has("unhealthy")
+        .stderr_has("0 ok, 0 changed, 1 failed, 0 unreachable");
+    assert!(quiet.stdout.is_empty(), "{quiet}");
     for skipped in ["r2", "r3"] {
         assert!(
             out.stderr

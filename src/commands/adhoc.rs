@@ -2,19 +2,29 @@
 //! `ansible PATTERN -a CMD`. Output lines are prefixed with the host.
 
 use crate::App;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exec::fanout::{HostEnd, fan_out};
+use crate::journal;
 use crate::ops::remote::CommandOpts;
 use crate::ops::text::tail;
 use crate::outcome::HostStatus;
 use crate::session::{RunRequest, finish_run, start_run};
 
-pub(crate) fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {
+/// `more_args`: what the journal keeps after PATTERN and CMD (`--retry-failed=RUN`).
+pub(crate) fn run(
+    app: &App,
+    pattern: &str,
+    command: &str,
+    limit: Option<String>,
+    more_args: Vec<String>,
+) -> Result<i32> {
+    let mut args = vec![pattern.to_string(), command.to_string()];
+    args.extend(more_args);
     let request = RunRequest {
         recipe: "exec".into(),
-        args: vec![pattern.to_string(), command.to_string()],
+        args,
         params: Default::default(),
-        limit: app.global.limit.clone(),
+        limit,
     };
     let run = start_run(app, request)?;
     let hosts = run.select(pattern)?;
@@ -52,4 +62,65 @@ pub(crate) fn run(app: &App, pattern: &str, command: &str) -> Result<i32> {
         Ok(())
     });
     Ok(finish_run(app, &run, None))
+}
+
+/// `fleet exec --retry-failed[=RUN]`: the command of RUN (default: the last `exec`)
+/// again, on the hosts that failed or were unreachable there. PATTERN and CMD may be left
+/// out; given, they must be that run's.
+pub(crate) fn retry(
+    app: &App,
+    which: &str,
+    pattern: Option<String>,
+    command: Option<String>,
+) -> Result<i32> {
+    if app.global.limit.is_some() {
+        return Err(Error::usage(
+            "--retry-failed chooses the hosts itself; leave out --limit",
+        ));
+    }
+    let last = journal::find(&app.project.state_dir(), which, Some("exec"))
+        .map_err(|e| Error::usage(e.to_string()))?;
+    let (Some(last_pattern), Some(last_command)) = (last.args.first(), last.args.get(1)) else {
+        return Err(Error::usage(format!(
+            "run {} is not an `exec` run with a pattern and a command",
+            last.run_id
+        )));
+    };
+    let differs = pattern.as_ref().is_some_and(|p| p != last_pattern)
+        || command.as_ref().is_some_and(|c| c != last_command);
+    if differs {
+        return Err(Error::usage_with_help(
+            format!(
+                "run {} ran `{last_command}` on `{last_pattern}`, not what is given here",
+                last.run_id
+            ),
+            "leave out PATTERN and CMD to retry that run, or run the new command without --retry-failed",
+        ));
+    }
+    let failed: Vec<&str> = last
+        .hosts
+        .iter()
+        .filter(|h| h.status.is_failure())
+        .map(|h| h.host.as_str())
+        .collect();
+    if failed.is_empty() {
+        println!(
+            "run {} of `exec` has no failed or unreachable host: nothing to retry",
+            last.run_id
+        );
+        return Ok(0);
+    }
+    eprintln!(
+        "retrying run {} of `exec` on {}",
+        last.run_id,
+        failed.join(", ")
+    );
+    let (pattern, command) = (last_pattern.clone(), last_command.clone());
+    run(
+        app,
+        &pattern,
+        &command,
+        Some(failed.join(",")),
+        vec![format!("--retry-failed={}", last.run_id)],
+    )
 }

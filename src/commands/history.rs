@@ -5,7 +5,7 @@ use crate::App;
 use crate::error::{Error, Result};
 use crate::journal::{self, RunRecord};
 use crate::outcome::HostStatus;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 fn print(text: &str) {
@@ -36,6 +36,9 @@ pub(crate) fn parse_since(text: &str) -> std::result::Result<String, String> {
         })
 }
 
+/// Characters of the ARGS column on a terminal.
+const ARGS_ON_A_TERMINAL: usize = 40;
+
 pub(crate) fn history(
     app: &App,
     host: Option<&str>,
@@ -46,7 +49,7 @@ pub(crate) fn history(
     let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())?
         .into_iter()
         .filter(|r| host.is_none_or(|h| r.hosts.iter().any(|x| x.host == h)))
-        .filter(|r| recipe.is_none_or(|n| r.recipe == n))
+        .filter(|r| recipe.is_none_or(|n| journal::same_recipe(&r.recipe, n)))
         .filter(|r| since.as_deref().is_none_or(|s| r.started.as_str() >= s))
         .collect();
     if app.global.json {
@@ -67,14 +70,21 @@ pub(crate) fn history(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // One long `exec` must not make every row of a terminal's table wrap; --json and
+    // pipes keep the arguments whole.
+    let fit = |args: String| match std::io::stdout().is_terminal() {
+        true => crate::ops::text::truncate_display(&args, ARGS_ON_A_TERMINAL),
+        false => args,
+    };
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
             vec![
                 r.run_id.clone(),
                 r.started.clone(),
-                r.recipe.clone(),
-                r.args.join(" "),
+                // As `fleet recipes` lists it.
+                r.recipe.replace('_', "-"),
+                fit(r.args.join(" ")),
                 r.count(HostStatus::Ok).to_string(),
                 r.count(HostStatus::Changed).to_string(),
                 r.count(HostStatus::Failed).to_string(),
@@ -88,8 +98,17 @@ pub(crate) fn history(
 }
 
 pub(crate) fn show(app: &App, which: &str) -> Result<i32> {
-    let r = journal::find(&app.project.state_dir(), which, None)
+    let mut r = journal::find(&app.project.state_dir(), which, None)
         .map_err(|e| Error::usage(e.to_string()))?;
+    // -l: only the hosts of the run that the pattern selects in the inventory.
+    if let Some(limit) = &app.global.limit {
+        let inventory = crate::commands::load_inventory(app)?;
+        let chosen: Vec<String> = crate::inventory::select(&inventory, limit)?
+            .into_iter()
+            .map(|h| h.name.clone())
+            .collect();
+        r.hosts.retain(|h| chosen.contains(&h.host));
+    }
     if app.global.json {
         print(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"));
         return Ok(0);

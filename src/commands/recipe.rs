@@ -85,7 +85,7 @@ pub(crate) fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
     let state = app.project.state_dir();
     let last = journal::find(&state, which, Some(&recipe.name))
         .map_err(|e| crate::error::Error::usage(e.to_string()))?;
-    if last.recipe != recipe.name {
+    if !journal::same_recipe(&last.recipe, &recipe.name) {
         return Err(crate::error::Error::usage(format!(
             "run {} was of recipe `{}`, not `{}`",
             last.run_id, last.recipe, recipe.name
@@ -97,6 +97,22 @@ pub(crate) fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
         .filter(|h| h.status.is_failure())
         .map(|h| h.host.as_str())
         .collect();
+    if failed.is_empty()
+        && let Some(error) = &last.error
+    {
+        return Err(crate::error::Error::usage_with_help(
+            format!(
+                "run {} of `{}` stopped with an error of the recipe, not of hosts: {}",
+                last.run_id,
+                recipe.name,
+                error.lines().next().unwrap_or_default()
+            ),
+            format!(
+                "fix the recipe and run `fleet {}` again (`fleet show {}` has the details)",
+                recipe.name, last.run_id
+            ),
+        ));
+    }
     if failed.is_empty() {
         println!(
             "run {} of `{}` has no failed or unreachable host: nothing to retry",

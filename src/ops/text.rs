@@ -25,9 +25,25 @@ pub(crate) fn shown(value: &str) -> String {
     }
 }
 
+/// `text` cut to `width` characters, the last of them `…` when it was cut.
+pub(crate) fn truncate_display(text: &str, width: usize) -> String {
+    match text.char_indices().nth(width.saturating_sub(1)) {
+        Some((i, _)) if text.chars().count() > width => format!("{}…", &text[..i]),
+        _ => text.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_is_cut_to_its_width() {
+        assert_eq!(truncate_display("short", 10), "short");
+        assert_eq!(truncate_display("exactly-10", 10), "exactly-10");
+        assert_eq!(truncate_display("all -- apt-get update", 10), "all -- ap…");
+        assert_eq!(truncate_display("äöüäöüäöüäöü", 4), "äöü…");
+    }
 
     #[test]
     fn shown_values_stay_on_one_line() {

@@ -133,3 +133,24 @@ pub fn spawn_fleet(dir: &Path, args: &[&str]) -> std::process::Child {
         .spawn()
         .expect("fleet starts")
 }
+
+/// `fleet …` in a pseudo-terminal (util-linux `script`), answering `answer` when asked;
+/// what the terminal showed.
+pub fn on_terminal(dir: &Path, args: &str, answer: Option<&str>) -> String {
+    let command = format!("{} -C {} {args}", fleet_bin().display(), dir.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(answer) = answer {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        std::io::Write::write_all(&mut stdin, answer.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
