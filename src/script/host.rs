@@ -185,7 +185,7 @@ fn commands(m: &mut Module, ctx: &ScriptCtx) {
                 sudo: true,
                 ..CommandOpts::default()
             },
-            "Runs a command through `sudo -n`, like run(); a host where sudo would ask for a password fails with \"sudo needs a password on HOST\". Same options as run().",
+            "Runs a command through `sudo -n sh -c '…'`, like run() (a shell: the host's sudoers rule must allow `sh`, in practice everything; apt::install and ufw::apply run their one-program commands without a shell). A host where sudo would ask for a password fails with \"sudo needs a password on HOST\", one whose rule allows only some programs with \"sudo on HOST does not allow `…` (allowed: …)\". Same options as run().",
         ),
     ] {
         let c = ctx.clone();
