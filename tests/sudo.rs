@@ -117,12 +117,22 @@ fn a_user_allowed_only_apt_updates_and_is_told_what_sudo_refuses() {
     std::fs::create_dir_all(&p2).unwrap();
     std::fs::write(
         p2.join("shell.rhai"),
-        "/// Runs a shell through sudo.\nfn shell() { each(hosts(\"l1\"), |h| h.sudo(\"id -u && true\")); }\n",
+        r#"/// apt-get as one program through sudo, then a shell.
+fn shell() {
+    each(hosts("l1"), |h| {
+        print(`one program: ${h.sudo(["apt-get", "--version"]).stdout.split("\n")[0]}`);
+        h.sudo("id -u && true")
+    });
+}
+"#,
     )
     .unwrap();
-    run_fleet(p.path(), &["shell"]).code(3).stderr_has(
-        "sudo on l1 does not allow `sh -c 'id -u && true'` (allowed: /usr/bin/apt-get, /usr/bin/apt)",
-    );
+    run_fleet(p.path(), &["shell"])
+        .code(3)
+        .stdout_has("one program: apt 2.")
+        .stderr_has(
+            "sudo on l1 does not allow `sh -c 'id -u && true'` (allowed: /usr/bin/apt-get, /usr/bin/apt)",
+        );
 
     let status = run_fleet(p.path(), &["status"]);
     status.code(0);

@@ -47,6 +47,24 @@ impl Argv {
         }
     }
 
+    /// A recipe's `[program, args…]`: a program that is a name or a path (not empty, no
+    /// `NAME=value`, which a shell would take as an assignment) and any arguments.
+    pub(crate) fn from_words(words: Vec<String>) -> Result<Argv, String> {
+        match words.first() {
+            None => Err("the list is empty: give [program, args…]".into()),
+            Some(p) if p.is_empty() || p.contains(['=', '\0']) || p.starts_with('-') => Err(
+                format!("`{}` is not a program name or path", p.escape_debug()),
+            ),
+            Some(_) if words.iter().any(|w| w.contains('\0')) => {
+                Err("an argument holds a NUL byte".into())
+            }
+            Some(_) => Ok(Argv {
+                env: Vec::new(),
+                words,
+            }),
+        }
+    }
+
     pub(crate) fn arg(mut self, arg: impl Into<String>) -> Argv {
         self.words.push(arg.into());
         self
@@ -280,6 +298,22 @@ mod tests {
             String::from_utf8(out.stdout).unwrap(),
             "a b|$HOME|-n|;reboot|"
         );
+    }
+
+    #[test]
+    fn a_recipes_list_is_a_program_or_an_error() {
+        let words = |w: &[&str]| Argv::from_words(w.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            words(&["systemctl", "reload", "nginx"])
+                .unwrap()
+                .sudo_line(),
+            "sudo -n -- systemctl reload nginx"
+        );
+        assert!(words(&[]).is_err());
+        assert!(words(&["FOO=bar", "id"]).is_err());
+        assert!(words(&["-u", "root"]).is_err());
+        assert!(words(&[""]).is_err());
+        assert!(words(&["echo", "a\0b"]).is_err());
     }
 
     #[test]

@@ -253,6 +253,8 @@ pub(crate) fn explain(r: &dyn Remote, command: &str, stderr: &str) -> Option<Sud
             command: shortened(command),
             allowed,
         }),
+        // sudo runs everything: the words came from the command itself.
+        Ok(Access::Root | Access::Full) => None,
         _ => Some(found),
     }
 }
@@ -367,6 +369,9 @@ User fulluser may run the following commands on 93fd9247ad74:
         let r = Scripted::new(&[("if [ \"$(id -u)\" = 0 ]", 1, NONE)]);
         let e = explain(&r, "ufw status", "sudo: a password is required\n").unwrap();
         assert!(matches!(e, SudoError::Password { .. }));
+        // With full sudo the words came from the command (one that calls sudo itself).
+        let r = Scripted::new(&[("if [ \"$(id -u)\" = 0 ]", 0, FULL)]);
+        assert!(explain(&r, "make deploy", "sudo: a password is required\n").is_none());
     }
 
     #[test]
