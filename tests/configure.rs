@@ -152,6 +152,35 @@ fn check_mode_prints_the_firewall_commands_and_changes_nothing() {
     assert!(s.host.exec("ufw status").contains("Status: inactive"));
 }
 
+/// A fresh host has no ufw yet: --check previews the first configuration (the package
+/// install, then every rule from an empty firewall) and the host ends changed.
+#[test]
+fn check_on_a_fresh_host_without_ufw_previews_the_install_and_every_rule() {
+    let s = setup(r#"modules = { ufw = true }, ufw = { preset = "web" }"#);
+    s.host.exec("dpkg --purge ufw >/dev/null 2>&1");
+    assert_eq!(s.host.exec("command -v ufw || echo gone").trim(), "gone");
+    let out = run_fleet(s.project.path(), &["--check", "configure"]);
+    out.code(0)
+        .stdout_has("would run: apt-get update -q")
+        .stdout_has(
+            "would run: DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install --no-install-recommends -- ufw",
+        )
+        .stdout_has("ufw is not installed yet: the plan starts from an empty firewall")
+        .stdout_has("would run: ufw allow 22/tcp comment 'fleet: ssh'")
+        .stdout_has("would run: ufw default deny incoming")
+        .stdout_has("would run: ufw allow 80/tcp comment 'fleet: web'")
+        .stdout_has("would run: ufw allow 443/tcp comment 'fleet: web'")
+        .stdout_has("would run: ufw --force enable");
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("c1") && l.contains("changed")),
+        "c1 did not end changed:\n{out}"
+    );
+    // Nothing happened: still no ufw.
+    assert_eq!(s.host.exec("command -v ufw || echo gone").trim(), "gone");
+}
+
 #[test]
 fn bad_declarations_are_named() {
     let s = setup(r#"modules = { ufw = true }, apps = ["ngnix"]"#);

@@ -22,5 +22,6 @@ mod secrets;
 mod secrets_file;
 mod ssh;
 mod status;
+mod sudo;
 mod terminal;
 mod update;

@@ -181,7 +181,8 @@ fn pinned_facts(host: &str) -> serde_json::Value {
             "pending": 0,
             "security": 0,
             "reboot_required": false,
-            "sudo": false,
+            // h1 keeps the bool of records before `limited` (true: full).
+            "sudo": "limited",
         }),
     }
 }

@@ -46,7 +46,7 @@ fn status_live_cached_filtered_and_as_a_report() {
     assert_eq!(s[1], "yes");
     assert_eq!(s[2], "Debian GNU/Linux 12 (bookworm)");
     assert_eq!(s[5], "1 (1 security)", "{live}");
-    assert_eq!(&s[6..8], ["no", "ok"]);
+    assert_eq!(&s[6..8], ["no", "full"]);
     assert_eq!(row(&live.stdout, "fresh")[5], "0");
     assert_eq!(&row(&live.stdout, "gone")[1..3], ["NO", "-"]);
 

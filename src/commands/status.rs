@@ -265,7 +265,7 @@ pub(crate) fn cells(r: &Row) -> Vec<String> {
                 "no".into()
             }
         }),
-        f.map_or_else(dash, |f| if f.sudo { "ok".into() } else { "NO".into() }),
+        f.map_or_else(dash, |f| f.sudo.as_str().into()),
         r.last_update.as_ref().map_or_else(
             || "never".into(),
             |u| format!("{} ({})", ago(&u.at), u.status.as_str()),

@@ -6,6 +6,7 @@
 use super::run::Run;
 use crate::inventory::ResolvedHost;
 use crate::ops::remote::{CmdOutput, CmdResult, CommandOpts, Remote};
+use crate::ops::shell::Argv;
 use crate::outcome::CommandRecord;
 use crate::outcome::HostError;
 use crate::transport::{LocalTransport, RunOpts, Transport};
@@ -27,6 +28,10 @@ impl Remote for HostRemote<'_> {
 
     fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostError> {
         self.run.command(self.host, cmd, opts)
+    }
+
+    fn program(&self, argv: &Argv, opts: CommandOpts) -> Result<CmdResult, HostError> {
+        self.run.program(self.host, argv, opts)
     }
 
     fn exec(

@@ -10,6 +10,7 @@ use super::ui::Ui;
 use crate::error::{Error, Result};
 use crate::inventory::{Connection, Inventory, ResolvedHost};
 use crate::ops::remote::{CmdResult, CommandOpts};
+use crate::ops::shell::Argv;
 use crate::ops::ssh::{SshDefaults, target_for};
 use crate::ops::text::tail;
 use crate::outcome::HostStatus;
@@ -455,6 +456,37 @@ impl Run {
         cmd: &str,
         opts: CommandOpts,
     ) -> std::result::Result<CmdResult, HostError> {
+        let sudo_cmd = crate::ops::shell::sh_c(cmd);
+        let wrapped = crate::ops::shell::maybe_sudo(cmd, opts.sudo);
+        self.command_line(host, cmd, &wrapped, &sudo_cmd, opts)
+    }
+
+    /// Runs one program like [`Run::command`]; under sudo as `sudo -n -- PROGRAM ARGS…`,
+    /// without a shell.
+    pub(crate) fn program(
+        &self,
+        host: &ResolvedHost,
+        argv: &Argv,
+        opts: CommandOpts,
+    ) -> std::result::Result<CmdResult, HostError> {
+        let wrapped = if opts.sudo {
+            argv.sudo_line()
+        } else {
+            argv.line()
+        };
+        self.command_line(host, &argv.line(), &wrapped, &argv.words(), opts)
+    }
+
+    /// `cmd` as shown and recorded, `wrapped` as run (with sudo when asked), and
+    /// `sudo_cmd` what sudo was asked to run, for the message when it refuses.
+    fn command_line(
+        &self,
+        host: &ResolvedHost,
+        cmd: &str,
+        wrapped: &str,
+        sudo_cmd: &str,
+        opts: CommandOpts,
+    ) -> std::result::Result<CmdResult, HostError> {
         let step = current::step();
         self.update(&host.name, |r| r.ran = true);
         if self.options.check && !opts.read_only {
@@ -477,14 +509,18 @@ impl Run {
                 ..CmdResult::default()
             });
         }
-        let wrapped = crate::ops::shell::maybe_sudo(cmd, opts.sudo);
-        let out = self.exec(host, &wrapped, opts.timeout, None, true)?;
+        let out = self.exec(host, wrapped, opts.timeout, None, true)?;
         if out.code != 0 {
-            // sudo refusing to prompt fails the command even with allow_fail.
+            // sudo refusing to run it fails the command even with allow_fail; a limited
+            // sudo is asked what it allows, to say so.
             let problem = opts
                 .sudo
-                .then(|| crate::ops::files::sudo_problem(&host.name, &out.stderr))
-                .flatten();
+                .then(|| {
+                    let remote = HostRemote { run: self, host };
+                    crate::ops::sudo::explain(&remote, sudo_cmd, &out.stderr)
+                })
+                .flatten()
+                .map(|p| p.to_string());
             if problem.is_some() || !opts.allow_fail {
                 let message = problem.unwrap_or_else(|| {
                     let stderr_tail = tail(&out.stderr, TAIL_LINES);

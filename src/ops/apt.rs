@@ -2,6 +2,7 @@
 //! into pending and security updates, and the non-interactive command lines.
 
 use super::remote::{CommandOpts, Remote};
+use super::shell::Argv;
 use crate::outcome::HostError;
 use std::time::{Duration, Instant};
 
@@ -53,14 +54,83 @@ fn five_seconds() -> Duration {
 pub(crate) const SIMULATE: &str =
     "apt-get -s -o Debug::NoLocking=1 upgrade --with-new-pkgs 2>/dev/null";
 
-/// Refreshes the package lists.
-pub(crate) const REFRESH: &str = "apt-get update -q";
+/// Refreshes the package lists: `apt-get update -q`, one program, so through sudo it
+/// needs a rule for /usr/bin/apt-get only.
+pub(crate) fn refresh_argv() -> Argv {
+    Argv::new("apt-get").args(["update", "-q"])
+}
 
-/// Upgrades everything without a question; changed config files keep the local
-/// version (confold), new defaults are taken where nothing was changed (confdef).
-pub(crate) const UPGRADE: &str = "DEBIAN_FRONTEND=noninteractive apt-get -y -q \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    upgrade --with-new-pkgs";
+/// apt-get's own options that keep it from asking: `-y`, and changed config files keep
+/// the local version (confold) while new defaults are taken where nothing was changed
+/// (confdef).
+const QUIET: [&str; 6] = [
+    "-y",
+    "-q",
+    "-o",
+    "Dpkg::Options::=--force-confdef",
+    "-o",
+    "Dpkg::Options::=--force-confold",
+];
+
+/// apt-get with [`QUIET`]; `env`: also `DEBIAN_FRONTEND=noninteractive`, which sudo lets
+/// through only for root and full sudo (`ops::sudo::Access::sets_env`). Without it
+/// debconf finds no terminal and stdin at its end (fleet's commands read /dev/null),
+/// falls back to its Teletype frontend and takes every question's default: the same
+/// answers, more chatter in the log.
+fn quiet_apt_get(env: bool) -> Argv {
+    let argv = Argv::new("apt-get");
+    let argv = if env {
+        argv.env("DEBIAN_FRONTEND", "noninteractive")
+    } else {
+        argv
+    };
+    argv.args(QUIET)
+}
+
+/// Upgrades everything without a question (see [`quiet_apt_get`]).
+pub(crate) fn upgrade_argv(env: bool) -> Argv {
+    quiet_apt_get(env).args(["upgrade", "--with-new-pkgs"])
+}
+
+/// Installs `packages` (checked names) without recommends or questions.
+pub(crate) fn install_argv(packages: &[String], env: bool) -> Argv {
+    quiet_apt_get(env)
+        .args(["install", "--no-install-recommends", "--"])
+        .args(packages.iter().cloned())
+}
+
+/// A Debian package name (policy 5.6.1: lower case letters, digits, `+ - .`, at least
+/// two characters, starting with a letter or digit): nothing else reaches apt-get.
+pub(crate) fn valid_package(name: &str) -> bool {
+    name.len() >= 2
+        && name.len() <= 200
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
+}
+
+/// Which of `packages` dpkg knows as installed, one query for all (as any user).
+pub(crate) fn installed_query(packages: &[String]) -> String {
+    let names: Vec<String> = packages.iter().map(|p| super::shell::quote(p)).collect();
+    format!(
+        "dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\\n' -- {} 2>/dev/null",
+        names.join(" ")
+    )
+}
+
+/// Reads [`installed_query`]'s answer: the installed packages.
+pub(crate) fn parse_installed(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [name, "installed"] => Some(name.to_string()),
+            _ => None,
+        })
+        .collect()
+}
 
 /// Debian and Ubuntu touch this file when an installed update needs a reboot.
 pub(crate) const REBOOT_REQUIRED: &str = "test -e /var/run/reboot-required";
@@ -111,28 +181,34 @@ pub(crate) fn parse_simulation(text: &str) -> Vec<Pending> {
 
 // The procedures of `fleet update` and `fleet status` on a host, over `Remote`.
 
+/// Fails clearly on a host without apt-get, naming its system.
+fn require_apt(r: &dyn Remote, what: &str) -> Result<(), HostError> {
+    if r.command("command -v apt-get", CommandOpts::QUERY)?.code == 0 {
+        return Ok(());
+    }
+    let os = r
+        .command(
+            ". /etc/os-release 2>/dev/null; echo \"${PRETTY_NAME:-an unknown system}\"",
+            CommandOpts::QUERY,
+        )?
+        .stdout;
+    Err(HostError::new(
+        r.name(),
+        format!(
+            "{} runs {}, which has no apt-get: {what} supports Debian and Ubuntu (apt) only",
+            r.name(),
+            os.trim()
+        ),
+    ))
+}
+
 /// The host's pending updates; `refresh` runs `apt-get update` first (not a change).
 pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostError> {
-    if r.command("command -v apt-get", CommandOpts::QUERY)?.code != 0 {
-        let os = r
-            .command(
-                ". /etc/os-release 2>/dev/null; echo \"${PRETTY_NAME:-an unknown system}\"",
-                CommandOpts::QUERY,
-            )?
-            .stdout;
-        return Err(HostError::new(
-            r.name(),
-            format!(
-                "{} runs {}, which has no apt-get: fleet update supports Debian and Ubuntu (apt) only",
-                r.name(),
-                os.trim()
-            ),
-        ));
-    }
+    require_apt(r, "fleet update")?;
     if refresh {
-        let sudo = r.needs_sudo()?;
-        r.command(
-            REFRESH,
+        let sudo = super::sudo::access(r)?.needs_sudo();
+        r.program(
+            &refresh_argv(),
             CommandOpts {
                 sudo,
                 changed: Some(false),
@@ -147,16 +223,68 @@ pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, Hos
 
 /// Upgrades every package (output streams to the progress line and the log).
 pub(crate) fn upgrade(r: &dyn Remote) -> Result<(), HostError> {
-    let sudo = r.needs_sudo()?;
-    r.command(
-        UPGRADE,
+    let access = super::sudo::access(r)?;
+    r.program(
+        &upgrade_argv(access.sets_env()),
         CommandOpts {
-            sudo,
+            sudo: access.needs_sudo(),
             timeout: Some(Duration::from_secs(3600)),
             ..CommandOpts::default()
         },
     )
     .map(|_| ())
+}
+
+/// Installs the packages of `packages` that are missing (`apt-get update` first, as a
+/// fresh machine has no package lists); true when it installed something. In --check
+/// the two commands are shown, and the host counts as changed.
+pub(crate) fn install(r: &dyn Remote, packages: &[String]) -> Result<bool, HostError> {
+    if let Some(bad) = packages.iter().find(|p| !valid_package(p)) {
+        return Err(HostError::new(
+            r.name(),
+            format!(
+                "`{}` is not a Debian package name (lower case letters, digits, + - .)",
+                bad.escape_debug()
+            ),
+        ));
+    }
+    if packages.is_empty() {
+        return Ok(false);
+    }
+    require_apt(r, "fleet's package functions")?;
+    let installed = parse_installed(
+        &r.command(&installed_query(packages), CommandOpts::QUERY)?
+            .stdout,
+    );
+    let mut missing: Vec<String> = packages
+        .iter()
+        .filter(|p| !installed.contains(p))
+        .cloned()
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    let access = super::sudo::access(r)?;
+    let sudo = access.needs_sudo();
+    r.program(
+        &refresh_argv(),
+        CommandOpts {
+            sudo,
+            changed: Some(false),
+            timeout: Some(Duration::from_secs(600)),
+            ..CommandOpts::default()
+        },
+    )?;
+    r.program(
+        &install_argv(&missing, access.sets_env()),
+        CommandOpts {
+            sudo,
+            timeout: Some(Duration::from_secs(1800)),
+            ..CommandOpts::default()
+        },
+    )?;
+    Ok(true)
 }
 
 pub(crate) fn reboot_required(r: &dyn Remote) -> Result<bool, HostError> {
@@ -309,6 +437,76 @@ Conf libssl3 (3.0.17-1~deb12u2 Debian-Security:12/stable-security [amd64])
         )
         .unwrap();
         assert_eq!(took, Duration::ZERO);
+    }
+
+    const LIMITED: &str = "User o may run the following commands on h:\n    (root) NOPASSWD: /usr/bin/apt-get, /usr/bin/apt\n";
+
+    #[test]
+    fn apt_runs_as_one_program_and_sets_the_frontend_only_where_sudo_lets_it() {
+        assert_eq!(refresh_argv().sudo_line(), "sudo -n -- apt-get update -q");
+        assert_eq!(
+            upgrade_argv(false).sudo_line(),
+            "sudo -n -- apt-get -y -q -o Dpkg::Options::=--force-confdef \
+             -o Dpkg::Options::=--force-confold upgrade --with-new-pkgs"
+        );
+        assert_eq!(
+            install_argv(&["ufw".into()], true).line(),
+            "DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confdef \
+             -o Dpkg::Options::=--force-confold install --no-install-recommends -- ufw"
+        );
+    }
+
+    #[test]
+    fn install_asks_sudo_for_apt_get_alone() {
+        use crate::ops::remote::fake::Scripted;
+        let r = Scripted::new(&[
+            ("command -v apt-get", 0, "/usr/bin/apt-get\n"),
+            ("dpkg-query -W", 0, "curl installed\nufw not-installed\n"),
+            ("if [ \"$(id -u)\" = 0 ]", 0, LIMITED),
+            ("sudo -- apt-get update -q", 0, ""),
+            (
+                "sudo -- apt-get -y -q -o Dpkg::Options::=--force-confdef",
+                0,
+                "",
+            ),
+        ]);
+        assert!(install(&r, &["curl".into(), "ufw".into()]).unwrap());
+        let ran = r.ran();
+        assert!(
+            ran[4].ends_with("install --no-install-recommends -- ufw"),
+            "{ran:?}"
+        );
+        // Nothing missing: nothing runs after the query.
+        let r = Scripted::new(&[
+            ("command -v apt-get", 0, "/usr/bin/apt-get\n"),
+            ("dpkg-query -W", 0, "curl installed\n"),
+        ]);
+        assert!(!install(&r, &["curl".into()]).unwrap());
+    }
+
+    #[test]
+    fn install_refuses_what_is_not_a_package_name() {
+        use crate::ops::remote::fake::Scripted;
+        let r = Scripted::new(&[]);
+        for bad in [
+            "-o=APT::Update::Pre-Invoke::=id",
+            "a b",
+            "x",
+            "Curl",
+            "c;reboot",
+        ] {
+            let e = install(&r, &[bad.into()]).unwrap_err();
+            assert!(
+                e.message.contains("is not a Debian package name"),
+                "{}",
+                e.message
+            );
+        }
+        assert!(valid_package("libstdc++6") && valid_package("python3.11"));
+        assert_eq!(
+            parse_installed("curl installed\nufw not-installed\nbad line here\n"),
+            ["curl"]
+        );
     }
 
     #[test]

@@ -6,18 +6,21 @@ use serde::{Deserialize, Serialize};
 
 /// The line after which the command's output is apt's simulated upgrade.
 const APT_MARK: &str = "--- apt simulation ---";
+/// The line after which it is what sudo allows (`ops::sudo::ACCESS_QUERY`).
+const SUDO_MARK: &str = "--- sudo ---";
 
 /// Everything in one round trip, as any user; apt's simulation (the one `fleet update`
-/// reads, `ops::apt`) needs no lock.
+/// reads, `ops::apt`) needs no lock, `sudo -n -l` no password.
 pub(crate) fn facts_command() -> String {
     format!(
         r#". /etc/os-release 2>/dev/null; echo "os=${{PRETTY_NAME:-unknown}}"
 echo "kernel=$(uname -r)"
 echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
 if {reboot}; then echo reboot=yes; else echo reboot=no; fi
-if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
+echo '{SUDO_MARK}'; {sudo}
 if command -v apt-get >/dev/null; then echo '{APT_MARK}'; {simulate}; fi"#,
         reboot = crate::ops::apt::REBOOT_REQUIRED,
+        sudo = crate::ops::sudo::ACCESS_QUERY,
         simulate = crate::ops::apt::SIMULATE,
     )
 }
@@ -32,8 +35,9 @@ pub(crate) struct Facts {
     pub(crate) pending: Option<u64>,
     pub(crate) security: Option<u64>,
     pub(crate) reboot_required: bool,
-    /// Root, or passwordless sudo works.
-    pub(crate) sudo: bool,
+    /// What sudo allows without a password: everything (or root), some programs, nothing.
+    #[serde(default)]
+    pub(crate) sudo: crate::ops::sudo::Level,
 }
 
 pub(crate) fn parse_facts(text: &str) -> Facts {
@@ -42,6 +46,10 @@ pub(crate) fn parse_facts(text: &str) -> Facts {
         Some((facts, apt)) => (facts, Some(apt)),
         None => (text, None),
     };
+    let (facts, sudo) = facts
+        .split_once(&format!("{SUDO_MARK}\n"))
+        .unwrap_or((facts, ""));
+    f.sudo = crate::ops::sudo::parse_access(sudo).level();
     if let Some(apt) = apt {
         let pending = crate::ops::apt::parse_simulation(apt);
         f.pending = Some(pending.len() as u64);
@@ -56,7 +64,6 @@ pub(crate) fn parse_facts(text: &str) -> Facts {
             "kernel" => f.kernel = v.to_string(),
             "uptime" => f.uptime_seconds = v.parse::<f64>().map(|s| s as u64).unwrap_or(0),
             "reboot" => f.reboot_required = v == "yes",
-            "sudo" => f.sudo = v == "yes",
             _ => {}
         }
     }
@@ -96,20 +103,27 @@ pub(crate) fn short_duration(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::sudo::Level;
 
     #[test]
     fn facts_from_the_command() {
         let f = parse_facts(
-            "os=Debian GNU/Linux 12 (bookworm)\nkernel=6.1.0-35-amd64\nuptime=93784.52\nreboot=yes\nsudo=no\n--- apt simulation ---\n\
+            "os=Debian GNU/Linux 12 (bookworm)\nkernel=6.1.0-35-amd64\nuptime=93784.52\nreboot=yes\n--- sudo ---\nsudo: a password is required\n--- apt simulation ---\n\
              Inst libssl3 [3.0.15-1~deb12u1] (3.0.17-1~deb12u2 Debian-Security:12/stable-security [amd64])\n\
              Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u1 Debian:12.11/stable-updates [all])\n\
              Inst curl [7.88.1-10+deb12u12] (7.88.1-10+deb12u14 Debian:12.11/stable [amd64])\n",
         );
         assert_eq!(f.os, "Debian GNU/Linux 12 (bookworm)");
         assert_eq!(f.uptime_seconds, 93784);
-        assert!(f.reboot_required && !f.sudo && f.outdated());
+        assert!(f.reboot_required && f.outdated());
+        assert_eq!(f.sudo, Level::No);
         assert_eq!(f.updates(), "3 (1 security)");
-        let none = parse_facts("os=Alpine\nreboot=no\nsudo=yes\n");
+        let none = parse_facts("os=Alpine\nreboot=no\n--- sudo ---\nroot\n");
+        assert_eq!(none.sudo, Level::Full);
+        let limited = parse_facts(
+            "os=Debian\n--- sudo ---\nUser o may run the following commands on h:\n    (root) NOPASSWD: /usr/bin/apt-get\n",
+        );
+        assert_eq!(limited.sudo, Level::Limited);
         assert_eq!(none.updates(), "-");
         assert!(!none.outdated());
         assert_eq!(short_duration(93784), "1d 2h");

@@ -4,7 +4,7 @@
 
 mod transfer;
 
-pub(crate) use transfer::{DownloadOpts, FileOpts, download, query, sudo_problem, write_file};
+pub(crate) use transfer::{DownloadOpts, FileOpts, download, query, write_file};
 
 use super::shell::quote;
 

@@ -18,6 +18,7 @@ pub(crate) mod rsync;
 pub mod secrets;
 pub(crate) mod shell;
 pub(crate) mod ssh;
+pub(crate) mod sudo;
 pub(crate) mod template;
 pub(crate) mod terminal;
 pub(crate) mod text;

@@ -5,6 +5,7 @@
 //! logging, redaction and journal records; tests script a fake one
 //! ([`fake::Scripted`]), so a procedure's logic is tested without a host.
 
+use crate::ops::shell::Argv;
 use crate::outcome::HostError;
 pub(crate) use crate::transport::CmdOutput;
 use std::time::Duration;
@@ -31,7 +32,8 @@ pub(crate) struct CommandOpts {
     pub(crate) read_only: bool,
     /// Override whether a successful command counts as a change.
     pub(crate) changed: Option<bool>,
-    /// Run through `sudo -n`.
+    /// Run through `sudo -n` (shell text as `sudo -n sh -c '…'`, an [`Argv`] as
+    /// `sudo -n -- PROGRAM ARGS…`).
     pub(crate) sudo: bool,
 }
 
@@ -144,6 +146,12 @@ pub(crate) trait Remote {
     /// Runs `cmd`: printed instead in check mode unless read-only, logged, raised as a
     /// `HostError` on a non-zero exit unless `allow_fail`.
     fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostError>;
+
+    /// Runs one program, like [`Remote::command`]; through sudo without a shell, so a
+    /// sudoers rule that names the program is enough.
+    fn program(&self, argv: &Argv, opts: CommandOpts) -> Result<CmdResult, HostError> {
+        self.command(&argv.line(), opts)
+    }
 
     /// Runs `cmd` whatever check mode says (the caller decides), with `input` on its
     /// stdin; `stream: false` keeps every byte of stdout (a download) and shows no lines.
@@ -296,6 +304,16 @@ pub(crate) mod fake {
 
         fn note_result(&self, key: &str, value: serde_json::Value) {
             self.results.lock().unwrap().push((key.to_string(), value));
+        }
+
+        /// Shown as `sudo -- PROGRAM ARGS…` under sudo (shell text as `sudo CMD`).
+        fn program(&self, argv: &Argv, opts: CommandOpts) -> Result<CmdResult, HostError> {
+            let shown = if opts.sudo {
+                format!("-- {}", argv.line())
+            } else {
+                argv.line()
+            };
+            self.command(&shown, opts)
         }
 
         fn command(&self, cmd: &str, opts: CommandOpts) -> Result<CmdResult, HostError> {

@@ -17,12 +17,107 @@ pub(crate) fn sh_c(cmd: &str) -> String {
     format!("sh -c {}", quote(cmd))
 }
 
-/// `sudo -n sh -c '…'` when asked for, the command itself otherwise.
+/// `sudo -n sh -c '…'` when asked for, the command itself otherwise: for shell text
+/// (pipes, redirections, `&&`), which needs a shell, so a sudoers rule must allow `sh`
+/// (in practice: everything). One program is an [`Argv`] and needs no shell.
 pub(crate) fn maybe_sudo(cmd: &str, sudo: bool) -> String {
     if sudo {
         format!("sudo -n {}", sh_c(cmd))
     } else {
         cmd.to_string()
+    }
+}
+
+/// A command that is one program with its arguments, built by fleet word by word (no
+/// pipes, redirections, `&&` or `;`), with optional environment variables. Under sudo
+/// it runs without a shell, `sudo -n -- PROGRAM ARGS…`, so a sudoers rule that names
+/// only that program (`NOPASSWD: /usr/bin/apt-get`) is enough.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Argv {
+    env: Vec<(String, String)>,
+    words: Vec<String>,
+}
+
+impl Argv {
+    /// `program` is fleet's own constant (a name like `apt-get`, never user input).
+    pub(crate) fn new(program: &str) -> Argv {
+        Argv {
+            env: Vec::new(),
+            words: vec![program.to_string()],
+        }
+    }
+
+    /// A recipe's `[program, args…]`: a program that is a name or a path (not empty, no
+    /// `NAME=value`, which a shell would take as an assignment) and any arguments.
+    pub(crate) fn from_words(words: Vec<String>) -> Result<Argv, String> {
+        match words.first() {
+            None => Err("the list is empty: give [program, args…]".into()),
+            Some(p) if p.is_empty() || p.contains(['=', '\0']) || p.starts_with('-') => Err(
+                format!("`{}` is not a program name or path", p.escape_debug()),
+            ),
+            Some(_) if words.iter().any(|w| w.contains('\0')) => {
+                Err("an argument holds a NUL byte".into())
+            }
+            Some(_) => Ok(Argv {
+                env: Vec::new(),
+                words,
+            }),
+        }
+    }
+
+    pub(crate) fn arg(mut self, arg: impl Into<String>) -> Argv {
+        self.words.push(arg.into());
+        self
+    }
+
+    pub(crate) fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Argv {
+        self.words.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets `name` (fleet's constant, `[A-Z_]+`) for the program. Under sudo it becomes
+    /// sudo's own `NAME=value` argument, which sudo refuses unless the rule matched is
+    /// `ALL` or carries SETENV: procedures add it only where the host's sudo allows it
+    /// (`ops::sudo::Access::sets_env`).
+    pub(crate) fn env(mut self, name: &str, value: &str) -> Argv {
+        debug_assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        );
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    fn assignments(&self) -> String {
+        self.env
+            .iter()
+            .map(|(k, v)| format!("{k}={} ", quote(v)))
+            .collect()
+    }
+
+    /// The program and its quoted arguments, without the environment: what sudo is
+    /// asked to run, and what messages name.
+    pub(crate) fn words(&self) -> String {
+        self.words
+            .iter()
+            .map(|w| quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The command for a POSIX shell: `NAME=value PROGRAM ARGS…`.
+    pub(crate) fn line(&self) -> String {
+        format!("{}{}", self.assignments(), self.words())
+    }
+
+    /// `sudo -n [NAME=value…] -- PROGRAM ARGS…`: no shell in between.
+    pub(crate) fn sudo_line(&self) -> String {
+        format!("sudo -n {}-- {}", self.assignments(), self.words())
+    }
+}
+
+impl std::fmt::Display for Argv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line())
     }
 }
 
@@ -174,6 +269,55 @@ mod tests {
             false,
         );
         assert_eq!(run_watched(&line).0, Some(124));
+    }
+
+    #[test]
+    fn one_program_runs_under_sudo_without_a_shell() {
+        let apt = Argv::new("apt-get")
+            .args(["-y", "install"])
+            .arg("it's")
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        assert_eq!(apt.words(), r"apt-get -y install 'it'\''s'");
+        assert_eq!(
+            apt.line(),
+            r"DEBIAN_FRONTEND=noninteractive apt-get -y install 'it'\''s'"
+        );
+        assert_eq!(
+            apt.sudo_line(),
+            r"sudo -n DEBIAN_FRONTEND=noninteractive -- apt-get -y install 'it'\''s'"
+        );
+        let ufw = Argv::new("ufw").args(["allow", "80/tcp", "comment", "fleet: web"]);
+        assert_eq!(
+            ufw.sudo_line(),
+            "sudo -n -- ufw allow 80/tcp comment 'fleet: web'"
+        );
+        // Through a real shell every word arrives as it was given.
+        let echo = Argv::new("printf").args(["%s|", "a b", "$HOME", "-n", ";reboot"]);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(echo.line())
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "a b|$HOME|-n|;reboot|"
+        );
+    }
+
+    #[test]
+    fn a_recipes_list_is_a_program_or_an_error() {
+        let words = |w: &[&str]| Argv::from_words(w.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            words(&["systemctl", "reload", "nginx"])
+                .unwrap()
+                .sudo_line(),
+            "sudo -n -- systemctl reload nginx"
+        );
+        assert!(words(&[]).is_err());
+        assert!(words(&["FOO=bar", "id"]).is_err());
+        assert!(words(&["-u", "root"]).is_err());
+        assert!(words(&[""]).is_err());
+        assert!(words(&["echo", "a\0b"]).is_err());
     }
 
     #[test]

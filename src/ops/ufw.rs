@@ -4,7 +4,7 @@
 //! starting with `fleet:`; only those are ever deleted.
 
 use super::remote::{CommandOpts, Remote};
-use super::shell::maybe_sudo;
+use super::shell::Argv;
 use crate::outcome::HostError;
 use std::fmt;
 
@@ -266,29 +266,42 @@ impl Rule {
             .collect())
     }
 
-    /// The rule as ufw's command line and `ufw show added` write it (without `ufw`).
-    pub(crate) fn spec(&self) -> String {
-        let port = match self.proto.word() {
-            Some(p) => format!("{}/{p}", self.ports),
-            None => self.ports.to_string(),
-        };
+    /// The rule's words on ufw's command line (without `ufw`).
+    fn spec_words(&self) -> Vec<String> {
+        let action = self.action.word().to_string();
         match &self.source {
-            None => format!("{} {port}", self.action.word()),
+            None => {
+                let port = match self.proto.word() {
+                    Some(p) => format!("{}/{p}", self.ports),
+                    None => self.ports.to_string(),
+                };
+                vec![action, port]
+            }
             Some(src) => {
-                let mut s = format!(
-                    "{} from {src} to any port {}",
-                    self.action.word(),
-                    self.ports
-                );
+                let mut w = vec![
+                    action,
+                    "from".into(),
+                    src.clone(),
+                    "to".into(),
+                    "any".into(),
+                    "port".into(),
+                    self.ports.to_string(),
+                ];
                 if let Some(p) = self.proto.word() {
-                    s.push_str(&format!(" proto {p}"));
+                    w.extend(["proto".into(), p.to_string()]);
                 }
-                s
+                w
             }
         }
     }
 
-    /// `ufw allow 80/tcp comment 'fleet: web'`, as `show added` prints it too.
+    /// The rule as ufw's command line and `ufw show added` write it (without `ufw`).
+    pub(crate) fn spec(&self) -> String {
+        self.spec_words().join(" ")
+    }
+
+    /// `ufw allow 80/tcp comment 'fleet: web'`, as `show added` prints it.
+    #[cfg(test)]
     pub(crate) fn line(&self) -> String {
         if self.comment.is_empty() {
             format!("ufw {}", self.spec())
@@ -297,15 +310,21 @@ impl Rule {
         }
     }
 
-    pub(crate) fn add_command(&self) -> String {
-        self.line()
+    /// `ufw allow 80/tcp comment 'fleet: web'`, one program.
+    pub(crate) fn add_command(&self) -> Argv {
+        let argv = Argv::new("ufw").args(self.spec_words());
+        if self.comment.is_empty() {
+            argv
+        } else {
+            argv.args(["comment", self.comment.as_str()])
+        }
     }
+}
 
-    /// `ufw delete allow 80/tcp` removes the v4 and v6 rule alike.
-    #[cfg(test)]
-    pub(crate) fn delete_command(&self) -> String {
-        format!("ufw delete {}", self.spec())
-    }
+/// `ufw delete allow 80/tcp` (removes the v4 and v6 rule alike), from a rule as
+/// `ufw show added` printed it: its words become arguments, never shell text.
+pub(crate) fn delete_command(spec: &str) -> Argv {
+    Argv::new("ufw").arg("delete").args(spec.split_whitespace())
 }
 
 /// A rule line of `ufw show added`, as it was added.
@@ -370,9 +389,9 @@ pub(crate) fn parse_state(status: &str, defaults: &str) -> State {
 /// The commands that bring a host from `current` to `wanted`, in a safe order: the SSH
 /// rules first (before anything could lock fleet out), then policies, the other new
 /// rules, deletions of fleet's own rules no longer wanted, and enable last.
-pub(crate) fn plan(state: &State, current: &[Added], wanted: &[Rule], ssh: &[Rule]) -> Vec<String> {
+pub(crate) fn plan(state: &State, current: &[Added], wanted: &[Rule], ssh: &[Rule]) -> Vec<Argv> {
     let mut seen: Vec<String> = current.iter().map(|a| a.spec.clone()).collect();
-    let mut add = |rules: &[Rule], out: &mut Vec<String>| {
+    let mut add = |rules: &[Rule], out: &mut Vec<Argv>| {
         for r in rules {
             if !seen.contains(&r.spec()) {
                 seen.push(r.spec());
@@ -383,20 +402,20 @@ pub(crate) fn plan(state: &State, current: &[Added], wanted: &[Rule], ssh: &[Rul
     let mut cmds = Vec::new();
     add(ssh, &mut cmds);
     if state.input_policy != "DROP" {
-        cmds.push("ufw default deny incoming".to_string());
+        cmds.push(Argv::new("ufw").args(["default", "deny", "incoming"]));
     }
     if state.output_policy != "ACCEPT" {
-        cmds.push("ufw default allow outgoing".to_string());
+        cmds.push(Argv::new("ufw").args(["default", "allow", "outgoing"]));
     }
     add(wanted, &mut cmds);
     let keep: Vec<String> = ssh.iter().chain(wanted).map(Rule::spec).collect();
     for a in current {
         if a.ours() && !keep.contains(&a.spec) {
-            cmds.push(format!("ufw delete {}", a.spec));
+            cmds.push(delete_command(&a.spec));
         }
     }
     if !state.active {
-        cmds.push("ufw --force enable".to_string());
+        cmds.push(Argv::new("ufw").args(["--force", "enable"]));
     }
     cmds
 }
@@ -464,8 +483,6 @@ pub(crate) fn ssh_rules(ports: &[u16], lan_only: bool) -> Vec<Rule> {
 
 // Applying a firewall on a host: the procedure over `Remote`.
 
-const SEPARATOR: &str = "---fleet-ufw---";
-
 /// What applying did: the commands run (or, in --check, printed).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Applied {
@@ -474,26 +491,44 @@ pub(crate) struct Applied {
     pub(crate) ssh_ports: Vec<u16>,
 }
 
+/// Who fleet is on the host, whether ufw is there (also in /usr/sbin, which is not on
+/// a normal user's PATH), and the SSH connection (client, port, server, port).
+const PROBE: &str = "id -u; if command -v ufw >/dev/null || [ -x /usr/sbin/ufw ]; then echo ufw; else echo no-ufw; fi; echo \"${SSH_CONNECTION:-}\"";
+
 /// Makes ufw on the host hold `wanted` plus SSH rules for the port fleet is connected on
-/// and `ssh_port`, deny incoming by default, enabled: its state read in one round trip,
-/// the plan (SSH rules before anything that could lock fleet out) run.
+/// and `ssh_port`, deny incoming by default, enabled: its state read, the plan (SSH
+/// rules before anything that could lock fleet out) run. Each ufw command is one
+/// program (`sudo -n -- ufw …` when not root), so a sudoers rule for /usr/sbin/ufw is
+/// enough. In --check on a host without ufw yet (a first configuration installs it
+/// just before) the plan starts from nothing: every rule, the policies and enable.
 pub(crate) fn apply(
     r: &dyn Remote,
     wanted: &[Rule],
     ssh_port: Option<u16>,
     lan_only_ssh: bool,
 ) -> Result<Applied, HostError> {
-    let read = CommandOpts {
-        read_only: true,
-        ..CommandOpts::default()
-    };
-    let probe = r.command(
-        "id -u; command -v ufw || echo no-ufw; echo \"${SSH_CONNECTION:-}\"",
-        read,
-    )?;
+    let probe = r.command(PROBE, CommandOpts::QUERY)?;
+    if probe.code != 0 {
+        return Err(HostError::new(
+            r.name(),
+            format!("cannot tell whether ufw is installed on {}", r.name()),
+        ));
+    }
     let mut lines = probe.stdout.lines();
     let root = lines.next().map(str::trim) == Some("0");
-    if lines.next().map(str::trim) == Some("no-ufw") {
+    let installed = lines.next().map(str::trim) == Some("ufw");
+    // SSH_CONNECTION: client address, client port, server address, server port.
+    let connected = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|p| p.parse::<u16>().ok());
+    let ssh_ports: Vec<u16> = connected.into_iter().chain(ssh_port).collect();
+    let (current, added) = if installed {
+        read_state(r, !root)?
+    } else if r.check_mode() {
+        r.out("ufw is not installed yet: the plan starts from an empty firewall");
+        (State::default(), Vec::new())
+    } else {
         return Err(HostError::new(
             r.name(),
             format!(
@@ -501,40 +536,11 @@ pub(crate) fn apply(
                 r.name()
             ),
         ));
-    }
-    // SSH_CONNECTION: client address, client port, server address, server port.
-    let connected = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|p| p.parse::<u16>().ok());
-    let ssh_ports: Vec<u16> = connected.into_iter().chain(ssh_port).collect();
-    let state_cmd = format!(
-        "ufw status; echo {SEPARATOR}; cat /etc/default/ufw; echo {SEPARATOR}; ufw show added"
-    );
-    let state = r.command(
-        &maybe_sudo(&state_cmd, !root),
-        CommandOpts {
-            sudo: false,
-            ..read
-        },
-    )?;
-    let parts: Vec<&str> = state.stdout.split(&format!("{SEPARATOR}\n")).collect();
-    if parts.len() != 3 {
-        return Err(HostError::new(
-            r.name(),
-            format!(
-                "unexpected answer from ufw on {}: {:?}",
-                r.name(),
-                state.stdout
-            ),
-        ));
-    }
-    let current = parse_state(parts[0], parts[1]);
-    let added = parse_show_added(parts[2]);
+    };
     let ssh = ssh_rules(&ssh_ports, lan_only_ssh);
     let commands = plan(&current, &added, wanted, &ssh);
     for cmd in &commands {
-        r.command(
+        r.program(
             cmd,
             CommandOpts {
                 sudo: !root,
@@ -543,9 +549,29 @@ pub(crate) fn apply(
         )?;
     }
     Ok(Applied {
-        commands,
+        commands: commands.iter().map(Argv::line).collect(),
         ssh_ports,
     })
+}
+
+/// ufw's state and its added rules: `ufw status` and `ufw show added` as root (one
+/// program each), /etc/default/ufw as anyone.
+fn read_state(r: &dyn Remote, sudo: bool) -> Result<(State, Vec<Added>), HostError> {
+    let query = CommandOpts {
+        allow_fail: false,
+        sudo,
+        ..CommandOpts::QUERY
+    };
+    let status = r.program(&Argv::new("ufw").arg("status"), query)?;
+    let defaults = r.program(
+        &Argv::new("cat").arg("/etc/default/ufw"),
+        CommandOpts::QUERY,
+    )?;
+    let added = r.program(&Argv::new("ufw").args(["show", "added"]), query)?;
+    Ok((
+        parse_state(&status.stdout, &defaults.stdout),
+        parse_show_added(&added.stdout),
+    ))
 }
 
 #[cfg(test)]
@@ -579,7 +605,19 @@ mod tests {
         );
         let r = &rule("allow", "80", "tcp", "any")[0];
         assert_eq!(r.line(), "ufw allow 80/tcp comment 'fleet: test'");
-        assert_eq!(r.delete_command(), "ufw delete allow 80/tcp");
+        assert_eq!(
+            r.add_command().sudo_line(),
+            "sudo -n -- ufw allow 80/tcp comment 'fleet: test'"
+        );
+        assert_eq!(
+            delete_command(&r.spec()).sudo_line(),
+            "sudo -n -- ufw delete allow 80/tcp"
+        );
+        // A rule line from the host is words for ufw, never shell text.
+        assert_eq!(
+            delete_command("allow 22; reboot $(id)").line(),
+            "ufw delete allow '22;' reboot '$(id)'"
+        );
     }
 
     #[test]
@@ -662,8 +700,12 @@ ufw allow 53
         let current = parse_show_added(SHOW_ADDED);
         let ssh = ssh_rules(&[22, 2222], false);
         let wanted = rule("allow", "80", "tcp", "any");
+        let lines: Vec<String> = plan(&state, &current, &wanted, &ssh)
+            .iter()
+            .map(Argv::line)
+            .collect();
         assert_eq!(
-            plan(&state, &current, &wanted, &ssh),
+            lines,
             [
                 "ufw allow 2222/tcp comment 'fleet: ssh'",
                 "ufw default deny incoming",
@@ -729,18 +771,18 @@ ufw allow 53
     #[test]
     fn apply_opens_ssh_first_and_enables_last_through_sudo() {
         use crate::ops::remote::fake::Scripted;
-        let state = "Status: inactive\n---fleet-ufw---\nDEFAULT_INPUT_POLICY=\"DROP\"\n\
-            DEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n---fleet-ufw---\n(None)\n";
         let r = Scripted::new(&[
+            ("id -u", 0, "1000\nufw\n10.0.0.9 51234 10.0.0.5 22\n"),
+            ("sudo -- ufw status", 0, "Status: inactive\n"),
             (
-                "id -u",
+                "cat /etc/default/ufw",
                 0,
-                "1000\n/usr/sbin/ufw\n10.0.0.9 51234 10.0.0.5 22\n",
+                "DEFAULT_INPUT_POLICY=\"DROP\"\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n",
             ),
-            ("sudo -n sh -c 'ufw status", 0, state),
-            ("sudo ufw allow 22/tcp", 0, ""),
-            ("sudo ufw allow 80/tcp", 0, ""),
-            ("sudo ufw --force enable", 0, ""),
+            ("sudo -- ufw show added", 0, "(None)\n"),
+            ("sudo -- ufw allow 22/tcp comment 'fleet: ssh'", 0, ""),
+            ("sudo -- ufw allow 80/tcp comment 'fleet: web'", 0, ""),
+            ("sudo -- ufw --force enable", 0, ""),
         ]);
         let web = Rule::build("allow", "80", "tcp", "any", "fleet: web").unwrap();
         let applied = apply(&r, &web, None, false).unwrap();
@@ -754,5 +796,32 @@ ufw allow 53
         let r = Scripted::new(&[("id -u", 0, "0\nno-ufw\n\n")]);
         let err = apply(&r, &[], None, false).unwrap_err();
         assert!(err.message.contains("baseline_tools"), "{}", err.message);
+    }
+
+    #[test]
+    fn check_without_ufw_plans_the_whole_firewall() {
+        use crate::ops::remote::fake::Scripted;
+        let mut r = Scripted::new(&[("id -u", 0, "1000\nno-ufw\n10.0.0.9 51234 10.0.0.5 22\n")]);
+        r.check = true;
+        let web = Rule::build("allow", "80", "tcp", "any", "fleet: web").unwrap();
+        let applied = apply(&r, &web, Some(2222), false).unwrap();
+        assert_eq!(
+            applied.commands,
+            [
+                "ufw allow 22/tcp comment 'fleet: ssh'",
+                "ufw allow 2222/tcp comment 'fleet: ssh'",
+                "ufw default deny incoming",
+                "ufw default allow outgoing",
+                "ufw allow 80/tcp comment 'fleet: web'",
+                "ufw --force enable",
+            ]
+        );
+        // Shown, not run: only the probe reached the host.
+        assert_eq!(r.ran()[0], PROBE);
+        assert!(
+            r.ran()[1..].iter().all(|c| c.starts_with("sudo -- ufw ")),
+            "{:?}",
+            r.ran()
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! The `apt` module of recipes: pending updates, upgrade, whether a reboot is due; the
-//! work is in `ops::apt`.
+//! The `apt` module of recipes: pending updates, upgrade, install, whether a reboot is
+//! due; the work is in `ops::apt`.
 
 use super::glue::{module_function, raise, runtime_error};
 use super::host::HostRef;
@@ -43,6 +43,32 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         "Upgrades every package without questions (local changes to config files are kept); the output streams to the progress line and the log.",
         move |ctx: NativeCallContext, h: HostRef| -> Result<(), Box<EvalAltResult>> {
             apt::upgrade(&c.run()?.remote(&h.0)).map_err(|f| raise(f, &ctx))
+        }
+    );
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "install",
+        ["h: Host", "packages: Array", "bool"],
+        "Installs the packages of the list that are not installed yet (`apt-get update` first), without recommends or questions; true when it installed something. Through sudo when the login user is not root, as `sudo -n -- apt-get …` (no shell), so a sudoers rule for /usr/bin/apt-get is enough. A name that is not a Debian package name is an error. In --check the commands are shown.",
+        move |ctx: NativeCallContext,
+              h: HostRef,
+              packages: rhai::Array|
+              -> Result<bool, Box<EvalAltResult>> {
+            let names = packages
+                .into_iter()
+                .map(|p| {
+                    p.into_immutable_string()
+                        .map(|s| s.to_string())
+                        .map_err(|t| {
+                            runtime_error(
+                                format!("apt::install: package names are strings, not {t}"),
+                                ctx.call_position(),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<String>, _>>()?;
+            apt::install(&c.run()?.remote(&h.0), &names).map_err(|f| raise(f, &ctx))
         }
     );
     let c = ctx.clone();

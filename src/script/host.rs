@@ -1,10 +1,12 @@
 //! `hosts()`, `host()` and the `Host` type: what a recipe knows about a host and the
-//! commands it runs there. Every call goes through `Run::command`.
+//! commands it runs there. Every call goes through `Run::command` (shell text) or
+//! `Run::program` (`[program, args…]`).
 
-use super::glue::{function, getter, ok, raise, usage_error};
+use super::glue::{function, getter, ok, raise, runtime_error, usage_error};
 use super::values::{from_json, read_options};
 use crate::inventory::ResolvedHost;
 use crate::ops::remote::{CmdResult, CommandOpts, RunOptions, WaitOptions};
+use crate::ops::shell::Argv;
 use crate::outcome::HostError;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
@@ -185,7 +187,7 @@ fn commands(m: &mut Module, ctx: &ScriptCtx) {
                 sudo: true,
                 ..CommandOpts::default()
             },
-            "Runs a command through `sudo -n`, like run(); a host where sudo would ask for a password fails with \"sudo needs a password on HOST\". Same options as run().",
+            "Runs a command through `sudo -n sh -c '…'`, like run() (a shell: the host's sudoers rule must allow `sh`, in practice everything; apt::install and ufw::apply run their one-program commands without a shell). A host where sudo would ask for a password fails with \"sudo needs a password on HOST\", one whose rule allows only some programs with \"sudo on HOST does not allow `…` (allowed: …)\". Same options as run().",
         ),
     ] {
         let c = ctx.clone();
@@ -221,7 +223,65 @@ fn commands(m: &mut Module, ctx: &ScriptCtx) {
                     run.command(&h.0, cmd, opts).map_err(|f| raise(f, &ctx))
                 },
             );
+        let argv_doc = format!(
+            "/// {name}(h, [program, args…]) and {name}(h, [program, args…], options): one program with its arguments and no shell (no pipes, redirections or `&&`); through sudo it runs as `sudo -n -- PROGRAM ARGS…`, so a sudoers rule that names the program is enough. Otherwise like {name}(h, cmd)."
+        );
+        let c = ctx.clone();
+        FuncRegistration::new(name)
+            .with_params_info(["h: Host", "argv: Array", "CmdResult"])
+            .with_comments([argv_doc.clone()])
+            .in_global_namespace()
+            .set_into_module(
+                m,
+                move |ctx: NativeCallContext,
+                      h: HostRef,
+                      argv: Array|
+                      -> Result<CmdResult, Box<EvalAltResult>> {
+                    let argv = argv_of(argv, name, &ctx)?;
+                    let run = c.run()?;
+                    run.program(&h.0, &argv, base).map_err(|f| raise(f, &ctx))
+                },
+            );
+        let c = ctx.clone();
+        FuncRegistration::new(name)
+            .with_params_info(["h: Host", "argv: Array", "options: Map", "CmdResult"])
+            .with_comments([argv_doc])
+            .in_global_namespace()
+            .set_into_module(
+                m,
+                move |ctx: NativeCallContext,
+                      h: HostRef,
+                      argv: Array,
+                      options: Map|
+                      -> Result<CmdResult, Box<EvalAltResult>> {
+                    let argv = argv_of(argv, name, &ctx)?;
+                    let run = c.run()?;
+                    let opts = read_options::<RunOptions>(&options, name, ctx.call_position())?
+                        .apply(base);
+                    run.program(&h.0, &argv, opts).map_err(|f| raise(f, &ctx))
+                },
+            );
     }
+}
+
+/// A recipe's `[program, args…]` as one program's command line: strings only.
+fn argv_of(list: Array, name: &str, ctx: &NativeCallContext) -> Result<Argv, Box<EvalAltResult>> {
+    let words = list
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| {
+            w.into_immutable_string()
+                .map(|s| s.to_string())
+                .map_err(|t| {
+                    runtime_error(
+                        format!("{name}(): word {i} of the command is a {t}, not a string"),
+                        ctx.call_position(),
+                    )
+                })
+        })
+        .collect::<Result<Vec<String>, _>>()?;
+    Argv::from_words(words)
+        .map_err(|e| runtime_error(format!("{name}(): {e}"), ctx.call_position()))
 }
 
 /// `h.wait_for_ssh()`, with and without options.

@@ -65,27 +65,15 @@ fn failure(r: &dyn Remote, message: String) -> HostError {
     HostError::new(r.name(), message)
 }
 
-/// Why a file command failed: sudo's problem in words, else the end of its stderr.
-pub(crate) fn why_failed(host: &str, stderr: &str) -> String {
-    sudo_problem(host, stderr).unwrap_or_else(|| crate::ops::text::tail(stderr, 3))
-}
-
-/// The clear sentence for sudo refusing to run without a password.
-pub(crate) fn sudo_problem(host: &str, stderr: &str) -> Option<String> {
-    if stderr.contains("a password is required") || stderr.contains("a terminal is required") {
-        Some(format!(
-            "sudo needs a password on {host}: give the login user passwordless sudo \
-         (NOPASSWD in sudoers) or log in as root"
-        ))
-    } else if stderr.contains("sudo: command not found") || stderr.contains("sudo: not found") {
-        Some(format!("sudo is not installed on {host}"))
-    } else if stderr.contains("is not in the sudoers file") {
-        Some(format!(
-            "the login user on {host} may not use sudo (not in sudoers)"
-        ))
-    } else {
-        None
-    }
+/// Why a file command failed: sudo's problem in words (naming what a limited sudo
+/// allows when `sudo_cmd`, the shell text it ran through `sudo -n sh -c`, was refused),
+/// else the end of its stderr.
+pub(crate) fn why_failed(r: &dyn Remote, sudo_cmd: Option<&str>, stderr: &str) -> String {
+    let problem = match sudo_cmd {
+        Some(cmd) => crate::ops::sudo::explain(r, &crate::ops::shell::sh_c(cmd), stderr),
+        None => crate::ops::sudo::problem(r.name(), stderr),
+    };
+    problem.map_or_else(|| crate::ops::text::tail(stderr, 3), |p| p.to_string())
 }
 
 /// Makes `path` on `host` hold `content` (and mode/owner); true when it changed.
@@ -101,18 +89,14 @@ pub(crate) fn write_file(
         mode: files::default_mode(opts.mode.as_deref(), secret).map(str::to_string),
         ..opts.clone()
     };
-    let step_failure = |what: &str, out: &crate::transport::CmdOutput| {
-        let why = why_failed(r.name(), &out.stderr);
+    let step_failure = |what: &str, cmd: &str, out: &crate::transport::CmdOutput| {
+        let why = why_failed(r, opts.sudo.then_some(cmd), &out.stderr);
         failure(r, format!("cannot {what} {path} on {}: {why}", r.name()))
     };
-    let inspect = r.exec(
-        &maybe_sudo(&files::inspect_cmd(path), opts.sudo),
-        None,
-        None,
-        true,
-    )?;
+    let inspect_cmd = files::inspect_cmd(path);
+    let inspect = r.exec(&maybe_sudo(&inspect_cmd, opts.sudo), None, None, true)?;
     if inspect.code != 0 {
-        return Err(step_failure("inspect", &inspect));
+        return Err(step_failure("inspect", &inspect_cmd, &inspect));
     }
     let existing = files::parse_inspect(&inspect.stdout_text())
         .map_err(|e| failure(r, format!("cannot inspect {path} on {}: {e}", r.name())))?;
@@ -144,7 +128,7 @@ pub(crate) fn write_file(
     let stdin = plan.content.then_some(content);
     let out = r.exec(&maybe_sudo(&cmd, opts.sudo), None, stdin, true)?;
     if out.code != 0 {
-        return Err(step_failure("write", &out));
+        return Err(step_failure("write", &cmd, &out));
     }
     r.mark_changed();
     Ok(true)
@@ -222,7 +206,7 @@ pub(crate) fn query(
 ) -> Result<crate::transport::CmdOutput, HostError> {
     let out = r.exec(&maybe_sudo(cmd, sudo), None, None, false)?;
     if out.code != 0 {
-        let why = why_failed(r.name(), &out.stderr);
+        let why = why_failed(r, sudo.then_some(cmd), &out.stderr);
         return Err(failure(
             r,
             format!("cannot {what} {path} on {}: {why}", r.name()),
@@ -281,15 +265,6 @@ mod tests {
             "sudo -n sh -c 'cat > x && mv x y'"
         );
         assert_eq!(maybe_sudo("true", false), "true");
-    }
-
-    #[test]
-    fn sudo_password_prompts_get_a_clear_sentence() {
-        assert_eq!(
-            sudo_problem("web-1", "sudo: a password is required\n").unwrap(),
-            "sudo needs a password on web-1: give the login user passwordless sudo (NOPASSWD in sudoers) or log in as root"
-        );
-        assert!(sudo_problem("web-1", "ls: cannot access").is_none());
     }
 
     #[test]
