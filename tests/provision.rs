@@ -450,11 +450,12 @@ fn waits_end_with_the_stage_reached() {
     )
     .code(0);
 
-    // A VM whose sshd never comes up: the SSH wait times out and says so.
+    // A VM whose sshd never comes up: the SSH wait times out and says so. The wait
+    // leaves the simulated guest agent time to come up on a busy machine.
     sim.fault("no_sshd", serde_json::json!(true));
     let out = provision(
         &sim,
-        &["web-7", "--vmid", "131", "--packages", "", "--wait", "5"],
+        &["web-7", "--vmid", "131", "--packages", "", "--wait", "15"],
     );
     out.code(4).stderr_has("web-7 is unreachable");
     assert!(out.stderr.contains("wait for ssh"), "{}", out.stderr);

@@ -18,8 +18,13 @@ const EXPECTED: &[(&str, i32, &str)] = &[
         2,
         "no Proxmox node in the fixture's inventory",
     ),
+    ("fleet vms", 2, "no Proxmox node in the fixture's inventory"),
     ("terminate web-3", 2, "web-3 is not a VM fleet made"),
-    ("20261124T020000Z", 2, "no snapshot of that name"),
+    (
+        "20261124T020000Z",
+        3,
+        "no snapshot of that name: the host fails",
+    ),
     ("config-diff web-3", 2, "no captured configuration yet"),
 ];
 

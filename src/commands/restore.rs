@@ -108,10 +108,38 @@ pub(crate) fn run(app: &App, a: RestoreArgs) -> Result<i32> {
     let host = inventory.require(&a.host)?;
     let runs = crate::journal::load_all(&app.project.state_dir())?;
     let known = super::backups::from_journal(&runs);
+    // Without --job: the host's one backup, named or not; several ask for --job.
+    let job = match &a.job {
+        Some(job) => Some(job.clone()),
+        None if known.contains_key(&(host.name.clone(), None)) => None,
+        None => {
+            let mut jobs: Vec<&String> = known
+                .keys()
+                .filter(|(h, _)| *h == host.name)
+                .filter_map(|(_, job)| job.as_ref())
+                .collect();
+            jobs.sort();
+            match jobs.as_slice() {
+                [] => None,
+                [one] => Some((*one).clone()),
+                several => {
+                    let names: Vec<&str> = several.iter().map(|j| j.as_str()).collect();
+                    return Err(Error::usage_with_help(
+                        format!(
+                            "{} has the backup jobs {}: which one?",
+                            host.name,
+                            names.join(", ")
+                        ),
+                        "pass --job NAME",
+                    ));
+                }
+            }
+        }
+    };
     let newest = known
-        .get(&(host.name.clone(), a.job.clone()))
+        .get(&(host.name.clone(), job.clone()))
         .and_then(|b| b.last_snapshot.clone());
-    let what = match &a.job {
+    let what = match &job {
         Some(job) => format!("{} (job {job})", host.name),
         None => host.name.clone(),
     };
