@@ -15,17 +15,78 @@ fn a_syntax_error_names_file_line_and_column() {
 }
 
 #[test]
-fn a_runtime_error_names_file_and_line_inside_a_closure() {
+fn a_runtime_error_inside_a_closure_fails_that_host() {
     let p = Project::new().local_hosts(2).recipe(
         "oops",
         "/// Calls what does not exist.\nfn oops() {\n    each(hosts(), |h| {\n        h.name.no_such_method();\n    });\n}\n",
     );
     let out = p.fleet(&["oops"]);
-    out.code(2)
-        .stderr_has("recipe `oops` failed: Function not found: no_such_method")
-        .stderr_has("recipes/oops.rhai:4:")
-        .stderr_has("h1 | FAILED: recipe error");
+    out.code(3)
+        .stderr_has("h1 | FAILED: recipe error: Function not found: no_such_method")
+        .stderr_has("recipes/oops.rhai:4:");
     assert!(!out.stderr.contains("anon$"), "{out}");
+    assert!(!out.stderr.contains("recipe `oops` failed"), "{out}");
+}
+
+/// Two hosts fail with different bugs: both are in the recap and in the journal, each
+/// with its position; the host without a bug ends ok; the run exits 3 like any run with
+/// a failed host.
+#[test]
+fn every_host_failed_by_a_runtime_error_is_listed() {
+    let p = Project::new().local_hosts(3).recipe(
+        "bugs",
+        "/// Two kinds of bug.\nfn bugs() {\n    each(hosts(), |h| {\n        if h.name == \"h1\" {\n            let a = [1];\n            print(a[5]);\n        } else if h.name == \"h2\" {\n            print(parse_int(\"junk\"));\n        }\n        h.run(\"true\");\n    });\n}\n",
+    );
+    let out = p.fleet(&["bugs", "--no-progress"]);
+    out.code(3)
+        .stderr_has("recipes/bugs.rhai:6:")
+        .stderr_has("recipes/bugs.rhai:8:");
+    let recap = out
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("HOST"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        recap.contains("h1    failed") && recap.contains("Array index 5 out of bounds"),
+        "{recap}"
+    );
+    assert!(
+        recap.contains("h2    failed") && recap.contains("parsing integer number 'junk'"),
+        "{recap}"
+    );
+    assert!(recap.contains("h3    changed"), "{recap}");
+    let history = p.fleet(&["history", "--json"]);
+    history.code(0);
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    let hosts = runs[0]["hosts"].as_array().unwrap();
+    let error_of = |name: &str| {
+        hosts.iter().find(|h| h["host"] == name).unwrap()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(error_of("h1").contains("recipes/bugs.rhai:6:"), "{hosts:?}");
+    assert!(error_of("h2").contains("recipes/bugs.rhai:8:"), "{hosts:?}");
+    assert!(
+        runs[0]["error"].is_null(),
+        "not a recipe error: {:?}",
+        runs[0]
+    );
+}
+
+#[test]
+fn a_mistyped_host_method_names_the_closest_and_its_signature() {
+    let p = Project::new().local_hosts(1).recipe(
+        "up",
+        "/// Uploads.\nfn up() {\n    each(hosts(), |h| {\n        h.run(\"true\");\n        h.uplod(\"a\", \"/tmp/b\");\n    });\n}\n",
+    );
+    p.fleet(&["up"])
+        .code(3)
+        .stderr_has("Function not found: uplod")
+        .stderr_has(
+            "did you mean `upload`? upload(h: Host, local: string, remote: string) -> bool",
+        );
 }
 
 #[test]

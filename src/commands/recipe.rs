@@ -43,7 +43,7 @@ pub(crate) fn run(
         values,
     );
     let sources = &app.scripting.ctx.sources;
-    let mut error = run.take_recipe_error();
+    let mut error = None;
     // After Ctrl-C the recipe ends however it ends: that is not the recipe's fault.
     let failure = result.err().filter(|_| !crate::exec::interrupt::aborted());
     if let Some(err) = failure {

@@ -119,8 +119,6 @@ pub(crate) struct Run {
     pub(crate) ui: Ui,
     records: Mutex<IndexMap<String, HostRecord>>,
     pub(super) transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
-    /// The first bug found in the recipe while hosts ran; ends the run with exit 2.
-    recipe_error: Mutex<Option<Error>>,
     pub(crate) meta: RunMeta,
     /// Files (relative to the state repository) to commit with the journal record.
     staged: Mutex<Vec<std::path::PathBuf>>,
@@ -166,7 +164,6 @@ impl Run {
             ui,
             records: Mutex::new(IndexMap::new()),
             transports: Mutex::new(HashMap::new()),
-            recipe_error: Mutex::new(None),
             runtime: OnceLock::new(),
             lock: None,
             meta: RunMeta::default(),
@@ -218,17 +215,6 @@ impl Run {
 
     pub(crate) fn staged(&self) -> Vec<std::path::PathBuf> {
         self.staged.lock().unwrap().clone()
-    }
-
-    pub(crate) fn note_recipe_error(&self, error: Error) {
-        let mut slot = self.recipe_error.lock().unwrap();
-        if slot.is_none() {
-            *slot = Some(error);
-        }
-    }
-
-    pub(crate) fn take_recipe_error(&self) -> Option<Error> {
-        self.recipe_error.lock().unwrap().take()
     }
 
     pub(crate) fn record(&self, host: &str) -> HostRecord {

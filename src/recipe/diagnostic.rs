@@ -5,7 +5,30 @@ use super::resolver::module_key;
 use super::sources::SourceMap;
 use crate::error::{Error, SourceError};
 use crate::outcome::HostError;
-use rhai::{EvalAltResult, ParseError, Position};
+use rhai::{Engine, EvalAltResult, ParseError, Position};
+use std::sync::OnceLock;
+
+/// The signatures of every function fleet registers, for "did you mean" on an unknown
+/// function (the engine is built once per process, always with the same functions).
+static SIGNATURES: OnceLock<Vec<String>> = OnceLock::new();
+
+pub(crate) fn remember_signatures(engine: &Engine) {
+    SIGNATURES.get_or_init(|| engine.gen_fn_signatures(false));
+}
+
+/// Rhai's message, with the closest known function when it names an unknown one.
+fn describe(err: &EvalAltResult) -> String {
+    let text = hide_closure_names(&without_position(err));
+    match err {
+        EvalAltResult::ErrorFunctionNotFound(call, _) => {
+            match crate::suggest::function_hint(call, SIGNATURES.get().map_or(&[], |s| s)) {
+                Some(hint) => format!("{text}; {hint}"),
+                None => text,
+            }
+        }
+        _ => text,
+    }
+}
 
 /// Where an error happened: source name and 1-based line/column.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +96,7 @@ pub(crate) fn locate(err: &EvalAltResult, default_source: &str, sources: &Source
                 value.to_string()
             }),
         },
-        other => Cause::Script(hide_closure_names(&without_position(other))),
+        other => Cause::Script(describe(other)),
     };
     Located { cause, location }
 }

@@ -50,6 +50,7 @@ pub(crate) fn build(project_modules: ProjectModules) -> Scripting {
     let modules = StdlibResolver::new(project_modules.clone(), ctx.sources.clone());
     engine.set_module_resolver(StdlibResolver::new(project_modules, ctx.sources.clone()));
     crate::script::register_all(&mut engine, &ctx, modules);
+    super::diagnostic::remember_signatures(&engine);
 
     // Ctrl-C ends the recipe at its next statement, not only its commands.
     engine.on_progress(|_| crate::exec::interrupt::aborted().then(|| Dynamic::from("interrupted")));

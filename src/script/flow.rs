@@ -6,7 +6,7 @@ use crate::exec::current;
 use crate::exec::fanout::{HostEnd, fan_out_serial, fan_out_with};
 use crate::exec::max_fail::MaxFail;
 use crate::outcome::HostStatus;
-use crate::recipe::diagnostic::{Cause, locate, recipe_error};
+use crate::recipe::diagnostic::{Cause, locate};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, FuncRegistration, Module, NativeCallContext};
 use std::sync::Arc;
@@ -72,13 +72,12 @@ fn each_host(
                         status: HostStatus::Failed,
                         message: "interrupted".to_string(),
                     },
-                    Cause::Script(m) => {
-                        run.note_recipe_error(recipe_error(&run.tag.recipe, &located, &c.sources));
-                        HostEnd {
-                            status: HostStatus::Failed,
-                            message: format!("recipe error: {m}{at}"),
-                        }
-                    }
+                    // A bug met on this host (bad index, unknown function) fails this
+                    // host like a failed command: the others go on, the recap lists it.
+                    Cause::Script(m) => HostEnd {
+                        status: HostStatus::Failed,
+                        message: format!("recipe error: {m}{at}"),
+                    },
                 }
             })
     };
