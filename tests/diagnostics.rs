@@ -196,3 +196,28 @@ fn a_command_timeout_fails_the_host() {
         .code(3)
         .stderr_has("command `sleep 5` on h1 timed out after 0.3s and was killed");
 }
+
+#[test]
+fn a_template_sees_vars_by_name_and_in_vars_and_names_an_undefined_one() {
+    let p = Project::new()
+        .local_hosts(1)
+        .file(
+            "templates/ok.j2",
+            "{{ role }} {{ vars.role }} {{ host.name }}\n",
+        )
+        .file("templates/typo.j2", "line one\n{{ vars.prot }}\n");
+    let out_file = p.path().join("out.txt");
+    let p = p.recipe(
+        "tpl",
+        &format!(
+            "/// Templates.\n/// @arg which: string = \"ok\"\nfn tpl(which) {{\n    each(hosts(), |h| h.template(which + \".j2\", \"{}\", #{{ role: \"web\" }}));\n}}\n",
+            out_file.display()
+        ),
+    );
+    p.fleet(&["tpl"]).code(0);
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "web web h1\n");
+    p.fleet(&["tpl", "--which", "typo"])
+        .code(3)
+        .stderr_has("`vars.prot` is undefined")
+        .stderr_has("typo.j2:2");
+}

@@ -336,7 +336,7 @@ fn template(m: &mut Module, ctx: &ScriptCtx) {
         } else {
             registration
                 .with_params_info(["h: Host", "file: &str", "remote: &str", "vars: Map", "bool"])
-                .with_comments(["/// Renders a minijinja template (from templates/, else the project root) with the host's vars, `host` (name, address, groups, vars) and `vars`, and writes it like write(). An undefined variable is an error."])
+                .with_comments(["/// Renders a minijinja template (from templates/, else the project root) and writes it like write(). The template sees the host's inventory vars and `vars` (the recipe's win) both by name (`{{ port }}`) and in `vars` (`{{ vars.port }}`), and `host` (name, address, groups, vars). An undefined variable is an error that names it."])
                 .set_into_module(m, move |ctx: NativeCallContext, h: HostRef, file: &str, remote: &str, vars: Map| {
                     f(&ctx, h, file, remote, vars, Map::new())
                 });
