@@ -307,3 +307,24 @@ fn forks_zero_names_the_file() {
         .code(2)
         .stderr_has("--forks must be at least 1");
 }
+
+#[test]
+fn private_helpers_are_not_commands_and_a_long_summary_is_its_first_sentence() {
+    let p = Project::new().local_hosts(1).recipe(
+        "site",
+        "/// Deploys the site to every web host,\n/// one host after another. Then it\n/// checks the pages.\n///\n/// More words.\nfn site() {\n    print(helper());\n}\n\nprivate fn helper() {\n    \"from the helper\"\n}\n",
+    );
+    let out = p.fleet(&["recipes"]);
+    out.code(0)
+        .stdout_has("Deploys the site to every web host, one host after another.")
+        .stdout_lacks("helper")
+        .stdout_lacks("Then it");
+    p.fleet(&["site", "--help"])
+        .code(0)
+        .stdout_has("Then it checks the pages.")
+        .stdout_has("More words.");
+    p.fleet(&["site"]).code(0).stdout_has("from the helper");
+    p.fleet(&["helper"])
+        .code(2)
+        .stderr_has("unrecognized subcommand 'helper'");
+}

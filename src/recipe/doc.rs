@@ -1,5 +1,5 @@
-//! Doc comments of recipe functions: the first line is the summary shown by
-//! `fleet recipes`; `@arg name: type = default  help` lines type the arguments.
+//! Doc comments of recipe functions: the first sentence of the first paragraph is the
+//! summary shown by `fleet recipes`; `@arg name: type = default  help` lines type the arguments.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ArgType {
@@ -73,23 +73,49 @@ fn plain_lines(comments: &[&str]) -> Vec<String> {
 }
 
 // String: its one caller makes it a usage error naming the file and the recipe.
+/// The summary is the first sentence of the first paragraph (which may span several
+/// lines); the rest of the text is the body.
 pub(crate) fn parse(comments: &[&str]) -> Result<Doc, String> {
     let mut doc = Doc::default();
+    let mut first: Vec<String> = Vec::new();
     let mut body = Vec::new();
+    let mut in_first = true;
     for line in plain_lines(comments) {
         if let Some(spec) = line.trim_start().strip_prefix("@arg") {
             doc.args
                 .push(parse_arg(spec.trim()).map_err(|e| format!("`{line}`: {e}"))?);
-        } else if doc.summary.is_empty() && body.is_empty() {
-            if !line.trim().is_empty() {
-                doc.summary = line.trim().to_string();
+            in_first = in_first && first.is_empty();
+        } else if in_first && line.trim().is_empty() {
+            in_first = first.is_empty();
+            if !in_first {
+                body.push(String::new());
             }
+        } else if in_first {
+            first.push(line.trim().to_string());
         } else {
             body.push(line);
         }
     }
+    let paragraph = first.join(" ");
+    let (summary, rest) = first_sentence(&paragraph);
+    doc.summary = summary.to_string();
+    if !rest.is_empty() {
+        body.insert(0, rest.to_string());
+    }
     doc.body = body.join("\n").trim().to_string();
     Ok(doc)
+}
+
+/// `("Creates a VM.", "It boots …")`: up to the first `.`, `!` or `?` followed by a
+/// space; the whole text when there is none.
+fn first_sentence(text: &str) -> (&str, &str) {
+    let bytes = text.as_bytes();
+    for (i, c) in text.char_indices() {
+        if matches!(c, '.' | '!' | '?') && bytes.get(i + 1) == Some(&b' ') {
+            return (&text[..=i], text[i + 1..].trim());
+        }
+    }
+    (text.trim(), "")
 }
 
 /// `cores: int = 2  CPU cores`, `name  VM name`, `pattern: string = "all"  hosts`.
@@ -173,6 +199,25 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_summary_is_the_first_sentence_of_a_paragraph_over_several_lines() {
+        let doc = parse(&[
+            "/// Updates the packages of every host\n/// in the group, one batch at a time. Reboots\n/// when a kernel came.\n///\n/// Details here.\n/// @arg group  which hosts",
+        ])
+        .unwrap();
+        assert_eq!(
+            doc.summary,
+            "Updates the packages of every host in the group, one batch at a time."
+        );
+        assert_eq!(doc.body, "Reboots when a kernel came.\n\nDetails here.");
+        assert_eq!(doc.args.len(), 1);
+        let doc = parse(&["/// No full stop at all\n/// but two lines"]).unwrap();
+        assert_eq!(doc.summary, "No full stop at all but two lines");
+        assert_eq!(doc.body, "");
+        let doc = parse(&["/// Version 1.2 is fine. Rest."]).unwrap();
+        assert_eq!(doc.summary, "Version 1.2 is fine.");
     }
 
     #[test]
