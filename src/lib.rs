@@ -32,7 +32,7 @@ pub(crate) struct App {
 }
 
 /// The project's scripting engine and recipes, at `recipes_rev` when given.
-fn load_recipes(
+pub(crate) fn load_recipes(
     project: &project::Project,
     recipes_rev: Option<&str>,
 ) -> Result<(recipe::engine::Scripting, RecipeIndex)> {

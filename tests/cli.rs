@@ -144,6 +144,34 @@ fn init_creates_a_project_that_runs() {
     let repo = git2::Repository::open(&target).unwrap();
     let head = repo.head().unwrap().peel_to_commit().unwrap();
     assert_eq!(head.message().unwrap(), "New fleet project");
+    // Editor definitions from the first minute: fleet's functions, the stdlib modules
+    // and the project's own recipes, ignored by git.
+    let defs = target.join("definitions");
+    assert!(
+        std::fs::read_to_string(defs.join("__static__.d.rhai"))
+            .unwrap()
+            .contains("fn each(")
+    );
+    assert!(
+        std::fs::read_to_string(defs.join("import-pkg.d.rhai"))
+            .unwrap()
+            .contains("fn install(h: ?, names: ?)")
+    );
+    assert!(
+        std::fs::read_to_string(defs.join("recipes.d.rhai"))
+            .unwrap()
+            .contains("fn hello(greeting: ?)")
+    );
+    assert!(
+        repo.status_should_ignore(std::path::Path::new("definitions/recipes.d.rhai"))
+            .unwrap()
+    );
+    let mut opts = git2::StatusOptions::new();
+    opts.include_ignored(false).include_untracked(true);
+    assert!(
+        repo.statuses(Some(&mut opts)).unwrap().is_empty(),
+        "init leaves a clean work tree"
+    );
     let out = run_fleet(&target, &["hello", "--greeting", "hi"]);
     out.code(0)
         .stdout_has("localhost | hi from localhost")
@@ -327,4 +355,43 @@ fn private_helpers_are_not_commands_and_a_long_summary_is_its_first_sentence() {
     p.fleet(&["helper"])
         .code(2)
         .stderr_has("unrecognized subcommand 'helper'");
+}
+
+#[test]
+fn api_and_definitions_cover_the_stdlib_the_project_modules_roles_and_recipes() {
+    let p = Project::new()
+        .recipe("deploy", DEPLOY)
+        .file(
+            "stdlib/mine.rhai",
+            "/// Greets the host.\nfn greet(h) { 1 }\nprivate fn zq_private_helper() {}\n",
+        )
+        .file(
+            "catalog/roles/web.rhai",
+            "/// Installs the web role.\nfn apply(h, vars) { true }\n",
+        );
+    let out = p.fleet(&["api"]);
+    out.code(0)
+        .stdout_has("https://rhai.rs/book/ref/")
+        .stdout_has("pkg::install(h, names)")
+        .stdout_has("facts::gather(h)")
+        .stdout_has("host, hostname, kernel, uptime, uptime_seconds, disk_used, disk_free")
+        .stdout_has("mine::greet(h)\n    Greets the host.")
+        .stdout_has("catalog/roles/web::apply(h, vars)")
+        .stdout_lacks("zq_private_helper");
+    p.fleet(&["api", "--definitions", "defs"])
+        .code(0)
+        .stdout_has("Rhai definition files to defs");
+    let read = |f: &str| p.read(&format!("defs/{f}"));
+    assert!(read("import-pkg.d.rhai").starts_with("// `import \"pkg\" as m;`"));
+    assert!(read("import-pkg.d.rhai").contains("module pkg;"));
+    assert!(read("import-mine.d.rhai").contains("/// Greets the host.\nfn greet(h: ?) -> ?;"));
+    assert!(!read("import-mine.d.rhai").contains("zq_private_helper"));
+    assert!(read("import-catalog-roles-web.d.rhai").contains("fn apply(h: ?, vars: ?) -> ?;"));
+    let recipes = read("recipes.d.rhai");
+    assert!(
+        recipes.contains("/// Deploy the app to web servers."),
+        "{recipes}"
+    );
+    assert!(recipes.contains("fn deploy(version"), "{recipes}");
+    assert!(read("git.d.rhai").contains("fn head(path: string) -> map;"));
 }

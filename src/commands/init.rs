@@ -1,5 +1,6 @@
 //! `fleet init [DIR]`: a new project with settings, a local inventory, an example
-//! recipe, a .gitignore for logs, and a git repository with a first commit.
+//! recipe, a .gitignore for logs, a git repository with a first commit, and the
+//! editor definitions (`definitions/`, ignored by git) for completion from the start.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -13,6 +14,9 @@ const FILES: &[(&str, &str)] = &[
     ),
     (".gitignore", include_str!("init_files/gitignore")),
 ];
+
+/// Where `fleet init` writes the `.d.rhai` files for editors (git-ignored: generated).
+pub(crate) const DEFINITIONS_DIR: &str = "definitions";
 
 pub(crate) fn run(dir: &Path) -> Result<i32> {
     if dir.join(crate::project::CONFIG_FILE).exists() {
@@ -41,15 +45,20 @@ pub(crate) fn run(dir: &Path) -> Result<i32> {
             "created the files but could not make the git repository: {e}"
         ))
     })?;
+    let project = crate::project::Project::open(dir)?;
+    let (scripting, recipes) = crate::load_recipes(&project, None)?;
+    super::api::write_definitions(&scripting, &recipes, &dir.join(DEFINITIONS_DIR))?;
     println!(
-        "Created a fleet project in {}{}.\nTry: fleet -C {} hello",
+        "Created a fleet project in {}{}.\nTry: fleet -C {} hello\nEditor completion: point the Rhai language server at {}/ (`fleet api --definitions {}` refreshes it).",
         dir.display(),
         if committed {
             " (git repository with a first commit)"
         } else {
             " (inside an existing git repository)"
         },
-        dir.display()
+        dir.display(),
+        dir.join(DEFINITIONS_DIR).display(),
+        DEFINITIONS_DIR
     );
     Ok(0)
 }

@@ -66,7 +66,7 @@ fn render_inner(name: &str, source: &str, context: &Value) -> Result<String, min
     );
     env.add_template(name, source)?;
     let template = env.get_template(name)?;
-    Ok(template.render(to_jinja(context))?)
+    template.render(to_jinja(context))
 }
 
 pub(crate) fn to_jinja(v: &Value) -> minijinja::Value {

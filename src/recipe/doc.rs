@@ -72,6 +72,11 @@ fn plain_lines(comments: &[&str]) -> Vec<String> {
     lines
 }
 
+/// A doc comment as plain text, markers removed (for `fleet api` and definitions).
+pub(crate) fn plain_text(comments: &[&str]) -> String {
+    plain_lines(comments).join("\n").trim().to_string()
+}
+
 // String: its one caller makes it a usage error naming the file and the recipe.
 /// The summary is the first sentence of the first paragraph (which may span several
 /// lines); the rest of the text is the body.

@@ -35,6 +35,8 @@ impl ScriptCtx {
 pub(crate) struct Scripting {
     pub(crate) engine: Engine,
     pub(crate) ctx: ScriptCtx,
+    /// Where `import` finds the project's modules (for `fleet api` and definitions).
+    pub(crate) modules: ProjectModules,
 }
 
 pub(crate) fn build(project_modules: ProjectModules) -> Scripting {
@@ -48,7 +50,10 @@ pub(crate) fn build(project_modules: ProjectModules) -> Scripting {
     engine.set_max_call_levels(64);
     engine.set_fail_on_invalid_map_property(true);
     let modules = StdlibResolver::new(project_modules.clone(), ctx.sources.clone());
-    engine.set_module_resolver(StdlibResolver::new(project_modules, ctx.sources.clone()));
+    engine.set_module_resolver(StdlibResolver::new(
+        project_modules.clone(),
+        ctx.sources.clone(),
+    ));
     crate::script::register_all(&mut engine, &ctx, modules);
     super::diagnostic::remember_signatures(&engine);
 
@@ -80,5 +85,9 @@ pub(crate) fn build(project_modules: ProjectModules) -> Scripting {
             None => eprintln!("{at}{}", crate::ops::terminal::neutralise(text)),
         }
     });
-    Scripting { engine, ctx }
+    Scripting {
+        engine,
+        ctx,
+        modules: project_modules,
+    }
 }

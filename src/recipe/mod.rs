@@ -5,5 +5,6 @@ pub(crate) mod diagnostic;
 pub(crate) mod doc;
 pub(crate) mod engine;
 pub(crate) mod index;
+pub(crate) mod reference;
 pub(crate) mod resolver;
 pub(crate) mod sources;

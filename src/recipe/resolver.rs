@@ -39,7 +39,52 @@ impl StdlibResolver {
         self.find(path).is_some()
     }
 
-    fn find(&self, path: &str) -> Option<SourceFile> {
+    /// Every path `import` finds: the built-in stdlib, the project's `stdlib/*.rhai`
+    /// and its catalog roles (`catalog/roles/<role>`), sorted.
+    pub(crate) fn module_paths(&self) -> Vec<String> {
+        let mut paths = super::sources::builtin_module_names();
+        let stems = |names: Vec<String>, prefix: &str| -> Vec<String> {
+            names
+                .into_iter()
+                .filter_map(|n| n.strip_suffix(".rhai").map(|s| format!("{prefix}{s}")))
+                .collect()
+        };
+        match &self.project {
+            #[cfg(test)]
+            ProjectModules::None => {}
+            ProjectModules::Dir(dir) => {
+                let names = |d: &std::path::Path| -> Vec<String> {
+                    std::fs::read_dir(d)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .collect()
+                };
+                paths.extend(stems(names(dir), ""));
+                if let Some(root) = dir.parent() {
+                    paths.extend(stems(names(&root.join("catalog/roles")), "catalog/roles/"));
+                }
+            }
+            ProjectModules::Rev(repo, inside, rev) => {
+                let names = |d: std::path::PathBuf| -> Vec<String> {
+                    crate::ops::git::list_dir_at(repo, rev, &d)
+                        .map(|files| files.into_iter().map(|(n, _)| n).collect())
+                        .unwrap_or_default()
+                };
+                paths.extend(stems(names(inside.join("stdlib")), ""));
+                paths.extend(stems(names(inside.join("catalog/roles")), "catalog/roles/"));
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        // Only names `import` accepts (a role file named `a b.rhai` is not one).
+        paths.retain(|p| self.find(p).is_some());
+        paths
+    }
+
+    /// The source `import "path"` loads: the project's file, else the built-in one.
+    pub(crate) fn find(&self, path: &str) -> Option<SourceFile> {
         // `catalog/roles/<role>`: an app's role from the project's catalog (the project
         // root, not stdlib/); a role name is a plain name, never a path out of it.
         let role = path.strip_prefix("catalog/roles/").map(|r| {
