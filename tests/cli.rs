@@ -395,3 +395,43 @@ fn api_and_definitions_cover_the_stdlib_the_project_modules_roles_and_recipes() 
     assert!(recipes.contains("fn deploy(version"), "{recipes}");
     assert!(read("git.d.rhai").contains("fn head(path: string) -> map;"));
 }
+
+/// The worked example of docs/recipes.md runs as written.
+#[test]
+fn the_recipes_guide_example_runs() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recipes.md"))
+            .unwrap();
+    let block = |first_line: &str| -> String {
+        let start = guide
+            .find(first_line)
+            .unwrap_or_else(|| panic!("no block {first_line}"));
+        let rest = &guide[start..];
+        rest[..rest.find("```").unwrap()].to_string()
+    };
+    let p = Project::new()
+        .local_hosts(2)
+        .recipe("motd", &block("// recipes/motd.rhai"))
+        .file("templates/motd.j2", &block("{# templates/motd.j2 #}"));
+    let dest = p.path().join("motd.txt");
+    let dest = dest.to_str().unwrap();
+    p.fleet(&["recipes"])
+        .code(0)
+        .stdout_has(
+            "Writes the message of the day on each host and prints their kernels and uptimes.",
+        )
+        .stdout_lacks("motd_state");
+    p.fleet(&["motd", "--check", "--dest", dest]).code(0);
+    assert!(!Path::new(dest).exists());
+    let out = p.fleet(&["motd", "h1", "--owner", "alice", "--dest", dest]);
+    out.code(0).stdout_has("written").stdout_has("uptime");
+    let text = std::fs::read_to_string(dest).unwrap();
+    assert!(text.contains("h1 is managed by fleet"), "{text}");
+    assert!(
+        text.contains("Questions about it: alice (in a template also alice)."),
+        "{text}"
+    );
+    p.fleet(&["motd", "h1", "--owner", "alice", "--dest", dest])
+        .code(0)
+        .stdout_has("unchanged");
+}

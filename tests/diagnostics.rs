@@ -221,3 +221,19 @@ fn a_template_sees_vars_by_name_and_in_vars_and_names_an_undefined_one() {
         .stderr_has("`vars.prot` is undefined")
         .stderr_has("typo.j2:2");
 }
+
+/// As docs/recipes.md says: `fail()` throws a HostError that `try` catches, with its
+/// fields; a caught failure leaves the host ok; a Rhai error is caught as a map.
+#[test]
+fn a_caught_failure_leaves_the_host_ok() {
+    let p = Project::new().local_hosts(1).recipe(
+        "caught",
+        "/// Catches.\nfn caught() {\n    each(hosts(), |h| {\n        try { fail(h, \"on purpose\"); } catch (e) { print(`fail: ${type_of(e)} ${e.host} ${e.message} ${e.command} ${e.unreachable}`); }\n        try { h.read(\"echo oops >&2; exit 7\"); } catch (e) { print(`read: ${e.command} ${e.code} ${e.stderr}`); }\n        try { let a = [1]; a[3] } catch (e) { print(`bug: ${e.message} line ${e.line}`); }\n    });\n}\n",
+    );
+    p.fleet(&["caught", "--no-progress"])
+        .code(0)
+        .stdout_has("fail: HostError h1 on purpose  false")
+        .stdout_has("read: echo oops >&2; exit 7 7 oops")
+        .stdout_has("bug: Array index 3 out of bounds: only 1 element in array line 6")
+        .stderr_has("1 ok, 0 changed, 0 failed");
+}
