@@ -315,9 +315,11 @@ pub(crate) enum Builtin {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
-    /// Print the reference of every function a recipe can call
+    /// Print the reference of every function a recipe can call, with the stdlib modules'
     Api {
-        /// Write `.d.rhai` definition files for editor completion into DIR instead
+        /// Write `.d.rhai` definition files for editor completion into DIR instead: fleet's
+        /// functions, every module `import` finds and the recipes (earlier `.d.rhai` files
+        /// in DIR are replaced)
         #[arg(long, value_name = "DIR")]
         definitions: Option<PathBuf>,
     },

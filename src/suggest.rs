@@ -26,10 +26,12 @@ pub(crate) fn function_hint(call: &str, signatures: &[String]) -> Option<String>
         return None;
     }
     let name_of = |s: &'_ str| s.split('(').next().unwrap_or_default().to_string();
+    // Only names of the same namespace: `pkg::instal` is not a typo of `apt::install`.
+    let namespace = |n: &str| n.rfind("::").map(|i| n[..i].to_string());
     let names: Vec<String> = signatures
         .iter()
         .map(|s| name_of(s))
-        .filter(|n| !n.contains('$') && !n.is_empty())
+        .filter(|n| !n.contains('$') && !n.is_empty() && namespace(n) == namespace(name))
         .collect();
     let best = closest(name, names.iter().map(String::as_str))?;
     let mut matching: Vec<&str> = signatures
@@ -78,6 +80,8 @@ mod tests {
                 .contains("git::head(path: &str) -> Map")
         );
         assert_eq!(function_hint("zzzzzz ()", &sigs), None);
+        assert_eq!(function_hint("gut::head (&str)", &sigs), None);
+        assert_eq!(function_hint("head (&str)", &sigs), None);
     }
 
     #[test]
