@@ -237,3 +237,22 @@ fn a_caught_failure_leaves_the_host_ok() {
         .stdout_has("bug: Array index 3 out of bounds: only 1 element in array line 6")
         .stderr_has("1 ok, 0 changed, 0 failed");
 }
+
+#[test]
+fn a_mistyped_helper_or_module_function_names_the_closest_rhai_function() {
+    let p = Project::new()
+        .local_hosts(1)
+        .file("stdlib/tools.rhai", "/// Says hi.\nfn greet(h, whom) { whom }\n")
+        .recipe(
+            "typos",
+            "import \"tools\" as tools;\n/// Typos.\n/// @arg which: string = \"helper\"\nfn typos(which) {\n    each(hosts(), |h| {\n        if which == \"helper\" { helpr(1) } else { tools::gret(h, \"x\") }\n    });\n}\n\nprivate fn helper(x) { x }\n",
+        );
+    p.fleet(&["typos"])
+        .code(3)
+        .stderr_has("Function not found: helpr")
+        .stderr_has("did you mean `helper`? helper(x)");
+    p.fleet(&["typos", "--which", "module"])
+        .code(3)
+        .stderr_has("Function not found: tools::gret")
+        .stderr_has("did you mean `tools::greet`? tools::greet(h, whom)");
+}

@@ -1,7 +1,7 @@
 //! Rhai errors as fleet errors: the innermost cause, in the file and line where it
 //! happened (not where the outermost function was called), with the source underlined.
 
-use super::resolver::module_key;
+use super::resolver::{ProjectModules, module_key};
 use super::sources::SourceMap;
 use crate::error::{Error, SourceError};
 use crate::outcome::HostError;
@@ -9,25 +9,63 @@ use rhai::{Engine, EvalAltResult, ParseError, Position};
 use std::sync::OnceLock;
 
 /// The signatures of every function fleet registers, for "did you mean" on an unknown
-/// function (the engine is built once per process, always with the same functions).
-static SIGNATURES: OnceLock<Vec<String>> = OnceLock::new();
+/// function (the engine is built once per process, always with the same functions),
+/// and where the project's modules are, for the functions of `import`ed modules.
+static SIGNATURES: OnceLock<(Vec<String>, ProjectModules)> = OnceLock::new();
 
-pub(crate) fn remember_signatures(engine: &Engine) {
-    SIGNATURES.get_or_init(|| engine.gen_fn_signatures(false));
+pub(crate) fn remember_signatures(engine: &Engine, modules: &ProjectModules) {
+    SIGNATURES.get_or_init(|| (engine.gen_fn_signatures(false), modules.clone()));
 }
 
 /// Rhai's message, with the closest known function when it names an unknown one.
-fn describe(err: &EvalAltResult) -> String {
+fn describe(err: &EvalAltResult, source: &str, sources: &SourceMap) -> String {
     let text = hide_closure_names(&without_position(err));
-    match err {
-        EvalAltResult::ErrorFunctionNotFound(call, _) => {
-            match crate::suggest::function_hint(call, SIGNATURES.get().map_or(&[], |s| s)) {
-                Some(hint) => format!("{text}; {hint}"),
-                None => text,
+    let EvalAltResult::ErrorFunctionNotFound(call, _) = err else {
+        return text;
+    };
+    let Some((native, modules)) = SIGNATURES.get() else {
+        return text;
+    };
+    let mut candidates = native.clone();
+    candidates.extend(script_signatures(call, source, sources, modules));
+    match crate::suggest::function_hint(call, &candidates) {
+        Some(hint) => format!("{text}; {hint}"),
+        None => text,
+    }
+}
+
+/// The Rhai functions a call could have meant: for `m::f`, those of the module
+/// `import "m"` finds (the usual `import "m" as m;`); otherwise those of the file the
+/// call is in, private helpers included.
+fn script_signatures(
+    call: &str,
+    source: &str,
+    sources: &SourceMap,
+    modules: &ProjectModules,
+) -> Vec<String> {
+    let name = call.split(['(', ' ']).next().unwrap_or_default();
+    let (prefix, text) = match name.rsplit_once("::") {
+        Some((namespace, _)) => {
+            let resolver =
+                super::resolver::StdlibResolver::new(modules.clone(), SourceMap::default());
+            match resolver.find(namespace) {
+                Some(file) => (format!("{namespace}::"), file.text),
+                None => return Vec::new(),
             }
         }
-        _ => text,
-    }
+        None => match sources.get(source) {
+            Some(text) => (String::new(), text),
+            None => return Vec::new(),
+        },
+    };
+    let Ok(ast) = Engine::new_raw().compile(&text) else {
+        return Vec::new();
+    };
+    ast.iter_functions()
+        .filter(|f| !f.name.starts_with("anon$"))
+        .filter(|f| prefix.is_empty() || f.access == rhai::FnAccess::Public)
+        .map(|f| format!("{prefix}{}({})", f.name, f.params.join(", ")))
+        .collect()
 }
 
 /// Where an error happened: source name and 1-based line/column.
@@ -96,7 +134,7 @@ pub(crate) fn locate(err: &EvalAltResult, default_source: &str, sources: &Source
                 value.to_string()
             }),
         },
-        other => Cause::Script(describe(other)),
+        other => Cause::Script(describe(other, &source, sources)),
     };
     Located { cause, location }
 }

@@ -55,7 +55,7 @@ pub(crate) fn build(project_modules: ProjectModules) -> Scripting {
         ctx.sources.clone(),
     ));
     crate::script::register_all(&mut engine, &ctx, modules);
-    super::diagnostic::remember_signatures(&engine);
+    super::diagnostic::remember_signatures(&engine, &project_modules);
 
     // Ctrl-C ends the recipe at its next statement, not only its commands.
     engine.on_progress(|_| crate::exec::interrupt::aborted().then(|| Dynamic::from("interrupted")));
