@@ -3,15 +3,15 @@
 //! `ansible_host`, `ansible_user` and friends become the host's connection fields rather
 //! than variables, whether they are set on the host line or in a `[group:vars]` section.
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::ansible::{Field, SetOnHost, apply_group_fields, expand};
 use super::detect::section_header;
 use super::plain::parse_target;
-use super::vars::{Hierarchy, find_cycle};
-use super::{Connection, Host, Inventory, bad_port, parse_port};
+use super::vars::find_cycle;
+use super::{Host, Inventory};
 use crate::error::{Result, SourceError};
 
 pub(crate) fn parse(name: &str, text: &str) -> Result<Inventory> {
@@ -58,7 +58,7 @@ struct Parser<'t> {
     text: &'t str,
     inv: Inventory,
     /// Connection fields each host line set, which group variables must not override.
-    set_on_host: HashMap<String, HashSet<&'static str>>,
+    set_on_host: SetOnHost,
     /// Where each `parent -> child` edge was written, to point at a cycle.
     child_spans: HashMap<(String, String), (usize, usize)>,
 }
@@ -269,121 +269,8 @@ impl Parser<'_> {
             return Err(self.error(at, len, message, &label).into());
         }
 
-        // Group variables apply in merge order (all, parents, children); the host line wins.
-        let mut updates = Vec::new();
-        {
-            let hierarchy = Hierarchy::new(&self.inv);
-            for host in self.inv.hosts.values() {
-                let set = self.set_on_host.get(&host.name);
-                let mut fields = Vec::new();
-                let layers = std::iter::once("all").chain(hierarchy.groups_of(host));
-                for group in layers.filter_map(|g| self.inv.groups.get(g)) {
-                    for (key, value) in &group.vars {
-                        if let Some(Ok(field)) = Field::from_var(key, value)
-                            && !set.is_some_and(|s| s.contains(field.kind()))
-                        {
-                            fields.push(field);
-                        }
-                    }
-                }
-                updates.push((host.name.clone(), fields));
-            }
-        }
-        for (name, fields) in updates {
-            let host = &mut self.inv.hosts[&name];
-            let set = self.set_on_host.get(&name);
-            let connection_set = set.is_some_and(|s| s.contains("connection"))
-                || fields.iter().any(|f| matches!(f, Field::Connection(_)));
-            for field in fields {
-                field.apply(host);
-            }
-            if !connection_set {
-                host.connection = Connection::default_for(&host.address);
-            }
-        }
-        for group in self.inv.groups.values_mut() {
-            group.vars.retain(|key, _| !is_connection_var(key));
-        }
+        apply_group_fields(&mut self.inv, &self.set_on_host);
         Ok(self.inv)
-    }
-}
-
-/// A connection setting given as an `ansible_*` variable.
-#[derive(Debug, Clone)]
-enum Field {
-    Address(String),
-    Port(u16),
-    User(String),
-    Identity(PathBuf),
-    Connection(Connection),
-}
-
-fn is_connection_var(key: &str) -> bool {
-    matches!(
-        key,
-        "ansible_host"
-            | "ansible_ssh_host"
-            | "ansible_port"
-            | "ansible_ssh_port"
-            | "ansible_user"
-            | "ansible_ssh_user"
-            | "ansible_ssh_private_key_file"
-            | "ansible_private_key_file"
-            | "ansible_connection"
-    )
-}
-
-impl Field {
-    /// `None` for ordinary variables (other `ansible_*` ones included).
-    // String: becomes the message of a SourceError at the variable's value.
-    fn from_var(key: &str, value: &Value) -> Option<Result<Field, String>> {
-        if !is_connection_var(key) {
-            return None;
-        }
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Some(Err(format!("`{key}` must be a string"))),
-        };
-        let field = match key {
-            "ansible_host" | "ansible_ssh_host" => Ok(Field::Address(text)),
-            "ansible_port" | "ansible_ssh_port" => parse_port(&text)
-                .map(Field::Port)
-                .ok_or_else(|| bad_port(&text)),
-            "ansible_user" | "ansible_ssh_user" => Ok(Field::User(text)),
-            "ansible_connection" => match text.as_str() {
-                "local" => Ok(Field::Connection(Connection::Local)),
-                // Both are ways of running OpenSSH as far as fleet is concerned.
-                "ssh" | "smart" | "paramiko" => Ok(Field::Connection(Connection::Ssh)),
-                other => Err(format!(
-                    "unsupported connection `{other}`: expected `local` or `ssh`"
-                )),
-            },
-            _ => Ok(Field::Identity(PathBuf::from(text))),
-        };
-        Some(field)
-    }
-
-    /// Which host field it sets, so that a host line's value is not overridden by a group.
-    fn kind(&self) -> &'static str {
-        match self {
-            Field::Address(_) => "address",
-            Field::Port(_) => "port",
-            Field::User(_) => "user",
-            Field::Identity(_) => "identity",
-            Field::Connection(_) => "connection",
-        }
-    }
-
-    fn apply(self, host: &mut Host) {
-        match self {
-            Field::Address(address) => host.address = address,
-            Field::Port(port) => host.port = Some(port),
-            Field::User(user) => host.user = Some(user),
-            Field::Identity(path) => host.identity_file = Some(path),
-            Field::Connection(connection) => host.connection = connection,
-        }
     }
 }
 
@@ -453,85 +340,13 @@ fn parse_value(raw: &str) -> Value {
     Value::String(raw.to_string())
 }
 
-/// Beyond this a range is surely a typo, and would only eat memory.
-const MAX_RANGE: usize = 65_536;
-
-/// Expands Ansible host ranges: `web[01:03]` (zero padding kept), `db-[a:c]`, a step as
-/// in `[0:10:2]`, several ranges in one name. A bracketed IPv6 address is left alone.
-// String: becomes the message of a SourceError at the pattern's line.
-fn expand(pattern: &str) -> Result<Vec<String>, String> {
-    let Some(open) = pattern.find('[') else {
-        return Ok(vec![pattern.to_string()]);
-    };
-    let Some(close) = pattern[open..].find(']').map(|i| open + i) else {
-        return Ok(vec![pattern.to_string()]);
-    };
-    let inner = &pattern[open + 1..close];
-    if inner.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Ok(vec![pattern.to_string()]);
-    }
-    let bad = |why: &str| format!("bad host range `[{inner}]` in `{pattern}`: {why}");
-    let parts: Vec<&str> = inner.split(':').collect();
-    if !(2..=3).contains(&parts.len()) {
-        return Err(bad("expected `[start:end]` or `[start:end:step]`"));
-    }
-    let step = match parts.get(2) {
-        None => 1,
-        Some(step) => match step.parse::<usize>() {
-            Ok(step) if step > 0 => step,
-            _ => return Err(bad("the step must be a positive number")),
-        },
-    };
-    // Like Ansible, `[:3]` starts at 0.
-    let (first, last) = (if parts[0].is_empty() { "0" } else { parts[0] }, parts[1]);
-    let items: Vec<String> = if let (Ok(a), Ok(b)) = (first.parse::<u64>(), last.parse::<u64>()) {
-        let padded = first.len() > 1 && first.starts_with('0');
-        if padded && first.len() != last.len() {
-            return Err(bad("a zero-padded start and its end need the same width"));
-        }
-        if a > b {
-            return Err(bad("the start is after the end"));
-        }
-        if (b - a) / step as u64 >= MAX_RANGE as u64 {
-            return Err(bad("too many hosts"));
-        }
-        let width = if padded { first.len() } else { 0 };
-        (a..=b)
-            .step_by(step)
-            .map(|n| format!("{n:0width$}"))
-            .collect()
-    } else {
-        let letter = |s: &str| {
-            let mut chars = s.chars();
-            match (chars.next(), chars.next()) {
-                (Some(c), None) if c.is_ascii_alphabetic() => Some(c),
-                _ => None,
-            }
-        };
-        let (Some(a), Some(b)) = (letter(first), letter(last)) else {
-            return Err(bad("expected numbers or single letters"));
-        };
-        if a > b {
-            return Err(bad("the start is after the end"));
-        }
-        (a..=b).step_by(step).map(String::from).collect()
-    };
-    let head = &pattern[..open];
-    let tails = expand(&pattern[close + 1..])?;
-    if items.len() * tails.len() > MAX_RANGE {
-        return Err(bad("too many hosts"));
-    }
-    Ok(items
-        .iter()
-        .flat_map(|item| tails.iter().map(move |tail| format!("{head}{item}{tail}")))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::{Error, line_of};
+    use crate::inventory::Connection;
     use serde_json::json;
+    use std::path::PathBuf;
 
     fn source_error(text: &str) -> Box<SourceError> {
         match parse("hosts.ini", text) {
