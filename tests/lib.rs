@@ -10,6 +10,7 @@ mod containers;
 mod diagnostics;
 mod git;
 mod hostile;
+mod inventories;
 mod journal;
 mod outputs;
 mod provision;
