@@ -241,6 +241,19 @@ mod tests {
     }
 
     #[test]
+    fn inventory_timeout_is_at_least_a_second() {
+        let c = parse_config("f", "inventory_timeout = 5\n").unwrap();
+        assert_eq!(c.inventory_timeout, Some(5));
+        let Error::Source(e) = parse_config("f", "inventory_timeout = 0\n").unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(
+            e.message,
+            "invalid fleet.toml: `inventory_timeout` must be at least 1 (seconds)"
+        );
+    }
+
+    #[test]
     fn walks_up_to_the_project() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CONFIG_FILE), "").unwrap();

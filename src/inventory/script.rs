@@ -61,7 +61,7 @@ impl From<ScriptError> for Error {
                 "make the script faster, or raise `inventory_timeout` (seconds) in fleet.toml"
             }
             ScriptError::Start { .. } => {
-                "the file is executable, so fleet runs it as a dynamic inventory; remove its executable bit (chmod -x) if it is a text inventory"
+                "it is executable and starts with `#!`, so fleet runs it as a dynamic inventory: check that the interpreter its `#!` line names exists"
             }
             _ => "run the script by hand with --list to see what it does",
         };
