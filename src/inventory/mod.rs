@@ -263,11 +263,16 @@ fn plain_or_else(name: &str, text: &str) -> crate::error::Result<Inventory> {
         Err(crate::error::Error::Source(e)) => e,
         Err(other) => return Err(other),
     };
-    let yaml_err = match yaml::parse(name, text) {
-        Ok(inventory) if inventory.groups.len() > 1 || !inventory.hosts.is_empty() => {
-            return Ok(inventory);
-        }
-        Ok(_) => "no group in it".to_string(),
+    let yaml_err = match yaml::read::<serde_json::Value>(name, text) {
+        Ok(serde_json::Value::Object(_)) => match yaml::parse(name, text) {
+            Ok(inventory) if inventory.groups.len() > 1 || !inventory.hosts.is_empty() => {
+                return Ok(inventory);
+            }
+            Ok(_) => "no group in it".to_string(),
+            Err(crate::error::Error::Source(e)) => e.message,
+            Err(other) => other.to_string(),
+        },
+        Ok(_) => "it is not a mapping of group names".to_string(),
         Err(crate::error::Error::Source(e)) => e.message,
         Err(other) => other.to_string(),
     };
