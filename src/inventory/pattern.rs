@@ -169,10 +169,18 @@ impl<'a> Matcher<'a> {
             if groups.contains(&"all") {
                 return Ok(vec![true; inv.hosts.len()]);
             }
+            let ungrouped_too = glob(term, "ungrouped");
             return Ok(hosts
                 .map(|(host, member_of)| {
-                    glob(term, &host.name) || member_of.iter().any(|g| groups.contains(g))
+                    glob(term, &host.name)
+                        || member_of.iter().any(|g| groups.contains(g))
+                        || (ungrouped_too && ungrouped(host, member_of))
                 })
+                .collect());
+        }
+        if term == "ungrouped" && !inv.hosts.contains_key(term) {
+            return Ok(hosts
+                .map(|(host, member_of)| ungrouped(host, member_of))
                 .collect());
         }
         let is_group = inv.groups.contains_key(term);
@@ -229,6 +237,12 @@ impl<'a> Matcher<'a> {
             None => Error::usage(message),
         }
     }
+}
+
+/// Ansible's implicit group `ungrouped`: the hosts in no group (and any put in a group
+/// of that name).
+fn ungrouped(host: &Host, member_of: &[&str]) -> bool {
+    host.groups.is_empty() || member_of.contains(&"ungrouped")
 }
 
 /// Ansible's subscripts: `web[0]`, `web[-1]`, `web[1:3]` (the end included), `web[2:]`,
@@ -463,6 +477,16 @@ db-1
         assert_eq!(pick("::1"), ["::1"]);
         assert_eq!(pick("[fe80::2],web-1"), ["fe80::2", "web-1"]);
         assert_eq!(pick("all:![::1]"), ["fe80::2", "web-1"]);
+    }
+
+    #[test]
+    fn ungrouped_is_the_hosts_in_no_group() {
+        assert_eq!(names("ungrouped"), ["lb-1"]);
+        assert_eq!(names("ungr*"), ["lb-1"]);
+        assert_eq!(
+            names("all:!ungrouped"),
+            ["web-1", "web-2", "web-3", "db-1", "db-2"]
+        );
     }
 
     #[test]
