@@ -1,5 +1,6 @@
 //! The inventories Ansible users already have, read as Ansible reads them: a YAML
-//! inventory and two dynamic inventory scripts (tests/fixtures/inventories). For each,
+//! inventory, the same fleet in INI, and two dynamic inventory scripts
+//! (tests/fixtures/inventories). For each,
 //! the hosts fleet selects for a list of patterns and every host's merged variables,
 //! groups and connection settings are compared with Ansible's own answers, recorded
 //! there by `record-ansible-answers` (with ansible-core), so that CI needs no Ansible.
@@ -158,6 +159,17 @@ fn yaml_inventory_gives_ansibles_hosts_and_vars() {
     // Found by its content too: without an extension, as the project's default name.
     let p = project_with("hosts.yml", "inventory");
     let hosts = hosts_json(&p.fleet(&["hosts", "--json"]));
+    same_vars_and_groups(&hosts, &answers);
+    same_shape_as_toml(&hosts);
+}
+
+#[test]
+fn ini_inventory_gives_ansibles_hosts_and_vars() {
+    // The same fleet as hosts.yml, so that the formats are seen to agree with each other.
+    let answers = answers("hosts.ini");
+    let p = project_with("hosts.ini", "hosts.ini");
+    same_host_sets(&p, "hosts.ini", &answers);
+    let hosts = hosts_json(&p.fleet(&["-i", "hosts.ini", "hosts", "--json"]));
     same_vars_and_groups(&hosts, &answers);
     same_shape_as_toml(&hosts);
 }

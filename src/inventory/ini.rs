@@ -181,10 +181,12 @@ impl Parser<'_> {
             {
                 host.groups.push(group.to_string());
             }
+            let set = self.set_on_host.entry(host_name).or_default();
+            // `web-1:2222` is the host's own port: a group's `ansible_port` does not win.
             if target.port.is_some() {
                 host.port = target.port;
+                set.insert("port");
             }
-            let set = self.set_on_host.entry(host_name).or_default();
             for field in &fields {
                 set.insert(field.kind());
                 field.clone().apply(host);
@@ -317,8 +319,10 @@ fn tokenize(line: &str) -> Result<Vec<(usize, &str)>, (usize, String)> {
     Ok(tokens)
 }
 
-/// Ansible's typing of INI values: quoted means string, then booleans and integers.
-/// Integers with leading zeros stay strings (Ansible does the same): `007` is a name.
+/// Ansible's typing of INI values, which is Python's `ast.literal_eval`: quoted means
+/// string; `True`, `False` and `None` (capitalised, as in Python: `true` stays a string);
+/// integers and floats. Integers with leading zeros stay strings: `007` is a name.
+/// Python lists and dicts are not evaluated; they stay strings.
 fn parse_value(raw: &str) -> Value {
     for quote in ['"', '\''] {
         if raw.len() >= 2 && raw.starts_with(quote) && raw.ends_with(quote) {
@@ -326,16 +330,30 @@ fn parse_value(raw: &str) -> Value {
         }
     }
     match raw {
-        "true" | "True" => return Value::Bool(true),
-        "false" | "False" => return Value::Bool(false),
+        "True" => return Value::Bool(true),
+        "False" => return Value::Bool(false),
+        "None" => return Value::Null,
         _ => {}
     }
-    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
     let canonical = !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
         && (digits == "0" || !digits.starts_with('0'));
     if canonical && let Ok(n) = raw.parse::<i64>() {
         return Value::from(n);
+    }
+    // `1.5`, `.5`, `1e3`; not `inf` or `nan`, which Python reads as names.
+    let float_like = digits.bytes().any(|b| b.is_ascii_digit())
+        && digits.contains(['.', 'e', 'E'])
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && !digits.starts_with(['e', 'E']);
+    if float_like
+        && let Ok(f) = raw.parse::<f64>()
+        && let Some(n) = serde_json::Number::from_f64(f)
+    {
+        return Value::Number(n);
     }
     Value::String(raw.to_string())
 }
@@ -365,7 +383,7 @@ bastion ansible_host=203.0.113.9 ansible_port=2200
 
 [web]
 web-1 ansible_host=10.0.0.11 role=frontend  # the first one
-web-2 ansible_user=admin weight=3 enabled=true label=\"two words\" zip=007 ansible_python_interpreter=/usr/bin/python3
+web-2 ansible_user=admin weight=3 enabled=True flag=true ratio=0.5 none=None label=\"two words\" zip=007 ansible_python_interpreter=/usr/bin/python3
 
 [db]
 db-1 ansible_connection=local ansible_ssh_private_key_file=~/.ssh/db
@@ -416,6 +434,13 @@ ntp=pool.ntp.org
         assert_eq!(web2.user.as_deref(), Some("admin"), "the host line wins");
         assert_eq!(web2.vars["weight"], json!(3));
         assert_eq!(web2.vars["enabled"], json!(true));
+        assert_eq!(
+            web2.vars["flag"],
+            json!("true"),
+            "Python's literals, as Ansible"
+        );
+        assert_eq!(web2.vars["ratio"], json!(0.5));
+        assert_eq!(web2.vars["none"], json!(null));
         assert_eq!(web2.vars["label"], json!("two words"));
         assert_eq!(web2.vars["zip"], json!("007"));
         assert_eq!(
@@ -483,6 +508,17 @@ ntp=pool.ntp.org
         assert_eq!(inv.hosts["web2"].port, Some(2222));
         assert_eq!(inv.hosts["web2"].vars["role"], json!("x"));
         assert_eq!(inv.hosts["::1"].groups, ["web"]);
+        let db = parse(
+            "hosts",
+            "[db]\ndb-1:2022\ndb-2\n[db:vars]\nansible_port=5022\n",
+        )
+        .unwrap();
+        assert_eq!(
+            db.hosts["db-1"].port,
+            Some(2022),
+            "the host's own port wins"
+        );
+        assert_eq!(db.hosts["db-2"].port, Some(5022));
     }
 
     #[test]
