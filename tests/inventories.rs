@@ -164,6 +164,21 @@ fn yaml_inventory_gives_ansibles_hosts_and_vars() {
 }
 
 #[test]
+fn what_ansible_inventory_exports_reads_back_the_same() {
+    // `ansible-inventory -i hosts.yml --list --yaml`: merged vars on every host, and
+    // Ansible's implicit `ungrouped` group spelled out.
+    let answers = answers("hosts.yml");
+    let p = project_with("answers/exported.yml", "exported.yml");
+    let hosts = hosts_json(&p.fleet(&["-i", "exported.yml", "hosts", "--json"]));
+    same_vars_and_groups(&hosts, &answers);
+    let out = p.fleet(&["-i", "exported.yml", "hosts", "--json", "ungrouped"]);
+    assert_eq!(
+        names(&hosts_json(&out)),
+        BTreeSet::from(["bastion".to_string()])
+    );
+}
+
+#[test]
 fn ini_inventory_gives_ansibles_hosts_and_vars() {
     // The same fleet as hosts.yml, so that the formats are seen to agree with each other.
     let answers = answers("hosts.ini");

@@ -10,6 +10,13 @@ use serde_json::Value;
 use super::vars::Hierarchy;
 use super::{Connection, Host, Inventory, bad_port, parse_port};
 
+/// `all` and `ungrouped` are Ansible's implicit groups: a host listed under them is in
+/// no group (`ungrouped` in a pattern means just that), as `ansible-inventory --list`
+/// output read back shows.
+pub(super) fn implicit_group(name: &str) -> bool {
+    name == "all" || name == "ungrouped"
+}
+
 /// Connection fields each host set itself (on its line, or in its own vars), which
 /// group variables must not override.
 pub(super) type SetOnHost = HashMap<String, HashSet<&'static str>>;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::ansible::{Field, SetOnHost, apply_group_fields, expand};
+use super::ansible::{Field, SetOnHost, apply_group_fields, expand, implicit_group};
 use super::detect::section_header;
 use super::plain::parse_target;
 use super::vars::find_cycle;
@@ -98,7 +98,7 @@ impl Parser<'_> {
             return Err(malformed().into());
         }
         let section = match suffix {
-            None if group == "all" => Section::Hosts(None),
+            None if implicit_group(group) => Section::Hosts(None),
             None => Section::Hosts(Some(group.to_string())),
             Some("vars") => Section::Vars(group.to_string()),
             Some("children") => Section::Children(group.to_string()),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::ansible::{Field, SetOnHost, apply_group_fields};
+use super::ansible::{Field, SetOnHost, apply_group_fields, implicit_group};
 use super::vars::find_cycle;
 use super::{Host, Inventory};
 use crate::error::{Error, Result, SourceError};
@@ -322,7 +322,7 @@ pub(crate) fn parse_list(name: &str, text: &str) -> Result<List> {
                     .hosts
                     .entry(host.clone())
                     .or_insert_with(|| Host::new(host));
-                if group != "all" && !entry.groups.contains(&group) {
+                if !implicit_group(&group) && !entry.groups.contains(&group) {
                     entry.groups.push(group.clone());
                 }
             }

@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::ansible::{Field, SetOnHost, apply_group_fields, expand};
+use super::ansible::{Field, SetOnHost, apply_group_fields, expand, implicit_group};
 use super::plain::parse_target;
 use super::vars::find_cycle;
 use super::{Host, Inventory};
@@ -220,7 +220,7 @@ impl Parser<'_> {
                 .hosts
                 .entry(host_name.clone())
                 .or_insert_with(|| Host::new(&host_name));
-            if group != "all" && !host.groups.iter().any(|g| g == group) {
+            if !implicit_group(group) && !host.groups.iter().any(|g| g == group) {
                 host.groups.push(group.to_string());
             }
             let set = self.set_on_host.entry(host_name).or_default();
