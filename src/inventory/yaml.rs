@@ -19,7 +19,7 @@ use super::{Host, Inventory};
 use crate::error::{Result, SourceError};
 
 type Name = Spanned<String>;
-type YamlVars = IndexMap<Name, Spanned<serde_json::Value>>;
+type YamlVars = IndexMap<Name, Spanned<Node>>;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,181 @@ struct GroupSpec {
     hosts: Option<IndexMap<Name, Option<YamlVars>>>,
 }
 
+/// A variable's value with the place of every scalar in it, so that the few plain
+/// scalars serde-saphyr and PyYAML (Ansible's YAML 1.1) read differently get PyYAML's
+/// reading: `y`/`n` are strings, `1:20` is the number 80.
+enum Node {
+    Scalar(serde_json::Value),
+    Seq(Vec<Spanned<Node>>),
+    Map(Vec<(String, Spanned<Node>)>),
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Node, D::Error> {
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+        use serde_json::Value;
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = Node;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a YAML value")
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(v.into()))
+            }
+            fn visit_i128<E>(self, v: i128) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::String(v.to_string())))
+            }
+            fn visit_u128<E>(self, v: u128) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::String(v.to_string())))
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(serde_json::Number::from_f64(v).map_or_else(
+                    || Value::String(v.to_string()),
+                    Value::Number,
+                )))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::Null))
+            }
+            fn visit_none<E>(self) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::Null))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> std::result::Result<Node, D::Error> {
+                Node::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Node::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Node, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(Node::Map(entries))
+            }
+        }
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+impl Node {
+    /// The value as JSON, `at` being where it is written (`text` is the whole file).
+    fn to_json<T>(&self, text: &str, at: &Spanned<T>) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Node::Scalar(value) => pyyaml(value, raw(text, at)),
+            Node::Seq(items) => {
+                Value::Array(items.iter().map(|i| i.value.to_json(text, i)).collect())
+            }
+            Node::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.value.to_json(text, v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The text a scalar is written as (its definition, for an alias); empty if unknown.
+fn raw<'t, T>(text: &'t str, at: &Spanned<T>) -> &'t str {
+    let span = at.defined.span();
+    let (Some(start), Some(len)) = (span.byte_offset(), span.byte_len()) else {
+        return "";
+    };
+    let start = usize::try_from(start).unwrap_or(usize::MAX);
+    let end = start.saturating_add(usize::try_from(len).unwrap_or(0));
+    text.get(start..end).unwrap_or("")
+}
+
+/// PyYAML's reading of a plain scalar where it differs from serde-saphyr's.
+fn pyyaml(value: &serde_json::Value, raw: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Bool(_) if matches!(raw, "y" | "Y" | "n" | "N") => Value::String(raw.to_string()),
+        Value::String(s) if s == raw => sexagesimal(s).unwrap_or_else(|| value.clone()),
+        _ => value.clone(),
+    }
+}
+
+/// YAML 1.1's base 60 integers (`1:20` is 80, `-1:00:05` is -3605) and floats (`1:20.5`).
+fn sexagesimal(s: &str) -> Option<serde_json::Value> {
+    let (negative, unsigned) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let mut parts = unsigned.split(':');
+    let head = parts.next()?.replace('_', "");
+    let tail: Vec<&str> = parts.collect();
+    if tail.is_empty() || head.is_empty() || !head.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (last, fraction) = match tail[tail.len() - 1].split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction.replace('_', ""))),
+        None => (tail[tail.len() - 1], None),
+    };
+    let base60 = |p: &str| {
+        (1..=2).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u64>().is_ok_and(|n| n < 60)
+    };
+    let middle = &tail[..tail.len() - 1];
+    if !(middle.iter().all(|p| base60(p)) && base60(last)) {
+        return None;
+    }
+    let sign = if negative { -1.0 } else { 1.0 };
+    match fraction {
+        None => {
+            // PyYAML's integer form has no leading zero.
+            if head.starts_with('0') {
+                return None;
+            }
+            let mut n: i64 = head.parse().ok()?;
+            for p in middle.iter().chain([&last]) {
+                n = n.checked_mul(60)?.checked_add(p.parse().ok()?)?;
+            }
+            Some(serde_json::Value::from(if negative { -n } else { n }))
+        }
+        Some(fraction) => {
+            if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let mut n: f64 = head.parse().ok()?;
+            for p in middle {
+                n = n * 60.0 + p.parse::<f64>().ok()?;
+            }
+            n = n * 60.0 + format!("{last}.{fraction}").parse::<f64>().ok()?;
+            serde_json::Number::from_f64(sign * n).map(serde_json::Value::Number)
+        }
+    }
+}
+
 /// YAML as Ansible reads it (PyYAML, YAML 1.1): `yes`/`no` are booleans and `0755` is
 /// octal. A duplicate key is an error rather than the last one winning silently.
 /// serde-saphyr's budget (nesting depth 64, alias expansion) stays; the node count is
@@ -42,6 +217,8 @@ fn options() -> serde_saphyr::Options {
         legacy_octal_numbers: true,
         strict_booleans: false,
         with_snippet: false,
+        // JSON has no infinity: `.inf` stays the text it is.
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::AsString,
         budget: serde_saphyr::budget! {
             max_nodes: 5_000_000,
             max_events: 20_000_000,
@@ -175,13 +352,11 @@ impl Parser<'_> {
         }
         for (key, value) in spec.vars.unwrap_or_default() {
             // Checked here, where the value is known; applied to the hosts in `finish`.
-            if let Some(Err(message)) = Field::from_var(&key.value, &value.value) {
+            let json = value.value.to_json(self.text, &value);
+            if let Some(Err(message)) = Field::from_var(&key.value, &json) {
                 return Err(self.error(&value, message, "here").into());
             }
-            self.inv
-                .group_entry(group)
-                .vars
-                .insert(key.value, value.value);
+            self.inv.group_entry(group).vars.insert(key.value, json);
         }
         for (child, spec) in spec.children.unwrap_or_default() {
             self.group(&child, spec.unwrap_or_default(), Some(group))?;
@@ -199,10 +374,11 @@ impl Parser<'_> {
         let mut fields = Vec::new();
         let mut plain = Vec::new();
         for (key, value) in vars {
-            match Field::from_var(&key.value, &value.value) {
+            let json = value.value.to_json(self.text, &value);
+            match Field::from_var(&key.value, &json) {
                 Some(Ok(field)) => fields.push(field),
                 Some(Err(message)) => return Err(self.error(&value, message, "here").into()),
-                None => plain.push((key.value, value.value)),
+                None => plain.push((key.value, json)),
             }
         }
         let (at, _) = self.span(pattern);
@@ -424,6 +600,21 @@ all:
             "]".repeat(500)
         );
         assert_eq!(source_error(&deep).message, "recursion limit exceeded");
+    }
+
+    #[test]
+    fn scalars_read_as_pyyaml_reads_them() {
+        let text = "all:\n  vars:\n    a: y\n    b: \"y\"\n    c: 1:20\n    d: '1:20'\n    e: {f: [n, yes, -1:00:05, 1:30.5]}\n    g: !unsafe '{{ x }}'\n    h: .inf\n    i: 01:20\n";
+        let inv = parse("hosts.yml", text).unwrap();
+        let v = &inv.groups["all"].vars;
+        assert_eq!(v["a"], json!("y"));
+        assert_eq!(v["b"], json!("y"));
+        assert_eq!(v["c"], json!(80));
+        assert_eq!(v["d"], json!("1:20"));
+        assert_eq!(v["e"], json!({"f": ["n", true, -3605, 90.5]}));
+        assert_eq!(v["g"], json!("{{ x }}"));
+        assert_eq!(v["h"], json!(".inf"));
+        assert_eq!(v["i"], json!("01:20"));
     }
 
     #[test]
