@@ -100,7 +100,8 @@ pub(crate) struct GlobalArgs {
     /// Run in this project directory (default: walk up to the nearest fleet.toml)
     #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
     pub(crate) directory: Option<PathBuf>,
-    /// Use this inventory (TOML, Ansible INI or a plain host list)
+    /// Use this inventory (TOML, a plain host list, Ansible INI or YAML, or an executable
+    /// dynamic inventory, run with --list)
     #[arg(short, long, value_name = "FILE", global = true)]
     pub(crate) inventory: Option<PathBuf>,
     /// Only touch hosts matching this pattern
