@@ -195,7 +195,8 @@ fn a_directory_syncs_over_the_master_in_one_command_then_is_unchanged() {
         .stdout_has(&format!("s1 | would sync site/ to s1:{dest}/:"))
         .stdout_has("s1 |   + new.txt")
         .stdout_has("s1 |   ~ index.html")
-        .stdout_has("s1 |   - css/a.css");
+        .stdout_has("s1 |   - css/a.css")
+        .stderr_has("0 ok, 1 changed");
     let after = f.ssh(
         "s1",
         &format!("cd {dest} && find . -type f | sort && cat index.html"),

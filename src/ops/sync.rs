@@ -190,7 +190,8 @@ pub(crate) struct SyncResult {
 
 /// Runs the sync on the controller (`controller`, which prints, logs and marks `host`
 /// changed): `shown` is the direction for messages (`site/ to web-1:/srv/site/`). Under
-/// check mode rsync runs with `--dry-run` and the names that would change are printed.
+/// check mode rsync runs with `--dry-run`, the names that would change are printed and
+/// the host counts as changed (as for any command `--check` would run).
 pub(crate) fn sync(
     controller: &dyn Remote,
     args_for: &dyn Fn(bool) -> Vec<String>,
@@ -229,18 +230,19 @@ pub(crate) fn sync(
         );
     }
     let changes = parse_itemized(&out.stdout);
-    if dry_run {
-        if !changes.is_empty() {
-            let mut text = format!("would sync {shown}: {} changes", changes.count());
-            for l in changes.lines() {
-                text.push_str("\n  ");
-                text.push_str(&l);
-            }
-            controller.out(&text);
-        }
-    } else if !changes.is_empty() {
-        controller.mark_changed();
+    if changes.is_empty() {
+        return Ok(SyncResult::default());
     }
+    if dry_run {
+        let mut text = format!("would sync {shown}: {} changes", changes.count());
+        for l in changes.lines() {
+            text.push_str("\n  ");
+            text.push_str(&l);
+        }
+        controller.out(&text);
+    }
+    // As for any command under --check, a change that would be made counts.
+    controller.mark_changed();
     Ok(SyncResult {
         changed: !changes.is_empty(),
         changes,
@@ -327,7 +329,10 @@ mod tests {
         let mut r = Scripted::new(&[("rsync --dry-run", 0, ">f+++++++++ a\n*deleting   b\n")]);
         r.check = true;
         let got = sync(&r, &args, "site/ to h:/srv/").unwrap();
-        assert!(got.changed && !r.marked());
+        assert!(
+            got.changed && r.marked(),
+            "would change: changed, as under --check"
+        );
         assert_eq!(r.ran(), ["rsync --dry-run"]);
         assert_eq!(
             r.printed(),
