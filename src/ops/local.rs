@@ -61,6 +61,11 @@ pub(crate) fn resolve(root: &Path, path: &str) -> Result<PathBuf, LocalError> {
             _ => return Err(LocalError::Parent(path.to_string())),
         }
     }
+    if joined != root {
+        // The one lexical check of every path fleet makes from outside input.
+        crate::ops::paths::stays_under(root, &joined)
+            .map_err(|_| LocalError::Parent(path.to_string()))?;
+    }
     let real_root = root.canonicalize().map_err(io(root))?;
     let mut existing = joined.as_path();
     loop {

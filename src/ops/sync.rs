@@ -308,6 +308,9 @@ mod tests {
         assert_eq!(c.deleted, ["old name.txt"]);
         assert!(parse_itemized("").is_empty());
         assert_eq!(c.lines()[1], "+ index.html");
+        // A file name is host-independent but still hostile: no escape reaches a terminal.
+        let evil = parse_itemized(">f+++++++++ a\u{1b}[2Jb\n");
+        assert!(!evil.lines()[0].contains('\u{1b}'), "{:?}", evil.lines());
     }
 
     #[test]
