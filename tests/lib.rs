@@ -8,6 +8,7 @@ mod cli;
 mod cloudinit;
 mod configure;
 mod containers;
+mod controller;
 mod diagnostics;
 mod git;
 mod hostile;
