@@ -286,7 +286,7 @@ fn a_recipe_argument_named_like_a_global_option_is_refused() {
         "slow",
         "/// Slow.\n/// @arg timeout: int = 5  how long\nfn slow(timeout) { }\n",
     );
-    p.fleet(&["recipes"])
+    p.fleet(&["slow"])
         .code(2)
         .stderr_has("argument `timeout` of recipe `slow` would be --timeout, which is one of fleet's own options");
 }

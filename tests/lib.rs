@@ -11,6 +11,7 @@ mod containers;
 mod diagnostics;
 mod git;
 mod hostile;
+mod isolation;
 mod journal;
 mod manners;
 mod outputs;
