@@ -26,6 +26,7 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "status",
     "report",
     "pull",
+    "check",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -308,6 +309,10 @@ pub(crate) enum Builtin {
     },
     /// List every recipe with its summary and where it comes from
     Recipes,
+    /// Compile every recipe, stdlib module and catalog role without running anything and
+    /// report every problem: syntax errors, unknown functions or argument counts, missing
+    /// modules, @arg lines, name clashes, catalog errors (exit 2 when there are any)
+    Check,
     /// Show help for fleet or for one recipe
     Help {
         /// Recipe or command name
@@ -387,7 +392,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
         ],
         "connect" => &["accept_new_host_keys"],
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
-        "history" | "recipes" | "api" | "catalog" => &["json"],
+        "history" | "recipes" | "api" | "catalog" | "check" => &["json"],
         _ => &[],
     }
 }

@@ -284,6 +284,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             },
         ),
         Some(Builtin::Recipes) => commands::recipes::list(&app),
+        Some(Builtin::Check) => commands::check::run(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),
         Some(Builtin::Init { dir }) => commands::init::run(&dir),
         Some(Builtin::Api { definitions }) => commands::api::run(&app, definitions.as_deref()),

@@ -138,6 +138,8 @@ fn init_creates_a_project_that_runs() {
         "inventory.toml",
         "recipes/example.rhai",
         ".gitignore",
+        "hooks/pre-commit",
+        "ci/fleet-check.yml",
     ] {
         assert!(target.join(f).is_file(), "{f} missing");
     }

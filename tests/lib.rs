@@ -4,6 +4,7 @@ mod support;
 
 mod backup;
 mod catalog;
+mod check;
 mod cli;
 mod cloudinit;
 mod configure;

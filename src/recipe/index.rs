@@ -3,7 +3,7 @@
 //! same name.
 
 use super::args::{Param, convert};
-use super::diagnostic::parse_error;
+use super::check::{Problem, arg_line, fn_line};
 use super::doc::{self, Doc};
 use super::sources::{Origin, SourceFile, SourceMap};
 use crate::error::Error;
@@ -110,8 +110,12 @@ pub(crate) struct Compiled {
     pub(crate) recipes: Vec<Recipe>,
     /// The public functions the file defines (its file stem if it does not parse).
     pub(crate) names: Vec<String>,
+    /// The AST, when the file parses.
+    pub(crate) ast: Option<Arc<AST>>,
     /// Every problem found; any one of them makes the file unusable.
-    pub(crate) problems: Vec<Error>,
+    pub(crate) problems: Vec<Problem>,
+    /// Parameters without an `@arg` line: they work (as strings), `fleet check` asks for one.
+    pub(crate) undocumented: Vec<Problem>,
 }
 
 impl RecipeIndex {
@@ -128,7 +132,8 @@ impl RecipeIndex {
         let mut index = RecipeIndex::default();
         for file in builtin.into_iter().chain(project) {
             let compiled = compile(engine, sources, &file);
-            if let Some(first) = compiled.problems.into_iter().next() {
+            if let Some(first) = compiled.problems.first() {
+                let error = first.to_error(sources);
                 // A broken project file replaces the built-in recipes it would replace.
                 for name in &compiled.names {
                     if index
@@ -141,7 +146,7 @@ impl RecipeIndex {
                 }
                 index
                     .broken
-                    .push(Broken::new(&file.name, compiled.names, first));
+                    .push(Broken::new(&file.name, compiled.names, error));
                 continue;
             }
             for recipe in compiled.recipes {
@@ -256,40 +261,76 @@ pub(crate) fn compile(engine: &Engine, sources: &SourceMap, file: &SourceFile) -
             return Compiled {
                 recipes: Vec::new(),
                 names: stem(file),
-                problems: vec![parse_error(&file.name, &file.text, &e)],
+                ast: None,
+                undocumented: Vec::new(),
+                problems: vec![
+                    Problem::new(
+                        "syntax",
+                        &file.name,
+                        format!("syntax error in {}: {}", file.name, e.err_type()),
+                    )
+                    .at(e.position()),
+                ],
             };
         }
     };
     ast.set_source(file.name.as_str());
     let ast = Arc::new(ast);
     let mut problems = Vec::new();
+    let mut undocumented = Vec::new();
     let mut seen = Vec::new();
     let mut recipes = Vec::new();
     let functions = commands(&ast);
     let names: Vec<String> = functions.iter().map(|f| f.name.to_string()).collect();
     for f in functions {
         if seen.contains(&f.name) {
-            problems.push(Error::usage(format!(
-                "{}: recipe `{}` is defined more than once; give each its own name",
-                file.name, f.name
-            )));
+            problems.push(
+                Problem::new(
+                    "name",
+                    &file.name,
+                    format!(
+                        "{}: recipe `{}` is defined more than once; give each its own name",
+                        file.name, f.name
+                    ),
+                )
+                .at_line(fn_line(&file.text, f.name)),
+            );
             continue;
         }
         seen.push(f.name);
         let doc = match doc::parse(&f.comments) {
             Ok(doc) => doc,
             Err(e) => {
-                problems.push(Error::usage(format!(
-                    "{}: doc of recipe `{}`: {e}",
-                    file.name, f.name
-                )));
+                problems.push(
+                    Problem::new(
+                        "doc",
+                        &file.name,
+                        format!("{}: doc of recipe `{}`: {e}", file.name, f.name),
+                    )
+                    .at_line(fn_line(&file.text, f.name)),
+                );
                 continue;
             }
         };
+        for p in &f.params {
+            if !doc.args.iter().any(|a| a.name == *p) {
+                undocumented.push(
+                    Problem::new(
+                        "doc",
+                        &file.name,
+                        format!("parameter `{p}` of recipe `{}` has no @arg line", f.name),
+                    )
+                    .at_line(fn_line(&file.text, f.name))
+                    .help(Some(format!(
+                        "say what it is in the doc comment: /// @arg {p}: string  what it is"
+                    ))),
+                );
+            }
+        }
         let before = problems.len();
         for arg in &doc.args {
             if !f.params.contains(&arg.name.as_str()) {
-                problems.push(Error::usage(format!(
+                let message = format!(
                     "{}: doc of recipe `{}` describes @arg `{}`, but the function has no such parameter (it has: {})",
                     file.name,
                     f.name,
@@ -299,7 +340,14 @@ pub(crate) fn compile(engine: &Engine, sources: &SourceMap, file: &SourceFile) -
                     } else {
                         f.params.join(", ")
                     }
-                )));
+                );
+                let help = crate::suggest::closest(&arg.name, f.params.iter().copied())
+                    .map(|c| format!("did you mean `{c}`?"));
+                problems.push(
+                    Problem::new("doc", &file.name, message)
+                        .at_line(arg_line(&file.text, f.name, &arg.name))
+                        .help(help),
+                );
             }
         }
         let mut params = Vec::new();
@@ -310,10 +358,17 @@ pub(crate) fn compile(engine: &Engine, sources: &SourceMap, file: &SourceFile) -
                 Some(raw) => match convert(ty, raw) {
                     Ok(v) => Some(v),
                     Err(e) => {
-                        problems.push(Error::usage(format!(
-                            "{}: default of @arg `{p}` in recipe `{}` {e}",
-                            file.name, f.name
-                        )));
+                        problems.push(
+                            Problem::new(
+                                "doc",
+                                &file.name,
+                                format!(
+                                    "{}: default of @arg `{p}` in recipe `{}` {e}",
+                                    file.name, f.name
+                                ),
+                            )
+                            .at_line(arg_line(&file.text, f.name, p)),
+                        );
                         None
                     }
                 },
@@ -342,6 +397,8 @@ pub(crate) fn compile(engine: &Engine, sources: &SourceMap, file: &SourceFile) -
     Compiled {
         recipes,
         names,
+        ast: Some(ast),
         problems,
+        undocumented,
     }
 }
