@@ -135,3 +135,14 @@ fn a_broken_stdlib_module_fails_only_the_recipes_that_import_it() {
     out.code(0);
     assert!(!out.stderr.contains("warning"), "{out}");
 }
+
+#[test]
+fn a_broken_file_with_an_odd_name_still_warns_and_breaks_nothing() {
+    let p = Project::new()
+        .local_hosts(1)
+        .recipe("9 odd\u{1b}[31m", "fn x( {\n");
+    let out = p.fleet(&["recipes"]);
+    out.code(0).stdout_has("update");
+    assert!(!out.stderr.contains('\u{1b}'), "{out}");
+    assert_eq!(out.stderr.matches("warning:").count(), 1, "{out}");
+}

@@ -248,7 +248,11 @@ fn stem(file: &SourceFile) -> Vec<String> {
     std::path::Path::new(name)
         .file_stem()
         .map(|s| s.to_string_lossy().replace('-', "_"))
-        .filter(|s| !s.is_empty())
+        // Only a name that could be a function's: anything else is no command.
+        .filter(|s| {
+            s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
         .into_iter()
         .collect()
 }
