@@ -4,6 +4,7 @@ mod support;
 
 mod backup;
 mod catalog;
+mod check;
 mod cli;
 mod cloudinit;
 mod configure;
@@ -13,6 +14,7 @@ mod diagnostics;
 mod git;
 mod hostile;
 mod inventories;
+mod isolation;
 mod journal;
 mod manners;
 mod outputs;

@@ -5,6 +5,7 @@ pub(crate) mod adhoc;
 pub(crate) mod api;
 pub(crate) mod backups;
 pub(crate) mod catalog;
+pub(crate) mod check;
 pub(crate) mod connect;
 pub(crate) mod history;
 pub(crate) mod hosts;
