@@ -28,7 +28,7 @@ pub(crate) fn run(app: &App, definitions: Option<&Path>) -> Result<i32> {
         .map_err(|e| Error::Internal(format!("cannot read function metadata: {e}")))?;
     let mut meta: serde_json::Value =
         serde_json::from_str(&json).map_err(|e| Error::Internal(e.to_string()))?;
-    let modules = script_modules(&app.scripting)?;
+    let modules = script_modules(&app.scripting);
     let text = if app.global.json {
         meta["scriptModules"] = modules_json(&modules);
         meta["rhaiBook"] = RHAI_BOOK.into();
@@ -40,7 +40,7 @@ pub(crate) fn run(app: &App, definitions: Option<&Path>) -> Result<i32> {
     Ok(0)
 }
 
-fn script_modules(scripting: &Scripting) -> Result<Vec<ScriptModule>> {
+fn script_modules(scripting: &Scripting) -> Vec<ScriptModule> {
     let resolver = StdlibResolver::new(scripting.modules.clone(), scripting.ctx.sources.clone());
     reference::modules(&scripting.engine, &resolver)
 }
@@ -66,7 +66,7 @@ pub(crate) fn write_definitions(
         .include_standard_packages(false)
         .iter_files()
         .collect();
-    for m in script_modules(scripting)? {
+    for m in script_modules(scripting) {
         let header = format!("// `import \"{}\" as m;` ({})\n", m.path, m.file);
         files.push((
             reference::definition_file_name(&m.path),
@@ -97,6 +97,7 @@ fn modules_json(modules: &[ScriptModule]) -> serde_json::Value {
             serde_json::json!({
                 "path": m.path,
                 "file": m.file,
+                "problem": m.problem,
                 "functions": m.functions.iter().map(|f| serde_json::json!({
                     "name": f.name,
                     "params": f.params,
@@ -115,6 +116,11 @@ fn render_modules(modules: &[ScriptModule]) -> String {
     );
     for m in modules {
         out.push_str(&format!("import \"{}\"  ({})\n\n", m.path, m.file));
+        if let Some(problem) = &m.problem {
+            out.push_str(&format!(
+                "    does not compile ({problem}); `fleet check` shows where\n\n"
+            ));
+        }
         for f in &m.functions {
             out.push_str(&format!("{}::{}\n", m.path, f.signature()));
             let doc = f.doc.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -183,7 +189,7 @@ fn entries(meta: &serde_json::Value) -> Vec<(String, String)> {
 
 fn render(meta: &serde_json::Value) -> String {
     let mut out = format!(
-        "Functions a recipe can call. Rhai's own language and standard library (strings, arrays, maps, …) are in the Rhai book: {RHAI_BOOK}\n\n"
+        "Functions a recipe can call. Rhai's own language and standard library (strings, arrays, maps, …) are in the Rhai book: {RHAI_BOOK}\nA missing key of a map reads as `()`, so `h.vars.port ?? 8080` gives a default; paths of local::, csv:: and h.sync are relative to the project root and stay under it.\n\n"
     );
     for (signature, doc) in entries(meta) {
         out.push_str(&signature);
@@ -208,7 +214,7 @@ mod tests {
         let scripting = crate::recipe::engine::build(ProjectModules::None);
         let json = scripting.engine.gen_fn_metadata_to_json(false).unwrap();
         let meta: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let modules = script_modules(&scripting).unwrap();
+        let modules = script_modules(&scripting);
         let text = format!("{}{}", render(&meta), render_modules(&modules));
         let dir = tempfile::tempdir().unwrap();
         write_definitions(&scripting, &RecipeIndex::default(), dir.path()).unwrap();
@@ -248,8 +254,10 @@ mod tests {
                 ),
             };
             assert!(text.contains(&in_text), "`{in_text}` not in fleet api");
+            // Rhai writes a function named by a reserved word (`sync`) as `op sync(…)`.
+            let as_op = format!("op {name}(");
             assert!(
-                defs.contains(&in_defs),
+                defs.contains(&in_defs) || defs.contains(&as_op),
                 "`{in_defs}` not in the definitions"
             );
             checked += 1;

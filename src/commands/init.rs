@@ -1,6 +1,7 @@
 //! `fleet init [DIR]`: a new project with settings, a local inventory, an example
-//! recipe, a .gitignore for logs, a git repository with a first commit, and the
-//! editor definitions (`definitions/`, ignored by git) for completion from the start.
+//! recipe, a .gitignore for logs, an example pre-commit hook and CI job that run
+//! `fleet check`, a git repository with a first commit, and the editor definitions
+//! (`definitions/`, ignored by git) for completion from the start.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -13,6 +14,11 @@ const FILES: &[(&str, &str)] = &[
         include_str!("init_files/example.rhai"),
     ),
     (".gitignore", include_str!("init_files/gitignore")),
+    ("hooks/pre-commit", include_str!("init_files/pre-commit")),
+    (
+        "ci/fleet-check.yml",
+        include_str!("init_files/fleet-check.yml"),
+    ),
 ];
 
 /// Where `fleet init` writes the `.d.rhai` files for editors (git-ignored: generated).
@@ -39,6 +45,11 @@ pub(crate) fn run(dir: &Path) -> Result<i32> {
             std::fs::create_dir_all(parent).map_err(Error::write(parent))?;
         }
         std::fs::write(&path, text).map_err(Error::write(&path))?;
+        if name.starts_with("hooks/") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(Error::write(&path))?;
+        }
     }
     let committed = commit_all(dir).map_err(|e| {
         Error::Internal(format!(

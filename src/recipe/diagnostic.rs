@@ -5,7 +5,7 @@ use super::resolver::{ProjectModules, module_key};
 use super::sources::SourceMap;
 use crate::error::{Error, SourceError};
 use crate::outcome::HostError;
-use rhai::{Engine, EvalAltResult, ParseError, Position};
+use rhai::{Engine, EvalAltResult, Position};
 use std::sync::OnceLock;
 
 /// The signatures of every function fleet registers, for "did you mean" on an unknown
@@ -48,7 +48,7 @@ fn script_signatures(
         Some((namespace, _)) => {
             let resolver =
                 super::resolver::StdlibResolver::new(modules.clone(), SourceMap::default());
-            match resolver.find(namespace) {
+            match resolver.source(namespace) {
                 Some(file) => (format!("{namespace}::"), file.text),
                 None => return Vec::new(),
             }
@@ -195,15 +195,6 @@ pub(crate) fn positioned(
         Some(loc) => Error::usage(format!("{loc}: {message}")),
         None => Error::usage(message),
     }
-}
-
-pub(crate) fn parse_error(name: &str, text: &str, err: &ParseError) -> Error {
-    let pos = err.position();
-    let message = format!("syntax error in {name}: {}", err.err_type());
-    let (line, column) = (pos.line().unwrap_or(1), pos.position().unwrap_or(1));
-    SourceError::at_line(name, text, line, column, message, "here")
-        .with_help(format!("at {name}:{line}:{column}"))
-        .into()
 }
 
 /// The error a recipe ended with, as the error of the whole invocation.

@@ -5,7 +5,6 @@
 use super::doc;
 use super::index::RecipeIndex;
 use super::resolver::StdlibResolver;
-use crate::error::Result;
 use rhai::{AST, Engine, FnAccess};
 
 /// One function of a Rhai module or recipe file.
@@ -32,6 +31,8 @@ pub(crate) struct ScriptModule {
     /// Where it comes from: `<built-in>/stdlib/pkg.rhai`, `stdlib/pkg.rhai`.
     pub(crate) file: String,
     pub(crate) functions: Vec<ScriptFn>,
+    /// Why it has no functions: it does not compile.
+    pub(crate) problem: Option<String>,
 }
 
 /// The public functions of `ast` (not private helpers, not closures), by name.
@@ -49,21 +50,25 @@ pub(crate) fn functions_of(ast: &AST) -> Vec<ScriptFn> {
     functions
 }
 
-/// Every module `import` finds, compiled (not run) to read its functions.
-pub(crate) fn modules(engine: &Engine, resolver: &StdlibResolver) -> Result<Vec<ScriptModule>> {
+/// Every module `import` finds, compiled (not run) to read its functions. A module
+/// that does not compile is listed with its problem and no functions (`fleet check`
+/// shows where), so one broken file does not hide the others.
+pub(crate) fn modules(engine: &Engine, resolver: &StdlibResolver) -> Vec<ScriptModule> {
     resolver
         .module_paths()
         .into_iter()
-        .filter_map(|path| resolver.find(&path).map(|file| (path, file)))
+        .filter_map(|path| resolver.source(&path).map(|file| (path, file)))
         .map(|(path, file)| {
-            let ast = engine
-                .compile(&file.text)
-                .map_err(|e| super::diagnostic::parse_error(&file.name, &file.text, &e))?;
-            Ok(ScriptModule {
+            let (functions, problem) = match engine.compile(&file.text) {
+                Ok(ast) => (functions_of(&ast), None),
+                Err(e) => (Vec::new(), Some(format!("syntax error: {}", e.err_type()))),
+            };
+            ScriptModule {
                 path,
                 file: file.name,
-                functions: functions_of(&ast),
-            })
+                functions,
+                problem,
+            }
         })
         .collect()
 }
@@ -132,9 +137,10 @@ mod tests {
     fn every_builtin_stdlib_function_is_documented() {
         let scripting = crate::recipe::engine::build(ProjectModules::None);
         let resolver = StdlibResolver::new(ProjectModules::None, Default::default());
-        let modules = modules(&scripting.engine, &resolver).unwrap();
+        let modules = modules(&scripting.engine, &resolver);
         assert!(modules.iter().any(|m| m.path == "pkg"), "{modules:?}");
         for m in &modules {
+            assert_eq!(m.problem, None, "{}", m.path);
             assert!(!m.functions.is_empty(), "{} has no function", m.path);
             for f in &m.functions {
                 assert!(

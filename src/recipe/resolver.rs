@@ -83,8 +83,12 @@ impl StdlibResolver {
         paths
     }
 
-    /// The source `import "path"` loads: the project's file, else the built-in one.
-    pub(crate) fn find(&self, path: &str) -> Option<SourceFile> {
+    /// The source `import "path"` would load.
+    pub(crate) fn source(&self, path: &str) -> Option<SourceFile> {
+        self.find(path)
+    }
+
+    fn find(&self, path: &str) -> Option<SourceFile> {
         // `catalog/roles/<role>`: an app's role from the project's catalog (the project
         // root, not stdlib/); a role name is a plain name, never a path out of it.
         let role = path.strip_prefix("catalog/roles/").map(|r| {

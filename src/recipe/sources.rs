@@ -75,7 +75,7 @@ pub(crate) fn builtin_module(path: &str) -> Option<SourceFile> {
     })
 }
 
-/// The names of the built-in stdlib modules (`facts`, `pkg`, …), sorted.
+/// Import paths of the built-in stdlib modules (`facts`, `pkg`, …), sorted.
 pub(crate) fn builtin_module_names() -> Vec<String> {
     rhai_files(&BUILTIN_STDLIB)
         .into_iter()
