@@ -338,8 +338,8 @@ pub(crate) enum Builtin {
     },
 }
 
-/// What a run of hosts is steered by: a recipe, `exec`.
-const RUN_OPTIONS: &[&str] = &[
+/// What a recipe's run is steered by; all but the last (`recipes_rev`) steer `exec` too.
+const RECIPE_OPTIONS: &[&str] = &[
     "limit",
     "forks",
     "max_fail",
@@ -350,26 +350,20 @@ const RUN_OPTIONS: &[&str] = &[
     "accept_new_host_keys",
     "no_progress",
     "json",
+    "recipes_rev",
 ];
+
+/// What a run of hosts that is not a recipe (`exec`) is steered by.
+const RUN_OPTIONS: &[&str] = match RECIPE_OPTIONS.split_last() {
+    Some((_, run)) => run,
+    None => &[],
+};
 
 /// The options of fleet that `command` uses beyond the global ones (-C, -i, -v, -q):
 /// its help shows only these, and the others are refused for it.
 pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static str] {
-    const RECIPE: &[&str] = &[
-        "limit",
-        "forks",
-        "max_fail",
-        "check",
-        "timeout",
-        "lock_wait",
-        "retry_failed",
-        "accept_new_host_keys",
-        "no_progress",
-        "json",
-        "recipes_rev",
-    ];
     if is_recipe {
-        return RECIPE;
+        return RECIPE_OPTIONS;
     }
     match command {
         "exec" => RUN_OPTIONS,

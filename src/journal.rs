@@ -120,6 +120,15 @@ impl RunRecord {
         self.hosts.iter().filter(|h| h.status == status).count()
     }
 
+    /// The hosts that failed or were unreachable: what `--retry-failed` runs again.
+    pub(crate) fn failed_hosts(&self) -> Vec<&str> {
+        self.hosts
+            .iter()
+            .filter(|h| h.status.is_failure())
+            .map(|h| h.host.as_str())
+            .collect()
+    }
+
     /// `update --limit web: 3 ok, 1 changed, 0 failed, 0 unreachable`
     pub(crate) fn summary(&self) -> String {
         let args = if self.args.is_empty() {

@@ -91,12 +91,7 @@ pub(crate) fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
             last.run_id, last.recipe, recipe.name
         )));
     }
-    let failed: Vec<&str> = last
-        .hosts
-        .iter()
-        .filter(|h| h.status.is_failure())
-        .map(|h| h.host.as_str())
-        .collect();
+    let failed = last.failed_hosts();
     if failed.is_empty()
         && let Some(error) = &last.error
     {
