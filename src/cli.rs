@@ -26,6 +26,7 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "status",
     "report",
     "pull",
+    "replay",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -302,6 +303,15 @@ pub(crate) enum Builtin {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
+    /// Rerun a run of the journal exactly: its recipe as committed then (recipes from a
+    /// work tree with uncommitted changes are refused), its arguments, its hosts by name
+    Replay {
+        /// Run id (or a unique prefix), or `last`
+        run: String,
+        /// Replay a run made with uncommitted changes, with the recipes of its commit
+        #[arg(long)]
+        allow_dirty: bool,
+    },
     /// List every recipe with its summary and where it comes from
     Recipes,
     /// Show help for fleet or for one recipe
@@ -373,6 +383,16 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "json",
         ],
         "pull" => &["check", "timeout", "lock_wait", "no_progress", "json"],
+        "replay" => &[
+            "forks",
+            "max_fail",
+            "check",
+            "timeout",
+            "lock_wait",
+            "accept_new_host_keys",
+            "no_progress",
+            "json",
+        ],
         "restore" => &[
             "check",
             "timeout",

@@ -32,7 +32,7 @@ pub(crate) struct App {
 }
 
 /// The project's scripting engine and recipes, at `recipes_rev` when given.
-fn load_recipes(
+pub(crate) fn load_recipes(
     project: &project::Project,
     recipes_rev: Option<&str>,
 ) -> Result<(recipe::engine::Scripting, RecipeIndex)> {
@@ -261,6 +261,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
                 args,
             },
         ),
+        Some(Builtin::Replay { run, allow_dirty }) => commands::replay::run(app, &run, allow_dirty),
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),
         Some(Builtin::Init { dir }) => commands::init::run(&dir),

@@ -17,6 +17,7 @@ mod outputs;
 mod provision;
 mod pull;
 mod readme;
+mod replay;
 mod runs;
 mod secrets;
 mod secrets_file;
