@@ -17,6 +17,7 @@ mod outputs;
 mod provision;
 mod pull;
 mod readme;
+mod recipe_tests;
 mod replay;
 mod runs;
 mod secrets;

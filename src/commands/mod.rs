@@ -16,6 +16,7 @@ pub(crate) mod replay;
 pub(crate) mod report;
 pub(crate) mod restore;
 pub(crate) mod status;
+pub(crate) mod test;
 
 use crate::App;
 use crate::error::{Error, Result};

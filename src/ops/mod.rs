@@ -21,5 +21,6 @@ pub(crate) mod ssh;
 pub(crate) mod sudo;
 pub(crate) mod template;
 pub(crate) mod terminal;
+pub(crate) mod testhost;
 pub(crate) mod text;
 pub(crate) mod ufw;

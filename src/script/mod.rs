@@ -17,6 +17,7 @@ pub(crate) mod qm;
 pub(crate) mod rsync;
 pub(crate) mod secret;
 pub(crate) mod table;
+pub(crate) mod testing;
 pub(crate) mod ufw;
 pub(crate) mod values;
 
