@@ -139,3 +139,25 @@ fn a_run_outside_git_cannot_be_replayed() {
         .code(2)
         .stderr_has("not a git repository");
 }
+
+#[test]
+fn replay_takes_the_hosts_by_name_whatever_the_pattern_matches_now() {
+    let (p, commit) = committed_project();
+    commit("v1");
+    p.fleet(&["hello", "-l", "even"]).code(0);
+    let id = last_record(&p)["run_id"].as_str().unwrap().to_string();
+    assert_eq!(hosts_of(&last_record(&p)), ["h2"]);
+    // Now every host is in `even`: the replay still takes h2 alone.
+    let everyone_even = p
+        .read("inventory.toml")
+        .replace(r#"["local"]"#, r#"["local", "even"]"#);
+    std::fs::write(p.path().join("inventory.toml"), &everyone_even).unwrap();
+    p.fleet(&["replay", &id]).code(0).stderr_has("on h2");
+    assert_eq!(hosts_of(&last_record(&p)), ["h2"]);
+    // A host the inventory no longer has is named, not skipped silently.
+    let without_h2 = everyone_even.replace("[hosts.h2]", "[hosts.h9]");
+    std::fs::write(p.path().join("inventory.toml"), without_h2).unwrap();
+    p.fleet(&["replay", &id])
+        .code(2)
+        .stderr_has("touched h2, which the inventory no longer has");
+}
