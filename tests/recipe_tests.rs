@@ -94,6 +94,8 @@ fn a_passing_and_a_failing_test_are_reported_and_their_containers_removed() {
         .stdout_lacks("hostname_is_known");
     let (out, _) = output(fleet_test(&p, &["nosuch"]));
     out.code(2).stderr_has("no test matches `nosuch`");
+    let (out, _) = output(fleet_test(&p, &["-i", "inventory.toml"]));
+    out.code(2).stderr_has("leave out -i");
 }
 
 #[test]

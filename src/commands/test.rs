@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 /// Hosts one test may ask for (one container each).
 const MAX_HOSTS: usize = 4;
+/// Containers started at once.
+const START_AT_ONCE: usize = 4;
 
 /// What `fleet test` was asked.
 pub(crate) struct TestArgs {
@@ -274,6 +276,12 @@ fn write_scratch_project(
 }
 
 pub(crate) fn run(mut app: App, args: TestArgs, raw: Vec<String>) -> Result<i32> {
+    if app.global.inventory.is_some() {
+        return Err(Error::usage_with_help(
+            "fleet test makes its own inventory of throwaway containers; leave out -i",
+            "a test's hosts take their vars from its `/// @vars { … }` doc line",
+        ));
+    }
     // The assertions, for these runs only.
     app.scripting
         .engine
@@ -323,8 +331,9 @@ pub(crate) fn run(mut app: App, args: TestArgs, raw: Vec<String>) -> Result<i32>
         names.len(),
         tests.len()
     );
+    // A few at a time: each waits for its sshd, mostly idle.
     let mut started: Vec<(String, TestHost)> = Vec::new();
-    for name in names {
+    for batch in names.chunks(START_AT_ONCE) {
         if crate::exec::interrupt::stopping() {
             eprintln!("interrupted: removing the containers started so far");
             return Ok(exit_code(&Ending::Run {
@@ -333,10 +342,22 @@ pub(crate) fn run(mut app: App, args: TestArgs, raw: Vec<String>) -> Result<i32>
                 recipe_failed: false,
             }));
         }
-        let host = docker
-            .start(&image, &cleanup.owner, &public)
-            .map_err(docker_error)?;
-        started.push((name.clone(), host));
+        let results: Vec<_> = std::thread::scope(|s| {
+            let workers: Vec<_> = batch
+                .iter()
+                .map(|name| {
+                    let (docker, image, owner, public) = (&docker, &image, &cleanup.owner, &public);
+                    s.spawn(move || (name, docker.start(image, owner, public)))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a container start does not panic"))
+                .collect()
+        });
+        for (name, host) in results {
+            started.push(((*name).clone(), host.map_err(docker_error)?));
+        }
     }
     write_scratch_project(&scratch, &started, &tests)?;
 
@@ -484,5 +505,28 @@ fn run_one(app: &App, run: &crate::exec::run::Run, test: &Test) -> Verdict {
     match failure {
         Some(message) => Verdict::Failed(message),
         None => Verdict::Passed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vars_come_from_the_doc_line_as_inline_toml() {
+        let vars = vars_of(
+            "tests/a.rhai",
+            "t",
+            &["/// Checks the site.\n/// @vars { apps = [\"nginx\"], ssh = { port = 22 } }"],
+        )
+        .unwrap();
+        assert_eq!(vars.to_string(), "apps = [\"nginx\"]\n\n[ssh]\nport = 22\n");
+        assert!(vars_of("f", "t", &["/// nothing here"]).unwrap().is_empty());
+        let bad = vars_of("tests/a.rhai", "t", &["/// @vars apps = 1"]).unwrap_err();
+        assert!(
+            bad.to_string()
+                .contains("tests/a.rhai: @vars of test `t` is not a TOML inline table"),
+            "{bad}"
+        );
     }
 }
