@@ -26,17 +26,19 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "status",
     "report",
     "pull",
+    "check",
     "replay",
     "test",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
-/// `--check`, ...): the command line could not tell them apart.
+/// `--check`, ...): the command line could not tell them apart. Returns each recipe
+/// that has such an argument with the error (the caller makes those recipes broken).
 /// `cmd` is the command line `command` built, whose own arguments are the globals.
-pub(crate) fn check_recipe_flags(
+pub(crate) fn recipe_flag_clashes(
     recipes: &RecipeIndex,
     cmd: &clap::Command,
-) -> crate::error::Result<()> {
+) -> Vec<(String, crate::error::Error)> {
     let globals: Vec<String> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))
@@ -47,12 +49,15 @@ pub(crate) fn check_recipe_flags(
         .get_arguments()
         .map(|a| a.get_id().to_string())
         .collect();
+    let mut clashes = Vec::new();
     for recipe in recipes.recipes.values() {
-        for p in &recipe.params {
-            let clash =
-                (p.default.is_some() && globals.contains(&p.flag())) || ids.contains(&p.name);
-            if clash {
-                return Err(crate::error::Error::usage_with_help(
+        let clash = recipe.params.iter().find(|p| {
+            (p.default.is_some() && globals.contains(&p.flag())) || ids.contains(&p.name)
+        });
+        if let Some(p) = clash {
+            clashes.push((
+                recipe.name.clone(),
+                crate::error::Error::usage_with_help(
                     format!(
                         "{}: argument `{}` of recipe `{}` would be --{}, which is one of fleet's own options",
                         recipe.file,
@@ -61,11 +66,11 @@ pub(crate) fn check_recipe_flags(
                         p.flag()
                     ),
                     "rename the argument",
-                ));
-            }
+                ),
+            ));
         }
     }
-    Ok(())
+    clashes
 }
 
 const EXIT_CODES: &str = "\
@@ -102,7 +107,8 @@ pub(crate) struct GlobalArgs {
     /// Run in this project directory (default: walk up to the nearest fleet.toml)
     #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
     pub(crate) directory: Option<PathBuf>,
-    /// Use this inventory (TOML, Ansible INI or a plain host list)
+    /// Use this inventory (TOML, a plain host list, Ansible INI or YAML, or an executable
+    /// dynamic inventory, run with --list)
     #[arg(short, long, value_name = "FILE", global = true)]
     pub(crate) inventory: Option<PathBuf>,
     /// Only touch hosts matching this pattern
@@ -331,6 +337,10 @@ pub(crate) enum Builtin {
     },
     /// List every recipe with its summary and where it comes from
     Recipes,
+    /// Compile every recipe, stdlib module and catalog role without running anything and
+    /// report every problem: syntax errors, unknown functions or argument counts, missing
+    /// modules, @arg lines, name clashes, catalog errors (exit 2 when there are any)
+    Check,
     /// Show help for fleet or for one recipe
     Help {
         /// Recipe or command name
@@ -421,7 +431,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
         ],
         "connect" => &["accept_new_host_keys"],
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
-        "history" | "recipes" | "api" | "catalog" => &["json"],
+        "history" | "recipes" | "api" | "catalog" | "check" => &["json"],
         _ => &[],
     }
 }
@@ -433,6 +443,17 @@ pub(crate) fn command(recipes: &RecipeIndex, retrying: bool) -> clap::Command {
     let required = !retrying && !crate::recipe::args::on_terminal();
     for recipe in recipes.recipes.values() {
         cmd = cmd.subcommand(recipe_command(recipe, required));
+    }
+    let mut broken: Vec<&str> = recipes.broken_names().collect();
+    broken.sort();
+    broken.dedup();
+    for name in broken {
+        let taken = cmd
+            .get_subcommands()
+            .any(|s| s.get_name() == name || s.get_all_aliases().any(|a| a == name));
+        if !taken {
+            cmd = cmd.subcommand(broken_command(name));
+        }
     }
     let own: Vec<clap::Arg> = cmd.get_arguments().cloned().collect();
     let names: Vec<(String, bool)> = cmd
@@ -533,6 +554,23 @@ pub(crate) fn recipe_command(
     }
     if recipe.name.contains('_') {
         sub = sub.visible_alias(recipe.name.replace('_', "-"));
+    }
+    sub
+}
+
+/// The command of a recipe whose file is broken: it takes any arguments, and running it
+/// shows the file's error.
+fn broken_command(name: &str) -> clap::Command {
+    let mut sub = clap::Command::new(name.to_string())
+        .about("BROKEN: its recipe file has an error (`fleet check` shows it)")
+        .arg(
+            clap::Arg::new("args")
+                .num_args(0..)
+                .trailing_var_arg(true)
+                .allow_hyphen_values(true),
+        );
+    if name.contains('_') {
+        sub = sub.visible_alias(name.replace('_', "-"));
     }
     sub
 }

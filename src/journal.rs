@@ -79,6 +79,10 @@ pub(crate) struct RunRecord {
     /// from the run's log.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) killed: bool,
+    /// What the recipe changed (or, in check mode, would change) on the controller
+    /// itself: `write out/report.csv`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) local_changes: Vec<String>,
     pub(crate) hosts: Vec<HostRun>,
 }
 
@@ -361,6 +365,7 @@ pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Op
             "killed: fleet ended without finishing this run (SIGKILL, a crash or a power loss); recorded by a later run from {log_name}"
         )),
         killed: true,
+        local_changes: Vec::new(),
         hosts: hosts.into_values().collect(),
     })
 }
@@ -468,6 +473,7 @@ mod tests {
             exit_code: 0,
             error: None,
             killed: false,
+            local_changes: vec![],
             hosts: vec![],
         }
     }

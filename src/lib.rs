@@ -51,14 +51,25 @@ pub(crate) fn load_recipes(
         ),
     };
     let scripting = recipe::engine::build(modules);
-    let recipes = RecipeIndex::load(
+    let mut recipes = RecipeIndex::load(
         &scripting.engine,
         &scripting.ctx.sources,
         recipe::sources::builtin_recipes(),
         project_recipes,
         cli::BUILTIN_COMMANDS,
-    )?;
+    );
+    for (name, error) in cli::recipe_flag_clashes(&recipes, &cli::command(&recipes, false)) {
+        recipes.set_broken(&name, error);
+    }
     Ok((scripting, recipes))
+}
+
+/// One line on stderr per broken recipe file, for every command but those that show
+/// the problem themselves (running a broken recipe, `fleet check`).
+fn warn_broken(recipes: &RecipeIndex) {
+    for broken in &recipes.broken {
+        eprintln!("{}", broken.warning());
+    }
 }
 
 /// One recipe run asked for without a command line of fleet's own: pull mode, which
@@ -84,6 +95,10 @@ pub(crate) fn run_invocation(inv: Invocation) -> Result<i32> {
         global: inv.global,
     };
     apply_state_dir(&mut app);
+    if let Some(broken) = app.recipes.get_broken(&inv.recipe) {
+        return Err(broken.error());
+    }
+    warn_broken(&app.recipes);
     let Some(recipe) = app.recipes.get(&inv.recipe).cloned() else {
         return Err(Error::usage_with_help(
             format!("the repository has no recipe `{}`", inv.recipe),
@@ -128,7 +143,6 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         .take_while(|a| *a != "--")
         .any(|a| a.to_string_lossy().starts_with("--retry-failed"));
     let command = cli::command(&recipes, retrying);
-    cli::check_recipe_flags(&recipes, &command)?;
     let matches = match command.try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => {
@@ -138,6 +152,14 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             }));
         }
     };
+    if let Some((name, _)) = matches.subcommand() {
+        if let Some(broken) = recipes.get_broken(name) {
+            return Err(broken.error());
+        }
+        if name != "check" {
+            warn_broken(&recipes);
+        }
+    }
     let global = match matches.subcommand() {
         Some((name, sub)) => cli::scoped_options(&matches, name, recipes.get(name).is_some(), sub)?,
         None => {
@@ -286,6 +308,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             commands::test::run(app, args, raw)
         }
         Some(Builtin::Recipes) => commands::recipes::list(&app),
+        Some(Builtin::Check) => commands::check::run(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),
         Some(Builtin::Init { dir }) => commands::init::run(&dir),
         Some(Builtin::Api { definitions }) => commands::api::run(&app, definitions.as_deref()),

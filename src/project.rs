@@ -7,7 +7,16 @@ use std::path::{Path, PathBuf};
 pub(crate) const CONFIG_FILE: &str = "fleet.toml";
 
 /// Inventory file names tried, in order, when fleet.toml names none.
-const DEFAULT_INVENTORIES: &[&str] = &["inventory.toml", "inventory", "hosts", "inventory.ini"];
+const DEFAULT_INVENTORIES: &[&str] = &[
+    "inventory.toml",
+    "inventory",
+    "hosts",
+    "inventory.ini",
+    "inventory.yml",
+    "inventory.yaml",
+    "hosts.yml",
+    "hosts.yaml",
+];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +28,9 @@ pub(crate) struct Config {
     pub(crate) forks: Option<usize>,
     /// Where JSON-lines run logs go, relative to the project root (default `.fleet/logs`).
     pub(crate) log_dir: Option<PathBuf>,
+    /// Seconds a dynamic inventory script may take to print its `--list` (default 30).
+    #[serde(default, deserialize_with = "inventory_timeout")]
+    pub(crate) inventory_timeout: Option<u64>,
     /// Default per-command timeout in seconds (none by default).
     pub(crate) command_timeout: Option<u64>,
     /// Bytes of each command's stdout and stderr kept in memory, the log and the
@@ -182,6 +194,15 @@ fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>,
     }
 }
 
+fn inventory_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match u64::deserialize(d)? {
+        0 => Err(serde::de::Error::custom(
+            "`inventory_timeout` must be at least 1 (seconds)",
+        )),
+        n => Ok(Some(n)),
+    }
+}
+
 fn output_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     match usize::deserialize(d)? {
         n if n < 1024 => Err(serde::de::Error::custom(
@@ -224,6 +245,19 @@ mod tests {
         assert_eq!(crate::error::line_of(e.src.inner(), e.span.offset()), 2);
         assert_eq!(parse_config("f", "forks = 3\n").unwrap().forks, Some(3));
         assert_eq!(parse_config("f", "").unwrap().forks, None);
+    }
+
+    #[test]
+    fn inventory_timeout_is_at_least_a_second() {
+        let c = parse_config("f", "inventory_timeout = 5\n").unwrap();
+        assert_eq!(c.inventory_timeout, Some(5));
+        let Error::Source(e) = parse_config("f", "inventory_timeout = 0\n").unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(
+            e.message,
+            "invalid fleet.toml: `inventory_timeout` must be at least 1 (seconds)"
+        );
     }
 
     #[test]

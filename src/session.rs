@@ -288,6 +288,7 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<String>) ->
         exit_code: recap.exit_code,
         error,
         killed: false,
+        local_changes: recap.local_changes.clone(),
         hosts,
     }
 }

@@ -140,6 +140,8 @@ fn init_creates_a_project_that_runs() {
         "inventory.toml",
         "recipes/example.rhai",
         ".gitignore",
+        "hooks/pre-commit",
+        "ci/fleet-check.yml",
     ] {
         assert!(target.join(f).is_file(), "{f} missing");
     }
@@ -288,7 +290,7 @@ fn a_recipe_argument_named_like_a_global_option_is_refused() {
         "slow",
         "/// Slow.\n/// @arg timeout: int = 5  how long\nfn slow(timeout) { }\n",
     );
-    p.fleet(&["recipes"])
+    p.fleet(&["slow"])
         .code(2)
         .stderr_has("argument `timeout` of recipe `slow` would be --timeout, which is one of fleet's own options");
 }

@@ -7,7 +7,7 @@ fn a_syntax_error_names_file_line_and_column() {
     let p = Project::new()
         .local_hosts(1)
         .recipe("broken", "/// Broken.\nfn broken() {\n    let x = ;\n}\n");
-    p.fleet(&["hosts"])
+    p.fleet(&["broken"])
         .code(2)
         .stderr_has("syntax error in recipes/broken.rhai")
         .stderr_has("recipes/broken.rhai:3:13")
@@ -110,7 +110,7 @@ fn a_doc_arg_for_a_missing_parameter_is_refused() {
         "odd",
         "/// Odd.\n/// @arg cores: int = 2\nfn odd(name) {}\n",
     );
-    p.fleet(&["recipes"])
+    p.fleet(&["odd", "x"])
         .code(2)
         .stderr_has("recipes/odd.rhai: doc of recipe `odd` describes @arg `cores`, but the function has no such parameter (it has: name)");
 }

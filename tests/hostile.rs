@@ -36,6 +36,13 @@ fn inventory_address_cannot_become_an_ssh_option() {
         ),
         ("hosts", format!("ok\n{touch}\n"), 2),
         (
+            "hosts.yml",
+            format!(
+                "all:\n  hosts:\n    ok:\n      ansible_host: 10.0.0.1\n    evil:\n      ansible_host: \"{touch}\"\n"
+            ),
+            6,
+        ),
+        (
             "user.toml",
             "[hosts.evil]\naddress = \"10.0.0.1\"\nuser = \"-oProxyCommand=x\"\n".to_string(),
             3,
@@ -62,6 +69,25 @@ fn inventory_address_cannot_become_an_ssh_option() {
             );
             assert_untouched(p.path());
         }
+    }
+    // A dynamic inventory's output is checked the same way, pointing into its JSON.
+    let script = p.path().join("inv.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho '{{\"web\": [\"ok\", \"evil\"], \"_meta\": {{\"hostvars\": {{'\necho '\"evil\": {{\"ansible_host\": \"{touch}\"}}}}}}}}'\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for args in [
+        vec!["-i", "inv.sh", "exec", "all", "--", "id"],
+        vec!["-i", "inv.sh", "hosts"],
+    ] {
+        p.fleet(&args)
+            .code(2)
+            .stderr_has("inv.sh --list:2")
+            .stderr_has("may not start with `-`");
+        assert_untouched(p.path());
     }
 }
 

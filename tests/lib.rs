@@ -4,13 +4,17 @@ mod support;
 
 mod backup;
 mod catalog;
+mod check;
 mod cli;
 mod cloudinit;
 mod configure;
 mod containers;
+mod controller;
 mod diagnostics;
 mod git;
 mod hostile;
+mod inventories;
+mod isolation;
 mod journal;
 mod manners;
 mod outputs;

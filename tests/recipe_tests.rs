@@ -256,4 +256,9 @@ fn a_project_without_tests_has_nothing_to_run() {
     let p = project().file("tests/bad.rhai", "fn two(a, b, c, d, e) {}\n");
     let (out, _) = output(fleet_test(&p, &[]));
     out.code(2).stderr_has("a test receives 1 to 4 hosts");
+    let p = project().file("tests/bad.rhai", "fn broken(h) {\n    let = 1;\n}\n");
+    let (out, _) = output(fleet_test(&p, &[]));
+    out.code(2)
+        .stderr_has("syntax error in tests/bad.rhai")
+        .stderr_has("tests/bad.rhai:2:");
 }

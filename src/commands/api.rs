@@ -82,8 +82,9 @@ fn render(meta: &serde_json::Value) -> String {
         .collect();
     entries.sort();
     entries.dedup();
-    let mut out =
-        String::from("Functions a recipe can call (besides Rhai's standard library):\n\n");
+    let mut out = String::from(
+        "Functions a recipe can call (besides Rhai's standard library). A missing key of a map reads as `()`, so `h.vars.port ?? 8080` gives a default; paths of local::, csv:: and h.sync are relative to the project root and stay under it.\n\n",
+    );
     for (signature, doc) in entries {
         out.push_str(&signature);
         out.push('\n');

@@ -1,5 +1,6 @@
 //! `fleet init [DIR]`: a new project with settings, a local inventory, an example
-//! recipe, a .gitignore for logs, and a git repository with a first commit.
+//! recipe, a .gitignore for logs, an example pre-commit hook and CI job that run
+//! `fleet check`, and a git repository with a first commit.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -12,6 +13,11 @@ const FILES: &[(&str, &str)] = &[
         include_str!("init_files/example.rhai"),
     ),
     (".gitignore", include_str!("init_files/gitignore")),
+    ("hooks/pre-commit", include_str!("init_files/pre-commit")),
+    (
+        "ci/fleet-check.yml",
+        include_str!("init_files/fleet-check.yml"),
+    ),
 ];
 
 pub(crate) fn run(dir: &Path) -> Result<i32> {
@@ -35,6 +41,11 @@ pub(crate) fn run(dir: &Path) -> Result<i32> {
             std::fs::create_dir_all(parent).map_err(Error::write(parent))?;
         }
         std::fs::write(&path, text).map_err(Error::write(&path))?;
+        if name.starts_with("hooks/") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(Error::write(&path))?;
+        }
     }
     let committed = commit_all(dir).map_err(|e| {
         Error::Internal(format!(

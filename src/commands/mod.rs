@@ -5,6 +5,7 @@ pub(crate) mod adhoc;
 pub(crate) mod api;
 pub(crate) mod backups;
 pub(crate) mod catalog;
+pub(crate) mod check;
 pub(crate) mod connect;
 pub(crate) mod history;
 pub(crate) mod hosts;
@@ -49,8 +50,11 @@ pub fn report_error(err: Error) -> i32 {
 /// The inventory from `-i`, else the project's.
 pub(crate) fn load_inventory(app: &App) -> Result<Inventory> {
     let path = inventory_path(app)?;
-    let text = std::fs::read_to_string(&path).map_err(Error::read(&path))?;
-    Inventory::parse(&crate::project::display_path(&path), &text)
+    let timeout = app.project.config.inventory_timeout.map_or(
+        crate::inventory::script::DEFAULT_TIMEOUT,
+        Duration::from_secs,
+    );
+    Inventory::load(&path, &crate::project::display_path(&path), timeout)
 }
 
 /// The inventory file of this invocation: `-i`, fleet.toml's, or a default name.

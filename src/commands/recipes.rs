@@ -7,8 +7,17 @@ use std::io::Write;
 
 pub(crate) fn list(app: &App) -> Result<i32> {
     let recipes = app.recipes.recipes.values();
+    // Broken files' commands, once each, unless a working recipe has the name.
+    let mut broken: Vec<(&str, &crate::recipe::index::Broken)> = Vec::new();
+    for b in &app.recipes.broken {
+        for name in &b.names {
+            if app.recipes.get(name).is_none() && !broken.iter().any(|(n, _)| n == name) {
+                broken.push((name, b));
+            }
+        }
+    }
     let text = if app.global.json {
-        let list: Vec<_> = recipes
+        let mut list: Vec<_> = recipes
             .map(|r| {
                 serde_json::json!({
                     "name": r.name,
@@ -20,13 +29,21 @@ pub(crate) fn list(app: &App) -> Result<i32> {
                 })
             })
             .collect();
+        list.extend(broken.iter().map(|(name, b)| {
+            serde_json::json!({
+                "name": name,
+                "file": b.file,
+                "broken": true,
+                "error": b.message,
+            })
+        }));
         serde_json::to_string_pretty(&list).unwrap_or_default() + "\n"
     } else {
         let header: Vec<String> = ["RECIPE", "SUMMARY", "FROM"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let rows: Vec<Vec<String>> = recipes
+        let mut rows: Vec<Vec<String>> = recipes
             .map(|r| {
                 let from = match (r.origin, &r.overrides) {
                     (Origin::BuiltIn, _) => "built-in".to_string(),
@@ -36,6 +53,13 @@ pub(crate) fn list(app: &App) -> Result<i32> {
                 vec![r.name.replace('_', "-"), r.doc.summary.clone(), from]
             })
             .collect();
+        rows.extend(broken.iter().map(|(name, b)| {
+            vec![
+                name.replace('_', "-"),
+                format!("BROKEN: {}", b.message),
+                b.file.clone(),
+            ]
+        }));
         crate::table::render(&header, &rows)
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());

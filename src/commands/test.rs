@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::exec::current;
 use crate::ops::testhost::{self, Docker, DockerError, TestHost};
 use crate::outcome::{Ending, HostStatus, Stop, exit_code};
-use crate::recipe::diagnostic::{Cause, locate, parse_error};
+use crate::recipe::check::Problem;
+use crate::recipe::diagnostic::{Cause, locate};
 use crate::script::host::HostRef;
 use crate::session::{RunRequest, finish_run, start_run};
 use rhai::{AST, CallFnOptions, Dynamic, FnAccess, Scope};
@@ -104,11 +105,15 @@ fn discover(app: &App, filter: Option<&str>) -> Result<(Vec<Test>, usize)> {
         let name = format!("tests/{stem}.rhai");
         let text = std::fs::read_to_string(&path).map_err(Error::read(&path))?;
         app.scripting.ctx.sources.insert(&name, &text);
-        let mut ast = app
-            .scripting
-            .engine
-            .compile(&text)
-            .map_err(|e| parse_error(&name, &text, &e))?;
+        let mut ast = app.scripting.engine.compile(&text).map_err(|e| {
+            Problem::new(
+                "syntax",
+                &name,
+                format!("syntax error in {name}: {}", e.err_type()),
+            )
+            .at(e.position())
+            .to_error(&app.scripting.ctx.sources)
+        })?;
         ast.set_source(name.as_str());
         let ast = Arc::new(ast);
         let mut found: Vec<(String, usize, Result<toml::Table>)> = ast

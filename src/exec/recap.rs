@@ -21,6 +21,9 @@ pub(crate) struct Recap {
     pub(crate) check: bool,
     pub(crate) exit_code: i32,
     pub(crate) duration_ms: u64,
+    /// Changes on this machine itself (`local::write`, `csv::write`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) local_changes: Vec<String>,
     pub(crate) hosts: Vec<HostRecap>,
 }
 
@@ -60,6 +63,7 @@ impl Recap {
                 recipe_failed,
             }),
             duration_ms: run.started.elapsed().as_millis() as u64,
+            local_changes: run.local_changes(),
             hosts,
         }
     }
@@ -127,6 +131,22 @@ impl Recap {
                 None => text.push_str(line),
             }
             text.push('\n');
+        }
+        if !self.local_changes.is_empty() {
+            let n = self.local_changes.len();
+            let shown: Vec<String> = self
+                .local_changes
+                .iter()
+                .take(3)
+                .map(|c| crate::ops::terminal::neutralise(c).into_owned())
+                .collect();
+            let more = if n > 3 { ", …" } else { "" };
+            text.push_str(&format!(
+                "this machine: {n} {}{} ({}{more})\n",
+                if n == 1 { "change" } else { "changes" },
+                if self.check { " (would be made)" } else { "" },
+                shown.join(", ")
+            ));
         }
         let count = |s: HostStatus| self.hosts.iter().filter(|h| h.status == s).count();
         text.push_str(&format!(

@@ -127,6 +127,9 @@ pub(crate) struct Run {
     pub(crate) meta: RunMeta,
     /// Files (relative to the state repository) to commit with the journal record.
     staged: Mutex<Vec<std::path::PathBuf>>,
+    /// Changes the recipe made on this machine itself (`local::write`, `csv::write`),
+    /// for the recap and the journal: no host row stands for them.
+    local_changes: Mutex<Vec<String>>,
     /// The project lock, held until the run is dropped.
     pub(crate) lock: Option<super::lock::ProjectLock>,
     /// Drives SSH connections; made when the first SSH host is reached.
@@ -174,6 +177,7 @@ impl Run {
             lock: None,
             meta: RunMeta::default(),
             staged: Mutex::new(Vec::new()),
+            local_changes: Mutex::new(Vec::new()),
             started: Instant::now(),
             ended: Default::default(),
         }
@@ -221,6 +225,18 @@ impl Run {
 
     pub(crate) fn staged(&self) -> Vec<std::path::PathBuf> {
         self.staged.lock().unwrap().clone()
+    }
+
+    /// Records a change (or, under `--check`, a change that would be made) on this
+    /// machine, e.g. `write out/report.csv`; it is logged like a command.
+    pub(crate) fn note_local_change(&self, what: &str) {
+        self.tag
+            .host_message(None, current::step().as_deref(), what);
+        self.local_changes.lock().unwrap().push(what.to_string());
+    }
+
+    pub(crate) fn local_changes(&self) -> Vec<String> {
+        self.local_changes.lock().unwrap().clone()
     }
 
     pub(crate) fn note_recipe_error(&self, error: Error) {
@@ -342,6 +358,21 @@ impl Run {
         if let Some(t) = t {
             t.close();
         }
+    }
+
+    /// The control socket of `host`'s master connection, opened if it is not yet (None
+    /// for a local host): rsync on this machine reaches the host over it, without a
+    /// login of its own.
+    pub(crate) fn control_socket(
+        &self,
+        host: &ResolvedHost,
+    ) -> std::result::Result<Option<std::path::PathBuf>, HostError> {
+        self.update(&host.name, |r| r.ran = true);
+        self.transport(host)
+            .and_then(|t| t.control_socket())
+            .map_err(|e| {
+                HostError::unreachable(&host.name, format!("{} is unreachable: {e}", host.name))
+            })
     }
 
     /// Waits until `host` accepts a login (hosts that are still booting).

@@ -5,6 +5,8 @@
 pub(crate) enum Format {
     /// fleet's own format: `[hosts.x]`, `[groups.y]`, `[vars]`.
     Toml,
+    /// Ansible's YAML inventory: `all:` / `children:` / `hosts:` / `vars:`.
+    Yaml,
     /// Ansible's INI inventory.
     Ini,
     /// One `[user@]host[:port]` per line.
@@ -12,8 +14,14 @@ pub(crate) enum Format {
 }
 
 pub(crate) fn detect_format(name: &str, text: &str) -> Format {
-    if name.ends_with(".toml") || is_native_toml(text) {
+    if name.ends_with(".toml") {
         Format::Toml
+    } else if name.ends_with(".yml") || name.ends_with(".yaml") {
+        Format::Yaml
+    } else if is_native_toml(text) {
+        Format::Toml
+    } else if is_yaml(text) {
+        Format::Yaml
     } else if is_ini(text) {
         Format::Ini
     } else {
@@ -33,6 +41,33 @@ fn is_native_toml(text: &str) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// A YAML inventory opens with `---` or a group key (`all:`, `web:  # comment`) on a
+/// line of its own: neither is a host of a plain list (an empty port) nor INI.
+fn is_yaml(text: &str) -> bool {
+    let Some(first) = text.lines().map(str::trim_end).find(|line| {
+        let t = line.trim_start();
+        !(t.is_empty() || t.starts_with('#'))
+    }) else {
+        return false;
+    };
+    if first == "---" || first.starts_with("--- ") {
+        return true;
+    }
+    let line = match first.find(" #") {
+        Some(cut) => first[..cut].trim_end(),
+        None => first,
+    };
+    let Some(key) = line.strip_suffix(':') else {
+        return false;
+    };
+    !key.is_empty()
+        && !line.starts_with(char::is_whitespace)
+        && !key.contains(char::is_whitespace)
+        && !key.starts_with(['[', '-', ';'])
+        // `fe80::` is an IPv6 host of a plain list.
+        && line.parse::<std::net::Ipv6Addr>().is_err()
 }
 
 fn is_ini(text: &str) -> bool {
@@ -80,6 +115,24 @@ mod tests {
         let text = "[web]\n[db]\n";
         assert_eq!(detect_format("inventory", text), Format::Ini);
         assert_eq!(detect_format("inventory", ""), Format::Plain);
+    }
+
+    #[test]
+    fn yaml_by_extension_or_by_its_first_line() {
+        assert_eq!(detect_format("hosts.yml", "web-1\n"), Format::Yaml);
+        assert_eq!(detect_format("hosts.yaml", ""), Format::Yaml);
+        assert_eq!(
+            detect_format("hosts", "# fleet\n\nall:\n  hosts:\n    a:\n"),
+            Format::Yaml
+        );
+        assert_eq!(detect_format("hosts", "---\nweb:\n"), Format::Yaml);
+        assert_eq!(
+            detect_format("hosts", "all:   # every host\n"),
+            Format::Yaml
+        );
+        assert_eq!(detect_format("hosts", "fe80::\n"), Format::Plain);
+        assert_eq!(detect_format("hosts", "web-1:22\nall:\n"), Format::Plain);
+        assert_eq!(detect_format("hosts", "[web]\nall:\n"), Format::Ini);
     }
 
     #[test]

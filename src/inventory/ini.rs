@@ -3,15 +3,15 @@
 //! `ansible_host`, `ansible_user` and friends become the host's connection fields rather
 //! than variables, whether they are set on the host line or in a `[group:vars]` section.
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::ansible::{Field, SetOnHost, apply_group_fields, expand, implicit_group};
 use super::detect::section_header;
 use super::plain::parse_target;
-use super::vars::{Hierarchy, find_cycle};
-use super::{Connection, Host, Inventory, bad_port, parse_port};
+use super::vars::find_cycle;
+use super::{Host, Inventory};
 use crate::error::{Result, SourceError};
 
 pub(crate) fn parse(name: &str, text: &str) -> Result<Inventory> {
@@ -58,7 +58,7 @@ struct Parser<'t> {
     text: &'t str,
     inv: Inventory,
     /// Connection fields each host line set, which group variables must not override.
-    set_on_host: HashMap<String, HashSet<&'static str>>,
+    set_on_host: SetOnHost,
     /// Where each `parent -> child` edge was written, to point at a cycle.
     child_spans: HashMap<(String, String), (usize, usize)>,
 }
@@ -98,7 +98,7 @@ impl Parser<'_> {
             return Err(malformed().into());
         }
         let section = match suffix {
-            None if group == "all" => Section::Hosts(None),
+            None if implicit_group(group) => Section::Hosts(None),
             None => Section::Hosts(Some(group.to_string())),
             Some("vars") => Section::Vars(group.to_string()),
             Some("children") => Section::Children(group.to_string()),
@@ -181,10 +181,12 @@ impl Parser<'_> {
             {
                 host.groups.push(group.to_string());
             }
+            let set = self.set_on_host.entry(host_name).or_default();
+            // `web-1:2222` is the host's own port: a group's `ansible_port` does not win.
             if target.port.is_some() {
                 host.port = target.port;
+                set.insert("port");
             }
-            let set = self.set_on_host.entry(host_name).or_default();
             for field in &fields {
                 set.insert(field.kind());
                 field.clone().apply(host);
@@ -269,121 +271,8 @@ impl Parser<'_> {
             return Err(self.error(at, len, message, &label).into());
         }
 
-        // Group variables apply in merge order (all, parents, children); the host line wins.
-        let mut updates = Vec::new();
-        {
-            let hierarchy = Hierarchy::new(&self.inv);
-            for host in self.inv.hosts.values() {
-                let set = self.set_on_host.get(&host.name);
-                let mut fields = Vec::new();
-                let layers = std::iter::once("all").chain(hierarchy.groups_of(host));
-                for group in layers.filter_map(|g| self.inv.groups.get(g)) {
-                    for (key, value) in &group.vars {
-                        if let Some(Ok(field)) = Field::from_var(key, value)
-                            && !set.is_some_and(|s| s.contains(field.kind()))
-                        {
-                            fields.push(field);
-                        }
-                    }
-                }
-                updates.push((host.name.clone(), fields));
-            }
-        }
-        for (name, fields) in updates {
-            let host = &mut self.inv.hosts[&name];
-            let set = self.set_on_host.get(&name);
-            let connection_set = set.is_some_and(|s| s.contains("connection"))
-                || fields.iter().any(|f| matches!(f, Field::Connection(_)));
-            for field in fields {
-                field.apply(host);
-            }
-            if !connection_set {
-                host.connection = Connection::default_for(&host.address);
-            }
-        }
-        for group in self.inv.groups.values_mut() {
-            group.vars.retain(|key, _| !is_connection_var(key));
-        }
+        apply_group_fields(&mut self.inv, &self.set_on_host);
         Ok(self.inv)
-    }
-}
-
-/// A connection setting given as an `ansible_*` variable.
-#[derive(Debug, Clone)]
-enum Field {
-    Address(String),
-    Port(u16),
-    User(String),
-    Identity(PathBuf),
-    Connection(Connection),
-}
-
-fn is_connection_var(key: &str) -> bool {
-    matches!(
-        key,
-        "ansible_host"
-            | "ansible_ssh_host"
-            | "ansible_port"
-            | "ansible_ssh_port"
-            | "ansible_user"
-            | "ansible_ssh_user"
-            | "ansible_ssh_private_key_file"
-            | "ansible_private_key_file"
-            | "ansible_connection"
-    )
-}
-
-impl Field {
-    /// `None` for ordinary variables (other `ansible_*` ones included).
-    // String: becomes the message of a SourceError at the variable's value.
-    fn from_var(key: &str, value: &Value) -> Option<Result<Field, String>> {
-        if !is_connection_var(key) {
-            return None;
-        }
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Some(Err(format!("`{key}` must be a string"))),
-        };
-        let field = match key {
-            "ansible_host" | "ansible_ssh_host" => Ok(Field::Address(text)),
-            "ansible_port" | "ansible_ssh_port" => parse_port(&text)
-                .map(Field::Port)
-                .ok_or_else(|| bad_port(&text)),
-            "ansible_user" | "ansible_ssh_user" => Ok(Field::User(text)),
-            "ansible_connection" => match text.as_str() {
-                "local" => Ok(Field::Connection(Connection::Local)),
-                // Both are ways of running OpenSSH as far as fleet is concerned.
-                "ssh" | "smart" | "paramiko" => Ok(Field::Connection(Connection::Ssh)),
-                other => Err(format!(
-                    "unsupported connection `{other}`: expected `local` or `ssh`"
-                )),
-            },
-            _ => Ok(Field::Identity(PathBuf::from(text))),
-        };
-        Some(field)
-    }
-
-    /// Which host field it sets, so that a host line's value is not overridden by a group.
-    fn kind(&self) -> &'static str {
-        match self {
-            Field::Address(_) => "address",
-            Field::Port(_) => "port",
-            Field::User(_) => "user",
-            Field::Identity(_) => "identity",
-            Field::Connection(_) => "connection",
-        }
-    }
-
-    fn apply(self, host: &mut Host) {
-        match self {
-            Field::Address(address) => host.address = address,
-            Field::Port(port) => host.port = Some(port),
-            Field::User(user) => host.user = Some(user),
-            Field::Identity(path) => host.identity_file = Some(path),
-            Field::Connection(connection) => host.connection = connection,
-        }
     }
 }
 
@@ -430,8 +319,10 @@ fn tokenize(line: &str) -> Result<Vec<(usize, &str)>, (usize, String)> {
     Ok(tokens)
 }
 
-/// Ansible's typing of INI values: quoted means string, then booleans and integers.
-/// Integers with leading zeros stay strings (Ansible does the same): `007` is a name.
+/// Ansible's typing of INI values, which is Python's `ast.literal_eval`: quoted means
+/// string; `True`, `False` and `None` (capitalised, as in Python: `true` stays a string);
+/// integers and floats. Integers with leading zeros stay strings: `007` is a name.
+/// Python lists and dicts are not evaluated; they stay strings.
 fn parse_value(raw: &str) -> Value {
     for quote in ['"', '\''] {
         if raw.len() >= 2 && raw.starts_with(quote) && raw.ends_with(quote) {
@@ -439,99 +330,41 @@ fn parse_value(raw: &str) -> Value {
         }
     }
     match raw {
-        "true" | "True" => return Value::Bool(true),
-        "false" | "False" => return Value::Bool(false),
+        "True" => return Value::Bool(true),
+        "False" => return Value::Bool(false),
+        "None" => return Value::Null,
         _ => {}
     }
-    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
     let canonical = !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
         && (digits == "0" || !digits.starts_with('0'));
     if canonical && let Ok(n) = raw.parse::<i64>() {
         return Value::from(n);
     }
+    // `1.5`, `.5`, `1e3`; not `inf` or `nan`, which Python reads as names.
+    let float_like = digits.bytes().any(|b| b.is_ascii_digit())
+        && digits.contains(['.', 'e', 'E'])
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && !digits.starts_with(['e', 'E']);
+    if float_like
+        && let Ok(f) = raw.parse::<f64>()
+        && let Some(n) = serde_json::Number::from_f64(f)
+    {
+        return Value::Number(n);
+    }
     Value::String(raw.to_string())
-}
-
-/// Beyond this a range is surely a typo, and would only eat memory.
-const MAX_RANGE: usize = 65_536;
-
-/// Expands Ansible host ranges: `web[01:03]` (zero padding kept), `db-[a:c]`, a step as
-/// in `[0:10:2]`, several ranges in one name. A bracketed IPv6 address is left alone.
-// String: becomes the message of a SourceError at the pattern's line.
-fn expand(pattern: &str) -> Result<Vec<String>, String> {
-    let Some(open) = pattern.find('[') else {
-        return Ok(vec![pattern.to_string()]);
-    };
-    let Some(close) = pattern[open..].find(']').map(|i| open + i) else {
-        return Ok(vec![pattern.to_string()]);
-    };
-    let inner = &pattern[open + 1..close];
-    if inner.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Ok(vec![pattern.to_string()]);
-    }
-    let bad = |why: &str| format!("bad host range `[{inner}]` in `{pattern}`: {why}");
-    let parts: Vec<&str> = inner.split(':').collect();
-    if !(2..=3).contains(&parts.len()) {
-        return Err(bad("expected `[start:end]` or `[start:end:step]`"));
-    }
-    let step = match parts.get(2) {
-        None => 1,
-        Some(step) => match step.parse::<usize>() {
-            Ok(step) if step > 0 => step,
-            _ => return Err(bad("the step must be a positive number")),
-        },
-    };
-    // Like Ansible, `[:3]` starts at 0.
-    let (first, last) = (if parts[0].is_empty() { "0" } else { parts[0] }, parts[1]);
-    let items: Vec<String> = if let (Ok(a), Ok(b)) = (first.parse::<u64>(), last.parse::<u64>()) {
-        let padded = first.len() > 1 && first.starts_with('0');
-        if padded && first.len() != last.len() {
-            return Err(bad("a zero-padded start and its end need the same width"));
-        }
-        if a > b {
-            return Err(bad("the start is after the end"));
-        }
-        if (b - a) / step as u64 >= MAX_RANGE as u64 {
-            return Err(bad("too many hosts"));
-        }
-        let width = if padded { first.len() } else { 0 };
-        (a..=b)
-            .step_by(step)
-            .map(|n| format!("{n:0width$}"))
-            .collect()
-    } else {
-        let letter = |s: &str| {
-            let mut chars = s.chars();
-            match (chars.next(), chars.next()) {
-                (Some(c), None) if c.is_ascii_alphabetic() => Some(c),
-                _ => None,
-            }
-        };
-        let (Some(a), Some(b)) = (letter(first), letter(last)) else {
-            return Err(bad("expected numbers or single letters"));
-        };
-        if a > b {
-            return Err(bad("the start is after the end"));
-        }
-        (a..=b).step_by(step).map(String::from).collect()
-    };
-    let head = &pattern[..open];
-    let tails = expand(&pattern[close + 1..])?;
-    if items.len() * tails.len() > MAX_RANGE {
-        return Err(bad("too many hosts"));
-    }
-    Ok(items
-        .iter()
-        .flat_map(|item| tails.iter().map(move |tail| format!("{head}{item}{tail}")))
-        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::{Error, line_of};
+    use crate::inventory::Connection;
     use serde_json::json;
+    use std::path::PathBuf;
 
     fn source_error(text: &str) -> Box<SourceError> {
         match parse("hosts.ini", text) {
@@ -550,7 +383,7 @@ bastion ansible_host=203.0.113.9 ansible_port=2200
 
 [web]
 web-1 ansible_host=10.0.0.11 role=frontend  # the first one
-web-2 ansible_user=admin weight=3 enabled=true label=\"two words\" zip=007 ansible_python_interpreter=/usr/bin/python3
+web-2 ansible_user=admin weight=3 enabled=True flag=true ratio=0.5 none=None label=\"two words\" zip=007 ansible_python_interpreter=/usr/bin/python3
 
 [db]
 db-1 ansible_connection=local ansible_ssh_private_key_file=~/.ssh/db
@@ -601,6 +434,13 @@ ntp=pool.ntp.org
         assert_eq!(web2.user.as_deref(), Some("admin"), "the host line wins");
         assert_eq!(web2.vars["weight"], json!(3));
         assert_eq!(web2.vars["enabled"], json!(true));
+        assert_eq!(
+            web2.vars["flag"],
+            json!("true"),
+            "Python's literals, as Ansible"
+        );
+        assert_eq!(web2.vars["ratio"], json!(0.5));
+        assert_eq!(web2.vars["none"], json!(null));
         assert_eq!(web2.vars["label"], json!("two words"));
         assert_eq!(web2.vars["zip"], json!("007"));
         assert_eq!(
@@ -668,6 +508,17 @@ ntp=pool.ntp.org
         assert_eq!(inv.hosts["web2"].port, Some(2222));
         assert_eq!(inv.hosts["web2"].vars["role"], json!("x"));
         assert_eq!(inv.hosts["::1"].groups, ["web"]);
+        let db = parse(
+            "hosts",
+            "[db]\ndb-1:2022\ndb-2\n[db:vars]\nansible_port=5022\n",
+        )
+        .unwrap();
+        assert_eq!(
+            db.hosts["db-1"].port,
+            Some(2022),
+            "the host's own port wins"
+        );
+        assert_eq!(db.hosts["db-2"].port, Some(5022));
     }
 
     #[test]

@@ -1,19 +1,25 @@
 //! The hosts fleet knows about: their addresses, groups and variables.
 //!
-//! Three file formats feed one model (`toml`, `plain`, `ini`); `pattern` selects hosts
-//! the way Ansible patterns do, and `resolve` merges variables all < group < host.
+//! Five formats feed one model: fleet's TOML, a plain host list, and Ansible's INI, YAML
+//! and dynamic inventory scripts (`ansible` holds what those three share); `pattern`
+//! selects hosts the way Ansible patterns do, and `resolve` merges variables
+//! all < parent groups < child groups < host.
 
+mod ansible;
 pub(crate) mod checks;
 mod detect;
 pub(crate) mod edit;
 mod ini;
 mod pattern;
 mod plain;
+pub(crate) mod script;
 mod toml;
 pub(crate) mod vars;
+mod yaml;
 
 use indexmap::IndexMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub(crate) use detect::{Format, detect_format};
 pub(crate) use pattern::select;
@@ -110,11 +116,57 @@ impl Inventory {
     pub(crate) fn parse(name: &str, text: &str) -> crate::error::Result<Inventory> {
         let inventory = match detect_format(name, text) {
             Format::Toml => toml::parse(name, text)?,
+            Format::Yaml => yaml::parse(name, text)?,
             Format::Ini => ini::parse(name, text)?,
-            Format::Plain => plain::parse(name, text)?,
+            Format::Plain => plain_or_else(name, text)?,
         };
         inventory.check_connection_values(text)?;
         Ok(inventory)
+    }
+
+    /// Reads the inventory file at `path` (`shown` in messages): an executable with a
+    /// `#!` line or an ELF header is a dynamic inventory and is run with `--list` (for at
+    /// most `timeout`); anything else is text in one of the formats `parse` reads.
+    pub(crate) fn load(
+        path: &Path,
+        shown: &str,
+        timeout: Duration,
+    ) -> crate::error::Result<Inventory> {
+        use crate::error::Error;
+        use std::io::Read;
+        use std::os::unix::fs::PermissionsExt;
+        let mut file = std::fs::File::open(path).map_err(Error::read(path))?;
+        let mode = file
+            .metadata()
+            .map_err(Error::read(path))?
+            .permissions()
+            .mode();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(Error::read(path))?;
+        let what = if bytes.starts_with(b"#!") {
+            Some("starts with `#!`")
+        } else if bytes.starts_with(b"\x7fELF") {
+            Some("is a program")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            if mode & 0o111 == 0 {
+                return Err(Error::usage_with_help(
+                    format!("inventory {shown} {what} but is not executable"),
+                    format!(
+                        "to use it as a dynamic inventory, make it executable: chmod +x {shown}"
+                    ),
+                ));
+            }
+            return script::load(path, shown, timeout);
+        }
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::usage(format!(
+                "inventory {shown} is neither text (UTF-8) nor an executable program"
+            ))
+        })?;
+        Inventory::parse(shown, &text)
     }
 
     /// Refuses names, addresses and users that could become an option or a path, with
@@ -201,6 +253,41 @@ impl Inventory {
     pub(crate) fn resolver(&self) -> vars::Resolver<'_> {
         vars::Resolver::new(self)
     }
+}
+
+/// A file that nothing marks as TOML, YAML or INI is read as a host list; if it is none,
+/// valid YAML (flow style, say) is still taken, and otherwise the error says what was tried.
+fn plain_or_else(name: &str, text: &str) -> crate::error::Result<Inventory> {
+    let mut plain_err = match plain::parse(name, text) {
+        Ok(inventory) => return Ok(inventory),
+        Err(crate::error::Error::Source(e)) => e,
+        Err(other) => return Err(other),
+    };
+    let yaml_err = match yaml::read::<serde_json::Value>(name, text) {
+        Ok(serde_json::Value::Object(_)) => match yaml::parse(name, text) {
+            Ok(inventory) if inventory.groups.len() > 1 || !inventory.hosts.is_empty() => {
+                return Ok(inventory);
+            }
+            Ok(_) => "no group in it".to_string(),
+            Err(crate::error::Error::Source(e)) => e.message,
+            Err(other) => other.to_string(),
+        },
+        Ok(_) => "it is not a mapping of group names".to_string(),
+        Err(crate::error::Error::Source(e)) => e.message,
+        Err(other) => other.to_string(),
+    };
+    let toml_err = match ::toml::from_str::<::toml::Table>(text) {
+        Ok(_) => "tables other than `hosts`, `groups` and `vars`".to_string(),
+        Err(e) => e.message().lines().next().unwrap_or_default().to_string(),
+    };
+    let tried = format!(
+        "fleet tried every format it reads: TOML ({toml_err}), Ansible YAML ({yaml_err}), Ansible INI (no `[group]` section or `key=value`), a plain host list (this error), and an executable dynamic inventory (it is not a program with `#!`)"
+    );
+    let help = match plain_err.help.take() {
+        Some(help) => format!("{help}\n{tried}"),
+        None => tried,
+    };
+    Err(plain_err.with_help(help).into())
 }
 
 /// Ports as every format accepts them, so that they agree on what a bad port is.
@@ -318,5 +405,62 @@ vars = { tier = 2 }
         assert_eq!(web2.vars["role"], json!("spare"));
         assert_eq!(web2.vars["ntp"], json!("pool.ntp.org"));
         assert_eq!(toml.resolve("db-1").unwrap().vars["tier"], json!(1));
+    }
+
+    #[test]
+    fn an_unreadable_file_says_which_formats_were_tried() {
+        let err = match Inventory::parse("hosts", "web-1\nweb-2:http\n") {
+            Err(crate::error::Error::Source(e)) => e,
+            other => panic!("expected a source error, got {other:?}"),
+        };
+        assert_eq!(
+            crate::error::line_of("web-1\nweb-2:http\n", err.span.offset()),
+            2
+        );
+        let help = err.help.unwrap_or_default();
+        for format in [
+            "TOML (",
+            "Ansible YAML (",
+            "Ansible INI (",
+            "plain host list",
+            "executable",
+        ] {
+            assert!(help.contains(format), "{format}: {help}");
+        }
+    }
+
+    #[test]
+    fn yaml_in_flow_style_is_read_although_nothing_marks_it() {
+        let inv = Inventory::parse("hosts", "{all: {hosts: {a: , b: }}}\n").unwrap();
+        assert_eq!(inv.host_names().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn the_same_fleet_in_yaml() {
+        let yaml = "\
+all:
+  vars: {ntp: pool.ntp.org, tier: 0}
+  children:
+    web:
+      hosts:
+        web-1: {ansible_port: 2222, ansible_user: deploy}
+        web-2: {role: spare}
+      vars: {tier: 2}
+    db:
+      hosts:
+        db-1:
+    prod:
+      children: {web: , db: }
+      vars: {tier: 1}
+";
+        let yaml = Inventory::parse("hosts.yml", yaml).unwrap();
+        let toml = Inventory::parse("inventory", TOML).unwrap();
+        for name in ["web-1", "web-2", "db-1"] {
+            assert_eq!(
+                yaml.resolve(name).unwrap(),
+                toml.resolve(name).unwrap(),
+                "{name}"
+            );
+        }
     }
 }

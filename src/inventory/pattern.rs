@@ -133,6 +133,31 @@ impl<'a> Matcher<'a> {
         if term == "all" || term == "*" {
             return Ok(vec![true; inv.hosts.len()]);
         }
+        if !inv.hosts.contains_key(term)
+            && !inv.groups.contains_key(term)
+            && let Some((base, subscript)) = Subscript::split(term)
+        {
+            let matched = match inv.groups.get(base) {
+                Some(_) if base != "all" => self.group_order(base),
+                _ => self
+                    .hosts(base)?
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, hit)| hit.then_some(i))
+                    .collect(),
+            };
+            let chosen = subscript.apply(&matched).ok_or_else(|| {
+                Error::usage(format!(
+                    "`{term}`: `{base}` has {} hosts, counted from 0",
+                    matched.len()
+                ))
+            })?;
+            let mut hits = vec![false; inv.hosts.len()];
+            for i in chosen {
+                hits[i] = true;
+            }
+            return Ok(hits);
+        }
         let hosts = inv.hosts.values().zip(&self.memberships);
         if term.contains(['*', '?']) {
             let groups: Vec<&str> = inv
@@ -144,10 +169,18 @@ impl<'a> Matcher<'a> {
             if groups.contains(&"all") {
                 return Ok(vec![true; inv.hosts.len()]);
             }
+            let ungrouped_too = glob(term, "ungrouped");
             return Ok(hosts
                 .map(|(host, member_of)| {
-                    glob(term, &host.name) || member_of.iter().any(|g| groups.contains(g))
+                    glob(term, &host.name)
+                        || member_of.iter().any(|g| groups.contains(g))
+                        || (ungrouped_too && ungrouped(host, member_of))
                 })
+                .collect());
+        }
+        if term == "ungrouped" && !inv.hosts.contains_key(term) {
+            return Ok(hosts
+                .map(|(host, member_of)| ungrouped(host, member_of))
                 .collect());
         }
         let is_group = inv.groups.contains_key(term);
@@ -160,6 +193,32 @@ impl<'a> Matcher<'a> {
         Ok(hosts
             .map(|(host, member_of)| host.name == term || (is_group && member_of.contains(&term)))
             .collect())
+    }
+
+    /// A group's hosts in the order Ansible counts them for a subscript: the group's own
+    /// hosts, then its children's, breadth first (each group's hosts in inventory order).
+    fn group_order(&self, group: &str) -> Vec<usize> {
+        let mut groups = vec![group];
+        let mut next = 0;
+        while next < groups.len() {
+            if let Some(g) = self.inv.groups.get(groups[next]) {
+                for child in &g.children {
+                    if !groups.contains(&child.as_str()) {
+                        groups.push(child);
+                    }
+                }
+            }
+            next += 1;
+        }
+        let mut order = Vec::new();
+        for group in groups {
+            for (i, host) in self.inv.hosts.values().enumerate() {
+                if host.groups.iter().any(|g| g == group) && !order.contains(&i) {
+                    order.push(i);
+                }
+            }
+        }
+        order
     }
 
     fn unknown(&self, term: &str) -> Error {
@@ -176,6 +235,81 @@ impl<'a> Matcher<'a> {
         match best {
             Some((_, name)) => Error::usage_with_help(message, format!("did you mean `{name}`?")),
             None => Error::usage(message),
+        }
+    }
+}
+
+/// Ansible's implicit group `ungrouped`: the hosts in no group (and any put in a group
+/// of that name).
+fn ungrouped(host: &Host, member_of: &[&str]) -> bool {
+    host.groups.is_empty() || member_of.contains(&"ungrouped")
+}
+
+/// Ansible's subscripts: `web[0]`, `web[-1]`, `web[1:3]` (the end included), `web[2:]`,
+/// counted over the hosts the name matches, in inventory order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Subscript {
+    Index(i64),
+    Range(usize, Option<usize>),
+}
+
+impl Subscript {
+    fn split(term: &str) -> Option<(&str, Subscript)> {
+        let inner = term.strip_suffix(']')?;
+        let open = inner.rfind('[')?;
+        let (base, inner) = (&inner[..open], &inner[open + 1..]);
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if base.is_empty() {
+            return None;
+        }
+        let subscript = match inner.split_once(':') {
+            None => {
+                let magnitude = inner.strip_prefix('-').unwrap_or(inner);
+                if !digits(magnitude) {
+                    return None;
+                }
+                Subscript::Index(inner.parse().ok()?)
+            }
+            Some((start, end)) => {
+                if !digits(start) || !(end.is_empty() || digits(end)) {
+                    return None;
+                }
+                let end = if end.is_empty() {
+                    None
+                } else {
+                    Some(end.parse().ok()?)
+                };
+                match end {
+                    // As in Ansible, whose `if end:` takes `[n:0]` for `[n]`.
+                    Some(0) => Subscript::Index(start.parse().ok()?),
+                    end => Subscript::Range(start.parse().ok()?, end),
+                }
+            }
+        };
+        Some((base, subscript))
+    }
+
+    /// The chosen items of `matched`; `None` when an index is out of range (a range is
+    /// cut to what exists, as Python slices are).
+    fn apply(self, matched: &[usize]) -> Option<Vec<usize>> {
+        let len = matched.len();
+        match self {
+            Subscript::Index(i) => {
+                let i = if i < 0 {
+                    len.checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
+                } else {
+                    usize::try_from(i).ok()?
+                };
+                matched.get(i).map(|&m| vec![m])
+            }
+            Subscript::Range(start, end) => {
+                let end = end.map_or(len, |e| e.saturating_add(1)).min(len);
+                Some(
+                    matched
+                        .get(start..end)
+                        .map_or_else(Vec::new, <[usize]>::to_vec),
+                )
+            }
         }
     }
 }
@@ -343,6 +477,50 @@ db-1
         assert_eq!(pick("::1"), ["::1"]);
         assert_eq!(pick("[fe80::2],web-1"), ["fe80::2", "web-1"]);
         assert_eq!(pick("all:![::1]"), ["fe80::2", "web-1"]);
+    }
+
+    #[test]
+    fn ungrouped_is_the_hosts_in_no_group() {
+        assert_eq!(names("ungrouped"), ["lb-1"]);
+        assert_eq!(names("ungr*"), ["lb-1"]);
+        assert_eq!(
+            names("all:!ungrouped"),
+            ["web-1", "web-2", "web-3", "db-1", "db-2"]
+        );
+    }
+
+    #[test]
+    fn subscripts_count_hosts_from_zero_end_included() {
+        assert_eq!(names("web[0]"), ["web-1"]);
+        assert_eq!(names("web[-1]"), ["web-3"]);
+        assert_eq!(names("web[1:2]"), ["web-2", "web-3"]);
+        assert_eq!(names("web[1:]"), ["web-2", "web-3"]);
+        assert_eq!(names("web[1:9]"), ["web-2", "web-3"]);
+        assert_eq!(names("web[2:0]"), ["web-3"], "Ansible's `[n:0]` is `[n]`");
+        assert_eq!(names("db-*[1]"), ["db-2"]);
+        assert_eq!(names("all:!web[0]:&web"), ["web-2", "web-3"]);
+        // A group counts its own hosts first, then its children's, as Ansible does.
+        let inv = Inventory::parse("hosts", "[p:children]\nc\n[c]\nc-1\n[p]\np-1\n").unwrap();
+        let first: Vec<&str> = select(&inv, "p[0]")
+            .unwrap()
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(first, ["p-1"]);
+        assert_eq!(
+            error("web[3]").0,
+            "`web[3]`: `web` has 3 hosts, counted from 0"
+        );
+        assert_eq!(
+            error("web[-4]").0,
+            "`web[-4]`: `web` has 3 hosts, counted from 0"
+        );
+        assert!(error("web[5:]").0.contains("matches no host"));
+        assert!(
+            error("web[a]")
+                .0
+                .starts_with("no host or group named `web[a]`")
+        );
     }
 
     #[test]

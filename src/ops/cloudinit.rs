@@ -1,7 +1,7 @@
 //! cloud-init NoCloud documents from typed values: `#cloud-config` user-data,
 //! network-config version 2 and meta-data, validated by fleet before cloud-init (or
 //! Proxmox) ever sees them, and the `cloud-init status --long` report read back.
-//! YAML is written by serde_yaml from the structs, never by string pasting.
+//! YAML is written by serde-saphyr from the structs, never by string pasting (see `yaml`).
 
 use serde::{Deserialize, Serialize};
 
@@ -103,12 +103,15 @@ pub(crate) struct UserDataSpec {
 #[derive(Serialize)]
 struct CloudConfig<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "yaml::opt_text")]
     hostname: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "yaml::opt_text")]
     fqdn: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     manage_etc_hosts: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "yaml::opt_text")]
     timezone: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     users: Vec<UserOut<'a>>,
@@ -121,33 +124,44 @@ struct CloudConfig<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     package_upgrade: Option<bool>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    #[serde(serialize_with = "yaml::texts")]
     packages: &'a [String],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     write_files: Vec<FileOut<'a>>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    #[serde(serialize_with = "yaml::texts")]
     runcmd: &'a [String],
 }
 
 #[derive(Serialize)]
 struct UserOut<'a> {
+    #[serde(serialize_with = "yaml::text")]
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "yaml::opt_text")]
     sudo: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "yaml::opt_text")]
     groups: Option<String>,
+    #[serde(serialize_with = "yaml::text")]
     shell: &'a str,
     lock_passwd: bool,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    #[serde(serialize_with = "yaml::texts")]
     ssh_authorized_keys: &'a [String],
 }
 
 #[derive(Serialize)]
 struct FileOut<'a> {
+    #[serde(serialize_with = "yaml::text")]
     path: &'a str,
+    #[serde(serialize_with = "yaml::text")]
     content: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "yaml::opt_text")]
     permissions: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "yaml::opt_text")]
     owner: Option<&'a str>,
 }
 
@@ -316,7 +330,7 @@ impl UserDataSpec {
                 .collect(),
             runcmd: &self.runcmd,
         };
-        let yaml = serde_yaml::to_string(&doc).expect("cloud-config serializes");
+        let yaml = yaml::to_string(&doc);
         Ok(format!("#cloud-config\n{yaml}"))
     }
 }
@@ -361,9 +375,11 @@ struct Ethernet<'a> {
     #[serde(rename = "match")]
     matches: MacMatch,
     #[serde(rename = "set-name")]
+    #[serde(serialize_with = "yaml::text")]
     set_name: &'a str,
     dhcp4: bool,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    #[serde(serialize_with = "yaml::texts")]
     addresses: &'a [String],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     routes: Vec<Route<'a>>,
@@ -373,20 +389,25 @@ struct Ethernet<'a> {
 
 #[derive(Serialize)]
 struct MacMatch {
+    #[serde(serialize_with = "yaml::text")]
     macaddress: String,
 }
 
 #[derive(Serialize)]
 struct Route<'a> {
+    #[serde(serialize_with = "yaml::text")]
     to: &'a str,
+    #[serde(serialize_with = "yaml::text")]
     via: &'a str,
 }
 
 #[derive(Serialize)]
 struct Nameservers<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    #[serde(serialize_with = "yaml::texts")]
     addresses: &'a [String],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    #[serde(serialize_with = "yaml::texts")]
     search: &'a [String],
 }
 
@@ -463,7 +484,7 @@ impl NetworkSpec {
             version: 2,
             ethernets: [(self.name.as_str(), eth)].into_iter().collect(),
         };
-        Ok(serde_yaml::to_string(&doc).expect("network-config serializes"))
+        Ok(yaml::to_string(&doc))
     }
 }
 
@@ -472,15 +493,16 @@ pub(crate) fn meta_data(instance_id: &str, hostname: &str) -> String {
     #[derive(Serialize)]
     struct Meta<'a> {
         #[serde(rename = "instance-id")]
+        #[serde(serialize_with = "yaml::text")]
         instance_id: &'a str,
         #[serde(rename = "local-hostname")]
+        #[serde(serialize_with = "yaml::text")]
         local_hostname: &'a str,
     }
-    serde_yaml::to_string(&Meta {
+    yaml::to_string(&Meta {
         instance_id,
         local_hostname: hostname,
     })
-    .expect("meta-data serializes")
 }
 
 /// What `cloud-init status --long` says, in any version's layout.
@@ -608,6 +630,112 @@ fn ten_minutes() -> std::time::Duration {
     std::time::Duration::from_secs(600)
 }
 
+/// YAML as cloud-init reads it. cloud-init parses with PyYAML (YAML 1.1), where a plain
+/// `yes`, `on`, `0644` or `1:20` is not a string: every string that any YAML reader
+/// could take for something else is written in single quotes; other strings are plain
+/// when they read back unchanged. Long lines are never folded. This keeps the documents
+/// byte for byte as serde_yaml wrote them before (a changed snippet would be a change on
+/// every host), and quotes the YAML 1.1 words serde_yaml left bare.
+mod yaml {
+    use serde::{Serialize, Serializer};
+
+    pub(super) fn to_string<T: Serialize>(doc: &T) -> String {
+        let options = serde_saphyr::ser_options! {
+            yaml_12: true,
+            no_lang_directive: true,
+            folded_wrap_chars: usize::MAX,
+            min_fold_chars: usize::MAX,
+        };
+        serde_saphyr::to_string_with_options(doc, options).expect("cloud-init documents serialize")
+    }
+
+    /// A string value, quoted as [`needs_quotes`] says.
+    struct Text<'a>(&'a str);
+
+    impl Serialize for Text<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if needs_quotes(self.0) {
+                serde_saphyr::SingleQuoted(self.0).serialize(s)
+            } else {
+                s.serialize_str(self.0)
+            }
+        }
+    }
+
+    pub(super) fn text<T: AsRef<str> + ?Sized, S: Serializer>(
+        value: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        Text(value.as_ref()).serialize(s)
+    }
+
+    pub(super) fn opt_text<T: AsRef<str>, S: Serializer>(
+        value: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => s.serialize_some(&Text(value.as_ref())),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn texts<T: AsRef<[String]> + ?Sized, S: Serializer>(
+        values: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(values.as_ref().iter().map(|v| Text(v)))
+    }
+
+    /// Single quotes when the text, written plain, would read back as something else
+    /// (a number, a boolean, null, a mapping, a comment, …) under YAML 1.2 or YAML 1.1.
+    /// Several lines are a literal block, and control characters need double quotes:
+    /// both are left to the serializer.
+    pub(super) fn needs_quotes(text: &str) -> bool {
+        if text.contains(['\n', '\r']) || text.chars().any(|c| c.is_control() && c != '\t') {
+            return false;
+        }
+        let reads_back = |options| {
+            matches!(
+                serde_saphyr::from_str_with_options::<serde_json::Value>(text, options),
+                Ok(serde_json::Value::String(read)) if read == text
+            )
+        };
+        let yaml_12 = serde_saphyr::options! { strict_booleans: true };
+        let yaml_11 = serde_saphyr::options! { legacy_octal_numbers: true };
+        !(reads_back(yaml_12) && reads_back(yaml_11)) || yaml_11_only(text)
+    }
+
+    /// What PyYAML resolves that a YAML 1.2 reader does not: sexagesimal numbers
+    /// (`1:20`), numbers with `_`, timestamps (`2024-01-02`), `=` and `<<`.
+    fn yaml_11_only(text: &str) -> bool {
+        let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+        let digitish =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+        let sexagesimal = unsigned.split_once(':').is_some_and(|(head, tail)| {
+            head.starts_with(|c: char| c.is_ascii_digit())
+                && digitish(head)
+                && tail.split(':').enumerate().all(|(i, part)| {
+                    let last = i == tail.split(':').count() - 1;
+                    let part = if last {
+                        part.split('.').next().unwrap_or(part)
+                    } else {
+                        part
+                    };
+                    (1..=2).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit())
+                })
+        });
+        let underscored = unsigned.contains('_')
+            && unsigned.starts_with(|c: char| c.is_ascii_digit())
+            && unsigned
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b"_.xXoObB".contains(&b));
+        let timestamp = text.len() >= 8
+            && text.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            && text.as_bytes()[4] == b'-';
+        sexagesimal || underscored || timestamp || text == "=" || text == "<<"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,6 +805,64 @@ runcmd:
 - systemctl enable --now qemu-guest-agent
 "
         );
+    }
+
+    #[test]
+    fn strings_yaml_readers_would_retype_are_quoted() {
+        use super::yaml::needs_quotes;
+        for typed in [
+            "yes",
+            "on",
+            "No",
+            "true",
+            "null",
+            "~",
+            "",
+            "0644",
+            "12",
+            "1.5",
+            ".inf",
+            "1_000",
+            "1:20",
+            "2024-01-02",
+            "a: b",
+            "- x",
+            "#x",
+            "x #y",
+            "[x]",
+            "{x}",
+            " lead",
+            "@x",
+            "*x",
+            "!x",
+            "<<",
+            "=",
+        ] {
+            assert!(needs_quotes(typed), "{typed:?} was left plain");
+        }
+        for plain in [
+            "web-3",
+            "10.0.0.1",
+            "10.0.0.5/24",
+            "bc:24:11:0a:0b:0c",
+            "ALL=(ALL) NOPASSWD:ALL",
+            "/bin/bash",
+            "echo 'it''s done' > /root/done",
+            "python3",
+            "Europe/Berlin",
+            "two words",
+        ] {
+            assert!(!needs_quotes(plain), "{plain:?} was quoted");
+        }
+        let mut u = user_data();
+        u.packages = vec!["yes".into(), "on".into()];
+        u.runcmd = vec!["true".into(), "a: b".into()];
+        let out = u.render().unwrap();
+        assert!(
+            out.contains("packages:\n- 'yes'\n- 'on'\n"),
+            "YAML 1.1 booleans for cloud-init's PyYAML: {out}"
+        );
+        assert!(out.contains("runcmd:\n- 'true'\n- 'a: b'\n"), "{out}");
     }
 
     #[test]

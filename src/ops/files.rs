@@ -2,7 +2,7 @@
 //! install (temporary file in the same directory, then rename) that never leaves a half
 //! written file behind.
 
-mod transfer;
+pub(crate) mod transfer;
 
 pub(crate) use transfer::{DownloadOpts, FileOpts, download, query, write_file};
 

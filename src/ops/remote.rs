@@ -215,6 +215,10 @@ pub(crate) mod fake {
         pub(crate) results: Mutex<Vec<(String, serde_json::Value)>>,
         /// What `write_file` was given: (path, content).
         pub(crate) written: Mutex<Vec<(String, String)>>,
+        /// What `out` printed, in order.
+        pub(crate) printed: Mutex<Vec<String>>,
+        /// `mark_changed` was called.
+        pub(crate) marked: std::sync::atomic::AtomicBool,
     }
 
     impl Scripted {
@@ -232,7 +236,17 @@ pub(crate) mod fake {
                 events: Mutex::new(Vec::new()),
                 results: Mutex::new(Vec::new()),
                 written: Mutex::new(Vec::new()),
+                printed: Mutex::new(Vec::new()),
+                marked: Default::default(),
             }
+        }
+
+        pub(crate) fn printed(&self) -> Vec<String> {
+            self.printed.lock().unwrap().clone()
+        }
+
+        pub(crate) fn marked(&self) -> bool {
+            self.marked.load(std::sync::atomic::Ordering::SeqCst)
         }
 
         pub(crate) fn ran(&self) -> Vec<String> {
@@ -304,6 +318,14 @@ pub(crate) mod fake {
 
         fn note_result(&self, key: &str, value: serde_json::Value) {
             self.results.lock().unwrap().push((key.to_string(), value));
+        }
+
+        fn out(&self, message: &str) {
+            self.printed.lock().unwrap().push(message.to_string());
+        }
+
+        fn mark_changed(&self) {
+            self.marked.store(true, std::sync::atomic::Ordering::SeqCst);
         }
 
         /// Shown as `sudo -- PROGRAM ARGS…` under sudo (shell text as `sudo CMD`).

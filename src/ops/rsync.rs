@@ -196,12 +196,29 @@ pub(crate) fn command(args: &[String]) -> String {
 /// `ssh …` for `-e`, with the run's own options for that host. rsync puts the login
 /// after this command itself, so the address (and ssh's `--` before it) are left out.
 pub(crate) fn controller_ssh(target: &SshTarget) -> (String, String) {
+    controller_ssh_with(target, None)
+}
+
+/// [`controller_ssh`] over the run's master connection (its control socket `control`):
+/// no login of its own, one session on the connection fleet already has.
+pub(crate) fn controller_ssh_with(
+    target: &SshTarget,
+    control: Option<&std::path::Path>,
+) -> (String, String) {
     let mut args = target.ssh_args();
     let address = args.pop().unwrap_or_default();
     if args.last().is_some_and(|a| a == "--") {
         args.pop();
     }
     let mut cmd = vec!["ssh".to_string(), "-o".into(), "BatchMode=yes".into()];
+    if let Some(c) = control {
+        cmd.extend([
+            "-o".to_string(),
+            "ControlMaster=no".into(),
+            "-o".into(),
+            format!("ControlPath={}", c.display()),
+        ]);
+    }
     cmd.extend(args);
     let login = match &target.user {
         Some(u) => format!("{u}@{address}"),

@@ -5,7 +5,7 @@ use super::resolver::module_key;
 use super::sources::SourceMap;
 use crate::error::{Error, SourceError};
 use crate::outcome::HostError;
-use rhai::{EvalAltResult, ParseError, Position};
+use rhai::{EvalAltResult, Position};
 
 /// Where an error happened: source name and 1-based line/column.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,15 +134,6 @@ pub(crate) fn positioned(
         Some(loc) => Error::usage(format!("{loc}: {message}")),
         None => Error::usage(message),
     }
-}
-
-pub(crate) fn parse_error(name: &str, text: &str, err: &ParseError) -> Error {
-    let pos = err.position();
-    let message = format!("syntax error in {name}: {}", err.err_type());
-    let (line, column) = (pos.line().unwrap_or(1), pos.position().unwrap_or(1));
-    SourceError::at_line(name, text, line, column, message, "here")
-        .with_help(format!("at {name}:{line}:{column}"))
-        .into()
 }
 
 /// The error a recipe ended with, as the error of the whole invocation.

@@ -46,7 +46,18 @@ pub(crate) fn build(project_modules: ProjectModules) -> Scripting {
     // Debug builds default to 8 call levels; a configure run nests recipe -> each ->
     // module -> step -> role -> pkg -> filter closure. Release builds' 64, always.
     engine.set_max_call_levels(64);
-    engine.set_fail_on_invalid_map_property(true);
+    // A missing key of a map (`h.vars.port`, a result map) reads as `()`, so
+    // `h.vars.port ?? 8080` gives the default instead of ending the host with "Property
+    // not found". The price: a misspelt key also reads as `()`; option maps fleet takes
+    // are still checked key by key (unknown keys are refused).
+    engine.set_fail_on_invalid_map_property(false);
+    // `sync` is only reserved by Rhai for a future keyword; fleet's `h.sync(…)` uses it
+    // as a plain name (Rhai has no other meaning for it).
+    #[allow(deprecated)] // "volatile", not deprecated: see Engine::on_parse_token
+    engine.on_parse_token(|token, _, _| match token {
+        rhai::Token::Reserved(s) if s.as_str() == "sync" => rhai::Token::Identifier(s),
+        other => other,
+    });
     let modules = StdlibResolver::new(project_modules.clone(), ctx.sources.clone());
     engine.set_module_resolver(StdlibResolver::new(project_modules, ctx.sources.clone()));
     crate::script::register_all(&mut engine, &ctx, modules);

@@ -39,6 +39,11 @@ impl StdlibResolver {
         self.find(path).is_some()
     }
 
+    /// The source `import "path"` would load.
+    pub(crate) fn source(&self, path: &str) -> Option<SourceFile> {
+        self.find(path)
+    }
+
     fn find(&self, path: &str) -> Option<SourceFile> {
         // `catalog/roles/<role>`: an app's role from the project's catalog (the project
         // root, not stdlib/); a role name is a plain name, never a path out of it.

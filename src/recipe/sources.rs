@@ -75,7 +75,7 @@ pub(crate) fn builtin_module(path: &str) -> Option<SourceFile> {
     })
 }
 
-#[cfg(test)]
+/// Import paths of the built-in stdlib modules.
 pub(crate) fn builtin_module_names() -> Vec<String> {
     rhai_files(&BUILTIN_STDLIB)
         .into_iter()

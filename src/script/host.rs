@@ -140,7 +140,7 @@ fn membership(m: &mut Module) {
         "Host",
         "vars",
         "Map",
-        "Variables merged all < groups (parents first) < host.",
+        "Variables merged all < groups (parents first) < host. A missing key reads as `()`: `h.vars.port ?? 8080` (as in every map).",
         |h: &mut HostRef| {
             ok(h.0
                 .vars

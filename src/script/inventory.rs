@@ -40,7 +40,9 @@ fn editable_file(
 ) -> Result<(PathBuf, String, String), Box<EvalAltResult>> {
     let (path, shown, text) = inventory_file(c, pos)?;
     let kind = match crate::inventory::detect_format(&path.to_string_lossy(), &text) {
+        _ if text.starts_with("#!") => "a dynamic inventory script",
         Format::Toml => return Ok((path, shown, text)),
+        Format::Yaml => "an Ansible YAML inventory",
         Format::Ini => "an Ansible INI inventory",
         Format::Plain => "a plain list of hosts",
     };
@@ -79,12 +81,14 @@ fn has(m: &mut Module, ctx: &ScriptCtx) {
         m,
         "has",
         ["name: &str", "bool"],
-        "Whether the inventory file has host NAME, in any inventory format (TOML, Ansible INI, a plain list); read from disk, so hosts added in this run count. Only reads.",
+        "Whether the inventory has host NAME, in any inventory format (TOML, Ansible YAML or INI, a dynamic inventory script, a plain list); read anew, so hosts added in this run count. Only reads.",
         move |ctx: NativeCallContext, name: &str| -> Result<bool, Box<EvalAltResult>> {
             let pos = ctx.call_position();
-            let (_, shown, text) = inventory_file(&c, pos)?;
-            let inventory = crate::inventory::Inventory::parse(&shown, &text)
-                .map_err(|e| runtime_error(e, pos))?;
+            let (path, shown, _) = inventory_file(&c, pos)?;
+            // As a run reads it: a dynamic inventory script is run with --list.
+            let timeout = crate::inventory::script::DEFAULT_TIMEOUT;
+            let inventory = crate::inventory::Inventory::load(&path, &shown, timeout)
+                .map_err(|e| runtime_error(e.to_string(), pos))?;
             Ok(inventory.hosts.contains_key(name))
         }
     );
@@ -97,7 +101,7 @@ fn check_editable(m: &mut Module, ctx: &ScriptCtx) {
         m,
         "check_editable",
         ["()"],
-        "Raises the error `inventory::add` and `inventory::remove` would raise because the inventory file cannot be edited (it is an INI or plain inventory, or there is none), so a recipe can refuse before it changes anything. Reads only.",
+        "Raises the error `inventory::add` and `inventory::remove` would raise because the inventory file cannot be edited (it is not a TOML inventory, or there is none), so a recipe can refuse before it changes anything. Reads only.",
         move |ctx: NativeCallContext| -> Result<(), Box<EvalAltResult>> {
             editable_file(&c, ctx.call_position()).map(|_| ())
         }

@@ -1,6 +1,7 @@
 //! Thin Rhai glue: one file per Rhai namespace (the global functions of `host`, `files`,
-//! `flow`, `report`, `secret` and `lifecycle`; the static modules `apt::`, `catalog::`,
-//! `cloudinit::`, `git::`, `inventory::`, `qm::`, `rsync::`, `ufw::`), all registered
+//! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `apt::`,
+//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `qm::`, `rsync::`, `ufw::`, and
+//! `local::`, `json::`, `csv::` with `now`/`timestamp`/`duration` of `local`), all registered
 //! by `register_all`. No domain logic here; it lives in `exec/`, `inventory/` and `ops/`.
 
 pub(crate) mod apt;
@@ -13,9 +14,11 @@ pub(crate) mod glue;
 pub(crate) mod host;
 pub(crate) mod inventory;
 pub(crate) mod lifecycle;
+pub(crate) mod local;
 pub(crate) mod qm;
 pub(crate) mod rsync;
 pub(crate) mod secret;
+pub(crate) mod sync;
 pub(crate) mod table;
 pub(crate) mod testing;
 pub(crate) mod ufw;
@@ -35,6 +38,8 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         table::module(),
         secret::module(ctx),
         lifecycle::module(ctx),
+        sync::module(ctx),
+        local::clock_module(),
         imports(modules),
     ] {
         engine.register_global_module(module.into());
@@ -48,6 +53,9 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         ("ufw", ufw::module(ctx)),
         ("catalog", catalog::module(ctx)),
         ("apt", apt::module(ctx)),
+        ("local", local::module(ctx)),
+        ("json", local::json_module()),
+        ("csv", local::csv_module(ctx)),
     ] {
         engine.register_static_module(name, module.into());
     }

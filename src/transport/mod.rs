@@ -89,6 +89,13 @@ pub(crate) trait Transport: Send + Sync {
 
     /// Ends the connection; called once at the end of a run.
     fn close(&self) {}
+
+    /// The control socket of the host's master connection (opened if it is not yet),
+    /// for programs fleet runs on this machine that reach the host over it (`h.sync`'s
+    /// rsync); None for a host that is this machine.
+    fn control_socket(&self) -> Result<Option<std::path::PathBuf>, TransportError> {
+        Ok(None)
+    }
 }
 
 /// Gathers a command's output as it arrives: keeps a bounded head and tail of each

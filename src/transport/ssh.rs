@@ -216,6 +216,18 @@ impl Transport for SshTransport {
         })
     }
 
+    fn control_socket(&self) -> Result<Option<std::path::PathBuf>, TransportError> {
+        self.runtime.block_on(async {
+            self.session(false).await?;
+            match &*self.state.lock().await {
+                State::Connected(_, master) => Ok(Some(master.control.clone())),
+                _ => Err(TransportError::Unreachable(
+                    "the connection was already closed".into(),
+                )),
+            }
+        })
+    }
+
     fn close(&self) {
         self.runtime.block_on(async {
             let mut state = self.state.lock().await;
