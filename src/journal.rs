@@ -61,6 +61,9 @@ pub(crate) struct RunRecord {
     pub(crate) recipe_dirty: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) recipes_rev: Option<String>,
+    /// The run this one reran exactly (`fleet replay RUN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) replays: Option<String>,
     pub(crate) fleet_version: String,
     pub(crate) user: String,
     pub(crate) controller: String,
@@ -352,6 +355,7 @@ pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Op
         recipe_commit: None,
         recipe_dirty: false,
         recipes_rev: None,
+        replays: None,
         fleet_version: env!("CARGO_PKG_VERSION").to_string(),
         user: crate::sysinfo::user(),
         controller: crate::sysinfo::hostname(),
@@ -467,6 +471,7 @@ mod tests {
             recipe_commit: None,
             recipe_dirty: false,
             recipes_rev: None,
+            replays: None,
             fleet_version: "0".into(),
             user: "u".into(),
             controller: "c".into(),

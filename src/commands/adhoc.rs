@@ -25,6 +25,7 @@ pub(crate) fn run(
         args,
         params: Default::default(),
         limit,
+        replays: None,
     };
     let run = start_run(app, request)?;
     let hosts = run.select(pattern)?;
