@@ -27,6 +27,8 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "report",
     "pull",
     "check",
+    "replay",
+    "test",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -308,6 +310,31 @@ pub(crate) enum Builtin {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
+    /// Rerun a run of the journal exactly: its recipe as committed then (recipes from a
+    /// work tree with uncommitted changes are refused), its arguments, its hosts by name
+    Replay {
+        /// Run id (or a unique prefix), or `last`
+        run: String,
+        /// Replay a run made with uncommitted changes, with the recipes of its commit
+        #[arg(long)]
+        allow_dirty: bool,
+    },
+    /// Run the project's recipe tests (public functions of tests/*.rhai), each on fresh
+    /// throwaway Docker containers over SSH; exit 0 when all pass, 3 when one fails
+    Test {
+        /// Only the tests whose name (or file name) contains FILTER
+        filter: Option<String>,
+        /// Leave a failed test's containers running, for `fleet connect`
+        #[arg(long)]
+        keep: bool,
+        /// Build fleet's test image again (debootstrap + docker import), even if it exists
+        #[arg(long)]
+        build_image: bool,
+        /// Run the tests on this existing Docker image instead of fleet's own
+        /// [env: FLEET_TEST_IMAGE]
+        #[arg(long, value_name = "TAG")]
+        image: Option<String>,
+    },
     /// List every recipe with its summary and where it comes from
     Recipes,
     /// Compile every recipe, stdlib module and catalog role without running anything and
@@ -340,8 +367,8 @@ pub(crate) enum Builtin {
     },
 }
 
-/// What a run of hosts is steered by: a recipe, `exec`.
-const RUN_OPTIONS: &[&str] = &[
+/// What a recipe's run is steered by; all but the last (`recipes_rev`) steer `exec` too.
+const RECIPE_OPTIONS: &[&str] = &[
     "limit",
     "forks",
     "max_fail",
@@ -352,26 +379,20 @@ const RUN_OPTIONS: &[&str] = &[
     "accept_new_host_keys",
     "no_progress",
     "json",
+    "recipes_rev",
 ];
+
+/// What a run of hosts that is not a recipe (`exec`) is steered by.
+const RUN_OPTIONS: &[&str] = match RECIPE_OPTIONS.split_last() {
+    Some((_, run)) => run,
+    None => &[],
+};
 
 /// The options of fleet that `command` uses beyond the global ones (-C, -i, -v, -q):
 /// its help shows only these, and the others are refused for it.
 pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static str] {
-    const RECIPE: &[&str] = &[
-        "limit",
-        "forks",
-        "max_fail",
-        "check",
-        "timeout",
-        "lock_wait",
-        "retry_failed",
-        "accept_new_host_keys",
-        "no_progress",
-        "json",
-        "recipes_rev",
-    ];
     if is_recipe {
-        return RECIPE;
+        return RECIPE_OPTIONS;
     }
     match command {
         "exec" => RUN_OPTIONS,
@@ -385,6 +406,17 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "json",
         ],
         "pull" => &["check", "timeout", "lock_wait", "no_progress", "json"],
+        "test" => &["timeout", "lock_wait", "no_progress", "json"],
+        "replay" => &[
+            "forks",
+            "max_fail",
+            "check",
+            "timeout",
+            "lock_wait",
+            "accept_new_host_keys",
+            "no_progress",
+            "json",
+        ],
         "restore" => &[
             "check",
             "timeout",

@@ -61,6 +61,9 @@ pub(crate) struct RunRecord {
     pub(crate) recipe_dirty: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) recipes_rev: Option<String>,
+    /// The run this one reran exactly (`fleet replay RUN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) replays: Option<String>,
     pub(crate) fleet_version: String,
     pub(crate) user: String,
     pub(crate) controller: String,
@@ -118,6 +121,15 @@ pub(crate) fn seconds_since(when: &str) -> Option<u64> {
 impl RunRecord {
     pub(crate) fn count(&self, status: HostStatus) -> usize {
         self.hosts.iter().filter(|h| h.status == status).count()
+    }
+
+    /// The hosts that failed or were unreachable: what `--retry-failed` runs again.
+    pub(crate) fn failed_hosts(&self) -> Vec<&str> {
+        self.hosts
+            .iter()
+            .filter(|h| h.status.is_failure())
+            .map(|h| h.host.as_str())
+            .collect()
     }
 
     /// `update --limit web: 3 ok, 1 changed, 0 failed, 0 unreachable`
@@ -343,6 +355,7 @@ pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Op
         recipe_commit: None,
         recipe_dirty: false,
         recipes_rev: None,
+        replays: None,
         fleet_version: env!("CARGO_PKG_VERSION").to_string(),
         user: crate::sysinfo::user(),
         controller: crate::sysinfo::hostname(),
@@ -458,6 +471,7 @@ mod tests {
             recipe_commit: None,
             recipe_dirty: false,
             recipes_rev: None,
+            replays: None,
             fleet_version: "0".into(),
             user: "u".into(),
             controller: "c".into(),

@@ -283,6 +283,30 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
                 args,
             },
         ),
+        Some(Builtin::Replay { run, allow_dirty }) => commands::replay::run(app, &run, allow_dirty),
+        Some(Builtin::Test {
+            filter,
+            keep,
+            build_image,
+            image,
+        }) => {
+            // The command line after `fleet test`, for the run's log and journal.
+            let mut raw: Vec<String> = args
+                .iter()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            if let Some(i) = raw.iter().position(|a| a == "test") {
+                raw.remove(i);
+            }
+            let args = commands::test::TestArgs {
+                filter,
+                keep,
+                build_image,
+                image,
+            };
+            commands::test::run(app, args, raw)
+        }
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Check) => commands::check::run(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),

@@ -45,6 +45,10 @@ pub(crate) struct Config {
     pub(crate) state_dir: Option<PathBuf>,
     #[serde(default)]
     pub(crate) ssh: SshConfig,
+    /// fleet's own files (lock, logs) somewhere else than `.fleet/`: `fleet test` keeps
+    /// its runs apart from the fleet's. Not a fleet.toml setting.
+    #[serde(skip)]
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 /// Connection defaults for SSH hosts; a host's own inventory entry wins.
@@ -126,6 +130,9 @@ impl Project {
     /// one (`fleet exec -i hosts.txt …` anywhere) the user's state directory, so ad-hoc
     /// runs never litter the working directory.
     pub(crate) fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.config.data_dir {
+            return dir.clone();
+        }
         if self.has_config {
             return self.root.join(".fleet");
         }

@@ -30,6 +30,8 @@ pub(crate) struct RunRequest {
     pub(crate) args: Vec<String>,
     pub(crate) params: serde_json::Map<String, serde_json::Value>,
     pub(crate) limit: Option<String>,
+    /// The run this one replays (`fleet replay RUN`).
+    pub(crate) replays: Option<String>,
 }
 
 pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
@@ -128,6 +130,7 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         args: request.args,
         params: request.params,
         recipes_rev: app.global.recipes_rev.clone(),
+        replays: request.replays,
         started_at: std::time::SystemTime::now(),
     };
     Ok(run)
@@ -274,6 +277,7 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<String>) ->
             .filter(|c| !c.is_empty()),
         recipe_dirty: head.as_ref().is_some_and(|h| h.dirty),
         recipes_rev: run.meta.recipes_rev.clone(),
+        replays: run.meta.replays.clone(),
         fleet_version: env!("CARGO_PKG_VERSION").to_string(),
         user: crate::sysinfo::user(),
         controller: crate::sysinfo::hostname(),

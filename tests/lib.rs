@@ -21,6 +21,8 @@ mod outputs;
 mod provision;
 mod pull;
 mod readme;
+mod recipe_tests;
+mod replay;
 mod runs;
 mod secrets;
 mod secrets_file;

@@ -25,6 +25,7 @@ pub(crate) fn run(
         args,
         params: Default::default(),
         limit,
+        replays: None,
     };
     let run = start_run(app, request)?;
     let hosts = run.select(pattern)?;
@@ -97,12 +98,7 @@ pub(crate) fn retry(
             "leave out PATTERN and CMD to retry that run, or run the new command without --retry-failed",
         ));
     }
-    let failed: Vec<&str> = last
-        .hosts
-        .iter()
-        .filter(|h| h.status.is_failure())
-        .map(|h| h.host.as_str())
-        .collect();
+    let failed = last.failed_hosts();
     if failed.is_empty() {
         println!(
             "run {} of `exec` has no failed or unreachable host: nothing to retry",

@@ -13,9 +13,11 @@ pub(crate) mod init;
 pub(crate) mod pull;
 pub(crate) mod recipe;
 pub(crate) mod recipes;
+pub(crate) mod replay;
 pub(crate) mod report;
 pub(crate) mod restore;
 pub(crate) mod status;
+pub(crate) mod test;
 
 use crate::App;
 use crate::error::{Error, Result};

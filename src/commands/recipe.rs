@@ -31,7 +31,18 @@ pub(crate) fn run(
         args: raw_args,
         params: params_of(recipe, &values),
         limit,
+        replays: None,
     };
+    run_request(app, recipe, values, request)
+}
+
+/// Runs `recipe` with `values` as `request` describes (its hosts, what the journal keeps).
+pub(crate) fn run_request(
+    app: &App,
+    recipe: &Recipe,
+    values: Vec<Dynamic>,
+    request: RunRequest,
+) -> Result<i32> {
     let run = Arc::new(start_run(app, request)?);
     app.scripting.ctx.set_run(run.clone());
     let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
@@ -91,12 +102,7 @@ pub(crate) fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
             last.run_id, last.recipe, recipe.name
         )));
     }
-    let failed: Vec<&str> = last
-        .hosts
-        .iter()
-        .filter(|h| h.status.is_failure())
-        .map(|h| h.host.as_str())
-        .collect();
+    let failed = last.failed_hosts();
     if failed.is_empty()
         && let Some(error) = &last.error
     {
@@ -120,21 +126,7 @@ pub(crate) fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
         );
         return Ok(0);
     }
-    let values = recipe
-        .params
-        .iter()
-        .map(|p| {
-            last.params
-                .get(&p.name)
-                .map(crate::script::values::from_json)
-                .ok_or_else(|| {
-                    crate::error::Error::usage(format!(
-                        "run {} has no value for argument `{}` of `{}` (the recipe changed since); run it with its arguments instead",
-                        last.run_id, p.name, recipe.name
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let values = values_of(&last, recipe)?;
     eprintln!(
         "retrying run {} of `{}` on {}",
         last.run_id,
@@ -144,4 +136,24 @@ pub(crate) fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
     let mut args = last.args.clone();
     args.push(format!("--retry-failed={}", last.run_id));
     run(app, recipe, values, args, Some(failed.join(",")))
+}
+
+/// The recipe's arguments as `record` journaled them, in the order of its parameters.
+pub(crate) fn values_of(record: &journal::RunRecord, recipe: &Recipe) -> Result<Vec<Dynamic>> {
+    recipe
+        .params
+        .iter()
+        .map(|p| {
+            record
+                .params
+                .get(&p.name)
+                .map(crate::script::values::from_json)
+                .ok_or_else(|| {
+                    crate::error::Error::usage(format!(
+                        "run {} has no value for argument `{}` of `{}` (the recipe changed since); run it with its arguments instead",
+                        record.run_id, p.name, recipe.name
+                    ))
+                })
+        })
+        .collect()
 }

@@ -166,6 +166,7 @@ pub(crate) fn run(app: &App, a: RestoreArgs) -> Result<i32> {
         args,
         params: Default::default(),
         limit: app.global.limit.clone(),
+        replays: None,
     };
     let run = start_run(app, request)?;
     let hosts = run.select(&host.name)?;

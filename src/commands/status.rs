@@ -195,6 +195,7 @@ fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Ve
         args: vec![pattern.to_string()],
         params: Default::default(),
         limit: app.global.limit.clone(),
+        replays: None,
     };
     let run = start_run(app, request)?;
     let hosts = run.select(pattern)?;

@@ -71,6 +71,8 @@ pub(crate) struct RunMeta {
     pub(crate) args: Vec<String>,
     pub(crate) params: serde_json::Map<String, serde_json::Value>,
     pub(crate) recipes_rev: Option<String>,
+    /// The run this one replays (`fleet replay RUN`).
+    pub(crate) replays: Option<String>,
     pub(crate) started_at: std::time::SystemTime,
 }
 
@@ -80,6 +82,7 @@ impl Default for RunMeta {
             args: Vec::new(),
             params: Default::default(),
             recipes_rev: None,
+            replays: None,
             started_at: std::time::SystemTime::now(),
         }
     }

@@ -627,6 +627,43 @@ pub(crate) struct BackupJob {
     pub(crate) one_file_system: Option<bool>,
 }
 
+/// `rsync::snapshot`'s options map, as a recipe writes it.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct SnapshotOptions {
+    pub(crate) dest_dir: String,
+    #[serde(default)]
+    pub(crate) dest_host: Option<String>,
+    #[serde(default)]
+    pub(crate) ssh_options: Option<String>,
+    #[serde(default)]
+    pub(crate) excludes: Vec<String>,
+    #[serde(default)]
+    pub(crate) one_file_system: bool,
+    #[serde(default)]
+    pub(crate) retention: Option<RetentionSpec>,
+    #[serde(default)]
+    pub(crate) job: Option<String>,
+}
+
+impl RetentionSpec {
+    /// The policy: what is given, the defaults for the rest (an hourly bucket is at least
+    /// one hour long).
+    pub(crate) fn policy(&self) -> Retention {
+        let d = Retention::default();
+        let count = |v: Option<u32>, default: usize| v.map_or(default, |n| n as usize);
+        Retention {
+            last: count(self.last, d.last),
+            hourly_every: self
+                .hourly_every
+                .map_or(d.hourly_every, |n| i64::from(n.max(1))),
+            hourly: count(self.hourly, d.hourly),
+            daily: count(self.daily, d.daily),
+            weekly: count(self.weekly, d.weekly),
+            monthly: count(self.monthly, d.monthly),
+        }
+    }
+}
+
 /// A retention policy as an inventory writes it; missing counts keep their default.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -758,6 +795,19 @@ pub(crate) struct RestoreOpts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retention_spec_keeps_the_defaults_it_does_not_name() {
+        let spec: RetentionSpec =
+            serde_json::from_value(serde_json::json!({ "last": 3, "hourly_every": 0 })).unwrap();
+        let policy = spec.policy();
+        assert_eq!((policy.last, policy.hourly_every), (3, 1));
+        assert_eq!(
+            (policy.hourly, policy.daily, policy.weekly, policy.monthly),
+            (6, 7, 4, 3)
+        );
+        assert_eq!(RetentionSpec::default().policy(), Retention::default());
+    }
     use crate::ops::remote::fake::Scripted;
     use crate::ops::remote::{CmdResult, CommandOpts};
     use std::time::Duration;

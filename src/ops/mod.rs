@@ -24,5 +24,6 @@ pub(crate) mod sudo;
 pub(crate) mod sync;
 pub(crate) mod template;
 pub(crate) mod terminal;
+pub(crate) mod testhost;
 pub(crate) mod text;
 pub(crate) mod ufw;

@@ -124,23 +124,26 @@ impl std::fmt::Display for Argv {
 /// Runs a command so that it dies when fleet lets go of it. `$1` is the timeout in
 /// seconds (0: none), `$2` the command. The shell must lead its own process group (sshd
 /// starts every session's command in a new session; the local transport asks for a
-/// group). It forks one watcher that keeps the channel's stdin, then becomes the command
-/// (under `timeout` when it has one): no waiting shell and no `setsid`, so a watched
-/// command costs one fork more than an unwatched one. When the channel's stdin closes
-/// while the command still runs (fleet stopped it, was killed, or lost the connection),
-/// the watcher terminates the group and kills it 5 s later; a TERM/HUP/INT to the group
-/// makes the watcher do the same, so a command that ignores TERM dies too (the watcher
-/// leaves as soon as the command is gone). A command that ended is not followed: what it
-/// left running in the background keeps running. The watcher's command line holds the
-/// command's text: look for the command itself with `pgrep -f '^CMD'`.
-/// Without it a remote `sleep 1000` outlives its run.
+/// group). It forks one watcher that keeps the channel's stdin, then runs the command
+/// itself (`eval`, with no positional parameters, `$0` being [`WATCHER_NAME`]; under
+/// `timeout` when it has one): no waiting shell, no `setsid` and no second `sh`, so a
+/// watched command costs one fork more than an unwatched one. When the channel's stdin
+/// closes while the command still runs (fleet stopped it, was killed, or lost the
+/// connection), the watcher terminates the group and kills it 5 s later; a TERM/HUP/INT
+/// to the group makes the watcher do the same, so a command that ignores TERM dies too
+/// (the watcher leaves as soon as the command is gone). A command that ended is not
+/// followed: what it left running in the background keeps running. The watcher's
+/// command line holds the command's text: look for the command itself with
+/// `pgrep -f '^CMD'`. Without it a remote `sleep 1000` outlives its run.
 pub(crate) const WATCHER: &str = r#"exec 3<&0 </dev/null
 p=$$
 (trap 'for _ in 1 2 3 4 5; do kill -0 $p || exit; sleep 1; done; kill -KILL -$p; exit' HUP INT TERM
 while read -r _ <&3; do :; done
 kill -0 $p && kill -TERM -$p) >/dev/null 2>&1 &
-if [ "$1" = 0 ]; then exec sh -c "$2" 3<&-; fi
-exec timeout -k 5 "$1" sh -c "$2" 3<&-"#;
+exec 3<&-
+unset p
+if [ "$1" = 0 ]; then shift; eval 'set --;' "$1"; exit; fi
+exec timeout -k 5 "$1" sh -c "$2""#;
 
 /// `$0` of the watcher shell: what `ps` shows for fleet's commands on a host.
 pub(crate) const WATCHER_NAME: &str = "fleet-command";
@@ -228,6 +231,12 @@ mod tests {
         let line = remote_line("read x; echo \"[$x]\"", five, false);
         // The command's stdin is /dev/null: only the watcher holds the channel's.
         assert_eq!(run_watched(&line).1, b"[]\n");
+        // It runs in the watcher's shell, but sees none of its arguments or variables.
+        let line = remote_line("echo \"[$#][$1][${p-unset}]\"; exit 4", None, false);
+        assert_eq!(
+            run_watched(&line),
+            (Some(4), b"[0][][unset]\n".to_vec(), vec![])
+        );
     }
 
     #[test]

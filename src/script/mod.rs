@@ -20,6 +20,7 @@ pub(crate) mod rsync;
 pub(crate) mod secret;
 pub(crate) mod sync;
 pub(crate) mod table;
+pub(crate) mod testing;
 pub(crate) mod ufw;
 pub(crate) mod values;
 

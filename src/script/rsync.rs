@@ -3,7 +3,6 @@
 use super::glue::runtime_error;
 use super::glue::{module_function, raise};
 use super::host::HostRef;
-use super::values::Options;
 use super::values::read_options;
 use crate::ops::backup::{self, BackupOpts, Store};
 use crate::ops::rsync::Retention;
@@ -20,36 +19,6 @@ fn strings(list: Array, what: &str, pos: Position) -> Result<Vec<String>, Box<Ev
         .collect()
 }
 
-fn retention(map: Map, pos: Position) -> Result<Retention, Box<EvalAltResult>> {
-    let known = [
-        "last",
-        "hourly_every",
-        "hourly",
-        "daily",
-        "weekly",
-        "monthly",
-    ];
-    Options::new(&map, "rsync::snapshot retention", &known, pos)?;
-    let mut r = Retention::default();
-    for (key, value) in map {
-        let n = value.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            runtime_error(
-                format!("retention `{key}` must be a whole number >= 0"),
-                pos,
-            )
-        })?;
-        match key.as_str() {
-            "last" => r.last = n as usize,
-            "hourly_every" => r.hourly_every = n.max(1),
-            "hourly" => r.hourly = n as usize,
-            "daily" => r.daily = n as usize,
-            "weekly" => r.weekly = n as usize,
-            _ => r.monthly = n as usize,
-        }
-    }
-    Ok(r)
-}
-
 /// `rsync::snapshot`'s options, checked: the destination directory, the inventory host
 /// that keeps the snapshots (if not the controller), its extra ssh options, and the
 /// backup options (with `dest_dir` as given).
@@ -61,52 +30,8 @@ struct SnapshotInputs {
 }
 
 fn snapshot_inputs(options: &Map, pos: Position) -> Result<SnapshotInputs, Box<EvalAltResult>> {
-    let o = Options::new(
-        options,
-        "rsync::snapshot",
-        &[
-            "dest_dir",
-            "dest_host",
-            "ssh_options",
-            "excludes",
-            "one_file_system",
-            "retention",
-            "job",
-        ],
-        pos,
-    )?;
-    let text = |key: &str| -> Result<Option<String>, Box<EvalAltResult>> {
-        options
-            .get(key)
-            .map(|v| {
-                v.clone()
-                    .into_string()
-                    .map_err(|_| runtime_error(format!("{key} must be a string"), pos))
-            })
-            .transpose()
-    };
-    let dest = text("dest_dir")?
-        .ok_or_else(|| runtime_error("rsync::snapshot needs #{ dest_dir: \"…\" }", pos))?;
-    let excludes = match options.get("excludes") {
-        Some(e) => strings(
-            e.clone()
-                .into_array()
-                .map_err(|_| runtime_error("excludes must be an array", pos))?,
-            "excludes",
-            pos,
-        )?,
-        None => Vec::new(),
-    };
-    let retention = match options.get("retention") {
-        Some(r) => retention(
-            r.clone()
-                .try_cast::<Map>()
-                .ok_or_else(|| runtime_error("retention must be a map", pos))?,
-            pos,
-        )?,
-        None => Retention::default(),
-    };
-    let job = text("job")?;
+    let o: backup::SnapshotOptions = read_options(options, "rsync::snapshot", pos)?;
+    let job = o.job;
     if let Some(name) = &job
         && !backup::job_name_ok(name)
     {
@@ -116,16 +41,19 @@ fn snapshot_inputs(options: &Map, pos: Position) -> Result<SnapshotInputs, Box<E
         ));
     }
     Ok(SnapshotInputs {
-        dest_host: text("dest_host")?,
-        ssh_options: text("ssh_options")?.unwrap_or_default(),
+        dest_host: o.dest_host,
+        ssh_options: o.ssh_options.unwrap_or_default(),
         opts: BackupOpts {
-            dest_dir: dest.clone().into(),
-            excludes,
-            one_file_system: o.bool("one_file_system")?.unwrap_or(false),
-            retention,
+            dest_dir: o.dest_dir.clone().into(),
+            excludes: o.excludes,
+            one_file_system: o.one_file_system,
+            retention: o
+                .retention
+                .as_ref()
+                .map_or_else(Retention::default, |r| r.policy()),
             job,
         },
-        dest,
+        dest: o.dest_dir,
     })
 }
 

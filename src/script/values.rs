@@ -101,51 +101,6 @@ fn fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
     fields
 }
 
-/// Reads an options map, refusing keys the function does not know (a typo in
-/// `allow_fial` must not silently run without the option).
-pub(crate) struct Options<'a> {
-    map: &'a Map,
-    function: &'a str,
-    pos: Position,
-}
-
-impl<'a> Options<'a> {
-    pub(crate) fn new(
-        map: &'a Map,
-        function: &'a str,
-        known: &[&str],
-        pos: Position,
-    ) -> Result<Self, Box<EvalAltResult>> {
-        for key in map.keys() {
-            if !known.contains(&key.as_str()) {
-                return Err(Box::new(EvalAltResult::ErrorRuntime(
-                    format!(
-                        "unknown option `{key}` for {function}(); known options: {}",
-                        known.join(", ")
-                    )
-                    .into(),
-                    pos,
-                )));
-            }
-        }
-        Ok(Options { map, function, pos })
-    }
-
-    fn wrong(&self, key: &str, expected: &str) -> Box<EvalAltResult> {
-        Box::new(EvalAltResult::ErrorRuntime(
-            format!("option `{key}` of {}() must be {expected}", self.function).into(),
-            self.pos,
-        ))
-    }
-
-    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>, Box<EvalAltResult>> {
-        self.map
-            .get(key)
-            .map(|v| v.as_bool().map_err(|_| self.wrong(key, "true or false")))
-            .transpose()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
