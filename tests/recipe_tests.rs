@@ -262,3 +262,25 @@ fn a_project_without_tests_has_nothing_to_run() {
         .stderr_has("syntax error in tests/bad.rhai")
         .stderr_has("tests/bad.rhai:2:");
 }
+
+/// The recipe test of docs/recipes.md passes as written, on a throwaway container.
+#[test]
+fn the_recipes_guide_test_passes() {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recipes.md"),
+    )
+    .unwrap();
+    let block = |first_line: &str| -> String {
+        let start = guide
+            .find(first_line)
+            .unwrap_or_else(|| panic!("no block {first_line}"));
+        let rest = &guide[start..];
+        rest[..rest.find("```").unwrap()].to_string()
+    };
+    let p = Project::new()
+        .file("tests/motd.rhai", &block("// tests/motd.rhai"))
+        .file("templates/motd.j2", &block("{# templates/motd.j2 #}"));
+    let (out, pid) = output(fleet_test(&p, &["motd"]));
+    out.code(0).stderr_has("motd_is_written_once");
+    assert!(containers_of(pid).is_empty(), "containers left\n{out}");
+}
