@@ -246,3 +246,71 @@ fn a_share_takes_its_user_and_password_and_nothing_leaks() {
         "done\n"
     );
 }
+
+#[test]
+fn configure_makes_the_shares_of_the_samba_var_and_removes_unlisted_ones() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = TestKey::new();
+    let host = ContainerHost::start(&key.public());
+    let vars = r#"samba = { base = "/srv/data", user_prefix = "share-", shares = [ { name = "backup", password_secret = "share_pw" }, { name = "docs", path = "/srv/data/team/docs", password_key = "samba_key", read_only = true } ] }"#;
+    let p = project_for(&key, &[("c1", &host, vars)]);
+    let toml = format!("secrets_file = \"secrets.toml\"\n{}", p.read("fleet.toml"));
+    let p: Project = p.file("fleet.toml", &toml).file(
+        "secrets.toml",
+        &format!("share_pw = \"{PASSWORD}\"\nsamba_key = \"Key-5521-basalt\"\n"),
+    );
+    std::fs::set_permissions(
+        p.path().join("secrets.toml"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+
+    let first = p.fleet(&["configure", "c1"]);
+    first.code(0);
+    let conf = host.exec("cat /etc/samba/smb.shares.conf");
+    assert!(
+        conf.contains("[backup]\n   path = /srv/data/backup\n   valid users = share-backup\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("[docs]\n   path = /srv/data/team/docs\n"),
+        "{conf}"
+    );
+    assert!(conf.contains("   read only = yes\n"), "{conf}");
+    assert_eq!(
+        host.exec("pdbedit -L | cut -d: -f1 | sort"),
+        "share-backup\nshare-docs\n"
+    );
+    let listed = host.exec(&format!(
+        "smbclient //127.0.0.1/backup -U 'share-backup%{PASSWORD}' -c ls >/dev/null 2>&1; echo rc=$?"
+    ));
+    assert_eq!(listed, "rc=0\n");
+
+    let second = p.fleet(&["configure", "c1"]);
+    second.code(0);
+    assert!(
+        recap_of(&second, "c1").contains(" ok"),
+        "second run changed something: {second}"
+    );
+
+    // The docs share is no longer listed: fleet removes it, its folder stays.
+    let fewer = r#"samba = { base = "/srv/data", user_prefix = "share-", shares = [ { name = "backup", password_secret = "share_pw" } ] }"#;
+    std::fs::write(
+        p.path().join("inventory.toml"),
+        format!(
+            "[hosts.c1]\naddress = \"{}\"\nport = {}\nvars = {{ {fewer} }}\n",
+            host.address, host.port
+        ),
+    )
+    .unwrap();
+    p.fleet(&["configure", "c1"]).code(0);
+    let conf = host.exec("cat /etc/samba/smb.shares.conf");
+    assert!(
+        conf.contains("[backup]") && !conf.contains("[docs]"),
+        "{conf}"
+    );
+    assert_eq!(
+        host.exec("test -d /srv/data/team/docs && echo kept"),
+        "kept\n"
+    );
+}

@@ -398,6 +398,11 @@ pub(crate) fn share(r: &dyn Remote, w: &Wanted, password: &str) -> Result<Vec<St
     Ok(changes)
 }
 
+/// The shares fleet manages on the host (from the include file), by name.
+pub(crate) fn list(r: &dyn Remote) -> Result<BTreeMap<String, Share>, HostError> {
+    Ok(parse(&read(r, SHARES_CONF, r.needs_sudo()?)?))
+}
+
 /// Removes share `name` from the include file (and its user, when asked); the folder
 /// and its files stay. True when something changed.
 pub(crate) fn remove(r: &dyn Remote, name: &str, o: &RemoveOptions) -> Result<bool, HostError> {
@@ -576,6 +581,8 @@ mod tests {
         assert_eq!(a, derive_password("k3y", "backup"));
         assert_ne!(a, derive_password("k3y", "docs"));
         assert_ne!(a, derive_password("k3z", "backup"));
+        // Pinned: a changed derivation would change every derived share password.
+        assert_eq!(derive_password("k3y", "backup"), "Zwyck3XNM6bwH3hYFM7mDZ9T");
         assert!(
             !password_mark("smb-x", "pw").contains("pw\n")
                 && password_mark("smb-x", "pw").len() == 65

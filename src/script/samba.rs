@@ -72,6 +72,29 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let c = ctx.clone();
     module_function!(
         &mut m,
+        "shares",
+        ["h: Host", "Map"],
+        "The shares fleet manages on the host (from /etc/samba/smb.shares.conf): #{ NAME: #{ path, user, read_only, valid_users } }.",
+        move |ctx: NativeCallContext, h: HostRef| -> Result<Map, Box<EvalAltResult>> {
+            let shares = samba::list(&c.run()?.remote(&h.0)).map_err(|f| raise(f, &ctx))?;
+            let mut out = Map::new();
+            for (name, s) in shares {
+                let mut m = Map::new();
+                m.insert("path".into(), s.path.into());
+                m.insert("user".into(), s.user.into());
+                m.insert("read_only".into(), s.read_only.into());
+                m.insert(
+                    "valid_users".into(),
+                    Dynamic::from_array(s.valid_users.into_iter().map(Dynamic::from).collect()),
+                );
+                out.insert(name.into(), m.into());
+            }
+            Ok(out)
+        }
+    );
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
         "remove",
         ["h: Host", "name: &str", "bool"],
         "Removes the share from smb.shares.conf (checked by `testparm -s`, smbd reloaded) and its system user and samba account; the folder and its files stay. True when there was such a share.",
