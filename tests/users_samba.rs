@@ -138,6 +138,19 @@ fn a_share_takes_its_user_and_password_and_nothing_leaks() {
     .unwrap();
 
     let mut seen = String::new();
+    // --check shows what would change and changes nothing.
+    let check = p.fleet(&["share", "--check"]);
+    seen.push_str(&format!("{check}"));
+    check
+        .code(0)
+        .stdout_has("would set the samba password of smb-backup");
+    assert_eq!(
+        host.exec(
+            "getent passwd smb-backup; ls /etc/samba/smb.shares.conf 2>&1 | grep -c 'No such'"
+        ),
+        "1\n"
+    );
+
     let first = p.fleet(&["share"]);
     seen.push_str(&format!("{first}"));
     first.code(0);

@@ -60,19 +60,6 @@ pub(crate) struct ShareOptions {
     pub(crate) user_prefix: String,
 }
 
-/// The options map of `samba::remove`.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RemoveOptions {
-    /// Also delete the share's system user (default true).
-    #[serde(default = "yes")]
-    pub(crate) remove_user: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// One share as the include file holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Share {
@@ -403,9 +390,9 @@ pub(crate) fn list(r: &dyn Remote) -> Result<BTreeMap<String, Share>, HostError>
     Ok(parse(&read(r, SHARES_CONF, r.needs_sudo()?)?))
 }
 
-/// Removes share `name` from the include file (and its user, when asked); the folder
-/// and its files stay. True when something changed.
-pub(crate) fn remove(r: &dyn Remote, name: &str, o: &RemoveOptions) -> Result<bool, HostError> {
+/// Removes share `name` from the include file, and its user with its samba account; the
+/// folder and its files stay. True when there was such a share.
+pub(crate) fn remove(r: &dyn Remote, name: &str) -> Result<bool, HostError> {
     valid_share_name(name).map_err(|e| fail(r, format!("samba::remove: {e}")))?;
     let sudo = r.needs_sudo()?;
     let old_text = read(r, SHARES_CONF, sudo)?;
@@ -414,7 +401,7 @@ pub(crate) fn remove(r: &dyn Remote, name: &str, o: &RemoveOptions) -> Result<bo
         return Ok(false);
     };
     apply_config(r, &old_text, &render(&shares), sudo)?;
-    if o.remove_user && users::lookup(r, &gone.user)?.is_some() {
+    if users::lookup(r, &gone.user)?.is_some() {
         r.program(
             &Argv::new("smbpasswd").args(["-x", "--", &gone.user]),
             CommandOpts {
@@ -437,13 +424,18 @@ pub(crate) fn remove(r: &dyn Remote, name: &str, o: &RemoveOptions) -> Result<bo
 fn apply_config(r: &dyn Remote, old: &str, new: &str, sudo: bool) -> Result<bool, HostError> {
     let mut changed = false;
     let conf = read(r, SMB_CONF, sudo)?;
-    if conf.is_empty() {
+    if conf.is_empty() && !r.check_mode() {
         return Err(fail(
             r,
             format!("{SMB_CONF} is missing on {}: install samba first", r.name()),
         ));
     }
-    if !conf.lines().any(|l| l.trim() == INCLUDE_LINE) {
+    if conf.is_empty() {
+        // --check before samba is installed: the include line comes with the real run.
+        r.out(&format!(
+            "would add `{INCLUDE_LINE}` to {SMB_CONF} once samba is installed"
+        ));
+    } else if !conf.lines().any(|l| l.trim() == INCLUDE_LINE) {
         let mut text = conf.clone();
         if !text.ends_with('\n') {
             text.push('\n');

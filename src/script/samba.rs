@@ -99,12 +99,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         ["h: Host", "name: &str", "bool"],
         "Removes the share from smb.shares.conf (checked by `testparm -s`, smbd reloaded) and its system user and samba account; the folder and its files stay. True when there was such a share.",
         move |ctx: NativeCallContext, h: HostRef, name: &str| -> Result<bool, Box<EvalAltResult>> {
-            samba::remove(
-                &c.run()?.remote(&h.0),
-                name,
-                &samba::RemoveOptions { remove_user: true },
-            )
-            .map_err(|f| raise(f, &ctx))
+            samba::remove(&c.run()?.remote(&h.0), name).map_err(|f| raise(f, &ctx))
         }
     );
     m

@@ -55,7 +55,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         &mut m,
         "lock",
         ["h: Host", "name: &str", "bool"],
-        "Locks the user's password (`passwd -l`; SSH keys still work, see keys); true when it was not locked yet. A missing user is an error.",
+        "Locks the user's password (`passwd -l`; logins with an SSH key still work); true when it was not locked yet. A missing user is an error.",
         move |ctx: NativeCallContext, h: HostRef, name: &str| -> Result<bool, Box<EvalAltResult>> {
             users::lock(&c.run()?.remote(&h.0), name).map_err(|f| raise(f, &ctx))
         }
