@@ -327,3 +327,42 @@ fn configure_makes_the_shares_of_the_samba_var_and_removes_unlisted_ones() {
         "kept\n"
     );
 }
+
+const LIMITED: &str = r#"
+/// Ensures, locks and removes a user through sudo.
+fn through_sudo() {
+    each(hosts(), |h| {
+        let a = users::ensure(h, "carol", #{ shell: "/bin/bash" });
+        let b = users::ensure(h, "carol", #{ shell: "/bin/bash" });
+        if !a.changed || b.changed { throw `not idempotent: ${a} then ${b}`; }
+        users::lock(h, "carol");
+        if users::lock(h, "carol") { throw "locked twice"; }
+        users::remove(h, "carol", #{})
+    });
+}
+"#;
+
+#[test]
+fn a_login_user_whose_sudo_allows_only_the_user_tools_manages_users() {
+    let key = TestKey::new();
+    let host = ContainerHost::start(&key.public());
+    let rule = "ops ALL=(root) NOPASSWD: /usr/sbin/useradd, /usr/sbin/usermod, /usr/sbin/userdel, /usr/bin/passwd";
+    let setup = format!(
+        "set -e; useradd -m -s /bin/sh -p '*' ops; install -d -m 700 -o ops -g ops /home/ops/.ssh; \
+         install -m 600 -o ops -g ops /root/.ssh/authorized_keys /home/ops/.ssh/authorized_keys; \
+         printf '%s\\n' '{rule}' > /etc/sudoers.d/ops; chmod 440 /etc/sudoers.d/ops; visudo -c >/dev/null; echo ready"
+    );
+    assert_eq!(host.exec(&setup), "ready\n");
+    let p = project_for(&key, &[("c1", &host, "")])
+        .file(
+            "inventory.toml",
+            &format!(
+                "[hosts.c1]\naddress = \"{}\"\nport = {}\nuser = \"ops\"\n",
+                host.address, host.port
+            ),
+        )
+        .recipe("limited", LIMITED);
+    let out = p.fleet(&["through_sudo"]);
+    out.code(0);
+    assert_eq!(host.exec("getent passwd carol; ls /home"), "ops\n");
+}

@@ -7,7 +7,7 @@
 
 use crate::ops::files::FileOpts;
 use crate::ops::remote::{CommandOpts, Remote};
-use crate::ops::shell::{Argv, quote};
+use crate::ops::shell::Argv;
 use crate::outcome::HostError;
 
 /// Where fleet's sudo rules live.
@@ -231,7 +231,7 @@ pub(crate) struct Ensured {
 }
 
 /// Makes user `name` exist with `o`'s shell, home, groups (added to, never taken away)
-/// and sudo rule (`false` or absent: fleet's rule for the user is removed).
+/// and sudo rule (`false`: fleet's rule for the user is removed; absent: left as it is).
 pub(crate) fn ensure(r: &dyn Remote, name: &str, o: &EnsureOptions) -> Result<Ensured, HostError> {
     let bad = |e: String| fail(r, format!("users::ensure `{name}`: {e}"));
     valid_name(name).map_err(bad)?;
@@ -244,8 +244,12 @@ pub(crate) fn ensure(r: &dyn Remote, name: &str, o: &EnsureOptions) -> Result<En
     for g in &o.groups {
         valid_name(g).map_err(|e| bad(format!("group: {e}")))?;
     }
-    let sudoers =
-        sudoers_text(name, o.sudo.as_ref().unwrap_or(&SudoRule::Full(false))).map_err(bad)?;
+    // No `sudo` option: the user's rule is not managed (and not even read, so a login
+    // user whose sudo allows only useradd/usermod can ensure users).
+    let sudoers = match &o.sudo {
+        Some(rule) => Some(sudoers_text(name, rule).map_err(bad)?),
+        None => None,
+    };
     let sudo = r.needs_sudo()?;
     let mut done = Ensured::default();
     match lookup(r, name)? {
@@ -283,7 +287,9 @@ pub(crate) fn ensure(r: &dyn Remote, name: &str, o: &EnsureOptions) -> Result<En
             }
         }
     }
-    if set_sudo_rule(r, name, sudoers.as_deref(), sudo)? {
+    if let Some(text) = sudoers
+        && set_sudo_rule(r, name, text.as_deref(), sudo)?
+    {
         done.changes.push("sudo rule".into());
     }
     Ok(done)
@@ -298,8 +304,15 @@ fn set_sudo_rule(
     sudo: bool,
 ) -> Result<bool, HostError> {
     let path = sudoers_path(name);
-    let now = r.command(&format!("cat -- {}", quote(&path)), query(sudo))?;
-    let current = (now.code == 0).then_some(now.stdout);
+    // /etc/sudoers.d is world-readable, its files are not: only an existing file is
+    // read through sudo (so removing a user with no rule needs no sudo for cat).
+    let exists = r.program(&Argv::new("test").args(["-e", &path]), CommandOpts::QUERY)?;
+    let current = if exists.code == 0 {
+        let now = r.program(&Argv::new("cat").args(["--", &path]), query(sudo))?;
+        (now.code == 0).then_some(now.stdout)
+    } else {
+        None
+    };
     if current.as_deref() == text {
         return Ok(false);
     }
@@ -491,13 +504,26 @@ mod tests {
                 "deploy:x:1001:1001::/home/deploy:/bin/bash\n",
             ),
             ("getent group", 0, "adm:x:4:deploy\n"),
-            ("cat -- /etc/sudoers.d/fleet-user-deploy", 1, ""),
+            ("test -e /etc/sudoers.d/fleet-user-deploy", 1, ""),
         ]);
         let o = EnsureOptions {
             shell: Some("/bin/bash".into()),
             groups: vec!["adm".into()],
+            sudo: Some(SudoRule::Full(false)),
             ..Default::default()
         };
+        assert_eq!(ensure(&r, "deploy", &o).unwrap(), Ensured::default());
+        // Without `sudo` the rule is not even read.
+        let r = Scripted::new(&[
+            ("id -u", 0, "0\n"),
+            (
+                "getent passwd -- deploy",
+                0,
+                "deploy:x:1001:1001::/home/deploy:/bin/bash\n",
+            ),
+            ("getent group", 0, ""),
+        ]);
+        let o = EnsureOptions::default();
         assert_eq!(ensure(&r, "deploy", &o).unwrap(), Ensured::default());
     }
 
@@ -513,6 +539,7 @@ mod tests {
             ("usermod --shell /bin/bash -- deploy", 0, ""),
             ("getent group", 0, "adm:x:4:deploy\nsudo:x:27:\n"),
             ("usermod --append --groups sudo -- deploy", 0, ""),
+            ("test -e /etc/sudoers.d/fleet-user-deploy", 0, ""),
             ("cat -- /etc/sudoers.d/fleet-user-deploy", 0, "old rule\n"),
             ("rm -f -- /etc/sudoers.d/fleet-user-deploy", 0, ""),
         ]);
@@ -535,7 +562,7 @@ mod tests {
             ("id -u", 0, "1000\n"),
             ("getent passwd -- deploy", 2, ""),
             ("sudo -- useradd --create-home -- deploy", 0, ""),
-            ("sudo cat -- /etc/sudoers.d/fleet-user-deploy", 1, ""),
+            ("test -e /etc/sudoers.d/fleet-user-deploy", 1, ""),
             ("sudo -n sh -c", 0, "absent\n"),
             ("sudo -n sh -c", 0, ""),
             (

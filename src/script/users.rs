@@ -15,7 +15,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         &mut m,
         "ensure",
         ["h: Host", "name: &str", "options: Map", "Map"],
-        "Makes the user exist: created with a home (`useradd --create-home`) when missing, else only what differs is changed: `shell` and `home` (absolute paths; a new home is moved), `groups` (supplementary groups the user is added to; none is taken away), `sudo`: true (every command), a list of commands (absolute paths, arguments may follow) or false/absent (no rule). The rule is the file /etc/sudoers.d/fleet-user-NAME, written first to a temporary file sudo ignores and installed only when `visudo -cf` accepts it (else the host fails with visudo's message). Each change is one program (useradd, usermod, visudo, mv) through `sudo -n --` when not root. Returns #{ changed, changes: [what changed] }.",
+        "Makes the user exist: created with a home (`useradd --create-home`) when missing, else only what differs is changed: `shell` and `home` (absolute paths; a new home is moved), `groups` (supplementary groups the user is added to; none is taken away), `sudo`: true (every command), a list of commands (absolute paths, arguments may follow) false (fleet's rule removed) or absent (the rule is left as it is). The rule is the file /etc/sudoers.d/fleet-user-NAME, written first to a temporary file sudo ignores and installed only when `visudo -cf` accepts it (else the host fails with visudo's message). Each change is one program (useradd, usermod, visudo, mv) through `sudo -n --` when not root. Returns #{ changed, changes: [what changed] }.",
         move |ctx: NativeCallContext,
               h: HostRef,
               name: &str,
