@@ -21,6 +21,13 @@ pub(crate) const INCLUDE_LINE: &str = "include = /etc/samba/smb.shares.conf";
 /// Root-only: per share user, a hash of the password set, so an unchanged password is
 /// not set again (the hash is salted with the user name; the password never is stored).
 pub(crate) const STATE_DIR: &str = "/etc/samba/fleet";
+/// The shells of users that cannot log in.
+const NO_LOGIN: &[&str] = &[
+    "/usr/sbin/nologin",
+    "/sbin/nologin",
+    "/bin/false",
+    "/usr/bin/false",
+];
 const HEADER: &str = "# Managed by fleet (samba::share); changes by hand are lost.\n";
 
 fn default_base() -> String {
@@ -277,6 +284,13 @@ impl Wanted {
             None => format!("{}{}", o.user_prefix, name.to_ascii_lowercase()),
         };
         users::valid_name(&user)?;
+        // The share's user is deleted with the share: never a user fleet did not name.
+        if o.user_prefix.is_empty() || !user.starts_with(&o.user_prefix) {
+            return Err(format!(
+                "the share user `{user}` must start with the user prefix `{}` (not empty)",
+                o.user_prefix
+            ));
+        }
         for u in &o.valid_users {
             users::valid_name(u)?;
         }
@@ -314,7 +328,20 @@ pub(crate) fn share(r: &dyn Remote, w: &Wanted, password: &str) -> Result<Vec<St
         ));
     }
     // The user: a system account without a login shell.
-    if users::lookup(r, &s.user)?.is_none() {
+    let existing = users::lookup(r, &s.user)?;
+    if let Some(u) = existing
+        .as_ref()
+        .filter(|u| !NO_LOGIN.contains(&u.shell.as_str()))
+    {
+        return Err(fail(
+            r,
+            format!(
+                "samba::share `{name}`: {} is a login user (shell {}); a share's user has no login shell",
+                s.user, u.shell
+            ),
+        ));
+    }
+    if existing.is_none() {
         let add = Argv::new("useradd").args([
             "--system",
             "--no-create-home",
@@ -331,7 +358,10 @@ pub(crate) fn share(r: &dyn Remote, w: &Wanted, password: &str) -> Result<Vec<St
     // The folder, owned by the user, for it alone.
     let stat = r.command(
         &format!("stat -c '%U %a' -- {}", quote(&s.path)),
-        CommandOpts::QUERY,
+        CommandOpts {
+            sudo,
+            ..CommandOpts::QUERY
+        },
     )?;
     let wanted_stat = format!("{} 770", s.user);
     if stat.code != 0 || stat.stdout.trim() != wanted_stat {
@@ -559,6 +589,15 @@ mod tests {
             (w.share.path.as_str(), w.share.user.as_str()),
             ("/srv/shares/Backup", "smb-backup")
         );
+        let root = ShareOptions {
+            user: Some("root".into()),
+            ..o.clone()
+        };
+        assert!(
+            Wanted::from_options("x", &root)
+                .unwrap_err()
+                .contains("must start with the user prefix `smb-`")
+        );
         let o = ShareOptions {
             path: Some("/etc".into()),
             ..o
@@ -585,6 +624,31 @@ mod tests {
     fn the_password_goes_on_stdin_only() {
         assert_eq!(smbpasswd_argv("smb-x").line(), "smbpasswd -s -a -- smb-x");
         assert_eq!(smbpasswd_input("p w"), b"p w\np w\n");
+    }
+
+    #[test]
+    fn a_login_user_is_never_a_share_user() {
+        use crate::ops::remote::fake::Scripted;
+        let r = Scripted::new(&[
+            ("id -u", 0, "0\n"),
+            ("if [ -f", 0, ""),
+            (
+                "getent passwd -- smb-x",
+                0,
+                "smb-x:x:1001:1001::/home/smb-x:/bin/bash\n",
+            ),
+        ]);
+        let w = Wanted {
+            name: "x".into(),
+            share: share("/srv/shares/x", "smb-x"),
+        };
+        let e = super::share(&r, &w, "pw").unwrap_err();
+        assert!(
+            e.message
+                .contains("smb-x is a login user (shell /bin/bash)"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
