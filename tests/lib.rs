@@ -31,3 +31,4 @@ mod status;
 mod sudo;
 mod terminal;
 mod update;
+mod users_samba;

@@ -1,6 +1,6 @@
 //! Thin Rhai glue: one file per Rhai namespace (the global functions of `host`, `files`,
 //! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `apt::`,
-//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `qm::`, `rsync::`, `ufw::`, and
+//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `qm::`, `rsync::`, `samba::`, `ufw::`, `users::`, and
 //! `local::`, `json::`, `csv::` with `now`/`timestamp`/`duration` of `local`), all registered
 //! by `register_all`. No domain logic here; it lives in `exec/`, `inventory/` and `ops/`.
 
@@ -17,11 +17,13 @@ pub(crate) mod lifecycle;
 pub(crate) mod local;
 pub(crate) mod qm;
 pub(crate) mod rsync;
+pub(crate) mod samba;
 pub(crate) mod secret;
 pub(crate) mod sync;
 pub(crate) mod table;
 pub(crate) mod testing;
 pub(crate) mod ufw;
+pub(crate) mod users;
 pub(crate) mod values;
 
 use crate::recipe::engine::ScriptCtx;
@@ -51,6 +53,8 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         ("cloudinit", cloudinit::module(ctx)),
         ("inventory", inventory::module(ctx)),
         ("ufw", ufw::module(ctx)),
+        ("users", users::module(ctx)),
+        ("samba", samba::module(ctx)),
         ("catalog", catalog::module(ctx)),
         ("apt", apt::module(ctx)),
         ("local", local::module(ctx)),

@@ -5,7 +5,7 @@ use super::glue::{function, runtime_error};
 use crate::exec::run::Run;
 use crate::ops::secrets;
 use crate::recipe::engine::ScriptCtx;
-use rhai::{EvalAltResult, FuncRegistration, Module, NativeCallContext};
+use rhai::{EvalAltResult, FuncRegistration, Module, NativeCallContext, Position};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,23 +15,27 @@ use std::sync::{Arc, Mutex, PoisonError};
 type Loaded = Arc<Result<Option<(PathBuf, BTreeMap<String, String>)>, secrets::SecretsFileError>>;
 
 /// The secrets file is read once per run, however many hosts call secret() at once;
-/// keyed by run id because one engine may serve more than one run.
-#[derive(Default)]
-struct Cache(Mutex<Option<(String, Loaded)>>);
+/// keyed by run id because one process may serve more than one run (the last few are
+/// kept, so runs side by side do not evict each other).
+struct Cache(Mutex<Vec<(String, Loaded)>>);
+
+/// The one cache of the process (secret() and the functions that take a secret's name).
+static CACHE: Cache = Cache(Mutex::new(Vec::new()));
 
 impl Cache {
     fn get(&self, run: &Run) -> Loaded {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((id, loaded)) = &*slot
-            && *id == run.tag.run_id
-        {
+        let mut slots = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, loaded)) = slots.iter().find(|(id, _)| *id == run.tag.run_id) {
             return loaded.clone();
         }
         let loaded = Arc::new(match &run.options.secrets_file {
             None => Ok(None),
             Some(path) => secrets::load_file(path).map(|values| Some((path.clone(), values))),
         });
-        *slot = Some((run.tag.run_id.clone(), loaded.clone()));
+        if slots.len() >= 16 {
+            slots.remove(0);
+        }
+        slots.push((run.tag.run_id.clone(), loaded.clone()));
         loaded
     }
 }
@@ -39,27 +43,31 @@ impl Cache {
 pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
     let c = ctx.clone();
-    let cache = Arc::new(Cache::default());
     function!(
         &mut m,
         "secret",
         ["name: &str", "String"],
         "A secret: the environment variable FLEET_SECRET_<NAME> (`db-password` -> FLEET_SECRET_DB_PASSWORD) if set, else `name` in the secrets file (`secrets_file` in fleet.toml: TOML `name = \"value\"`, mode 0600 or 0400). From then on the value shows as *** in terminal output, logs, the journal and error messages. A missing or empty secret is an error.",
         move |ctx: NativeCallContext, name: &str| -> Result<String, Box<EvalAltResult>> {
-            let pos = ctx.call_position();
-            let run = c.run()?;
-            let loaded = cache.get(&run);
-            let file = match &*loaded {
-                Ok(file) => file.as_ref().map(|(path, values)| (path.as_path(), values)),
-                Err(e) => return Err(runtime_error(e.to_string(), pos)),
-            };
-            let value = secrets::lookup(name, file, secrets::env_value)
-                .map_err(|e| runtime_error(e.to_string(), pos))?;
-            secrets::register(&value);
-            Ok(value)
+            read(&c, name, ctx.call_position())
         }
     );
     m
+}
+
+/// The secret `name` of the current run (as `secret(name)` reads it), registered with
+/// the redactor before it is returned.
+pub(crate) fn read(c: &ScriptCtx, name: &str, pos: Position) -> Result<String, Box<EvalAltResult>> {
+    let run = c.run()?;
+    let loaded = CACHE.get(&run);
+    let file = match &*loaded {
+        Ok(file) => file.as_ref().map(|(path, values)| (path.as_path(), values)),
+        Err(e) => return Err(runtime_error(e.to_string(), pos)),
+    };
+    let value = secrets::lookup(name, file, secrets::env_value)
+        .map_err(|e| runtime_error(e.to_string(), pos))?;
+    secrets::register(&value);
+    Ok(value)
 }
 
 #[cfg(test)]
