@@ -109,6 +109,25 @@ fn keys_are_applied_removed_restricted_and_never_lock_fleet_out() {
         "{again}"
     );
 
+    // The same from a recipe: nothing left to change.
+    std::fs::create_dir_all(path.join("recipes")).unwrap();
+    std::fs::write(
+        path.join("recipes/access.rhai"),
+        r#"/// Plans and applies the keys.
+fn access() {
+    each(hosts("all"), |h| {
+        let plan = keys::plan(h);
+        print(`accounts: ${plan.len()}, changes: ${plan.filter(|a| a.changes).len()}`);
+        keys::apply(h);
+    });
+}
+"#,
+    )
+    .unwrap();
+    run_fleet(path, &["access"])
+        .code(0)
+        .stdout_has("accounts: 2, changes: 0");
+
     // The backup server's key runs rsync (read-only, under /etc) but no shell.
     let (shell, out) = ssh_as(path, &host, &backup, "root", "id");
     assert!(!shell, "a shell with the restricted key: {out}");
@@ -151,8 +170,13 @@ fn keys_are_applied_removed_restricted_and_never_lock_fleet_out() {
         .stdout_has("deploy - alice SHA256:");
     assert!(!ssh_as(path, &host, &alice, "deploy", "true").0);
     assert!(ssh_as(path, &host, &stray, "deploy", "true").0);
-    let history = run_fleet(path, &["show", "last"]);
-    history.code(0);
+    // The journal says who lost access where.
+    let show = run_fleet(path, &["show", "last", "--json"]);
+    show.code(0);
+    let record: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    let keys = &record["hosts"][0]["results"]["keys"][0];
+    assert_eq!(keys["account"], "deploy", "{show}");
+    assert_eq!(keys["removed"][0]["owner"], "alice", "{show}");
 
     // fleet's own key given by the data only: a plan that drops it is refused.
     let with_ops = access(&alice, &backup, "").replace(
