@@ -38,13 +38,15 @@ fn ssh_as(p: &Path, host: &ContainerHost, key: &TestKey, user: &str, cmd: &str) 
     (out.status.success(), text)
 }
 
-fn access(alice: &TestKey, backup: &TestKey, admins: &str) -> String {
+/// alice's key inline; the backup server's fetched from h1 (`/root/backup.pub`).
+fn access(alice: &TestKey, admins: &str) -> String {
     format!(
         r#"[people.alice]
 keys = ["{}"]
 
 [servers.backup]
-keys = ["{}"]
+host = "h1"
+key_files = ["/root/backup.pub"]
 
 [groups]
 admins = [{admins}]
@@ -62,7 +64,6 @@ accounts = ["root"]
 options = ["restrict", 'command="rrsync -ro /etc"']
 "#,
         alice.public().trim(),
-        backup.public().trim()
     )
 }
 
@@ -72,13 +73,13 @@ fn keys_are_applied_removed_restricted_and_never_lock_fleet_out() {
     let (alice, backup, stray) = (TestKey::new(), TestKey::new(), TestKey::new());
     let host = ContainerHost::start(&key.public());
     host.exec("useradd -m -s /bin/sh -p '*' deploy");
+    host.exec(&format!(
+        "echo '{}' > /root/backup.pub",
+        backup.public().trim()
+    ));
     let p = project_for(&key, &[("h1", &host, r#"accounts = ["root"]"#)]);
     let path = p.path();
-    std::fs::write(
-        path.join("access.toml"),
-        access(&alice, &backup, r#""alice""#),
-    )
-    .unwrap();
+    std::fs::write(path.join("access.toml"), access(&alice, r#""alice""#)).unwrap();
 
     let plan = run_fleet(path, &["keys", "plan", "--json"]);
     plan.code(0);
@@ -164,7 +165,7 @@ fn access() {
 
     // alice leaves the group: apply removes her key, her login is refused, the hand-added
     // key stays.
-    std::fs::write(path.join("access.toml"), access(&alice, &backup, "")).unwrap();
+    std::fs::write(path.join("access.toml"), access(&alice, "")).unwrap();
     run_fleet(path, &["keys", "apply"])
         .code(0)
         .stdout_has("deploy - alice SHA256:");
@@ -179,7 +180,7 @@ fn access() {
     assert_eq!(keys["removed"][0]["owner"], "alice", "{show}");
 
     // fleet's own key given by the data only: a plan that drops it is refused.
-    let with_ops = access(&alice, &backup, "").replace(
+    let with_ops = access(&alice, "").replace(
         "[servers.backup]",
         &format!(
             "[people.ops]\nkeys = [\"{}\"]\n\n[servers.backup]",

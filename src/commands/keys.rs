@@ -7,8 +7,9 @@
 use crate::App;
 use crate::error::{Error, Result};
 use crate::exec::fanout::fan_out;
+use crate::exec::run::Run;
 use crate::inventory::ResolvedHost;
-use crate::ops::access::apply::AccountPlan;
+use crate::ops::access::apply::{AccountPlan, fetch_keys};
 use crate::ops::access::block::owner_label;
 use crate::ops::access::controller::{Prepared, Step, host_grants, host_step, login_user, prepare};
 use crate::session::{RunRequest, finish_run_with, start_run};
@@ -77,6 +78,14 @@ pub(crate) fn run(
     }
 }
 
+/// Reads the keys of servers that have a `host` over the run's connections.
+pub(crate) fn fetch_servers(run: &Run, prepared: &mut Prepared) {
+    prepared.fetch_servers(&|name, files| {
+        let host = run.inventory.require(name).map_err(|e| e.to_string())?;
+        fetch_keys(&run.remote(&host), files).map_err(|e| e.message)
+    });
+}
+
 fn show_warnings(prepared: &Prepared) {
     for w in &prepared.warnings {
         eprintln!("{w}");
@@ -99,9 +108,10 @@ fn plan_or_apply(app: &App, apply: bool, pattern: &str) -> Result<i32> {
         replays: None,
     };
     let run = start_run(app, request)?;
-    let prepared = prepare(&app.project.root, &run.inventory).map_err(data_error)?;
+    let mut prepared = prepare(&app.project.root, &run.inventory).map_err(data_error)?;
     show_warnings(&prepared);
     let hosts = run.select(pattern)?;
+    fetch_servers(&run, &mut prepared);
     let step = if apply { Step::Apply } else { Step::Plan };
     let results = fan_out(&run, &hosts, |host| {
         let r = run.remote(host);
@@ -188,7 +198,7 @@ fn live_rows(
 
 fn who_or_where(app: &App, who: bool, name: &str, live: bool) -> Result<i32> {
     let inventory = super::load_inventory(app)?;
-    let prepared = prepare(&app.project.root, &inventory).map_err(data_error)?;
+    let mut prepared = prepare(&app.project.root, &inventory).map_err(data_error)?;
     show_warnings(&prepared);
     let ssh = super::ssh_defaults(app);
     if !who && !prepared.access.owners.contains_key(name) {
@@ -208,46 +218,64 @@ fn who_or_where(app: &App, who: bool, name: &str, live: bool) -> Result<i32> {
             .filter_map(|h| inventory.resolve(h))
             .collect()
     };
-    let mut data = Vec::new();
-    for h in &hosts {
-        data.extend(data_rows(&prepared, h, &login_user(h, &ssh))?);
-    }
+    let data_of = |prepared: &Prepared| -> Result<Vec<Row>> {
+        let mut data = Vec::new();
+        for h in &hosts {
+            data.extend(data_rows(prepared, h, &login_user(h, &ssh))?);
+        }
+        Ok(data)
+    };
     let mut code = 0;
-    let mut rows = data.clone();
-    if live {
+    let rows = if live || prepared.has_fetches() {
+        // A connection is needed: to read the hosts, or servers' keys from theirs.
         let request = RunRequest {
             recipe: "keys".into(),
-            args: vec![
-                if who { "who" } else { "where" }.into(),
-                name.to_string(),
-                "--live".into(),
-            ],
+            args: [if who { "who" } else { "where" }, name]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(live.then(|| "--live".to_string()))
+                .collect(),
             params: Default::default(),
             limit: app.global.limit.clone(),
             replays: None,
         };
         let run = start_run(app, request)?;
-        let pattern = if who { name.to_string() } else { "all".into() };
-        let selected = run.select(&pattern)?;
-        let results = fan_out(&run, &selected, |host| {
-            let r = run.remote(host);
-            Ok(host_step(
-                &r,
-                &prepared,
-                host,
-                &run.options.ssh,
-                Step::Read,
-            )?)
-        });
-        rows = Vec::new();
-        for (h, plans) in selected.iter().zip(&results) {
-            let host_data: Vec<Row> = data.iter().filter(|d| d.host == h.name).cloned().collect();
-            if let Some(plans) = plans {
-                rows.extend(live_rows(&prepared, h, plans, &host_data));
-            }
+        fetch_servers(&run, &mut prepared);
+        for (owner, why) in &prepared.fetch_errors {
+            eprintln!("warning: the keys of server {owner} could not be fetched: {why}");
         }
+        let data = data_of(&prepared)?;
+        let rows = if live {
+            let pattern = if who { name.to_string() } else { "all".into() };
+            let selected = run.select(&pattern)?;
+            let results = fan_out(&run, &selected, |host| {
+                let r = run.remote(host);
+                Ok(host_step(
+                    &r,
+                    &prepared,
+                    host,
+                    &run.options.ssh,
+                    Step::Read,
+                )?)
+            });
+            let mut rows = Vec::new();
+            for (h, plans) in selected.iter().zip(&results) {
+                let host_data: Vec<Row> =
+                    data.iter().filter(|d| d.host == h.name).cloned().collect();
+                if let Some(plans) = plans {
+                    rows.extend(live_rows(&prepared, h, plans, &host_data));
+                }
+            }
+            rows
+        } else {
+            data
+        };
         code = finish_run_with(app, &run, None, !app.global.json);
-    }
+        rows
+    } else {
+        data_of(&prepared)?
+    };
+    let mut rows = rows;
     if !who {
         let ids: Vec<String> = prepared.access.owners[name]
             .keys

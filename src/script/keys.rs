@@ -15,7 +15,9 @@ fn step(
 ) -> Result<Array, Box<EvalAltResult>> {
     let pos = ctx.call_position();
     let run = c.run()?;
-    let prepared = prepare(&run.options.root, &run.inventory).map_err(|e| runtime_error(e, pos))?;
+    let mut prepared =
+        prepare(&run.options.root, &run.inventory).map_err(|e| runtime_error(e, pos))?;
+    crate::commands::keys::fetch_servers(&run, &mut prepared);
     for w in &prepared.warnings {
         run.ui.event(Some(&h.0.name), &w.to_string());
     }

@@ -92,6 +92,34 @@ pub(crate) fn mkdir_cmd(home: &str, uid: u32, gid: u32) -> String {
     format!("[ -d {dir} ] || install -d -m 0700 -o {uid} -g {gid} -- {dir}")
 }
 
+/// Prints a server's public key files: `key_files`, else the login account's
+/// `~/.ssh/id_*.pub`.
+pub(crate) fn fetch_cmd(key_files: &[String]) -> String {
+    if key_files.is_empty() {
+        r#"for f in "$HOME"/.ssh/id_*.pub; do if [ -f "$f" ]; then cat -- "$f"; fi; done"#
+            .to_string()
+    } else {
+        let files: Vec<String> = key_files.iter().map(|f| quote(f)).collect();
+        format!("cat -- {}", files.join(" "))
+    }
+}
+
+/// Reads a server's public keys from its host (see [`fetch_cmd`]).
+pub(crate) fn fetch_keys(r: &dyn Remote, key_files: &[String]) -> Result<String, HostError> {
+    let out = r.command(&fetch_cmd(key_files), CommandOpts::QUERY)?;
+    if out.code != 0 || out.stdout_dropped > 0 {
+        return Err(fail(
+            r,
+            format!(
+                "cannot read public keys on {}: {}",
+                r.name(),
+                crate::ops::text::tail(&out.stderr, 2)
+            ),
+        ));
+    }
+    Ok(out.stdout)
+}
+
 fn needs_sudo(r: &dyn Remote, account: &str, login: &str) -> Result<bool, HostError> {
     Ok(account != login && r.needs_sudo()?)
 }
@@ -330,6 +358,15 @@ mod tests {
         assert_eq!(parse_passwd("x:x:1:1::relative:/bin/sh"), None);
         assert_eq!(parse_passwd("x:x:1:1::/home/../etc:/bin/sh"), None);
         assert_eq!(parse_passwd("garbage"), None);
+    }
+
+    #[test]
+    fn server_keys_are_read_from_their_files() {
+        assert_eq!(
+            fetch_cmd(&["/etc/backup key.pub".into()]),
+            "cat -- '/etc/backup key.pub'"
+        );
+        assert!(fetch_cmd(&[]).contains(r#""$HOME"/.ssh/id_*.pub"#));
     }
 
     #[test]

@@ -22,6 +22,37 @@ pub(crate) struct Prepared {
     pub(crate) matched: Vec<BTreeSet<String>>,
     /// Warnings to show (keys-less owners, rules matching no host).
     pub(crate) warnings: Vec<Problem>,
+    /// Servers whose keys could not be fetched, with why: hosts they reach fail.
+    pub(crate) fetch_errors: BTreeMap<String, String>,
+}
+
+/// Reads a server's key files on an inventory host: (host, key files) -> their text.
+pub(crate) type FetchFn<'a> = dyn Fn(&str, &[String]) -> Result<String, String> + 'a;
+
+impl Prepared {
+    /// Reads the keys of every server that has a `host`, with `fetch(host, key_files)`;
+    /// a failure is kept, and fails the hosts that server reaches (planning without its
+    /// keys would remove them everywhere).
+    pub(crate) fn fetch_servers(&mut self, fetch: &FetchFn) {
+        let fetches: Vec<(String, super::Fetch)> = self
+            .access
+            .owners
+            .values()
+            .filter_map(|o| o.fetch.clone().map(|f| (o.name.clone(), f)))
+            .collect();
+        for (owner, f) in fetches {
+            let got = fetch(&f.host, &f.key_files)
+                .and_then(|text| self.access.add_fetched(&owner, &f.host, &text));
+            if let Err(e) = got {
+                self.fetch_errors.insert(owner, e);
+            }
+        }
+    }
+
+    /// Whether some server's keys come from a host.
+    pub(crate) fn has_fetches(&self) -> bool {
+        self.access.owners.values().any(|o| o.fetch.is_some())
+    }
 }
 
 /// Reads the project's access data and matches its rules against `inventory`; the error
@@ -48,12 +79,30 @@ pub(crate) fn prepare(root: &Path, inventory: &Inventory) -> Result<Prepared, St
             Err(_) => matched.push(BTreeSet::new()),
         }
     }
+    let unknown: Vec<String> = access
+        .owners
+        .values()
+        .filter_map(|o| o.fetch.as_ref())
+        .filter(|f| inventory.resolve(&f.host).is_none())
+        .map(|f| {
+            format!(
+                "{}:{}: error: `{}` is not a host of the inventory",
+                super::ACCESS_FILE,
+                f.line,
+                crate::ops::text::shown(&f.host)
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(unknown.join("\n"));
+    }
     let mut warnings = access.warnings.clone();
     warnings.extend(access.unmatched_rules(&matched));
     Ok(Prepared {
         access,
         matched,
         warnings,
+        fetch_errors: BTreeMap::new(),
     })
 }
 
@@ -207,6 +256,22 @@ pub(crate) fn host_step(
     let apply = step == Step::Apply;
     let login = login_user(host, ssh);
     let grants = host_grants(prepared, host, &login).map_err(|e| HostError::new(&host.name, e))?;
+    let reached = prepared
+        .access
+        .rules
+        .iter()
+        .zip(&prepared.matched)
+        .filter(|(_, hosts)| hosts.contains(&host.name))
+        .filter_map(|(r, _)| prepared.access.groups.get(&r.group))
+        .flatten();
+    for owner in reached {
+        if let Some(why) = prepared.fetch_errors.get(owner) {
+            return Err(HostError::new(
+                &host.name,
+                format!("the keys of server {owner} could not be fetched: {why}"),
+            ));
+        }
+    }
     let target = target_for(host, ssh);
     let keys = fleet_keys(&target);
     let input = HostInput {
@@ -243,6 +308,24 @@ pub(crate) fn host_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_whose_keys_cannot_be_fetched_is_kept_as_an_error() {
+        let text = "[servers.backup]\nhost = \"b1\"\n";
+        let access = Access::parse(text, &|_| None).unwrap();
+        let mut p = Prepared {
+            access,
+            matched: Vec::new(),
+            warnings: Vec::new(),
+            fetch_errors: BTreeMap::new(),
+        };
+        assert!(p.has_fetches());
+        p.fetch_servers(&|host, files| {
+            assert_eq!((host, files.len()), ("b1", 0));
+            Err("b1 is unreachable".into())
+        });
+        assert_eq!(p.fetch_errors["backup"], "b1 is unreachable");
+    }
 
     #[test]
     fn the_fresh_login_does_not_use_the_runs_master() {

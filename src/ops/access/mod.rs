@@ -59,6 +59,13 @@ struct FileSpec {
 struct OwnerSpec {
     #[serde(default)]
     keys: Vec<Spanned<String>>,
+    /// Servers only: fetch the keys from this inventory host at plan/apply time.
+    #[serde(default)]
+    host: Option<Spanned<String>>,
+    /// With `host`: the absolute paths of its public key files (default: the login
+    /// account's `~/.ssh/id_*.pub`).
+    #[serde(default)]
+    key_files: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -91,6 +98,17 @@ pub(crate) struct Owner {
     pub(crate) name: String,
     pub(crate) kind: OwnerKind,
     pub(crate) keys: Vec<OwnedKey>,
+    /// A server whose keys are read from an inventory host.
+    pub(crate) fetch: Option<Fetch>,
+}
+
+/// Where a server's keys are fetched from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fetch {
+    pub(crate) host: String,
+    /// Empty: the login account's `~/.ssh/id_*.pub`.
+    pub(crate) key_files: Vec<String>,
+    pub(crate) line: usize,
 }
 
 /// One rule: `group` reaches `accounts` (empty: every managed account) of `hosts`.
@@ -275,7 +293,49 @@ impl Access {
                     }),
                 }
             }
-            if keys.is_empty() {
+            let mut fetch = None;
+            if let Some(host) = &owner.host {
+                let hline = line_of(text, host.span().start);
+                let mut files = Vec::new();
+                for f in &owner.key_files {
+                    let ok = f.get_ref().starts_with('/')
+                        && !f.get_ref().chars().any(char::is_control)
+                        && !f.get_ref().split('/').any(|c| c == "..");
+                    if ok {
+                        files.push(f.get_ref().clone());
+                    } else {
+                        err(
+                            line_of(text, f.span().start),
+                            format!("{name}: key_files must be absolute paths"),
+                        );
+                    }
+                }
+                if kind == OwnerKind::Person {
+                    err(
+                        hline,
+                        format!("{name}: only servers have keys fetched from a host"),
+                    );
+                } else if host.get_ref().trim().is_empty()
+                    || host.get_ref().chars().any(char::is_control)
+                {
+                    err(
+                        hline,
+                        format!("{name}: `host` must be an inventory host name"),
+                    );
+                } else {
+                    fetch = Some(Fetch {
+                        host: host.get_ref().clone(),
+                        key_files: files,
+                        line: hline,
+                    });
+                }
+            } else if let Some(f) = owner.key_files.first() {
+                err(
+                    line_of(text, f.span().start),
+                    format!("{name}: key_files needs host = \"INVENTORY HOST\""),
+                );
+            }
+            if keys.is_empty() && fetch.is_none() {
                 access.warnings.push(Problem {
                     file: ACCESS_FILE.into(),
                     line,
@@ -283,9 +343,15 @@ impl Access {
                     warning: true,
                 });
             }
-            access
-                .owners
-                .insert(name.clone(), Owner { name, kind, keys });
+            access.owners.insert(
+                name.clone(),
+                Owner {
+                    name,
+                    kind,
+                    keys,
+                    fetch,
+                },
+            );
         }
         for (group, members) in spec.groups {
             let line = line_of(text, group.span().start);
@@ -441,6 +507,53 @@ impl Access {
         out
     }
 
+    /// Adds the keys fetched for server `owner` (the text of its `.pub` files, read from
+    /// `host`); a key that does not parse or is another owner's is an error.
+    pub(crate) fn add_fetched(
+        &mut self,
+        owner: &str,
+        host: &str,
+        text: &str,
+    ) -> Result<usize, String> {
+        let mut keys = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let key = parse_key_line(l, false).map_err(|e| {
+                format!(
+                    "key {} of server {owner}, fetched from {host}, does not parse: {e}",
+                    i + 1
+                )
+            })?;
+            if let Some(other) = self.owner_of(&key.key_id()).filter(|o| o.name != owner) {
+                return Err(format!(
+                    "the key {} fetched from {host} for server {owner} is also {}'s",
+                    key.fingerprint(),
+                    other.name
+                ));
+            }
+            keys.push(OwnedKey { key });
+        }
+        if keys.is_empty() {
+            return Err(format!("no public key found on {host} for server {owner}"));
+        }
+        let n = keys.len();
+        if let Some(o) = self.owners.get_mut(owner) {
+            for k in keys {
+                if !o
+                    .keys
+                    .iter()
+                    .any(|have| have.key.key_id() == k.key.key_id())
+                {
+                    o.keys.push(k);
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// The owner of a key, if the data knows it.
     pub(crate) fn owner_of(&self, key_id: &str) -> Option<&Owner> {
         self.owners
@@ -545,6 +658,39 @@ options = ["restrict", 'command="rrsync -ro /"']
         );
         let syntax = parse("[people.x]\nkeys = 3\n").unwrap_err();
         assert_eq!(syntax[0].line, 2);
+    }
+
+    #[test]
+    fn server_keys_can_be_fetched_from_a_host() {
+        let text = sample().replace(
+            &format!("[servers.backup]\nkeys = [\"{ED3}\"]"),
+            "[servers.backup]\nhost = \"backup-1\"\nkey_files = [\"/root/.ssh/id_ed25519.pub\"]",
+        );
+        let mut a = parse(&text).unwrap();
+        let fetch = a.owners["backup"].fetch.clone().unwrap();
+        assert_eq!(fetch.host, "backup-1");
+        assert_eq!(fetch.key_files, ["/root/.ssh/id_ed25519.pub"]);
+        assert!(a.add_fetched("backup", "backup-1", "garbage\n").is_err());
+        assert!(
+            a.add_fetched("backup", "backup-1", &format!("{ED}\n"))
+                .unwrap_err()
+                .contains("also alice's")
+        );
+        assert_eq!(
+            a.add_fetched("backup", "backup-1", &format!("{ED3}\n"))
+                .unwrap(),
+            1
+        );
+        let g = a.grants("db-1", &[], &matched(&[&[], &["db-1"]]));
+        assert_eq!(g["root"][0].owner, "backup");
+        let bad = text.replace("[servers.backup]", "[people.backup]");
+        let errors = parse(&bad).unwrap_err();
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("only servers have keys fetched"),
+            "{errors:?}"
+        );
     }
 
     #[test]
