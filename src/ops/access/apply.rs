@@ -120,6 +120,25 @@ pub(crate) fn fetch_keys(r: &dyn Remote, key_files: &[String]) -> Result<String,
     Ok(out.stdout)
 }
 
+/// sshd's effective `AuthorizedKeysFile` (empty output when `sshd -T` cannot run, e.g.
+/// without root: then fleet cannot tell and does not judge).
+pub(crate) const SSHD_KEYS_FILE_CMD: &str =
+    "PATH=\"$PATH:/usr/sbin:/sbin\" sshd -T 2>/dev/null | grep -i '^authorizedkeysfile '";
+
+/// Whether sshd's `authorizedkeysfile …` line includes `~/.ssh/authorized_keys`;
+/// None when the line is missing.
+pub(crate) fn sshd_reads_authorized_keys(sshd_t: &str) -> Option<bool> {
+    let line = sshd_t
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("authorizedkeysfile "))?;
+    Some(line.split_whitespace().skip(1).any(|f| {
+        matches!(
+            f,
+            ".ssh/authorized_keys" | "%h/.ssh/authorized_keys" | "~/.ssh/authorized_keys"
+        )
+    }))
+}
+
 fn needs_sudo(r: &dyn Remote, account: &str, login: &str) -> Result<bool, HostError> {
     Ok(account != login && r.needs_sudo()?)
 }
@@ -136,6 +155,18 @@ pub(crate) fn read_host(
     input: &HostInput,
     guard: bool,
 ) -> Result<Vec<AccountPlan>, HostError> {
+    let sshd = r.command(SSHD_KEYS_FILE_CMD, CommandOpts::QUERY)?;
+    if sshd_reads_authorized_keys(&sshd.stdout) == Some(false) {
+        return Err(fail(
+            r,
+            format!(
+                "sshd on {} does not read ~/.ssh/authorized_keys ({}), so fleet's keys would have no effect; \
+                 add .ssh/authorized_keys to its AuthorizedKeysFile",
+                r.name(),
+                crate::ops::text::shown(sshd.stdout.trim())
+            ),
+        ));
+    }
     let mut out = Vec::new();
     for (account, grants) in input.grants {
         if !valid_account(account) {
@@ -361,6 +392,35 @@ mod tests {
     }
 
     #[test]
+    fn sshds_authorized_keys_file_is_judged() {
+        assert_eq!(
+            sshd_reads_authorized_keys(
+                "authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2\n"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            sshd_reads_authorized_keys("authorizedkeysfile /etc/ssh/keys/%u\n"),
+            Some(false)
+        );
+        assert_eq!(sshd_reads_authorized_keys(""), None);
+        let r = Scripted::new(&[("PATH=", 0, "authorizedkeysfile /etc/ssh/keys/%u\n")]);
+        let g = grants(&[("bob", ED2)]);
+        let input = HostInput {
+            grants: &g,
+            login_user: "root",
+            fleet_keys: &[],
+        };
+        let err = plan_host(&r, &input).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "does not read ~/.ssh/authorized_keys (authorizedkeysfile /etc/ssh/keys/%u)"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn server_keys_are_read_from_their_files() {
         assert_eq!(
             fetch_cmd(&["/etc/backup key.pub".into()]),
@@ -394,6 +454,11 @@ mod tests {
     fn scripted(current: &str, more: &[(&str, i64, &str)]) -> Scripted {
         let present = format!("present\n{current}");
         let mut answers = vec![
+            (
+                "PATH=",
+                0,
+                "authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2\n",
+            ),
             ("getent passwd root", 0, "root:x:0:0:root:/root:/bin/bash\n"),
             ("if [ -L /root/.ssh ]", 0, present.as_str()),
         ];
@@ -422,6 +487,7 @@ mod tests {
         assert!(err.contains("no rule grants ops's key to root"), "{err}");
         // Another account may lose it: fleet does not log in there.
         let r = Scripted::new(&[
+            ("PATH=", 1, ""),
             ("id -u", 0, "0\n"),
             ("getent passwd root", 0, "root:x:0:0:root:/root:/bin/bash\n"),
             ("if [ -L /root/.ssh ]", 0, &format!("present\n{old}")),
@@ -459,9 +525,9 @@ mod tests {
             .to_string();
         assert!(err.contains("could not log in again as root: Permission denied (publickey); the previous file is restored"), "{err}");
         let ran = r.ran();
-        assert_eq!(ran.len(), 7, "{ran:?}");
+        assert_eq!(ran.len(), 8, "{ran:?}");
         // Written, then the previous content put back the same way.
-        assert!(ran[4].contains("/root/.ssh/authorized_keys"), "{ran:?}");
-        assert!(ran[6].contains("/root/.ssh/authorized_keys"), "{ran:?}");
+        assert!(ran[5].contains("/root/.ssh/authorized_keys"), "{ran:?}");
+        assert!(ran[7].contains("/root/.ssh/authorized_keys"), "{ran:?}");
     }
 }
