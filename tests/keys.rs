@@ -2,7 +2,8 @@
 //! person log in with a real `ssh`, removed from the data it is removed and the login
 //! refused; fleet's own key survives; a key added by hand outside fleet's block stays;
 //! a backup server's key restricted to `rrsync` runs rsync but no shell; `--live` shows
-//! keys the data does not know; bad key data is named by file and line.
+//! keys the data does not know; a write that breaks fleet's login is undone; bad key
+//! data is named by file and line.
 
 use crate::support::containers::{ContainerHost, TestKey, project_for};
 use crate::support::{Project, run_fleet};
@@ -215,6 +216,28 @@ accounts = ["root"]"#,
     run_fleet(path, &["keys", "apply"])
         .code(3)
         .stderr_has("refusing a plan that drops the key fleet logs in with");
+    assert!(ssh_as(path, &host, &key, "root", "true").0);
+
+    // A write after which fleet cannot log in again is undone: the previous file is
+    // back. Here a `getent` on the host's PATH makes sshd refuse new logins as root
+    // once fleet's run is connected (its open connection stays).
+    let before = host.exec("cat /root/.ssh/authorized_keys");
+    let changed = with_ops.replace("rrsync -ro /etc", "rrsync -ro /var");
+    std::fs::write(path.join("access.toml"), changed).unwrap();
+    host.exec(
+        r#"printf '%s\n' '#!/bin/sh' \
+  "echo 'DenyUsers root' > /etc/ssh/sshd_config.d/deny.conf" \
+  'kill -HUP "$(cat /run/sshd.pid)"; sleep 1' \
+  'exec /usr/bin/getent "$@"' > /usr/local/bin/getent && chmod 755 /usr/local/bin/getent"#,
+    );
+    run_fleet(path, &["keys", "apply"])
+        .code(3)
+        .stderr_has("fleet could not log in again as root")
+        .stderr_has("the previous file is restored");
+    host.exec(
+        r#"rm /usr/local/bin/getent /etc/ssh/sshd_config.d/deny.conf && kill -HUP "$(cat /run/sshd.pid)"; sleep 1"#,
+    );
+    assert_eq!(host.exec("cat /root/.ssh/authorized_keys"), before);
     assert!(ssh_as(path, &host, &key, "root", "true").0);
 }
 

@@ -103,12 +103,12 @@ impl PublicKey {
         out
     }
 
-    /// Whether the options keep the key from opening a plain shell (`command=`,
-    /// `restrict` without `pty`...): such a key cannot be fleet's own login.
+    /// Whether the options may keep the key from logging fleet in (`command=`, `from=`,
+    /// `expiry-time=`, `cert-authority`): such a line does not count as fleet's login.
     pub(crate) fn limits_shell(&self) -> bool {
         self.options.iter().any(|o| {
             let name = option_name(o);
-            name == "command" || name == "from" || name == "expiry-time"
+            name == "command" || name == "from" || name == "expiry-time" || name == "cert-authority"
         })
     }
 }
