@@ -251,6 +251,9 @@ fn bad_key_data_is_named_by_file_and_line() {
         .code(2)
         .stderr_has("access.toml:2: error: key of alice does not parse")
         .stderr_has("access.toml:5: error: group admins: unknown person or server `bob`");
+    p.fleet(&["check"])
+        .code(2)
+        .stderr_has("access.toml:2: key of alice does not parse");
     std::fs::create_dir_all(p.path().join("keys")).unwrap();
     std::fs::write(
         p.path().join("access.toml"),
