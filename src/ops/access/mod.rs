@@ -166,6 +166,10 @@ fn valid_name(name: &str) -> bool {
         && !name.starts_with(['.', '-'])
 }
 
+/// `keys/NAME.pub` of a name, when there is one: its path and its text (or why it
+/// cannot be read).
+pub(crate) type KeyFileFn<'a> = dyn Fn(&str) -> Option<(String, Result<String, String>)> + 'a;
+
 impl Access {
     /// Reads `access.toml` and `keys/*.pub` under `root`; None when the project has no
     /// access.toml. Every error is returned at once, each naming file and line.
@@ -183,14 +187,17 @@ impl Access {
                 }]);
             }
         };
-        let key_files = |name: &str| -> Option<(String, String)> {
+        let key_files = |name: &str| -> Option<(String, Result<String, String>)> {
             let rel = PathBuf::from(KEYS_DIR).join(format!("{name}.pub"));
             let full = root.join(&rel);
             let meta = std::fs::symlink_metadata(&full).ok()?;
-            if !meta.is_file() || meta.len() > MAX_KEY_FILE {
-                return Some((rel.display().to_string(), String::new()));
-            }
-            let text = std::fs::read_to_string(&full).unwrap_or_default();
+            let text = if !meta.is_file() {
+                Err("it is not a regular file (a symlink or directory is not followed)".into())
+            } else if meta.len() > MAX_KEY_FILE {
+                Err(format!("it is larger than {MAX_KEY_FILE} bytes"))
+            } else {
+                std::fs::read_to_string(&full).map_err(|e| format!("cannot read it: {e}"))
+            };
             Some((rel.display().to_string(), text))
         };
         Access::parse(&text, &key_files).map(Some)
@@ -198,10 +205,7 @@ impl Access {
 
     /// Parses the data; `key_file(name)` gives the path and text of `keys/NAME.pub`
     /// when there is one.
-    pub(crate) fn parse(
-        text: &str,
-        key_file: &dyn Fn(&str) -> Option<(String, String)>,
-    ) -> Result<Access, Vec<Problem>> {
+    pub(crate) fn parse(text: &str, key_file: &KeyFileFn) -> Result<Access, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut err = |line: usize, message: String| {
             problems.push(Problem {
@@ -260,6 +264,15 @@ impl Access {
                 })
                 .collect();
             if let Some((file, content)) = key_file(&name) {
+                let content = content.unwrap_or_else(|why| {
+                    key_problems.push(Problem {
+                        file: file.clone(),
+                        line: 1,
+                        message: format!("key file of {name}: {why}"),
+                        warning: false,
+                    });
+                    String::new()
+                });
                 for (i, l) in content.lines().enumerate() {
                     let l = l.trim();
                     if !l.is_empty() && !l.starts_with('#') {
@@ -700,7 +713,7 @@ options = ["restrict", 'command="rrsync -ro /"']
             (name == "carol").then(|| {
                 (
                     "keys/carol.pub".to_string(),
-                    format!("# laptop\n{ED}\n\nssh-ed25519 nope\n"),
+                    Ok(format!("# laptop\n{ED}\n\nssh-ed25519 nope\n")),
                 )
             })
         };
@@ -708,6 +721,17 @@ options = ["restrict", 'command="rrsync -ro /"']
         assert_eq!(
             errors[0].to_string(),
             "keys/carol.pub:4: error: key of carol does not parse: the key's data is malformed (truncated)"
+        );
+        let unreadable = |_: &str| {
+            Some((
+                "keys/carol.pub".to_string(),
+                Err("it is not a regular file".to_string()),
+            ))
+        };
+        let errors = Access::parse(text, &unreadable).unwrap_err();
+        assert_eq!(
+            errors[0].to_string(),
+            "keys/carol.pub:1: error: key file of carol: it is not a regular file"
         );
     }
 }
