@@ -79,7 +79,7 @@ pub(crate) fn run(
 }
 
 /// Reads the keys of servers that have a `host` over the run's connections.
-pub(crate) fn fetch_servers(run: &Run, prepared: &mut Prepared) {
+fn fetch_servers(run: &Run, prepared: &mut Prepared) {
     prepared.fetch_servers(&|name, files| {
         let host = run.inventory.require(name).map_err(|e| e.to_string())?;
         fetch_keys(&run.remote(&host), files).map_err(|e| e.message)

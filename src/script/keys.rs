@@ -3,6 +3,7 @@
 
 use super::glue::{module_function, raise, runtime_error};
 use super::host::HostRef;
+use crate::ops::access::apply::fetch_keys;
 use crate::ops::access::controller::{Step, host_step, prepare};
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Array, EvalAltResult, FuncRegistration, Module, NativeCallContext};
@@ -17,7 +18,10 @@ fn step(
     let run = c.run()?;
     let mut prepared =
         prepare(&run.options.root, &run.inventory).map_err(|e| runtime_error(e, pos))?;
-    crate::commands::keys::fetch_servers(&run, &mut prepared);
+    prepared.fetch_servers(&|name, files| {
+        let host = run.inventory.require(name).map_err(|e| e.to_string())?;
+        fetch_keys(&run.remote(&host), files).map_err(|e| e.message)
+    });
     for w in &prepared.warnings {
         run.ui.event(Some(&h.0.name), &w.to_string());
     }
