@@ -29,6 +29,7 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "check",
     "replay",
     "test",
+    "keys",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -335,6 +336,21 @@ pub(crate) enum Builtin {
         #[arg(long, value_name = "TAG")]
         image: Option<String>,
     },
+    /// SSH access from access.toml: `plan`/`apply` [PATTERN] the keys of each managed
+    /// account (fleet's block in authorized_keys), `who` HOST can log in, `where` PERSON
+    /// can log in (--live: from the hosts' files, showing keys access.toml does not know)
+    Keys {
+        /// plan, apply, who or where
+        #[arg(value_enum)]
+        action: crate::commands::keys::KeysAction,
+        /// plan/apply: a host pattern (default: all); who: a host; where: a person or
+        /// server of access.toml
+        #[arg(value_name = "PATTERN|HOST|NAME")]
+        target: Option<String>,
+        /// who/where: read what the hosts' authorized_keys files hold
+        #[arg(long)]
+        live: bool,
+    },
     /// List every recipe with its summary and where it comes from
     Recipes,
     /// Compile every recipe, stdlib module and catalog role without running anything and
@@ -426,6 +442,17 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "json",
         ],
         "connect" => &["accept_new_host_keys"],
+        "keys" => &[
+            "limit",
+            "forks",
+            "max_fail",
+            "check",
+            "timeout",
+            "lock_wait",
+            "accept_new_host_keys",
+            "no_progress",
+            "json",
+        ],
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
         "history" | "recipes" | "api" | "catalog" | "check" => &["json"],
         _ => &[],

@@ -307,6 +307,11 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             };
             commands::test::run(app, args, raw)
         }
+        Some(Builtin::Keys {
+            action,
+            target,
+            live,
+        }) => commands::keys::run(&app, action, target, live),
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Check) => commands::check::run(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),

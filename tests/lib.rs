@@ -16,6 +16,7 @@ mod hostile;
 mod inventories;
 mod isolation;
 mod journal;
+mod keys;
 mod manners;
 mod outputs;
 mod provision;

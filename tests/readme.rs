@@ -29,7 +29,14 @@ const EXPECTED: &[(&str, i32, &str)] = &[
 ];
 
 /// Commands that change a machine; their README lines run with `--check` here.
-const CHANGING: &[&str] = &["configure", "update", "provision", "terminate", "restore"];
+const CHANGING: &[&str] = &[
+    "configure",
+    "update",
+    "provision",
+    "terminate",
+    "restore",
+    "keys",
+];
 
 /// `fleet …` lines of README.md's code blocks, with their line numbers; `a && b` is two.
 fn readme_commands() -> Vec<(usize, String)> {
@@ -126,6 +133,14 @@ fn make_fixture_inventory(f: &Fixture) {
              [hosts.web-3]\nconnection = \"local\"\ngroups = [\"web\"]\n\
              vars = {{ backup_paths = [\"{data}/nginx\"] }}\n"
         ),
+    )
+    .unwrap();
+    // An ed25519 key made with ssh-keygen for this fixture.
+    std::fs::write(
+        f.project.join("access.toml"),
+        "[people.alice]\nkeys = [\"ssh-ed25519 \
+         AAAAC3NzaC1lZDI1NTE5AAAAID5KYsBV69aoMbhLnJc60Xc22SHXaLqlHv7Np+LlVV0b alice@laptop\"]\n\n\
+         [groups]\nadmins = [\"alice\"]\n\n[[rules]]\ngroup = \"admins\"\nhosts = \"web\"\n",
     )
     .unwrap();
     git(&f.project, &["add", "-A"]);

@@ -136,6 +136,15 @@ fn check_project(app: &App) -> Result<Report> {
         };
         report.module(engine, sources, &file, &known, &mut modules, true);
     }
+    let access = root.join(crate::ops::access::ACCESS_FILE);
+    if access.exists() {
+        report
+            .checked
+            .push(crate::ops::access::ACCESS_FILE.to_string());
+        if let Err(found) = crate::ops::access::Access::load(root) {
+            report.add(found.into_iter().map(access_problem).collect());
+        }
+    }
     let index = root.join(INDEX);
     if index.exists() {
         report.checked.push(INDEX.to_string());
@@ -239,6 +248,19 @@ fn problem_of(kind: &'static str, file: &str, error: Error) -> Problem {
     match error {
         Error::Usage { message, help } => Problem::new(kind, file, message).help(help),
         other => Problem::new(kind, file, other.to_string()),
+    }
+}
+
+/// An error of access.toml or keys/*.pub (warnings need the inventory: `fleet keys plan`).
+fn access_problem(p: crate::ops::access::Problem) -> Problem {
+    Problem {
+        kind: "access",
+        file: p.file.clone(),
+        line: Some(p.line),
+        column: None,
+        // The location in the message: the source is not in the engine's source map.
+        message: format!("{}:{}: {}", p.file, p.line, p.message),
+        help: Some("README, section Access, shows the format".into()),
     }
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod connect;
 pub(crate) mod history;
 pub(crate) mod hosts;
 pub(crate) mod init;
+pub(crate) mod keys;
 pub(crate) mod pull;
 pub(crate) mod recipe;
 pub(crate) mod recipes;

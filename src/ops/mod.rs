@@ -1,6 +1,7 @@
 //! fleet's domain in plain Rust, no Rhai: command lines are built and output parsed by
 //! pure functions, tested without a host.
 
+pub(crate) mod access;
 pub(crate) mod apt;
 pub(crate) mod backup;
 pub(crate) mod capture;

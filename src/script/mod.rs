@@ -1,6 +1,7 @@
 //! Thin Rhai glue: one file per Rhai namespace (the global functions of `host`, `files`,
 //! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `apt::`,
-//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `qm::`, `rsync::`, `samba::`, `ufw::`, `users::`, and
+//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `keys::`, `qm::`, `rsync::`, `samba::`,
+//! `ufw::`, `users::`, and
 //! `local::`, `json::`, `csv::` with `now`/`timestamp`/`duration` of `local`), all registered
 //! by `register_all`. No domain logic here; it lives in `exec/`, `inventory/` and `ops/`.
 
@@ -13,6 +14,7 @@ pub(crate) mod git;
 pub(crate) mod glue;
 pub(crate) mod host;
 pub(crate) mod inventory;
+pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod local;
 pub(crate) mod qm;
@@ -57,6 +59,7 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         ("samba", samba::module(ctx)),
         ("catalog", catalog::module(ctx)),
         ("apt", apt::module(ctx)),
+        ("keys", keys::module(ctx)),
         ("local", local::module(ctx)),
         ("json", local::json_module()),
         ("csv", local::csv_module(ctx)),
