@@ -8,6 +8,7 @@
 pub(crate) mod apply;
 pub(crate) mod block;
 pub(crate) mod controller;
+pub(crate) mod edit;
 pub(crate) mod keyline;
 
 use indexmap::IndexMap;
@@ -170,6 +171,22 @@ fn valid_name(name: &str) -> bool {
 /// cannot be read).
 pub(crate) type KeyFileFn<'a> = dyn Fn(&str) -> Option<(String, Result<String, String>)> + 'a;
 
+/// `keys/NAME.pub` under the project `root`: its path and text (or why it cannot be
+/// read), None when there is no such file.
+pub(crate) fn read_key_file(root: &Path, name: &str) -> Option<(String, Result<String, String>)> {
+    let rel = PathBuf::from(KEYS_DIR).join(format!("{name}.pub"));
+    let full = root.join(&rel);
+    let meta = std::fs::symlink_metadata(&full).ok()?;
+    let text = if !meta.is_file() {
+        Err("it is not a regular file (a symlink or directory is not followed)".into())
+    } else if meta.len() > MAX_KEY_FILE {
+        Err(format!("it is larger than {MAX_KEY_FILE} bytes"))
+    } else {
+        std::fs::read_to_string(&full).map_err(|e| format!("cannot read it: {e}"))
+    };
+    Some((rel.display().to_string(), text))
+}
+
 impl Access {
     /// Reads `access.toml` and `keys/*.pub` under `root`; None when the project has no
     /// access.toml. Every error is returned at once, each naming file and line.
@@ -187,20 +204,7 @@ impl Access {
                 }]);
             }
         };
-        let key_files = |name: &str| -> Option<(String, Result<String, String>)> {
-            let rel = PathBuf::from(KEYS_DIR).join(format!("{name}.pub"));
-            let full = root.join(&rel);
-            let meta = std::fs::symlink_metadata(&full).ok()?;
-            let text = if !meta.is_file() {
-                Err("it is not a regular file (a symlink or directory is not followed)".into())
-            } else if meta.len() > MAX_KEY_FILE {
-                Err(format!("it is larger than {MAX_KEY_FILE} bytes"))
-            } else {
-                std::fs::read_to_string(&full).map_err(|e| format!("cannot read it: {e}"))
-            };
-            Some((rel.display().to_string(), text))
-        };
-        Access::parse(&text, &key_files).map(Some)
+        Access::parse(&text, &|name| read_key_file(root, name)).map(Some)
     }
 
     /// Parses the data; `key_file(name)` gives the path and text of `keys/NAME.pub`
