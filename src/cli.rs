@@ -30,6 +30,7 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "replay",
     "test",
     "keys",
+    "user",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -351,6 +352,28 @@ pub(crate) enum Builtin {
         #[arg(long)]
         live: bool,
     },
+    /// `add` NAME --on PATTERN [--sudo] [--key FILE]: give a person an account on the
+    /// hosts of PATTERN: access.toml gets the person (with the key), a group user-NAME
+    /// and a rule, then each host gets the user (users::ensure) and its keys (as
+    /// `fleet keys apply`)
+    User {
+        /// add
+        #[arg(value_enum)]
+        action: crate::commands::user::UserAction,
+        /// The user's name: the account on the hosts and the person in access.toml
+        name: String,
+        /// The hosts to create the account on (a host pattern)
+        #[arg(long, value_name = "PATTERN")]
+        on: String,
+        /// Let the user run every command with sudo (else fleet's sudo rule for the user
+        /// is left as it is)
+        #[arg(long)]
+        sudo: bool,
+        /// A file holding the person's public key (one line; needed unless access.toml
+        /// already has keys for NAME)
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
     /// List every recipe with its summary and where it comes from
     Recipes,
     /// Compile every recipe, stdlib module and catalog role without running anything and
@@ -443,6 +466,17 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
         ],
         "connect" => &["accept_new_host_keys"],
         "keys" => &[
+            "limit",
+            "forks",
+            "max_fail",
+            "check",
+            "timeout",
+            "lock_wait",
+            "accept_new_host_keys",
+            "no_progress",
+            "json",
+        ],
+        "user" => &[
             "limit",
             "forks",
             "max_fail",

@@ -312,6 +312,22 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             target,
             live,
         }) => commands::keys::run(&app, action, target, live),
+        Some(Builtin::User {
+            action,
+            name,
+            on,
+            sudo,
+            key,
+        }) => commands::user::run(
+            &app,
+            action,
+            &commands::user::AddArgs {
+                name,
+                on,
+                sudo,
+                key,
+            },
+        ),
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Check) => commands::check::run(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),

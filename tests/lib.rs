@@ -32,4 +32,5 @@ mod status;
 mod sudo;
 mod terminal;
 mod update;
+mod user_add;
 mod users_samba;

@@ -36,6 +36,7 @@ const CHANGING: &[&str] = &[
     "terminate",
     "restore",
     "keys",
+    "user",
 ];
 
 /// `fleet …` lines of README.md's code blocks, with their line numbers; `a && b` is two.
@@ -141,6 +142,12 @@ fn make_fixture_inventory(f: &Fixture) {
         "[people.alice]\nkeys = [\"ssh-ed25519 \
          AAAAC3NzaC1lZDI1NTE5AAAAID5KYsBV69aoMbhLnJc60Xc22SHXaLqlHv7Np+LlVV0b alice@laptop\"]\n\n\
          [groups]\nadmins = [\"alice\"]\n\n[[rules]]\ngroup = \"admins\"\nhosts = \"web\"\n",
+    )
+    .unwrap();
+    // bob's public key, for `fleet user add bob … --key bob.pub` (another ssh-keygen key).
+    std::fs::write(
+        f.project.join("bob.pub"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL6HUq5IJ7t0CWjmf2ZVrKkhJlf5zUssa3I2+KnkDXck bob@desk\n",
     )
     .unwrap();
     git(&f.project, &["add", "-A"]);

@@ -19,6 +19,7 @@ pub(crate) mod report;
 pub(crate) mod restore;
 pub(crate) mod status;
 pub(crate) mod test;
+pub(crate) mod user;
 
 use crate::App;
 use crate::error::{Error, Result};

@@ -71,6 +71,12 @@ pub(crate) fn prepare(root: &Path, inventory: &Inventory) -> Result<Prepared, St
             return Err(lines.join("\n"));
         }
     };
+    prepare_access(access, inventory)
+}
+
+/// [`prepare`] for data already read (`fleet user add --check` plans with the edit it
+/// does not write).
+pub(crate) fn prepare_access(access: Access, inventory: &Inventory) -> Result<Prepared, String> {
     let mut matched = Vec::new();
     for rule in &access.rules {
         match crate::inventory::select(inventory, &rule.hosts) {
