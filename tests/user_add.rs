@@ -68,7 +68,13 @@ fn user_add_creates_the_account_and_lets_the_person_log_in_and_sudo() {
     let add = run_fleet(path, &args);
     add.code(0)
         .stdout_has("user alice: created")
-        .stdout_has("alice + alice SHA256:");
+        .stdout_has("alice + alice SHA256:")
+        .stderr_has("this machine: 1 change (write access.toml)");
+    let shown = run_fleet(path, &["show", "last", "--json"]);
+    shown.code(0);
+    let record: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(record["recipe"], "user-add", "{shown}");
+    assert_eq!(record["local_changes"][0], "write access.toml", "{shown}");
     let data = std::fs::read_to_string(path.join("access.toml")).unwrap();
     assert!(data.contains(alice.public().trim()), "{data}");
     assert!(data.contains("user-alice = [\"alice\"]"), "{data}");

@@ -42,7 +42,9 @@ fn read_key(path: &Path) -> Result<String> {
     let help = "--key takes a public key file, e.g. ~/.ssh/id_ed25519.pub";
     let text = std::fs::metadata(path)
         .and_then(|m| {
-            if m.len() > MAX_KEY_FILE {
+            if !m.is_file() {
+                Err(std::io::Error::other("it is not a regular file"))
+            } else if m.len() > MAX_KEY_FILE {
                 Err(std::io::Error::other(format!(
                     "it is larger than {MAX_KEY_FILE} bytes"
                 )))
@@ -95,17 +97,8 @@ fn add(app: &App, args: &AddArgs) -> Result<i32> {
     if let Some(k) = &args.key {
         cmdline.extend(["--key".into(), k.display().to_string()]);
     }
-    let request = RunRequest {
-        recipe: "user-add".into(),
-        args: cmdline,
-        params: Default::default(),
-        limit: app.global.limit.clone(),
-        replays: None,
-    };
-    let run = start_run(app, request)?;
-    let hosts = run.select(&args.on)?;
-
-    // The data: edited, checked by reading it back, written unless --check.
+    // The data, edited and checked by reading it back before anything starts; written
+    // (unless --check) once the pattern is known to match hosts.
     let root = &app.project.root;
     let path = root.join(ACCESS_FILE);
     let old = match std::fs::read_to_string(&path) {
@@ -125,6 +118,16 @@ fn add(app: &App, args: &AddArgs) -> Result<i32> {
             "fix access.toml (README, section Access, shows the format)",
         )
     })?;
+    let request = RunRequest {
+        recipe: "user-add".into(),
+        args: cmdline,
+        params: Default::default(),
+        limit: app.global.limit.clone(),
+        replays: None,
+    };
+    let run = start_run(app, request)?;
+    let hosts = run.select(&args.on)?;
+
     let plan = local::plan_write(&path, new.as_bytes()).map_err(|e| Error::usage(e.to_string()))?;
     if plan != WritePlan::Same {
         if run.options.check {
