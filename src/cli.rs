@@ -427,6 +427,19 @@ const RUN_OPTIONS: &[&str] = match RECIPE_OPTIONS.split_last() {
     None => &[],
 };
 
+/// What a run of hosts that retries nothing is steered by (`fleet keys`, `fleet user`).
+const HOSTS_RUN_OPTIONS: &[&str] = &[
+    "limit",
+    "forks",
+    "max_fail",
+    "check",
+    "timeout",
+    "lock_wait",
+    "accept_new_host_keys",
+    "no_progress",
+    "json",
+];
+
 /// The options of fleet that `command` uses beyond the global ones (-C, -i, -v, -q):
 /// its help shows only these, and the others are refused for it.
 pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static str] {
@@ -465,28 +478,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "json",
         ],
         "connect" => &["accept_new_host_keys"],
-        "keys" => &[
-            "limit",
-            "forks",
-            "max_fail",
-            "check",
-            "timeout",
-            "lock_wait",
-            "accept_new_host_keys",
-            "no_progress",
-            "json",
-        ],
-        "user" => &[
-            "limit",
-            "forks",
-            "max_fail",
-            "check",
-            "timeout",
-            "lock_wait",
-            "accept_new_host_keys",
-            "no_progress",
-            "json",
-        ],
+        "keys" | "user" => HOSTS_RUN_OPTIONS,
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
         "history" | "recipes" | "api" | "catalog" | "check" => &["json"],
         _ => &[],

@@ -403,16 +403,7 @@ fn api_and_definitions_cover_the_stdlib_the_project_modules_roles_and_recipes() 
 /// The worked example of docs/recipes.md runs as written.
 #[test]
 fn the_recipes_guide_example_runs() {
-    let guide =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recipes.md"))
-            .unwrap();
-    let block = |first_line: &str| -> String {
-        let start = guide
-            .find(first_line)
-            .unwrap_or_else(|| panic!("no block {first_line}"));
-        let rest = &guide[start..];
-        rest[..rest.find("```").unwrap()].to_string()
-    };
+    let block = crate::support::guide_block;
     let p = Project::new()
         .local_hosts(2)
         .recipe("motd", &block("// recipes/motd.rhai"))

@@ -5,39 +5,9 @@
 //! keys the data does not know; a write that breaks fleet's login is undone; bad key
 //! data is named by file and line.
 
-use crate::support::containers::{ContainerHost, TestKey, project_for};
+use crate::support::containers::{ContainerHost, TestKey, project_for, ssh_as};
 use crate::support::{Project, run_fleet};
-use std::path::Path;
 use std::process::Command;
-
-/// `ssh` as `user` with `key`, running `cmd`; (success, stdout + stderr).
-fn ssh_as(p: &Path, host: &ContainerHost, key: &TestKey, user: &str, cmd: &str) -> (bool, String) {
-    let out = Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o"])
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            p.join("known_hosts").display()
-        ))
-        .arg("-i")
-        .arg(key.private())
-        .args([
-            "-p",
-            &host.port.to_string(),
-            "-l",
-            user,
-            "--",
-            &host.address,
-            cmd,
-        ])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 /// alice's key inline; the backup server's fetched from h1 (`/root/backup.pub`).
 fn access(alice: &TestKey, admins: &str) -> String {

@@ -266,17 +266,7 @@ fn a_project_without_tests_has_nothing_to_run() {
 /// The recipe test of docs/recipes.md passes as written, on a throwaway container.
 #[test]
 fn the_recipes_guide_test_passes() {
-    let guide = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recipes.md"),
-    )
-    .unwrap();
-    let block = |first_line: &str| -> String {
-        let start = guide
-            .find(first_line)
-            .unwrap_or_else(|| panic!("no block {first_line}"));
-        let rest = &guide[start..];
-        rest[..rest.find("```").unwrap()].to_string()
-    };
+    let block = crate::support::guide_block;
     let p = Project::new()
         .file("tests/motd.rhai", &block("// tests/motd.rhai"))
         .file("templates/motd.j2", &block("{# templates/motd.j2 #}"));

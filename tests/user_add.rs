@@ -3,39 +3,8 @@
 //! real `ssh` and may use sudo; a second run changes nothing; `--check` writes nothing;
 //! bad arguments are refused before anything changes.
 
-use crate::support::containers::{ContainerHost, TestKey, project_for};
+use crate::support::containers::{ContainerHost, TestKey, project_for, ssh_as};
 use crate::support::run_fleet;
-use std::path::Path;
-use std::process::Command;
-
-/// `ssh` as `user` with `key`, running `cmd`; (success, stdout + stderr).
-fn ssh_as(p: &Path, host: &ContainerHost, key: &TestKey, user: &str, cmd: &str) -> (bool, String) {
-    let out = Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o"])
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            p.join("known_hosts").display()
-        ))
-        .arg("-i")
-        .arg(key.private())
-        .args([
-            "-p",
-            &host.port.to_string(),
-            "-l",
-            user,
-            "--",
-            &host.address,
-            cmd,
-        ])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 #[test]
 fn user_add_creates_the_account_and_lets_the_person_log_in_and_sudo() {

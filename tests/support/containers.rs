@@ -229,3 +229,38 @@ pub fn project_for(key: &TestKey, hosts: &[(&str, &ContainerHost, &str)]) -> sup
         .file("known_hosts", &known)
         .file("inventory.toml", &inventory)
 }
+
+/// `ssh` as `user` with `key`, running `cmd`; (success, stdout + stderr).
+pub fn ssh_as(
+    p: &std::path::Path,
+    host: &ContainerHost,
+    key: &TestKey,
+    user: &str,
+    cmd: &str,
+) -> (bool, String) {
+    let out = std::process::Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o"])
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            p.join("known_hosts").display()
+        ))
+        .arg("-i")
+        .arg(key.private())
+        .args([
+            "-p",
+            &host.port.to_string(),
+            "-l",
+            user,
+            "--",
+            &host.address,
+            cmd,
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

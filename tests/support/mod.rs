@@ -154,3 +154,15 @@ pub fn on_terminal(dir: &Path, args: &str, answer: Option<&str>) -> String {
     drop(stdin);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The text of docs/recipes.md from the line `first_line` to the end of its code block.
+pub fn guide_block(first_line: &str) -> String {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recipes.md"))
+            .unwrap();
+    let start = guide
+        .find(first_line)
+        .unwrap_or_else(|| panic!("no block {first_line} in docs/recipes.md"));
+    let rest = &guide[start..];
+    rest[..rest.find("```").unwrap()].to_string()
+}
