@@ -74,48 +74,39 @@ pub(crate) fn retry(
     pattern: Option<String>,
     command: Option<String>,
 ) -> Result<i32> {
-    if app.global.limit.is_some() {
-        return Err(Error::usage(
-            "--retry-failed chooses the hosts itself; leave out --limit",
-        ));
-    }
-    let last = journal::find(&app.project.state_dir(), which, Some("exec"))
-        .map_err(|e| Error::usage(e.to_string()))?;
-    let (Some(last_pattern), Some(last_command)) = (last.args.first(), last.args.get(1)) else {
-        return Err(Error::usage(format!(
-            "run {} is not an `exec` run with a pattern and a command",
-            last.run_id
-        )));
-    };
-    let differs = pattern.as_ref().is_some_and(|p| p != last_pattern)
-        || command.as_ref().is_some_and(|c| c != last_command);
-    if differs {
-        return Err(Error::usage_with_help(
-            format!(
-                "run {} ran `{last_command}` on `{last_pattern}`, not what is given here",
+    // PATTERN and CMD, when given, must be those of the run retried.
+    let same_command = |last: &journal::RunRecord| -> Result<()> {
+        let (Some(last_pattern), Some(last_command)) = (last.args.first(), last.args.get(1)) else {
+            return Err(Error::usage(format!(
+                "run {} is not an `exec` run with a pattern and a command",
                 last.run_id
-            ),
-            "leave out PATTERN and CMD to retry that run, or run the new command without --retry-failed",
-        ));
-    }
-    let failed = last.failed_hosts();
-    if failed.is_empty() {
-        println!(
-            "run {} of `exec` has no failed or unreachable host: nothing to retry",
-            last.run_id
-        );
+            )));
+        };
+        let differs = pattern.as_ref().is_some_and(|p| p != last_pattern)
+            || command.as_ref().is_some_and(|c| c != last_command);
+        if differs {
+            return Err(Error::usage_with_help(
+                format!(
+                    "run {} ran `{last_command}` on `{last_pattern}`, not what is given here",
+                    last.run_id
+                ),
+                "leave out PATTERN and CMD to retry that run, or run the new command without --retry-failed",
+            ));
+        }
+        Ok(())
+    };
+    let Some((last, failed)) = super::retry_target(app, which, "exec", same_command)? else {
         return Ok(0);
-    }
+    };
     eprintln!(
         "retrying run {} of `exec` on {}",
         last.run_id,
         failed.join(", ")
     );
-    let (pattern, command) = (last_pattern.clone(), last_command.clone());
     run(
         app,
-        &pattern,
-        &command,
+        &last.args[0],
+        &last.args[1],
         Some(failed.join(",")),
         vec![format!("--retry-failed={}", last.run_id)],
     )

@@ -96,3 +96,51 @@ pub(crate) fn ssh_defaults(app: &App) -> crate::ops::ssh::SshDefaults {
         accept_new: app.global.accept_new_host_keys,
     }
 }
+
+/// What `--retry-failed[=WHICH]` of `name` (a recipe, or `exec`) reruns: the journaled
+/// run and its hosts that failed or were unreachable. None (after saying so) when it had
+/// none; an error when it stopped on a recipe error, with `--limit` given, or when
+/// `accept` refuses the run.
+pub(crate) fn retry_target(
+    app: &App,
+    which: &str,
+    name: &str,
+    accept: impl Fn(&crate::journal::RunRecord) -> Result<()>,
+) -> Result<Option<(crate::journal::RunRecord, Vec<String>)>> {
+    if app.global.limit.is_some() {
+        return Err(Error::usage(
+            "--retry-failed chooses the hosts itself; leave out --limit",
+        ));
+    }
+    let last = crate::journal::find(&app.project.state_dir(), which, Some(name))
+        .map_err(|e| Error::usage(e.to_string()))?;
+    if !crate::journal::same_recipe(&last.recipe, name) {
+        return Err(Error::usage(format!(
+            "run {} was of recipe `{}`, not `{name}`",
+            last.run_id, last.recipe
+        )));
+    }
+    accept(&last)?;
+    let failed: Vec<String> = last.failed_hosts().into_iter().map(String::from).collect();
+    if !failed.is_empty() {
+        return Ok(Some((last, failed)));
+    }
+    if let Some(error) = &last.error {
+        return Err(Error::usage_with_help(
+            format!(
+                "run {} of `{name}` stopped with an error of the recipe, not of hosts: {}",
+                last.run_id,
+                error.lines().next().unwrap_or_default()
+            ),
+            format!(
+                "fix the recipe and run `fleet {name}` again (`fleet show {}` has the details)",
+                last.run_id
+            ),
+        ));
+    }
+    println!(
+        "run {} of `{name}` has no failed or unreachable host: nothing to retry",
+        last.run_id
+    );
+    Ok(None)
+}

@@ -88,44 +88,9 @@ pub(crate) fn run_request(
 /// `--retry-failed[=RUN]`: the recipe again, with the arguments of RUN (default: its last
 /// run), on the hosts that failed or were unreachable there.
 pub(crate) fn retry(app: &App, recipe: &Recipe, which: &str) -> Result<i32> {
-    if app.global.limit.is_some() {
-        return Err(crate::error::Error::usage(
-            "--retry-failed chooses the hosts itself; leave out --limit",
-        ));
-    }
-    let state = app.project.state_dir();
-    let last = journal::find(&state, which, Some(&recipe.name))
-        .map_err(|e| crate::error::Error::usage(e.to_string()))?;
-    if !journal::same_recipe(&last.recipe, &recipe.name) {
-        return Err(crate::error::Error::usage(format!(
-            "run {} was of recipe `{}`, not `{}`",
-            last.run_id, last.recipe, recipe.name
-        )));
-    }
-    let failed = last.failed_hosts();
-    if failed.is_empty()
-        && let Some(error) = &last.error
-    {
-        return Err(crate::error::Error::usage_with_help(
-            format!(
-                "run {} of `{}` stopped with an error of the recipe, not of hosts: {}",
-                last.run_id,
-                recipe.name,
-                error.lines().next().unwrap_or_default()
-            ),
-            format!(
-                "fix the recipe and run `fleet {}` again (`fleet show {}` has the details)",
-                recipe.name, last.run_id
-            ),
-        ));
-    }
-    if failed.is_empty() {
-        println!(
-            "run {} of `{}` has no failed or unreachable host: nothing to retry",
-            last.run_id, recipe.name
-        );
+    let Some((last, failed)) = super::retry_target(app, which, &recipe.name, |_| Ok(()))? else {
         return Ok(0);
-    }
+    };
     let values = values_of(&last, recipe)?;
     eprintln!(
         "retrying run {} of `{}` on {}",

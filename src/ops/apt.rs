@@ -206,19 +206,24 @@ fn require_apt(r: &dyn Remote, what: &str) -> Result<(), HostError> {
 pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostError> {
     require_apt(r, "fleet update")?;
     if refresh {
-        let sudo = super::sudo::access(r)?.needs_sudo();
-        r.program(
-            &refresh_argv(),
-            CommandOpts {
-                sudo,
-                changed: Some(false),
-                timeout: Some(Duration::from_secs(600)),
-                ..CommandOpts::default()
-            },
-        )?;
+        refresh_lists(r, super::sudo::access(r)?.needs_sudo())?;
     }
     let sim = r.command(SIMULATE, CommandOpts::QUERY)?;
     Ok(parse_simulation(&sim.stdout))
+}
+
+/// `apt-get update`: fresh package lists, not a change.
+fn refresh_lists(r: &dyn Remote, sudo: bool) -> Result<(), HostError> {
+    r.program(
+        &refresh_argv(),
+        CommandOpts {
+            sudo,
+            changed: Some(false),
+            timeout: Some(Duration::from_secs(600)),
+            ..CommandOpts::default()
+        },
+    )
+    .map(|_| ())
 }
 
 /// Upgrades every package (output streams to the progress line and the log).
@@ -267,15 +272,7 @@ pub(crate) fn install(r: &dyn Remote, packages: &[String]) -> Result<bool, HostE
     }
     let access = super::sudo::access(r)?;
     let sudo = access.needs_sudo();
-    r.program(
-        &refresh_argv(),
-        CommandOpts {
-            sudo,
-            changed: Some(false),
-            timeout: Some(Duration::from_secs(600)),
-            ..CommandOpts::default()
-        },
-    )?;
+    refresh_lists(r, sudo)?;
     r.program(
         &install_argv(&missing, access.sets_env()),
         CommandOpts {

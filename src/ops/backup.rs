@@ -645,6 +645,24 @@ pub(crate) struct SnapshotOptions {
     pub(crate) job: Option<String>,
 }
 
+/// A retention policy as an inventory writes it; missing counts keep their default.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) hourly_every: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) hourly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) daily: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) weekly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) monthly: Option<u32>,
+}
+
 impl RetentionSpec {
     /// The policy: what is given, the defaults for the rest (an hourly bucket is at least
     /// one hour long).
@@ -662,24 +680,6 @@ impl RetentionSpec {
             monthly: count(self.monthly, d.monthly),
         }
     }
-}
-
-/// A retention policy as an inventory writes it; missing counts keep their default.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RetentionSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) last: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) hourly_every: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) hourly: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) daily: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) weekly: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) monthly: Option<u32>,
 }
 
 /// A job name: also a directory name and a journal key.

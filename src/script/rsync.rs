@@ -5,7 +5,6 @@ use super::glue::{module_function, raise};
 use super::host::HostRef;
 use super::values::read_options;
 use crate::ops::backup::{self, BackupOpts, Store};
-use crate::ops::rsync::Retention;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{Array, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
 
@@ -47,10 +46,7 @@ fn snapshot_inputs(options: &Map, pos: Position) -> Result<SnapshotInputs, Box<E
             dest_dir: o.dest_dir.clone().into(),
             excludes: o.excludes,
             one_file_system: o.one_file_system,
-            retention: o
-                .retention
-                .as_ref()
-                .map_or_else(Retention::default, |r| r.policy()),
+            retention: o.retention.unwrap_or_default().policy(),
             job,
         },
         dest: o.dest_dir,
