@@ -36,11 +36,10 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
 /// `--check`, ...): the command line could not tell them apart. Returns each recipe
 /// that has such an argument with the error (the caller makes those recipes broken).
-/// `cmd` is the command line `command` built, whose own arguments are the globals.
-pub(crate) fn recipe_flag_clashes(
-    recipes: &RecipeIndex,
-    cmd: &clap::Command,
-) -> Vec<(String, crate::error::Error)> {
+pub(crate) fn recipe_flag_clashes(recipes: &RecipeIndex) -> Vec<(String, crate::error::Error)> {
+    // fleet's own options are those of the command line without any recipe: building
+    // the whole command line (every recipe's subcommand) for them is not needed.
+    let cmd = Cli::command();
     let globals: Vec<String> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))

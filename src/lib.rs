@@ -58,7 +58,7 @@ pub(crate) fn load_recipes(
         project_recipes,
         cli::BUILTIN_COMMANDS,
     );
-    for (name, error) in cli::recipe_flag_clashes(&recipes, &cli::command(&recipes, false)) {
+    for (name, error) in cli::recipe_flag_clashes(&recipes) {
         recipes.set_broken(&name, error);
     }
     Ok((scripting, recipes))

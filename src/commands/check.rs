@@ -234,8 +234,7 @@ fn clashes(recipes: Vec<(Recipe, String)>) -> Vec<Problem> {
         }
         index.recipes.insert(recipe.name.clone(), recipe.clone());
     }
-    let command = crate::cli::command(&index, false);
-    for (name, error) in crate::cli::recipe_flag_clashes(&index, &command) {
+    for (name, error) in crate::cli::recipe_flag_clashes(&index) {
         if let Some((recipe, text)) = recipes.iter().find(|(r, _)| r.name == name) {
             found
                 .push(problem_of("name", &recipe.file, error).at_line(fn_line(text, &recipe.name)));
