@@ -66,10 +66,16 @@ pub struct ContainerHost {
 impl ContainerHost {
     /// Starts a container with NET_ADMIN (ufw needs it) and waits until sshd answers.
     pub fn start(authorized_key: &str) -> ContainerHost {
+        ContainerHost::start_with(authorized_key, &[])
+    }
+
+    /// [`ContainerHost::start`] with more `docker run` options (networks, security).
+    fn start_with(authorized_key: &str, extra: &[String]) -> ContainerHost {
         let label = unique_label("host");
         let out = Command::new("docker")
             .args(["run", "-d", "--label", &format!("fleet-test={label}")])
             .args(["--cap-add", "NET_ADMIN", "-p", "127.0.0.1::22"])
+            .args(extra)
             .args([
                 "-e",
                 &format!("FLEET_AUTHORIZED_KEY={}", authorized_key.trim()),
@@ -263,4 +269,154 @@ pub fn ssh_as(
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// A Docker network of one test (label `fleet-test=<name>`), removed when dropped:
+/// drop the containers on it first (declare them before it in a struct).
+pub struct TestNetwork {
+    pub name: String,
+}
+
+impl TestNetwork {
+    pub fn new(prefix: &str) -> TestNetwork {
+        let name = unique_label(prefix);
+        let out = Command::new("docker")
+            .args(["network", "create", "--label"])
+            .arg(format!("fleet-test={name}"))
+            .arg(&name)
+            .output()
+            .expect("docker network create");
+        assert!(
+            out.status.success(),
+            "docker network create {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TestNetwork { name }
+    }
+}
+
+impl Drop for TestNetwork {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.name])
+            .output();
+    }
+}
+
+impl ContainerHost {
+    /// A host on these networks (the first one at start, the others connected after),
+    /// its sshd published on loopback as with [`ContainerHost::start`]. `router` hosts
+    /// may write /proc/sys (`net.ipv4.ip_forward`), as an edge host's NAT needs.
+    pub fn start_on(
+        authorized_key: &str,
+        networks: &[&TestNetwork],
+        router: bool,
+    ) -> ContainerHost {
+        let (first, rest) = networks.split_first().expect("at least one network");
+        let mut extra = vec!["--network".to_string(), first.name.clone()];
+        if router {
+            extra.extend([
+                "--security-opt".to_string(),
+                "systempaths=unconfined".to_string(),
+            ]);
+        }
+        let host = ContainerHost::start_with(authorized_key, &extra);
+        for net in rest {
+            let out = Command::new("docker")
+                .args(["network", "connect", &net.name, &host.id])
+                .output()
+                .expect("docker network connect");
+            assert!(
+                out.status.success(),
+                "docker network connect {} failed: {}",
+                net.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        host
+    }
+
+    /// The container's address on `net`.
+    pub fn ip_on(&self, net: &TestNetwork) -> String {
+        let format = format!(
+            "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+            net.name
+        );
+        let out = Command::new("docker")
+            .args(["inspect", "-f", &format, &self.id])
+            .output()
+            .expect("docker inspect");
+        let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!ip.is_empty(), "{} has no address on {}", self.id, net.name);
+        ip
+    }
+
+    /// Runs a command in the container and returns (success, stdout + stderr).
+    pub fn try_exec(&self, cmd: &str) -> (bool, String) {
+        let out = Command::new("docker")
+            .args(["exec", &self.id, "sh", "-c", cmd])
+            .output()
+            .expect("docker exec");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+}
+
+/// The network edge of issue 18 (README "Network edge"): an `edge` host on a
+/// "public" and an "internal" network, a `vm` on the internal one only, routing
+/// through the edge as its default gateway (as a Proxmox VM does through its host),
+/// and a `client` on the public one only. fleet logs into edge and vm over their
+/// published sshd; the client is driven with `docker exec`.
+pub struct EdgeTopology {
+    pub edge: ContainerHost,
+    pub vm: ContainerHost,
+    pub client: ContainerHost,
+    pub key: TestKey,
+    pub public: TestNetwork,
+    pub internal: TestNetwork,
+}
+
+impl EdgeTopology {
+    pub fn start() -> EdgeTopology {
+        let key = TestKey::new();
+        let public = TestNetwork::new("public");
+        let internal = TestNetwork::new("internal");
+        let edge = ContainerHost::start_on(&key.public(), &[&public, &internal], true);
+        let vm = ContainerHost::start_on(&key.public(), &[&internal], false);
+        let client = ContainerHost::start_on(&key.public(), &[&public], false);
+        let via = edge.ip_on(&internal);
+        let (ok, out) = vm.try_exec(&format!("ip route replace default via {via}"));
+        assert!(ok, "vm: default route via the edge ({via}): {out}");
+        EdgeTopology {
+            edge,
+            vm,
+            client,
+            key,
+            public,
+            internal,
+        }
+    }
+
+    /// A fleet project with `edge` and `vm` (each with `internal_address`, its address
+    /// on the internal network) and the extra inventory vars given for each.
+    pub fn project(&self, edge_vars: &str, vm_vars: &str) -> super::Project {
+        let with_internal = |host: &ContainerHost, vars: &str| {
+            let internal = format!("internal_address = \"{}\"", host.ip_on(&self.internal));
+            if vars.is_empty() {
+                internal
+            } else {
+                format!("{internal}, {vars}")
+            }
+        };
+        let edge = with_internal(&self.edge, edge_vars);
+        let vm = with_internal(&self.vm, vm_vars);
+        project_for(
+            &self.key,
+            &[("edge", &self.edge, &edge), ("vm", &self.vm, &vm)],
+        )
+    }
 }
