@@ -180,6 +180,55 @@ pub(crate) fn remove_host(file: &str, text: &str, name: &str) -> Result<Option<S
     Ok(found.then(|| doc.to_string()))
 }
 
+/// The inventory with host `name`'s vars updated in place: each var of `vars` is set,
+/// a null one removed. `None` when nothing changes.
+pub(crate) fn set_vars(
+    file: &str,
+    text: &str,
+    name: &str,
+    vars: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<String>, EditError> {
+    let mut doc = parse(file, text)?;
+    let hosts = hosts_table(&mut doc, file)?;
+    let entry = hosts
+        .get_mut(name)
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(|| EditError::HostNotATable {
+            file: file.to_string(),
+            name: name.to_string(),
+        })?;
+    if entry.get("vars").is_none() {
+        entry.insert("vars", toml_edit::value(toml_edit::InlineTable::new()));
+    }
+    let table = entry
+        .get_mut("vars")
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(|| EditError::HostNotATable {
+            file: file.to_string(),
+            name: format!("{name}.vars"),
+        })?;
+    let mut changed = false;
+    for (key, value) in vars {
+        match toml_value(value) {
+            None => changed |= table.remove(key).is_some(),
+            Some(new) => {
+                let same = table
+                    .get(key)
+                    .and_then(Item::as_value)
+                    .is_some_and(|old| old.to_string().trim() == new.to_string().trim());
+                if !same {
+                    table.insert(key, Item::Value(new));
+                    changed = true;
+                }
+            }
+        }
+    }
+    if table.is_empty() {
+        entry.remove("vars");
+    }
+    Ok(changed.then(|| doc.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +327,31 @@ hosts = ["web-1", "web-3"]  # both
                 .to_string()
                 .contains("not valid TOML")
         );
+    }
+
+    #[test]
+    fn sets_and_removes_vars_in_place() {
+        let vars = |j: serde_json::Value| j.as_object().unwrap().clone();
+        let out = set_vars(
+            "inventory.toml",
+            INVENTORY,
+            "web-1",
+            &vars(serde_json::json!({ "public_ssh": "203.0.113.5:2203", "domains": ["a.example"] })),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(out.contains("# the node"), "{out}");
+        let doc: toml::Table = toml::from_str(&out).unwrap();
+        assert_eq!(
+            doc["hosts"]["web-1"]["vars"]["public_ssh"].as_str(),
+            Some("203.0.113.5:2203")
+        );
+        // The same again changes nothing; null removes, and an empty vars table goes.
+        let same = vars(serde_json::json!({ "public_ssh": "203.0.113.5:2203" }));
+        assert_eq!(set_vars("inventory.toml", &out, "web-1", &same).unwrap(), None);
+        let gone = vars(serde_json::json!({ "public_ssh": null, "domains": null }));
+        let back = set_vars("inventory.toml", &out, "web-1", &gone).unwrap().unwrap();
+        assert!(back.contains("[hosts.web-1]\naddress = \"10.0.0.4\"\n\n"), "{back}");
+        assert!(set_vars("inventory.toml", INVENTORY, "nope", &same).is_err());
     }
 }

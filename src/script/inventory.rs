@@ -71,6 +71,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     add(&mut m, ctx);
     forget_host_key(&mut m, ctx);
     remove(&mut m, ctx);
+    set_vars(&mut m, ctx);
     m
 }
 
@@ -227,6 +228,44 @@ fn remove(m: &mut Module, ctx: &ScriptCtx) {
             } else {
                 write(&path, &shown, &edited, pos)?;
                 run.ui.event(Some(name), &format!("removed from {shown}"));
+            }
+            Ok(true)
+        }
+    );
+}
+
+/// `inventory::set_vars`.
+fn set_vars(m: &mut Module, ctx: &ScriptCtx) {
+    let c = ctx.clone();
+    module_function!(
+        m,
+        "set_vars",
+        ["name: &str", "vars: Map", "bool"],
+        "Sets vars of host NAME in the TOML inventory in place (comments and layout kept); a var set to `()` is removed. True when the file changed. The running recipe's hosts keep the vars they were loaded with. In --check the file is not touched.",
+        move |ctx: NativeCallContext, name: &str, vars: Map| -> Result<bool, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            let run = c.run()?;
+            let vars: serde_json::Map<String, serde_json::Value> =
+                read_options(&vars, "inventory::set_vars", pos)?;
+            let (path, shown, text) = editable_file(&c, pos)?;
+            let Some(edited) = edit::set_vars(&shown, &text, name, &vars)
+                .map_err(|e| runtime_error(e.to_string(), pos))?
+            else {
+                return Ok(false);
+            };
+            crate::inventory::Inventory::parse(&shown, &edited).map_err(|e| {
+                runtime_error(format!("the edited {shown} would not parse: {e}"), pos)
+            })?;
+            let keys: Vec<&str> = vars.keys().map(String::as_str).collect();
+            if run.options.check {
+                run.ui.out(
+                    Some(name),
+                    &format!("would set {} in {shown}", keys.join(", ")),
+                );
+            } else {
+                write(&path, &shown, &edited, pos)?;
+                run.ui
+                    .event(Some(name), &format!("{} set in {shown}", keys.join(", ")));
             }
             Ok(true)
         }

@@ -119,6 +119,16 @@ impl ProxmoxSim {
         std::fs::write(&path, config.to_string()).unwrap();
     }
 
+    /// Puts VMs whose net0 is on `bridge` onto the docker network `network` (with
+    /// ipconfig0's static address and gateway, as a real guest would configure them).
+    pub fn bridge_to_network(&self, bridge: &str, network: &str) {
+        let path = self.sim.path().join("sim.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config["networks"][bridge] = serde_json::json!(network);
+        std::fs::write(&path, config.to_string()).unwrap();
+    }
+
     /// Containers ("running VMs") of this simulator.
     pub fn containers(&self) -> Vec<String> {
         let out = std::process::Command::new("docker")
