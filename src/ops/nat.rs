@@ -953,7 +953,7 @@ mod tests {
             origin: Origin::Inventory,
             ..b
         };
-        assert!(merged(&[a.clone()], vec![inv.clone()], "edge").is_err());
+        assert!(merged(std::slice::from_ref(&a), vec![inv], "edge").is_err());
         let old_inv = Forward {
             port: 9000,
             origin: Origin::Inventory,
