@@ -187,6 +187,23 @@ fn the_edge_forwards_a_port_to_the_vm_and_keeps_what_it_did_not_write() {
     assert!(ok, "{out}");
     assert_eq!(key_seen(&t.client, &public, 2203), vm_key);
 
+    // With ufw active (forwarding denied by default), the route rule lets it through.
+    let (ok, out) = t
+        .edge
+        .try_exec("ufw allow 22/tcp && ufw --force enable && ufw status verbose");
+    assert!(ok && out.contains("deny (routed)"), "{out}");
+    assert_eq!(key_seen(&t.client, &public, 2203), vm_key);
+    let vm_internal = t.vm.ip_on(&t.internal);
+    let (ok, out) = t.edge.try_exec(&format!(
+        "ufw route delete allow to {vm_internal} port 22 proto tcp"
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(key_seen(&t.client, &public, 2203), "");
+    let again = p.fleet(&["nat"]);
+    again.code(0);
+    assert!(recap_of(&again, "edge").contains("changed"), "{again}");
+    assert_eq!(key_seen(&t.client, &public, 2203), vm_key);
+
     // A recipe's forward joins the inventory's; the target's removal takes both.
     p.fleet(&["extra"]).code(0);
     assert_eq!(key_seen(&t.client, &public, 2204), vm_key);

@@ -774,9 +774,12 @@ fn ufw_routes(r: &dyn Remote, forwards: &[Forward], sudo: bool) -> Result<bool, 
     let current = ufw::parse_show_added(&added.stdout);
     let mut changed = false;
     let wanted: Vec<String> = forwards.iter().map(Forward::ufw_spec).collect();
+    let mut present: Vec<String> = current.iter().map(|a| a.spec.clone()).collect();
     for f in forwards {
-        if !current.iter().any(|a| a.spec == f.ufw_spec()) {
+        // Two public ports may lead to one target port: one route rule.
+        if !present.contains(&f.ufw_spec()) {
             r.program(&f.ufw_add(), as_root(sudo))?;
+            present.push(f.ufw_spec());
             changed = true;
         }
     }
