@@ -11,14 +11,16 @@ use rhai::{Array, Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, Na
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
-/// What every function does: the edge's settings checked, the edge read, the wanted
-/// forwards computed from what it has, then applied. `what` names the call in errors.
-fn change(
+/// What every function does: the edge's settings and the call's input checked
+/// (`check`, before anything is sent), the edge read, the wanted forwards computed from
+/// what it has (`wanted`), then applied. `what` names the call in errors.
+fn change<T>(
     c: &ScriptCtx,
     ctx: &NativeCallContext,
     h: &HostRef,
     what: &str,
-    wanted: impl FnOnce(&Context, &[Forward]) -> Result<Vec<Forward>, NatError>,
+    check: impl FnOnce(&Context) -> Result<T, NatError>,
+    wanted: impl FnOnce(T, &str, &[Forward]) -> Result<Vec<Forward>, NatError>,
 ) -> Fallible<(Vec<String>, usize, usize)> {
     let pos = ctx.call_position();
     let run = c.run()?;
@@ -31,9 +33,10 @@ fn change(
     };
     let settings = EdgeSettings::of(edge).map_err(bad)?;
     let masquerade = settings.masquerade(edge).map_err(bad)?;
+    let checked = check(&cx).map_err(bad)?;
     let remote = run.remote(edge);
     let state = nat::read(&remote).map_err(|f| raise(f, ctx))?;
-    let forwards = wanted(&cx, &state.forwards).map_err(bad)?;
+    let forwards = wanted(checked, &edge.name, &state.forwards).map_err(bad)?;
     let changes = nat::apply(&remote, &state, &forwards, &masquerade).map_err(|f| raise(f, ctx))?;
     Ok((changes, state.forwards.len(), forwards.len()))
 }
@@ -71,10 +74,14 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         move |ctx: NativeCallContext, h: HostRef, rule: Map| -> Fallible<Map> {
             let input: nat::ForwardInput =
                 read_options(&rule, "nat::forward", ctx.call_position())?;
-            let (changes, _, _) = change(&c, &ctx, &h, "nat::forward", |cx, current| {
-                let f = input.check(cx, Origin::Recipe)?;
-                nat::with_forward(current.to_vec(), f, &cx.edge.name)
-            })?;
+            let (changes, _, _) = change(
+                &c,
+                &ctx,
+                &h,
+                "nat::forward",
+                |cx| input.check(cx, Origin::Recipe),
+                |f, edge, current| nat::with_forward(current.to_vec(), f, edge),
+            )?;
             Ok(changes_map(changes))
         }
     );
@@ -86,14 +93,20 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         "Removes the forward of #{ port, proto } (proto default tcp) from the edge, whichever way it came (a forward of the edge's `nat` var comes back with the next nat::apply). True when there was one.",
         move |ctx: NativeCallContext, h: HostRef, rule: Map| -> Fallible<bool> {
             let input: nat::RemoveInput = read_options(&rule, "nat::remove", ctx.call_position())?;
-            let (_, before, after) = change(&c, &ctx, &h, "nat::remove", |_, current| {
-                let key = input.key()?;
-                Ok(current
-                    .iter()
-                    .filter(|f| (f.port, f.proto) != key)
-                    .cloned()
-                    .collect())
-            })?;
+            let (_, before, after) = change(
+                &c,
+                &ctx,
+                &h,
+                "nat::remove",
+                |_| input.key(),
+                |key, _, current| {
+                    Ok(current
+                        .iter()
+                        .filter(|f| (f.port, f.proto) != key)
+                        .cloned()
+                        .collect())
+                },
+            )?;
             Ok(after < before)
         }
     );
@@ -104,13 +117,20 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         ["edge: Host", "name: &str", "int"],
         "Removes every forward of the edge to host `name` (for a host that goes away); the number removed.",
         move |ctx: NativeCallContext, h: HostRef, name: &str| -> Fallible<INT> {
-            let (_, before, after) = change(&c, &ctx, &h, "nat::remove_target", |_, current| {
-                Ok(current
-                    .iter()
-                    .filter(|f| f.to_host != name)
-                    .cloned()
-                    .collect())
-            })?;
+            let (_, before, after) = change(
+                &c,
+                &ctx,
+                &h,
+                "nat::remove_target",
+                |_| Ok(()),
+                |_, _, current| {
+                    Ok(current
+                        .iter()
+                        .filter(|f| f.to_host != name)
+                        .cloned()
+                        .collect())
+                },
+            )?;
             Ok((before - after) as INT)
         }
     );
@@ -121,10 +141,14 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         ["edge: Host", "Map"],
         "Brings the edge's forwards to its host var `nat` = { masquerade = true|false|\"CIDR\" (default true: the network of the edge's internal_address), forwards = [{ port, proto, to_host, to_port, comment }] }: the var's forwards replace those an earlier nat::apply made, forwards added by nat::forward stay (a port both give to different hosts is refused). Applied as nat::forward does; a second run changes nothing. Returns #{ changed, changes }.",
         move |ctx: NativeCallContext, h: HostRef| -> Fallible<Map> {
-            let (changes, _, _) = change(&c, &ctx, &h, "nat::apply", |cx, current| {
-                let inventory = EdgeSettings::of(cx.edge)?.forwards(cx)?;
-                nat::merged(current, inventory, &cx.edge.name)
-            })?;
+            let (changes, _, _) = change(
+                &c,
+                &ctx,
+                &h,
+                "nat::apply",
+                |cx| EdgeSettings::of(cx.edge)?.forwards(cx),
+                |inventory, edge, current| nat::merged(current, inventory, edge),
+            )?;
             Ok(changes_map(changes))
         }
     );
