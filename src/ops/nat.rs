@@ -500,10 +500,10 @@ pub(crate) fn render(forwards: &[Forward], masquerade: Option<Net>) -> String {
 }
 
 /// The forwards of a rules file fleet wrote (none when there is no file).
-pub(crate) fn parse(text: &str) -> Result<Vec<Forward>, String> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Forward>, serde_json::Error> {
     match text.lines().find_map(|l| l.strip_prefix(STATE_MARK)) {
         None => Ok(Vec::new()),
-        Some(json) => serde_json::from_str(json).map_err(|e| e.to_string()),
+        Some(json) => serde_json::from_str(json),
     }
 }
 
@@ -666,62 +666,80 @@ pub(crate) fn apply(
         .code
         == 0;
     if text != edge.text || !loaded {
-        // Checked before anything changes, also in --check.
-        let check = Argv::new("nft").args(["-c", "-f", "/dev/stdin"]);
-        let line = if sudo {
-            check.sudo_line()
-        } else {
-            check.line()
-        };
-        let out = r.exec(&line, None, Some(text.as_bytes()), false)?;
-        if out.code != 0 {
+        changes.push(load(r, &edge.text, &text, sudo)?.to_string());
+    }
+    boot(r, p, &mut changes)?;
+    if p.ufw && ufw_routes(r, forwards, sudo)? {
+        changes.push("ufw".to_string());
+    }
+    Ok(changes)
+}
+
+/// Checks `text` with `nft -c` (also in --check), writes it as the rules file and loads
+/// it in one transaction, putting `old` back if loading fails; "rules" when the file
+/// changed, "loaded" when only the kernel lacked the table.
+fn load(r: &dyn Remote, old: &str, text: &str, sudo: bool) -> Result<&'static str, HostError> {
+    // Checked before anything changes, also in --check.
+    let check = Argv::new("nft").args(["-c", "-f", "/dev/stdin"]);
+    let line = if sudo {
+        check.sudo_line()
+    } else {
+        check.line()
+    };
+    let out = r.exec(&line, None, Some(text.as_bytes()), false)?;
+    if out.code != 0 {
+        return Err(fail(
+            r,
+            format!(
+                "nft -c refused the rules for {}; nothing was changed: {}",
+                r.name(),
+                crate::ops::text::tail(&out.stderr, 5)
+            ),
+        ));
+    }
+    if !r.check_mode() {
+        let mkdir = Argv::new("mkdir").args(["-p", "/etc/fleet"]);
+        r.program(
+            &mkdir,
+            CommandOpts {
+                changed: Some(false),
+                ..as_root(sudo)
+            },
+        )?;
+    }
+    let file = root_file(sudo);
+    let wrote = crate::ops::files::write_file(r, RULES_FILE, text.as_bytes(), &file)?;
+    if r.check_mode() {
+        r.out(&format!(
+            "would load {RULES_FILE} (nft -f: the table ip fleet_nat replaced in one transaction)"
+        ));
+    } else {
+        let load = r.program(
+            &Argv::new("nft").args(["-f", RULES_FILE]),
+            CommandOpts {
+                allow_fail: true,
+                ..as_root(sudo)
+            },
+        )?;
+        if load.code != 0 {
+            crate::ops::files::write_file(r, RULES_FILE, old.as_bytes(), &file)?;
             return Err(fail(
                 r,
                 format!(
-                    "nft -c refused the rules for {}; nothing was changed: {}",
+                    "nft -f {RULES_FILE} failed on {}; the old file was put back: {}",
                     r.name(),
-                    crate::ops::text::tail(&out.stderr, 5)
+                    crate::ops::text::tail(&load.stderr, 5)
                 ),
             ));
         }
-        if !r.check_mode() {
-            let mkdir = Argv::new("mkdir").args(["-p", "/etc/fleet"]);
-            r.program(
-                &mkdir,
-                CommandOpts {
-                    changed: Some(false),
-                    ..as_root(sudo)
-                },
-            )?;
-        }
-        let file = root_file(sudo);
-        let wrote = crate::ops::files::write_file(r, RULES_FILE, text.as_bytes(), &file)?;
-        changes.push(if wrote { "rules" } else { "loaded" }.to_string());
-        if r.check_mode() {
-            r.out(&format!(
-                "would load {RULES_FILE} (nft -f: the table ip fleet_nat replaced in one transaction)"
-            ));
-        } else {
-            let load = r.program(
-                &Argv::new("nft").args(["-f", RULES_FILE]),
-                CommandOpts {
-                    allow_fail: true,
-                    ..as_root(sudo)
-                },
-            )?;
-            if load.code != 0 {
-                crate::ops::files::write_file(r, RULES_FILE, edge.text.as_bytes(), &file)?;
-                return Err(fail(
-                    r,
-                    format!(
-                        "nft -f {RULES_FILE} failed on {}; the old file was put back: {}",
-                        r.name(),
-                        crate::ops::text::tail(&load.stderr, 5)
-                    ),
-                ));
-            }
-        }
     }
+    Ok(if wrote { "rules" } else { "loaded" })
+}
+
+/// What makes forwarding outlive a reboot: `net.ipv4.ip_forward=1` now and in
+/// sysctl.d, the unit written, enabled and started where systemd runs.
+fn boot(r: &dyn Remote, p: &Probe, changes: &mut Vec<String>) -> Result<(), HostError> {
+    let sudo = !p.root;
     let file = root_file(sudo);
     if crate::ops::files::write_file(r, SYSCTL_FILE, SYSCTL.as_bytes(), &file)? {
         changes.push("sysctl.d".to_string());
@@ -755,10 +773,7 @@ pub(crate) fn apply(
             systemctl(&["start", UNIT])?;
         }
     }
-    if p.ufw && ufw_routes(r, forwards, sudo)? {
-        changes.push("ufw".to_string());
-    }
-    Ok(changes)
+    Ok(())
 }
 
 /// ufw route rules for the forwards: the missing ones added, fleet-nat's own that no
@@ -1002,6 +1017,26 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("the host var `nat` of e is not valid")
+        );
+    }
+
+    #[test]
+    fn ufw_route_rules_are_fleet_nats_and_not_ufw_applys() {
+        let f = check(&input(2203, "tcp", "vm")).unwrap();
+        assert_eq!(
+            f.ufw_add().line(),
+            "ufw route allow to 10.0.0.5 port 22 proto tcp comment 'fleet-nat: vm'"
+        );
+        // As ufw 0.36 prints it back (tests/image container); ufw::apply's plan
+        // deletes only rules marked `fleet:`, so it keeps this one.
+        let added = ufw::parse_show_added(
+            "ufw route allow to 10.0.0.5 port 22 proto tcp comment 'fleet-nat: vm'\n",
+        );
+        assert_eq!(added[0].spec, f.ufw_spec());
+        assert!(!added[0].ours());
+        assert_eq!(
+            ufw_delete(&added[0].spec).line(),
+            "ufw route delete allow to 10.0.0.5 port 22 proto tcp"
         );
     }
 
