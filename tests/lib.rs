@@ -18,6 +18,7 @@ mod isolation;
 mod journal;
 mod keys;
 mod manners;
+mod nat;
 mod outputs;
 mod provision;
 mod pull;
