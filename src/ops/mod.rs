@@ -15,6 +15,7 @@ pub(crate) mod local;
 pub(crate) mod localfs;
 pub(crate) mod options;
 pub(crate) mod paths;
+pub(crate) mod proxy;
 pub(crate) mod proxmox;
 pub(crate) mod remote;
 pub(crate) mod rsync;
