@@ -20,6 +20,7 @@ mod keys;
 mod manners;
 mod outputs;
 mod provision;
+mod proxy;
 mod pull;
 mod readme;
 mod recipe_tests;

@@ -260,9 +260,8 @@ pub(crate) fn render(s: &Site, with_cert: bool) -> String {
         .as_ref()
         .map(|m| format!("    client_max_body_size {m};\n"))
         .unwrap_or_default();
-    let challenge = format!(
-        "    location /.well-known/acme-challenge/ {{\n        root {WEBROOT};\n    }}\n"
-    );
+    let challenge =
+        format!("    location /.well-known/acme-challenge/ {{\n        root {WEBROOT};\n    }}\n");
     let mut text = format!(
         "{HEADER}{}server {{\n    listen 80;\n    server_name {};\n{challenge}",
         s.mark(),
@@ -423,7 +422,10 @@ fn install(
     let was_enabled = test(r, "-L", &link, sudo)?;
     let mut changed = crate::ops::files::write_file(r, &file, new.as_bytes(), &root_file(sudo))?;
     if !was_enabled {
-        r.program(&Argv::new("ln").args(["-sfn", "--", &file, &link]), change(sudo))?;
+        r.program(
+            &Argv::new("ln").args(["-sfn", "--", &file, &link]),
+            change(sudo),
+        )?;
         changed = true;
     }
     if !changed {
@@ -471,7 +473,10 @@ pub(crate) fn site(r: &dyn Remote, s: &Site, acme: &Acme) -> Result<Vec<String>,
         ));
     }
     if !test(r, "-d", WEBROOT, sudo)? {
-        r.program(&Argv::new("mkdir").args(["-p", "--", WEBROOT]), change(sudo))?;
+        r.program(
+            &Argv::new("mkdir").args(["-p", "--", WEBROOT]),
+            change(sudo),
+        )?;
         changes.push("webroot".to_string());
     }
     let cert = s.tls && has_cert(r, &s.domain, sudo)?;
@@ -591,10 +596,11 @@ pub(crate) fn expiry(r: &dyn Remote, domain: &str) -> Result<Option<String>, Hos
 
 /// The sites that host vars ask for: every host with `domains` (names, or maps of
 /// `proxy::site` options) forwards them through the proxy host its var `proxy` names.
-/// Keyed by proxy host; a domain claimed twice is refused.
+/// Keyed by proxy host, each site with its target host; a domain claimed twice is
+/// refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
-    pub(crate) by_proxy: BTreeMap<String, Vec<Site>>,
+    pub(crate) by_proxy: BTreeMap<String, Vec<(String, Site)>>,
 }
 
 /// One entry of `domains`: a name, or a map of site options without `to_host`.
@@ -660,7 +666,10 @@ pub(crate) fn plan(hosts: &[ResolvedHost]) -> Result<Plan, SiteError> {
                     second: h.name.clone(),
                 });
             }
-            plan.by_proxy.entry(proxy.clone()).or_default().push(site);
+            plan.by_proxy
+                .entry(proxy.clone())
+                .or_default()
+                .push((h.name.clone(), site));
         }
     }
     Ok(plan)
@@ -684,7 +693,10 @@ mod tests {
 
     #[test]
     fn domains_are_host_names() {
-        assert_eq!(valid_domain("Web3.Example.org").unwrap(), "web3.example.org");
+        assert_eq!(
+            valid_domain("Web3.Example.org").unwrap(),
+            "web3.example.org"
+        );
         for bad in [
             "",
             "web3",
@@ -719,7 +731,10 @@ mod tests {
         };
         assert!(o(|_| {}).is_ok());
         assert_eq!(o(|o| o.to_port = 0).unwrap_err(), SiteError::Port(0));
-        assert_eq!(o(|o| o.to_port = 70000).unwrap_err(), SiteError::Port(70000));
+        assert_eq!(
+            o(|o| o.to_port = 70000).unwrap_err(),
+            SiteError::Port(70000)
+        );
         assert!(matches!(
             o(|o| o.tls = Some("yes".into())).unwrap_err(),
             SiteError::Tls(_)
@@ -896,13 +911,25 @@ server {
             ("id -u", 0, "0\n"),
             ("if [ -f", 0, ""),
             ("test -d /var/lib/fleet/acme", 0, ""),
-            ("test -L /etc/nginx/sites-enabled/fleet-web3.example.org.conf", 1, ""),
+            (
+                "test -L /etc/nginx/sites-enabled/fleet-web3.example.org.conf",
+                1,
+                "",
+            ),
             ("if [ -f /etc/nginx/sites-available/", 0, "absent\n"),
             ("", 0, ""),
             ("ln -sfn", 0, ""),
             ("nginx -t", 1, ""),
-            ("rm -f -- /etc/nginx/sites-enabled/fleet-web3.example.org.conf", 0, ""),
-            ("rm -f -- /etc/nginx/sites-available/fleet-web3.example.org.conf", 0, ""),
+            (
+                "rm -f -- /etc/nginx/sites-enabled/fleet-web3.example.org.conf",
+                0,
+                "",
+            ),
+            (
+                "rm -f -- /etc/nginx/sites-available/fleet-web3.example.org.conf",
+                0,
+                "",
+            ),
         ]);
         let e = super::site(&r, &site(false), &Acme::default()).unwrap_err();
         assert!(
@@ -921,7 +948,11 @@ server {
             ("if [ -f", 0, ""),
             ("test -d", 1, ""),
             ("mkdir -p -- /var/lib/fleet/acme", 0, ""),
-            ("test -f /etc/letsencrypt/live/web3.example.org/fullchain.pem", 1, ""),
+            (
+                "test -f /etc/letsencrypt/live/web3.example.org/fullchain.pem",
+                1,
+                "",
+            ),
             ("test -L", 1, ""),
             ("if [ -f /etc/nginx/sites-available/", 0, "absent\n"),
             ("", 0, ""),
@@ -968,11 +999,19 @@ server {
             ("id -u", 0, "0\n"),
             ("if [ -f", 0, &text),
             ("test -L", 0, ""),
-            ("rm -f -- /etc/nginx/sites-enabled/fleet-web3.example.org.conf /etc/nginx/sites-available/fleet-web3.example.org.conf", 0, ""),
+            (
+                "rm -f -- /etc/nginx/sites-enabled/fleet-web3.example.org.conf /etc/nginx/sites-available/fleet-web3.example.org.conf",
+                0,
+                "",
+            ),
             ("nginx -t", 0, ""),
             ("if [ -d /run/systemd/system ]", 0, ""),
             ("test -f", 0, ""),
-            ("certbot delete --non-interactive --cert-name web3.example.org", 0, ""),
+            (
+                "certbot delete --non-interactive --cert-name web3.example.org",
+                0,
+                "",
+            ),
         ]);
         assert!(super::remove(&r, "web3.example.org").unwrap());
         let r = Scripted::new(&[("id -u", 0, "0\n"), ("if [ -f", 0, ""), ("test -L", 1, "")]);
@@ -1005,21 +1044,29 @@ server {
         let plan = plan(&hosts).unwrap();
         let sites = &plan.by_proxy["edge"];
         assert_eq!(sites.len(), 2);
-        assert_eq!((sites[1].to_port, sites[1].tls), (8080, true));
+        assert_eq!((sites[1].1.to_port, sites[1].1.tls), (8080, true));
+        assert_eq!(sites[0].0, "vm");
         let twice = [
             hosts[1].clone(),
-            host(
-                "vm2",
-                json!({"proxy": "edge", "domains": ["WEB3.test"]}),
-            ),
+            host("vm2", json!({"proxy": "edge", "domains": ["WEB3.test"]})),
         ];
         assert_eq!(
             super::plan(&twice).unwrap_err().to_string(),
             "the domain web3.test is claimed by both vm and vm2: one host per domain"
         );
         let no_proxy = [host("vm", json!({"domains": ["a.test"]}))];
-        assert!(super::plan(&no_proxy).unwrap_err().to_string().contains("no `proxy` var"));
+        assert!(
+            super::plan(&no_proxy)
+                .unwrap_err()
+                .to_string()
+                .contains("no `proxy` var")
+        );
         let bad = [host("vm", json!({"proxy": "edge", "domains": ["a;b"]}))];
-        assert!(super::plan(&bad).unwrap_err().to_string().starts_with("host vm: `a;b` is not a domain name"));
+        assert!(
+            super::plan(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("host vm: `a;b` is not a domain name")
+        );
     }
 }

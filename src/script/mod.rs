@@ -1,7 +1,7 @@
 //! Thin Rhai glue: one file per Rhai namespace (the global functions of `host`, `files`,
 //! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `apt::`,
-//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `keys::`, `qm::`, `rsync::`, `samba::`,
-//! `ufw::`, `users::`, and
+//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `keys::`, `proxy::`, `qm::`,
+//! `rsync::`, `samba::`, `tls::`, `ufw::`, `users::`, and
 //! `local::`, `json::`, `csv::` with `now`/`timestamp`/`duration` of `local`), all registered
 //! by `register_all`. No domain logic here; it lives in `exec/`, `inventory/` and `ops/`.
 
@@ -17,6 +17,7 @@ pub(crate) mod inventory;
 pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod local;
+pub(crate) mod proxy;
 pub(crate) mod qm;
 pub(crate) mod rsync;
 pub(crate) mod samba;
@@ -57,6 +58,8 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         ("ufw", ufw::module(ctx)),
         ("users", users::module(ctx)),
         ("samba", samba::module(ctx)),
+        ("proxy", proxy::module(ctx)),
+        ("tls", proxy::tls_module(ctx)),
         ("catalog", catalog::module(ctx)),
         ("apt", apt::module(ctx)),
         ("keys", keys::module(ctx)),

@@ -320,7 +320,7 @@ impl ContainerHost {
                 "systempaths=unconfined".to_string(),
             ]);
         }
-        let host = ContainerHost::start_with(authorized_key, &extra);
+        let mut host = ContainerHost::start_with(authorized_key, &extra);
         for net in rest {
             let out = Command::new("docker")
                 .args(["network", "connect", &net.name, &host.id])
@@ -332,6 +332,13 @@ impl ContainerHost {
                 net.name,
                 String::from_utf8_lossy(&out.stderr)
             );
+        }
+        // Docker publishes sshd on a new port when a network is connected.
+        if !rest.is_empty() {
+            host.port = host.published_port();
+            if let Err(e) = host.wait_for_sshd() {
+                panic!("{e}");
+            }
         }
         host
     }
