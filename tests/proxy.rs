@@ -158,6 +158,18 @@ fn a_site_gets_a_certificate_forwards_to_the_vm_and_is_removed_with_it() {
         "second run changed something: {second}"
     );
     p.fleet(&["expiry"]).code(0).stdout_has("expires 20");
+    let status = p.fleet(&["status", "edge:vm"]);
+    status.code(0).stdout_has("CERT EXPIRY");
+    let row = |host: &str| {
+        status
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(host))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("edge").trim_end().ends_with(" web3.test"), "{status}");
+    assert!(row("vm").trim_end().ends_with(" -"), "{status}");
 
     // A change nginx -t refuses is put back; the sites that were there still answer.
     must(

@@ -594,6 +594,54 @@ pub(crate) fn expiry(r: &dyn Remote, domain: &str) -> Result<Option<String>, Hos
     Ok(parse_expiry(&out.stdout))
 }
 
+/// For `fleet status` (any user; root's files through `sudo -n` when allowed): one line
+/// `cert=DOMAIN notAfter=…` (or `cert=DOMAIN none`) per fleet TLS site.
+pub(crate) const CERTS_QUERY: &str = r#"for f in /etc/nginx/sites-available/fleet-*.conf; do [ -f "$f" ] || continue
+d=$(sed -n 's/^# fleet-site: domain=\([^ ]*\) .* tls=acme .*/\1/p' "$f"); [ -n "$d" ] || continue
+c="/etc/letsencrypt/live/$d/cert.pem"
+e=$(openssl x509 -noout -enddate -in "$c" 2>/dev/null || sudo -n openssl x509 -noout -enddate -in "$c" 2>/dev/null)
+echo "cert=$d ${e:-none}"; done"#;
+
+/// A TLS site's certificate as `fleet status` sees it: its expiry date, None when the
+/// certificate is missing (or unreadable).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct CertExpiry {
+    pub(crate) domain: String,
+    pub(crate) expires: Option<String>,
+}
+
+/// The `cert=` lines of [`CERTS_QUERY`]'s output (host output: only valid domains).
+pub(crate) fn parse_certs(text: &str) -> Vec<CertExpiry> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("cert="))
+        .filter_map(|l| {
+            let (domain, rest) = l.split_once(' ')?;
+            Some(CertExpiry {
+                domain: valid_domain(domain).ok()?,
+                expires: parse_expiry(rest),
+            })
+        })
+        .collect()
+}
+
+/// The status cell: the soonest expiry (a missing certificate first), `-` without sites.
+pub(crate) fn certs_cell(certs: &[CertExpiry]) -> String {
+    let Some(first) = certs
+        .iter()
+        .min_by_key(|c| (c.expires.is_some(), c.expires.clone()))
+    else {
+        return "-".into();
+    };
+    let more = match certs.len() {
+        1 => String::new(),
+        n => format!(" (+{})", n - 1),
+    };
+    match &first.expires {
+        Some(date) => format!("{date} {}{more}", first.domain),
+        None => format!("NONE {}{more}", first.domain),
+    }
+}
+
 /// The sites that host vars ask for: every host with `domains` (names, or maps of
 /// `proxy::site` options) forwards them through the proxy host its var `proxy` names.
 /// Keyed by proxy host, each site with its target host; a domain claimed twice is
@@ -903,6 +951,35 @@ server {
             Some("2027-03-01")
         );
         assert_eq!(parse_expiry("garbage"), None);
+    }
+
+    #[test]
+    fn status_reads_the_certificates() {
+        let certs = parse_certs(
+            "cert=web3.test notAfter=Mar  1 12:00:00 2027 GMT\ncert=api.test none\ncert=a;b.test notAfter=Mar  1 12:00:00 2027 GMT\nother\n",
+        );
+        assert_eq!(
+            certs,
+            [
+                CertExpiry {
+                    domain: "web3.test".into(),
+                    expires: Some("2027-03-01".into())
+                },
+                CertExpiry {
+                    domain: "api.test".into(),
+                    expires: None
+                }
+            ]
+        );
+        assert_eq!(certs_cell(&certs), "NONE api.test (+1)");
+        assert_eq!(certs_cell(&certs[..1]), "2027-03-01 web3.test");
+        assert_eq!(certs_cell(&[]), "-");
+        // The query finds the domain in the mark line render() writes.
+        let line = site(true).mark();
+        assert!(
+            line.starts_with("# fleet-site: domain=web3.example.org ")
+                && line.contains(" tls=acme ")
+        );
     }
 
     #[test]
