@@ -1019,6 +1019,30 @@ server {
     }
 
     #[test]
+    fn an_unchanged_site_changes_nothing_and_reloads_nothing() {
+        let s = site(true);
+        let text = render(&s, true);
+        let inspect = format!(
+            "{}\n644 root:root\n",
+            crate::ops::files::sha256_hex(text.as_bytes())
+        );
+        let r = Scripted::new(&[
+            ("id -u", 0, "0\n"),
+            ("if [ -f", 0, &text),
+            ("test -d", 0, ""),
+            (
+                "test -f /etc/letsencrypt/live/web3.example.org/fullchain.pem",
+                0,
+                "",
+            ),
+            ("test -L", 0, ""),
+            ("if [ -f /etc/nginx/sites-available/", 0, &inspect),
+        ]);
+        assert!(super::site(&r, &s, &Acme::default()).unwrap().is_empty());
+        assert!(!r.marked());
+    }
+
+    #[test]
     fn a_new_tls_site_gets_its_certificate_then_the_443_listener() {
         let r = Scripted::new(&[
             ("id -u", 0, "0\n"),
