@@ -43,6 +43,16 @@ pub(crate) struct Config {
     /// The state repository (journal, configuration snapshots), relative to the project
     /// root (default `state`).
     pub(crate) state_dir: Option<PathBuf>,
+    /// The ACME directory `proxy::site` gets certificates from (certbot's default,
+    /// Let's Encrypt, when absent): staging, a private CA or a test one.
+    #[serde(default, deserialize_with = "acme_directory")]
+    pub(crate) acme_directory: Option<String>,
+    /// The ACME account's email (none: `--register-unsafely-without-email`).
+    #[serde(default, deserialize_with = "acme_email")]
+    pub(crate) acme_email: Option<String>,
+    /// A CA bundle ON THE PROXY HOST that certbot trusts for the directory's HTTPS.
+    #[serde(default, deserialize_with = "acme_ca_bundle")]
+    pub(crate) acme_ca_bundle: Option<String>,
     #[serde(default)]
     pub(crate) ssh: SshConfig,
     /// fleet's own files (lock, logs) somewhere else than `.fleet/`: `fleet test` keeps
@@ -194,6 +204,30 @@ fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>,
     }
 }
 
+/// An ACME setting, checked where it is written (`set` puts it into the settings).
+fn acme_setting<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    set: fn(&mut crate::ops::proxy::Acme, String),
+) -> Result<Option<String>, D::Error> {
+    let value = String::deserialize(d)?;
+    let mut acme = crate::ops::proxy::Acme::default();
+    set(&mut acme, value.clone());
+    acme.check().map_err(serde::de::Error::custom)?;
+    Ok(Some(value))
+}
+
+fn acme_directory<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    acme_setting(d, |a, v| a.directory = Some(v))
+}
+
+fn acme_email<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    acme_setting(d, |a, v| a.email = Some(v))
+}
+
+fn acme_ca_bundle<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    acme_setting(d, |a, v| a.ca_bundle = Some(v))
+}
+
 fn inventory_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     match u64::deserialize(d)? {
         0 => Err(serde::de::Error::custom(
@@ -226,6 +260,25 @@ mod tests {
         let c = parse_config("fleet.toml", "forks = 4\n[ssh]\nuser = \"ops\"\n").unwrap();
         assert_eq!(c.forks, Some(4));
         assert_eq!(c.ssh.user.as_deref(), Some("ops"));
+    }
+
+    #[test]
+    fn acme_settings_are_checked_where_written() {
+        let c = parse_config(
+            "fleet.toml",
+            "acme_directory = \"https://ca.internal:14000/dir\"\nacme_ca_bundle = \"/etc/ssl/ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.acme_directory.as_deref(),
+            Some("https://ca.internal:14000/dir")
+        );
+        let e = parse_config("fleet.toml", "acme_directory = \"http://ca/dir\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("must be an https:// URL")
+                || format!("{e:?}").contains("must be an https:// URL"),
+            "{e:?}"
+        );
     }
 
     #[test]

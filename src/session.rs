@@ -76,6 +76,11 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
             .map(|p| crate::ops::ssh::resolve_path(&app.project.root, p)),
         state_dir: app.project.state_dir(),
         inventory_file: inventory_path(app).ok(),
+        acme: crate::ops::proxy::Acme {
+            directory: app.project.config.acme_directory.clone(),
+            email: app.project.config.acme_email.clone(),
+            ca_bundle: app.project.config.acme_ca_bundle.clone(),
+        },
     };
     // Every configured secret is masked from the run's first line, read or not.
     if let Some(file) = &options.secrets_file {

@@ -21,6 +21,7 @@ mod manners;
 mod nat;
 mod outputs;
 mod provision;
+mod proxy;
 mod pull;
 mod readme;
 mod recipe_tests;

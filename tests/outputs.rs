@@ -173,6 +173,7 @@ fn pinned_facts(host: &str) -> serde_json::Value {
             "security": 1,
             "reboot_required": true,
             "sudo": true,
+            "certs": [],
         }),
         _ => serde_json::json!({
             "os": "Ubuntu 24.04.1 LTS",
@@ -183,6 +184,11 @@ fn pinned_facts(host: &str) -> serde_json::Value {
             "reboot_required": false,
             // h1 keeps the bool of records before `limited` (true: full).
             "sudo": "limited",
+            // A proxy: the soonest of its sites' certificates (a missing one first).
+            "certs": [
+                { "domain": "web3.example.org", "expires": "2027-03-01" },
+                { "domain": "api.example.org", "expires": null },
+            ],
         }),
     }
 }

@@ -1,5 +1,6 @@
 //! `fleet status [PATTERN]`: the fleet at a glance — reachable, OS, kernel, uptime,
-//! pending (security) updates, reboot needed, sudo, last update run and last backup —
+//! pending (security) updates, reboot needed, sudo, last update run, last backup and the
+//! soonest certificate expiry of a proxy's TLS sites —
 //! gathered live in parallel (and kept in the journal), or `--cached` from the journal.
 
 use crate::App;
@@ -127,7 +128,7 @@ pub(crate) fn ago(when: &str) -> String {
 }
 
 /// The dashboard's columns, for the table and the HTML report.
-pub(crate) const HEADER: [&str; 10] = [
+pub(crate) const HEADER: [&str; 11] = [
     "HOST",
     "REACHABLE",
     "OS",
@@ -138,6 +139,7 @@ pub(crate) const HEADER: [&str; 10] = [
     "SUDO",
     "LAST UPDATE",
     "LAST BACKUP",
+    "CERT EXPIRY",
 ];
 
 /// A host's row from what the journal knows of it.
@@ -276,5 +278,6 @@ pub(crate) fn cells(r: &Row) -> Vec<String> {
             Some(b) if b.status == "failed" => format!("FAILED ({})", ago(&b.at)),
             Some(b) => ago(&b.at),
         },
+        f.map_or_else(dash, |f| crate::ops::proxy::certs_cell(&f.certs)),
     ]
 }

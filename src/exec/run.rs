@@ -44,6 +44,8 @@ pub(crate) struct RunOptions {
     pub(crate) state_dir: std::path::PathBuf,
     /// The inventory file, which `inventory::add`/`remove` edit in place.
     pub(crate) inventory_file: Option<std::path::PathBuf>,
+    /// fleet.toml's ACME settings, for `proxy::site`.
+    pub(crate) acme: crate::ops::proxy::Acme,
 }
 
 impl Default for RunOptions {
@@ -61,6 +63,7 @@ impl Default for RunOptions {
             secrets_file: None,
             state_dir: std::path::PathBuf::from("state"),
             inventory_file: None,
+            acme: Default::default(),
         }
     }
 }

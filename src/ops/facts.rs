@@ -17,10 +17,12 @@ pub(crate) fn facts_command() -> String {
 echo "kernel=$(uname -r)"
 echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
 if {reboot}; then echo reboot=yes; else echo reboot=no; fi
+{certs}
 echo '{SUDO_MARK}'; {sudo}
 if command -v apt-get >/dev/null; then echo '{APT_MARK}'; {simulate}; fi"#,
         reboot = crate::ops::apt::REBOOT_REQUIRED,
         sudo = crate::ops::sudo::ACCESS_QUERY,
+        certs = crate::ops::proxy::CERTS_QUERY,
         simulate = crate::ops::apt::SIMULATE,
     )
 }
@@ -38,6 +40,9 @@ pub(crate) struct Facts {
     /// What sudo allows without a password: everything (or root), some programs, nothing.
     #[serde(default)]
     pub(crate) sudo: crate::ops::sudo::Level,
+    /// The certificates of the host's fleet TLS sites (`proxy::site`), if it is a proxy.
+    #[serde(default)]
+    pub(crate) certs: Vec<crate::ops::proxy::CertExpiry>,
 }
 
 pub(crate) fn parse_facts(text: &str) -> Facts {
@@ -50,6 +55,7 @@ pub(crate) fn parse_facts(text: &str) -> Facts {
         .split_once(&format!("{SUDO_MARK}\n"))
         .unwrap_or((facts, ""));
     f.sudo = crate::ops::sudo::parse_access(sudo).level();
+    f.certs = crate::ops::proxy::parse_certs(facts);
     if let Some(apt) = apt {
         let pending = crate::ops::apt::parse_simulation(apt);
         f.pending = Some(pending.len() as u64);

@@ -1,7 +1,7 @@
 //! Thin Rhai glue: one file per Rhai namespace (the global functions of `host`, `files`,
 //! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `apt::`,
-//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `keys::`, `nat::`, `qm::`, `rsync::`, `samba::`,
-//! `ufw::`, `users::`, and
+//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `keys::`, `nat::`, `proxy::`, `qm::`,
+//! `rsync::`, `samba::`, `tls::`, `ufw::`, `users::`, and
 //! `local::`, `json::`, `csv::` with `now`/`timestamp`/`duration` of `local`), all registered
 //! by `register_all`. No domain logic here; it lives in `exec/`, `inventory/` and `ops/`.
 
@@ -18,6 +18,7 @@ pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod local;
 pub(crate) mod nat;
+pub(crate) mod proxy;
 pub(crate) mod qm;
 pub(crate) mod rsync;
 pub(crate) mod samba;
@@ -59,6 +60,8 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         ("users", users::module(ctx)),
         ("samba", samba::module(ctx)),
         ("nat", nat::module(ctx)),
+        ("proxy", proxy::module(ctx)),
+        ("tls", proxy::tls_module(ctx)),
         ("catalog", catalog::module(ctx)),
         ("apt", apt::module(ctx)),
         ("keys", keys::module(ctx)),
