@@ -83,7 +83,7 @@ pub(crate) fn run(app: &App, action: UserAction, args: &AddArgs) -> Result<i32> 
 }
 
 fn add(app: &App, args: &AddArgs) -> Result<i32> {
-    let name = users::valid_name(&args.name).map_err(Error::usage)?;
+    let name = users::valid_name(&args.name).map_err(|e| Error::usage(e.to_string()))?;
     let key = args.key.as_deref().map(read_key).transpose()?;
     let mut cmdline = vec![
         "add".to_string(),
