@@ -17,10 +17,11 @@ fn step(
     let pos = ctx.call_position();
     let run = c.run()?;
     let mut prepared =
-        prepare(&run.options.root, &run.inventory).map_err(|e| runtime_error(e, pos))?;
+        prepare(&run.options.root, &run.inventory).map_err(|e| runtime_error(e.to_string(), pos))?;
     prepared.fetch_servers(&|name, files| {
-        let host = run.inventory.require(name).map_err(|e| e.to_string())?;
-        fetch_keys(&run.remote(&host), files).map_err(|e| e.message)
+        let host = (run.inventory.require(name))
+            .map_err(|e| crate::outcome::HostError::new(name, e.to_string()))?;
+        fetch_keys(&run.remote(&host), files)
     });
     for w in &prepared.warnings {
         run.ui.event(Some(&h.0.name), &w.to_string());
