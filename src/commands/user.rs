@@ -148,7 +148,8 @@ fn add(app: &App, args: &AddArgs) -> Result<i32> {
                 .join("\n"),
         )
     })?;
-    let mut prepared = prepare_access(access, &run.inventory).map_err(|e| Error::usage(e.to_string()))?;
+    let mut prepared =
+        prepare_access(access, &run.inventory).map_err(|e| Error::usage(e.to_string()))?;
     for w in &prepared.warnings {
         eprintln!("{w}");
     }

@@ -309,11 +309,8 @@ impl BackupSsh {
             if destination.is_some() {
                 return Err(E::AfterHost(word.to_string()));
             }
-            let mut value = |flag: &'static str| {
-                it.next()
-                    .ok_or(E::NoValue(flag))
-                    .map(str::to_string)
-            };
+            let mut value =
+                |flag: &'static str| it.next().ok_or(E::NoValue(flag)).map(str::to_string);
             match word {
                 "-p" => {
                     let v = value("-p")?;
@@ -788,7 +785,10 @@ mod tests {
                 "`x^[` after the host: the host ([user@]host) comes last",
             ),
             (E::NoValue("-p"), "`-p` needs a value"),
-            (E::Port("0".into()), "port `0` is not a number from 1 to 65535"),
+            (
+                E::Port("0".into()),
+                "port `0` is not a number from 1 to 65535",
+            ),
             (E::User("-o".into()), "bad user `-o`"),
             (E::Address("-x".into()), "bad address `-x`"),
             (

@@ -248,12 +248,10 @@ pub(crate) fn ask_on_terminal(p: &Param, default: Option<String>) -> Result<Stri
     if let Some(d) = default {
         input = input.default(d).allow_empty(true);
     }
-    input
-        .interact_text()
-        .map_err(|error| BindError::Terminal {
-            arg: p.name.clone(),
-            error,
-        })
+    input.interact_text().map_err(|error| BindError::Terminal {
+        arg: p.name.clone(),
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -303,7 +301,10 @@ mod tests {
             error: std::io::Error::other("closed").into(),
         };
         let cases: [(Box<dyn std::error::Error>, &str); 8] = [
-            (Box::new(ConvertError::Int("x".into())), "expects an int, got `x`"),
+            (
+                Box::new(ConvertError::Int("x".into())),
+                "expects an int, got `x`",
+            ),
             (
                 ConvertError::Port("0".into()).into(),
                 "expects a port (1-65535), got `0`",
@@ -330,8 +331,14 @@ mod tests {
                 }),
                 "recipe `provision` needs NAME",
             ),
-            (Box::new(invalid), "argument `cores` of recipe `provision` expects an int, got `four`"),
-            (Box::new(terminal), "could not read `name` from the terminal: IO error: closed"),
+            (
+                Box::new(invalid),
+                "argument `cores` of recipe `provision` expects an int, got `four`",
+            ),
+            (
+                Box::new(terminal),
+                "could not read `name` from the terminal: IO error: closed",
+            ),
         ];
         for (err, message) in cases {
             assert_eq!(err.to_string(), message);

@@ -275,6 +275,9 @@ mod tests {
             assert_eq!(err.to_string(), message);
         }
         let err = parse(&["/// @arg name = \"x"]).unwrap_err();
-        assert_eq!(err.to_string(), "`@arg name = \"x`: unclosed quote in default");
+        assert_eq!(
+            err.to_string(),
+            "`@arg name = \"x`: unclosed quote in default"
+        );
     }
 }

@@ -16,8 +16,8 @@ fn step(
 ) -> Result<Array, Box<EvalAltResult>> {
     let pos = ctx.call_position();
     let run = c.run()?;
-    let mut prepared =
-        prepare(&run.options.root, &run.inventory).map_err(|e| runtime_error(e.to_string(), pos))?;
+    let mut prepared = prepare(&run.options.root, &run.inventory)
+        .map_err(|e| runtime_error(e.to_string(), pos))?;
     prepared.fetch_servers(&|name, files| {
         let host = (run.inventory.require(name))
             .map_err(|e| crate::outcome::HostError::new(name, e.to_string()))?;

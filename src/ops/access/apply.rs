@@ -525,8 +525,8 @@ mod tests {
                 "Permission denied (publickey)".into(),
             ))
         })
-            .unwrap_err()
-            .to_string();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("could not log in again as root: Permission denied (publickey); the previous file is restored"), "{err}");
         let ran = r.ran();
         assert_eq!(ran.len(), 8, "{ran:?}");

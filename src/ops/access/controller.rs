@@ -41,10 +41,12 @@ impl Prepared {
             .filter_map(|o| o.fetch.clone().map(|f| (o.name.clone(), f)))
             .collect();
         for (owner, f) in fetches {
-            let got = fetch(&f.host, &f.key_files).map_err(|e| e.message).and_then(|text| {
-                let added = self.access.add_fetched(&owner, &f.host, &text);
-                added.map_err(|e| e.to_string())
-            });
+            let got = fetch(&f.host, &f.key_files)
+                .map_err(|e| e.message)
+                .and_then(|text| {
+                    let added = self.access.add_fetched(&owner, &f.host, &text);
+                    added.map_err(|e| e.to_string())
+                });
             if let Err(why) = got {
                 self.fetch_errors.insert(owner, why);
             }

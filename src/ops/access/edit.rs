@@ -51,11 +51,7 @@ pub(crate) fn group_of(name: &str) -> String {
 }
 
 /// The new text of access.toml (`text` is "" when there is none yet), or why not.
-pub(crate) fn add_user(
-    text: &str,
-    u: &UserAdd,
-    key_file: &KeyFileFn,
-) -> Result<String, EditError> {
+pub(crate) fn add_user(text: &str, u: &UserAdd, key_file: &KeyFileFn) -> Result<String, EditError> {
     let before = Access::parse(text, key_file).map_err(EditError::Invalid)?;
     let owner = before.owners.get(u.name);
     if owner.is_some_and(|o| o.kind == OwnerKind::Server) {
@@ -246,9 +242,13 @@ mod tests {
         assert!(e.contains("already belongs to bob"), "{e}");
         let e = add(&before, None, "all").unwrap_err().to_string();
         assert!(e.contains("pass --key FILE"), "{e}");
-        let e = add("[servers.alice]\nkeys = []\n", Some(ALICE), "all").unwrap_err().to_string();
+        let e = add("[servers.alice]\nkeys = []\n", Some(ALICE), "all")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is a server"), "{e}");
-        let e = add("[people.alice\n", Some(ALICE), "all").unwrap_err().to_string();
+        let e = add("[people.alice\n", Some(ALICE), "all")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("access.toml:1: error"), "{e}");
     }
 
@@ -314,7 +314,9 @@ mod tests {
 
     #[test]
     fn a_result_that_does_not_read_back_is_refused() {
-        let e = add("", Some(ALICE), "web-\u{1b}[2J").unwrap_err().to_string();
+        let e = add("", Some(ALICE), "web-\u{1b}[2J")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("would not be valid (nothing written)"), "{e}");
         assert!(e.contains("`hosts` must be a host pattern"), "{e}");
     }

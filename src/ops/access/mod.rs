@@ -842,12 +842,8 @@ options = ["restrict", 'command="rrsync -ro /"']
             errors[0].to_string(),
             "keys/carol.pub:4: error: key of carol does not parse: the key's data is malformed (truncated)"
         );
-        let unreadable = |_: &str| {
-            Some((
-                "keys/carol.pub".to_string(),
-                Err(KeyFileError::NotAFile),
-            ))
-        };
+        let unreadable =
+            |_: &str| Some(("keys/carol.pub".to_string(), Err(KeyFileError::NotAFile)));
         let errors = Access::parse(text, &unreadable).unwrap_err();
         assert_eq!(
             errors[0].to_string(),
