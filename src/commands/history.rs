@@ -53,7 +53,10 @@ pub(crate) fn history(
     recipe: Option<&str>,
     since: Option<&str>,
 ) -> Result<i32> {
-    let since = (since.map(parse_since).transpose()).map_err(|e| Error::usage(e.to_string()))?;
+    let since = since
+        .map(parse_since)
+        .transpose()
+        .map_err(|e| Error::usage(e.to_string()))?;
     let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())?
         .into_iter()
         .filter(|r| host.is_none_or(|h| r.hosts.iter().any(|x| x.host == h)))

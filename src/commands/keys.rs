@@ -81,7 +81,9 @@ pub(crate) fn run(
 /// Reads the keys of servers that have a `host` over the run's connections.
 fn fetch_servers(run: &Run, prepared: &mut Prepared) {
     prepared.fetch_servers(&|name, files| {
-        let host = (run.inventory.require(name))
+        let host = run
+            .inventory
+            .require(name)
             .map_err(|e| crate::outcome::HostError::new(name, e.to_string()))?;
         fetch_keys(&run.remote(&host), files)
     });

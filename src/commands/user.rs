@@ -153,9 +153,10 @@ fn add(app: &App, args: &AddArgs) -> Result<i32> {
     for w in &prepared.warnings {
         eprintln!("{w}");
     }
-    prepared.fetch_servers(&|host, files| {
-        let name = host;
-        let host = (run.inventory.require(name))
+    prepared.fetch_servers(&|name, files| {
+        let host = run
+            .inventory
+            .require(name)
             .map_err(|e| crate::outcome::HostError::new(name, e.to_string()))?;
         crate::ops::access::apply::fetch_keys(&run.remote(&host), files)
     });
