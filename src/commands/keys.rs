@@ -141,7 +141,7 @@ fn plan_or_apply(app: &App, apply: bool, pattern: &str) -> Result<i32> {
 }
 
 fn data_rows(prepared: &Prepared, host: &ResolvedHost, login: &str) -> Result<Vec<Row>> {
-    let grants = host_grants(prepared, host, login).map_err(Error::usage)?;
+    let grants = host_grants(prepared, host, login).map_err(|e| Error::usage(e.to_string()))?;
     let mut rows = Vec::new();
     for (account, list) in grants {
         for g in list {

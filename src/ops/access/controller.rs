@@ -125,23 +125,20 @@ pub(crate) fn login_user(host: &ResolvedHost, ssh: &SshDefaults) -> String {
 
 /// The accounts fleet manages on `host`: its `accounts` var (a list of names), else the
 /// login account. Rules naming other accounts add them.
-pub(crate) fn host_accounts(host: &ResolvedHost, login: &str) -> Result<Vec<String>, String> {
+pub(crate) fn host_accounts(host: &ResolvedHost, login: &str) -> Result<Vec<String>, AccessError> {
+    let bad = || AccessError::Accounts {
+        host: host.name.clone(),
+    };
     match host.vars.get("accounts") {
         None => Ok(vec![login.to_string()]),
         Some(serde_json::Value::Array(list)) => list
             .iter()
             .map(|v| match v.as_str() {
                 Some(a) if valid_account(a) => Ok(a.to_string()),
-                _ => Err(format!(
-                    "host var `accounts` of {} must be a list of account names",
-                    host.name
-                )),
+                _ => Err(bad()),
             })
             .collect(),
-        Some(_) => Err(format!(
-            "host var `accounts` of {} must be a list of account names",
-            host.name
-        )),
+        Some(_) => Err(bad()),
     }
 }
 
@@ -243,7 +240,7 @@ pub(crate) fn host_grants(
     prepared: &Prepared,
     host: &ResolvedHost,
     login: &str,
-) -> Result<BTreeMap<String, Vec<Grant>>, String> {
+) -> Result<BTreeMap<String, Vec<Grant>>, AccessError> {
     let accounts = host_accounts(host, login)?;
     Ok(prepared
         .access
@@ -272,7 +269,8 @@ pub(crate) fn host_step(
 ) -> Result<Vec<AccountPlan>, HostError> {
     let apply = step == Step::Apply;
     let login = login_user(host, ssh);
-    let grants = host_grants(prepared, host, &login).map_err(|e| HostError::new(&host.name, e))?;
+    let grants = host_grants(prepared, host, &login)
+        .map_err(|e| HostError::new(&host.name, e.to_string()))?;
     let reached = prepared
         .access
         .rules

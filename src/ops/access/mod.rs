@@ -73,6 +73,9 @@ pub(crate) enum AccessError {
     },
     #[error("no public key found on {host} for server {owner}")]
     NoFetchedKey { host: String, owner: String },
+    /// The host's `accounts` var is not a list of account names.
+    #[error("host var `accounts` of {host} must be a list of account names")]
+    Accounts { host: String },
 }
 
 /// Why `keys/NAME.pub` cannot be read.
@@ -771,6 +774,12 @@ options = ["restrict", 'command="rrsync -ro /"']
                     owner: "backup".into(),
                 },
                 "no public key found on b1 for server backup".into(),
+            ),
+            (
+                AccessError::Accounts {
+                    host: "web-1".into(),
+                },
+                "host var `accounts` of web-1 must be a list of account names".into(),
             ),
         ];
         for (err, message) in cases {
