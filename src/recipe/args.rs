@@ -281,6 +281,7 @@ mod tests {
         ]
     }
 
+    // String: the test compares clap's and bind's messages alike, as the user sees them.
     fn parse(args: &[&str]) -> Result<Vec<Dynamic>, String> {
         let cmd = clap::Command::new("provision").args(clap_args(&params(), true));
         let m = cmd
@@ -373,6 +374,7 @@ mod tests {
         vec![string("pattern", "all"), string("serial", "")]
     }
 
+    // String: the test compares clap's and bind's messages alike, as the user sees them.
     fn parse_update(args: &[&str]) -> Result<Vec<String>, String> {
         let cmd = clap::Command::new("update").args(clap_args(&update_params(), true));
         let m = cmd
