@@ -116,8 +116,8 @@ pub(crate) fn run_invocation(inv: Invocation) -> Result<i32> {
             }));
         }
     };
-    let values =
-        recipe::args::bind(&recipe.name, &recipe.params, &matches, None).map_err(Error::usage)?;
+    let values = recipe::args::bind(&recipe.name, &recipe.params, &matches, None)
+        .map_err(|e| Error::usage(e.to_string()))?;
     let limit = app.global.limit.clone();
     commands::recipe::run(&app, &recipe, values, inv.args, limit)
 }
@@ -182,8 +182,8 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         }
         let ask: Option<recipe::args::Ask> =
             recipe::args::on_terminal().then_some(&recipe::args::ask_on_terminal);
-        let values =
-            recipe::args::bind(&recipe.name, &recipe.params, sub, ask).map_err(Error::usage)?;
+        let values = recipe::args::bind(&recipe.name, &recipe.params, sub, ask)
+            .map_err(|e| Error::usage(e.to_string()))?;
         // The command line as typed, without `fleet` and the recipe's name.
         let mut raw: Vec<String> = args
             .iter()

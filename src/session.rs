@@ -49,7 +49,7 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         .as_deref()
         .map(MaxFail::parse)
         .transpose()
-        .map_err(Error::usage)?;
+        .map_err(|e| Error::usage(e.to_string()))?;
     let forks = g.forks.or(app.project.config.forks).unwrap_or(10);
     if forks == 0 {
         return Err(Error::usage("--forks must be at least 1"));

@@ -99,7 +99,10 @@ pub(crate) fn run(app: &App, pattern: &str) -> Result<i32> {
         let mut jobs: Vec<Option<String>> = match resolver.resolve(&name).map(|h| jobs_of(&h)) {
             Some(Ok(jobs)) => jobs.into_iter().map(|j| j.name).collect(),
             Some(Err(e)) => {
-                eprintln!("warning: {}", crate::ops::terminal::neutralise(&e));
+                eprintln!(
+                    "warning: {}",
+                    crate::ops::terminal::neutralise(&e.to_string())
+                );
                 Vec::new()
             }
             None => Vec::new(),

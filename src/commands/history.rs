@@ -15,13 +15,23 @@ fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+/// A `--since` that is not a time fleet can compare with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SinceError {
+    #[error("--since {0} reaches before 1970")]
+    BeforeEpoch(String),
+    #[error(
+        "--since `{0}`: expected a date (2026-11-01), a time (2026-11-01T10:00:00Z) or an age (2h, 3days)"
+    )]
+    Format(String),
+}
+
 /// `2026-11-01`, `2026-11-01T10:00:00Z`, or an age like `2h` / `3days`.
-// String: its one caller makes it a usage error as it is.
-pub(crate) fn parse_since(text: &str) -> std::result::Result<String, String> {
+pub(crate) fn parse_since(text: &str) -> std::result::Result<String, SinceError> {
     if let Ok(age) = humantime::parse_duration(text) {
         let at = std::time::SystemTime::now()
             .checked_sub(age)
-            .ok_or_else(|| format!("--since {text} reaches before 1970"))?;
+            .ok_or_else(|| SinceError::BeforeEpoch(text.to_string()))?;
         return Ok(humantime::format_rfc3339_seconds(at).to_string());
     }
     let full = if text.len() == 10 {
@@ -31,9 +41,7 @@ pub(crate) fn parse_since(text: &str) -> std::result::Result<String, String> {
     };
     humantime::parse_rfc3339_weak(&full)
         .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-        .map_err(|_| {
-            format!("--since `{text}`: expected a date (2026-11-01), a time (2026-11-01T10:00:00Z) or an age (2h, 3days)")
-        })
+        .map_err(|_| SinceError::Format(text.to_string()))
 }
 
 /// Characters of the ARGS column on a terminal.
@@ -45,7 +53,10 @@ pub(crate) fn history(
     recipe: Option<&str>,
     since: Option<&str>,
 ) -> Result<i32> {
-    let since = since.map(parse_since).transpose().map_err(Error::usage)?;
+    let since = since
+        .map(parse_since)
+        .transpose()
+        .map_err(|e| Error::usage(e.to_string()))?;
     let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())?
         .into_iter()
         .filter(|r| host.is_none_or(|h| r.hosts.iter().any(|x| x.host == h)))
@@ -245,5 +256,18 @@ mod tests {
         );
         assert!(parse_since("2h").unwrap().starts_with("20"));
         assert!(parse_since("yesterday-ish").is_err());
+        let cases = [
+            (
+                SinceError::BeforeEpoch("9999years".into()),
+                "--since 9999years reaches before 1970",
+            ),
+            (
+                SinceError::Format("soon".into()),
+                "--since `soon`: expected a date (2026-11-01), a time (2026-11-01T10:00:00Z) or an age (2h, 3days)",
+            ),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
     }
 }

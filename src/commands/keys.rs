@@ -43,9 +43,9 @@ struct Row {
     drift: bool,
 }
 
-fn data_error(message: String) -> Error {
+fn data_error(e: crate::ops::access::AccessError) -> Error {
     Error::usage_with_help(
-        message,
+        e.to_string(),
         "fix access.toml or keys/*.pub (README, section Access, shows the format)",
     )
 }
@@ -81,8 +81,11 @@ pub(crate) fn run(
 /// Reads the keys of servers that have a `host` over the run's connections.
 fn fetch_servers(run: &Run, prepared: &mut Prepared) {
     prepared.fetch_servers(&|name, files| {
-        let host = run.inventory.require(name).map_err(|e| e.to_string())?;
-        fetch_keys(&run.remote(&host), files).map_err(|e| e.message)
+        let host = run
+            .inventory
+            .require(name)
+            .map_err(|e| crate::outcome::HostError::new(name, e.to_string()))?;
+        fetch_keys(&run.remote(&host), files)
     });
 }
 
@@ -138,7 +141,7 @@ fn plan_or_apply(app: &App, apply: bool, pattern: &str) -> Result<i32> {
 }
 
 fn data_rows(prepared: &Prepared, host: &ResolvedHost, login: &str) -> Result<Vec<Row>> {
-    let grants = host_grants(prepared, host, login).map_err(Error::usage)?;
+    let grants = host_grants(prepared, host, login).map_err(|e| Error::usage(e.to_string()))?;
     let mut rows = Vec::new();
     for (account, list) in grants {
         for g in list {

@@ -39,20 +39,28 @@ pub(crate) fn dir_name(url: &str) -> String {
         .to_string()
 }
 
-// String: git's own stderr, made a usage error by the one caller.
-fn git(args: &[&str], dir: Option<&Path>) -> std::result::Result<String, String> {
+/// Why a git command of `fleet pull` failed.
+#[derive(Debug, thiserror::Error)]
+enum GitRunError {
+    #[error("cannot run git ({0}); install git for remote repositories")]
+    Spawn(std::io::Error),
+    /// git's own stderr, trimmed: it may quote the remote server.
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn git(args: &[&str], dir: Option<&Path>) -> std::result::Result<String, GitRunError> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
         cmd.arg("-C").arg(d);
     }
-    let out = cmd
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run git ({e}); install git for remote repositories"))?;
+    let out = cmd.args(args).output().map_err(GitRunError::Spawn)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        Err(GitRunError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
     }
 }
 
@@ -171,7 +179,7 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
                 state.display(),
                 a.repo,
                 // git's message may quote the remote server.
-                crate::ops::terminal::neutralise(&e)
+                crate::ops::terminal::neutralise(&e.to_string())
             );
             Ok(crate::outcome::exit_code(
                 &crate::outcome::Ending::JournalLost { code },
@@ -183,6 +191,17 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git_errors_say_what_failed() {
+        let spawn = GitRunError::Spawn(std::io::Error::other("not found"));
+        assert_eq!(
+            spawn.to_string(),
+            "cannot run git (not found); install git for remote repositories"
+        );
+        let failed = GitRunError::Failed("fatal: repository not found".into());
+        assert_eq!(failed.to_string(), "fatal: repository not found");
+    }
 
     #[test]
     fn directory_names_for_repositories() {

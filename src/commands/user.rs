@@ -83,7 +83,7 @@ pub(crate) fn run(app: &App, action: UserAction, args: &AddArgs) -> Result<i32> 
 }
 
 fn add(app: &App, args: &AddArgs) -> Result<i32> {
-    let name = users::valid_name(&args.name).map_err(Error::usage)?;
+    let name = users::valid_name(&args.name).map_err(|e| Error::usage(e.to_string()))?;
     let key = args.key.as_deref().map(read_key).transpose()?;
     let mut cmdline = vec![
         "add".to_string(),
@@ -114,7 +114,7 @@ fn add(app: &App, args: &AddArgs) -> Result<i32> {
     let key_file = |n: &str| read_key_file(root, n);
     let new = add_user(&old, &edit, &key_file).map_err(|e| {
         Error::usage_with_help(
-            e,
+            e.to_string(),
             "fix access.toml (README, section Access, shows the format)",
         )
     })?;
@@ -148,13 +148,17 @@ fn add(app: &App, args: &AddArgs) -> Result<i32> {
                 .join("\n"),
         )
     })?;
-    let mut prepared = prepare_access(access, &run.inventory).map_err(Error::usage)?;
+    let mut prepared =
+        prepare_access(access, &run.inventory).map_err(|e| Error::usage(e.to_string()))?;
     for w in &prepared.warnings {
         eprintln!("{w}");
     }
-    prepared.fetch_servers(&|host, files| {
-        let host = run.inventory.require(host).map_err(|e| e.to_string())?;
-        crate::ops::access::apply::fetch_keys(&run.remote(&host), files).map_err(|e| e.message)
+    prepared.fetch_servers(&|name, files| {
+        let host = run
+            .inventory
+            .require(name)
+            .map_err(|e| crate::outcome::HostError::new(name, e.to_string()))?;
+        crate::ops::access::apply::fetch_keys(&run.remote(&host), files)
     });
 
     // The hosts: the user, then its keys.

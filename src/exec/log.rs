@@ -11,14 +11,17 @@ use std::sync::Mutex;
 ///
 /// The log holds every command's whole output: its directory is created 0700 and the
 /// file 0600, whatever the umask.
-// String: only ever printed as a warning (the run goes on unlogged); nothing matches on it.
-pub(crate) fn init(path: &Path) -> Result<(), String> {
+pub(crate) fn init(path: &Path) -> Result<(), LogError> {
     if let Some(dir) = path.parent() {
-        localfs::create_private_dir(dir)
-            .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
+        localfs::create_private_dir(dir).map_err(|source| LogError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     }
-    let file = localfs::create_private_file(path)
-        .map_err(|e| format!("cannot create log {}: {e}", path.display()))?;
+    let file = localfs::create_private_file(path).map_err(|source| LogError::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -28,8 +31,24 @@ pub(crate) fn init(path: &Path) -> Result<(), String> {
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(Mutex::new(file))
         .finish();
-    tracing::subscriber::set_global_default(subscriber)
-        .map_err(|e| format!("cannot install the run log: {e}"))
+    tracing::subscriber::set_global_default(subscriber).map_err(LogError::Install)
+}
+
+/// Why the run log cannot be written; the run goes on without it (a warning).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LogError {
+    #[error("cannot create log directory {}: {source}", dir.display())]
+    Dir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create log {}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot install the run log: {0}")]
+    Install(tracing::subscriber::SetGlobalDefaultError),
 }
 
 /// Identifies the run in every record.
@@ -125,5 +144,33 @@ impl RunTag {
                 "host ended"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `Install` is left out: its error comes only from tracing installing a second
+    // global subscriber, which a test must not do to the test process.
+    #[test]
+    fn log_errors_say_what_failed() {
+        let denied = || std::io::Error::other("permission denied");
+        let dir = LogError::Dir {
+            dir: "/p/.fleet/logs".into(),
+            source: denied(),
+        };
+        assert_eq!(
+            dir.to_string(),
+            "cannot create log directory /p/.fleet/logs: permission denied"
+        );
+        let file = LogError::File {
+            path: "/p/.fleet/logs/r.jsonl".into(),
+            source: denied(),
+        };
+        assert_eq!(
+            file.to_string(),
+            "cannot create log /p/.fleet/logs/r.jsonl: permission denied"
+        );
     }
 }

@@ -8,12 +8,14 @@ pub(crate) enum MaxFail {
     Percent(f64),
 }
 
+/// A `--max-fail` value that is neither a count nor a percentage from 0 to 100.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid --max-fail `{0}`: expected a count like 2 or a percentage like 25%")]
+pub(crate) struct MaxFailError(pub(crate) String);
+
 impl MaxFail {
-    // String: one message, shown as is by the command line and by `max_fail()` in Rhai.
-    pub(crate) fn parse(s: &str) -> Result<MaxFail, String> {
-        let bad = || {
-            format!("invalid --max-fail `{s}`: expected a count like 2 or a percentage like 25%")
-        };
+    pub(crate) fn parse(s: &str) -> Result<MaxFail, MaxFailError> {
+        let bad = || MaxFailError(s.to_string());
         if let Some(p) = s.strip_suffix('%') {
             let v: f64 = p.trim().parse().map_err(|_| bad())?;
             if !(0.0..=100.0).contains(&v) {
@@ -68,6 +70,10 @@ mod tests {
         assert_eq!(MaxFail::parse("25%"), Result::Ok(MaxFail::Percent(25.0)));
         assert!(MaxFail::parse("x").is_err());
         assert!(MaxFail::parse("120%").is_err());
+        assert_eq!(
+            MaxFail::parse("x").unwrap_err().to_string(),
+            "invalid --max-fail `x`: expected a count like 2 or a percentage like 25%"
+        );
         assert!(!MaxFail::Count(1).exceeded(1, 10));
         assert!(MaxFail::Count(1).exceeded(2, 10));
         assert!(MaxFail::Count(0).exceeded(1, 10));

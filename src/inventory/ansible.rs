@@ -87,10 +87,46 @@ pub(super) fn is_connection_var(key: &str) -> bool {
     )
 }
 
+/// A connection variable whose value fleet cannot use; the caller points at the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum FieldError {
+    /// The variable's name.
+    #[error("`{0}` must be a string")]
+    NotAString(String),
+    #[error("{}", bad_port(.0))]
+    Port(String),
+    #[error("unsupported connection `{0}`: expected `local` or `ssh`")]
+    Connection(String),
+}
+
+/// A host range that cannot be expanded: `inner` is what is between the brackets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad host range `[{inner}]` in `{pattern}`: {why}")]
+pub(super) struct RangeError {
+    inner: String,
+    pattern: String,
+    why: RangeProblem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum RangeProblem {
+    #[error("expected `[start:end]` or `[start:end:step]`")]
+    Shape,
+    #[error("the step must be a positive number")]
+    Step,
+    #[error("a zero-padded start and its end need the same width")]
+    PaddedWidth,
+    #[error("the start is after the end")]
+    Backwards,
+    #[error("too many hosts")]
+    TooMany,
+    #[error("expected numbers or single letters")]
+    NotNumbersOrLetters,
+}
+
 impl Field {
     /// `None` for ordinary variables (other `ansible_*` ones included).
-    // String: becomes the message of a SourceError at the variable's value.
-    pub(super) fn from_var(key: &str, value: &Value) -> Option<Result<Field, String>> {
+    pub(super) fn from_var(key: &str, value: &Value) -> Option<Result<Field, FieldError>> {
         if !is_connection_var(key) {
             return None;
         }
@@ -98,21 +134,19 @@ impl Field {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
-            _ => return Some(Err(format!("`{key}` must be a string"))),
+            _ => return Some(Err(FieldError::NotAString(key.to_string()))),
         };
         let field = match key {
             "ansible_host" | "ansible_ssh_host" => Ok(Field::Address(text)),
             "ansible_port" | "ansible_ssh_port" => parse_port(&text)
                 .map(Field::Port)
-                .ok_or_else(|| bad_port(&text)),
+                .ok_or(FieldError::Port(text)),
             "ansible_user" | "ansible_ssh_user" => Ok(Field::User(text)),
             "ansible_connection" => match text.as_str() {
                 "local" => Ok(Field::Connection(Connection::Local)),
                 // Both are ways of running OpenSSH as far as fleet is concerned.
                 "ssh" | "smart" | "paramiko" => Ok(Field::Connection(Connection::Ssh)),
-                other => Err(format!(
-                    "unsupported connection `{other}`: expected `local` or `ssh`"
-                )),
+                other => Err(FieldError::Connection(other.to_string())),
             },
             _ => Ok(Field::Identity(PathBuf::from(text))),
         };
@@ -146,8 +180,7 @@ const MAX_RANGE: usize = 65_536;
 
 /// Expands Ansible host ranges: `web[01:03]` (zero padding kept), `db-[a:c]`, a step as
 /// in `[0:10:2]`, several ranges in one name. A bracketed IPv6 address is left alone.
-// String: becomes the message of a SourceError at the pattern's line.
-pub(super) fn expand(pattern: &str) -> Result<Vec<String>, String> {
+pub(super) fn expand(pattern: &str) -> Result<Vec<String>, RangeError> {
     let Some(open) = pattern.find('[') else {
         return Ok(vec![pattern.to_string()]);
     };
@@ -158,16 +191,20 @@ pub(super) fn expand(pattern: &str) -> Result<Vec<String>, String> {
     if inner.parse::<std::net::Ipv6Addr>().is_ok() {
         return Ok(vec![pattern.to_string()]);
     }
-    let bad = |why: &str| format!("bad host range `[{inner}]` in `{pattern}`: {why}");
+    let bad = |why| RangeError {
+        inner: inner.to_string(),
+        pattern: pattern.to_string(),
+        why,
+    };
     let parts: Vec<&str> = inner.split(':').collect();
     if !(2..=3).contains(&parts.len()) {
-        return Err(bad("expected `[start:end]` or `[start:end:step]`"));
+        return Err(bad(RangeProblem::Shape));
     }
     let step = match parts.get(2) {
         None => 1,
         Some(step) => match step.parse::<usize>() {
             Ok(step) if step > 0 => step,
-            _ => return Err(bad("the step must be a positive number")),
+            _ => return Err(bad(RangeProblem::Step)),
         },
     };
     // Like Ansible, `[:3]` starts at 0.
@@ -175,13 +212,13 @@ pub(super) fn expand(pattern: &str) -> Result<Vec<String>, String> {
     let items: Vec<String> = if let (Ok(a), Ok(b)) = (first.parse::<u64>(), last.parse::<u64>()) {
         let padded = first.len() > 1 && first.starts_with('0');
         if padded && first.len() != last.len() {
-            return Err(bad("a zero-padded start and its end need the same width"));
+            return Err(bad(RangeProblem::PaddedWidth));
         }
         if a > b {
-            return Err(bad("the start is after the end"));
+            return Err(bad(RangeProblem::Backwards));
         }
         if (b - a) / step as u64 >= MAX_RANGE as u64 {
-            return Err(bad("too many hosts"));
+            return Err(bad(RangeProblem::TooMany));
         }
         let width = if padded { first.len() } else { 0 };
         (a..=b)
@@ -197,20 +234,78 @@ pub(super) fn expand(pattern: &str) -> Result<Vec<String>, String> {
             }
         };
         let (Some(a), Some(b)) = (letter(first), letter(last)) else {
-            return Err(bad("expected numbers or single letters"));
+            return Err(bad(RangeProblem::NotNumbersOrLetters));
         };
         if a > b {
-            return Err(bad("the start is after the end"));
+            return Err(bad(RangeProblem::Backwards));
         }
         (a..=b).step_by(step).map(String::from).collect()
     };
     let head = &pattern[..open];
     let tails = expand(&pattern[close + 1..])?;
     if items.len() * tails.len() > MAX_RANGE {
-        return Err(bad("too many hosts"));
+        return Err(bad(RangeProblem::TooMany));
     }
     Ok(items
         .iter()
         .flat_map(|item| tails.iter().map(move |tail| format!("{head}{item}{tail}")))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_and_range_errors_say_what_is_wrong() {
+        let cases = [
+            (
+                FieldError::NotAString("ansible_host".into()),
+                "`ansible_host` must be a string",
+            ),
+            (
+                FieldError::Port("99999".into()),
+                "bad port `99999`: expected a number from 1 to 65535",
+            ),
+            (
+                FieldError::Connection("winrm".into()),
+                "unsupported connection `winrm`: expected `local` or `ssh`",
+            ),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
+        let range = |why| RangeError {
+            inner: "3:1".into(),
+            pattern: "web[3:1]".into(),
+            why,
+        };
+        let cases = [
+            (
+                RangeProblem::Shape,
+                "expected `[start:end]` or `[start:end:step]`",
+            ),
+            (RangeProblem::Step, "the step must be a positive number"),
+            (
+                RangeProblem::PaddedWidth,
+                "a zero-padded start and its end need the same width",
+            ),
+            (RangeProblem::Backwards, "the start is after the end"),
+            (RangeProblem::TooMany, "too many hosts"),
+            (
+                RangeProblem::NotNumbersOrLetters,
+                "expected numbers or single letters",
+            ),
+        ];
+        for (why, text) in cases {
+            assert_eq!(
+                range(why).to_string(),
+                format!("bad host range `[3:1]` in `web[3:1]`: {text}")
+            );
+        }
+        assert_eq!(
+            expand("web[3:1]").unwrap_err(),
+            range(RangeProblem::Backwards)
+        );
+    }
 }

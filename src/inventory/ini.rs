@@ -126,7 +126,7 @@ impl Parser<'_> {
             return Ok(());
         };
         let names = expand(pattern)
-            .map_err(|message| self.error(at, pattern.len(), message, "bad host range"))?;
+            .map_err(|e| self.error(at, pattern.len(), e.to_string(), "bad host range"))?;
 
         let mut fields = Vec::new();
         let mut vars = Vec::new();
@@ -152,9 +152,11 @@ impl Parser<'_> {
             let value = parse_value(raw);
             match Field::from_var(key, &value) {
                 Some(Ok(field)) => fields.push(field),
-                Some(Err(message)) => {
+                Some(Err(e)) => {
                     let value_at = token_at + key.len() + 1;
-                    return Err(self.error(value_at, raw.len(), message, "here").into());
+                    return Err(self
+                        .error(value_at, raw.len(), e.to_string(), "here")
+                        .into());
                 }
                 None => vars.push((key.to_string(), value)),
             }
@@ -219,10 +221,10 @@ impl Parser<'_> {
         }
         let value = parse_value(raw.trim());
         // Checked here, where the line is known; applied to the hosts in `finish`.
-        if let Some(Err(message)) = Field::from_var(name, &value) {
+        if let Some(Err(e)) = Field::from_var(name, &value) {
             let value_at = at + line.len() - line[key.len() + 1..].trim_start().len();
             let len = raw.trim().len();
-            return Err(self.error(value_at, len, message, "here").into());
+            return Err(self.error(value_at, len, e.to_string(), "here").into());
         }
         self.inv
             .group_entry(group)

@@ -335,8 +335,8 @@ pub(crate) fn parse_list(name: &str, text: &str) -> Result<List> {
                 ));
             };
             for (key, value) in vars {
-                if let Some(Err(message)) = Field::from_var(key, value) {
-                    return Err(bad(key, format!("group `{group}`: {message}")));
+                if let Some(Err(e)) = Field::from_var(key, value) {
+                    return Err(bad(key, format!("group `{group}`: {e}")));
                 }
                 list.inv
                     .group_entry(&group)

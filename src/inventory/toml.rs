@@ -77,12 +77,14 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Inventory> {
     inv.groups["all"].vars = to_vars(spec.vars);
     // Groups defined in the file come first, in its order; groups only named by hosts follow.
     for group in spec.groups.keys() {
-        check_name(group.get_ref(), "group").map_err(|m| error(group.span(), m, "here"))?;
+        check_name(group.get_ref(), "group")
+            .map_err(|e| error(group.span(), e.to_string(), "here"))?;
         inv.group_entry(group.get_ref());
     }
 
     for (host_name, host_spec) in spec.hosts {
-        check_name(host_name.get_ref(), "host").map_err(|m| error(host_name.span(), m, "here"))?;
+        check_name(host_name.get_ref(), "host")
+            .map_err(|e| error(host_name.span(), e.to_string(), "here"))?;
         let mut host = Host::new(host_name.get_ref());
         if let Some(address) = host_spec.address {
             if address.get_ref().trim().is_empty() {
@@ -114,7 +116,8 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Inventory> {
             },
         };
         for group in host_spec.groups {
-            check_name(group.get_ref(), "group").map_err(|m| error(group.span(), m, "here"))?;
+            check_name(group.get_ref(), "group")
+                .map_err(|e| error(group.span(), e.to_string(), "here"))?;
             // Every host is in `all` already.
             if group.get_ref() == "all" {
                 continue;
@@ -180,11 +183,15 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Inventory> {
     Ok(inv)
 }
 
+/// An empty group or host name (`what` says which).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("empty {0} name")]
+struct EmptyName(&'static str);
+
 /// Names end up in patterns and messages: an empty one could never be selected.
-// String: becomes the message of a SourceError at the name's span.
-fn check_name(name: &str, what: &str) -> Result<(), String> {
+fn check_name(name: &str, what: &'static str) -> Result<(), EmptyName> {
     if name.trim().is_empty() {
-        Err(format!("empty {what} name"))
+        Err(EmptyName(what))
     } else {
         Ok(())
     }
@@ -215,6 +222,15 @@ fn to_json(value: ::toml::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_name_says_which() {
+        assert_eq!(EmptyName("group").to_string(), "empty group name");
+        assert_eq!(
+            check_name(" ", "host").unwrap_err().to_string(),
+            "empty host name"
+        );
+    }
     use crate::error::{Error, line_of};
     use serde_json::json;
 

@@ -353,8 +353,8 @@ impl Parser<'_> {
         for (key, value) in spec.vars.unwrap_or_default() {
             // Checked here, where the value is known; applied to the hosts in `finish`.
             let json = value.value.to_json(self.text, &value);
-            if let Some(Err(message)) = Field::from_var(&key.value, &json) {
-                return Err(self.error(&value, message, "here").into());
+            if let Some(Err(e)) = Field::from_var(&key.value, &json) {
+                return Err(self.error(&value, e.to_string(), "here").into());
             }
             self.inv.group_entry(group).vars.insert(key.value, json);
         }
@@ -370,14 +370,14 @@ impl Parser<'_> {
     /// One host key (maybe a range, maybe with a port) with its variables.
     fn hosts(&mut self, group: &str, pattern: &Name, vars: YamlVars) -> Result<()> {
         let names = expand(&pattern.value)
-            .map_err(|message| self.error(pattern, message, "bad host range"))?;
+            .map_err(|e| self.error(pattern, e.to_string(), "bad host range"))?;
         let mut fields = Vec::new();
         let mut plain = Vec::new();
         for (key, value) in vars {
             let json = value.value.to_json(self.text, &value);
             match Field::from_var(&key.value, &json) {
                 Some(Ok(field)) => fields.push(field),
-                Some(Err(message)) => return Err(self.error(&value, message, "here").into()),
+                Some(Err(e)) => return Err(self.error(&value, e.to_string(), "here").into()),
                 None => plain.push((key.value, json)),
             }
         }

@@ -355,7 +355,7 @@ pub(crate) fn backup(
     }
     // A bad connection string is refused in --check too.
     let via = match store {
-        Store::Remote { .. } => backup_ssh_of(host).map_err(|e| fail(&result, e))?,
+        Store::Remote { .. } => backup_ssh_of(host).map_err(|e| fail(&result, e.to_string()))?,
         Store::Local { .. } => None,
     };
     if source.check_mode() {
@@ -469,23 +469,80 @@ fn record(source: &dyn Remote, result: &BackupResult) {
     );
 }
 
+/// A host's backup var (`backup_ssh`, `backups`, `backup_paths`, ...) that fleet refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("host {host}: {problem}")]
+pub(crate) struct BackupVarError {
+    pub(crate) host: String,
+    pub(crate) problem: BackupVarProblem,
+}
+
+/// What is wrong with the var; `job` names the job of `backups`, if it has one.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BackupVarProblem {
+    #[error("the var `backup_ssh` must be a string like \"-p 2203 root@edge\"")]
+    BackupSshNotAString,
+    #[error(
+        "the var `backup_ssh`: {0}; expected `[-p PORT] [-l USER] [-i KEYFILE] [-o OPTION=VALUE] [user@]host`"
+    )]
+    BackupSsh(rsync::BackupSshError),
+    /// `backups` and one of the single-job vars.
+    #[error(
+        "both `backups` and `{0}` are set; list every job in `backups` (name, paths, excludes, retention) and remove `{0}`"
+    )]
+    Both(&'static str),
+    #[error("the var `{var}`: {error}")]
+    Json {
+        var: &'static str,
+        error: serde_json::Error,
+    },
+    /// `n` counts the jobs from 1.
+    #[error("the var `backups`: job {0} has no `name`")]
+    NoName(usize),
+    #[error(
+        "the var `backups`: job name `{}` must be lowercase letters, digits, `-` and `_`",
+        crate::ops::terminal::neutralise(.0)
+    )]
+    JobName(String),
+    #[error("the var `backups`: job name `{0}` is used twice")]
+    DuplicateName(String),
+    #[error("the var `{var}`: {}paths must be absolute, got {paths:?}", job_label(.job))]
+    Paths {
+        var: &'static str,
+        job: Option<String>,
+        paths: Vec<String>,
+    },
+    #[error(
+        "the var `{var}`: {}with dest_host, dest_dir must be given, an absolute path on that host",
+        job_label(.job)
+    )]
+    DestDir {
+        var: &'static str,
+        job: Option<String>,
+    },
+}
+
+fn job_label(job: &Option<String>) -> String {
+    job.as_deref()
+        .map(|n| format!("job `{n}`: "))
+        .unwrap_or_default()
+}
+
 /// The host var `backup_ssh`, read strictly: how a backup host reaches this host.
-pub(crate) fn backup_ssh_of(host: &ResolvedHost) -> Result<Option<BackupSsh>, String> {
+pub(crate) fn backup_ssh_of(host: &ResolvedHost) -> Result<Option<BackupSsh>, BackupVarError> {
+    let bad = |problem| BackupVarError {
+        host: host.name.clone(),
+        problem,
+    };
     let Some(value) = host.vars.get("backup_ssh") else {
         return Ok(None);
     };
-    let text = value.as_str().ok_or_else(|| {
-        format!(
-            "host {}: the var `backup_ssh` must be a string like \"-p 2203 root@edge\"",
-            host.name
-        )
-    })?;
-    BackupSsh::parse(text).map(Some).map_err(|e| {
-        format!(
-            "host {}: the var `backup_ssh`: {e}; expected `[-p PORT] [-l USER] [-i KEYFILE] [-o OPTION=VALUE] [user@]host`",
-            host.name
-        )
-    })
+    let text = value
+        .as_str()
+        .ok_or_else(|| bad(BackupVarProblem::BackupSshNotAString))?;
+    BackupSsh::parse(text)
+        .map(Some)
+        .map_err(|e| bad(BackupVarProblem::BackupSsh(e)))
 }
 
 /// Copies `path` of a snapshot back to `host` (at `to`, default the same path), with
@@ -583,7 +640,7 @@ pub(crate) fn restore_from_store(
         ));
         return Ok(());
     }
-    let via = backup_ssh_of(host).map_err(fail)?;
+    let via = backup_ssh_of(host).map_err(|e| fail(e.to_string()))?;
     let args = rsync::restore_args(
         &from,
         dir,
@@ -693,58 +750,46 @@ pub(crate) fn job_name_ok(name: &str) -> bool {
 }
 
 /// The backup jobs a host's vars declare, checked; errors name the host and the var.
-pub(crate) fn jobs_of(host: &ResolvedHost) -> Result<Vec<BackupJob>, String> {
+pub(crate) fn jobs_of(host: &ResolvedHost) -> Result<Vec<BackupJob>, BackupVarError> {
+    use BackupVarProblem as P;
     let vars = &host.vars;
     let legacy = ["backup_paths", "backup_excludes", "backup_retention"];
-    let bad =
-        |var: &str, e: &dyn std::fmt::Display| format!("host {}: the var `{var}`: {e}", host.name);
+    let bad = |problem| BackupVarError {
+        host: host.name.clone(),
+        problem,
+    };
+    let json = |var| move |error| bad(P::Json { var, error });
     let jobs = match vars.get("backups") {
         Some(list) => {
             if let Some(old) = legacy.iter().find(|k| vars.contains_key(**k)) {
-                return Err(format!(
-                    "host {}: both `backups` and `{old}` are set; list every job in `backups` (name, paths, excludes, retention) and remove `{old}`",
-                    host.name
-                ));
+                return Err(bad(P::Both(old)));
             }
             let jobs: Vec<BackupJob> =
-                serde_json::from_value(list.clone()).map_err(|e| bad("backups", &e))?;
+                serde_json::from_value(list.clone()).map_err(json("backups"))?;
             let mut seen = std::collections::BTreeSet::new();
             for (i, job) in jobs.iter().enumerate() {
-                let name = job
-                    .name
-                    .as_deref()
-                    .ok_or_else(|| bad("backups", &format!("job {} has no `name`", i + 1)))?;
+                let name = job.name.as_deref().ok_or_else(|| bad(P::NoName(i + 1)))?;
                 if !job_name_ok(name) {
-                    return Err(bad(
-                        "backups",
-                        &format!(
-                            "job name `{}` must be lowercase letters, digits, `-` and `_`",
-                            crate::ops::terminal::neutralise(name)
-                        ),
-                    ));
+                    return Err(bad(P::JobName(name.to_string())));
                 }
                 if !seen.insert(name) {
-                    return Err(bad("backups", &format!("job name `{name}` is used twice")));
+                    return Err(bad(P::DuplicateName(name.to_string())));
                 }
             }
             jobs
         }
         None => {
-            let field = |key: &str| -> Result<Option<serde_json::Value>, String> {
-                Ok(vars.get(key).cloned())
-            };
-            let paths = match field("backup_paths")? {
-                Some(v) => serde_json::from_value(v).map_err(|e| bad("backup_paths", &e))?,
+            let field = |key: &str| vars.get(key).cloned();
+            let paths = match field("backup_paths") {
+                Some(v) => serde_json::from_value(v).map_err(json("backup_paths"))?,
                 None => vec!["/etc".to_string()],
             };
-            let excludes = match field("backup_excludes")? {
-                Some(v) => serde_json::from_value(v).map_err(|e| bad("backup_excludes", &e))?,
+            let excludes = match field("backup_excludes") {
+                Some(v) => serde_json::from_value(v).map_err(json("backup_excludes"))?,
                 None => Vec::new(),
             };
-            let retention = match field("backup_retention")? {
-                Some(v) => {
-                    Some(serde_json::from_value(v).map_err(|e| bad("backup_retention", &e))?)
-                }
+            let retention = match field("backup_retention") {
+                Some(v) => Some(serde_json::from_value(v).map_err(json("backup_retention"))?),
                 None => None,
             };
             vec![BackupJob {
@@ -761,24 +806,18 @@ pub(crate) fn jobs_of(host: &ResolvedHost) -> Result<Vec<BackupJob>, String> {
         } else {
             "backup_paths"
         };
-        let label = job
-            .name
-            .as_deref()
-            .map(|n| format!("job `{n}`: "))
-            .unwrap_or_default();
         if job.paths.is_empty() || job.paths.iter().any(|p| !p.starts_with('/')) {
-            return Err(bad(
+            return Err(bad(P::Paths {
                 var,
-                &format!("{label}paths must be absolute, got {:?}", job.paths),
-            ));
+                job: job.name.clone(),
+                paths: job.paths.clone(),
+            }));
         }
         if job.dest_host.is_some() && !job.dest_dir.as_deref().is_some_and(|d| d.starts_with('/')) {
-            return Err(bad(
+            return Err(bad(P::DestDir {
                 var,
-                &format!(
-                    "{label}with dest_host, dest_dir must be given, an absolute path on that host"
-                ),
-            ));
+                job: job.name.clone(),
+            }));
         }
     }
     Ok(jobs)
@@ -795,6 +834,76 @@ pub(crate) struct RestoreOpts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backup_var_errors_say_what_is_wrong() {
+        use BackupVarProblem as P;
+        let json = serde_json::from_str::<Vec<String>>("{}").unwrap_err();
+        let json_text = format!("host web-1: the var `backup_paths`: {json}");
+        let cases = [
+            (
+                P::BackupSshNotAString,
+                "host web-1: the var `backup_ssh` must be a string like \"-p 2203 root@edge\"".to_string(),
+            ),
+            (
+                P::BackupSsh(rsync::BackupSshError::NoHost),
+                "host web-1: the var `backup_ssh`: no host: expected `[-p PORT] [user@]host`; expected `[-p PORT] [-l USER] [-i KEYFILE] [-o OPTION=VALUE] [user@]host`".into(),
+            ),
+            (
+                P::Both("backup_paths"),
+                "host web-1: both `backups` and `backup_paths` are set; list every job in `backups` (name, paths, excludes, retention) and remove `backup_paths`".into(),
+            ),
+            (
+                P::Json {
+                    var: "backup_paths",
+                    error: json,
+                },
+                json_text,
+            ),
+            (
+                P::NoName(2),
+                "host web-1: the var `backups`: job 2 has no `name`".into(),
+            ),
+            (
+                P::JobName("-x\x1b".into()),
+                "host web-1: the var `backups`: job name `-x^[` must be lowercase letters, digits, `-` and `_`".into(),
+            ),
+            (
+                P::DuplicateName("etc".into()),
+                "host web-1: the var `backups`: job name `etc` is used twice".into(),
+            ),
+            (
+                P::Paths {
+                    var: "backups",
+                    job: Some("a".into()),
+                    paths: vec!["etc".into()],
+                },
+                "host web-1: the var `backups`: job `a`: paths must be absolute, got [\"etc\"]".into(),
+            ),
+            (
+                P::Paths {
+                    var: "backup_paths",
+                    job: None,
+                    paths: vec![],
+                },
+                "host web-1: the var `backup_paths`: paths must be absolute, got []".into(),
+            ),
+            (
+                P::DestDir {
+                    var: "backups",
+                    job: Some("db".into()),
+                },
+                "host web-1: the var `backups`: job `db`: with dest_host, dest_dir must be given, an absolute path on that host".into(),
+            ),
+        ];
+        for (problem, message) in cases {
+            let err = BackupVarError {
+                host: "web-1".into(),
+                problem,
+            };
+            assert_eq!(err.to_string(), message);
+        }
+    }
 
     #[test]
     fn a_retention_spec_keeps_the_defaults_it_does_not_name() {
@@ -1102,6 +1211,7 @@ mod tests {
         assert!(
             jobs_of(&host)
                 .unwrap_err()
+                .to_string()
                 .contains("host web-1: the var `backup_retention`: unknown field `forever`")
         );
         host.vars.clear();
@@ -1142,7 +1252,7 @@ mod tests {
             ),
         ] {
             host.vars.insert("backups".into(), bad);
-            let err = jobs_of(&host).unwrap_err();
+            let err = jobs_of(&host).unwrap_err().to_string();
             assert!(
                 err.contains(why) && err.starts_with("host web-1: "),
                 "{err}"

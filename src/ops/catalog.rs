@@ -88,6 +88,9 @@ pub(crate) enum CatalogError {
     Unknown { name: String, suggestion: String },
     #[error("the catalog's depends form a cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
+    /// A host's `apps` var is not a list of names.
+    #[error("the var `apps` must be a list of app names like [\"nginx\"]")]
+    AppsVar,
 }
 
 impl From<String> for CatalogError {
@@ -256,11 +259,10 @@ impl Port {
 
 /// The apps a host chose in its `apps` var (a list of names), as `fleet configure`
 /// reads it (stdlib/configure.rhai: `vars.apps`, else none).
-pub(crate) fn chosen_apps(vars: &crate::inventory::Vars) -> Result<Vec<String>, String> {
+pub(crate) fn chosen_apps(vars: &crate::inventory::Vars) -> Result<Vec<String>, CatalogError> {
     match vars.get("apps") {
         None => Ok(Vec::new()),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|_| "the var `apps` must be a list of app names like [\"nginx\"]".to_string()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|_| CatalogError::AppsVar),
     }
 }
 
@@ -278,7 +280,6 @@ pub(crate) fn hosts_by_app<'a>(
             catalog
                 .resolve(&chosen)
                 .map(|apps| apps.iter().map(|a| a.name.clone()).collect::<Vec<_>>())
-                .map_err(|e| e.to_string())
         });
         match apps {
             Ok(apps) => {
@@ -406,6 +407,34 @@ mod tests {
         assert!(
             bad(r#"{"name": "a", "role": "x"}, {"name": "a", "role": "x"}"#).contains("used twice")
         );
+    }
+
+    #[test]
+    fn catalog_errors_say_what_is_wrong() {
+        let cases = [
+            (
+                CatalogError::Index("apps.toml: app `x` (apps[0]): no name".into()),
+                "apps.toml: app `x` (apps[0]): no name",
+            ),
+            (
+                CatalogError::Unknown {
+                    name: "ngnix".into(),
+                    suggestion: "; did you mean `nginx`?".into(),
+                },
+                "app `ngnix` is not in the catalog; did you mean `nginx`?",
+            ),
+            (
+                CatalogError::Cycle(vec!["a".into(), "b".into(), "a".into()]),
+                "the catalog's depends form a cycle: a -> b -> a",
+            ),
+            (
+                CatalogError::AppsVar,
+                "the var `apps` must be a list of app names like [\"nginx\"]",
+            ),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
     }
 
     #[test]

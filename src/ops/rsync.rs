@@ -244,54 +244,84 @@ pub(crate) struct BackupSsh {
     pub(crate) options: Vec<String>,
 }
 
+/// Why a `backup_ssh` connection string is refused; the caller names the host and the
+/// var. Values are shown with their control characters made visible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BackupSshError {
+    #[error("`{}` after the host: the host ([user@]host) comes last", neutralise(.0))]
+    AfterHost(String),
+    #[error("`{0}` needs a value")]
+    NoValue(&'static str),
+    #[error("port `{}` is not a number from 1 to 65535", neutralise(.0))]
+    Port(String),
+    #[error("bad user `{}`", neutralise(.0))]
+    User(String),
+    #[error("bad address `{}`", neutralise(.0))]
+    Address(String),
+    #[error(
+        "`{}` must be an absolute path without spaces, quotes, `$` or backslashes",
+        neutralise(.0)
+    )]
+    Path(String),
+    #[error(
+        "`-o {}` is not allowed (only UserKnownHostsFile=PATH, \
+         IdentitiesOnly=yes|no, StrictHostKeyChecking=yes|accept-new)",
+        neutralise(.0)
+    )]
+    Option(String),
+    #[error(
+        "`{}` is not allowed (only -p PORT, -l USER, -i KEYFILE, -o …, then [user@]host)",
+        neutralise(.0)
+    )]
+    Flag(String),
+    #[error("no host: expected `[-p PORT] [user@]host`")]
+    NoHost,
+    #[error(transparent)]
+    Value(#[from] crate::inventory::checks::BadValue),
+}
+
+fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::ops::terminal::neutralise(s)
+}
+
 /// A path for ssh inside rsync's `-e`, which rsync splits on spaces: absolute, plain.
-fn ssh_path(path: &str) -> Result<(), String> {
+fn ssh_path(path: &str) -> Result<(), BackupSshError> {
     let plain = path
         .chars()
         .all(|c| !c.is_whitespace() && !c.is_control() && !"'\"\\`$".contains(c));
     if path.starts_with('/') && plain && path.len() > 1 {
         Ok(())
     } else {
-        Err(format!(
-            "`{}` must be an absolute path without spaces, quotes, `$` or backslashes",
-            crate::ops::terminal::neutralise(path)
-        ))
+        Err(BackupSshError::Path(path.to_string()))
     }
 }
 
 impl BackupSsh {
     /// Parses the connection string; the error says what is wrong (the caller names the
     /// host and the var).
-    pub(crate) fn parse(text: &str) -> Result<BackupSsh, String> {
+    pub(crate) fn parse(text: &str) -> Result<BackupSsh, BackupSshError> {
         use crate::inventory::checks;
-        let shown = |s: &str| crate::ops::terminal::neutralise(s).into_owned();
+        use BackupSshError as E;
         let mut it = text.split_whitespace().peekable();
         let mut b = BackupSsh::default();
         let mut destination: Option<&str> = None;
         while let Some(word) = it.next() {
             if destination.is_some() {
-                return Err(format!(
-                    "`{}` after the host: the host ([user@]host) comes last",
-                    shown(word)
-                ));
+                return Err(E::AfterHost(word.to_string()));
             }
-            let mut value = |flag: &str| {
-                it.next()
-                    .ok_or_else(|| format!("`{flag}` needs a value"))
-                    .map(str::to_string)
-            };
+            let mut value =
+                |flag: &'static str| it.next().ok_or(E::NoValue(flag)).map(str::to_string);
             match word {
                 "-p" => {
                     let v = value("-p")?;
-                    b.port = Some(v.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                        format!("port `{}` is not a number from 1 to 65535", shown(&v))
-                    })?);
+                    let port = v.parse::<u16>().ok().filter(|p| *p > 0);
+                    b.port = Some(port.ok_or(E::Port(v))?);
                 }
                 "-l" => {
                     let v = value("-l")?;
-                    checks::user(&v).map_err(|e| e.to_string())?;
+                    checks::user(&v)?;
                     if v.starts_with('-') {
-                        return Err(format!("bad user `{}`", shown(&v)));
+                        return Err(E::User(v));
                     }
                     b.user = Some(v);
                 }
@@ -309,39 +339,31 @@ impl BackupSsh {
                         _ => false,
                     };
                     if !ok {
-                        return Err(format!(
-                            "`-o {}` is not allowed (only UserKnownHostsFile=PATH, \
-                             IdentitiesOnly=yes|no, StrictHostKeyChecking=yes|accept-new)",
-                            shown(&v)
-                        ));
+                        return Err(E::Option(v));
                     }
                     b.options.extend(["-o".to_string(), v]);
                 }
                 w if w.starts_with('-') => {
-                    return Err(format!(
-                        "`{}` is not allowed (only -p PORT, -l USER, -i KEYFILE, -o …, then [user@]host)",
-                        shown(w)
-                    ));
+                    return Err(E::Flag(w.to_string()));
                 }
                 w => destination = Some(w),
             }
         }
-        let destination =
-            destination.ok_or("no host: expected `[-p PORT] [user@]host`".to_string())?;
+        let destination = destination.ok_or(E::NoHost)?;
         let address = match destination.rsplit_once('@') {
             Some((user, address)) => {
-                checks::user(user).map_err(|e| e.to_string())?;
+                checks::user(user)?;
                 if user.starts_with('-') {
-                    return Err(format!("bad user `{}`", shown(user)));
+                    return Err(E::User(user.to_string()));
                 }
                 b.user = Some(user.to_string());
                 address
             }
             None => destination,
         };
-        checks::address(address).map_err(|e| e.to_string())?;
+        checks::address(address)?;
         if address.starts_with('-') {
-            return Err(format!("bad address `{}`", shown(address)));
+            return Err(E::Address(address.to_string()));
         }
         b.address = address.to_string();
         Ok(b)
@@ -755,6 +777,43 @@ mod tests {
     }
 
     #[test]
+    fn backup_ssh_errors_say_what_is_wrong() {
+        use BackupSshError as E;
+        let cases = [
+            (
+                E::AfterHost("x\x1b".into()),
+                "`x^[` after the host: the host ([user@]host) comes last",
+            ),
+            (E::NoValue("-p"), "`-p` needs a value"),
+            (
+                E::Port("0".into()),
+                "port `0` is not a number from 1 to 65535",
+            ),
+            (E::User("-o".into()), "bad user `-o`"),
+            (E::Address("-x".into()), "bad address `-x`"),
+            (
+                E::Path("a b".into()),
+                "`a b` must be an absolute path without spaces, quotes, `$` or backslashes",
+            ),
+            (
+                E::Option("ProxyCommand=x".into()),
+                "`-o ProxyCommand=x` is not allowed (only UserKnownHostsFile=PATH, \
+                 IdentitiesOnly=yes|no, StrictHostKeyChecking=yes|accept-new)",
+            ),
+            (
+                E::Flag("--help".into()),
+                "`--help` is not allowed (only -p PORT, -l USER, -i KEYFILE, -o …, then [user@]host)",
+            ),
+            (E::NoHost, "no host: expected `[-p PORT] [user@]host`"),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
+        let bad = crate::inventory::checks::user("a;b").unwrap_err();
+        assert_eq!(E::from(bad.clone()).to_string(), bad.to_string());
+    }
+
+    #[test]
     fn a_backup_ssh_string_is_read_strictly() {
         let via = BackupSsh::parse(
             "-p 2203 -i /root/.ssh/backup -o UserKnownHostsFile=/root/kh root@edge",
@@ -794,7 +853,7 @@ mod tests {
             ("root@ed ge", "comes last"),
             ("-p", "needs a value"),
         ] {
-            let err = BackupSsh::parse(bad).unwrap_err();
+            let err = BackupSsh::parse(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
         }
     }

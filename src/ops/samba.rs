@@ -76,9 +76,35 @@ pub(crate) struct Share {
     pub(crate) valid_users: Vec<String>,
 }
 
+/// Why a share's options are refused (before anything reaches a host).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SambaError {
+    #[error(
+        "`{}` is not a share name: use letters, digits, _ and - (at most 64), not global, homes or printers",
+        .0.escape_debug()
+    )]
+    ShareName(String),
+    #[error("the samba base `{}` must be an absolute path", .0.escape_debug())]
+    Base(String),
+    #[error(
+        "the share folder `{}` may hold only letters, digits, / . _ - + and spaces",
+        .0.escape_debug()
+    )]
+    FolderCharacters(String),
+    #[error(
+        "the share folder `{}` is outside the samba base {base}: give a path below it",
+        .path.escape_debug()
+    )]
+    Outside { path: String, base: String },
+    #[error("the share user `{user}` must start with the user prefix `{prefix}` (not empty)")]
+    UserPrefix { user: String, prefix: String },
+    #[error(transparent)]
+    User(#[from] users::UserError),
+}
+
 /// A share name: letters, digits, `_` and `-`, at most 64; not one of samba's special
 /// sections.
-pub(crate) fn valid_share_name(name: &str) -> Result<&str, String> {
+pub(crate) fn valid_share_name(name: &str) -> Result<&str, SambaError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -89,38 +115,27 @@ pub(crate) fn valid_share_name(name: &str) -> Result<&str, String> {
     if ok && !special {
         Ok(name)
     } else {
-        Err(format!(
-            "`{}` is not a share name: use letters, digits, _ and - (at most 64), not global, homes or printers",
-            name.escape_debug()
-        ))
+        Err(SambaError::ShareName(name.to_string()))
     }
 }
 
 /// The share's folder: `path` (relative to `base`, or absolute) must lie strictly below
 /// `base`, compared lexically with `.`/`..` refused, and hold only characters that
 /// smb.conf takes literally (letters, digits, `/ . _ - +` and space; no `%`).
-pub(crate) fn folder(base: &str, path: &str) -> Result<String, String> {
+pub(crate) fn folder(base: &str, path: &str) -> Result<String, SambaError> {
     let literal = |p: &str| {
         p.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-+ ".contains(c))
     };
     if !base.starts_with('/') || !literal(base) || base.split('/').any(|c| c == "..") {
-        return Err(format!(
-            "the samba base `{}` must be an absolute path",
-            base.escape_debug()
-        ));
+        return Err(SambaError::Base(base.to_string()));
     }
-    let outside = || {
-        format!(
-            "the share folder `{}` is outside the samba base {base}: give a path below it",
-            path.escape_debug()
-        )
+    let outside = || SambaError::Outside {
+        path: path.to_string(),
+        base: base.to_string(),
     };
     if !literal(path) {
-        return Err(format!(
-            "the share folder `{}` may hold only letters, digits, / . _ - + and spaces",
-            path.escape_debug()
-        ));
+        return Err(SambaError::FolderCharacters(path.to_string()));
     }
     let relative = match path.strip_prefix('/') {
         Some(_) => {
@@ -277,7 +292,7 @@ pub(crate) struct Wanted {
 
 impl Wanted {
     /// Checks `o` for share `name`: valid names, the folder below the base.
-    pub(crate) fn from_options(name: &str, o: &ShareOptions) -> Result<Wanted, String> {
+    pub(crate) fn from_options(name: &str, o: &ShareOptions) -> Result<Wanted, SambaError> {
         valid_share_name(name)?;
         let user = match &o.user {
             Some(u) => u.clone(),
@@ -286,10 +301,10 @@ impl Wanted {
         users::valid_name(&user)?;
         // The share's user is deleted with the share: never a user fleet did not name.
         if o.user_prefix.is_empty() || !user.starts_with(&o.user_prefix) {
-            return Err(format!(
-                "the share user `{user}` must start with the user prefix `{}` (not empty)",
-                o.user_prefix
-            ));
+            return Err(SambaError::UserPrefix {
+                user,
+                prefix: o.user_prefix.clone(),
+            });
         }
         for u in &o.valid_users {
             users::valid_name(u)?;
@@ -545,8 +560,48 @@ mod tests {
         assert!(
             folder("/srv/shares", "/etc")
                 .unwrap_err()
+                .to_string()
                 .contains("outside the samba base /srv/shares")
         );
+    }
+
+    #[test]
+    fn samba_errors_say_what_is_wrong() {
+        let cases = [
+            (
+                SambaError::ShareName("a\nb".into()),
+                "`a\\nb` is not a share name: use letters, digits, _ and - (at most 64), not global, homes or printers",
+            ),
+            (
+                SambaError::Base("srv".into()),
+                "the samba base `srv` must be an absolute path",
+            ),
+            (
+                SambaError::FolderCharacters("x%u".into()),
+                "the share folder `x%u` may hold only letters, digits, / . _ - + and spaces",
+            ),
+            (
+                SambaError::Outside {
+                    path: "/etc".into(),
+                    base: "/srv/shares".into(),
+                },
+                "the share folder `/etc` is outside the samba base /srv/shares: give a path below it",
+            ),
+            (
+                SambaError::UserPrefix {
+                    user: "root".into(),
+                    prefix: "smb-".into(),
+                },
+                "the share user `root` must start with the user prefix `smb-` (not empty)",
+            ),
+            (
+                SambaError::User(users::UserError::Name("Root".into())),
+                "`Root` is not a user name: use a lower-case letter or _ first, then a-z, 0-9, _ or -, at most 32 characters",
+            ),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
     }
 
     #[test]
@@ -596,6 +651,7 @@ mod tests {
         assert!(
             Wanted::from_options("x", &root)
                 .unwrap_err()
+                .to_string()
                 .contains("must start with the user prefix `smb-`")
         );
         let o = ShareOptions {

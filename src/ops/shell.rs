@@ -38,6 +38,17 @@ pub(crate) struct Argv {
     words: Vec<String>,
 }
 
+/// Why a recipe's `[program, args…]` is not a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ArgvError {
+    #[error("the list is empty: give [program, args…]")]
+    Empty,
+    #[error("`{}` is not a program name or path", .0.escape_debug())]
+    NotAProgram(String),
+    #[error("an argument holds a NUL byte")]
+    NulByte,
+}
+
 impl Argv {
     /// `program` is fleet's own constant (a name like `apt-get`, never user input).
     pub(crate) fn new(program: &str) -> Argv {
@@ -49,15 +60,13 @@ impl Argv {
 
     /// A recipe's `[program, args…]`: a program that is a name or a path (not empty, no
     /// `NAME=value`, which a shell would take as an assignment) and any arguments.
-    pub(crate) fn from_words(words: Vec<String>) -> Result<Argv, String> {
+    pub(crate) fn from_words(words: Vec<String>) -> Result<Argv, ArgvError> {
         match words.first() {
-            None => Err("the list is empty: give [program, args…]".into()),
-            Some(p) if p.is_empty() || p.contains(['=', '\0']) || p.starts_with('-') => Err(
-                format!("`{}` is not a program name or path", p.escape_debug()),
-            ),
-            Some(_) if words.iter().any(|w| w.contains('\0')) => {
-                Err("an argument holds a NUL byte".into())
+            None => Err(ArgvError::Empty),
+            Some(p) if p.is_empty() || p.contains(['=', '\0']) || p.starts_with('-') => {
+                Err(ArgvError::NotAProgram(p.clone()))
             }
+            Some(_) if words.iter().any(|w| w.contains('\0')) => Err(ArgvError::NulByte),
             Some(_) => Ok(Argv {
                 env: Vec::new(),
                 words,
@@ -327,6 +336,21 @@ mod tests {
         assert!(words(&["-u", "root"]).is_err());
         assert!(words(&[""]).is_err());
         assert!(words(&["echo", "a\0b"]).is_err());
+    }
+
+    #[test]
+    fn argv_errors_say_what_is_wrong() {
+        let cases = [
+            (ArgvError::Empty, "the list is empty: give [program, args…]"),
+            (
+                ArgvError::NotAProgram("FOO=\x1b".into()),
+                "`FOO=\\u{1b}` is not a program name or path",
+            ),
+            (ArgvError::NulByte, "an argument holds a NUL byte"),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn any() -> String {
 impl RuleInput {
     /// The rules it stands for (a `lan` source is one per private range), marked as
     /// fleet's.
-    pub(crate) fn to_rules(&self) -> Result<Vec<Rule>, String> {
+    pub(crate) fn to_rules(&self) -> Result<Vec<Rule>, BadRule> {
         let port = match &self.port {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -71,7 +71,6 @@ impl RuleInput {
             format!("{MARK} {}", self.comment)
         };
         Rule::build(&self.action, &port, &self.proto, &self.source, &comment)
-            .map_err(|e| e.to_string())
     }
 }
 

@@ -13,10 +13,33 @@ use crate::outcome::HostError;
 /// Where fleet's sudo rules live.
 pub(crate) const SUDOERS_DIR: &str = "/etc/sudoers.d";
 
+/// Why a user's name, path or sudo rule is refused (before anything reaches a host).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UserError {
+    #[error(
+        "`{}` is not a user name: use a lower-case letter or _ first, then a-z, 0-9, _ or -, at most 32 characters",
+        .0.escape_debug()
+    )]
+    Name(String),
+    /// `what` is the option: `shell` or `home`.
+    #[error(
+        "{what} `{}` must be an absolute path without `..`, `:` or control characters",
+        .path.escape_debug()
+    )]
+    Path { what: &'static str, path: String },
+    #[error("sudo: give true, false or a non-empty list of commands")]
+    NoSudoCommands,
+    #[error(
+        "sudo command `{}` must be an absolute path (arguments may follow) without , : = \\ # ! or quotes",
+        .0.escape_debug()
+    )]
+    SudoCommand(String),
+}
+
 /// A user name as Debian's `adduser` accepts by default: lower-case letter or `_`
 /// first, then letters, digits, `_` and `-`, at most 32 characters. No dot, slash or
 /// other path character, so it can name a sudoers file.
-pub(crate) fn valid_name(name: &str) -> Result<&str, String> {
+pub(crate) fn valid_name(name: &str) -> Result<&str, UserError> {
     let mut bytes = name.bytes();
     let first_ok = matches!(bytes.next(), Some(b'a'..=b'z' | b'_'));
     if first_ok
@@ -25,26 +48,23 @@ pub(crate) fn valid_name(name: &str) -> Result<&str, String> {
     {
         Ok(name)
     } else {
-        Err(format!(
-            "`{}` is not a user name: use a lower-case letter or _ first, then a-z, 0-9, _ or -, at most 32 characters",
-            name.escape_debug()
-        ))
+        Err(UserError::Name(name.to_string()))
     }
 }
 
 /// An absolute path for a shell or home: no `..`, no control characters, no `:` (the
 /// passwd field separator).
-fn valid_path<'a>(what: &str, path: &'a str) -> Result<&'a str, String> {
+fn valid_path<'a>(what: &'static str, path: &'a str) -> Result<&'a str, UserError> {
     if path.starts_with('/')
         && !path.split('/').any(|c| c == "..")
         && !path.chars().any(|c| c.is_control() || c == ':')
     {
         Ok(path)
     } else {
-        Err(format!(
-            "{what} `{}` must be an absolute path without `..`, `:` or control characters",
-            path.escape_debug()
-        ))
+        Err(UserError::Path {
+            what,
+            path: path.to_string(),
+        })
     }
 }
 
@@ -137,12 +157,12 @@ pub(crate) fn sudoers_temp(name: &str) -> String {
 
 /// The sudoers file text of `rule` for `name`; None for no rule. A command must be an
 /// absolute path with arguments free of sudoers' special characters.
-pub(crate) fn sudoers_text(name: &str, rule: &SudoRule) -> Result<Option<String>, String> {
+pub(crate) fn sudoers_text(name: &str, rule: &SudoRule) -> Result<Option<String>, UserError> {
     let commands = match rule {
         SudoRule::Full(false) => return Ok(None),
         SudoRule::Full(true) => "ALL".to_string(),
         SudoRule::Commands(list) if list.is_empty() => {
-            return Err("sudo: give true, false or a non-empty list of commands".into());
+            return Err(UserError::NoSudoCommands);
         }
         SudoRule::Commands(list) => {
             for c in list {
@@ -150,10 +170,7 @@ pub(crate) fn sudoers_text(name: &str, rule: &SudoRule) -> Result<Option<String>
                     || c.chars()
                         .any(|ch| ch.is_control() || ",:=\\#!\"'".contains(ch))
                 {
-                    return Err(format!(
-                        "sudo command `{}` must be an absolute path (arguments may follow) without , : = \\ # ! or quotes",
-                        c.escape_debug()
-                    ));
+                    return Err(UserError::SudoCommand(c.clone()));
                 }
             }
             list.join(", ")
@@ -233,21 +250,21 @@ pub(crate) struct Ensured {
 /// Makes user `name` exist with `o`'s shell, home, groups (added to, never taken away)
 /// and sudo rule (`false`: fleet's rule for the user is removed; absent: left as it is).
 pub(crate) fn ensure(r: &dyn Remote, name: &str, o: &EnsureOptions) -> Result<Ensured, HostError> {
-    let bad = |e: String| fail(r, format!("users::ensure `{name}`: {e}"));
-    valid_name(name).map_err(bad)?;
+    let bad = |e: &dyn std::fmt::Display| fail(r, format!("users::ensure `{name}`: {e}"));
+    valid_name(name).map_err(|e| bad(&e))?;
     if let Some(s) = &o.shell {
-        valid_path("shell", s).map_err(bad)?;
+        valid_path("shell", s).map_err(|e| bad(&e))?;
     }
     if let Some(h) = &o.home {
-        valid_path("home", h).map_err(bad)?;
+        valid_path("home", h).map_err(|e| bad(&e))?;
     }
     for g in &o.groups {
-        valid_name(g).map_err(|e| bad(format!("group: {e}")))?;
+        valid_name(g).map_err(|e| bad(&format_args!("group: {e}")))?;
     }
     // No `sudo` option: the user's rule is not managed (and not even read, so a login
     // user whose sudo allows only useradd/usermod can ensure users).
     let sudoers = match &o.sudo {
-        Some(rule) => Some(sudoers_text(name, rule).map_err(bad)?),
+        Some(rule) => Some(sudoers_text(name, rule).map_err(|e| bad(&e))?),
         None => None,
     };
     let sudo = r.needs_sudo()?;
@@ -395,6 +412,39 @@ pub(crate) fn lock(r: &dyn Remote, name: &str) -> Result<bool, HostError> {
 mod tests {
     use super::*;
     use crate::ops::remote::fake::Scripted;
+
+    #[test]
+    fn user_errors_say_what_is_wrong() {
+        let path = |what, path: &str| UserError::Path {
+            what,
+            path: path.into(),
+        };
+        let cases = [
+            (
+                UserError::Name("a\nb".into()),
+                "`a\\nb` is not a user name: use a lower-case letter or _ first, then a-z, 0-9, _ or -, at most 32 characters",
+            ),
+            (
+                path("shell", "bin/sh"),
+                "shell `bin/sh` must be an absolute path without `..`, `:` or control characters",
+            ),
+            (
+                path("home", "/h\x07"),
+                "home `/h\\u{7}` must be an absolute path without `..`, `:` or control characters",
+            ),
+            (
+                UserError::NoSudoCommands,
+                "sudo: give true, false or a non-empty list of commands",
+            ),
+            (
+                UserError::SudoCommand("ls, id".into()),
+                "sudo command `ls, id` must be an absolute path (arguments may follow) without , : = \\ # ! or quotes",
+            ),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
+    }
 
     #[test]
     fn names_that_could_be_paths_or_options_are_refused() {

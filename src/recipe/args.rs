@@ -25,15 +25,59 @@ impl Param {
     }
 }
 
-// String: an argument's message reaches the user only inside `bind`'s usage error.
-pub(crate) fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
+/// A value that is not of its argument's declared type; the caller names the argument.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ConvertError {
+    #[error("expects an int, got `{0}`")]
+    Int(String),
+    #[error("expects a port (1-65535), got `{0}`")]
+    Port(String),
+    #[error("expects a float, got `{0}`")]
+    Float(String),
+    #[error("expects true or false, got `{0}`")]
+    Bool(String),
+}
+
+/// Why a recipe's arguments cannot be bound from the command line (or the terminal).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BindError {
+    /// `missing`: each argument's value name, with its help when it has one.
+    #[error(
+        "recipe `{recipe}` needs {}: pass {} on the command line (`fleet help {recipe}`); on a terminal fleet asks for them",
+        .missing.join(", "),
+        it_or_them(.missing)
+    )]
+    Missing {
+        recipe: String,
+        missing: Vec<String>,
+    },
+    #[error("recipe `{recipe}` needs {value_name}")]
+    NotGiven { recipe: String, value_name: String },
+    #[error("argument `{arg}` of recipe `{recipe}` {error}")]
+    Invalid {
+        recipe: String,
+        arg: String,
+        error: ConvertError,
+    },
+    #[error("could not read `{arg}` from the terminal: {error}")]
+    Terminal {
+        arg: String,
+        error: dialoguer::Error,
+    },
+}
+
+fn it_or_them(missing: &[String]) -> &'static str {
+    if missing.len() == 1 { "it" } else { "them" }
+}
+
+pub(crate) fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, ConvertError> {
     match ty {
         ArgType::String => Ok(Dynamic::from(raw.to_string())),
         ArgType::Int => raw
             .trim()
             .parse::<rhai::INT>()
             .map(Dynamic::from)
-            .map_err(|_| format!("expects an int, got `{raw}`")),
+            .map_err(|_| ConvertError::Int(raw.to_string())),
         // An int a recipe pastes into a configuration file (`Port ${ssh_port}`) or an
         // inventory entry: out of range it would only fail on the host, much later.
         ArgType::Port => raw
@@ -42,16 +86,16 @@ pub(crate) fn convert(ty: ArgType, raw: &str) -> Result<Dynamic, String> {
             .ok()
             .filter(|p| *p > 0)
             .map(|p| Dynamic::from(rhai::INT::from(p)))
-            .ok_or_else(|| format!("expects a port (1-65535), got `{raw}`")),
+            .ok_or_else(|| ConvertError::Port(raw.to_string())),
         ArgType::Float => raw
             .trim()
             .parse::<rhai::FLOAT>()
             .map(Dynamic::from)
-            .map_err(|_| format!("expects a float, got `{raw}`")),
+            .map_err(|_| ConvertError::Float(raw.to_string())),
         ArgType::Bool => match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => Ok(Dynamic::from(true)),
             "false" | "no" | "off" | "0" => Ok(Dynamic::from(false)),
-            _ => Err(format!("expects true or false, got `{raw}`")),
+            _ => Err(ConvertError::Bool(raw.to_string())),
         },
     }
 }
@@ -121,20 +165,18 @@ pub(crate) fn on_terminal() -> bool {
 }
 
 /// Asks the user for one argument: the parameter and its default, if it has one.
-// String: as `convert`; a prompt that fails only has a message to give.
-pub(crate) type Ask<'a> = &'a dyn Fn(&Param, Option<String>) -> Result<String, String>;
+pub(crate) type Ask<'a> = &'a dyn Fn(&Param, Option<String>) -> Result<String, BindError>;
 
 /// Converts the parsed command line into the recipe function's arguments, in order.
 /// When a required argument is missing and `ask` is given (a terminal), every argument
 /// not on the command line is asked for, defaults offered; without `ask`, the error
 /// lists every missing one.
-// String: the caller (lib.rs) makes it a usage error as it is.
 pub(crate) fn bind(
     recipe: &str,
     params: &[Param],
     matches: &clap::ArgMatches,
     ask: Option<Ask>,
-) -> Result<Vec<Dynamic>, String> {
+) -> Result<Vec<Dynamic>, BindError> {
     let positional = |p: &Param| {
         (p.name == "pattern" && takes_positional_pattern(params))
             .then(|| matches.get_one::<String>(POSITIONAL_PATTERN).cloned())
@@ -159,11 +201,10 @@ pub(crate) fn bind(
                     }
                 })
                 .collect();
-            return Err(format!(
-                "recipe `{recipe}` needs {}: pass {} on the command line (`fleet help {recipe}`); on a terminal fleet asks for them",
-                names.join(", "),
-                if missing.len() == 1 { "it" } else { "them" }
-            ));
+            return Err(BindError::Missing {
+                recipe: recipe.to_string(),
+                missing: names,
+            });
         }
     };
     params
@@ -180,10 +221,15 @@ pub(crate) fn bind(
                     }
                 },
                 _ => {
-                    let raw = given(p)
-                        .ok_or_else(|| format!("recipe `{recipe}` needs {}", p.value_name()))?;
-                    convert(p.ty, &raw)
-                        .map_err(|e| format!("argument `{}` of recipe `{recipe}` {e}", p.name))
+                    let raw = given(p).ok_or_else(|| BindError::NotGiven {
+                        recipe: recipe.to_string(),
+                        value_name: p.value_name(),
+                    })?;
+                    convert(p.ty, &raw).map_err(|error| BindError::Invalid {
+                        recipe: recipe.to_string(),
+                        arg: p.name.clone(),
+                        error,
+                    })
                 }
             }
         })
@@ -192,8 +238,7 @@ pub(crate) fn bind(
 
 /// `ask` for a terminal: one line per argument, its help as the prompt, the default
 /// accepted with Enter.
-// String: the `Ask` signature.
-pub(crate) fn ask_on_terminal(p: &Param, default: Option<String>) -> Result<String, String> {
+pub(crate) fn ask_on_terminal(p: &Param, default: Option<String>) -> Result<String, BindError> {
     let prompt = if p.help.is_empty() {
         format!("{} ({})", p.name, p.ty.name())
     } else {
@@ -203,9 +248,10 @@ pub(crate) fn ask_on_terminal(p: &Param, default: Option<String>) -> Result<Stri
     if let Some(d) = default {
         input = input.default(d).allow_empty(true);
     }
-    input
-        .interact_text()
-        .map_err(|e| format!("could not read `{}` from the terminal: {e}", p.name))
+    input.interact_text().map_err(|error| BindError::Terminal {
+        arg: p.name.clone(),
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -235,12 +281,69 @@ mod tests {
         ]
     }
 
+    // String: the test compares clap's and bind's messages alike, as the user sees them.
     fn parse(args: &[&str]) -> Result<Vec<Dynamic>, String> {
         let cmd = clap::Command::new("provision").args(clap_args(&params(), true));
         let m = cmd
             .try_get_matches_from(std::iter::once("provision").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        bind("provision", &params(), &m, None)
+        bind("provision", &params(), &m, None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn argument_errors_say_what_is_wrong() {
+        let invalid = BindError::Invalid {
+            recipe: "provision".into(),
+            arg: "cores".into(),
+            error: ConvertError::Int("four".into()),
+        };
+        let terminal = BindError::Terminal {
+            arg: "name".into(),
+            error: std::io::Error::other("closed").into(),
+        };
+        let cases: [(Box<dyn std::error::Error>, &str); 8] = [
+            (
+                Box::new(ConvertError::Int("x".into())),
+                "expects an int, got `x`",
+            ),
+            (
+                ConvertError::Port("0".into()).into(),
+                "expects a port (1-65535), got `0`",
+            ),
+            (
+                ConvertError::Float("x".into()).into(),
+                "expects a float, got `x`",
+            ),
+            (
+                ConvertError::Bool("x".into()).into(),
+                "expects true or false, got `x`",
+            ),
+            (
+                Box::new(BindError::Missing {
+                    recipe: "provision".into(),
+                    missing: vec!["NAME".into(), "SIZE (in GB)".into()],
+                }),
+                "recipe `provision` needs NAME, SIZE (in GB): pass them on the command line (`fleet help provision`); on a terminal fleet asks for them",
+            ),
+            (
+                Box::new(BindError::NotGiven {
+                    recipe: "provision".into(),
+                    value_name: "NAME".into(),
+                }),
+                "recipe `provision` needs NAME",
+            ),
+            (
+                Box::new(invalid),
+                "argument `cores` of recipe `provision` expects an int, got `four`",
+            ),
+            (
+                Box::new(terminal),
+                "could not read `name` from the terminal: IO error: closed",
+            ),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
     }
 
     #[test]
@@ -249,14 +352,14 @@ mod tests {
         assert_eq!(convert(ArgType::Port, "2222").unwrap().as_int(), Ok(2222));
         for bad in ["0", "70000", "-22", "ssh"] {
             assert_eq!(
-                convert(ArgType::Port, bad).unwrap_err(),
+                convert(ArgType::Port, bad).unwrap_err().to_string(),
                 format!("expects a port (1-65535), got `{bad}`")
             );
         }
         assert_eq!(convert(ArgType::Float, "1.5").unwrap().as_float(), Ok(1.5));
         assert_eq!(convert(ArgType::Bool, "yes").unwrap().as_bool(), Ok(true));
         assert_eq!(
-            convert(ArgType::Int, "four").unwrap_err(),
+            convert(ArgType::Int, "four").unwrap_err().to_string(),
             "expects an int, got `four`"
         );
     }
@@ -271,12 +374,13 @@ mod tests {
         vec![string("pattern", "all"), string("serial", "")]
     }
 
+    // String: the test compares clap's and bind's messages alike, as the user sees them.
     fn parse_update(args: &[&str]) -> Result<Vec<String>, String> {
         let cmd = clap::Command::new("update").args(clap_args(&update_params(), true));
         let m = cmd
             .try_get_matches_from(std::iter::once("update").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        let values = bind("update", &update_params(), &m, None)?;
+        let values = bind("update", &update_params(), &m, None).map_err(|e| e.to_string())?;
         Ok(values.into_iter().map(|v| v.to_string()).collect())
     }
 
@@ -331,7 +435,7 @@ mod tests {
         let m = cmd.try_get_matches_from(["provision"]).unwrap();
         let err = bind("provision", &params(), &m, None).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "recipe `provision` needs NAME (VM name): pass it on the command line (`fleet help provision`); on a terminal fleet asks for them"
         );
     }

@@ -77,18 +77,40 @@ pub(crate) fn plain_text(comments: &[&str]) -> String {
     plain_lines(comments).join("\n").trim().to_string()
 }
 
-// String: its one caller makes it a usage error naming the file and the recipe.
+/// An `@arg` line of a recipe's doc comment that cannot be read; the caller names the
+/// file and the recipe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{line}`: {error}")]
+pub(crate) struct DocError {
+    pub(crate) line: String,
+    pub(crate) error: ArgSpecError,
+}
+
+/// What is wrong with an `@arg` spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ArgSpecError {
+    #[error("expected `@arg NAME: TYPE = DEFAULT  HELP`")]
+    Syntax,
+    #[error("unknown type `{0}`; use int, port, float, bool or string")]
+    UnknownType(String),
+    #[error("unclosed quote in default")]
+    UnclosedQuote,
+}
+
 /// The summary is the first sentence of the first paragraph (which may span several
 /// lines); the rest of the text is the body.
-pub(crate) fn parse(comments: &[&str]) -> Result<Doc, String> {
+pub(crate) fn parse(comments: &[&str]) -> Result<Doc, DocError> {
     let mut doc = Doc::default();
     let mut first: Vec<String> = Vec::new();
     let mut body = Vec::new();
     let mut in_first = true;
     for line in plain_lines(comments) {
         if let Some(spec) = line.trim_start().strip_prefix("@arg") {
-            doc.args
-                .push(parse_arg(spec.trim()).map_err(|e| format!("`{line}`: {e}"))?);
+            let arg = parse_arg(spec.trim()).map_err(|error| DocError {
+                line: line.clone(),
+                error,
+            })?;
+            doc.args.push(arg);
             in_first = in_first && first.is_empty();
         } else if in_first && line.trim().is_empty() {
             in_first = first.is_empty();
@@ -124,14 +146,13 @@ fn first_sentence(text: &str) -> (&str, &str) {
 }
 
 /// `cores: int = 2  CPU cores`, `name  VM name`, `pattern: string = "all"  hosts`.
-// String: feeds `parse`.
-fn parse_arg(spec: &str) -> Result<ArgDoc, String> {
+fn parse_arg(spec: &str) -> Result<ArgDoc, ArgSpecError> {
     let name_end = spec
         .find(|c: char| c == ':' || c == '=' || c.is_whitespace())
         .unwrap_or(spec.len());
     let name = &spec[..name_end];
     if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-        return Err("expected `@arg NAME: TYPE = DEFAULT  HELP`".into());
+        return Err(ArgSpecError::Syntax);
     }
     let mut rest = spec[name_end..].trim_start();
     let mut ty = ArgType::String;
@@ -140,19 +161,15 @@ fn parse_arg(spec: &str) -> Result<ArgDoc, String> {
         let end = r
             .find(|c: char| c == '=' || c.is_whitespace())
             .unwrap_or(r.len());
-        ty = ArgType::parse(&r[..end]).ok_or_else(|| {
-            format!(
-                "unknown type `{}`; use int, port, float, bool or string",
-                &r[..end]
-            )
-        })?;
+        ty = ArgType::parse(&r[..end])
+            .ok_or_else(|| ArgSpecError::UnknownType(r[..end].to_string()))?;
         rest = r[end..].trim_start();
     }
     let mut default = None;
     if let Some(r) = rest.strip_prefix('=') {
         let r = r.trim_start();
         let (value, after) = if let Some(q) = r.strip_prefix('"') {
-            let close = q.find('"').ok_or("unclosed quote in default")?;
+            let close = q.find('"').ok_or(ArgSpecError::UnclosedQuote)?;
             (q[..close].to_string(), &q[close + 1..])
         } else {
             let end = r.find(char::is_whitespace).unwrap_or(r.len());
@@ -235,6 +252,32 @@ mod tests {
     #[test]
     fn an_unknown_type_is_an_error() {
         let err = parse(&["/// @arg cores: integr = 2"]).unwrap_err();
-        assert!(err.contains("unknown type `integr`"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "`@arg cores: integr = 2`: unknown type `integr`; use int, port, float, bool or string"
+        );
+    }
+
+    #[test]
+    fn arg_spec_errors_say_what_is_wrong() {
+        let cases = [
+            (
+                ArgSpecError::Syntax,
+                "expected `@arg NAME: TYPE = DEFAULT  HELP`",
+            ),
+            (
+                ArgSpecError::UnknownType("integr".into()),
+                "unknown type `integr`; use int, port, float, bool or string",
+            ),
+            (ArgSpecError::UnclosedQuote, "unclosed quote in default"),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
+        let err = parse(&["/// @arg name = \"x"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`@arg name = \"x`: unclosed quote in default"
+        );
     }
 }

@@ -19,15 +19,18 @@ fn step(
     let mut prepared =
         prepare(&run.options.root, &run.inventory).map_err(|e| runtime_error(e, pos))?;
     prepared.fetch_servers(&|name, files| {
-        let host = run.inventory.require(name).map_err(|e| e.to_string())?;
-        fetch_keys(&run.remote(&host), files).map_err(|e| e.message)
+        let host = run
+            .inventory
+            .require(name)
+            .map_err(|e| crate::outcome::HostError::new(name, e.to_string()))?;
+        fetch_keys(&run.remote(&host), files)
     });
     for w in &prepared.warnings {
         run.ui.event(Some(&h.0.name), &w.to_string());
     }
     let plans = host_step(&run.remote(&h.0), &prepared, &h.0, &run.options.ssh, step)
         .map_err(|f| raise(f, ctx))?;
-    let value = rhai::serde::to_dynamic(&plans).map_err(|e| runtime_error(e.to_string(), pos))?;
+    let value = rhai::serde::to_dynamic(&plans).map_err(|e| runtime_error(e, pos))?;
     Ok(value.into_array().unwrap_or_default())
 }
 

@@ -16,8 +16,13 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 /// Makes the local file `shown` (as the recipe named it; `full` resolved) hold
 /// `content`: true when it changed (or, under `--check`, would change: then printed
 /// with a diff and not written).
-fn write_change(run: &Run, shown: &str, full: &Path, content: &[u8]) -> Result<bool, String> {
-    let plan = local::plan_write(full, content).map_err(|e| e.to_string())?;
+fn write_change(
+    run: &Run,
+    shown: &str,
+    full: &Path,
+    content: &[u8],
+) -> Result<bool, local::LocalError> {
+    let plan = local::plan_write(full, content)?;
     if plan == WritePlan::Same {
         return Ok(false);
     }
@@ -25,7 +30,7 @@ fn write_change(run: &Run, shown: &str, full: &Path, content: &[u8]) -> Result<b
         run.ui
             .out(None, &local::describe(shown, &plan, content).join("\n"));
     } else {
-        local::write(full, content).map_err(|e| e.to_string())?;
+        local::write(full, content)?;
     }
     run.note_local_change(&format!("write {shown}"));
     Ok(true)

@@ -16,9 +16,16 @@ enum State {
     New,
     Connected(Arc<Session>, Master),
     /// Connecting failed: later commands fail at once with the same reason.
-    Failed(String),
+    Failed(ConnectError),
     Closed,
 }
+
+crate::error::message_error!(
+    /// Why the connection to a host could not be made: ssh's words explained for the
+    /// user (`ops::ssh::explain_connect_error`); every command on the host fails with it
+    /// as `Unreachable`.
+    ConnectError
+);
 
 pub(crate) struct SshTransport {
     target: SshTarget,
@@ -46,15 +53,13 @@ impl SshTransport {
         }
     }
 
-    // The error is the message for the user (ssh's words explained): `session` keeps it
-    // in `State::Failed` and gives it to every later call as `Unreachable`.
-    async fn connect(&self) -> Result<(Session, Master), String> {
+    async fn connect(&self) -> Result<(Session, Master), ConnectError> {
         let t = &self.target;
         // ssh's own ConnectTimeout covers TCP; this also covers a stalled handshake.
         let limit = t.connect_timeout * 3 + Duration::from_secs(5);
         let master = Master::start(t, limit)
             .await
-            .map_err(|said| explain_connect_error(t, &said.to_string()))?;
+            .map_err(|said| ConnectError(explain_connect_error(t, &said.to_string())))?;
         let session = Session::resume_mux(
             master.control.clone().into_boxed_path(),
             Some(master.log.clone().into_boxed_path()),
@@ -67,7 +72,7 @@ impl SshTransport {
         match &*state {
             State::Connected(s, _) => return Ok(s.clone()),
             State::Failed(m) if !retry_failed => {
-                return Err(TransportError::Unreachable(m.clone()));
+                return Err(TransportError::Unreachable(m.to_string()));
             }
             State::Closed => {
                 return Err(TransportError::Unreachable(
@@ -82,9 +87,10 @@ impl SshTransport {
                 *state = State::Connected(s.clone(), master);
                 Ok(s)
             }
-            Err(m) => {
-                *state = State::Failed(m.clone());
-                Err(TransportError::Unreachable(m))
+            Err(e) => {
+                let message = e.to_string();
+                *state = State::Failed(e);
+                Err(TransportError::Unreachable(message))
             }
         }
     }

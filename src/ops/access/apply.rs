@@ -289,7 +289,7 @@ fn keeps_fleet_key(
 pub(crate) fn apply_host(
     r: &dyn Remote,
     input: &HostInput,
-    verify: &dyn Fn() -> Result<(), String>,
+    verify: &dyn Fn() -> Result<(), super::controller::LoginError>,
 ) -> Result<Vec<AccountPlan>, HostError> {
     let plans = plan_host(r, input)?;
     for p in &plans {
@@ -520,9 +520,13 @@ mod tests {
             login_user: "root",
             fleet_keys: &fleet,
         };
-        let err = apply_host(&r, &input, &|| Err("Permission denied (publickey)".into()))
-            .unwrap_err()
-            .to_string();
+        let err = apply_host(&r, &input, &|| {
+            Err(crate::ops::access::controller::LoginError::Refused(
+                "Permission denied (publickey)".into(),
+            ))
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("could not log in again as root: Permission denied (publickey); the previous file is restored"), "{err}");
         let ran = r.ran();
         assert_eq!(ran.len(), 8, "{ran:?}");

@@ -6,7 +6,7 @@
 
 use super::apply::{AccountPlan, HostInput, apply_host, plan_host, read_host};
 use super::keyline::{PublicKey, parse_key_line};
-use super::{Access, Grant, Problem, valid_account};
+use super::{Access, AccessError, Grant, Problem, valid_account};
 use crate::inventory::{Connection, Inventory, ResolvedHost};
 use crate::ops::remote::Remote;
 use crate::ops::ssh::{SshDefaults, SshTarget, target_for};
@@ -27,7 +27,7 @@ pub(crate) struct Prepared {
 }
 
 /// Reads a server's key files on an inventory host: (host, key files) -> their text.
-pub(crate) type FetchFn<'a> = dyn Fn(&str, &[String]) -> Result<String, String> + 'a;
+pub(crate) type FetchFn<'a> = dyn Fn(&str, &[String]) -> Result<String, HostError> + 'a;
 
 impl Prepared {
     /// Reads the keys of every server that has a `host`, with `fetch(host, key_files)`;
@@ -42,9 +42,13 @@ impl Prepared {
             .collect();
         for (owner, f) in fetches {
             let got = fetch(&f.host, &f.key_files)
-                .and_then(|text| self.access.add_fetched(&owner, &f.host, &text));
-            if let Err(e) = got {
-                self.fetch_errors.insert(owner, e);
+                .map_err(|e| e.message)
+                .and_then(|text| {
+                    let added = self.access.add_fetched(&owner, &f.host, &text);
+                    added.map_err(|e| e.to_string())
+                });
+            if let Err(why) = got {
+                self.fetch_errors.insert(owner, why);
             }
         }
     }
@@ -57,26 +61,21 @@ impl Prepared {
 
 /// Reads the project's access data and matches its rules against `inventory`; the error
 /// lists every problem, one per line (`access.toml:12: error: …`).
-pub(crate) fn prepare(root: &Path, inventory: &Inventory) -> Result<Prepared, String> {
+pub(crate) fn prepare(root: &Path, inventory: &Inventory) -> Result<Prepared, AccessError> {
     let access = match Access::load(root) {
         Ok(Some(a)) => a,
-        Ok(None) => {
-            return Err(format!(
-                "the project has no {} (see README, section Access)",
-                super::ACCESS_FILE
-            ));
-        }
-        Err(problems) => {
-            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            return Err(lines.join("\n"));
-        }
+        Ok(None) => return Err(AccessError::NoFile),
+        Err(problems) => return Err(AccessError::Problems(problems)),
     };
     prepare_access(access, inventory)
 }
 
 /// [`prepare`] for data already read (`fleet user add --check` plans with the edit it
 /// does not write).
-pub(crate) fn prepare_access(access: Access, inventory: &Inventory) -> Result<Prepared, String> {
+pub(crate) fn prepare_access(
+    access: Access,
+    inventory: &Inventory,
+) -> Result<Prepared, AccessError> {
     let mut matched = Vec::new();
     for rule in &access.rules {
         match crate::inventory::select(inventory, &rule.hosts) {
@@ -85,22 +84,23 @@ pub(crate) fn prepare_access(access: Access, inventory: &Inventory) -> Result<Pr
             Err(_) => matched.push(BTreeSet::new()),
         }
     }
-    let unknown: Vec<String> = access
+    let unknown: Vec<Problem> = access
         .owners
         .values()
         .filter_map(|o| o.fetch.as_ref())
         .filter(|f| inventory.resolve(&f.host).is_none())
-        .map(|f| {
-            format!(
-                "{}:{}: error: `{}` is not a host of the inventory",
-                super::ACCESS_FILE,
-                f.line,
+        .map(|f| Problem {
+            file: super::ACCESS_FILE.into(),
+            line: f.line,
+            message: format!(
+                "`{}` is not a host of the inventory",
                 crate::ops::text::shown(&f.host)
-            )
+            ),
+            warning: false,
         })
         .collect();
     if !unknown.is_empty() {
-        return Err(unknown.join("\n"));
+        return Err(AccessError::Problems(unknown));
     }
     let mut warnings = access.warnings.clone();
     warnings.extend(access.unmatched_rules(&matched));
@@ -125,23 +125,20 @@ pub(crate) fn login_user(host: &ResolvedHost, ssh: &SshDefaults) -> String {
 
 /// The accounts fleet manages on `host`: its `accounts` var (a list of names), else the
 /// login account. Rules naming other accounts add them.
-pub(crate) fn host_accounts(host: &ResolvedHost, login: &str) -> Result<Vec<String>, String> {
+pub(crate) fn host_accounts(host: &ResolvedHost, login: &str) -> Result<Vec<String>, AccessError> {
+    let bad = || AccessError::Accounts {
+        host: host.name.clone(),
+    };
     match host.vars.get("accounts") {
         None => Ok(vec![login.to_string()]),
         Some(serde_json::Value::Array(list)) => list
             .iter()
             .map(|v| match v.as_str() {
                 Some(a) if valid_account(a) => Ok(a.to_string()),
-                _ => Err(format!(
-                    "host var `accounts` of {} must be a list of account names",
-                    host.name
-                )),
+                _ => Err(bad()),
             })
             .collect(),
-        Some(_) => Err(format!(
-            "host var `accounts` of {} must be a list of account names",
-            host.name
-        )),
+        Some(_) => Err(bad()),
     }
 }
 
@@ -212,18 +209,29 @@ pub(crate) fn fresh_login_args(target: &SshTarget) -> Vec<String> {
     args
 }
 
+/// Why the fresh login after a write failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoginError {
+    #[error("cannot run ssh: {0}")]
+    Spawn(std::io::Error),
+    /// The last lines of ssh's stderr, made safe to show.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// Opens a fresh connection to `target`; the reason when it fails.
-pub(crate) fn verify_login(target: &SshTarget) -> Result<(), String> {
+pub(crate) fn verify_login(target: &SshTarget) -> Result<(), LoginError> {
     let out = Command::new("ssh")
         .args(fresh_login_args(target))
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run ssh: {e}"))?;
+        .map_err(LoginError::Spawn)?;
     if out.status.success() {
         Ok(())
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(crate::ops::text::shown(&crate::ops::text::tail(&stderr, 2)))
+        let tail = crate::ops::text::tail(&stderr, 2);
+        Err(LoginError::Refused(crate::ops::text::shown(&tail)))
     }
 }
 
@@ -232,7 +240,7 @@ pub(crate) fn host_grants(
     prepared: &Prepared,
     host: &ResolvedHost,
     login: &str,
-) -> Result<BTreeMap<String, Vec<Grant>>, String> {
+) -> Result<BTreeMap<String, Vec<Grant>>, AccessError> {
     let accounts = host_accounts(host, login)?;
     Ok(prepared
         .access
@@ -261,7 +269,8 @@ pub(crate) fn host_step(
 ) -> Result<Vec<AccountPlan>, HostError> {
     let apply = step == Step::Apply;
     let login = login_user(host, ssh);
-    let grants = host_grants(prepared, host, &login).map_err(|e| HostError::new(&host.name, e))?;
+    let grants = host_grants(prepared, host, &login)
+        .map_err(|e| HostError::new(&host.name, e.to_string()))?;
     let reached = prepared
         .access
         .rules
@@ -328,9 +337,17 @@ mod tests {
         assert!(p.has_fetches());
         p.fetch_servers(&|host, files| {
             assert_eq!((host, files.len()), ("b1", 0));
-            Err("b1 is unreachable".into())
+            Err(HostError::new(host, "b1 is unreachable".into()))
         });
         assert_eq!(p.fetch_errors["backup"], "b1 is unreachable");
+    }
+
+    #[test]
+    fn login_errors_say_what_is_wrong() {
+        let spawn = LoginError::Spawn(std::io::Error::other("no such file"));
+        assert_eq!(spawn.to_string(), "cannot run ssh: no such file");
+        let refused = LoginError::Refused("Permission denied (publickey).".into());
+        assert_eq!(refused.to_string(), "Permission denied (publickey).");
     }
 
     #[test]

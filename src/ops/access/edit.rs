@@ -4,8 +4,8 @@
 //! (toml_edit); the result is read back through [`Access::parse`] so a bad edit is an
 //! error instead of a written file.
 
-use super::keyline::parse_key_line;
-use super::{Access, KeyFileFn, OwnerKind};
+use super::keyline::{KeyError, parse_key_line};
+use super::{Access, KeyFileFn, OwnerKind, Problem};
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
 
 /// What to add for one user.
@@ -19,9 +19,30 @@ pub(crate) struct UserAdd<'a> {
     pub(crate) hosts: &'a str,
 }
 
-fn problems(what: &str, p: Vec<super::Problem>) -> String {
-    let lines: Vec<String> = p.iter().map(ToString::to_string).collect();
-    format!("{what}:\n{}", lines.join("\n"))
+/// Why `fleet user add` cannot edit access.toml.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EditError {
+    #[error("access.toml is not valid:\n{}", super::lines(.0))]
+    Invalid(Vec<Problem>),
+    #[error(
+        "the edited access.toml would not be valid (nothing written):\n{}",
+        super::lines(.0)
+    )]
+    EditInvalid(Vec<Problem>),
+    #[error("`{0}` is a server in access.toml, not a person")]
+    Server(String),
+    #[error("the key does not parse: {0}")]
+    Key(#[from] KeyError),
+    #[error("this key ({fingerprint}) already belongs to {owner} in access.toml")]
+    KeyTaken { fingerprint: String, owner: String },
+    #[error("access.toml has no key for {0}: pass --key FILE (their public key)")]
+    NoKey(String),
+    #[error("access.toml: {0}")]
+    Toml(#[from] toml_edit::TomlError),
+    /// `path` is shown as it is (`people.alice`, or a top-level key in backquotes);
+    /// `shape` is "a table", "a list" or "a list of tables".
+    #[error("access.toml: {path} is not {shape}")]
+    Shape { path: String, shape: &'static str },
 }
 
 /// The group `fleet user add` gives a person's account.
@@ -30,28 +51,22 @@ pub(crate) fn group_of(name: &str) -> String {
 }
 
 /// The new text of access.toml (`text` is "" when there is none yet), or why not.
-pub(crate) fn add_user(text: &str, u: &UserAdd, key_file: &KeyFileFn) -> Result<String, String> {
-    let before =
-        Access::parse(text, key_file).map_err(|p| problems("access.toml is not valid", p))?;
+pub(crate) fn add_user(text: &str, u: &UserAdd, key_file: &KeyFileFn) -> Result<String, EditError> {
+    let before = Access::parse(text, key_file).map_err(EditError::Invalid)?;
     let owner = before.owners.get(u.name);
     if owner.is_some_and(|o| o.kind == OwnerKind::Server) {
-        return Err(format!(
-            "`{}` is a server in access.toml, not a person",
-            u.name
-        ));
+        return Err(EditError::Server(u.name.to_string()));
     }
     let mut new_key = None;
     match u.key {
         Some(line) => {
-            let key = parse_key_line(line.trim(), false)
-                .map_err(|e| format!("the key does not parse: {e}"))?;
+            let key = parse_key_line(line.trim(), false)?;
             match before.owner_of(&key.key_id()) {
                 Some(o) if o.name != u.name => {
-                    return Err(format!(
-                        "this key ({}) already belongs to {} in access.toml",
-                        key.fingerprint(),
-                        o.name
-                    ));
+                    return Err(EditError::KeyTaken {
+                        fingerprint: key.fingerprint(),
+                        owner: o.name.clone(),
+                    });
                 }
                 Some(_) => {}
                 None => new_key = Some(line.trim().to_string()),
@@ -59,16 +74,11 @@ pub(crate) fn add_user(text: &str, u: &UserAdd, key_file: &KeyFileFn) -> Result<
         }
         None => {
             if owner.is_none_or(|o| o.keys.is_empty()) {
-                return Err(format!(
-                    "access.toml has no key for {}: pass --key FILE (their public key)",
-                    u.name
-                ));
+                return Err(EditError::NoKey(u.name.to_string()));
             }
         }
     }
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| format!("access.toml: {e}"))?;
+    let mut doc: DocumentMut = text.parse()?;
     let root = doc.as_table_mut();
 
     // [people.NAME] keys = [..., KEY]
@@ -82,14 +92,14 @@ pub(crate) fn add_user(text: &str, u: &UserAdd, key_file: &KeyFileFn) -> Result<
         let person = people
             .get_mut(u.name)
             .and_then(Item::as_table_like_mut)
-            .ok_or_else(|| format!("access.toml: people.{} is not a table", u.name))?;
+            .ok_or_else(|| shape(format!("people.{}", u.name), "a table"))?;
         if !person.contains_key("keys") {
             person.insert("keys", Item::Value(Value::Array(Array::new())));
         }
         let keys = person
             .get_mut("keys")
             .and_then(Item::as_array_mut)
-            .ok_or_else(|| format!("access.toml: people.{}.keys is not a list", u.name))?;
+            .ok_or_else(|| shape(format!("people.{}.keys", u.name), "a list"))?;
         keys.push(key);
     }
 
@@ -105,7 +115,7 @@ pub(crate) fn add_user(text: &str, u: &UserAdd, key_file: &KeyFileFn) -> Result<
         Some(item) => {
             let members = item
                 .as_array_mut()
-                .ok_or_else(|| format!("access.toml: groups.{group} is not a list"))?;
+                .ok_or_else(|| shape(format!("groups.{group}"), "a list"))?;
             if !members.iter().any(|m| m.as_str() == Some(u.name)) {
                 members.push(u.name);
             }
@@ -133,24 +143,23 @@ pub(crate) fn add_user(text: &str, u: &UserAdd, key_file: &KeyFileFn) -> Result<
             Some(Item::Value(Value::Array(list))) => {
                 list.push(Value::InlineTable(rule.into_inline_table()));
             }
-            Some(_) => return Err("access.toml: `rules` is not a list of tables".into()),
+            Some(_) => return Err(shape("`rules`".into(), "a list of tables")),
         }
     }
     let after = doc.to_string();
-    Access::parse(&after, key_file).map_err(|p| {
-        problems(
-            "the edited access.toml would not be valid (nothing written)",
-            p,
-        )
-    })?;
+    Access::parse(&after, key_file).map_err(EditError::EditInvalid)?;
     Ok(after)
+}
+
+fn shape(path: String, shape: &'static str) -> EditError {
+    EditError::Shape { path, shape }
 }
 
 /// The table `key` of `root`, created (as a header-less parent) when missing.
 fn table_in<'t>(
     root: &'t mut Table,
     key: &str,
-) -> Result<&'t mut dyn toml_edit::TableLike, String> {
+) -> Result<&'t mut dyn toml_edit::TableLike, EditError> {
     if !root.contains_key(key) {
         let mut t = Table::new();
         t.set_implicit(true);
@@ -158,7 +167,7 @@ fn table_in<'t>(
     }
     root.get_mut(key)
         .and_then(Item::as_table_like_mut)
-        .ok_or_else(|| format!("access.toml: `{key}` is not a table"))
+        .ok_or_else(|| shape(format!("`{key}`"), "a table"))
 }
 
 #[cfg(test)]
@@ -167,7 +176,7 @@ mod tests {
 
     use crate::ops::access::keyline::tests::{ED as ALICE, ED2 as BOB};
 
-    fn add(text: &str, key: Option<&str>, hosts: &str) -> Result<String, String> {
+    fn add(text: &str, key: Option<&str>, hosts: &str) -> Result<String, EditError> {
         let u = UserAdd {
             name: "alice",
             key,
@@ -229,19 +238,85 @@ mod tests {
     #[test]
     fn a_key_of_someone_else_or_no_key_at_all_is_an_error() {
         let before = format!("[people.bob]\nkeys = [\"{BOB}\"]\n");
-        let e = add(&before, Some(BOB), "all").unwrap_err();
+        let e = add(&before, Some(BOB), "all").unwrap_err().to_string();
         assert!(e.contains("already belongs to bob"), "{e}");
-        let e = add(&before, None, "all").unwrap_err();
+        let e = add(&before, None, "all").unwrap_err().to_string();
         assert!(e.contains("pass --key FILE"), "{e}");
-        let e = add("[servers.alice]\nkeys = []\n", Some(ALICE), "all").unwrap_err();
+        let e = add("[servers.alice]\nkeys = []\n", Some(ALICE), "all")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is a server"), "{e}");
-        let e = add("[people.alice\n", Some(ALICE), "all").unwrap_err();
+        let e = add("[people.alice\n", Some(ALICE), "all")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("access.toml:1: error"), "{e}");
     }
 
     #[test]
+    fn edit_errors_say_what_is_wrong() {
+        let problem = || Problem {
+            file: "access.toml".into(),
+            line: 3,
+            message: "bad".into(),
+            warning: false,
+        };
+        let shape = |path: &str, shape| EditError::Shape {
+            path: path.into(),
+            shape,
+        };
+        let toml = "[a\n".parse::<DocumentMut>().unwrap_err();
+        let toml_text = format!("access.toml: {toml}");
+        let key = parse_key_line("nonsense", false).unwrap_err();
+        let key_text = format!("the key does not parse: {key}");
+        let cases = [
+            (
+                EditError::Invalid(vec![problem(), problem()]),
+                "access.toml is not valid:\naccess.toml:3: error: bad\naccess.toml:3: error: bad",
+            ),
+            (
+                EditError::EditInvalid(vec![problem()]),
+                "the edited access.toml would not be valid (nothing written):\naccess.toml:3: error: bad",
+            ),
+            (
+                EditError::Server("backup".into()),
+                "`backup` is a server in access.toml, not a person",
+            ),
+            (EditError::Key(key), &key_text),
+            (
+                EditError::KeyTaken {
+                    fingerprint: "SHA256:x".into(),
+                    owner: "bob".into(),
+                },
+                "this key (SHA256:x) already belongs to bob in access.toml",
+            ),
+            (
+                EditError::NoKey("alice".into()),
+                "access.toml has no key for alice: pass --key FILE (their public key)",
+            ),
+            (EditError::Toml(toml), &toml_text),
+            (
+                shape("people.alice", "a table"),
+                "access.toml: people.alice is not a table",
+            ),
+            (
+                shape("people.alice.keys", "a list"),
+                "access.toml: people.alice.keys is not a list",
+            ),
+            (
+                shape("`rules`", "a list of tables"),
+                "access.toml: `rules` is not a list of tables",
+            ),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
     fn a_result_that_does_not_read_back_is_refused() {
-        let e = add("", Some(ALICE), "web-\u{1b}[2J").unwrap_err();
+        let e = add("", Some(ALICE), "web-\u{1b}[2J")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("would not be valid (nothing written)"), "{e}");
         assert!(e.contains("`hosts` must be a host pattern"), "{e}");
     }

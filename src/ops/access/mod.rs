@@ -42,6 +42,53 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Problems one per line, as `access.toml:12: error: …`.
+fn lines(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
+/// Why the access data cannot be used, or a server's fetched keys cannot be added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AccessError {
+    #[error("the project has no {ACCESS_FILE} (see README, section Access)")]
+    NoFile,
+    /// Every problem of the data at once.
+    #[error("{}", lines(.0))]
+    Problems(Vec<Problem>),
+    /// `n` counts the lines with a key, from 1.
+    #[error("key {n} of server {owner}, fetched from {host}, does not parse: {error}")]
+    FetchedKey {
+        n: usize,
+        owner: String,
+        host: String,
+        error: keyline::KeyError,
+    },
+    #[error("the key {fingerprint} fetched from {host} for server {owner} is also {other}'s")]
+    FetchedKeyTaken {
+        fingerprint: String,
+        host: String,
+        owner: String,
+        other: String,
+    },
+    #[error("no public key found on {host} for server {owner}")]
+    NoFetchedKey { host: String, owner: String },
+    /// The host's `accounts` var is not a list of account names.
+    #[error("host var `accounts` of {host} must be a list of account names")]
+    Accounts { host: String },
+}
+
+/// Why `keys/NAME.pub` cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeyFileError {
+    #[error("it is not a regular file (a symlink or directory is not followed)")]
+    NotAFile,
+    #[error("it is larger than {MAX_KEY_FILE} bytes")]
+    TooLarge,
+    #[error("cannot read it: {0}")]
+    Read(#[from] std::io::Error),
+}
+
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSpec {
@@ -169,20 +216,23 @@ fn valid_name(name: &str) -> bool {
 
 /// `keys/NAME.pub` of a name, when there is one: its path and its text (or why it
 /// cannot be read).
-pub(crate) type KeyFileFn<'a> = dyn Fn(&str) -> Option<(String, Result<String, String>)> + 'a;
+pub(crate) type KeyFileFn<'a> = dyn Fn(&str) -> Option<(String, Result<String, KeyFileError>)> + 'a;
 
 /// `keys/NAME.pub` under the project `root`: its path and text (or why it cannot be
 /// read), None when there is no such file.
-pub(crate) fn read_key_file(root: &Path, name: &str) -> Option<(String, Result<String, String>)> {
+pub(crate) fn read_key_file(
+    root: &Path,
+    name: &str,
+) -> Option<(String, Result<String, KeyFileError>)> {
     let rel = PathBuf::from(KEYS_DIR).join(format!("{name}.pub"));
     let full = root.join(&rel);
     let meta = std::fs::symlink_metadata(&full).ok()?;
     let text = if !meta.is_file() {
-        Err("it is not a regular file (a symlink or directory is not followed)".into())
+        Err(KeyFileError::NotAFile)
     } else if meta.len() > MAX_KEY_FILE {
-        Err(format!("it is larger than {MAX_KEY_FILE} bytes"))
+        Err(KeyFileError::TooLarge)
     } else {
-        std::fs::read_to_string(&full).map_err(|e| format!("cannot read it: {e}"))
+        std::fs::read_to_string(&full).map_err(KeyFileError::Read)
     };
     Some((rel.display().to_string(), text))
 }
@@ -531,30 +581,34 @@ impl Access {
         owner: &str,
         host: &str,
         text: &str,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, AccessError> {
         let mut keys = Vec::new();
         for (i, l) in text.lines().enumerate() {
             let l = l.trim();
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
-            let key = parse_key_line(l, false).map_err(|e| {
-                format!(
-                    "key {} of server {owner}, fetched from {host}, does not parse: {e}",
-                    i + 1
-                )
+            let key = parse_key_line(l, false).map_err(|error| AccessError::FetchedKey {
+                n: i + 1,
+                owner: owner.to_string(),
+                host: host.to_string(),
+                error,
             })?;
             if let Some(other) = self.owner_of(&key.key_id()).filter(|o| o.name != owner) {
-                return Err(format!(
-                    "the key {} fetched from {host} for server {owner} is also {}'s",
-                    key.fingerprint(),
-                    other.name
-                ));
+                return Err(AccessError::FetchedKeyTaken {
+                    fingerprint: key.fingerprint(),
+                    host: host.to_string(),
+                    owner: owner.to_string(),
+                    other: other.name.clone(),
+                });
             }
             keys.push(OwnedKey { key });
         }
         if keys.is_empty() {
-            return Err(format!("no public key found on {host} for server {owner}"));
+            return Err(AccessError::NoFetchedKey {
+                host: host.to_string(),
+                owner: owner.to_string(),
+            });
         }
         let n = keys.len();
         if let Some(o) = self.owners.get_mut(owner) {
@@ -678,6 +732,76 @@ options = ["restrict", 'command="rrsync -ro /"']
     }
 
     #[test]
+    fn access_errors_say_what_is_wrong() {
+        let problem = |line, warning| Problem {
+            file: "access.toml".into(),
+            line,
+            message: "bad".into(),
+            warning,
+        };
+        let key = parse_key_line("nonsense", false).unwrap_err();
+        let key_text = format!("key 2 of server backup, fetched from b1, does not parse: {key}");
+        let cases = [
+            (
+                AccessError::NoFile,
+                "the project has no access.toml (see README, section Access)".to_string(),
+            ),
+            (
+                AccessError::Problems(vec![problem(1, false), problem(4, true)]),
+                "access.toml:1: error: bad\naccess.toml:4: warning: bad".into(),
+            ),
+            (
+                AccessError::FetchedKey {
+                    n: 2,
+                    owner: "backup".into(),
+                    host: "b1".into(),
+                    error: key,
+                },
+                key_text,
+            ),
+            (
+                AccessError::FetchedKeyTaken {
+                    fingerprint: "SHA256:x".into(),
+                    host: "b1".into(),
+                    owner: "backup".into(),
+                    other: "alice".into(),
+                },
+                "the key SHA256:x fetched from b1 for server backup is also alice's".into(),
+            ),
+            (
+                AccessError::NoFetchedKey {
+                    host: "b1".into(),
+                    owner: "backup".into(),
+                },
+                "no public key found on b1 for server backup".into(),
+            ),
+            (
+                AccessError::Accounts {
+                    host: "web-1".into(),
+                },
+                "host var `accounts` of web-1 must be a list of account names".into(),
+            ),
+        ];
+        for (err, message) in cases {
+            assert_eq!(err.to_string(), message);
+        }
+        let file_cases = [
+            (
+                KeyFileError::NotAFile,
+                "it is not a regular file (a symlink or directory is not followed)",
+            ),
+            (KeyFileError::TooLarge, "it is larger than 1048576 bytes"),
+            (
+                KeyFileError::Read(std::io::Error::other("denied")),
+                "cannot read it: denied",
+            ),
+        ];
+        for (err, message) in file_cases {
+            assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
     fn server_keys_can_be_fetched_from_a_host() {
         let text = sample().replace(
             &format!("[servers.backup]\nkeys = [\"{ED3}\"]"),
@@ -691,6 +815,7 @@ options = ["restrict", 'command="rrsync -ro /"']
         assert!(
             a.add_fetched("backup", "backup-1", &format!("{ED}\n"))
                 .unwrap_err()
+                .to_string()
                 .contains("also alice's")
         );
         assert_eq!(
@@ -726,16 +851,13 @@ options = ["restrict", 'command="rrsync -ro /"']
             errors[0].to_string(),
             "keys/carol.pub:4: error: key of carol does not parse: the key's data is malformed (truncated)"
         );
-        let unreadable = |_: &str| {
-            Some((
-                "keys/carol.pub".to_string(),
-                Err("it is not a regular file".to_string()),
-            ))
-        };
+        let unreadable =
+            |_: &str| Some(("keys/carol.pub".to_string(), Err(KeyFileError::NotAFile)));
         let errors = Access::parse(text, &unreadable).unwrap_err();
         assert_eq!(
             errors[0].to_string(),
-            "keys/carol.pub:1: error: key file of carol: it is not a regular file"
+            "keys/carol.pub:1: error: key file of carol: it is not a regular file \
+             (a symlink or directory is not followed)"
         );
     }
 }

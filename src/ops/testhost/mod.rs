@@ -35,6 +35,21 @@ pub(crate) enum DockerError {
     },
 }
 
+/// Why a started container's sshd did not become usable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SshdWaitError {
+    /// Reading the container's host key failed.
+    #[error(transparent)]
+    HostKey(#[from] DockerError),
+    #[error("the container has no ed25519 host key")]
+    NoEd25519Key,
+    /// `id` is the short container id.
+    #[error(
+        "container {id} did not answer with an SSH banner on 127.0.0.1:{port} within 30 s (booted: {booted}); does the image have openssh-server?"
+    )]
+    NoBanner { id: String, port: u16, booted: bool },
+}
+
 impl DockerError {
     /// What the user can do about it.
     pub(crate) fn help(&self) -> Option<&'static str> {
@@ -322,7 +337,7 @@ impl Docker {
         Ok(host)
     }
 
-    fn wait_for_sshd(&self, host: &mut TestHost) -> Result<(), String> {
+    fn wait_for_sshd(&self, host: &mut TestHost) -> Result<(), SshdWaitError> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let booted = self
@@ -335,22 +350,20 @@ impl Docker {
                 host.port = parse_port(&text).unwrap_or(0);
             }
             if booted && host.port != 0 && ssh_banner(host.port) {
-                let key = self
-                    .output(&exec_argv(
-                        &host.id,
-                        &["cat", "/etc/ssh/ssh_host_ed25519_key.pub"],
-                    ))
-                    .map_err(|e| e.to_string())?;
-                host.known_hosts = known_hosts_line(host.port, &key)
-                    .ok_or("the container has no ed25519 host key")?;
+                let key = self.output(&exec_argv(
+                    &host.id,
+                    &["cat", "/etc/ssh/ssh_host_ed25519_key.pub"],
+                ))?;
+                host.known_hosts =
+                    known_hosts_line(host.port, &key).ok_or(SshdWaitError::NoEd25519Key)?;
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "container {} did not answer with an SSH banner on 127.0.0.1:{} within 30 s (booted: {booted}); does the image have openssh-server?",
-                    &host.id[..host.id.len().min(12)],
-                    host.port
-                ));
+                return Err(SshdWaitError::NoBanner {
+                    id: host.id[..host.id.len().min(12)].to_string(),
+                    port: host.port,
+                    booted,
+                });
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -418,6 +431,28 @@ pub(crate) fn make_key(dir: &Path) -> Result<(PathBuf, String), DockerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sshd_wait_errors_say_what_failed() {
+        let key = SshdWaitError::HostKey(DockerError::Missing);
+        assert_eq!(
+            key.to_string(),
+            "fleet test needs Docker, and `docker` is not on PATH"
+        );
+        assert_eq!(
+            SshdWaitError::NoEd25519Key.to_string(),
+            "the container has no ed25519 host key"
+        );
+        let banner = SshdWaitError::NoBanner {
+            id: "0123456789ab".into(),
+            port: 32768,
+            booted: true,
+        };
+        assert_eq!(
+            banner.to_string(),
+            "container 0123456789ab did not answer with an SSH banner on 127.0.0.1:32768 within 30 s (booted: true); does the image have openssh-server?"
+        );
+    }
 
     #[test]
     fn the_container_command_line_is_pinned() {
