@@ -58,7 +58,7 @@ fn answers(host: &ContainerHost, port: u16) -> bool {
     std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
 }
 
-const VARS: &str = r#"modules = { baseline_tools = ["curl"], ufw = true, unattended_upgrades = { security_only = true, automatic_reboot = true, reboot_time = "04:00" } }, apps = ["nginx"], ssh = { root_login = "prohibit-password", password_auth = false, port = 22 }, ufw = { preset = "web", allow_app_ports = true }"#;
+const VARS: &str = r#"modules = { baseline_tools = ["jq"], ufw = true, unattended_upgrades = { security_only = true, automatic_reboot = true, reboot_time = "04:00" } }, apps = ["nginx"], ssh = { root_login = "prohibit-password", password_auth = false, port = 22 }, ufw = { preset = "web", allow_app_ports = true }"#;
 
 #[test]
 fn configure_twice_changes_nothing_the_second_time_and_the_firewall_holds() {

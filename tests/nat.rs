@@ -49,24 +49,6 @@ fn host_key(h: &ContainerHost) -> String {
     key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
-/// The client's address "on the internet": Docker drops a packet bound for a
-/// container's address that comes from another of its networks (the VM's answer to
-/// the client), so the client speaks from an address that is no container's, routed
-/// through the edge like any address outside.
-const CLIENT_ADDRESS: &str = "198.51.100.10";
-
-fn client_on_the_internet(t: &EdgeTopology, public: &str) {
-    let client_ip = t.client.ip_on(&t.public);
-    let (ok, out) = t.client.try_exec(&format!(
-        "ip addr add {CLIENT_ADDRESS}/32 dev eth0 && ip route replace {public}/32 dev eth0 src {CLIENT_ADDRESS}"
-    ));
-    assert!(ok, "client: {out}");
-    let (ok, out) = t.edge.try_exec(&format!(
-        "ip route replace {CLIENT_ADDRESS}/32 via {client_ip}"
-    ));
-    assert!(ok, "edge: {out}");
-}
-
 #[test]
 fn the_edge_forwards_a_port_to_the_vm_and_keeps_what_it_did_not_write() {
     let t = EdgeTopology::start();
@@ -81,7 +63,7 @@ fn the_edge_forwards_a_port_to_the_vm_and_keeps_what_it_did_not_write() {
     let p = t.project(nat, "").recipe("edge", RECIPES);
     let public = t.edge.ip_on(&t.public);
     let vm_key = host_key(&t.vm);
-    client_on_the_internet(&t, &public);
+    t.client_on_the_internet();
     let table = || t.edge.try_exec("nft list table ip fleet_nat").1;
 
     // --check: the ruleset diff, nothing changed.

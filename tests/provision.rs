@@ -598,3 +598,127 @@ fn typo() { qm::check(#{ name: "web-1", image: "/i.qcow2", memroy: 4096 }); }
     );
     nothing_sent(p.path());
 }
+
+/// The address `.200` of a subnet, with its prefix ("172.20.0.200/16").
+fn address_200(subnet: &str) -> String {
+    let (base, prefix) = subnet.split_once('/').expect("a subnet");
+    let (head, _) = base.rsplit_once('.').expect("an IPv4 subnet");
+    format!("{head}.200/{prefix}")
+}
+
+#[test]
+fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
+    use crate::support::acme::{fetch, must, serve_page, start_pebble, trust_pebble};
+    use crate::support::containers::EdgeTopology;
+
+    let sim = ProxmoxSim::start();
+    let t = EdgeTopology::start();
+    sim.bridge_to_network("vmbr0", &t.internal.name);
+    let p = sim.project();
+    let edge_public = t.edge.ip_on(&t.public);
+    let edge_internal = t.edge.ip_on(&t.internal);
+    let client_ip = t.client.ip_on(&t.public);
+    // The edge joins the simulator's project, logged into with the topology's key.
+    let mut inventory = std::fs::read_to_string(p.join("inventory.toml")).unwrap();
+    inventory.push_str(&format!(
+        "\n[hosts.edge]\naddress = \"{}\"\nport = {}\nuser = \"root\"\nidentity_file = \"{}\"\ngroups = [\"edge\"]\nvars = {{ internal_address = \"{edge_internal}\", public_address = \"{edge_public}\" }}\n",
+        t.edge.address,
+        t.edge.port,
+        t.key.private().display()
+    ));
+    std::fs::write(p.join("inventory.toml"), inventory).unwrap();
+    let mut known = std::fs::read_to_string(p.join("known_hosts")).unwrap();
+    known.push_str(&format!("{}\n", t.edge.known_hosts_line()));
+    std::fs::write(p.join("known_hosts"), known).unwrap();
+    let ca = start_pebble(&t.client, &client_ip, &edge_public);
+    let bundle = trust_pebble(&t.edge, &ca);
+    let toml = std::fs::read_to_string(p.join("fleet.toml")).unwrap();
+    std::fs::write(
+        p.join("fleet.toml"),
+        format!(
+            "acme_directory = \"https://{client_ip}:14000/dir\"\nacme_ca_bundle = \"{bundle}\"\n{toml}"
+        ),
+    )
+    .unwrap();
+    t.client_on_the_internet();
+    let ip = address_200(&t.internal.subnet());
+    let vm_ip = ip.split('/').next().unwrap().to_string();
+
+    let out = provision(
+        &sim,
+        &[
+            "web-3",
+            "--packages",
+            "",
+            "--wait",
+            "60",
+            "--vmid",
+            "105",
+            "--ip",
+            &ip,
+            "--gateway",
+            &edge_internal,
+            "--forward-ssh",
+            "2203",
+            "--domain",
+            "web3.test",
+            "--tls",
+            "--backup",
+        ],
+    );
+    out.code(0)
+        .stdout_has(&format!("web-3: ssh -p 2203 admin@{edge_public}"))
+        .stdout_has("web-3: https://web3.test/ through edge")
+        .stdout_has("web-3: first backup ");
+    let inventory = std::fs::read_to_string(p.join("inventory.toml")).unwrap();
+    for var in [
+        format!("public_ssh = \"{edge_public}:2203\""),
+        "edge = \"edge\"".to_string(),
+        "proxy = \"edge\"".to_string(),
+        "domains = [\"web3.test\"]".to_string(),
+        "backup_paths = [\"/etc\"]".to_string(),
+    ] {
+        assert!(inventory.contains(&var), "{var} in:\n{inventory}");
+    }
+    assert!(
+        std::fs::read_dir(p.join("backups/web-3")).is_ok_and(|mut d| d.next().is_some()),
+        "a first snapshot in backups/web-3"
+    );
+
+    // From the internet: a login through the forwarded port, the page over TLS.
+    let vm = sim.containers().pop().expect("the VM's container");
+    let vm = crate::support::containers::ContainerHost::existing(&vm);
+    serve_page(&vm, "web-3 behind the edge\n");
+    let key = std::fs::read_to_string(p.join("id_ed25519")).unwrap();
+    must(
+        &t.client,
+        &format!("umask 077; printf '%s' '{key}' > /tmp/id && true"),
+    );
+    let login = must(
+        &t.client,
+        &format!(
+            "ssh -i /tmp/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -p 2203 admin@{edge_public} hostname"
+        ),
+    );
+    assert_eq!(login.trim(), "web-3");
+    let (ok, page) = fetch(&t.client, &edge_public);
+    assert!(ok && page == "web-3 behind the edge\n", "{page}");
+    assert_eq!(vm_ip, vm.ip_on(&t.internal));
+
+    // Terminate takes the forward, the site and its certificate with the VM.
+    let out = run_fleet(p, &["terminate", "web-3", "--yes"]);
+    out.code(0)
+        .stdout_has("1 forward(s) to web-3 removed from edge")
+        .stdout_has("site web3.test removed from edge");
+    assert!(vms(&sim).is_empty());
+    let left = t.edge.exec(
+        "grep -c 2203 /etc/fleet/nat.nft; ls /etc/nginx/sites-enabled /etc/letsencrypt/live 2>/dev/null | grep -c web3",
+    );
+    assert_eq!(left, "0\n0\n", "left on the edge");
+    let (ok, _) = t.client.try_exec(&format!(
+        "ssh -i /tmp/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -o ConnectTimeout=3 -p 2203 admin@{edge_public} hostname"
+    ));
+    assert!(!ok, "the forwarded port still answers after terminate");
+    let inventory = std::fs::read_to_string(p.join("inventory.toml")).unwrap();
+    assert!(!inventory.contains("web-3"), "{inventory}");
+}

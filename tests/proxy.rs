@@ -4,7 +4,8 @@
 //! reaches the edge's port 80); the client fetches the page over HTTPS.
 
 use crate::support::Output;
-use crate::support::containers::{ContainerHost, EdgeTopology};
+use crate::support::acme::{fetch, must, serve_page, start_pebble, trust_pebble};
+use crate::support::containers::EdgeTopology;
 
 const PAGE: &str = "hello from the vm, 7f3a\n";
 
@@ -32,63 +33,14 @@ fn recap_of(out: &Output, host: &str) -> String {
         .to_string()
 }
 
-fn must(host: &ContainerHost, cmd: &str) -> String {
-    let (ok, out) = host.try_exec(cmd);
-    assert!(ok, "`{cmd}` failed: {out}");
-    out
-}
-
-/// Pebble on the client: its HTTPS certificate from a throwaway CA (written to
-/// `/tmp/pebble/ca.pem`), challenges resolved to `edge_ip` by pebble-challtestsrv,
-/// http-01 validated on port 80. Returns the CA's PEM.
-fn start_pebble(client: &ContainerHost, client_ip: &str, edge_ip: &str) -> String {
-    must(
-        client,
-        &format!(
-            "set -e; mkdir -p /tmp/pebble; cd /tmp/pebble
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=fleet-test-ca -keyout ca.key -out ca.pem \
-  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=pebble -keyout key.pem -out req.pem 2>/dev/null
-printf 'subjectAltName=IP:{client_ip},DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid\n' > ext.cnf
-openssl x509 -req -in req.pem -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out cert.pem 2>/dev/null
-cat > config.json <<'EOF'
-{{\"pebble\": {{\"listenAddress\": \"0.0.0.0:14000\", \"managementListenAddress\": \"0.0.0.0:15000\",
- \"certificate\": \"/tmp/pebble/cert.pem\", \"privateKey\": \"/tmp/pebble/key.pem\",
- \"httpPort\": 80, \"tlsPort\": 443, \"ocspResponderURL\": \"\", \"externalAccountBindingRequired\": false}}}}
-EOF
-setsid pebble-challtestsrv -defaultIPv4 {edge_ip} -defaultIPv6 '' -dns01 127.0.0.1:8053 -http01 '' -https01 '' -tlsalpn01 '' -management 127.0.0.1:8055 >challtestsrv.log 2>&1 &
-PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 setsid pebble -config config.json -dnsserver 127.0.0.1:8053 >pebble.log 2>&1 &
-for i in $(seq 50); do curl -sf --cacert ca.pem https://127.0.0.1:14000/dir >/dev/null && exit 0; sleep 0.2; done
-cat pebble.log challtestsrv.log; exit 1"
-        ),
-    );
-    must(client, "cat /tmp/pebble/ca.pem")
-}
-
-/// The client's HTTPS request to web3.test through the edge, checked with Pebble's root.
-fn fetch(client: &ContainerHost, edge_ip: &str) -> (bool, String) {
-    client.try_exec(&format!(
-        "curl -sS --max-time 10 --cacert /tmp/pebble/root.pem --resolve web3.test:443:{edge_ip} https://web3.test/"
-    ))
-}
-
 #[test]
 fn a_site_gets_a_certificate_forwards_to_the_vm_and_is_removed_with_it() {
     let t = EdgeTopology::start();
     let edge_ip = t.edge.ip_on(&t.public);
     let client_ip = t.client.ip_on(&t.public);
-    must(
-        &t.vm,
-        &format!(
-            "mkdir -p /srv/www && printf '{}' > /srv/www/index.html && (setsid python3 -m http.server 80 --directory /srv/www >/dev/null 2>&1 &)",
-            PAGE.replace('\n', "\\n")
-        ),
-    );
+    serve_page(&t.vm, PAGE);
     let ca = start_pebble(&t.client, &client_ip, &edge_ip);
-    must(
-        &t.edge,
-        &format!("mkdir -p /etc/fleet-test && printf '%s' '{ca}' > /etc/fleet-test/pebble-ca.pem"),
-    );
+    let bundle = trust_pebble(&t.edge, &ca);
 
     let p = t.project(
         "",
@@ -101,7 +53,7 @@ fn a_site_gets_a_certificate_forwards_to_the_vm_and_is_removed_with_it() {
     );
     let p = p.file("inventory.toml", &inventory);
     let toml = format!(
-        "acme_directory = \"https://{client_ip}:14000/dir\"\nacme_ca_bundle = \"/etc/fleet-test/pebble-ca.pem\"\n{}",
+        "acme_directory = \"https://{client_ip}:14000/dir\"\nacme_ca_bundle = \"{bundle}\"\n{}",
         p.read("fleet.toml")
     );
     let p = p.file("fleet.toml", &toml).recipe("sites", RECIPES);
@@ -130,10 +82,6 @@ fn a_site_gets_a_certificate_forwards_to_the_vm_and_is_removed_with_it() {
     let first = p.fleet(&["proxy"]);
     first.code(0);
     assert!(recap_of(&first, "edge").contains("changed"), "{first}");
-    must(
-        &t.client,
-        "curl -sf --cacert /tmp/pebble/ca.pem https://127.0.0.1:15000/roots/0 > /tmp/pebble/root.pem",
-    );
     let (ok, page) = fetch(&t.client, &edge_ip);
     assert!(
         ok && page == PAGE,

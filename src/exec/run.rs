@@ -131,6 +131,9 @@ pub(crate) struct Run {
     /// Changes the recipe made on this machine itself (`local::write`, `csv::write`),
     /// for the recap and the journal: no host row stands for them.
     local_changes: Mutex<Vec<String>>,
+    /// Hosts `inventory::add` put into the inventory file during this run: later
+    /// calls (`host(NAME)`, a forward's target) know them without a reload.
+    added: Mutex<Vec<ResolvedHost>>,
     /// The project lock, held until the run is dropped.
     pub(crate) lock: Option<super::lock::ProjectLock>,
     /// Drives SSH connections; made when the first SSH host is reached.
@@ -178,6 +181,7 @@ impl Run {
             meta: RunMeta::default(),
             staged: Mutex::new(Vec::new()),
             local_changes: Mutex::new(Vec::new()),
+            added: Mutex::new(Vec::new()),
             started: Instant::now(),
             ended: Default::default(),
         }
@@ -211,7 +215,18 @@ impl Run {
     }
 
     pub(crate) fn host(&self, name: &str) -> Result<ResolvedHost> {
-        self.inventory.require(name)
+        let added = self.added.lock().unwrap();
+        match added.iter().find(|h| h.name == name) {
+            Some(h) => Ok(h.clone()),
+            None => self.inventory.require(name),
+        }
+    }
+
+    /// Makes a host that `inventory::add` wrote known to the rest of this run.
+    pub(crate) fn add_host(&self, host: ResolvedHost) {
+        let mut added = self.added.lock().unwrap();
+        added.retain(|h| h.name != host.name);
+        added.push(host);
     }
 
     pub(crate) fn stage(&self, paths: Vec<std::path::PathBuf>) {

@@ -336,7 +336,9 @@ hosts = ["web-1", "web-3"]  # both
             "inventory.toml",
             INVENTORY,
             "web-1",
-            &vars(serde_json::json!({ "public_ssh": "203.0.113.5:2203", "domains": ["a.example"] })),
+            &vars(
+                serde_json::json!({ "public_ssh": "203.0.113.5:2203", "domains": ["a.example"] }),
+            ),
         )
         .unwrap()
         .unwrap();
@@ -348,10 +350,18 @@ hosts = ["web-1", "web-3"]  # both
         );
         // The same again changes nothing; null removes, and an empty vars table goes.
         let same = vars(serde_json::json!({ "public_ssh": "203.0.113.5:2203" }));
-        assert_eq!(set_vars("inventory.toml", &out, "web-1", &same).unwrap(), None);
+        assert_eq!(
+            set_vars("inventory.toml", &out, "web-1", &same).unwrap(),
+            None
+        );
         let gone = vars(serde_json::json!({ "public_ssh": null, "domains": null }));
-        let back = set_vars("inventory.toml", &out, "web-1", &gone).unwrap().unwrap();
-        assert!(back.contains("[hosts.web-1]\naddress = \"10.0.0.4\"\n\n"), "{back}");
+        let back = set_vars("inventory.toml", &out, "web-1", &gone)
+            .unwrap()
+            .unwrap();
+        assert!(
+            back.contains("[hosts.web-1]\naddress = \"10.0.0.4\"\n\n"),
+            "{back}"
+        );
         assert!(set_vars("inventory.toml", INVENTORY, "nope", &same).is_err());
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct BackupOpts {
     pub(crate) dest_dir: PathBuf,
     pub(crate) excludes: Vec<String>,
     pub(crate) one_file_system: bool,
+    /// Read the host's files through `sudo -n rsync`.
+    pub(crate) sudo: bool,
     pub(crate) retention: Retention,
     /// The job's name when a host has several (`backups = [{ name, … }]`): its
     /// snapshots are `<dest>/<host>/<job>/<time>`, its result `backup:<job>`.
@@ -403,6 +405,7 @@ pub(crate) fn backup(
         login,
         ssh,
         paths: paths.to_vec(),
+        sudo: opts.sudo,
     };
     let args = rsync::snapshot_args(
         &from,
@@ -662,8 +665,9 @@ pub(crate) fn restore_from_store(
 }
 
 /// One backup job of a host: the host var `backups = [{ name, paths, excludes,
-/// dest_host, dest_dir, retention, one_file_system }]`, or the single unnamed job of
-/// `backup_paths` (default ["/etc"]), `backup_excludes` and `backup_retention`.
+/// dest_host, dest_dir, retention, one_file_system, sudo }]`, or the single unnamed job
+/// of `backup_paths` (default ["/etc"]), `backup_excludes`, `backup_retention` and
+/// `backup_sudo`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BackupJob {
@@ -682,6 +686,9 @@ pub(crate) struct BackupJob {
     pub(crate) retention: Option<RetentionSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) one_file_system: Option<bool>,
+    /// Read the host's files through `sudo -n rsync` (a login that is not root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sudo: Option<bool>,
 }
 
 /// `rsync::snapshot`'s options map, as a recipe writes it.
@@ -696,6 +703,8 @@ pub(crate) struct SnapshotOptions {
     pub(crate) excludes: Vec<String>,
     #[serde(default)]
     pub(crate) one_file_system: bool,
+    #[serde(default)]
+    pub(crate) sudo: bool,
     #[serde(default)]
     pub(crate) retention: Option<RetentionSpec>,
     #[serde(default)]
@@ -753,7 +762,12 @@ pub(crate) fn job_name_ok(name: &str) -> bool {
 pub(crate) fn jobs_of(host: &ResolvedHost) -> Result<Vec<BackupJob>, BackupVarError> {
     use BackupVarProblem as P;
     let vars = &host.vars;
-    let legacy = ["backup_paths", "backup_excludes", "backup_retention"];
+    let legacy = [
+        "backup_paths",
+        "backup_excludes",
+        "backup_retention",
+        "backup_sudo",
+    ];
     let bad = |problem| BackupVarError {
         host: host.name.clone(),
         problem,
@@ -792,10 +806,15 @@ pub(crate) fn jobs_of(host: &ResolvedHost) -> Result<Vec<BackupJob>, BackupVarEr
                 Some(v) => Some(serde_json::from_value(v).map_err(json("backup_retention"))?),
                 None => None,
             };
+            let sudo = match field("backup_sudo") {
+                Some(v) => Some(serde_json::from_value(v).map_err(json("backup_sudo"))?),
+                None => None,
+            };
             vec![BackupJob {
                 paths,
                 excludes,
                 retention,
+                sudo,
                 ..BackupJob::default()
             }]
         }
@@ -980,6 +999,7 @@ mod tests {
     fn newest_only() -> BackupOpts {
         BackupOpts {
             dest_dir: "/srv/b".into(),
+            sudo: false,
             retention: Retention {
                 last: 1,
                 hourly_every: 1,

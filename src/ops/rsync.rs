@@ -117,6 +117,9 @@ pub(crate) struct Source {
     /// The `ssh …` command for rsync's `-e` (same options as fleet's own connection).
     pub(crate) ssh: Option<String>,
     pub(crate) paths: Vec<String>,
+    /// rsync on the host runs as `sudo -n rsync`, so a login that is not root reads
+    /// every file (a remote source only).
+    pub(crate) sudo: bool,
 }
 
 /// Directories never worth copying when a whole system is backed up.
@@ -171,6 +174,9 @@ pub(crate) fn snapshot_args(
     if let Some(ssh) = &source.ssh {
         args.push("-e".into());
         args.push(ssh.clone());
+    }
+    if source.sudo && source.login.is_some() {
+        args.push("--rsync-path=sudo -n rsync".into());
     }
     // Sources and destination are never options, whatever a path or host holds.
     args.push("--".into());
@@ -642,6 +648,7 @@ mod tests {
             login: Some("backup@10.0.0.5".into()),
             ssh: Some("ssh -p 2222".into()),
             paths: vec!["/home".into(), "/etc".into()],
+            sudo: false,
         };
         let args = snapshot_args(
             &source,
@@ -656,6 +663,16 @@ mod tests {
              --protect-args --one-file-system --link-dest=/srv/b/web-1/20261124T024000Z \
              --exclude=/home/cache --exclude=/etc/cache -e ssh -p 2222 -- backup@10.0.0.5:/home \
              backup@10.0.0.5:/etc /srv/b/web-1/20261125T024000Z.partial/"
+        );
+        // A login that is not root reads through sudo on the host.
+        let sudo = Source {
+            sudo: true,
+            ..source
+        };
+        let args = snapshot_args(&sudo, "/srv/b/x.partial", None, &[], false);
+        assert!(
+            args.contains(&"--rsync-path=sudo -n rsync".to_string()),
+            "{args:?}"
         );
         let root = excludes_for(&["/".into()], &[]);
         assert_eq!(root, ["/proc/", "/sys/", "/dev/", "/run/", "/tmp/"]);

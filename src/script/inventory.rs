@@ -5,11 +5,11 @@
 use super::glue::module_function;
 use super::glue::runtime_error;
 use super::host::HostRef;
-use super::values::read_options;
+use super::values::{from_rhai, read_options};
 use crate::inventory::Format;
 use crate::inventory::edit::{self, HostEntry};
 use crate::recipe::engine::ScriptCtx;
-use rhai::{EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
+use rhai::{Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -147,6 +147,7 @@ fn add(m: &mut Module, ctx: &ScriptCtx) {
                 runtime_error(format!("{name} is missing from the edited {shown}"), pos)
             })?;
             host.vars.insert(ACCEPT_NEW_KEY.into(), true.into());
+            run.add_host(host.clone());
             Ok(HostRef(Arc::new(host)))
         }
     );
@@ -246,7 +247,7 @@ fn set_vars(m: &mut Module, ctx: &ScriptCtx) {
             let pos = ctx.call_position();
             let run = c.run()?;
             let vars: serde_json::Map<String, serde_json::Value> =
-                read_options(&vars, "inventory::set_vars", pos)?;
+                from_rhai(&Dynamic::from_map(vars), "inventory::set_vars", pos)?;
             let (path, shown, text) = editable_file(&c, pos)?;
             let Some(edited) = edit::set_vars(&shown, &text, name, &vars)
                 .map_err(|e| runtime_error(e.to_string(), pos))?

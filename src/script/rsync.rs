@@ -46,6 +46,7 @@ fn snapshot_inputs(options: &Map, pos: Position) -> Result<SnapshotInputs, Box<E
             dest_dir: o.dest_dir.clone().into(),
             excludes: o.excludes,
             one_file_system: o.one_file_system,
+            sudo: o.sudo,
             retention: o.retention.unwrap_or_default().policy(),
             job,
         },
@@ -136,7 +137,7 @@ fn register_snapshot(m: &mut Module, ctx: &ScriptCtx) {
         m,
         "snapshot",
         ["h: Host", "paths: Array", "options: Map", "Map"],
-        "Backs up `paths` (absolute) of the host with rsync over SSH into a hard-linked snapshot `<dest_dir>/<host>/<time>` on the controller: written as `<time>.partial` with --link-dest to the newest complete snapshot, renamed only when rsync succeeded, then pruned by `retention` (#{ last: 1, hourly_every: 4, hourly: 6, daily: 7, weekly: 4, monthly: 3 }: the newest `last`, plus the newest of each of the newest N 4-hour, daily, weekly and monthly buckets). Options: dest_dir (relative to the project; empty, new or fleet's own — a non-empty directory without fleet's marker is refused), dest_host (an inventory host that keeps the snapshots and pulls from the source itself with its own ssh; dest_dir is then absolute on it; the source's host var `backup_ssh` (\"-p 2203 -i /root/.ssh/backup root@edge\": -p, -l, -i, -o UserKnownHostsFile/IdentitiesOnly/StrictHostKeyChecking, then [user@]host) says how the backup host reaches it when that differs from the inventory; ssh_options are added to its ssh, e.g. \"-i /root/.ssh/backup\"), excludes (relative to each path), one_file_system, retention, job (a named job: snapshots in `<dest_dir>/<host>/<job>/`, its own result and retention). Returns #{ snapshot, files_transferred, bytes_transferred, total_size, duration_ms, exit_code, warning, pruned }; a failure never touches complete snapshots.",
+        "Backs up `paths` (absolute) of the host with rsync over SSH into a hard-linked snapshot `<dest_dir>/<host>/<time>` on the controller: written as `<time>.partial` with --link-dest to the newest complete snapshot, renamed only when rsync succeeded, then pruned by `retention` (#{ last: 1, hourly_every: 4, hourly: 6, daily: 7, weekly: 4, monthly: 3 }: the newest `last`, plus the newest of each of the newest N 4-hour, daily, weekly and monthly buckets). Options: dest_dir (relative to the project; empty, new or fleet's own — a non-empty directory without fleet's marker is refused), dest_host (an inventory host that keeps the snapshots and pulls from the source itself with its own ssh; dest_dir is then absolute on it; the source's host var `backup_ssh` (\"-p 2203 -i /root/.ssh/backup root@edge\": -p, -l, -i, -o UserKnownHostsFile/IdentitiesOnly/StrictHostKeyChecking, then [user@]host) says how the backup host reaches it when that differs from the inventory; ssh_options are added to its ssh, e.g. \"-i /root/.ssh/backup\"), excludes (relative to each path), one_file_system, sudo (rsync on the host runs as `sudo -n rsync`, so a login that is not root reads every file), retention, job (a named job: snapshots in `<dest_dir>/<host>/<job>/`, its own result and retention). Returns #{ snapshot, files_transferred, bytes_transferred, total_size, duration_ms, exit_code, warning, pruned }; a failure never touches complete snapshots.",
         move |ctx: NativeCallContext,
               h: HostRef,
               paths: Array,
@@ -151,7 +152,7 @@ fn register_jobs(m: &mut Module) {
         m,
         "jobs",
         ["h: Host", "Array"],
-        "The backup jobs the host's vars declare, checked: `backups = [{ name, paths, excludes, dest_host, dest_dir, retention, one_file_system }]`, or the one unnamed job of `backup_paths` (default [\"/etc\"]), `backup_excludes` and `backup_retention`. Each is #{ name (() for the unnamed one), paths, options } where options are rsync::snapshot's (with `job` set for a named one; add dest_dir when the job has none). A bad var is an error naming the host and the var.",
+        "The backup jobs the host's vars declare, checked: `backups = [{ name, paths, excludes, dest_host, dest_dir, retention, one_file_system, sudo }]`, or the one unnamed job of `backup_paths` (default [\"/etc\"]), `backup_excludes`, `backup_retention` and `backup_sudo` (true: rsync on the host runs as `sudo -n rsync`, for a login that is not root). Each is #{ name (() for the unnamed one), paths, options } where options are rsync::snapshot's (with `job` set for a named one; add dest_dir when the job has none). A bad var is an error naming the host and the var.",
         |ctx: NativeCallContext, h: HostRef| -> Result<Array, Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let jobs = backup::jobs_of(&h.0).map_err(|e| runtime_error(e, pos))?;

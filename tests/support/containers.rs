@@ -278,20 +278,62 @@ pub struct TestNetwork {
 }
 
 impl TestNetwork {
+    /// A network with a subnet of its own configuration (Docker's choice, then pinned):
+    /// only such networks let a container have an address given to it (a simulator's VM
+    /// with ipconfig0's static address).
     pub fn new(prefix: &str) -> TestNetwork {
         let name = unique_label(prefix);
+        let create = |subnet: Option<&str>| {
+            let mut cmd = Command::new("docker");
+            cmd.args(["network", "create", "--label"])
+                .arg(format!("fleet-test={name}"));
+            if let Some(s) = subnet {
+                cmd.args(["--subnet", s]);
+            }
+            cmd.arg(&name).output().expect("docker network create")
+        };
+        for _ in 0..5 {
+            let out = create(None);
+            assert!(
+                out.status.success(),
+                "docker network create {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let subnet = Command::new("docker")
+                .args([
+                    "network",
+                    "inspect",
+                    "-f",
+                    "{{(index .IPAM.Config 0).Subnet}}",
+                    &name,
+                ])
+                .output()
+                .expect("docker network inspect");
+            let subnet = String::from_utf8_lossy(&subnet.stdout).trim().to_string();
+            let _ = Command::new("docker")
+                .args(["network", "rm", &name])
+                .output();
+            // Another test may take the subnet in between: then ask Docker again.
+            if create(Some(&subnet)).status.success() {
+                return TestNetwork { name };
+            }
+        }
+        panic!("docker network create {name}: no subnet could be pinned in five tries");
+    }
+
+    /// The network's subnet ("172.20.0.0/16").
+    pub fn subnet(&self) -> String {
         let out = Command::new("docker")
-            .args(["network", "create", "--label"])
-            .arg(format!("fleet-test={name}"))
-            .arg(&name)
+            .args([
+                "network",
+                "inspect",
+                "-f",
+                "{{(index .IPAM.Config 0).Subnet}}",
+                &self.name,
+            ])
             .output()
-            .expect("docker network create");
-        assert!(
-            out.status.success(),
-            "docker network create {name} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        TestNetwork { name }
+            .expect("docker network inspect");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
 
@@ -343,6 +385,17 @@ impl ContainerHost {
         host
     }
 
+    /// A handle on a container something else started (a simulator's VM), for `exec`;
+    /// dropping it leaves the container alone (its label matches nothing).
+    pub fn existing(id: &str) -> ContainerHost {
+        ContainerHost {
+            id: id.to_string(),
+            label: unique_label("not-owned"),
+            address: String::new(),
+            port: 0,
+        }
+    }
+
     /// The container's address on `net`.
     pub fn ip_on(&self, net: &TestNetwork) -> String {
         let format = format!(
@@ -378,6 +431,9 @@ impl ContainerHost {
 /// through the edge as its default gateway (as a Proxmox VM does through its host),
 /// and a `client` on the public one only. fleet logs into edge and vm over their
 /// published sshd; the client is driven with `docker exec`.
+/// The client's address "on the internet" (see [`EdgeTopology::client_on_the_internet`]).
+pub const CLIENT_ADDRESS: &str = "198.51.100.10";
+
 pub struct EdgeTopology {
     pub edge: ContainerHost,
     pub vm: ContainerHost,
@@ -406,6 +462,23 @@ impl EdgeTopology {
             public,
             internal,
         }
+    }
+
+    /// Gives the client an address "on the internet", routed through the edge like any
+    /// address outside: Docker drops a packet bound for a container's address that
+    /// comes from another of its networks (a VM's answer to the client), so the client
+    /// speaks from [`CLIENT_ADDRESS`], which is no container's.
+    pub fn client_on_the_internet(&self) {
+        let public = self.edge.ip_on(&self.public);
+        let client_ip = self.client.ip_on(&self.public);
+        let (ok, out) = self.client.try_exec(&format!(
+            "ip addr add {CLIENT_ADDRESS}/32 dev eth0 && ip route replace {public}/32 dev eth0 src {CLIENT_ADDRESS}"
+        ));
+        assert!(ok, "client: {out}");
+        let (ok, out) = self.edge.try_exec(&format!(
+            "ip route replace {CLIENT_ADDRESS}/32 via {client_ip}"
+        ));
+        assert!(ok, "edge: {out}");
     }
 
     /// A fleet project with `edge` and `vm` (each with `internal_address`, its address

@@ -1,5 +1,6 @@
 //! A temporary fleet project and a way to run the real `fleet` binary in it.
 
+pub mod acme;
 pub mod containers;
 pub mod proxmox;
 pub mod sshd;
