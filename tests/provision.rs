@@ -641,6 +641,15 @@ fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
     )
     .unwrap();
     t.client_on_the_internet();
+    // The ops group's key (the topology's) gets the new VM through --keys.
+    std::fs::write(
+        p.join("access.toml"),
+        format!(
+            "[people.ops]\nkeys = [\"{}\"]\n\n[groups]\nops = [\"ops\"]\n",
+            t.key.public().trim()
+        ),
+    )
+    .unwrap();
     let ip = address_200(&t.internal.subnet());
     let vm_ip = ip.split('/').next().unwrap().to_string();
 
@@ -664,6 +673,8 @@ fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
             "web3.test",
             "--tls",
             "--backup",
+            "--keys",
+            "ops",
         ],
     );
     out.code(0)
@@ -689,18 +700,23 @@ fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
     let vm = sim.containers().pop().expect("the VM's container");
     let vm = crate::support::containers::ContainerHost::existing(&vm);
     serve_page(&vm, "web-3 behind the edge\n");
-    let key = std::fs::read_to_string(p.join("id_ed25519")).unwrap();
+    let key = std::fs::read_to_string(t.key.private()).unwrap();
     must(
         &t.client,
         &format!("umask 077; printf '%s' '{key}' > /tmp/id && true"),
     );
-    let login = must(
-        &t.client,
+    let provision_out = format!("{out}");
+    let (_, login) = t.client.try_exec(
         &format!(
             "ssh -i /tmp/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -p 2203 admin@{edge_public} hostname"
         ),
     );
-    assert_eq!(login.trim(), "web-3");
+    assert_eq!(
+        login.trim(),
+        "web-3",
+        "{provision_out}\n{}",
+        std::fs::read_to_string(p.join("access.toml")).unwrap()
+    );
     let (ok, page) = fetch(&t.client, &edge_public);
     assert!(ok && page == "web-3 behind the edge\n", "{page}");
     assert_eq!(vm_ip, vm.ip_on(&t.internal));
@@ -721,4 +737,6 @@ fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
     assert!(!ok, "the forwarded port still answers after terminate");
     let inventory = std::fs::read_to_string(p.join("inventory.toml")).unwrap();
     assert!(!inventory.contains("web-3"), "{inventory}");
+    let access = std::fs::read_to_string(p.join("access.toml")).unwrap();
+    assert!(!access.contains("web-3"), "{access}");
 }

@@ -222,6 +222,12 @@ impl Run {
         }
     }
 
+    /// Whether `inventory::add` wrote hosts during this run (the loaded inventory
+    /// lacks them).
+    pub(crate) fn added_hosts(&self) -> bool {
+        !self.added.lock().unwrap().is_empty()
+    }
+
     /// Makes a host that `inventory::add` wrote known to the rest of this run.
     pub(crate) fn add_host(&self, host: ResolvedHost) {
         let mut added = self.added.lock().unwrap();

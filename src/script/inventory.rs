@@ -33,6 +33,21 @@ fn inventory_file(
     Ok((path, shown, text))
 }
 
+/// The run's inventory as its file now reads, when `inventory::add` wrote hosts during
+/// the run (access rules and host patterns must see them), else as it was loaded.
+pub(crate) fn current_inventory(
+    c: &ScriptCtx,
+    pos: Position,
+) -> Result<crate::inventory::Inventory, Box<EvalAltResult>> {
+    let run = c.run()?;
+    if !run.added_hosts() {
+        return Ok(run.inventory.clone());
+    }
+    let (_, shown, text) = inventory_file(c, pos)?;
+    crate::inventory::Inventory::parse(&shown, &text)
+        .map_err(|e| runtime_error(format!("cannot read {shown} again: {e}"), pos))
+}
+
 /// The inventory file, when fleet can edit it in place (a TOML inventory).
 fn editable_file(
     c: &ScriptCtx,

@@ -37,6 +37,8 @@ pub(crate) enum EditError {
     KeyTaken { fingerprint: String, owner: String },
     #[error("access.toml has no key for {0}: pass --key FILE (their public key)")]
     NoKey(String),
+    #[error("access.toml has no group `{0}`: add it under [groups] first")]
+    NoGroup(String),
     #[error("access.toml: {0}")]
     Toml(#[from] toml_edit::TomlError),
     /// `path` is shown as it is (`people.alice`, or a top-level key in backquotes);
@@ -133,22 +135,81 @@ pub(crate) fn add_user(text: &str, u: &UserAdd, key_file: &KeyFileFn) -> Result<
         let mut accounts = Array::new();
         accounts.push(u.name);
         rule.insert("accounts", toml_edit::value(accounts));
-        match root.get_mut("rules") {
-            None => {
-                let mut list = ArrayOfTables::new();
-                list.push(rule);
-                root.insert("rules", Item::ArrayOfTables(list));
-            }
-            Some(Item::ArrayOfTables(list)) => list.push(rule),
-            Some(Item::Value(Value::Array(list))) => {
-                list.push(Value::InlineTable(rule.into_inline_table()));
-            }
-            Some(_) => return Err(shape("`rules`".into(), "a list of tables")),
-        }
+        push_rule(root, rule)?;
     }
     let after = doc.to_string();
     Access::parse(&after, key_file).map_err(EditError::EditInvalid)?;
     Ok(after)
+}
+
+/// Appends a `[[rules]]` entry, in whichever form the file keeps its rules.
+fn push_rule(root: &mut Table, rule: Table) -> Result<(), EditError> {
+    match root.get_mut("rules") {
+        None => {
+            let mut list = ArrayOfTables::new();
+            list.push(rule);
+            root.insert("rules", Item::ArrayOfTables(list));
+        }
+        Some(Item::ArrayOfTables(list)) => list.push(rule),
+        Some(Item::Value(Value::Array(list))) => {
+            list.push(Value::InlineTable(rule.into_inline_table()));
+        }
+        Some(_) => return Err(shape("`rules`".into(), "a list of tables")),
+    }
+    Ok(())
+}
+
+/// access.toml with a rule giving `group` the host `host` (`fleet provision --keys`);
+/// `None` when such a rule is there already. An unknown group is an error.
+pub(crate) fn grant_host(
+    text: &str,
+    group: &str,
+    host: &str,
+    key_file: &KeyFileFn,
+) -> Result<Option<String>, EditError> {
+    let before = Access::parse(text, key_file).map_err(EditError::Invalid)?;
+    if !before.groups.contains_key(group) {
+        return Err(EditError::NoGroup(group.to_string()));
+    }
+    if before.rules.iter().any(|r| {
+        r.group == group && r.hosts == host && r.accounts.is_empty() && r.options.is_empty()
+    }) {
+        return Ok(None);
+    }
+    let mut doc: DocumentMut = text.parse()?;
+    let mut rule = Table::new();
+    rule.insert("group", toml_edit::value(group));
+    rule.insert("hosts", toml_edit::value(host));
+    push_rule(doc.as_table_mut(), rule)?;
+    let after = doc.to_string();
+    Access::parse(&after, key_file).map_err(EditError::EditInvalid)?;
+    Ok(Some(after))
+}
+
+/// access.toml without the rules whose hosts are exactly `host` (a host that goes
+/// away: `fleet terminate`); `None` when there are none.
+pub(crate) fn revoke_host(text: &str, host: &str) -> Result<Option<String>, EditError> {
+    let mut doc: DocumentMut = text.parse()?;
+    let only = |hosts: Option<&Item>| hosts.and_then(Item::as_str) == Some(host);
+    let removed = match doc.get_mut("rules") {
+        Some(Item::ArrayOfTables(list)) => {
+            let before = list.len();
+            list.retain(|t| !only(t.get("hosts")));
+            before - list.len()
+        }
+        Some(Item::Value(Value::Array(list))) => {
+            let before = list.len();
+            list.retain(|v| {
+                v.as_inline_table()
+                    .and_then(|t| t.get("hosts"))
+                    .and_then(Value::as_str)
+                    != Some(host)
+            });
+            before - list.len()
+        }
+        _ => 0,
+    };
+    Ok((removed > 0).then(|| doc.to_string()))
 }
 
 fn shape(path: String, shape: &'static str) -> EditError {
@@ -293,6 +354,10 @@ mod tests {
                 EditError::NoKey("alice".into()),
                 "access.toml has no key for alice: pass --key FILE (their public key)",
             ),
+            (
+                EditError::NoGroup("admins".into()),
+                "access.toml has no group `admins`: add it under [groups] first",
+            ),
             (EditError::Toml(toml), &toml_text),
             (
                 shape("people.alice", "a table"),
@@ -310,6 +375,35 @@ mod tests {
         for (err, message) in cases {
             assert_eq!(err.to_string(), message);
         }
+    }
+
+    #[test]
+    fn a_group_is_granted_one_host_and_the_rule_goes_with_the_host() {
+        let text = format!(
+            "# the team\n[people.alice]\nkeys = [\"{ALICE}\"]\n\n[groups]\nadmins = [\"alice\"]\n\n[[rules]]\ngroup = \"admins\"\nhosts = \"web\"\n"
+        );
+        let granted = grant_host(&text, "admins", "web-3", &|_| None)
+            .unwrap()
+            .unwrap();
+        assert!(granted.starts_with("# the team\n"), "{granted}");
+        assert!(
+            granted.ends_with("[[rules]]\ngroup = \"admins\"\nhosts = \"web-3\"\n"),
+            "{granted}"
+        );
+        // Granted already: nothing to write; an unknown group is refused.
+        assert!(
+            grant_host(&granted, "admins", "web-3", &|_| None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            grant_host(&text, "nobody", "web-3", &|_| None),
+            Err(EditError::NoGroup(g)) if g == "nobody"
+        ));
+        // Revoking takes only the rules of exactly that host.
+        let revoked = revoke_host(&granted, "web-3").unwrap().unwrap();
+        assert_eq!(revoked, text);
+        assert!(revoke_host(&text, "web-3").unwrap().is_none());
     }
 
     #[test]
