@@ -739,4 +739,49 @@ fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
     assert!(!inventory.contains("web-3"), "{inventory}");
     let access = std::fs::read_to_string(p.join("access.toml")).unwrap();
     assert!(!access.contains("web-3"), "{access}");
+
+    // A late step that fails (no ACME server at that port) leaves what exists, says
+    // what it is, and terminate takes all of it away from the half-made server.
+    let toml = std::fs::read_to_string(p.join("fleet.toml")).unwrap();
+    std::fs::write(
+        p.join("fleet.toml"),
+        toml.replace(":14000/dir", ":14999/dir"),
+    )
+    .unwrap();
+    let out = provision(
+        &sim,
+        &[
+            "web-4",
+            "--packages",
+            "",
+            "--upgrade=false",
+            "--wait",
+            "60",
+            "--vmid",
+            "106",
+            "--ip",
+            &ip,
+            "--gateway",
+            &edge_internal,
+            "--forward-ssh",
+            "2204",
+            "--domain",
+            "web4.test",
+            "--tls",
+        ],
+    );
+    out.code(2)
+        .stderr_has("web-4 is only partly provisioned")
+        .stderr_has(
+            "what exists: VM 106 on pve1, inventory entry web-4, forward edge:2204 -> web-4:22",
+        )
+        .stderr_has("undo all of it: fleet terminate web-4 --yes");
+    run_fleet(p, &["terminate", "web-4", "--yes"])
+        .code(0)
+        .stdout_has("1 forward(s) to web-4 removed from edge");
+    assert!(vms(&sim).is_empty());
+    let left = t.edge.exec(
+        "grep -c 2204 /etc/fleet/nat.nft; ls /etc/nginx/sites-enabled /etc/nginx/sites-available | grep -c web4",
+    );
+    assert_eq!(left, "0\n0\n", "left on the edge by the half-made web-4");
 }
