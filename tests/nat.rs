@@ -2,7 +2,6 @@
 //! forwards a public port to the VM's sshd behind it, reached from a client on the
 //! public network (tests/support/containers.rs `EdgeTopology`).
 
-use crate::support::Output;
 use crate::support::containers::{ContainerHost, EdgeTopology};
 
 const RECIPES: &str = r#"
@@ -21,17 +20,6 @@ fn gone() { each([host("edge")], |h| nat::remove_target(h, "vm")); }
 /// The forwards, one line each.
 fn forwards() { for f in nat::list(host("edge")) { print(`${f.proto} ${f.port} -> ${f.to_host} ${f.to_address}:${f.to_port} (${f.from})`); } }
 "#;
-
-fn recap_of(out: &Output, host: &str) -> String {
-    out.stderr
-        .lines()
-        .find(|l| {
-            l.starts_with(host)
-                && (l.contains(" ok") || l.contains(" changed") || l.contains(" failed"))
-        })
-        .unwrap_or_else(|| panic!("no recap row for {host}: {out}"))
-        .to_string()
-}
 
 /// The host key the client sees at `ip:port` (empty when nothing answers).
 fn key_seen(client: &ContainerHost, ip: &str, port: u16) -> String {
@@ -78,7 +66,7 @@ fn the_edge_forwards_a_port_to_the_vm_and_keeps_what_it_did_not_write() {
 
     let first = p.fleet(&["nat"]);
     first.code(0);
-    assert!(recap_of(&first, "edge").contains("changed"), "{first}");
+    assert!(first.recap_row("edge").contains("changed"), "{first}");
     assert_eq!(
         key_seen(&t.client, &public, 2203),
         vm_key,
@@ -133,7 +121,7 @@ fn the_edge_forwards_a_port_to_the_vm_and_keeps_what_it_did_not_write() {
     let second = p.fleet(&["nat"]);
     second.code(0);
     assert!(
-        recap_of(&second, "edge").contains(" ok"),
+        second.recap_row("edge").contains(" ok"),
         "second run changed something: {second}"
     );
     p.fleet(&["nat", "--check"])
@@ -153,7 +141,7 @@ fn the_edge_forwards_a_port_to_the_vm_and_keeps_what_it_did_not_write() {
     nowhere.stderr_has("to_host `nowhere` is not in the inventory");
     for refused in [&conflict, &own, &bad, &nowhere] {
         refused.code(3);
-        assert!(recap_of(refused, "edge").contains("failed"), "{refused}");
+        assert!(refused.recap_row("edge").contains("failed"), "{refused}");
     }
     assert_eq!(table(), before);
     assert_eq!(t.edge.exec("cat /etc/fleet/nat.nft"), file);
@@ -183,7 +171,7 @@ fn the_edge_forwards_a_port_to_the_vm_and_keeps_what_it_did_not_write() {
     assert_eq!(key_seen(&t.client, &public, 2203), "");
     let again = p.fleet(&["nat"]);
     again.code(0);
-    assert!(recap_of(&again, "edge").contains("changed"), "{again}");
+    assert!(again.recap_row("edge").contains("changed"), "{again}");
     assert_eq!(key_seen(&t.client, &public, 2203), vm_key);
 
     // A recipe's forward joins the inventory's; the target's removal takes both.

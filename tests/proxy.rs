@@ -3,7 +3,6 @@
 //! ACME test CA run on the client, on the public network, whose http-01 challenge
 //! reaches the edge's port 80); the client fetches the page over HTTPS.
 
-use crate::support::Output;
 use crate::support::acme::{fetch, must, serve_page, start_pebble, trust_pebble};
 use crate::support::containers::EdgeTopology;
 
@@ -21,17 +20,6 @@ fn expiry() { print(`expires ${tls::expiry(host("edge"), "web3.test")}`); }
 /// Removes a site.
 fn unsite(domain) { print(`removed ${proxy::remove(host("edge"), domain)}`); }
 "#;
-
-fn recap_of(out: &Output, host: &str) -> String {
-    out.stderr
-        .lines()
-        .find(|l| {
-            l.starts_with(host)
-                && (l.contains(" ok") || l.contains(" changed") || l.contains(" failed"))
-        })
-        .unwrap_or_else(|| panic!("no recap row for {host}: {out}"))
-        .to_string()
-}
 
 #[test]
 fn a_site_gets_a_certificate_forwards_to_the_vm_and_is_removed_with_it() {
@@ -81,7 +69,7 @@ fn a_site_gets_a_certificate_forwards_to_the_vm_and_is_removed_with_it() {
 
     let first = p.fleet(&["proxy"]);
     first.code(0);
-    assert!(recap_of(&first, "edge").contains("changed"), "{first}");
+    assert!(first.recap_row("edge").contains("changed"), "{first}");
     let (ok, page) = fetch(&t.client, &edge_ip);
     assert!(
         ok && page == PAGE,
@@ -102,7 +90,7 @@ fn a_site_gets_a_certificate_forwards_to_the_vm_and_is_removed_with_it() {
     let second = p.fleet(&["proxy"]);
     second.code(0);
     assert!(
-        recap_of(&second, "edge").contains(" ok"),
+        second.recap_row("edge").contains(" ok"),
         "second run changed something: {second}"
     );
     p.fleet(&["expiry"]).code(0).stdout_has("expires 20");

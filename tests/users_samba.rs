@@ -1,8 +1,8 @@
 //! `users::` and `samba::` on container hosts: real sshd, real sudo/visudo, real smbd
 //! reached with smbclient inside the container.
 
+use crate::support::Project;
 use crate::support::containers::{ContainerHost, TestKey, project_for};
-use crate::support::{Output, Project};
 
 const USERS: &str = r#"
 /// The deploy user with a limited sudo rule.
@@ -19,17 +19,6 @@ fn user_gone() {
 }
 "#;
 
-fn recap_of(out: &Output, host: &str) -> String {
-    out.stderr
-        .lines()
-        .find(|l| {
-            l.starts_with(host)
-                && (l.contains(" ok") || l.contains(" changed") || l.contains(" failed"))
-        })
-        .unwrap_or_else(|| panic!("no recap row for {host}: {out}"))
-        .to_string()
-}
-
 #[test]
 fn users_are_ensured_idempotently_and_a_bad_sudo_rule_is_never_installed() {
     let key = TestKey::new();
@@ -38,7 +27,7 @@ fn users_are_ensured_idempotently_and_a_bad_sudo_rule_is_never_installed() {
 
     let first = p.fleet(&["user_ok"]);
     first.code(0);
-    assert!(recap_of(&first, "c1").contains("changed"), "{first}");
+    assert!(first.recap_row("c1").contains("changed"), "{first}");
     assert!(
         host.exec("getent passwd deploy")
             .ends_with(":/home/deploy:/bin/bash\n")
@@ -64,7 +53,7 @@ fn users_are_ensured_idempotently_and_a_bad_sudo_rule_is_never_installed() {
     let second = p.fleet(&["user_ok"]);
     second.code(0);
     assert!(
-        recap_of(&second, "c1").contains(" ok"),
+        second.recap_row("c1").contains(" ok"),
         "second run changed something: {second}"
     );
 
@@ -154,7 +143,7 @@ fn a_share_takes_its_user_and_password_and_nothing_leaks() {
     let first = p.fleet(&["share"]);
     seen.push_str(&format!("{first}"));
     first.code(0);
-    assert!(recap_of(&first, "c1").contains("changed"), "{first}");
+    assert!(first.recap_row("c1").contains("changed"), "{first}");
     assert_eq!(
         host.exec("getent passwd smb-backup | cut -d: -f7"),
         "/usr/sbin/nologin\n"
@@ -192,7 +181,7 @@ fn a_share_takes_its_user_and_password_and_nothing_leaks() {
     seen.push_str(&format!("{second}"));
     second.code(0);
     assert!(
-        recap_of(&second, "c1").contains(" ok"),
+        second.recap_row("c1").contains(" ok"),
         "second run changed something: {second}"
     );
 
@@ -302,7 +291,7 @@ fn configure_makes_the_shares_of_the_samba_var_and_removes_unlisted_ones() {
     let second = p.fleet(&["configure", "c1"]);
     second.code(0);
     assert!(
-        recap_of(&second, "c1").contains(" ok"),
+        second.recap_row("c1").contains(" ok"),
         "second run changed something: {second}"
     );
 

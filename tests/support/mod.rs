@@ -43,6 +43,19 @@ impl Output {
         assert!(!self.stdout.contains(text), "stdout has {text:?}\n{self}");
         self
     }
+
+    /// The recap's row of `host` (its line with ok, changed or failed).
+    #[track_caller]
+    pub fn recap_row(&self, host: &str) -> String {
+        self.stderr
+            .lines()
+            .find(|l| {
+                l.starts_with(host)
+                    && (l.contains(" ok") || l.contains(" changed") || l.contains(" failed"))
+            })
+            .unwrap_or_else(|| panic!("no recap row for {host}: {self}"))
+            .to_string()
+    }
 }
 
 impl std::fmt::Display for Output {
