@@ -621,7 +621,7 @@ fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
     // The edge joins the simulator's project, logged into with the topology's key.
     let mut inventory = std::fs::read_to_string(p.join("inventory.toml")).unwrap();
     inventory.push_str(&format!(
-        "\n[hosts.edge]\naddress = \"{}\"\nport = {}\nuser = \"root\"\nidentity_file = \"{}\"\ngroups = [\"edge\"]\nvars = {{ internal_address = \"{edge_internal}\", public_address = \"{edge_public}\" }}\n",
+        "\n[hosts.edge]\naddress = \"{}\"\nport = {}\nuser = \"root\"\nidentity_file = \"{}\"\ngroups = [\"edge\"]\nvars = {{ internal_address = \"{edge_internal}\", public_address = \"{edge_public}\", nat = {{ masquerade = true }} }}\n",
         t.edge.address,
         t.edge.port,
         t.key.private().display()
@@ -650,6 +650,8 @@ fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
         ),
     )
     .unwrap();
+    // The edge routes the internal network out before any VM is behind it.
+    run_fleet(p, &["nat"]).code(0);
     let ip = address_200(&t.internal.subnet());
     let vm_ip = ip.split('/').next().unwrap().to_string();
 
