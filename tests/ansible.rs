@@ -199,3 +199,18 @@ fn a_missing_ansible_playbook_says_what_to_install() {
         .stderr_has("ansible-playbook is not installed")
         .stderr_has("ansible-core");
 }
+
+#[test]
+fn an_unreachable_host_is_unreachable_and_the_other_goes_on() {
+    let path = path_with_ansible();
+    let out = out_dir();
+    let f = project(out.path());
+    f.kill("s2");
+    let run = fleet(f.path(), &path, &["site", "--json"]);
+    run.code(4);
+    let recap: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let hosts = recap["hosts"].as_array().unwrap();
+    assert_eq!(hosts[0]["status"], "changed", "{}", run.stdout);
+    assert_eq!(hosts[1]["status"], "unreachable", "{}", run.stdout);
+    assert!(out.path().join("s1.txt").exists());
+}

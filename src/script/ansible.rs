@@ -184,16 +184,22 @@ fn playbook(
     let started = std::time::Instant::now();
     let out = execute(run, hosts, &argv.line());
     let stdout = out.stdout_text();
+    let took = started.elapsed();
     for h in hosts {
+        // The environment is fleet's constants and the call's paths: left out here.
         let rec = CommandRecord {
             step: crate::exec::current::step(),
-            command: argv.line(),
+            command: argv.words(),
             exit_code: Some(out.code),
-            duration_ms: started.elapsed().as_millis() as u64,
+            duration_ms: took.as_millis() as u64,
             executed: true,
             ..CommandRecord::default()
         };
         run.note_command(&h.name, rec, &stdout, &out.stderr);
+        // Inside `each`, the fan-out times its own host.
+        if crate::exec::current::host().as_deref() != Some(h.name.as_str()) {
+            run.update(&h.name, |r| r.elapsed += took);
+        }
     }
     if run.options.check {
         run.ui.out(None, stdout.trim_end());
