@@ -193,6 +193,14 @@ fn a_missing_ansible_playbook_says_what_to_install() {
     )
     .unwrap();
     std::fs::write(f.path().join("site.yml"), SITE).unwrap();
+    std::fs::write(
+        f.path().join("recipes/ready.rhai"),
+        "/// Checks.\nfn ready() { ansible::require(\"nope.yml\"); }\n",
+    )
+    .unwrap();
+    fleet(f.path(), &path_with_ansible(), &["ready"])
+        .code(2)
+        .stderr_has("the playbook `nope.yml` does not exist in the project");
     let empty = tempfile::tempdir().unwrap();
     fleet(f.path(), &empty.path().display().to_string(), &["site"])
         .code(2)

@@ -96,6 +96,10 @@ pub(crate) enum AnsibleError {
     BadTag(String),
     #[error("ansible::playbook: `limit` is empty or holds a line break or a NUL")]
     BadLimit,
+    #[error(
+        "ansible::playbook: the playbook `{0}` does not exist in the project (a path relative to the project root, e.g. \"site.yml\")"
+    )]
+    NoPlaybook(String),
     #[error("cannot prepare the ansible run in {}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -163,6 +163,19 @@ fn record(run: &Run, results: &ansible::Results) -> Map {
     out
 }
 
+/// `ansible-playbook` and the playbook's full path, or why the call cannot run.
+fn ready(run: &Run, playbook: &str, pos: rhai::Position) -> Res<(PathBuf, PathBuf)> {
+    let err = |e: &dyn std::fmt::Display| runtime_error(e, pos);
+    let program =
+        ansible::find_program(std::env::var_os("PATH").as_deref()).map_err(|e| err(&e))?;
+    let path = crate::ops::local::resolve_file(&run.options.root, playbook)
+        .map_err(|e| err(&format!("ansible::playbook: {e}")))?;
+    if !path.is_file() {
+        return Err(err(&AnsibleError::NoPlaybook(playbook.to_string())));
+    }
+    Ok((program, path))
+}
+
 fn playbook(
     run: &Run,
     hosts: &[ResolvedHost],
@@ -175,10 +188,7 @@ fn playbook(
     if hosts.is_empty() {
         return Err(err(&AnsibleError::NoHosts));
     }
-    let program =
-        ansible::find_program(std::env::var_os("PATH").as_deref()).map_err(|e| err(&e))?;
-    let path = crate::ops::local::resolve_file(&run.options.root, playbook)
-        .map_err(|e| err(&format!("ansible::playbook: {e}")))?;
+    let (program, path) = ready(run, playbook, pos)?;
     let (_dir, files) = prepare(run, hosts, path, o).map_err(|e| err(&e))?;
     let argv = ansible::argv(&program, &files, o, run.options.check);
     let started = std::time::Instant::now();
@@ -253,6 +263,17 @@ fn hosts_of(list: Array, pos: rhai::Position) -> Res<Vec<ResolvedHost>> {
 
 pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     let mut m = Module::new();
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "require",
+        ["playbook: &str", "()"],
+        "Raises the error ansible::playbook would raise before it starts: ansible-playbook not installed (with what to install), or the playbook not a file of the project. For recipes that check what they can before they change anything (e.g. before a VM is made).",
+        move |ctx: NativeCallContext, playbook: &str| -> Res<()> {
+            let run = c.run()?;
+            ready(&run, playbook, ctx.call_position()).map(|_| ())
+        }
+    );
     for with_opts in [false, true] {
         let c = ctx.clone();
         let f =
