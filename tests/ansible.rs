@@ -52,6 +52,13 @@ fn site() {
     print(`result ${json::to_string(r)}`);
 }
 
+/// Runs broken.yml for each host on its own, as provision's configure step would.
+fn each_host() {
+    each(hosts(), |h| {
+        ansible::playbook([h], "broken.yml", #{ extra_vars: #{ out_dir: OUT, greeting: "each" } });
+    });
+}
+
 /// Runs broken.yml, whose last task fails on s2.
 fn broken() {
     ansible::playbook(hosts(), "broken.yml", #{ extra_vars: #{ out_dir: OUT, greeting: "hello" }, tags: ["motd", "fail"] });
@@ -221,4 +228,21 @@ fn an_unreachable_host_is_unreachable_and_the_other_goes_on() {
     assert_eq!(hosts[0]["status"], "changed", "{}", run.stdout);
     assert_eq!(hosts[1]["status"], "unreachable", "{}", run.stdout);
     assert!(out.path().join("s1.txt").exists());
+}
+
+#[test]
+fn each_host_may_run_its_own_playbook() {
+    let path = path_with_ansible();
+    let out = out_dir();
+    let f = project(out.path());
+    let run = fleet(f.path(), &path, &["each-host", "--json"]);
+    run.code(3);
+    let recap: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let hosts = recap["hosts"].as_array().unwrap();
+    assert_eq!(hosts[0]["status"], "changed", "{}", run.stdout);
+    assert_eq!(hosts[1]["status"], "failed", "{}", run.stdout);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("s2.txt")).unwrap(),
+        "each \n"
+    );
 }
