@@ -55,7 +55,7 @@ fn site() {
 /// Runs broken.yml for each host on its own, as provision's configure step would.
 fn each_host() {
     each(hosts(), |h| {
-        ansible::playbook([h], "broken.yml", #{ extra_vars: #{ out_dir: OUT, greeting: "each" } });
+        ansible::playbook(h, "broken.yml", #{ extra_vars: #{ out_dir: OUT, greeting: "each" } });
     });
 }
 
@@ -188,6 +188,24 @@ fn a_failing_task_fails_only_its_host() {
     let error = hosts[1]["error"].as_str().unwrap();
     assert!(error.contains("fail where asked: asked to fail"), "{error}");
     assert!(out.path().join("s1.txt").exists());
+    // The journal keeps each host's ansible results and the play's output.
+    let record = journal_records(&f.path().join("state/runs")).join("\n");
+    assert!(record.contains("\"ansible\""), "{record}");
+    assert!(record.contains("PLAY RECAP"), "{record}");
+}
+
+/// The text of every journal record under `dir`.
+fn journal_records(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            found.extend(journal_records(&p));
+        } else if p.extension().is_some_and(|x| x == "json") {
+            found.push(std::fs::read_to_string(p).unwrap());
+        }
+    }
+    found
 }
 
 #[test]

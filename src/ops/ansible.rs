@@ -29,6 +29,8 @@ pub(crate) const PASSED_ANSIBLE_VARS: &[&str] = &[
     "ansible_python_interpreter",
     "ansible_become",
     "ansible_become_user",
+    "ansible_become_method",
+    "ansible_become_password",
 ];
 
 /// The callback plugin that writes the play recap and each host's first failure as JSON
@@ -94,6 +96,12 @@ pub(crate) enum AnsibleError {
     NoHosts,
     #[error("ansible::playbook: tag `{}` is empty or holds a comma, a line break or a NUL", .0.escape_debug())]
     BadTag(String),
+    #[error(
+        "ansible::playbook: extra var `{0}` would steer Ansible's connection, which fleet sets \
+         from its inventory and fleet.toml (address, user, port, identity file, ssh_config); \
+         of the `ansible_*` vars only {passed} are passed", passed = PASSED_ANSIBLE_VARS.join(", ")
+    )]
+    ConnectionVar(String),
     #[error("ansible::playbook: `limit` is empty or holds a line break or a NUL")]
     BadLimit,
     #[error(
@@ -145,6 +153,9 @@ impl PlaybookOptions {
                 return Err(AnsibleError::BadTag(t.clone()));
             }
         }
+        if let Some(k) = self.extra_vars.keys().find(|k| !passed(k)) {
+            return Err(AnsibleError::ConnectionVar(k.clone()));
+        }
         if let Some(l) = &self.limit
             && (l.is_empty() || l.contains(['\n', '\r', '\0']))
         {
@@ -152,6 +163,11 @@ impl PlaybookOptions {
         }
         Ok(())
     }
+}
+
+/// Whether a var reaches Ansible: not an `ansible_*` var, or one of [`PASSED_ANSIBLE_VARS`].
+fn passed(key: &str) -> bool {
+    !key.starts_with("ansible_") || PASSED_ANSIBLE_VARS.contains(&key)
 }
 
 /// One host of the generated inventory.
@@ -215,7 +231,7 @@ fn host_vars(h: &InventoryHost) -> serde_json::Map<String, Value> {
     let mut vars: serde_json::Map<String, Value> = h
         .vars
         .iter()
-        .filter(|(k, _)| !k.starts_with("ansible_") || PASSED_ANSIBLE_VARS.contains(&k.as_str()))
+        .filter(|(k, _)| passed(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let t = &h.target;
@@ -531,6 +547,14 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(o.validate(), Err(AnsibleError::BadLimit)));
+        let mut o = PlaybookOptions::default();
+        o.extra_vars
+            .insert("ansible_ssh_common_args".into(), "-o ProxyCommand=x".into());
+        let e = o.validate().unwrap_err().to_string();
+        assert!(e.contains("extra var `ansible_ssh_common_args`"), "{e}");
+        o.extra_vars.clear();
+        o.extra_vars.insert("ansible_become".into(), true.into());
+        o.validate().unwrap();
     }
 
     /// As fleet's callback wrote it for a play where s2's task failed.

@@ -193,6 +193,9 @@ fn playbook(
     let argv = ansible::argv(&program, &files, o, run.options.check);
     let started = std::time::Instant::now();
     let out = execute(run, hosts, &argv.line());
+    if crate::exec::interrupt::aborted() {
+        return Err(err(&"ansible-playbook was interrupted"));
+    }
     let stdout = out.stdout_text();
     let took = started.elapsed();
     for h in hosts {
@@ -244,8 +247,12 @@ fn playbook(
     Ok(map)
 }
 
-/// Hosts from a recipe's array of `Host`s.
-fn hosts_of(list: Array, pos: rhai::Position) -> Res<Vec<ResolvedHost>> {
+/// Hosts from a recipe's `Host` or array of `Host`s.
+fn hosts_of(hosts: Dynamic, pos: rhai::Position) -> Res<Vec<ResolvedHost>> {
+    let list = match hosts.try_cast_result::<Array>() {
+        Ok(list) => list,
+        Err(one) => vec![one],
+    };
     list.into_iter()
         .map(|d| {
             let t = d.type_name().to_string();
@@ -253,7 +260,7 @@ fn hosts_of(list: Array, pos: rhai::Position) -> Res<Vec<ResolvedHost>> {
                 .map(|h| (*h.0).clone())
                 .ok_or_else(|| {
                     runtime_error(
-                        format!("ansible::playbook takes an array of hosts, not of {t}"),
+                        format!("ansible::playbook takes a host or an array of hosts, not {t}"),
                         pos,
                     )
                 })
@@ -277,7 +284,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     for with_opts in [false, true] {
         let c = ctx.clone();
         let f =
-            move |ctx: &NativeCallContext, hosts: Array, book: &str, options: Map| -> Res<Map> {
+            move |ctx: &NativeCallContext, hosts: Dynamic, book: &str, options: Map| -> Res<Map> {
                 let pos = ctx.call_position();
                 let o: PlaybookOptions = read_options(&options, "ansible::playbook", pos)?;
                 let hosts = hosts_of(hosts, pos)?;
@@ -288,9 +295,9 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
             module_function!(
                 &mut m,
                 "playbook",
-                ["hosts: Array", "playbook: &str", "options: Map", "Map"],
-                "Runs `ansible-playbook` (ansible-core, found on PATH) on this machine against `hosts`, with an inventory fleet writes for the call: each host with fleet's address, user, port, identity file, ssh_config and known_hosts, its groups, and its inventory vars (`ansible_*` vars other than ansible_python_interpreter, ansible_become and ansible_become_user are not passed); every string is `!unsafe` for Ansible, so `{{ … }}` in a var stays text. `playbook` is a project file (e.g. \"site.yml\"; roles next to it as usual), run from the project root. Options: extra_vars (a map, passed with `-e @file`), tags (array), limit (an Ansible pattern), check (Ansible's --check --diff; always on under fleet's --check, whose output then shows Ansible's diffs). Ansible's lines go to the hosts' progress lines and the log; each host's result (from fleet's callback plugin) is its outcome in the recap and the journal: changed, failed (with the first failing task) or unreachable. Returns #{ code, changed, failed: [names], hosts: #{ NAME: #{ status, ok, changed, failures, unreachable, skipped, rescued, ignored, message } } }; a host's failure does not raise, an ansible-playbook that ends without a play recap (a syntax error, a missing role) does.",
-                move |ctx: NativeCallContext, hosts: Array, book: &str, options: Map| f(
+                ["hosts: Array|Host", "playbook: &str", "options: Map", "Map"],
+                "Runs `ansible-playbook` (ansible-core, found on PATH) on this machine against `hosts` (a Host or an array of them), with an inventory fleet writes for the call: each host with fleet's address, user, port, identity file, ssh_config and known_hosts, its groups, and its inventory vars (`ansible_*` vars other than ansible_python_interpreter and ansible_become, _user, _method and _password are not passed, and are refused in extra_vars); every string is `!unsafe` for Ansible, so `{{ … }}` in a var stays text. `playbook` is a project file (e.g. \"site.yml\"; roles next to it as usual), run from the project root. Options: extra_vars (a map, passed with `-e @file`), tags (array), limit (an Ansible pattern), check (Ansible's --check --diff; always on under fleet's --check, whose output then shows Ansible's diffs). Ansible's lines go to the hosts' progress lines and the log; each host's result (from fleet's callback plugin) is its outcome in the recap and the journal: changed, failed (with the first failing task) or unreachable. Returns #{ code, changed, failed: [names], hosts: #{ NAME: #{ status, ok, changed, failures, unreachable, skipped, rescued, ignored, message } } }; a host's failure does not raise, an ansible-playbook that ends without a play recap (a syntax error, a missing role) does.",
+                move |ctx: NativeCallContext, hosts: Dynamic, book: &str, options: Map| f(
                     &ctx, hosts, book, options
                 )
             );
@@ -298,9 +305,9 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
             module_function!(
                 &mut m,
                 "playbook",
-                ["hosts: Array", "playbook: &str", "Map"],
+                ["hosts: Array|Host", "playbook: &str", "Map"],
                 "ansible::playbook(hosts, playbook, #{}).",
-                move |ctx: NativeCallContext, hosts: Array, book: &str| f(
+                move |ctx: NativeCallContext, hosts: Dynamic, book: &str| f(
                     &ctx,
                     hosts,
                     book,
