@@ -226,6 +226,17 @@ fn a_missing_ansible_playbook_says_what_to_install() {
     fleet(f.path(), &path_with_ansible(), &["ready"])
         .code(2)
         .stderr_has("the playbook `nope.yml` does not exist in the project");
+    // A playbook Ansible refuses ends the recipe with Ansible's own words.
+    std::fs::write(
+        f.path().join("site.yml"),
+        "- hosts: all\n  roles: [no_such_role]\n",
+    )
+    .unwrap();
+    fleet(f.path(), &path_with_ansible(), &["site"])
+        .code(2)
+        .stderr_has("before any play recap")
+        .stderr_has("no_such_role");
+    std::fs::write(f.path().join("site.yml"), SITE).unwrap();
     let empty = tempfile::tempdir().unwrap();
     fleet(f.path(), &empty.path().display().to_string(), &["site"])
         .code(2)
