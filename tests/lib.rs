@@ -2,6 +2,7 @@
 
 mod support;
 
+mod ansible;
 mod backup;
 mod catalog;
 mod check;

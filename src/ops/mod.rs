@@ -2,6 +2,7 @@
 //! pure functions, tested without a host.
 
 pub(crate) mod access;
+pub(crate) mod ansible;
 pub(crate) mod apt;
 pub(crate) mod backup;
 pub(crate) mod capture;

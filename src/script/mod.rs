@@ -1,10 +1,11 @@
 //! Thin Rhai glue: one file per Rhai namespace (the global functions of `host`, `files`,
-//! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `apt::`,
+//! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `ansible::`, `apt::`,
 //! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `keys::`, `nat::`, `proxy::`, `qm::`,
 //! `rsync::`, `samba::`, `tls::`, `ufw::`, `users::`, and
 //! `local::`, `json::`, `csv::` with `now`/`timestamp`/`duration` of `local`), all registered
 //! by `register_all`. No domain logic here; it lives in `exec/`, `inventory/` and `ops/`.
 
+pub(crate) mod ansible;
 pub(crate) mod apt;
 pub(crate) mod catalog;
 pub(crate) mod cloudinit;
@@ -63,6 +64,7 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         ("proxy", proxy::module(ctx)),
         ("tls", proxy::tls_module(ctx)),
         ("catalog", catalog::module(ctx)),
+        ("ansible", ansible::module(ctx)),
         ("apt", apt::module(ctx)),
         ("keys", keys::module(ctx)),
         ("local", local::module(ctx)),
