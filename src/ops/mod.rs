@@ -15,6 +15,7 @@ pub(crate) mod local;
 pub(crate) mod localfs;
 pub(crate) mod nat;
 pub(crate) mod options;
+pub(crate) mod pct;
 pub(crate) mod paths;
 pub(crate) mod proxmox;
 pub(crate) mod proxy;
