@@ -34,10 +34,13 @@ fn commands_logged(project: &Path) -> String {
 #[test]
 fn a_container_is_provisioned_listed_and_terminated() {
     let sim = ProxmoxSim::start();
-    provision_ct(&sim, &["ct-1", "--vmid", "120", "--wait", "60", "--nesting"])
-        .code(0)
-        .stdout_has("CT 120 (ct-1) created on pve1")
-        .stdout_has("ct-1 is at ");
+    provision_ct(
+        &sim,
+        &["ct-1", "--vmid", "120", "--wait", "60", "--nesting"],
+    )
+    .code(0)
+    .stdout_has("CT 120 (ct-1) created on pve1")
+    .stdout_has("ct-1 is at ");
     assert_eq!(cts(&sim), ["120"]);
 
     let inventory = std::fs::read_to_string(sim.project().join("inventory.toml")).unwrap();
@@ -85,7 +88,11 @@ fn a_bad_template_or_storage_is_refused_before_pct_create() {
     let sim = ProxmoxSim::start();
     let cases: &[(&[&str], &str)] = &[
         (
-            &["ct-2", "--template", "local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst"],
+            &[
+                "ct-2",
+                "--template",
+                "local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst",
+            ],
             "template `local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst`: not on pve1 (fetch it with `pveam download local ubuntu-24.04-standard_24.04-2_amd64.tar.zst`",
         ),
         (
@@ -93,7 +100,11 @@ fn a_bad_template_or_storage_is_refused_before_pct_create() {
             "storage `local`: storage on pve1 does not hold rootdir",
         ),
         (
-            &["ct-2", "--template", "nosuch:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"],
+            &[
+                "ct-2",
+                "--template",
+                "nosuch:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+            ],
             "no such storage on pve1",
         ),
     ];
@@ -106,9 +117,14 @@ fn a_bad_template_or_storage_is_refused_before_pct_create() {
         assert!(!log.contains("pct create"), "{args:?} ran pct create");
     }
     // What this machine can judge ends the run before any connection.
-    provision_ct(&sim, &["ct-2", "--template", "/var/lib/vz/template/cache/x.tar.zst"])
-        .code(2)
-        .stderr_has("template `/var/lib/vz/template/cache/x.tar.zst`: must be a container template volume");
+    provision_ct(
+        &sim,
+        &["ct-2", "--template", "/var/lib/vz/template/cache/x.tar.zst"],
+    )
+    .code(2)
+    .stderr_has(
+        "template `/var/lib/vz/template/cache/x.tar.zst`: must be a container template volume",
+    );
     let log = commands_logged(sim.project());
     assert!(!log.contains("\"command\""), "a command ran:\n{log}");
     assert!(cts(&sim).is_empty());

@@ -1031,8 +1031,18 @@ local-lvm lvmthin active 100 10 90 10%
         script[2].2 = ""; // local-lvm does not hold rootdir
         let node = Scripted::new(&script);
         let e = create(&node, None, &spec(serde_json::json!({}))).unwrap_err();
-        assert!(e.message.starts_with("CT 105 (ct-1) was not created on fake; nothing was sent:"), "{}", e.message);
-        assert!(e.message.contains("storage `local-lvm`: storage on fake does not hold rootdir"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("CT 105 (ct-1) was not created on fake; nothing was sent:"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("storage `local-lvm`: storage on fake does not hold rootdir"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("template `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`: not on fake (fetch it with `pveam download local debian-12-standard_12.7-1_amd64.tar.zst`"), "{}", e.message);
         assert!(!node.ran().iter().any(|c| c.starts_with("pct create")));
 
@@ -1074,7 +1084,14 @@ local-lvm lvmthin active 100 10 90 10%
         let ip = wait_address(&node, 105, Duration::from_secs(60), Duration::ZERO).unwrap();
         assert_eq!(ip, "10.0.0.7");
 
-        let node = Scripted::new(&[("pveam list local", 0, "NAME SIZE\n"), ("pveam download local debian-12-standard_12.7-1_amd64.tar.zst", 0, "")]);
+        let node = Scripted::new(&[
+            ("pveam list local", 0, "NAME SIZE\n"),
+            (
+                "pveam download local debian-12-standard_12.7-1_amd64.tar.zst",
+                0,
+                "",
+            ),
+        ]);
         assert_eq!(
             download(&node, "local", "debian-12-standard_12.7-1_amd64.tar.zst").unwrap(),
             (TEMPLATE.to_string(), true)

@@ -89,8 +89,8 @@ fn queries(m: &mut Module, ctx: &ScriptCtx) {
                       id: INT|
                       -> Result<Dynamic, Box<EvalAltResult>> {
                     let id = ctid(id, ctx.call_position())?;
-                    let s = pct::status(&c.run()?.remote(&node.0), id)
-                        .map_err(|f| raise(f, &ctx))?;
+                    let s =
+                        pct::status(&c.run()?.remote(&node.0), id).map_err(|f| raise(f, &ctx))?;
                     Ok(if name == "exists" {
                         Dynamic::from(s.is_some())
                     } else {
@@ -161,10 +161,7 @@ fn create(m: &mut Module, ctx: &ScriptCtx) {
 fn power(m: &mut Module, ctx: &ScriptCtx) {
     for (name, doc) in [
         ("start", "Starts the container (`pct start`)."),
-        (
-            "stop",
-            "Stops the container at once (`pct stop`).",
-        ),
+        ("stop", "Stops the container at once (`pct stop`)."),
     ] {
         let c = ctx.clone();
         FuncRegistration::new(name)
@@ -177,7 +174,11 @@ fn power(m: &mut Module, ctx: &ScriptCtx) {
                       id: INT|
                       -> Result<(), Box<EvalAltResult>> {
                     let id = ctid(id, ctx.call_position())?;
-                    let action = if name == "start" { Power::Start } else { Power::Stop };
+                    let action = if name == "start" {
+                        Power::Start
+                    } else {
+                        Power::Stop
+                    };
                     pct::power(&c.run()?.remote(&node.0), id, action).map_err(|f| raise(f, &ctx))
                 },
             );
@@ -229,8 +230,12 @@ fn power(m: &mut Module, ctx: &ScriptCtx) {
             let pos = ctx.call_position();
             let id = ctid(id, pos)?;
             let o: pve::DestroyOpts = read_options(&options, "pct::destroy", pos)?;
-            pct::power(&c.run()?.remote(&node.0), id, Power::Destroy { purge: o.purge })
-                .map_err(|f| raise(f, &ctx))
+            pct::power(
+                &c.run()?.remote(&node.0),
+                id,
+                Power::Destroy { purge: o.purge },
+            )
+            .map_err(|f| raise(f, &ctx))
         }
     );
 }
@@ -294,7 +299,8 @@ fn templates(m: &mut Module, ctx: &ScriptCtx) {
         ["node: Host", "Array"],
         "The container templates the node can download (`pveam available`): #{ section, template }. Run `pveam update` on the node first if the list is empty.",
         move |ctx: NativeCallContext, node: HostRef| -> Result<Array, Box<EvalAltResult>> {
-            let rows = pct::available(&c.run()?.remote(&node.0), None).map_err(|f| raise(f, &ctx))?;
+            let rows =
+                pct::available(&c.run()?.remote(&node.0), None).map_err(|f| raise(f, &ctx))?;
             Ok(rows
                 .into_iter()
                 .map(|a| {
@@ -310,7 +316,12 @@ fn templates(m: &mut Module, ctx: &ScriptCtx) {
     module_function!(
         m,
         "download",
-        ["node: Host", "storage: String", "template: String", "String"],
+        [
+            "node: Host",
+            "storage: String",
+            "template: String",
+            "String"
+        ],
         "Fetches a template `pveam available` lists to a storage holding `vztmpl` (`pveam download`), unless `pveam list` shows it there already (no change then). Returns its volume ID, the `template` of a `pct::create` spec.",
         move |ctx: NativeCallContext,
               node: HostRef,
