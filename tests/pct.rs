@@ -129,6 +129,18 @@ fn a_bad_template_or_storage_is_refused_before_pct_create() {
     assert!(!log.contains("\"command\""), "a command ran:\n{log}");
     assert!(cts(&sim).is_empty());
     assert!(sim.containers().is_empty());
+
+    // Check mode asks the node, then only says what it would do.
+    provision_ct(&sim, &["ct-3", "--check"])
+        .code(0)
+        .stdout_has(
+            "pct create 100 local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst --hostname ct-3",
+        )
+        .stdout_has("would wait for CT 100's address");
+    assert!(cts(&sim).is_empty());
+    assert!(sim.containers().is_empty());
+    let inventory = std::fs::read_to_string(sim.project().join("inventory.toml")).unwrap();
+    assert!(!inventory.contains("ct-3"), "{inventory}");
 }
 
 #[test]

@@ -247,7 +247,7 @@ fn inside(m: &mut Module, ctx: &ScriptCtx) {
         m,
         "exec",
         ["node: Host", "vmid: int", "argv: Array", "Map"],
-        "Runs [program, args…] in the container (`pct exec ID -- …`, each word quoted, no shell unless you name one). Returns #{ code, stdout, stderr }; a non-zero exit is no error.",
+        "Runs [program, args…] in the container (`pct exec ID -- …`, each word quoted, no shell unless you name one). Returns #{ code, stdout, stderr }; a non-zero exit is no error. Counts as a change; check mode does not run it (code 0, empty output).",
         move |ctx: NativeCallContext,
               node: HostRef,
               id: INT,
