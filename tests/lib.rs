@@ -21,6 +21,7 @@ mod keys;
 mod manners;
 mod nat;
 mod outputs;
+mod pct;
 mod provision;
 mod proxy;
 mod pull;

@@ -19,6 +19,11 @@ const EXPECTED: &[(&str, i32, &str)] = &[
         "no Proxmox node in the fixture's inventory",
     ),
     ("fleet vms", 2, "no Proxmox node in the fixture's inventory"),
+    (
+        "provision ct-1",
+        2,
+        "no Proxmox node in the fixture's inventory",
+    ),
     ("terminate web-3", 2, "web-3 is not a VM fleet made"),
     (
         "20261124T020000Z",

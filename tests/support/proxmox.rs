@@ -1,5 +1,5 @@
 //! A Proxmox node for the tests: one loopback sshd host (the node, logged into as root)
-//! whose commands find the simulator's `qm`, `pvesh` and `pvesm` first on PATH
+//! whose commands find the simulator's `qm`, `pvesh`, `pvesm`, `pct` and `pveam` first on PATH
 //! (tests/support/proxmox-sim/pve-sim). The simulator keeps VM state in a JSON file and
 //! boots VMs as containers of the test image with their cloud-init seed; dropping the
 //! [`ProxmoxSim`] removes those containers and stops the node.
@@ -17,6 +17,9 @@ pub struct ProxmoxSim {
 }
 
 pub const IMAGE: &str = "images/debian-13-genericcloud-amd64.qcow2";
+/// The container template on storage `local` (`pct create`'s ostemplate).
+pub const CT_TEMPLATE: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
+const CT_TEMPLATE_FILE: &str = "debian-12-standard_12.7-1_amd64.tar.zst";
 
 impl ProxmoxSim {
     /// A node `pve1` (group `proxmox`) with storages `local` (dir: snippets, iso) and
@@ -30,13 +33,17 @@ impl ProxmoxSim {
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/proxmox-sim/pve-sim");
         std::fs::create_dir_all(dir.join("bin")).unwrap();
-        for name in ["qm", "pvesh", "pvesm"] {
+        for name in ["qm", "pvesh", "pvesm", "pct", "pveam"] {
             std::os::unix::fs::symlink(&script, dir.join("bin").join(name)).unwrap();
         }
         for d in ["storage/local/snippets", "storage/local-lvm", "images"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
         std::fs::write(dir.join(IMAGE), b"QFI\xfb not really a qcow2").unwrap();
+        // A container template already fetched with `pveam download local …`.
+        let cache = dir.join("storage/local/template/cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        std::fs::write(cache.join(CT_TEMPLATE_FILE), b"not really a template").unwrap();
         let instance = unique_label("pve");
         let config = serde_json::json!({
             "instance": instance,
