@@ -326,6 +326,20 @@ fn local_problems_end_provision_before_any_connection() {
             &["root_login 'maybe': must be no, prohibit-password or yes"],
         ),
         (&["web-3", "--wait", "0"], &["wait '0': must be at least 1"]),
+        // The network edge's options are judged here too.
+        (
+            &["web-3", "--forward-ssh", "70000"],
+            &["forward_ssh '70000': must be a port (1-65535), or 0 for none"],
+        ),
+        (&["web-3", "--tls"], &["--tls needs --domain"]),
+        (
+            &["web-3", "--domain", "web3;reboot"],
+            &["domain 'web3;reboot': not a hostname"],
+        ),
+        (
+            &["web-3", "--keys", "nobody"],
+            &["--keys nobody: access.toml has no such group"],
+        ),
     ];
     for (args, messages) in cases {
         let mut argv = vec!["provision", "--ssh-key", "key.pub"];
@@ -338,6 +352,21 @@ fn local_problems_end_provision_before_any_connection() {
         assert!(!out.stderr.contains("is unreachable"), "{args:?}\n{out}");
         nothing_sent(p.path());
     }
+    // A playbook that is not there (or no ansible-playbook) ends it before the node too.
+    let out = p.fleet(&[
+        "provision",
+        "web-3",
+        "--ssh-key",
+        "key.pub",
+        "--playbook",
+        "missing.yml",
+    ]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("missing.yml") || out.stderr.contains("ansible-core"),
+        "{out}"
+    );
+    nothing_sent(p.path());
     // A key file that holds no public key is named too.
     std::fs::write(
         p.path().join("bad.pub"),
