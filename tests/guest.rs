@@ -157,3 +157,36 @@ fn bad_names_and_values_are_refused_before_anything_is_sent() {
     assert_eq!(sim.state(), before);
     assert!(sim.containers().is_empty());
 }
+
+#[test]
+fn qm_set_in_a_recipe_is_judged_before_it_connects() {
+    let sim = sim_with_vm();
+    let p = sim.project();
+    std::fs::create_dir_all(p.join("recipes")).unwrap();
+    std::fs::write(
+        p.join("recipes/resize.rhai"),
+        r#"
+/// Resizes VM 105.
+/// @arg cores: int  cores
+fn resize(cores) {
+    let r = qm::set(host("pve1"), 105, #{ cores: cores, memory: 768 });
+    print(`changes: ${r.changes}, pending: ${r.pending}`);
+}
+"#,
+    )
+    .unwrap();
+    let before = sim.state();
+    run_fleet(p, &["resize", "0"])
+        .code(2)
+        .stderr_has("qm::set: cores `0`: must be between 1 and 1024");
+    assert_eq!(sim.state(), before);
+    run_fleet(p, &["resize", "3"])
+        .code(0)
+        .stdout_has("VM 105 changed: cores 1 -> 3, memory 512 -> 768")
+        .stdout_has("pending: []");
+    assert_eq!(vm(&sim)["cores"], "3");
+    run_fleet(p, &["resize", "3"])
+        .code(0)
+        .stdout_has("VM 105 already has these settings")
+        .stdout_has("changes: []");
+}

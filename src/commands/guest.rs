@@ -171,7 +171,11 @@ pub(crate) fn run(app: &App, args: &GuestArgs) -> Result<i32> {
                 }
                 Some(s) => {
                     let done = guest::set(&r, g.kind, g.vmid, &s)?;
-                    for line in done.describe(&g.name, r.check_mode()) {
+                    for line in done.describe(
+                        &g.name,
+                        &format!("fleet guest reboot {}", g.name),
+                        r.check_mode(),
+                    ) {
                         r.out(&line);
                     }
                 }

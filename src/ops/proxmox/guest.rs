@@ -288,8 +288,8 @@ pub(crate) struct SetOutcome {
 }
 
 impl SetOutcome {
-    /// What to print about guest `label` (its inventory name).
-    pub(crate) fn describe(&self, label: &str, check: bool) -> Vec<String> {
+    /// What to print about guest `label`; `restart` says how to restart it.
+    pub(crate) fn describe(&self, label: &str, restart: &str, check: bool) -> Vec<String> {
         if self.changes.is_empty() {
             return vec![format!("{label} already has these settings")];
         }
@@ -301,7 +301,7 @@ impl SetOutcome {
         let mut out = vec![format!("{label} {changed}: {}", self.changes.join(", "))];
         if !self.pending.is_empty() {
             out.push(format!(
-                "{label}: {} {apply} at its next start: restart it (fleet guest reboot {label})",
+                "{label}: {} {apply} at its next start: restart it ({restart})",
                 self.pending.join(" and ")
             ));
         }
