@@ -32,6 +32,7 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "keys",
     "user",
     "guest",
+    "image",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -395,6 +396,25 @@ pub(crate) enum Builtin {
         #[arg(long, value_name = "+GiB", allow_hyphen_values = true)]
         disk: Option<String>,
     },
+    /// `fetch` URL --node NODE: the Proxmox node downloads a cloud image (into the
+    /// storage's template/iso) or container template (template/cache), checked against
+    /// --sha512 before it is moved into place; one already there is not fetched again
+    Image {
+        /// fetch
+        #[arg(value_enum)]
+        action: crate::commands::image::ImageAction,
+        /// An http(s) URL ending in the file name (.img, .qcow2, .raw, .iso, .tar.gz, .tar.xz, .tar.zst)
+        url: String,
+        /// The node (an inventory host)
+        #[arg(long, value_name = "NODE")]
+        node: String,
+        /// A storage with a directory that holds iso (or vztmpl for templates)
+        #[arg(long, value_name = "ID", default_value = "local")]
+        storage: String,
+        /// The file's SHA-512 (128 hex digits); a download that differs is removed
+        #[arg(long, value_name = "SUM")]
+        sha512: Option<String>,
+    },
     /// List every recipe with its summary and where it comes from
     Recipes,
     /// Compile every recipe, stdlib module and catalog role without running anything and
@@ -500,8 +520,8 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
         ],
         "connect" => &["accept_new_host_keys"],
         "keys" | "user" => HOSTS_RUN_OPTIONS,
-        // The guests are named (no --limit); their nodes are the hosts of the run.
-        "guest" => &[
+        // The guests or the node are named (no --limit); nodes are the hosts of the run.
+        "guest" | "image" => &[
             "forks",
             "max_fail",
             "check",

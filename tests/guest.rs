@@ -190,3 +190,174 @@ fn resize(cores) {
         .stdout_has("VM 105 already has these settings")
         .stdout_has("changes: []");
 }
+
+/// `python3 -m http.server` on the loopback serving one file; its request log is kept.
+struct FileServer {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl FileServer {
+    fn start(name: &str, content: &[u8]) -> FileServer {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(name), content).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("requests.log")).unwrap();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("python3 -m http.server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        FileServer { child, dir, port }
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+
+    fn gets(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("requests.log"))
+            .unwrap()
+            .matches("\"GET ")
+            .count()
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha512_hex(data: &[u8]) -> String {
+    let out = std::process::Command::new("sha512sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..128].to_string()
+}
+
+#[test]
+fn image_fetch_verifies_before_it_puts_the_file_in_place() {
+    let sim = ProxmoxSim::start();
+    let p = sim.project();
+    let content = b"QFI\xfb a tiny cloud image";
+    let server = FileServer::start("tiny-cloud.img", content);
+    let url = server.url("tiny-cloud.img");
+    let right = sha512_hex(content);
+    let wrong = "0".repeat(128);
+    let folder = sim.sim.path().join("storage/local/template/iso");
+    let target = folder.join("tiny-cloud.img");
+    let leftovers = || -> Vec<String> {
+        std::fs::read_dir(&folder)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    run_fleet(
+        p,
+        &["image", "fetch", &url, "--node", "pve1", "--sha512", &wrong],
+    )
+    .code(3)
+    .stderr_has("the download was removed, nothing was put in place");
+    assert_eq!(leftovers(), Vec::<String>::new());
+
+    run_fleet(
+        p,
+        &[
+            "image", "fetch", &url, "--node", "pve1", "--sha512", &right, "--check",
+        ],
+    )
+    .code(0)
+    .stdout_has("curl -fsSL")
+    .stdout_has("would fetch local:iso/tiny-cloud.img");
+    assert!(!target.exists(), "--check fetched");
+    assert_eq!(server.gets(), 1);
+
+    run_fleet(
+        p,
+        &["image", "fetch", &url, "--node", "pve1", "--sha512", &right],
+    )
+    .code(0)
+    .stdout_has("fetched local:iso/tiny-cloud.img");
+    assert_eq!(std::fs::read(&target).unwrap(), content);
+    assert_eq!(leftovers(), ["tiny-cloud.img"]);
+    assert_eq!(server.gets(), 2);
+
+    run_fleet(
+        p,
+        &["image", "fetch", &url, "--node", "pve1", "--sha512", &right],
+    )
+    .code(0)
+    .stdout_has("local:iso/tiny-cloud.img is already there");
+    assert_eq!(server.gets(), 2, "a second fetch downloaded again");
+
+    // Judged before anything is sent.
+    for (args, says) in [
+        (
+            vec!["image", "fetch", "file:///etc/passwd.img", "--node", "pve1"],
+            "must start with http://",
+        ),
+        (
+            vec!["image", "fetch", &url, "--node", "pve1", "--sha512", "abc"],
+            "sha512 `abc`",
+        ),
+        (
+            vec!["image", "fetch", &url, "--node", "pve1", "--storage=-rf"],
+            "storage `-rf`",
+        ),
+        (
+            vec!["image", "fetch", &url, "--node", "nosuch"],
+            "no host named `nosuch`",
+        ),
+    ] {
+        run_fleet(p, &args).code(2).stderr_has(says);
+    }
+    // A storage without a directory is named by the node.
+    run_fleet(
+        p,
+        &[
+            "image",
+            "fetch",
+            &url,
+            "--node",
+            "pve1",
+            "--storage",
+            "local-lvm",
+        ],
+    )
+    .code(3)
+    .stderr_has("does not hold iso");
+    assert_eq!(server.gets(), 2);
+}

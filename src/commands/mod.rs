@@ -10,6 +10,7 @@ pub(crate) mod connect;
 pub(crate) mod guest;
 pub(crate) mod history;
 pub(crate) mod hosts;
+pub(crate) mod image;
 pub(crate) mod init;
 pub(crate) mod keys;
 pub(crate) mod pull;

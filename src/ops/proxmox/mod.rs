@@ -5,6 +5,7 @@
 //! shared/reference/proxmox-and-ufw-cli.md (PVE 8/9).
 
 pub(crate) mod guest;
+pub(crate) mod image;
 pub(crate) mod procedures;
 pub(crate) mod request;
 
@@ -95,7 +96,7 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
 }
 
 /// A Proxmox storage or bridge ID: letters first, then letters, digits, `-`, `_`, `.`.
-fn is_pve_id(s: &str) -> bool {
+pub(crate) fn is_pve_id(s: &str) -> bool {
     s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
