@@ -361,3 +361,65 @@ fn image_fetch_verifies_before_it_puts_the_file_in_place() {
     .stderr_has("does not hold iso");
     assert_eq!(server.gets(), 2);
 }
+
+#[test]
+fn provision_fetches_a_missing_image_from_image_url() {
+    let sim = ProxmoxSim::start();
+    let p = sim.project();
+    let content = b"QFI\xfb the cloud image of the url";
+    let server = FileServer::start("url-cloud.qcow2", content);
+    let url = server.url("url-cloud.qcow2");
+    let sum = sha512_hex(content);
+    let key = p.join("id_ed25519.pub").display().to_string();
+    let base = ["provision", "web-4", "--ssh-key", &key, "--image-url", &url];
+
+    let mut bad = base.to_vec();
+    bad.extend(["--image-sha512", "xyz"]);
+    run_fleet(p, &bad)
+        .code(2)
+        .stderr_has("sha512 `xyz`: must be 128 hex digits");
+    run_fleet(
+        p,
+        &[
+            "provision",
+            "web-4",
+            "--ssh-key",
+            &key,
+            "--image-sha512",
+            &sum,
+        ],
+    )
+    .code(2)
+    .stderr_has("--image-sha512 needs --image-url");
+
+    let mut check = base.to_vec();
+    check.extend(["--image-sha512", &sum, "--check"]);
+    run_fleet(p, &check)
+        .code(0)
+        .stdout_has("would fetch local:iso/url-cloud.qcow2 on pve1, then create VM web-4 from it");
+    assert_eq!(server.gets(), 0, "--check downloaded");
+
+    let mut run = base.to_vec();
+    run.extend([
+        "--image-sha512",
+        &sum,
+        "--packages",
+        "",
+        "--wait",
+        "60",
+        "--vmid",
+        "106",
+    ]);
+    run_fleet(p, &run)
+        .code(0)
+        .stdout_has("VM 106 (web-4) created on pve1");
+    let image = sim
+        .sim
+        .path()
+        .join("storage/local/template/iso/url-cloud.qcow2");
+    assert_eq!(std::fs::read(&image).unwrap(), content);
+    assert_eq!(server.gets(), 1);
+    run_fleet(p, &["exec", "pve1", "--", "qm config 106"])
+        .code(0)
+        .stdout_has("scsi0: local-lvm:vm-106-disk-0");
+}
