@@ -309,11 +309,12 @@ impl SetOutcome {
     }
 }
 
-/// `qm`'s defaults for keys a config leaves out.
-fn current(config: &[(String, String)], key: &str) -> Option<i64> {
-    let default = match key {
-        "cores" => Some(1),
-        "memory" => Some(512),
+/// The defaults for keys a config leaves out: a VM has 1 core, a container without
+/// `cores` may use all of the node's; both have 512 MiB.
+fn current(kind: Kind, config: &[(String, String)], key: &str) -> Option<i64> {
+    let default = match (kind, key) {
+        (Kind::Vm, "cores") => Some(1),
+        (_, "memory") => Some(512),
         _ => None,
     };
     config
@@ -363,7 +364,7 @@ pub(crate) fn set(
     let mut out = SetOutcome::default();
     let mut wanted = |key: &str, value: Option<i64>| {
         let v = value?;
-        let now = current(&config, key);
+        let now = current(kind, &config, key);
         (now != Some(v)).then(|| {
             out.changes.push(match now {
                 Some(n) => format!("{key} {n} -> {v}"),
@@ -568,16 +569,16 @@ mod tests {
         let node = Scripted::new(&[
             ("pct status 200", 0, "status: running\n"),
             ("pct config 200", 0, "memory: 512\n"),
-            ("pct set 200 --memory 1024", 0, ""),
+            ("pct set 200 --cores 1 --memory 1024", 0, ""),
             ("pct resize 200 rootfs +1G", 0, ""),
         ]);
         let s = Settings {
+            cores: Some(1),
             memory: Some(1024),
             disk: Some(1),
-            ..Default::default()
         };
         let out = set(&node, Kind::Ct, 200, &s).unwrap();
-        assert_eq!(out.changes, ["memory 512 -> 1024", "rootfs +1G"]);
+        assert_eq!(out.changes, ["cores 1", "memory 512 -> 1024", "rootfs +1G"]);
         assert!(out.pending.is_empty());
 
         // Check mode: the change is printed, the restart predicted from hotplug.

@@ -228,7 +228,19 @@ pub(crate) fn fetch(node: &dyn Remote, fetch: &Fetch) -> Result<Fetched, HostErr
         volid: fetch.volid(),
         downloaded,
     };
-    if let Some(have) = sum_of(node, &target)? {
+    // Without a checksum to compare, a file of that name is enough (no read of GiBs).
+    let present = match &fetch.sha512 {
+        Some(_) => sum_of(node, &target)?,
+        None => (node
+            .program(
+                &Argv::new("test").arg("-f").arg(&target),
+                CommandOpts::QUERY,
+            )?
+            .code
+            == 0)
+            .then(String::new),
+    };
+    if let Some(have) = present {
         match &fetch.sha512 {
             Some(want) if &have != want => {
                 return Err(fail(
@@ -420,6 +432,12 @@ mod tests {
             "{}",
             e.message
         );
+        // Without a checksum, the name is enough.
+        let node = Scripted::new(&[
+            ("pvesh get /storage/local", 0, STORAGE),
+            ("test -f /var/lib/vz/template/iso/debian", 0, ""),
+        ]);
+        assert!(!fetch(&node, &f(None)).unwrap().downloaded);
         // A storage without the content type or a directory is named.
         let node = Scripted::new(&[(
             "pvesh get /storage/local",
