@@ -31,6 +31,8 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "test",
     "keys",
     "user",
+    "guest",
+    "image",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -373,6 +375,46 @@ pub(crate) enum Builtin {
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
     },
+    /// `start`, `stop`, `shutdown`, `reboot` NAME...: the Proxmox guests behind inventory
+    /// hosts (vars proxmox_node, vmid; kind = "ct" for containers); `set` NAME...
+    /// --cores N --memory MiB --disk +GiB changes their size (qm set / pct set, disk
+    /// resize) and says when a change waits for a restart
+    Guest {
+        /// start, stop, shutdown, reboot or set
+        #[arg(value_enum)]
+        action: crate::commands::guest::GuestAction,
+        /// Inventory hosts that are Proxmox guests
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// set: CPU cores
+        #[arg(long, value_name = "N")]
+        cores: Option<i64>,
+        /// set: memory in MiB
+        #[arg(long, value_name = "MiB")]
+        memory: Option<i64>,
+        /// set: GiB added to the boot disk (+10; disks only grow)
+        #[arg(long, value_name = "+GiB", allow_hyphen_values = true)]
+        disk: Option<String>,
+    },
+    /// `fetch` URL --node NODE: the Proxmox node downloads a cloud image (into the
+    /// storage's template/iso) or container template (template/cache), checked against
+    /// --sha512 before it is moved into place; one already there is not fetched again
+    Image {
+        /// fetch
+        #[arg(value_enum)]
+        action: crate::commands::image::ImageAction,
+        /// An http(s) URL ending in the file name (.img, .qcow2, .raw, .iso, .tar.gz, .tar.xz, .tar.zst)
+        url: String,
+        /// The node (an inventory host)
+        #[arg(long, value_name = "NODE")]
+        node: String,
+        /// A storage with a directory that holds iso (or vztmpl for templates)
+        #[arg(long, value_name = "ID", default_value = "local")]
+        storage: String,
+        /// The file's SHA-512 (128 hex digits); a download that differs is removed
+        #[arg(long, value_name = "SUM")]
+        sha512: Option<String>,
+    },
     /// List every recipe with its summary and where it comes from
     Recipes,
     /// Compile every recipe, stdlib module and catalog role without running anything and
@@ -478,6 +520,17 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
         ],
         "connect" => &["accept_new_host_keys"],
         "keys" | "user" => HOSTS_RUN_OPTIONS,
+        // The guests or the node are named (no --limit); nodes are the hosts of the run.
+        "guest" | "image" => &[
+            "forks",
+            "max_fail",
+            "check",
+            "timeout",
+            "lock_wait",
+            "accept_new_host_keys",
+            "no_progress",
+            "json",
+        ],
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
         "history" | "recipes" | "api" | "catalog" | "check" => &["json"],
         _ => &[],

@@ -328,6 +328,38 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
                 key,
             },
         ),
+        Some(Builtin::Guest {
+            action,
+            names,
+            cores,
+            memory,
+            disk,
+        }) => commands::guest::run(
+            &app,
+            &commands::guest::GuestArgs {
+                action,
+                names,
+                cores,
+                memory,
+                disk,
+            },
+        ),
+        Some(Builtin::Image {
+            action,
+            url,
+            node,
+            storage,
+            sha512,
+        }) => commands::image::run(
+            &app,
+            &commands::image::ImageArgs {
+                action,
+                url,
+                node,
+                storage,
+                sha512,
+            },
+        ),
         Some(Builtin::Recipes) => commands::recipes::list(&app),
         Some(Builtin::Check) => commands::check::run(&app),
         Some(Builtin::Help { name }) => commands::recipes::help(&app, name.as_deref()),

@@ -13,6 +13,7 @@ mod containers;
 mod controller;
 mod diagnostics;
 mod git;
+mod guest;
 mod hostile;
 mod inventories;
 mod isolation;

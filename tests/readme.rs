@@ -31,6 +31,16 @@ const EXPECTED: &[(&str, i32, &str)] = &[
         "no snapshot of that name: the host fails",
     ),
     ("config-diff web-3", 2, "no captured configuration yet"),
+    (
+        "fleet guest ",
+        2,
+        "the fixture's hosts are not Proxmox guests",
+    ),
+    (
+        "fleet image fetch",
+        2,
+        "no Proxmox node in the fixture's inventory",
+    ),
 ];
 
 /// Commands that change a machine; their README lines run with `--check` here.
@@ -42,6 +52,8 @@ const CHANGING: &[&str] = &[
     "restore",
     "keys",
     "user",
+    "guest",
+    "image",
 ];
 
 /// `fleet …` lines of README.md's code blocks, with their line numbers; `a && b` is two.

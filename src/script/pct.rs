@@ -36,6 +36,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     create(&mut m, ctx);
     power(&mut m, ctx);
     inside(&mut m, ctx);
+    super::qm::set_function(&mut m, ctx, crate::ops::proxmox::guest::Kind::Ct);
     templates(&mut m, ctx);
     m
 }

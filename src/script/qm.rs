@@ -7,7 +7,10 @@ use super::host::HostRef;
 use super::values::from_rhai;
 use super::values::read_options;
 use crate::inventory::ResolvedHost;
+use crate::ops::proxmox::guest::{self, Kind, Settings};
+use crate::ops::proxmox::image::{self, Fetch};
 use crate::ops::proxmox::{self as pve, CreateOptions, NewVm, Power, SPEC_KEYS};
+use crate::ops::remote::Remote;
 use crate::recipe::engine::ScriptCtx;
 use rhai::{
     Array, Dynamic, EvalAltResult, FuncRegistration, INT, Map, Module, NativeCallContext, Position,
@@ -45,7 +48,109 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     power(&mut m, ctx);
     stop_and_remove(&mut m, ctx);
     guest_ip(&mut m, ctx);
+    set_function(&mut m, ctx, Kind::Vm);
+    images(&mut m, ctx);
     m
+}
+
+/// The options of `qm::fetch_image` and `qm::check_image`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageOptions {
+    url: String,
+    #[serde(default = "local")]
+    storage: String,
+    #[serde(default)]
+    sha512: String,
+}
+
+fn local() -> String {
+    "local".into()
+}
+
+fn image_fetch(options: &Map, what: &str, pos: Position) -> Result<Fetch, Box<EvalAltResult>> {
+    let o: ImageOptions = read_options(options, what, pos)?;
+    let sum = (!o.sha512.is_empty()).then_some(o.sha512.as_str());
+    Fetch::new(&o.url, &o.storage, sum).map_err(|e| runtime_error(format!("{what}: {e}"), pos))
+}
+
+/// check_image, fetch_image.
+fn images(m: &mut Module, ctx: &ScriptCtx) {
+    module_function!(
+        m,
+        "check_image",
+        ["options: Map", "()"],
+        "Judges `qm::fetch_image`'s options without the node: url (http or https, ending in a disk image or container template file name), storage ID, sha512 (128 hex digits). A problem is a recipe error (exit 2).",
+        |ctx: NativeCallContext, options: Map| -> Result<(), Box<EvalAltResult>> {
+            image_fetch(&options, "qm::check_image", ctx.call_position()).map(|_| ())
+        }
+    );
+    let c = ctx.clone();
+    module_function!(
+        m,
+        "fetch_image",
+        ["node: Host", "options: Map", "Map"],
+        "Makes the node hold the file at #{ url, storage (default \"local\"), sha512 } in the storage's directory (template/iso, or template/cache for .tar.* templates): downloaded with curl next to its place, the SHA-512 checked before it is moved in (a wrong one is removed and fails the host). A file already there with that checksum (without sha512: any file of that name) is not fetched again. Judged like `qm::check_image` before any connection. Returns #{ path, volid, downloaded }.",
+        move |ctx: NativeCallContext,
+              node: HostRef,
+              options: Map|
+              -> Result<Map, Box<EvalAltResult>> {
+            let fetch = image_fetch(&options, "qm::fetch_image", ctx.call_position())?;
+            let run = c.run()?;
+            let got = image::fetch(&run.remote(&node.0), &fetch).map_err(|f| raise(f, &ctx))?;
+            let mut out = Map::new();
+            out.insert("path".into(), got.path.into());
+            out.insert("volid".into(), got.volid.into());
+            out.insert("downloaded".into(), got.downloaded.into());
+            Ok(out)
+        }
+    );
+}
+
+/// `set(node, vmid, #{ cores, memory, disk })` for `qm::` (Kind::Vm) or `pct::`
+/// (Kind::Ct): the values are judged before any connection, like `qm::create`'s.
+pub(crate) fn set_function(m: &mut Module, ctx: &ScriptCtx, kind: Kind) {
+    let c = ctx.clone();
+    let (tool, noun, disk) = match kind {
+        Kind::Vm => ("qm", "VM", "`qm disk resize … scsi0 +NG`"),
+        Kind::Ct => ("pct", "container", "`pct resize … rootfs +NG`"),
+    };
+    let name = format!("{tool}::set");
+    FuncRegistration::new("set")
+        .with_params_info(["node: Host", "vmid: int", "settings: Map", "Map"])
+        .with_comments([format!(
+            "/// Changes a {noun}'s size: `cores` (1-1024), `memory` (MiB, 16-268435456) with `{tool} set` where they differ from its config (pending values count), and `disk` (GiB added to the boot disk, {disk}; disks only grow). At least one key; a bad value or an unknown key is a recipe error (exit 2) before anything is sent. Prints what changed and, for a running VM whose `hotplug` lacks cpu/memory, that the change waits for its next start. Returns #{{ changes, pending }}: the changes in words (empty: nothing to do) and the keys that wait for a restart."
+        )])
+        .set_into_module(
+            m,
+            move |ctx: NativeCallContext,
+                  node: HostRef,
+                  id: INT,
+                  settings: Map|
+                  -> Result<Map, Box<EvalAltResult>> {
+                let pos = ctx.call_position();
+                let s: Settings = read_options(&settings, &name, pos)?;
+                s.check().map_err(|e| runtime_error(format!("{name}: {e}"), pos))?;
+                let id = vmid(id, pos)?;
+                let run = c.run()?;
+                let remote = run.remote(&node.0);
+                let done = guest::set(&remote, kind, id, &s).map_err(|f| raise(f, &ctx))?;
+                for line in done.describe(
+                    &format!("{} {id}", kind.noun()),
+                    &format!("`{tool} reboot {id}`"),
+                    remote.check_mode(),
+                ) {
+                    remote.out(&line);
+                }
+                let list = |v: &[String]| -> Dynamic {
+                    Dynamic::from_array(v.iter().cloned().map(Dynamic::from).collect())
+                };
+                let mut out = Map::new();
+                out.insert("changes".into(), list(&done.changes));
+                out.insert("pending".into(), list(&done.pending));
+                Ok(out)
+            },
+        );
 }
 
 /// next_vmid, list, status: queries of the node.
