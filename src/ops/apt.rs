@@ -206,7 +206,19 @@ fn require_apt(r: &dyn Remote, what: &str) -> Result<(), HostError> {
 pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostError> {
     require_apt(r, "fleet update")?;
     if refresh {
-        refresh_lists(r, super::sudo::access(r)?.needs_sudo())?;
+        // Also in check mode: fresh lists are a cache, not a change to the host, and
+        // without them a dry run on old lists reports nothing pending.
+        let sudo = super::sudo::access(r)?.needs_sudo();
+        r.program(
+            &refresh_argv(),
+            CommandOpts {
+                sudo,
+                read_only: true,
+                changed: Some(false),
+                timeout: Some(Duration::from_secs(600)),
+                ..CommandOpts::default()
+            },
+        )?;
     }
     let sim = r.command(SIMULATE, CommandOpts::QUERY)?;
     Ok(parse_simulation(&sim.stdout))
