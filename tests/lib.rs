@@ -11,6 +11,7 @@ mod configure;
 mod containers;
 mod controller;
 mod diagnostics;
+mod drift;
 mod git;
 mod hostile;
 mod inventories;
