@@ -141,6 +141,11 @@ fn drift_finds_hand_made_changes_keeps_its_since_and_configure_fixes_them() {
         !status.stdout.lines().any(|l| l.starts_with("l1")),
         "{status}"
     );
+    let html = p.path().join("report.html");
+    run_fleet(p.path(), &["report", "--html", html.to_str().unwrap()]).code(0);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("3 pending (drift)"), "{page}");
+    assert!(page.contains("[ufw] run: ufw allow 443"), "{page}");
     let record = newest_run(p.path());
     let c1 = record["hosts"]
         .as_array()

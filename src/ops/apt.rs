@@ -219,7 +219,6 @@ pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, Hos
                 allow_fail: check,
                 changed: Some(false),
                 timeout: Some(Duration::from_secs(600)),
-                ..CommandOpts::default()
             },
         )?;
         if out.code != 0 {
