@@ -67,7 +67,7 @@ fn drift_finds_hand_made_changes_keeps_its_since_and_configure_fixes_them() {
         before
             .stdout
             .lines()
-            .any(|l| l.starts_with("c1") && l.trim_end().ends_with('?')),
+            .any(|l| l.starts_with("c1") && l.split_whitespace().nth(8) == Some("?")),
         "{before}"
     );
 

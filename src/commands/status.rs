@@ -144,10 +144,10 @@ pub(crate) const HEADER: [&str; 12] = [
     "UPDATES",
     "REBOOT",
     "SUDO",
+    "DRIFT",
     "LAST UPDATE",
     "LAST BACKUP",
     "CERT EXPIRY",
-    "DRIFT",
 ];
 
 /// A host's row from what the journal knows of it.
@@ -281,6 +281,9 @@ pub(crate) fn cells(r: &Row) -> Vec<String> {
             }
         }),
         f.map_or_else(dash, |f| f.sudo.as_str().into()),
+        r.drift
+            .as_ref()
+            .map_or_else(|| "?".into(), super::drift::summary),
         r.last_update.as_ref().map_or_else(
             || "never".into(),
             |u| format!("{} ({})", ago(&u.at), u.status.as_str()),
@@ -291,8 +294,5 @@ pub(crate) fn cells(r: &Row) -> Vec<String> {
             Some(b) => ago(&b.at),
         },
         f.map_or_else(dash, |f| crate::ops::proxy::certs_cell(&f.certs)),
-        r.drift
-            .as_ref()
-            .map_or_else(|| "?".into(), super::drift::summary),
     ]
 }
