@@ -33,6 +33,7 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "user",
     "guest",
     "image",
+    "drift",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -272,6 +273,9 @@ pub(crate) enum Builtin {
         /// Only hosts that could not be reached
         #[arg(long)]
         unreachable: bool,
+        /// Only hosts whose last drift check (`fleet drift`) found changes
+        #[arg(long)]
+        drifted: bool,
     },
     /// Pull mode, run on a host itself (cron, systemd timer): sync the recipe repository
     /// (its last good checkout when the fetch fails), run RECIPE on this host with the
@@ -312,6 +316,20 @@ pub(crate) enum Builtin {
         /// How many of the newest runs to include
         #[arg(long, default_value_t = 30)]
         runs: usize,
+    },
+    /// What a recipe (default `configure`) would change on each host, run in check mode
+    /// and kept in the journal as the host's drift; exit 0 when nothing drifts, 3 when
+    /// a host drifts, 4 when a host was not reached
+    Drift {
+        /// Host pattern
+        #[arg(default_value = "all")]
+        pattern: String,
+        /// The recipe to check (its `pattern` argument gets PATTERN, the others their defaults)
+        #[arg(long, value_name = "NAME", default_value = "configure")]
+        recipe: String,
+        /// List HOST's pending changes with their diffs from the journal (no connection)
+        #[arg(long, value_name = "HOST", conflicts_with = "pattern")]
+        show: Option<String>,
     },
     /// Rerun a run of the journal exactly: its recipe as committed then (recipes from a
     /// work tree with uncommitted changes are refused), its arguments, its hosts by name
@@ -499,6 +517,16 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "json",
         ],
         "pull" => &["check", "timeout", "lock_wait", "no_progress", "json"],
+        "drift" => &[
+            "limit",
+            "forks",
+            "max_fail",
+            "timeout",
+            "lock_wait",
+            "accept_new_host_keys",
+            "no_progress",
+            "json",
+        ],
         "test" => &["timeout", "lock_wait", "no_progress", "json"],
         "replay" => &[
             "forks",

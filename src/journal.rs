@@ -5,6 +5,7 @@
 
 use crate::outcome::CommandRecord;
 use crate::outcome::HostStatus;
+use crate::outcome::PlannedChange;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -97,6 +98,122 @@ pub(crate) struct HostRun {
     /// Structured results of the host's work (e.g. `backup`: snapshot, sizes, error).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub(crate) results: serde_json::Map<String, serde_json::Value>,
+    /// Check runs: what the host would change (none when it failed or was not reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) drift: Option<Drift>,
+}
+
+/// A host's drift as one check run saw it: the changes it would make, and since when
+/// the same set has been seen. An unchanged set is not stored again: `same_as` names
+/// the run whose record holds it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Drift {
+    pub(crate) count: usize,
+    /// The changes; empty with `same_as` when they are those of that run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) changes: Vec<PlannedChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) same_as: Option<String>,
+    /// When a check run first saw this set (RFC 3339); the run's end when it is new.
+    pub(crate) since: String,
+}
+
+impl Drift {
+    pub(crate) fn new(changes: Vec<PlannedChange>, at: &str) -> Drift {
+        Drift {
+            count: changes.len(),
+            changes,
+            same_as: None,
+            since: at.to_string(),
+        }
+    }
+}
+
+/// A host's drift resolved from the journal: the full set of changes, when first seen,
+/// and the run that saw it last.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct HostDrift {
+    pub(crate) recipe: String,
+    pub(crate) run_id: String,
+    pub(crate) checked_at: String,
+    pub(crate) since: String,
+    pub(crate) changes: Vec<PlannedChange>,
+}
+
+/// The full set of changes of `host` in `run_id`'s record, following `same_as`.
+fn changes_of(runs: &[RunRecord], run_id: &str, host: &str) -> Option<Vec<PlannedChange>> {
+    let mut id = run_id.to_string();
+    // A chain is at most one link (a set is stored in full where it first appears);
+    // the bound only guards against a hand-edited loop.
+    for _ in 0..runs.len().max(1) {
+        let run = runs.iter().find(|r| r.run_id == id)?;
+        let d = run.hosts.iter().find(|h| h.host == host)?.drift.as_ref()?;
+        match &d.same_as {
+            Some(earlier) if d.changes.is_empty() && d.count > 0 => id = earlier.clone(),
+            _ => return Some(d.changes.clone()),
+        }
+    }
+    None
+}
+
+/// The newest drift of each host (check runs of `recipe`, or of any recipe), resolved.
+/// `runs` newest first, as `load_all` returns them.
+pub(crate) fn drift_of_hosts(
+    runs: &[RunRecord],
+    recipe: Option<&str>,
+) -> std::collections::BTreeMap<String, HostDrift> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in runs
+        .iter()
+        .filter(|r| r.check && recipe.is_none_or(|n| same_recipe(&r.recipe, n)))
+    {
+        for h in &r.hosts {
+            let Some(d) = &h.drift else { continue };
+            if out.contains_key(&h.host) {
+                continue;
+            }
+            let changes = changes_of(runs, &r.run_id, &h.host).unwrap_or_default();
+            out.insert(
+                h.host.clone(),
+                HostDrift {
+                    recipe: r.recipe.clone(),
+                    run_id: r.run_id.clone(),
+                    checked_at: r.ended.clone(),
+                    since: d.since.clone(),
+                    changes,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Links `record`'s drift to the journal's earlier check runs of the same recipe: a set
+/// seen before keeps its `since` and is stored as a reference to the run that holds it.
+/// `earlier` newest first.
+pub(crate) fn link_drift(record: &mut RunRecord, earlier: &[RunRecord]) {
+    let previous = drift_of_hosts(earlier, Some(&record.recipe));
+    for h in &mut record.hosts {
+        let Some(d) = &mut h.drift else { continue };
+        let Some(p) = previous.get(&h.host) else {
+            continue;
+        };
+        if p.changes != d.changes {
+            continue;
+        }
+        d.since = p.since.clone();
+        if !d.changes.is_empty() {
+            d.changes.clear();
+            // The run that holds the set in full.
+            d.same_as = earlier
+                .iter()
+                .find(|r| r.run_id == p.run_id)
+                .and_then(|r| r.hosts.iter().find(|x| x.host == h.host))
+                .and_then(|x| x.drift.as_ref())
+                .and_then(|x| x.same_as.clone())
+                .or_else(|| Some(p.run_id.clone()));
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,7 +228,7 @@ pub(crate) struct StepRun {
 pub(crate) fn seconds_since(when: &str) -> Option<u64> {
     let t = humantime::parse_rfc3339_weak(when.trim_end_matches('Z')).ok()?;
     Some(
-        std::time::SystemTime::now()
+        crate::ops::clock::now()
             .duration_since(t)
             .map(|d| d.as_secs())
             .unwrap_or(0),
@@ -321,6 +438,7 @@ pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Op
             error: Some("fleet was killed while this host was in progress".into()),
             steps: Vec::new(),
             results: Default::default(),
+            drift: None,
         });
         if field(line, "message").as_deref() == Some("host ended") {
             let status: Option<HostStatus> = line
@@ -511,6 +629,90 @@ mod tests {
         let left: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
         assert_eq!(left.len(), 1, "{left:?}");
         assert_eq!(load_all(state).unwrap().len(), 1);
+    }
+
+    fn change(what: &str) -> PlannedChange {
+        PlannedChange {
+            step: Some("ufw".into()),
+            change: what.into(),
+            detail: String::new(),
+        }
+    }
+
+    fn check_run(id: &str, at: &str, changes: Vec<PlannedChange>) -> RunRecord {
+        let mut r = record(id);
+        r.recipe = "configure".into();
+        r.check = true;
+        r.ended = at.into();
+        r.hosts = vec![HostRun {
+            host: "web1".into(),
+            status: HostStatus::Changed,
+            duration_ms: 0,
+            error: None,
+            steps: vec![],
+            results: Default::default(),
+            drift: Some(Drift::new(changes, at)),
+        }];
+        r
+    }
+
+    #[test]
+    fn an_unchanged_drift_keeps_its_since_and_is_stored_as_a_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        let two = || vec![change("run: ufw allow 80/tcp"), change("write /etc/motd")];
+        let first = check_run("20260101T000000.000Z-0001", "2026-01-01T00:00:00Z", two());
+        write(state, &first, &[]).unwrap();
+        for (id, at) in [
+            ("20260101T010000.000Z-0002", "2026-01-01T01:00:00Z"),
+            ("20260101T020000.000Z-0003", "2026-01-01T02:00:00Z"),
+        ] {
+            let mut next = check_run(id, at, two());
+            link_drift(&mut next, &load_all(state).unwrap());
+            let d = next.hosts[0].drift.clone().unwrap();
+            assert_eq!(d.since, "2026-01-01T00:00:00Z");
+            assert!(d.changes.is_empty());
+            assert_eq!(d.count, 2);
+            assert_eq!(d.same_as.as_deref(), Some("20260101T000000.000Z-0001"));
+            write(state, &next, &[]).unwrap();
+        }
+        let all = load_all(state).unwrap();
+        let now = drift_of_hosts(&all, Some("configure"));
+        assert_eq!(now["web1"].changes, two());
+        assert_eq!(now["web1"].run_id, "20260101T020000.000Z-0003");
+
+        // Another set starts a new since; fixed (none) is stored as none.
+        let mut other = check_run(
+            "20260101T030000.000Z-0004",
+            "2026-01-01T03:00:00Z",
+            vec![change("x")],
+        );
+        link_drift(&mut other, &all);
+        assert_eq!(
+            other.hosts[0].drift.as_ref().unwrap().since,
+            "2026-01-01T03:00:00Z"
+        );
+        assert_eq!(
+            other.hosts[0].drift.as_ref().unwrap().changes,
+            vec![change("x")]
+        );
+        let mut fixed = check_run("20260101T040000.000Z-0005", "2026-01-01T04:00:00Z", vec![]);
+        link_drift(&mut fixed, &all);
+        assert_eq!(fixed.hosts[0].drift.as_ref().unwrap().count, 0);
+        assert!(drift_of_hosts(&[fixed], None)["web1"].changes.is_empty());
+    }
+
+    #[test]
+    fn drift_diffs_are_masked_in_the_journal() {
+        crate::ops::secrets::register("s3cret-drift-value");
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = change("write /etc/app.conf: replace its content (20 bytes)");
+        c.detail = "-token=old\n+token=s3cret-drift-value".into();
+        let run = check_run("20260101T000000.000Z-0001", "2026-01-01T00:00:00Z", vec![c]);
+        write(dir.path(), &run, &[]).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(run.path())).unwrap();
+        assert!(text.contains("+token=***"), "{text}");
+        assert!(!text.contains("s3cret-drift-value"), "{text}");
     }
 
     #[test]

@@ -253,6 +253,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             cached,
             outdated,
             unreachable,
+            drifted,
         }) => commands::status::run(
             &app,
             &pattern,
@@ -260,8 +261,17 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             commands::status::Filters {
                 outdated,
                 unreachable,
+                drifted,
             },
         ),
+        Some(Builtin::Drift {
+            pattern,
+            recipe,
+            show,
+        }) => match show {
+            Some(host) => commands::drift::show(&app, &host, &recipe),
+            None => commands::drift::run(app, &pattern, &recipe),
+        },
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
         Some(Builtin::Pull {
             repo,

@@ -55,6 +55,8 @@ pub(crate) enum Ending<'a> {
     /// A run that ended with `code` and whose journal record was then not written (or,
     /// in pull mode, not pushed).
     JournalLost { code: i32 },
+    /// A `fleet drift` run that ended with `code`; `drifted`: a host would change.
+    Drift { code: i32, drifted: bool },
     /// An error that ended fleet before or outside a run.
     Error(&'a crate::error::Error),
     /// The command line could not be parsed, or only help was asked for.
@@ -63,8 +65,8 @@ pub(crate) enum Ending<'a> {
 
 /// The one place the documented exit codes are decided: 0 all hosts ok or changed,
 /// 1 fleet's own failure (or a lost journal of an otherwise clean run), 2 usage, config
-/// or recipe error, 3 a host failed, 4 a host unreachable (none failed), 75 locked,
-/// 124 `--timeout`, 130 interrupted.
+/// or recipe error, 3 a host failed (or, for `fleet drift`, drifted), 4 a host
+/// unreachable (none failed), 75 locked, 124 `--timeout`, 130 interrupted.
 pub(crate) fn exit_code(ending: &Ending) -> i32 {
     use crate::error::Error;
     match *ending {
@@ -85,6 +87,12 @@ pub(crate) fn exit_code(ending: &Ending) -> i32 {
         // Never a silent loss: a clean run whose record is lost does not exit 0.
         Ending::JournalLost { code: exit::OK } => exit::INTERNAL,
         Ending::JournalLost { code } => code,
+        // Drift is as bad as a failed host: cron and monitoring alert on it.
+        Ending::Drift {
+            code: exit::OK | exit::UNREACHABLE,
+            drifted: true,
+        } => exit::HOST_FAILED,
+        Ending::Drift { code, .. } => code,
         Ending::Error(e) => match e {
             Error::Usage { .. }
             | Error::Source(_)
@@ -156,6 +164,19 @@ impl std::fmt::Display for HostError {
     }
 }
 
+/// A change a check run would make on a host: `run (with sudo): ufw allow 80/tcp`,
+/// `write /etc/motd: replace its content (12 bytes)` with its diff. The set of them is
+/// the host's drift.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PlannedChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) step: Option<String>,
+    pub(crate) change: String,
+    /// What check mode showed under it (a file's diff), lines joined.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) detail: String,
+}
+
 /// One command as the journal keeps it: output reduced to its last lines.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CommandRecord {
@@ -208,6 +229,13 @@ mod tests {
         assert_eq!(lost(0), 1);
         assert_eq!(lost(3), 3);
         assert_eq!(exit_code(&Ending::Cli { help: true }), 0);
+        let drift = |code, drifted| exit_code(&Ending::Drift { code, drifted });
+        assert_eq!(drift(0, false), 0);
+        assert_eq!(drift(0, true), 3);
+        assert_eq!(drift(4, false), 4);
+        assert_eq!(drift(4, true), 3);
+        assert_eq!(drift(2, true), 2);
+        assert_eq!(drift(130, true), 130);
         assert_eq!(exit_code(&Ending::Cli { help: false }), 2);
     }
 }

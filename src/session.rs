@@ -11,13 +11,13 @@ use crate::exec::recap::Recap;
 use crate::exec::run::{Run, RunOptions};
 use crate::exec::ui::{Ui, UiOptions};
 use crate::journal::{HostRun, RunRecord};
-use crate::outcome::{Ending, Stop, exit_code};
-use std::time::{Duration, SystemTime};
+use crate::outcome::{Ending, HostStatus, Stop, exit_code};
+use std::time::Duration;
 
 /// `20261125T010203.456Z-3f9a`: sortable, unique enough for one project.
 pub(crate) fn new_run_id() -> String {
     // Milliseconds keep runs of the same second in order.
-    let stamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let stamp = humantime::format_rfc3339_millis(crate::ops::clock::now()).to_string();
     let compact: String = stamp.chars().filter(|c| *c != '-' && *c != ':').collect();
     format!("{compact}-{:04x}", fastrand::u16(..))
 }
@@ -136,7 +136,7 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         params: request.params,
         recipes_rev: app.global.recipes_rev.clone(),
         replays: request.replays,
-        started_at: std::time::SystemTime::now(),
+        started_at: crate::ops::clock::now(),
     };
     Ok(run)
 }
@@ -213,7 +213,12 @@ pub(crate) fn finish_run_with(
         (None, Some(c)) => c,
         _ => recap.exit_code,
     };
-    let record = journal_record(app, run, &recap, error_text);
+    let mut record = journal_record(app, run, &recap, error_text);
+    if record.check {
+        // Unreadable history only costs the link to earlier drift, never the record.
+        let earlier = crate::journal::load_all(&app.project.state_dir()).unwrap_or_default();
+        crate::journal::link_drift(&mut record, &earlier);
+    }
     match crate::journal::write(&app.project.state_dir(), &record, &run.staged()) {
         Ok(commit) if app.global.verbose > 0 => eprintln!(
             "journal: {} in {} (commit {})",
@@ -250,6 +255,8 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<String>) ->
         None => crate::ops::git::head_info(&app.project.root).ok().flatten(),
     };
     let records = run.records();
+    let now = crate::ops::clock::now();
+    let ended = humantime::format_rfc3339_seconds(now).to_string();
     let hosts = recap
         .hosts
         .iter()
@@ -268,9 +275,17 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<String>) ->
                 .get(&h.host)
                 .map(|r| r.results.clone())
                 .unwrap_or_default(),
+            // A host that failed or was not reached has no known drift.
+            drift: (run.options.check && matches!(h.status, HostStatus::Ok | HostStatus::Changed))
+                .then(|| {
+                    let planned = records
+                        .get(&h.host)
+                        .map(|r| r.planned.clone())
+                        .unwrap_or_default();
+                    crate::journal::Drift::new(planned, &ended)
+                }),
         })
         .collect();
-    let now = std::time::SystemTime::now();
     RunRecord {
         run_id: run.tag.run_id.clone(),
         recipe: run.tag.recipe.clone(),
@@ -287,7 +302,7 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<String>) ->
         user: crate::sysinfo::user(),
         controller: crate::sysinfo::hostname(),
         started: humantime::format_rfc3339_seconds(run.meta.started_at).to_string(),
-        ended: humantime::format_rfc3339_seconds(now).to_string(),
+        ended,
         duration_ms: recap.duration_ms,
         check: run.options.check,
         exit_code: recap.exit_code,

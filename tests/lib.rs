@@ -12,6 +12,7 @@ mod configure;
 mod containers;
 mod controller;
 mod diagnostics;
+mod drift;
 mod git;
 mod guest;
 mod hostile;

@@ -7,6 +7,7 @@ pub(crate) mod backups;
 pub(crate) mod catalog;
 pub(crate) mod check;
 pub(crate) mod connect;
+pub(crate) mod drift;
 pub(crate) mod guest;
 pub(crate) mod history;
 pub(crate) mod hosts;

@@ -144,6 +144,7 @@ mod tests {
                 error: None,
                 steps: vec![],
                 results: Default::default(),
+                drift: None,
             })
             .collect();
         r

@@ -50,6 +50,8 @@ pub(crate) struct Row {
     pub(crate) last_backup_at: Option<String>,
     /// The newest backup, good or failed.
     pub(crate) last_backup: Option<LastBackup>,
+    /// The last drift check of `configure` (None: never checked).
+    pub(crate) drift: Option<crate::journal::HostDrift>,
 }
 
 /// What the journal says per host, newest wins.
@@ -59,11 +61,16 @@ pub(crate) struct Known {
     pub(crate) last_update: Option<LastUpdate>,
     pub(crate) last_backup_at: Option<String>,
     pub(crate) last_backup: Option<LastBackup>,
+    pub(crate) drift: Option<crate::journal::HostDrift>,
 }
 
 /// Reads every run (newest first, as `journal::load_all` returns them) into `Known`s.
 pub(crate) fn known(runs: &[RunRecord]) -> BTreeMap<String, Known> {
     let mut out: BTreeMap<String, Known> = BTreeMap::new();
+    let drift = crate::journal::drift_of_hosts(runs, Some(super::drift::DEFAULT_RECIPE));
+    for (host, d) in drift {
+        out.entry(host).or_default().drift = Some(d);
+    }
     for r in runs {
         for h in &r.hosts {
             let k = out.entry(h.host.clone()).or_default();
@@ -128,7 +135,7 @@ pub(crate) fn ago(when: &str) -> String {
 }
 
 /// The dashboard's columns, for the table and the HTML report.
-pub(crate) const HEADER: [&str; 11] = [
+pub(crate) const HEADER: [&str; 12] = [
     "HOST",
     "REACHABLE",
     "OS",
@@ -137,6 +144,7 @@ pub(crate) const HEADER: [&str; 11] = [
     "UPDATES",
     "REBOOT",
     "SUDO",
+    "DRIFT",
     "LAST UPDATE",
     "LAST BACKUP",
     "CERT EXPIRY",
@@ -158,12 +166,14 @@ pub(crate) fn cached_row(host: &str, known: &BTreeMap<String, Known>) -> Row {
         last_update: k.last_update,
         last_backup_at: k.last_backup_at,
         last_backup: k.last_backup,
+        drift: k.drift,
     }
 }
 
 pub(crate) struct Filters {
     pub(crate) outdated: bool,
     pub(crate) unreachable: bool,
+    pub(crate) drifted: bool,
 }
 
 pub(crate) fn run(app: &App, pattern: &str, cached: bool, filters: Filters) -> Result<i32> {
@@ -180,6 +190,7 @@ pub(crate) fn run(app: &App, pattern: &str, cached: bool, filters: Filters) -> R
     rows.retain(|r| {
         (!filters.outdated || r.facts.as_ref().is_some_and(Facts::outdated))
             && (!filters.unreachable || r.reachable == Some(false))
+            && (!filters.drifted || r.drift.as_ref().is_some_and(|d| !d.changes.is_empty()))
     });
     let text = if app.global.json {
         serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n"
@@ -232,6 +243,7 @@ fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Ve
                 last_update: k.last_update,
                 last_backup_at: k.last_backup_at,
                 last_backup: k.last_backup,
+                drift: k.drift,
             }
         })
         .collect();
@@ -269,6 +281,9 @@ pub(crate) fn cells(r: &Row) -> Vec<String> {
             }
         }),
         f.map_or_else(dash, |f| f.sudo.as_str().into()),
+        r.drift
+            .as_ref()
+            .map_or_else(|| "?".into(), super::drift::summary),
         r.last_update.as_ref().map_or_else(
             || "never".into(),
             |u| format!("{} ({})", ago(&u.at), u.status.as_str()),

@@ -58,6 +58,9 @@ impl Remote for HostRemote<'_> {
 
     fn out(&self, message: &str) {
         self.run.ui.out(Some(&self.host.name), message);
+        if self.run.options.check {
+            self.run.note_planned(&self.host.name, message);
+        }
     }
 
     fn event(&self, message: &str) {

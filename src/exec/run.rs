@@ -14,7 +14,7 @@ use crate::ops::shell::Argv;
 use crate::ops::ssh::{SshDefaults, target_for};
 use crate::ops::text::tail;
 use crate::outcome::HostStatus;
-use crate::outcome::{CommandRecord, HostError};
+use crate::outcome::{CommandRecord, HostError, PlannedChange};
 use crate::transport::{
     CmdOutput, LocalTransport, RunOpts, SshTransport, Stream, Transport, TransportError,
 };
@@ -102,6 +102,8 @@ pub(crate) struct HostRecord {
     pub(crate) commands: Vec<CommandRecord>,
     /// Structured results host functions report (e.g. `backup`), for the journal.
     pub(crate) results: serde_json::Map<String, serde_json::Value>,
+    /// In check mode, the changes the run would make: the host's drift.
+    pub(crate) planned: Vec<PlannedChange>,
 }
 
 /// Lines of output the journal keeps per command.
@@ -294,6 +296,27 @@ impl Run {
         record.stdout_tail = tail(stdout, JOURNAL_TAIL_LINES);
         record.stderr_tail = tail(stderr, JOURNAL_TAIL_LINES);
         self.update(host, |r| r.commands.push(record));
+    }
+
+    /// Check mode: a message a host's procedure shows. `would …` is a change it would
+    /// make; other lines (a diff) belong to the change before them.
+    pub(crate) fn note_planned(&self, host: &str, message: &str) {
+        let step = current::step();
+        self.update(host, |r| match message.strip_prefix("would ") {
+            Some(change) => r.planned.push(PlannedChange {
+                step,
+                change: change.to_string(),
+                detail: String::new(),
+            }),
+            None => {
+                if let Some(last) = r.planned.last_mut() {
+                    if !last.detail.is_empty() {
+                        last.detail.push('\n');
+                    }
+                    last.detail.push_str(message);
+                }
+            }
+        });
     }
 
     pub(crate) fn mark_changed(&self, host: &str) {
@@ -547,6 +570,7 @@ impl Run {
             let changed = opts.changed.unwrap_or(true);
             if changed {
                 self.mark_changed(&host.name);
+                self.note_planned(&host.name, &format!("would run{how}: {cmd}"));
             }
             return Ok(CmdResult {
                 changed,

@@ -206,7 +206,28 @@ fn require_apt(r: &dyn Remote, what: &str) -> Result<(), HostError> {
 pub(crate) fn pending(r: &dyn Remote, refresh: bool) -> Result<Vec<Pending>, HostError> {
     require_apt(r, "fleet update")?;
     if refresh {
-        refresh_lists(r, super::sudo::access(r)?.needs_sudo())?;
+        // Also in check mode: fresh lists are a cache, not a change to the host, and
+        // without them a dry run on old lists reports nothing pending.
+        // A dry run that cannot refresh (lists locked by another apt) still counts.
+        let check = r.check_mode();
+        let sudo = super::sudo::access(r)?.needs_sudo();
+        let out = r.program(
+            &refresh_argv(),
+            CommandOpts {
+                sudo,
+                read_only: true,
+                allow_fail: check,
+                changed: Some(false),
+                timeout: Some(Duration::from_secs(600)),
+            },
+        )?;
+        if out.code != 0 {
+            r.event(&format!(
+                "warning: cannot refresh the package lists (apt-get update exited with {}: {}); counting from the lists as they are",
+                out.code,
+                crate::ops::text::tail(&out.stderr, 1)
+            ));
+        }
     }
     let sim = r.command(SIMULATE, CommandOpts::QUERY)?;
     Ok(parse_simulation(&sim.stdout))

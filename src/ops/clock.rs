@@ -17,6 +17,14 @@ pub(crate) enum ClockError {
     Duration { text: String, why: String },
 }
 
+/// Now, or the time `FLEET_NOW` gives (RFC 3339): how tests see a run an hour later.
+pub(crate) fn now() -> std::time::SystemTime {
+    std::env::var("FLEET_NOW")
+        .ok()
+        .and_then(|t| humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok())
+        .unwrap_or_else(std::time::SystemTime::now)
+}
+
 /// Seconds since 1970-01-01 UTC, now.
 pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()

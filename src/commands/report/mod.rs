@@ -18,6 +18,8 @@ struct HostLine {
     last_status: Option<&'static str>,
     last_run: String,
     last_error: Option<String>,
+    /// The pending changes of the last drift check (`fleet drift`).
+    drift: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -94,6 +96,20 @@ pub(crate) fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<
                     .map(|(r, _)| format!("{} ({})", r.recipe, r.run_id))
                     .unwrap_or_default(),
                 last_error: last.and_then(|(_, h)| h.error.clone()),
+                drift: row
+                    .drift
+                    .as_ref()
+                    .map(|d| {
+                        d.changes
+                            .iter()
+                            .map(|c| {
+                                let step = c.step.as_deref().map(|s| format!("[{s}] "));
+                                let line = format!("{}{}", step.unwrap_or_default(), c.change);
+                                crate::ops::secrets::redact(&line).into_owned()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect();
