@@ -13,6 +13,7 @@ pub(crate) mod facts;
 pub(crate) mod files;
 pub mod git;
 pub(crate) mod local;
+pub(crate) mod menu;
 pub(crate) mod localfs;
 pub(crate) mod nat;
 pub(crate) mod options;
