@@ -864,7 +864,11 @@ sys.exit(os.waitstatus_to_exitcode(status))
             let mut split = Vec::new();
             let mut rest = *keys;
             while !rest.is_empty() {
-                let n = if rest.starts_with('\x1b') { 3 } else { rest.chars().next().unwrap().len_utf8() };
+                let n = if rest.starts_with('\x1b') {
+                    3
+                } else {
+                    rest.chars().next().unwrap().len_utf8()
+                };
                 split.push(rest[..n].to_string());
                 rest = &rest[n..];
             }
@@ -909,7 +913,14 @@ fn on_a_terminal_menus_pick_a_storage_and_two_apps() {
 
     let mut args: Vec<String> = vec!["provision".into()];
     args.extend(sim.provision_args());
-    for a in ["--snippets", "", "--upgrade=false", "--wait", "60", "--configure=false"] {
+    for a in [
+        "--snippets",
+        "",
+        "--upgrade=false",
+        "--wait",
+        "60",
+        "--configure=false",
+    ] {
         args.push(a.into());
     }
     let (code, shown) = on_terminal_dialog(
@@ -928,7 +939,10 @@ fn on_a_terminal_menus_pick_a_storage_and_two_apps() {
     );
     assert_eq!(code, 0, "{shown}");
     assert!(shown.contains("tank (zfspool, "), "{shown}");
-    assert!(!shown.contains("cores"), "only NAME is asked as text:\n{shown}");
+    assert!(
+        !shown.contains("cores"),
+        "only NAME is asked as text:\n{shown}"
+    );
 
     let state = sim.state();
     let vms = state["vms"].as_object().unwrap();

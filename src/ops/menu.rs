@@ -35,9 +35,7 @@ pub(crate) fn shown(text: &str) -> String {
 /// Refuses an empty menu and options that could not be told apart by their values.
 pub(crate) fn check(what: &str, choices: &[Choice]) -> Result<(), MenuError> {
     if choices.is_empty() {
-        return Err(MenuError::Empty {
-            what: shown(what),
-        });
+        return Err(MenuError::Empty { what: shown(what) });
     }
     for (i, c) in choices.iter().enumerate() {
         if choices[..i].iter().any(|o| o.value == c.value) {
@@ -60,7 +58,10 @@ pub(crate) fn default_index(choices: &[Choice], default: Option<&str>) -> usize 
 
 /// Which options start ticked: those whose value is among `defaults`.
 pub(crate) fn ticked(choices: &[Choice], defaults: &[String]) -> Vec<bool> {
-    choices.iter().map(|c| defaults.contains(&c.value)).collect()
+    choices
+        .iter()
+        .map(|c| defaults.contains(&c.value))
+        .collect()
 }
 
 #[cfg(test)]
@@ -83,10 +84,7 @@ mod tests {
         assert_eq!(default_index(&c, Some("tank")), 1);
         assert_eq!(default_index(&c, Some("gone")), 0);
         assert_eq!(default_index(&c, None), 0);
-        assert_eq!(
-            ticked(&c, &["tank".into(), "gone".into()]),
-            [false, true]
-        );
+        assert_eq!(ticked(&c, &["tank".into(), "gone".into()]), [false, true]);
     }
 
     #[test]

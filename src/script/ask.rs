@@ -29,7 +29,10 @@ fn choices(what: &str, options: &Array, pos: Position) -> Result<Vec<Choice>, Bo
             return Err(bad(i, "must be a string or #{ value, label }"));
         };
         if let Some(k) = m.keys().find(|k| !["value", "label"].contains(&k.as_str())) {
-            return Err(bad(i, &format!("has the unknown key `{k}` (known: value, label)")));
+            return Err(bad(
+                i,
+                &format!("has the unknown key `{k}` (known: value, label)"),
+            ));
         }
         let text = |key: &str| m.get(key).map(|v| v.clone().into_string());
         let value = match text("value") {
@@ -103,7 +106,12 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     module_function!(
         &mut m,
         "choose",
-        ["question: &str", "options: Array", "default: &str", "String"],
+        [
+            "question: &str",
+            "options: Array",
+            "default: &str",
+            "String"
+        ],
         "Asks on the terminal for one of `options` (strings, or #{ value, label }: the label shown, the value returned); the cursor starts on `default` (the first option when none has that value), Enter accepts. Labels are shown as one line with control characters made visible. Without a terminal an error says to pass the value on the command line.",
         move |ctx: NativeCallContext,
               question: &str,
@@ -127,7 +135,12 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     module_function!(
         &mut m,
         "choose_many",
-        ["question: &str", "options: Array", "defaults: Array", "Array"],
+        [
+            "question: &str",
+            "options: Array",
+            "defaults: Array",
+            "Array"
+        ],
         "Asks on the terminal for any of `options` (as `ask::choose`): a checklist with the options whose value is in `defaults` ticked; Space ticks, Enter accepts. Returns the ticked values in the options' order.",
         move |ctx: NativeCallContext,
               question: &str,

@@ -299,10 +299,14 @@ fn choices(m: &mut Module, ctx: &ScriptCtx) {
         "choices",
         ["node: Host", "image_dir: &str", "Map"],
         "What the node offers a new VM, read with queries only, as options for `ask::choose`: #{ storages: [#{ value, label }] (active storages that hold disk images, the label with type and free space), bridges: [names], images: [paths of the *.qcow2, *.img and *.raw files directly in `image_dir`, an absolute folder] }.",
-        move |ctx: NativeCallContext, node: HostRef, image_dir: &str| -> Result<Map, Box<EvalAltResult>> {
+        move |ctx: NativeCallContext,
+              node: HostRef,
+              image_dir: &str|
+              -> Result<Map, Box<EvalAltResult>> {
             let run = c.run()?;
-            let found = pve::choices::node_choices(&run.remote(&node.0), node_name(&node.0), image_dir)
-                .map_err(|f| raise(f, &ctx))?;
+            let found =
+                pve::choices::node_choices(&run.remote(&node.0), node_name(&node.0), image_dir)
+                    .map_err(|f| raise(f, &ctx))?;
             let storages: Array = found
                 .storages
                 .iter()
@@ -316,7 +320,8 @@ fn choices(m: &mut Module, ctx: &ScriptCtx) {
                     Dynamic::from_map(o)
                 })
                 .collect();
-            let strings = |v: Vec<String>| Dynamic::from_array(v.into_iter().map(Dynamic::from).collect());
+            let strings =
+                |v: Vec<String>| Dynamic::from_array(v.into_iter().map(Dynamic::from).collect());
             let mut out = Map::new();
             out.insert("storages".into(), Dynamic::from_array(storages));
             out.insert("bridges".into(), strings(found.bridges));
