@@ -122,6 +122,39 @@ mod tests {
     }
 
     #[test]
+    fn reads_storages_bridges_and_images() {
+        use crate::ops::remote::fake::Scripted;
+        let pvesm = "Name Type Status Total Used Available %\n\
+                     local-lvm lvmthin active 100 10 90 10%\n\
+                     nfs1 nfs disabled 0 0 0 N/A\n\
+                     tank zfspool active 200 0 200 0%\n";
+        let node = Scripted::new(&[
+            ("pvesm status --content images", 0, pvesm),
+            ("pvesh get /nodes/pve1/network", 0, r#"[{"iface":"vmbr0"}]"#),
+            (
+                "find /var/lib/vz/template/iso ",
+                0,
+                "/var/lib/vz/template/iso/d.qcow2\n",
+            ),
+        ]);
+        let found = node_choices(&node, Some("pve1"), "/var/lib/vz/template/iso").unwrap();
+        let ids: Vec<&str> = found.storages.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["local-lvm", "tank"],
+            "a disabled storage is not offered"
+        );
+        assert_eq!(found.bridges, ["vmbr0"]);
+        assert_eq!(found.images, ["/var/lib/vz/template/iso/d.qcow2"]);
+        // A relative folder could read as an option of find: refused before asking.
+        let err = node_choices(&Scripted::new(&[]), Some("pve1"), "-delete").unwrap_err();
+        assert_eq!(
+            err.message,
+            "image folder `-delete`: must be an absolute path"
+        );
+    }
+
+    #[test]
     fn bridges_and_free_space() {
         assert_eq!(
             parse_bridges(r#"[{"iface":"vmbr1"},{"iface":"vmbr0","type":"bridge"},{}]"#).unwrap(),
