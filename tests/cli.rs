@@ -300,10 +300,8 @@ fn on_a_terminal_missing_arguments_are_asked_for() {
         .spawn()
         .expect("script (util-linux)");
     let mut stdin = child.stdin.take().unwrap();
-    for answer in ["world\r"] {
-        std::thread::sleep(std::time::Duration::from_millis(700));
-        std::io::Write::write_all(&mut stdin, answer.as_bytes()).unwrap();
-    }
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::io::Write::write_all(&mut stdin, b"world\r").unwrap();
     let out = child.wait_with_output().unwrap();
     drop(stdin);
     let text = String::from_utf8_lossy(&out.stdout);
