@@ -184,6 +184,17 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             recipe::args::on_terminal().then_some(&recipe::args::ask_on_terminal);
         let values = recipe::args::bind(&recipe.name, &recipe.params, sub, ask)
             .map_err(|e| Error::usage(e.to_string()))?;
+        let given = recipe::args::from_command_line(&recipe.params, sub);
+        // Asked only when a required argument was missing: then the recipe may offer
+        // menus for the rest (`ask::interactive`).
+        let interactive = ask.is_some()
+            && recipe
+                .params
+                .iter()
+                .any(|p| p.default.is_none() && !given.contains(&p.name));
+        app.scripting
+            .ctx
+            .set_asking(recipe::engine::Asking { interactive, given });
         // The command line as typed, without `fleet` and the recipe's name.
         let mut raw: Vec<String> = args
             .iter()

@@ -816,3 +816,144 @@ fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
     );
     assert_eq!(left, "0\n0\n", "left on the edge by the half-made web-4");
 }
+
+/// Drives fleet in a pseudo-terminal (python3's `pty`): for each step, waits until the
+/// terminal shows `wait` (after what the previous step saw), then types `keys`.
+/// Returns the exit code and everything the terminal showed.
+fn on_terminal_dialog(dir: &Path, args: &[String], steps: &[(&str, &str)]) -> (i32, String) {
+    const DRIVER: &str = r#"
+import json, os, pty, select, sys, time
+steps = json.loads(os.environ["FLEET_DIALOG"])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+def more(timeout):
+    global out
+    if not select.select([fd], [], [], timeout)[0]:
+        return True
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        return False
+    out += data
+    return bool(data)
+seen = 0
+for wait, keys in steps:
+    deadline = time.time() + 120
+    while wait.encode() not in out[seen:]:
+        if time.time() > deadline or not more(1):
+            sys.stdout.write(out.decode(errors="replace"))
+            sys.stdout.write("\n[driver] never saw " + repr(wait) + "\n")
+            sys.exit(99)
+    seen = out.index(wait.encode(), seen) + len(wait)
+    for key in keys:
+        time.sleep(0.3)
+        os.write(fd, key.encode())
+deadline = time.time() + 600
+while time.time() < deadline and more(5):
+    pass
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    // Each key (an arrow is three bytes) is typed on its own.
+    let steps: Vec<(String, Vec<String>)> = steps
+        .iter()
+        .map(|(wait, keys)| {
+            let mut split = Vec::new();
+            let mut rest = *keys;
+            while !rest.is_empty() {
+                let n = if rest.starts_with('\x1b') {
+                    3
+                } else {
+                    rest.chars().next().unwrap().len_utf8()
+                };
+                split.push(rest[..n].to_string());
+                rest = &rest[n..];
+            }
+            (wait.to_string(), split)
+        })
+        .collect();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(DRIVER)
+        .arg(crate::support::fleet_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .env("FLEET_DIALOG", serde_json::to_string(&steps).unwrap())
+        .output()
+        .expect("python3 runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn on_a_terminal_menus_pick_a_storage_and_two_apps() {
+    let sim = ProxmoxSim::start();
+    // A second storage that holds disk images, and the example catalog.
+    let config_path = sim.sim.path().join("sim.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["storages"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({ "id": "tank", "type": "zfspool", "content": ["images"] }));
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    std::fs::create_dir_all(sim.sim.path().join("storage/tank")).unwrap();
+    std::fs::create_dir_all(sim.project().join("catalog")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configure/catalog/index.json"),
+        sim.project().join("catalog/index.json"),
+    )
+    .unwrap();
+
+    let mut args: Vec<String> = vec!["provision".into()];
+    args.extend(sim.provision_args());
+    for a in [
+        "--snippets",
+        "",
+        "--upgrade=false",
+        "--wait",
+        "60",
+        "--configure=false",
+    ] {
+        args.push(a.into());
+    }
+    let (code, shown) = on_terminal_dialog(
+        sim.project(),
+        &args,
+        &[
+            // Only the required argument is asked as text.
+            ("name", "web-7\r"),
+            // local-lvm is pre-selected; one down is tank.
+            ("Storage for the disk", "\x1b[B\r"),
+            // nginx, docker, redis, web-stack: tick the first and the third.
+            ("Apps from the catalog", " \x1b[B\x1b[B \r"),
+            // Enter accepts the defaults (none ticked).
+            ("Configuration modules", "\r"),
+        ],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("tank (zfspool, "), "{shown}");
+    assert!(
+        !shown.contains("cores"),
+        "only NAME is asked as text:\n{shown}"
+    );
+
+    let state = sim.state();
+    let vms = state["vms"].as_object().unwrap();
+    assert_eq!(vms.len(), 1, "{state}");
+    let vm = vms.values().next().unwrap().to_string();
+    assert!(vm.contains("tank:"), "the disk is on tank: {vm}");
+    assert!(!vm.contains("local-lvm:"), "{vm}");
+    let inventory = std::fs::read_to_string(sim.project().join("inventory.toml")).unwrap();
+    assert!(inventory.contains("[hosts.web-7]"), "{inventory}");
+    assert!(
+        inventory.contains(r#"apps = ["nginx", "redis"]"#),
+        "{inventory}"
+    );
+}

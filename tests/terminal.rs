@@ -77,3 +77,35 @@ fn host_output_escape_sequences_are_neutralised() {
         .collect::<String>();
     assert!(tails.contains("\x1b]52;c;ZXZpbA==\x07"), "{tails:?}");
 }
+
+const MENU: &str = r#"
+/// Asks for a storage, from options a host could have printed.
+fn menu() {
+    print(`interactive: ${ask::interactive()}`);
+    let picked = ask::choose("Storage", ["local", #{ value: "tank", label: "tank\x1b]52;c;ZXZpbA==\x07 evil" }], "tank");
+    print(`picked ${picked}`);
+}
+/// An option with a misspelt key.
+fn typo() { ask::choose("Storage", [#{ valeu: "tank" }], ""); }
+"#;
+
+#[test]
+fn menus_show_hostile_labels_and_refuse_without_a_terminal() {
+    let p = Project::new().local_hosts(1).recipe("menu", MENU);
+    // No terminal: a clear error, nothing asked.
+    p.fleet(&["menu"])
+        .code(2)
+        .stdout_has("interactive: false")
+        .stderr_has("cannot ask `Storage`: there is no terminal (stdin or stderr is not one); pass the value on the command line");
+    p.fleet(&["typo"])
+        .code(2)
+        .stderr_has("ask `Storage`: option 1 has the unknown key `valeu` (known: value, label)");
+    // On a terminal the default is pre-selected and Enter takes it; the label's escape
+    // sequence is shown, not obeyed.
+    let shown = crate::support::on_terminal(p.path(), "menu", Some("\r"));
+    assert!(shown.contains("picked tank"), "{shown}");
+    assert!(shown.contains("tank^[]52;c;ZXZpbA==^G evil"), "{shown}");
+    assert!(!shown.contains("\x1b]52"), "{shown}");
+    // Every required argument was given: no menus are wanted.
+    assert!(shown.contains("interactive: false"), "{shown}");
+}

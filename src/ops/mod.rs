@@ -14,6 +14,7 @@ pub(crate) mod files;
 pub mod git;
 pub(crate) mod local;
 pub(crate) mod localfs;
+pub(crate) mod menu;
 pub(crate) mod nat;
 pub(crate) mod options;
 pub(crate) mod paths;

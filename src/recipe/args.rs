@@ -167,10 +167,25 @@ pub(crate) fn on_terminal() -> bool {
 /// Asks the user for one argument: the parameter and its default, if it has one.
 pub(crate) type Ask<'a> = &'a dyn Fn(&Param, Option<String>) -> Result<String, BindError>;
 
+/// The arguments the user typed (not clap's defaults): a recipe asks on the terminal
+/// only for the others (`ask::given`).
+pub(crate) fn from_command_line(params: &[Param], matches: &clap::ArgMatches) -> Vec<String> {
+    params
+        .iter()
+        .filter(|p| {
+            (p.name == "pattern"
+                && takes_positional_pattern(params)
+                && matches.get_one::<String>(POSITIONAL_PATTERN).is_some())
+                || matches.value_source(&p.name) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|p| p.name.clone())
+        .collect()
+}
+
 /// Converts the parsed command line into the recipe function's arguments, in order.
-/// When a required argument is missing and `ask` is given (a terminal), every argument
-/// not on the command line is asked for, defaults offered; without `ask`, the error
-/// lists every missing one.
+/// When a required argument is missing and `ask` is given (a terminal), the missing
+/// required ones are asked for (the others keep their defaults: the recipe may offer
+/// menus for them, `ask::`); without `ask`, the error lists every missing one.
 pub(crate) fn bind(
     recipe: &str,
     params: &[Param],
@@ -213,7 +228,7 @@ pub(crate) fn bind(
             let from_command_line = positional(p).is_some()
                 || matches.value_source(&p.name) == Some(clap::parser::ValueSource::CommandLine);
             match interactive {
-                Some(ask) if !from_command_line => loop {
+                Some(ask) if !from_command_line && p.default.is_none() => loop {
                     let raw = ask(p, given(p))?;
                     match convert(p.ty, &raw) {
                         Ok(v) => break Ok(v),
@@ -441,7 +456,7 @@ mod tests {
     }
 
     #[test]
-    fn on_a_terminal_every_argument_not_given_is_asked_for() {
+    fn on_a_terminal_only_missing_required_arguments_are_asked_for() {
         let cmd = clap::Command::new("provision").args(clap_args(&params(), false));
         let m = cmd
             .try_get_matches_from(["provision", "--cores", "8"])
@@ -460,12 +475,8 @@ mod tests {
         let v = bind("provision", &params(), &m, Some(&ask)).unwrap();
         assert_eq!(v[0].clone().into_string().unwrap(), "web-9");
         assert_eq!(v[1].as_int(), Ok(8));
-        assert_eq!(
-            *asked.lock().unwrap(),
-            [
-                ("name".into(), None),
-                ("dry_run".into(), Some("false".into()))
-            ]
-        );
+        assert_eq!(v[2].as_bool(), Ok(false));
+        assert_eq!(*asked.lock().unwrap(), [("name".into(), None)]);
+        assert_eq!(from_command_line(&params(), &m), ["cores"]);
     }
 }

@@ -8,15 +8,32 @@ use crate::exec::run::Run;
 use rhai::{Dynamic, Engine, EvalAltResult};
 use std::sync::{Arc, RwLock};
 
-/// What script functions reach: the run in progress (none while only listing recipes)
-/// and the source texts for diagnostics.
+/// What script functions reach: the run in progress (none while only listing recipes),
+/// how its arguments were given (for `ask::`) and the source texts for diagnostics.
 #[derive(Clone, Default)]
 pub(crate) struct ScriptCtx {
     run: Arc<RwLock<Option<Arc<Run>>>>,
+    asking: Arc<RwLock<Asking>>,
     pub(crate) sources: SourceMap,
 }
 
+/// How the recipe's arguments came: `interactive` when fleet asked the user on a
+/// terminal for missing required ones; `given` names those typed on the command line.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Asking {
+    pub(crate) interactive: bool,
+    pub(crate) given: Vec<String>,
+}
+
 impl ScriptCtx {
+    pub(crate) fn set_asking(&self, asking: Asking) {
+        *self.asking.write().unwrap() = asking;
+    }
+
+    pub(crate) fn asking(&self) -> Asking {
+        self.asking.read().unwrap().clone()
+    }
+
     pub(crate) fn set_run(&self, run: Arc<Run>) {
         *self.run.write().unwrap() = Some(run);
     }

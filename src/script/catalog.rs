@@ -72,5 +72,32 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
                 .collect())
         }
     );
+    let c = ctx.clone();
+    module_function!(
+        &mut m,
+        "list",
+        ["Array"],
+        "Every app of the project's catalog (catalog/index.json), in its order: [#{ name, description, depends }]; [] when the project has no catalog (e.g. for a menu of apps).",
+        move |ctx: NativeCallContext| -> Result<Array, Box<EvalAltResult>> {
+            let pos = ctx.call_position();
+            if !c.run()?.options.root.join(catalog::INDEX).exists() {
+                return Ok(Array::new());
+            }
+            Ok(load_catalog(&c, pos)?
+                .apps
+                .iter()
+                .map(|a| {
+                    let mut m = Map::new();
+                    m.insert("name".into(), a.name.clone().into());
+                    m.insert("description".into(), a.description.clone().into());
+                    m.insert(
+                        "depends".into(),
+                        Dynamic::from_array(a.depends.iter().cloned().map(Dynamic::from).collect()),
+                    );
+                    Dynamic::from_map(m)
+                })
+                .collect())
+        }
+    );
     m
 }

@@ -1,5 +1,5 @@
 //! Thin Rhai glue: one file per Rhai namespace (the global functions of `host`, `files`,
-//! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `ansible::`, `apt::`,
+//! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `ansible::`, `apt::`, `ask::`,
 //! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `keys::`, `nat::`, `pct::`, `proxy::`, `qm::`,
 //! `rsync::`, `samba::`, `tls::`, `ufw::`, `users::`, and
 //! `local::`, `json::`, `csv::` with `now`/`timestamp`/`duration` of `local`), all registered
@@ -7,6 +7,7 @@
 
 pub(crate) mod ansible;
 pub(crate) mod apt;
+pub(crate) mod ask;
 pub(crate) mod catalog;
 pub(crate) mod cloudinit;
 pub(crate) mod files;
@@ -68,6 +69,7 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         ("catalog", catalog::module(ctx)),
         ("ansible", ansible::module(ctx)),
         ("apt", apt::module(ctx)),
+        ("ask", ask::module(ctx)),
         ("keys", keys::module(ctx)),
         ("local", local::module(ctx)),
         ("json", local::json_module()),

@@ -50,6 +50,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
     guest_ip(&mut m, ctx);
     set_function(&mut m, ctx, Kind::Vm);
     images(&mut m, ctx);
+    choices(&mut m, ctx);
     m
 }
 
@@ -391,6 +392,46 @@ fn guest_ip(m: &mut Module, ctx: &ScriptCtx) {
             let o: pve::GuestIpOpts = read_options(&options, "qm::guest_ip", pos)?;
             pve::wait_guest_ip(&c.run()?.remote(&node.0), id, &o.nic, o.timeout, o.interval)
                 .map_err(|f| raise(f, &ctx))
+        }
+    );
+}
+
+/// choices: what the node offers a new VM, as options for `ask::choose`.
+fn choices(m: &mut Module, ctx: &ScriptCtx) {
+    let c = ctx.clone();
+    module_function!(
+        m,
+        "choices",
+        ["node: Host", "image_dir: &str", "Map"],
+        "What the node offers a new VM, read with queries only, as options for `ask::choose`: #{ storages: [#{ value, label }] (active storages that hold disk images, the label with type and free space), bridges: [names], images: [paths of the *.qcow2, *.img and *.raw files directly in `image_dir`, an absolute folder] }.",
+        move |ctx: NativeCallContext,
+              node: HostRef,
+              image_dir: &str|
+              -> Result<Map, Box<EvalAltResult>> {
+            let run = c.run()?;
+            let found =
+                pve::choices::node_choices(&run.remote(&node.0), node_name(&node.0), image_dir)
+                    .map_err(|f| raise(f, &ctx))?;
+            let storages: Array = found
+                .storages
+                .iter()
+                .map(|s| {
+                    let mut o = Map::new();
+                    o.insert("value".into(), s.id.clone().into());
+                    o.insert(
+                        "label".into(),
+                        format!("{} ({}, {})", s.id, s.kind, pve::choices::free_space(s)).into(),
+                    );
+                    Dynamic::from_map(o)
+                })
+                .collect();
+            let strings =
+                |v: Vec<String>| Dynamic::from_array(v.into_iter().map(Dynamic::from).collect());
+            let mut out = Map::new();
+            out.insert("storages".into(), Dynamic::from_array(storages));
+            out.insert("bridges".into(), strings(found.bridges));
+            out.insert("images".into(), strings(found.images));
+            Ok(out)
         }
     );
 }

@@ -4,6 +4,7 @@
 //! node over `Remote` ([`procedures`]). The facts come from
 //! shared/reference/proxmox-and-ufw-cli.md (PVE 8/9).
 
+pub(crate) mod choices;
 pub(crate) mod guest;
 pub(crate) mod image;
 pub(crate) mod procedures;
