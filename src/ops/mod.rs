@@ -17,6 +17,7 @@ pub(crate) mod localfs;
 pub(crate) mod nat;
 pub(crate) mod options;
 pub(crate) mod paths;
+pub(crate) mod passwords;
 pub(crate) mod pct;
 pub(crate) mod proxmox;
 pub(crate) mod proxy;
