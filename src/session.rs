@@ -74,6 +74,7 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
             .secrets_file
             .as_deref()
             .map(|p| crate::ops::ssh::resolve_path(&app.project.root, p)),
+        password_secret: app.project.config.password_secret.clone(),
         state_dir: app.project.state_dir(),
         inventory_file: inventory_path(app).ok(),
         acme: crate::ops::proxy::Acme {
