@@ -43,7 +43,11 @@ fn crypt_verifies(password: &str, hash: &str) -> bool {
         ])
         .output()
         .expect("python3 with crypt");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim() == "True"
 }
 
@@ -103,9 +107,7 @@ fn a_vm_gets_its_derived_password_as_a_hash_and_it_shows_nowhere() {
 
     let mut args: Vec<String> = vec!["provision".into()];
     args.extend(sim.provision_args());
-    args.extend(
-        ["web-7", "--packages", "", "--wait", "60", "--vmid", "107"].map(String::from),
-    );
+    args.extend(["web-7", "--packages", "", "--wait", "60", "--vmid", "107"].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let provisioned = run_fleet(sim.project(), &args);
     provisioned.code(0).stdout_has("cloud-init done");
@@ -130,7 +132,9 @@ fn a_vm_gets_its_derived_password_as_a_hash_and_it_shows_nowhere() {
 
     // The snippet on the node holds the hash, never the password.
     let snippet = std::fs::read_to_string(
-        sim.sim.path().join("storage/local/snippets/fleet-107-user.yaml"),
+        sim.sim
+            .path()
+            .join("storage/local/snippets/fleet-107-user.yaml"),
     )
     .unwrap();
     assert!(snippet.contains("chpasswd:"), "{snippet}");
@@ -163,11 +167,21 @@ fn a_container_gets_pct_create_password_masked() {
     let provisioned = run_fleet(
         sim.project(),
         &[
-            "provision", "--kind", "ct", "--ssh-key", &key, "ct-7", "--vmid", "127", "--wait",
+            "provision",
+            "--kind",
+            "ct",
+            "--ssh-key",
+            &key,
+            "ct-7",
+            "--vmid",
+            "127",
+            "--wait",
             "60",
         ],
     );
-    provisioned.code(0).stdout_has("CT 127 (ct-7) created on pve1");
+    provisioned
+        .code(0)
+        .stdout_has("CT 127 (ct-7) created on pve1");
     let mut places = vec![
         ("provision stdout".to_string(), provisioned.stdout.clone()),
         ("provision stderr".to_string(), provisioned.stderr.clone()),
@@ -179,7 +193,10 @@ fn a_container_gets_pct_create_password_masked() {
         .map(|(_, t)| t.as_str())
         .collect::<String>();
     assert!(logged.contains("--password ***"), "{logged}");
-    assert!(places.iter().any(|(p, _)| p.starts_with("git log -p")), "no journal");
+    assert!(
+        places.iter().any(|(p, _)| p.starts_with("git log -p")),
+        "no journal"
+    );
     assert_nowhere(&password, &places);
     run_fleet(sim.project(), &["terminate", "ct-7", "--yes"]).code(0);
 }

@@ -146,8 +146,8 @@ fn password(app: &App, args: &GuestArgs) -> Result<i32> {
     )
     .map_err(|e| Error::usage(format!("password_secret (fleet.toml): {e}")))?;
     crate::ops::secrets::register(&secret);
-    let password = crate::ops::passwords::derive(&secret, name)
-        .map_err(|e| Error::usage(e.to_string()))?;
+    let password =
+        crate::ops::passwords::derive(&secret, name).map_err(|e| Error::usage(e.to_string()))?;
     let ui = crate::exec::ui::Ui::new(crate::exec::ui::UiOptions::detect(
         true,
         app.global.verbosity(),

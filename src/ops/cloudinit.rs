@@ -398,8 +398,7 @@ fn is_crypt_hash(h: &str) -> bool {
     ["$6$", "$5$", "$y$"].iter().any(|p| h.starts_with(p))
         && h.len() < 200
         && h.split('$').count() >= 4
-        && h
-            .chars()
+        && h.chars()
             .all(|c| c.is_ascii_alphanumeric() || "./$=,".contains(c))
 }
 

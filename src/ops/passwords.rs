@@ -106,7 +106,11 @@ mod tests {
         assert!(!h.contains(&p));
         assert_eq!(h, shadow_hash("s3cret", "web-3", &p));
         let parsed = PasswordHashRef::new(&h).unwrap();
-        assert!(ShaCrypt::SHA512.verify_password(p.as_bytes(), parsed).is_ok());
+        assert!(
+            ShaCrypt::SHA512
+                .verify_password(p.as_bytes(), parsed)
+                .is_ok()
+        );
         assert!(ShaCrypt::SHA512.verify_password(b"wrong", parsed).is_err());
         // Checked against glibc's crypt(3) (Python's crypt module).
         assert_eq!(

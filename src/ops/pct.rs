@@ -187,8 +187,7 @@ impl CtSpec {
             && (p.chars().count() < 5 || p.chars().any(char::is_control))
         {
             problems.push(
-                "password: must be at least 5 characters, none of them control characters"
-                    .into(),
+                "password: must be at least 5 characters, none of them control characters".into(),
             );
         }
         for (i, key) in self.ssh_keys.iter().enumerate() {
