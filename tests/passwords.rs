@@ -212,3 +212,45 @@ fn guest_password_needs_a_terminal_and_one_name() {
         .code(2)
         .stderr_has("takes one NAME");
 }
+
+/// `fleet guest password NAME` in a pseudo-terminal, answering `answer`.
+fn guest_password_on_a_terminal(project: &Path, name: &str, answer: &str) -> String {
+    let command = format!(
+        "{} -C {} guest password {name}",
+        crate::support::fleet_bin().display(),
+        project.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::io::Write::write_all(&mut stdin, answer.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn guest_password_shows_it_on_a_terminal_after_a_yes_and_journals_nothing() {
+    let project = crate::support::Project::new().local_hosts(1);
+    configure_secret(project.path());
+    let password = expected_password(SECRET, "h1");
+    let no = guest_password_on_a_terminal(project.path(), "h1", "n\r");
+    assert!(no.contains("show the root password of h1"), "{no}");
+    assert!(no.contains("nothing was shown"), "{no}");
+    assert!(!no.contains(&password), "{no}");
+    let yes = guest_password_on_a_terminal(project.path(), "h1", "y\r");
+    assert!(yes.contains(&password), "{yes}");
+    assert!(!yes.contains(SECRET), "{yes}");
+    // No run was started: nothing is logged or journaled.
+    let mut places = Vec::new();
+    everything_recorded(project.path(), &mut places);
+    for (what, text) in &places {
+        assert!(!text.contains(&password), "the password shows in {what}");
+    }
+    assert!(!project.path().join(".fleet/logs").exists());
+}

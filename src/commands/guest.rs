@@ -154,7 +154,7 @@ fn password(app: &App, args: &GuestArgs) -> Result<i32> {
         false,
     ));
     let question = format!(
-        "show the root password of {} on this terminal?",
+        "show the root password of {} on this terminal? [y/N] ",
         crate::ops::text::shown(name)
     );
     if !ui.confirm(&crate::ops::terminal::neutralise(&question)) {

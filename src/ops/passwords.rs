@@ -1,7 +1,7 @@
-//! Guest passwords derived from one secret: HMAC-SHA256(secret, "fleet-guest-password:"
-//! + guest name), so each guest's root (and user) password is hard to guess, differs from
-//! every other guest's, and can be made again from the secret alone (`fleet guest
-//! password NAME`) instead of being stored anywhere.
+//! Guest passwords derived from one secret: HMAC-SHA256 of the secret and
+//! `fleet-guest-password:NAME`, so each guest's root (and user) password is hard to
+//! guess, differs from every other guest's, and can be made again from the secret alone
+//! (`fleet guest password NAME`) instead of being stored anywhere.
 //!
 //! Callers register the password with the redactor (ops/secrets.rs) as soon as it is
 //! made; VMs get only its SHA-512 crypt hash (cloud-init `chpasswd`), so the snippet left
