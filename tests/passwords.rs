@@ -254,3 +254,23 @@ fn guest_password_shows_it_on_a_terminal_after_a_yes_and_journals_nothing() {
     }
     assert!(!project.path().join(".fleet/logs").exists());
 }
+
+#[test]
+fn every_run_masks_the_derived_passwords_of_the_inventorys_hosts() {
+    let project = crate::support::Project::new().local_hosts(2);
+    configure_secret(project.path());
+    let password = expected_password(SECRET, "h2");
+    let out = run_fleet(
+        project.path(),
+        &["exec", "h1", "--", &format!("echo pw={password}")],
+    );
+    out.code(0).stdout_has("pw=***");
+    assert!(!out.stdout.contains(&password), "{out}");
+    // Nor in the log or the journal, which record the command line too.
+    let mut places = Vec::new();
+    everything_recorded(project.path(), &mut places);
+    assert!(places.iter().any(|(p, _)| p.contains(".fleet/logs")));
+    for (what, text) in &places {
+        assert!(!text.contains(&password), "the password shows in {what}");
+    }
+}
