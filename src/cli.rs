@@ -396,9 +396,10 @@ pub(crate) enum Builtin {
     /// `start`, `stop`, `shutdown`, `reboot` NAME...: the Proxmox guests behind inventory
     /// hosts (vars proxmox_node, vmid; kind = "ct" for containers); `set` NAME...
     /// --cores N --memory MiB --disk +GiB changes their size (qm set / pct set, disk
-    /// resize) and says when a change waits for a restart
+    /// resize) and says when a change waits for a restart; `password` NAME shows a
+    /// guest's root password (fleet.toml password_secret) on a terminal, after asking
     Guest {
-        /// start, stop, shutdown, reboot or set
+        /// start, stop, shutdown, reboot, set or password
         #[arg(value_enum)]
         action: crate::commands::guest::GuestAction,
         /// Inventory hosts that are Proxmox guests

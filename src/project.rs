@@ -40,6 +40,9 @@ pub(crate) struct Config {
     /// Secrets for `secret("name")`: a TOML file of `name = "value"` kept outside the
     /// recipes, relative to the project root (`~/` allowed), mode 0600 or 0400.
     pub(crate) secrets_file: Option<PathBuf>,
+    /// The NAME of a secret (secrets file or FLEET_SECRET_NAME, never its value) that
+    /// each new guest's root password is derived from (`passwords::guest`).
+    pub(crate) password_secret: Option<String>,
     /// The state repository (journal, configuration snapshots), relative to the project
     /// root (default `state`).
     pub(crate) state_dir: Option<PathBuf>,

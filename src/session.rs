@@ -74,6 +74,7 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
             .secrets_file
             .as_deref()
             .map(|p| crate::ops::ssh::resolve_path(&app.project.root, p)),
+        password_secret: app.project.config.password_secret.clone(),
         state_dir: app.project.state_dir(),
         inventory_file: inventory_path(app).ok(),
         acme: crate::ops::proxy::Acme {
@@ -85,6 +86,24 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
     // Every configured secret is masked from the run's first line, read or not.
     if let Some(file) = &options.secrets_file {
         crate::ops::secrets::register_file(file).map_err(|e| Error::usage(e.to_string()))?;
+    }
+    // So are the derived passwords of the inventory's hosts (a guest's, shown by a later
+    // run's command, is masked too). A secret that is not set fails only provision.
+    if let Some(name) = &options.password_secret {
+        let values = options
+            .secrets_file
+            .as_deref()
+            .filter(|f| f.exists())
+            .and_then(|f| crate::ops::secrets::load_file(f).ok());
+        let file = options.secrets_file.as_deref().zip(values.as_ref());
+        if let Ok(secret) = crate::ops::secrets::lookup(name, file, crate::ops::secrets::env_value)
+        {
+            for host in inventory.hosts.keys() {
+                if let Ok(p) = crate::ops::passwords::derive(&secret, host) {
+                    crate::ops::secrets::register(&p);
+                }
+            }
+        }
     }
     let in_scope = match &options.limit {
         Some(limit) => crate::inventory::select(&inventory, limit)?,

@@ -23,6 +23,7 @@ mod keys;
 mod manners;
 mod nat;
 mod outputs;
+mod passwords;
 mod pct;
 mod provision;
 mod proxy;

@@ -24,6 +24,9 @@ pub(crate) enum GuestAction {
     Reboot,
     /// Change cores, memory or grow the boot disk (--cores, --memory, --disk)
     Set,
+    /// Show one guest's root password (derived from fleet.toml's password_secret) on a
+    /// terminal, after a confirmation
+    Password,
 }
 
 /// The arguments of `fleet guest`.
@@ -95,7 +98,77 @@ fn guest_of(inventory: &Inventory, name: &str) -> Result<Guest> {
     })
 }
 
+/// `fleet guest password NAME`: made again from the secret, shown on a terminal only
+/// (never to a pipe or file, where it would outlive the screen), not journaled: no run
+/// is started.
+fn password(app: &App, args: &GuestArgs) -> Result<i32> {
+    use std::io::IsTerminal;
+    let [name] = args.names.as_slice() else {
+        return Err(Error::usage("fleet guest password takes one NAME"));
+    };
+    if args.cores.is_some() || args.memory.is_some() || args.disk.is_some() {
+        return Err(Error::usage(
+            "--cores, --memory and --disk are for `fleet guest set`",
+        ));
+    }
+    if !(std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal())
+    {
+        return Err(Error::usage_with_help(
+            "fleet guest password prints a password only on a terminal, and this is not one (a pipe, file or cron); nothing was shown",
+            "run it in an interactive terminal",
+        ));
+    }
+    let config = &app.project.config;
+    let Some(secret_name) = &config.password_secret else {
+        return Err(Error::usage_with_help(
+            "fleet.toml has no password_secret: guests get no password",
+            "set password_secret = \"NAME\" in fleet.toml, NAME a secret of the secrets file",
+        ));
+    };
+    let inventory = super::load_inventory(app)?;
+    inventory.require(name)?;
+    let file = config
+        .secrets_file
+        .as_deref()
+        .map(|p| crate::ops::ssh::resolve_path(&app.project.root, p));
+    let values = match &file {
+        Some(path) if path.exists() => {
+            Some(crate::ops::secrets::load_file(path).map_err(|e| Error::usage(e.to_string()))?)
+        }
+        _ => None,
+    };
+    let secret = crate::ops::secrets::lookup(
+        secret_name,
+        file.as_deref().zip(values.as_ref()),
+        crate::ops::secrets::env_value,
+    )
+    .map_err(|e| Error::usage(format!("password_secret (fleet.toml): {e}")))?;
+    crate::ops::secrets::register(&secret);
+    let password =
+        crate::ops::passwords::derive(&secret, name).map_err(|e| Error::usage(e.to_string()))?;
+    let ui = crate::exec::ui::Ui::new(crate::exec::ui::UiOptions::detect(
+        true,
+        app.global.verbosity(),
+        false,
+    ));
+    let question = format!(
+        "show the root password of {} on this terminal? [y/N] ",
+        crate::ops::text::shown(name)
+    );
+    if !ui.confirm(&crate::ops::terminal::neutralise(&question)) {
+        return Err(Error::usage("not confirmed; nothing was shown"));
+    }
+    // Straight to the terminal: fleet's printers would mask it.
+    println!("{password}");
+    Ok(0)
+}
+
 pub(crate) fn run(app: &App, args: &GuestArgs) -> Result<i32> {
+    if args.action == GuestAction::Password {
+        return password(app, args);
+    }
     let settings = if args.action == GuestAction::Set {
         let s = Settings {
             cores: args.cores,

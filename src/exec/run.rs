@@ -40,6 +40,8 @@ pub(crate) struct RunOptions {
     pub(crate) root: std::path::PathBuf,
     /// The secrets file `secret("name")` reads (fleet.toml's `secrets_file`, resolved).
     pub(crate) secrets_file: Option<std::path::PathBuf>,
+    /// The secret guest passwords are derived from (fleet.toml's `password_secret`).
+    pub(crate) password_secret: Option<String>,
     /// The state repository: journal and configuration snapshots.
     pub(crate) state_dir: std::path::PathBuf,
     /// The inventory file, which `inventory::add`/`remove` edit in place.
@@ -61,6 +63,7 @@ impl Default for RunOptions {
             ssh: SshDefaults::default(),
             root: std::path::PathBuf::from("."),
             secrets_file: None,
+            password_secret: None,
             state_dir: std::path::PathBuf::from("state"),
             inventory_file: None,
             acme: Default::default(),

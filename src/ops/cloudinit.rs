@@ -79,6 +79,16 @@ pub(crate) struct WriteFileSpec {
     pub(crate) owner: Option<String>,
 }
 
+/// A user's password for cloud-init's `chpasswd`, as a crypt hash only: the user-data
+/// snippet stays on the node, so it must hold no plaintext.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordSpec {
+    pub(crate) name: String,
+    /// `$6$…` (SHA-512 crypt), `$5$…` or `$y$…`.
+    pub(crate) hash: String,
+}
+
 /// What a recipe says of a machine's first boot.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,6 +108,9 @@ pub(crate) struct UserDataSpec {
     /// Each command is run by `sh -c` (a string) as cloud-init's runcmd does.
     #[serde(default)]
     pub(crate) runcmd: Vec<String>,
+    /// Password hashes set by cloud-init's chpasswd (22.3+ `users` form), not expired.
+    #[serde(default)]
+    pub(crate) chpasswd: Vec<PasswordSpec>,
 }
 
 #[derive(Serialize)]
@@ -131,6 +144,24 @@ struct CloudConfig<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     #[serde(serialize_with = "yaml::texts")]
     runcmd: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chpasswd: Option<ChpasswdOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct ChpasswdOut<'a> {
+    expire: bool,
+    users: Vec<PasswordOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct PasswordOut<'a> {
+    #[serde(serialize_with = "yaml::text")]
+    name: &'a str,
+    #[serde(serialize_with = "yaml::text")]
+    password: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 #[derive(Serialize)]
@@ -256,6 +287,21 @@ impl UserDataSpec {
                 ));
             }
         }
+        for (i, p) in self.chpasswd.iter().enumerate() {
+            if !is_user_name(&p.name) {
+                out.push(problem(
+                    format!("chpasswd[{i}].name"),
+                    format!("`{}` is not a Linux user name", p.name),
+                ));
+            }
+            // Never quoted back: a plaintext password given here by mistake stays unshown.
+            if !is_crypt_hash(&p.hash) {
+                out.push(problem(
+                    format!("chpasswd[{i}].hash"),
+                    "must be a crypt hash ($6$..., as passwords::guest gives), never a plaintext password",
+                ));
+            }
+        }
         for p in &self.packages {
             if !is_package_name(p) {
                 out.push(problem(
@@ -329,10 +375,31 @@ impl UserDataSpec {
                 })
                 .collect(),
             runcmd: &self.runcmd,
+            chpasswd: (!self.chpasswd.is_empty()).then(|| ChpasswdOut {
+                expire: false,
+                users: self
+                    .chpasswd
+                    .iter()
+                    .map(|p| PasswordOut {
+                        name: &p.name,
+                        password: &p.hash,
+                        kind: "hash",
+                    })
+                    .collect(),
+            }),
         };
         let yaml = yaml::to_string(&doc);
         Ok(format!("#cloud-config\n{yaml}"))
     }
+}
+
+/// A SHA-512, SHA-256 or yescrypt crypt(3) string: only its own alphabet.
+fn is_crypt_hash(h: &str) -> bool {
+    ["$6$", "$5$", "$y$"].iter().any(|p| h.starts_with(p))
+        && h.len() < 200
+        && h.split('$').count() >= 4
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "./$=,".contains(c))
 }
 
 fn shorten(s: &str) -> String {
@@ -773,6 +840,33 @@ mod tests {
             "runcmd": ["systemctl enable --now qemu-guest-agent"]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn chpasswd_carries_hashes_only() {
+        let hash = "$6$rounds=5000$7DrqCKdTaL2we1dQ$Ci06A12dF0QdHDRWSUDj/lS/gw5lRn98nOC5KZmvkh4jpXTRZ2QaMc/eCpc5FniPQBVhvMHw0oHDHNl1QeJBm1";
+        let spec: UserDataSpec = serde_json::from_value(serde_json::json!({
+            "chpasswd": [{ "name": "root", "hash": hash }, { "name": "admin", "hash": hash }]
+        }))
+        .unwrap();
+        assert_eq!(
+            spec.render().unwrap(),
+            format!(
+                "#cloud-config\nchpasswd:\n  expire: false\n  users:\n  - name: root\n    password: {hash}\n    type: hash\n  - name: admin\n    password: {hash}\n    type: hash\n"
+            )
+        );
+        let bad: UserDataSpec = serde_json::from_value(serde_json::json!({
+            "chpasswd": [{ "name": "-root", "hash": "Plain-Pa55word" }]
+        }))
+        .unwrap();
+        let problems: Vec<String> = bad.check().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            problems,
+            [
+                "chpasswd[0].name: `-root` is not a Linux user name",
+                "chpasswd[0].hash: must be a crypt hash ($6$..., as passwords::guest gives), never a plaintext password",
+            ]
+        );
     }
 
     #[test]

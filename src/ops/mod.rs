@@ -17,6 +17,7 @@ pub(crate) mod localfs;
 pub(crate) mod menu;
 pub(crate) mod nat;
 pub(crate) mod options;
+pub(crate) mod passwords;
 pub(crate) mod paths;
 pub(crate) mod pct;
 pub(crate) mod proxmox;

@@ -52,6 +52,10 @@ pub(crate) struct CtSpec {
     /// Public keys for root (`--ssh-public-keys`).
     #[serde(default)]
     pub(crate) ssh_keys: Vec<String>,
+    /// Root's password (`--password`): a value registered with the redactor (as
+    /// `passwords::guest` gives), so the logged command shows `***`.
+    #[serde(default)]
+    pub(crate) password: Option<String>,
     /// Destroy the container when a step after `pct create` fails.
     #[serde(default = "yes")]
     pub(crate) cleanup: bool,
@@ -80,7 +84,7 @@ fn yes() -> bool {
 }
 
 /// The keys of [`CtSpec`] with their defaults, for the help text.
-pub(crate) const SPEC_KEYS: &str = "vmid (0: next free), hostname, template (a vztmpl volume, \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"), cores (1), memory (MiB, 512), swap (MiB, 512), disk (GiB, 8), storage (\"local-lvm\", holds rootdir), bridge (\"vmbr0\"), ip (\"dhcp\" or CIDR), gateway, dns ([…]), unprivileged (true), nesting (false), onboot (true), ssh_keys ([…], root's), cleanup (true)";
+pub(crate) const SPEC_KEYS: &str = "vmid (0: next free), hostname, template (a vztmpl volume, \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"), cores (1), memory (MiB, 512), swap (MiB, 512), disk (GiB, 8), storage (\"local-lvm\", holds rootdir), bridge (\"vmbr0\"), ip (\"dhcp\" or CIDR), gateway, dns ([…]), unprivileged (true), nesting (false), onboot (true), ssh_keys ([…], root's), password (root's, from passwords::guest), cleanup (true)";
 
 /// A container spec refused before anything was sent to the node.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -178,6 +182,14 @@ impl CtSpec {
             }
         }
         let mut problems: Vec<String> = out.iter().map(|e| e.to_string()).collect();
+        // Never quoted back: the message would carry the password.
+        if let Some(p) = &self.password
+            && (p.chars().count() < 5 || p.chars().any(char::is_control))
+        {
+            problems.push(
+                "password: must be at least 5 characters, none of them control characters".into(),
+            );
+        }
         for (i, key) in self.ssh_keys.iter().enumerate() {
             if !is_public_key(key) {
                 problems.push(format!("ssh_keys[{i}]: not an OpenSSH public key line"));
@@ -237,6 +249,9 @@ impl CtSpec {
         opt("onboot", u8::from(self.onboot).to_string());
         if let Some(f) = keys_file {
             opt("ssh-public-keys", f.to_string());
+        }
+        if let Some(p) = &self.password {
+            opt("password", p.clone());
         }
         args.join(" ")
     }
@@ -862,6 +877,23 @@ mod tests {
             s.create_command(None),
             "pct create 105 local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst --hostname ct-1 --cores 2 --memory 1024 --swap 0 --rootfs tank:4 --net0 name=eth0,bridge=vmbr1,ip=10.0.0.5/24,gw=10.0.0.1 --nameserver '1.1.1.1 9.9.9.9' --unprivileged 0 --features nesting=1 --onboot 0"
         );
+    }
+
+    #[test]
+    fn the_password_is_an_option_and_checked_unquoted() {
+        let s = spec(serde_json::json!({"password": "caVCiWrkp7NUyvJhiJxf"}));
+        assert!(
+            s.create_command(None)
+                .ends_with(" --onboot 1 --password caVCiWrkp7NUyvJhiJxf")
+        );
+        assert_eq!(s.problems(), Vec::<String>::new());
+        let s = spec(serde_json::json!({"password": "ab\ncd-xyz"}));
+        let problems = s.problems();
+        assert_eq!(
+            problems,
+            ["password: must be at least 5 characters, none of them control characters"]
+        );
+        assert!(!problems[0].contains("xyz"));
     }
 
     #[test]

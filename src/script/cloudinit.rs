@@ -29,7 +29,7 @@ pub(crate) fn module(ctx: &ScriptCtx) -> Module {
         &mut m,
         "user_data",
         ["spec: Map", "String"],
-        "A `#cloud-config` document from #{ hostname, fqdn, timezone, users: [#{ name, ssh_authorized_keys, sudo (true or a rule), groups, shell }], ssh_pwauth, disable_root, packages, package_upgrade, write_files: [#{ path, content, permissions, owner }], runcmd: [\"…\"] }. Unknown keys, bad names, keys, paths and modes are errors naming the field.",
+        "A `#cloud-config` document from #{ hostname, fqdn, timezone, users: [#{ name, ssh_authorized_keys, sudo (true or a rule), groups, shell }], ssh_pwauth, disable_root, packages, package_upgrade, write_files: [#{ path, content, permissions, owner }], runcmd: [\"…\"], chpasswd: [#{ name, hash }] (crypt hashes only, e.g. passwords::guest(name).hash) }. Unknown keys, bad names, keys, paths and modes are errors naming the field.",
         |ctx: NativeCallContext, spec: Map| -> Result<String, Box<EvalAltResult>> {
             let pos = ctx.call_position();
             let spec: UserDataSpec =

@@ -1,6 +1,7 @@
 //! Thin Rhai glue: one file per Rhai namespace (the global functions of `host`, `files`,
 //! `flow`, `report`, `secret`, `lifecycle` and `sync`; the static modules `ansible::`, `apt::`, `ask::`,
-//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `keys::`, `nat::`, `pct::`, `proxy::`, `qm::`,
+//! `catalog::`, `cloudinit::`, `git::`, `inventory::`, `keys::`, `nat::`, `passwords::`, `pct::`,
+//! `proxy::`, `qm::`,
 //! `rsync::`, `samba::`, `tls::`, `ufw::`, `users::`, and
 //! `local::`, `json::`, `csv::` with `now`/`timestamp`/`duration` of `local`), all registered
 //! by `register_all`. No domain logic here; it lives in `exec/`, `inventory/` and `ops/`.
@@ -20,6 +21,7 @@ pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod local;
 pub(crate) mod nat;
+pub(crate) mod passwords;
 pub(crate) mod pct;
 pub(crate) mod proxy;
 pub(crate) mod qm;
@@ -58,6 +60,7 @@ pub(crate) fn register_all(engine: &mut Engine, ctx: &ScriptCtx, modules: Stdlib
         ("rsync", rsync::module(ctx)),
         ("qm", qm::module(ctx)),
         ("pct", pct::module(ctx)),
+        ("passwords", passwords::module(ctx)),
         ("cloudinit", cloudinit::module(ctx)),
         ("inventory", inventory::module(ctx)),
         ("ufw", ufw::module(ctx)),

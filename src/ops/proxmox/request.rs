@@ -88,7 +88,7 @@ fn dhcp() -> String {
 }
 
 /// The keys of [`CreateOptions`] with their defaults, for the help text.
-pub(crate) const SPEC_KEYS: &str = "vmid (0: next free), name, cores (2), memory (MiB, 2048), disk (GiB, 20), storage (\"local-lvm\"), bridge (\"vmbr0\"), image (cloud image path on the node), mac (random BC:24:11:…), ostype (\"l26\"), cpu (\"host\"), agent (true), serial (true), ip (\"dhcp\" or CIDR), gateway, dns ([…]), search ([…]), user, ssh_keys ([…]), user_data (#{ packages, write_files, runcmd, timezone, users, … }; snippets mode), upgrade (upgrade packages on first boot; unset: Proxmox's default, yes), snippets_storage (set: full user-data and network-config as snippets with --cicustom; empty: Proxmox's own cloud-init options), cleanup (true)";
+pub(crate) const SPEC_KEYS: &str = "vmid (0: next free), name, cores (2), memory (MiB, 2048), disk (GiB, 20), storage (\"local-lvm\"), bridge (\"vmbr0\"), image (cloud image path on the node), mac (random BC:24:11:…), ostype (\"l26\"), cpu (\"host\"), agent (true), serial (true), ip (\"dhcp\" or CIDR), gateway, dns ([…]), search ([…]), user, ssh_keys ([…]), user_data (#{ packages, write_files, runcmd, timezone, users, chpasswd, … }; snippets mode), upgrade (upgrade packages on first boot; unset: Proxmox's default, yes), snippets_storage (set: full user-data and network-config as snippets with --cicustom; empty: Proxmox's own cloud-init options), cleanup (true)";
 
 impl std::error::Error for SpecError {}
 
