@@ -34,6 +34,7 @@ pub(crate) const BUILTIN_COMMANDS: &[&str] = &[
     "guest",
     "image",
     "drift",
+    "serve",
 ];
 
 /// A recipe argument cannot be called like one of fleet's global options (`--timeout`,
@@ -316,6 +317,13 @@ pub(crate) enum Builtin {
         /// How many of the newest runs to include
         #[arg(long, default_value_t = 30)]
         runs: usize,
+    },
+    /// A read-only web view of the fleet: status, hosts, runs, recipes and metrics from
+    /// the journal (loopback only for now)
+    Serve {
+        /// Where to listen: a loopback ADDRESS:PORT (port 0 picks a free one)
+        #[arg(long, value_name = "ADDR:PORT", default_value = crate::commands::serve::DEFAULT_LISTEN)]
+        listen: String,
     },
     /// What a recipe (default `configure`) would change on each host, run in check mode
     /// and kept in the journal as the host's drift; exit 0 when nothing drifts, 3 when

@@ -284,6 +284,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             None => commands::drift::run(app, &pattern, &recipe),
         },
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
+        Some(Builtin::Serve { listen }) => commands::serve::run(&app, &listen),
         Some(Builtin::Pull {
             repo,
             rev,
