@@ -34,6 +34,7 @@ mod replay;
 mod runs;
 mod secrets;
 mod secrets_file;
+mod serve;
 mod ssh;
 mod status;
 mod sudo;

@@ -157,7 +157,9 @@ pub(crate) fn fleet(site: &Site, q: &HashMap<String, String>) -> Result<String, 
             last.map(|(_, h)| h.status),
             Some(HostStatus::Failed | HostStatus::Unreachable)
         );
-        let unreachable = row.reachable == Some(false);
+        // The status cache, or a newer run that could not reach the host.
+        let unreachable = row.reachable == Some(false)
+            || last.is_some_and(|(_, h)| h.status == HostStatus::Unreachable);
         let outdated = row.facts.as_ref().is_some_and(|f| f.outdated());
         counts[0] += 1;
         counts[1] += usize::from(outdated);
