@@ -195,9 +195,9 @@ pub(crate) fn fleet(site: &Site, q: &HashMap<String, String>) -> Result<String, 
         }
         match last {
             Some((r, h)) => {
-                let _ = write!(
+                let _ = writeln!(
                     body_rows,
-                    "<td class=\"status\">{} <a href=\"/run/{}\">{}</a></td></tr>\n",
+                    "<td class=\"status\">{} <a href=\"/run/{}\">{}</a></td></tr>",
                     h.status.as_str(),
                     u(&r.run_id),
                     t(&r.recipe)
