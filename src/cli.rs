@@ -307,6 +307,20 @@ pub(crate) enum Builtin {
         )]
         args: Vec<String>,
     },
+    /// `fetch`: fetch the results branches pull-mode hosts push (`fleet pull
+    /// --push-results P`) from the state repository's remote, for `fleet status` and
+    /// `fleet report` (last run, result, last seen; overdue after twice `pull_interval`)
+    Results {
+        /// fetch
+        #[arg(value_enum)]
+        action: crate::commands::results::ResultsAction,
+        /// The repository the hosts push to [default: the state repository's origin]
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// The branches' prefix, as given to `fleet pull --push-results`
+        #[arg(long, value_name = "PREFIX", default_value = "results")]
+        prefix: String,
+    },
     /// Write the fleet's status, run history and per-host results as one
     /// self-contained HTML page (from the journal; no connection)
     Report {

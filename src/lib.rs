@@ -283,6 +283,11 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             Some(host) => commands::drift::show(&app, &host, &recipe),
             None => commands::drift::run(app, &pattern, &recipe),
         },
+        Some(Builtin::Results {
+            action,
+            from,
+            prefix,
+        }) => commands::results::run(&app, action, from.as_deref(), &prefix),
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
         Some(Builtin::Pull {
             repo,

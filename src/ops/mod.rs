@@ -23,6 +23,7 @@ pub(crate) mod pct;
 pub(crate) mod proxmox;
 pub(crate) mod proxy;
 pub(crate) mod remote;
+pub(crate) mod results;
 pub(crate) mod rsync;
 pub(crate) mod samba;
 pub mod secrets;
