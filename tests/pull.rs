@@ -251,4 +251,23 @@ fn pull_hosts_results_are_fetched_and_shown_with_last_seen_and_overdue() {
     assert_eq!(pull("box-2")["overdue"], true);
     assert_eq!(pull("box-2")["interval_secs"], 1800);
     assert!(pull("box-1")["last_seen"].as_str().unwrap().ends_with('Z'));
+
+    // The HTML report has them too, an overdue host marked.
+    let html = tmp.path().join("report.html");
+    let (code, _, err) = fleet_later(
+        &work,
+        std::time::Duration::from_secs(90 * 60),
+        &["report", "--html", html.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<h2>Pull hosts</h2>"), "{page}");
+    assert!(
+        page.contains(r#"<tr class="failed" data-host="box-2"><td>box-2</td>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<tr class="" data-host="box-1"><td>box-1</td>"#),
+        "{page}"
+    );
 }
