@@ -168,6 +168,33 @@ impl GlobalArgs {
     }
 }
 
+/// `fleet pull enroll`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PullCommand {
+    /// Set hosts up for pull mode: with --print, the shell script (systemd service and
+    /// timer in the shape of examples/pull/) to run as root on a host fleet cannot reach
+    Enroll {
+        /// Host pattern (enrolling over SSH is not built yet: give --print)
+        #[arg(default_value = "all")]
+        pattern: String,
+        /// The recipe repository the host pulls from
+        #[arg(long, value_name = "URL")]
+        repo: String,
+        /// The recipe the timer runs
+        #[arg(long, value_name = "NAME", default_value = "update")]
+        recipe: String,
+        /// How often (also the host's expected interval: set `pull_interval` to it)
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        interval: String,
+        /// Push the journal to the branch PREFIX/<host> after each run
+        #[arg(long, value_name = "PREFIX")]
+        push_results: Option<String>,
+        /// Print the equivalent shell script instead of enrolling over SSH
+        #[arg(long)]
+        print: bool,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Builtin {
     /// List hosts with address, groups and variables
@@ -280,10 +307,13 @@ pub(crate) enum Builtin {
     /// Pull mode, run on a host itself (cron, systemd timer): sync the recipe repository
     /// (its last good checkout when the fetch fails), run RECIPE on this host with the
     /// local transport, keep the journal here, optionally push it to a results branch
+    #[command(subcommand_negates_reqs = true)]
     Pull {
+        #[command(subcommand)]
+        enroll: Option<PullCommand>,
         /// The recipe repository (a path, file://, or any URL the git command fetches)
-        #[arg(long, value_name = "URL")]
-        repo: String,
+        #[arg(long, value_name = "URL", required = true)]
+        repo: Option<String>,
         /// Branch, tag or commit to run (default: the repository's default branch)
         #[arg(long, value_name = "REV")]
         rev: Option<String>,
@@ -298,7 +328,8 @@ pub(crate) enum Builtin {
         #[arg(long, value_name = "PREFIX")]
         push_results: Option<String>,
         /// The recipe to run
-        recipe: String,
+        #[arg(required = true)]
+        recipe: Option<String>,
         /// The recipe's arguments
         #[arg(
             trailing_var_arg = true,

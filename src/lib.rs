@@ -290,6 +290,26 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         }) => commands::results::run(&app, action, from.as_deref(), &prefix),
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
         Some(Builtin::Pull {
+            enroll:
+                Some(cli::PullCommand::Enroll {
+                    pattern,
+                    repo,
+                    recipe,
+                    interval,
+                    push_results,
+                    print,
+                }),
+            ..
+        }) => commands::pull::enroll(
+            &pattern,
+            &repo,
+            &recipe,
+            &interval,
+            push_results.as_deref(),
+            print,
+        ),
+        Some(Builtin::Pull {
+            enroll: None,
             repo,
             rev,
             dir,
@@ -300,12 +320,13 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         }) => commands::pull::run(
             &app,
             commands::pull::PullArgs {
-                repo,
+                // clap requires both without a subcommand.
+                repo: repo.unwrap_or_default(),
                 rev,
                 dir,
                 host,
                 push_results,
-                recipe,
+                recipe: recipe.unwrap_or_default(),
                 args,
             },
         ),

@@ -271,3 +271,66 @@ fn pull_hosts_results_are_fetched_and_shown_with_last_seen_and_overdue() {
         "{page}"
     );
 }
+
+#[test]
+fn pull_enroll_prints_a_script_with_the_units_and_refuses_hostile_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_fleet(
+        tmp.path(),
+        &[
+            "pull",
+            "enroll",
+            "--repo",
+            "https://git.example.com/ops/site.git",
+            "--interval",
+            "30m",
+            "--push-results",
+            "results",
+            "--print",
+        ],
+    );
+    out.code(0)
+        .stdout_has("--repo https://git.example.com/ops/site.git \\\n")
+        .stdout_has("    --push-results results \\\n    update\n")
+        .stdout_has("OnUnitActiveSec=1800s\n")
+        .stdout_has("systemctl enable --now fleet-pull.timer\n");
+    let check = Command::new("sh")
+        .args(["-n", "-c", &out.stdout])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", out.stdout);
+    // The same again: the same script.
+    let again = run_fleet(
+        tmp.path(),
+        &[
+            "pull",
+            "enroll",
+            "--repo",
+            "https://git.example.com/ops/site.git",
+            "--interval",
+            "30m",
+            "--push-results",
+            "results",
+            "--print",
+        ],
+    );
+    assert_eq!(again.stdout, out.stdout);
+
+    run_fleet(
+        tmp.path(),
+        &[
+            "pull",
+            "enroll",
+            "--repo",
+            "x\nExecStartPre=/bin/sh",
+            "--print",
+        ],
+    )
+    .code(2)
+    .stderr_has("cannot go into a unit file")
+    .stdout_lacks("ExecStart");
+    run_fleet(tmp.path(), &["pull", "enroll", "--repo", "/srv/site"])
+        .code(2)
+        .stderr_has("not built yet")
+        .stderr_has("--print");
+}

@@ -9,6 +9,7 @@ pub(crate) mod capture;
 pub(crate) mod catalog;
 pub(crate) mod clock;
 pub(crate) mod cloudinit;
+pub(crate) mod enroll;
 pub(crate) mod facts;
 pub(crate) mod files;
 pub mod git;
