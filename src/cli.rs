@@ -169,6 +169,33 @@ impl GlobalArgs {
     }
 }
 
+/// `fleet pull enroll`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PullCommand {
+    /// Set hosts up for pull mode: with --print, the shell script (systemd service and
+    /// timer in the shape of examples/pull/) to run as root on a host fleet cannot reach
+    Enroll {
+        /// Host pattern (enrolling over SSH is not built yet: give --print)
+        #[arg(default_value = "all")]
+        pattern: String,
+        /// The recipe repository the host pulls from
+        #[arg(long, value_name = "URL")]
+        repo: String,
+        /// The recipe the timer runs
+        #[arg(long, value_name = "NAME", default_value = "update")]
+        recipe: String,
+        /// How often (also the host's expected interval: set `pull_interval` to it)
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        interval: String,
+        /// Push the journal to the branch PREFIX/<host> after each run
+        #[arg(long, value_name = "PREFIX")]
+        push_results: Option<String>,
+        /// Print the equivalent shell script instead of enrolling over SSH
+        #[arg(long)]
+        print: bool,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Builtin {
     /// List hosts with address, groups and variables
@@ -281,10 +308,13 @@ pub(crate) enum Builtin {
     /// Pull mode, run on a host itself (cron, systemd timer): sync the recipe repository
     /// (its last good checkout when the fetch fails), run RECIPE on this host with the
     /// local transport, keep the journal here, optionally push it to a results branch
+    #[command(subcommand_negates_reqs = true)]
     Pull {
+        #[command(subcommand)]
+        enroll: Option<PullCommand>,
         /// The recipe repository (a path, file://, or any URL the git command fetches)
-        #[arg(long, value_name = "URL")]
-        repo: String,
+        #[arg(long, value_name = "URL", required = true)]
+        repo: Option<String>,
         /// Branch, tag or commit to run (default: the repository's default branch)
         #[arg(long, value_name = "REV")]
         rev: Option<String>,
@@ -299,7 +329,8 @@ pub(crate) enum Builtin {
         #[arg(long, value_name = "PREFIX")]
         push_results: Option<String>,
         /// The recipe to run
-        recipe: String,
+        #[arg(required = true)]
+        recipe: Option<String>,
         /// The recipe's arguments
         #[arg(
             trailing_var_arg = true,
@@ -307,6 +338,20 @@ pub(crate) enum Builtin {
             value_name = "ARGS"
         )]
         args: Vec<String>,
+    },
+    /// `fetch`: fetch the results branches pull-mode hosts push (`fleet pull
+    /// --push-results P`) from the state repository's remote, for `fleet status` and
+    /// `fleet report` (last run, result, last seen; overdue after twice `pull_interval`)
+    Results {
+        /// fetch
+        #[arg(value_enum)]
+        action: crate::commands::results::ResultsAction,
+        /// The repository the hosts push to [default: the state repository's origin]
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// The branches' prefix, as given to `fleet pull --push-results`
+        #[arg(long, value_name = "PREFIX", default_value = "results")]
+        prefix: String,
     },
     /// Write the fleet's status, run history and per-host results as one
     /// self-contained HTML page (from the journal; no connection)

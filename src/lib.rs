@@ -283,9 +283,34 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             Some(host) => commands::drift::show(&app, &host, &recipe),
             None => commands::drift::run(app, &pattern, &recipe),
         },
+        Some(Builtin::Results {
+            action,
+            from,
+            prefix,
+        }) => commands::results::run(&app, action, from.as_deref(), &prefix),
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
         Some(Builtin::Serve { listen }) => commands::serve::run(&app, &listen),
         Some(Builtin::Pull {
+            enroll:
+                Some(cli::PullCommand::Enroll {
+                    pattern,
+                    repo,
+                    recipe,
+                    interval,
+                    push_results,
+                    print,
+                }),
+            ..
+        }) => commands::pull::enroll(
+            &pattern,
+            &repo,
+            &recipe,
+            &interval,
+            push_results.as_deref(),
+            print,
+        ),
+        Some(Builtin::Pull {
+            enroll: None,
             repo,
             rev,
             dir,
@@ -296,12 +321,13 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         }) => commands::pull::run(
             &app,
             commands::pull::PullArgs {
-                repo,
+                // clap requires both without a subcommand.
+                repo: repo.unwrap_or_default(),
                 rev,
                 dir,
                 host,
                 push_results,
-                recipe,
+                recipe: recipe.unwrap_or_default(),
                 args,
             },
         ),

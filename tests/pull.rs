@@ -120,3 +120,217 @@ fn pull_runs_the_repositorys_recipe_here_and_survives_a_broken_remote() {
     );
     history.code(0).stdout_has("apply");
 }
+
+/// fleet in `dir` as if it were `later` after now (FLEET_NOW).
+fn fleet_later(dir: &Path, later: std::time::Duration, args: &[&str]) -> (i32, String, String) {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + later);
+    let out = Command::new(crate::support::fleet_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("FLEET_NOW", now.to_string())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pull_hosts_results_are_fetched_and_shown_with_last_seen_and_overdue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("site.git");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(work.join("recipes")).unwrap();
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    std::fs::write(work.join("fleet.toml"), "").unwrap();
+    // box-2's timer runs every 30 minutes, box-1's every hour (the default).
+    std::fs::write(
+        work.join("inventory.toml"),
+        "[hosts.box-1]\naddress = \"10.9.9.9\"\nvars = { role = \"web\" }\n\n[hosts.box-2]\naddress = \"10.9.9.8\"\nvars = { role = \"db\", pull_interval = \"30m\" }\n",
+    )
+    .unwrap();
+    std::fs::write(work.join(".gitignore"), ".fleet/\n").unwrap();
+    publish(&work, "v1");
+
+    for host in ["box-1", "box-2"] {
+        let base = tmp.path().join(format!("pull-{host}"));
+        let target = tmp.path().join(format!("applied-{host}"));
+        run_fleet(
+            tmp.path(),
+            &[
+                "pull",
+                "--repo",
+                remote.to_str().unwrap(),
+                "--dir",
+                base.to_str().unwrap(),
+                "--host",
+                host,
+                "--push-results",
+                "results",
+                "apply",
+                target.to_str().unwrap(),
+            ],
+        )
+        .code(0)
+        .stderr_has("journal pushed to");
+    }
+    // A branch that is no host name is ignored.
+    git(&remote, &["branch", "results/-bad", "results/box-1"]);
+
+    // Without a remote for the state repository, fleet says what to give.
+    run_fleet(&work, &["results", "fetch"])
+        .code(2)
+        .stderr_has("--from URL");
+    run_fleet(
+        &work,
+        &["results", "fetch", "--from", remote.to_str().unwrap()],
+    )
+    .code(0)
+    .stdout_has("fetched the results of 2 pull host(s): box-1, box-2");
+
+    // 90 minutes later: box-2 (30m) is overdue, box-1 (1h) is not.
+    let (code, out, err) = fleet_later(
+        &work,
+        std::time::Duration::from_secs(90 * 60),
+        &["status", "--cached"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let pull_row = |host: &str| -> Vec<String> {
+        out.lines()
+            .rev()
+            .find(|l| l.starts_with(&format!("{host} ")))
+            .unwrap_or_else(|| panic!("no pull row for {host}:\n{out}"))
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    assert!(out.contains("PULL HOST"), "{out}");
+    let (box1, box2) = (pull_row("box-1"), pull_row("box-2"));
+    assert_eq!(
+        [&box1[..3], &box1[4..]].concat(),
+        ["box-1", "apply", "changed", "1h 0m", "on time"],
+        "{out}"
+    );
+    assert_eq!(
+        [&box2[..3], &box2[4..]].concat(),
+        ["box-2", "apply", "changed", "30m", "OVERDUE"],
+        "{out}"
+    );
+    // Last seen: the pushed run's end, 90 minutes (and the test's seconds) ago.
+    assert!(box1[3].starts_with("1h 3"), "{out}");
+    assert!(!out.contains("-bad"), "{out}");
+
+    let (code, json, err) = fleet_later(
+        &work,
+        std::time::Duration::from_secs(90 * 60),
+        &["status", "--cached", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pull = |host: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["host"] == host)
+            .unwrap()["pull"]
+            .clone()
+    };
+    assert_eq!(pull("box-1")["overdue"], false);
+    assert_eq!(pull("box-2")["overdue"], true);
+    assert_eq!(pull("box-2")["interval_secs"], 1800);
+    assert!(pull("box-1")["last_seen"].as_str().unwrap().ends_with('Z'));
+
+    // The HTML report has them too, an overdue host marked.
+    let html = tmp.path().join("report.html");
+    let (code, _, err) = fleet_later(
+        &work,
+        std::time::Duration::from_secs(90 * 60),
+        &["report", "--html", html.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<h2>Pull hosts</h2>"), "{page}");
+    assert!(
+        page.contains(r#"<tr class="failed" data-host="box-2"><td>box-2</td>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<tr class="" data-host="box-1"><td>box-1</td>"#),
+        "{page}"
+    );
+}
+
+#[test]
+fn pull_enroll_prints_a_script_with_the_units_and_refuses_hostile_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_fleet(
+        tmp.path(),
+        &[
+            "pull",
+            "enroll",
+            "--repo",
+            "https://git.example.com/ops/site.git",
+            "--interval",
+            "30m",
+            "--push-results",
+            "results",
+            "--print",
+        ],
+    );
+    out.code(0)
+        .stdout_has("--repo https://git.example.com/ops/site.git \\\n")
+        .stdout_has("    --push-results results \\\n    update\n")
+        .stdout_has("OnUnitActiveSec=1800s\n")
+        .stdout_has("systemctl enable --now fleet-pull.timer\n");
+    let check = Command::new("sh")
+        .args(["-n", "-c", &out.stdout])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", out.stdout);
+    // The same again: the same script.
+    let again = run_fleet(
+        tmp.path(),
+        &[
+            "pull",
+            "enroll",
+            "--repo",
+            "https://git.example.com/ops/site.git",
+            "--interval",
+            "30m",
+            "--push-results",
+            "results",
+            "--print",
+        ],
+    );
+    assert_eq!(again.stdout, out.stdout);
+
+    run_fleet(
+        tmp.path(),
+        &[
+            "pull",
+            "enroll",
+            "--repo",
+            "x\nExecStartPre=/bin/sh",
+            "--print",
+        ],
+    )
+    .code(2)
+    .stderr_has("cannot go into a unit file")
+    .stdout_lacks("ExecStart");
+    run_fleet(tmp.path(), &["pull", "enroll", "--repo", "/srv/site"])
+        .code(2)
+        .stderr_has("not built yet")
+        .stderr_has("--print");
+}

@@ -20,6 +20,7 @@ pub(crate) mod recipes;
 pub(crate) mod replay;
 pub(crate) mod report;
 pub(crate) mod restore;
+pub(crate) mod results;
 pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod test;

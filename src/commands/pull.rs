@@ -188,6 +188,27 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
     }
 }
 
+/// `fleet pull enroll`: for now the script to run on a host (`--print`).
+pub(crate) fn enroll(
+    _pattern: &str,
+    repo: &str,
+    recipe: &str,
+    interval: &str,
+    push_results: Option<&str>,
+    print: bool,
+) -> Result<i32> {
+    let plan = crate::ops::enroll::Enrollment::new(repo, recipe, interval, push_results)
+        .map_err(|e| Error::usage(e.to_string()))?;
+    if !print {
+        return Err(Error::usage_with_help(
+            "enrolling hosts over SSH is not built yet",
+            "give --print for the shell script to run as root on each host",
+        ));
+    }
+    print!("{}", plan.script());
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

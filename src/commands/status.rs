@@ -52,6 +52,9 @@ pub(crate) struct Row {
     pub(crate) last_backup: Option<LastBackup>,
     /// The last drift check of `configure` (None: never checked).
     pub(crate) drift: Option<crate::journal::HostDrift>,
+    /// A pull-mode host's pushed results (`fleet results fetch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) pull: Option<crate::ops::results::PullHost>,
 }
 
 /// What the journal says per host, newest wins.
@@ -167,6 +170,7 @@ pub(crate) fn cached_row(host: &str, known: &BTreeMap<String, Known>) -> Row {
         last_backup_at: k.last_backup_at,
         last_backup: k.last_backup,
         drift: k.drift,
+        pull: None,
     }
 }
 
@@ -187,6 +191,9 @@ pub(crate) fn run(app: &App, pattern: &str, cached: bool, filters: Filters) -> R
     } else {
         live(app, pattern, &known)?
     };
+    let inventory = super::load_inventory(app).ok();
+    let pulls = super::results::pull_hosts(app, inventory.as_ref())?;
+    attach_pull_hosts(&mut rows, pulls, pattern == "all");
     rows.retain(|r| {
         (!filters.outdated || r.facts.as_ref().is_some_and(Facts::outdated))
             && (!filters.unreachable || r.reachable == Some(false))
@@ -195,11 +202,37 @@ pub(crate) fn run(app: &App, pattern: &str, cached: bool, filters: Filters) -> R
     let text = if app.global.json {
         serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n"
     } else {
-        render(&rows)
+        let pulled: Vec<_> = rows.iter().filter_map(|r| r.pull.clone()).collect();
+        let mut text = render(&rows);
+        if !pulled.is_empty() {
+            text.push('\n');
+            text.push_str(&super::results::render(&pulled));
+        }
+        text
     };
     use std::io::Write;
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(code)
+}
+
+/// Pull hosts' results go on their rows; with every host asked for, pull hosts the
+/// inventory does not name get rows of their own.
+pub(crate) fn attach_pull_hosts(
+    rows: &mut Vec<Row>,
+    pulls: Vec<crate::ops::results::PullHost>,
+    all: bool,
+) {
+    for p in pulls {
+        match rows.iter_mut().find(|r| r.host == p.host) {
+            Some(row) => row.pull = Some(p),
+            None if all => {
+                let mut row = cached_row(&p.host, &BTreeMap::new());
+                row.pull = Some(p);
+                rows.push(row);
+            }
+            None => {}
+        }
+    }
 }
 
 fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Vec<Row>, i32)> {
@@ -244,6 +277,7 @@ fn live(app: &App, pattern: &str, known: &BTreeMap<String, Known>) -> Result<(Ve
                 last_backup_at: k.last_backup_at,
                 last_backup: k.last_backup,
                 drift: k.drift,
+                pull: None,
             }
         })
         .collect();

@@ -23,6 +23,13 @@ struct HostLine {
 }
 
 #[derive(Serialize)]
+struct PullLine {
+    host: String,
+    class: &'static str,
+    cells: Vec<String>,
+}
+
+#[derive(Serialize)]
 struct RunLine {
     run_id: String,
     summary: String,
@@ -113,6 +120,28 @@ pub(crate) fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<
             }
         })
         .collect();
+    // Pull hosts' pushed results (`fleet results fetch`): last run, result, last seen.
+    let pull_header = [
+        "PULL HOST",
+        "LAST RUN",
+        "RESULT",
+        "LAST SEEN",
+        "INTERVAL",
+        "SEEN",
+    ];
+    let pull_rows: Vec<PullLine> = super::results::pull_hosts(app, Some(&inventory))?
+        .iter()
+        .map(|p| PullLine {
+            class: if p.overdue || matches!(p.status, HostStatus::Failed | HostStatus::Unreachable)
+            {
+                "failed"
+            } else {
+                ""
+            },
+            host: p.host.clone(),
+            cells: super::results::cells(p),
+        })
+        .collect();
     let run_lines: Vec<RunLine> = runs
         .iter()
         .take(max_runs)
@@ -154,6 +183,8 @@ pub(crate) fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<
                 total_runs => runs.len(),
                 header => jinja(&HEADER),
                 rows => jinja(&rows),
+                pull_header => jinja(&pull_header),
+                pull_rows => jinja(&pull_rows),
                 runs => jinja(&run_lines),
                 failed_hosts => failed_hosts,
                 outdated_hosts => outdated_hosts,

@@ -1,0 +1,197 @@
+//! `fleet results fetch`: the journals pull-mode hosts pushed (`fleet pull
+//! --push-results P` to the branches `P/<host>`) fetched into the state repository as
+//! `refs/fleet-results/<host>`, where `fleet status` and `fleet report` read them: each
+//! pull host's last run, result and last seen time, overdue after twice `pull_interval`.
+
+use crate::App;
+use crate::error::{Error, Result};
+use crate::journal::RunRecord;
+use crate::ops::results::{PullHost, check_prefix, host_of_ref, interval, summarise};
+use std::path::Path;
+use std::process::Command;
+
+/// Where fetched results live in the state repository: outside `refs/heads`, so they are
+/// never checked out nor mixed with the journal's own history.
+const NAMESPACE: &str = "refs/fleet-results";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ResultsAction {
+    /// Fetch the pull hosts' results branches into the state repository
+    Fetch,
+}
+
+fn git(state: &Path, args: &[&str]) -> std::result::Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(state)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run git ({e})"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        // git's message may quote the remote server.
+        Err(
+            crate::ops::terminal::neutralise(String::from_utf8_lossy(&out.stderr).trim())
+                .into_owned(),
+        )
+    }
+}
+
+pub(crate) fn run(
+    app: &App,
+    _action: ResultsAction,
+    from: Option<&str>,
+    prefix: &str,
+) -> Result<i32> {
+    let prefix = check_prefix(prefix).map_err(|e| Error::usage(e.to_string()))?;
+    let state = app.project.state_dir();
+    crate::journal::open_state(&state)?;
+    let source = match from {
+        Some(url) => url.to_string(),
+        None => git(&state, &["remote", "get-url", "origin"])
+            .map(|u| u.trim().to_string())
+            .map_err(|_| {
+                Error::usage_with_help(
+                    format!("the state repository {} has no remote `origin`", state.display()),
+                    "give --from URL: the repository the pull hosts push to (`fleet pull --push-results`)",
+                )
+            })?,
+    };
+    let refspec = format!("+refs/heads/{prefix}/*:{NAMESPACE}/*");
+    // `--` keeps a URL such as `--upload-pack=…` a URL; --prune forgets removed hosts.
+    git(
+        &state,
+        &[
+            "fetch",
+            "--prune",
+            "--no-tags",
+            "--quiet",
+            "--",
+            &source,
+            &refspec,
+        ],
+    )
+    .map_err(|e| {
+        Error::usage(format!(
+            "cannot fetch {prefix}/* from {}: {e}",
+            crate::ops::terminal::neutralise(&source)
+        ))
+    })?;
+    let hosts: Vec<String> = load(&state)?.into_iter().map(|(h, _)| h).collect();
+    if hosts.is_empty() {
+        println!(
+            "no results branches {prefix}/* in {}",
+            crate::ops::terminal::neutralise(&source)
+        );
+    } else {
+        println!(
+            "fetched the results of {} pull host(s): {}",
+            hosts.len(),
+            hosts.join(", ")
+        );
+    }
+    Ok(0)
+}
+
+/// Every fetched pull host's journal, by host. Unreadable records are skipped.
+pub(crate) fn load(state: &Path) -> Result<Vec<(String, Vec<RunRecord>)>> {
+    let Ok(repo) = git2::Repository::open(state) else {
+        return Ok(Vec::new());
+    };
+    let shown = state.display().to_string();
+    let fail = |e: git2::Error| {
+        Error::usage(format!(
+            "cannot read pull results in {shown}: {}",
+            e.message()
+        ))
+    };
+    let mut out = Vec::new();
+    for reference in repo
+        .references_glob(&format!("{NAMESPACE}/*"))
+        .map_err(fail)?
+    {
+        let reference = reference.map_err(fail)?;
+        let Some(host) = reference
+            .name()
+            .ok()
+            .and_then(|n| host_of_ref(NAMESPACE, n))
+        else {
+            continue;
+        };
+        let host = host.to_string();
+        let tree = reference.peel_to_tree().map_err(fail)?;
+        let mut records = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            let name = entry.name().unwrap_or_default();
+            if dir.starts_with("runs/")
+                && name.ends_with(".json")
+                && let Ok(blob) = entry.to_object(&repo).and_then(|o| o.peel_to_blob())
+                && let Ok(r) = serde_json::from_slice::<RunRecord>(blob.content())
+            {
+                records.push(r);
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(fail)?;
+        out.push((host, records));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The pull hosts fetched so far, with their intervals from the inventory (hosts it does
+/// not name get the default).
+pub(crate) fn pull_hosts(
+    app: &App,
+    inventory: Option<&crate::inventory::Inventory>,
+) -> Result<Vec<PullHost>> {
+    let mut out = Vec::new();
+    for (host, records) in load(&app.project.state_dir())? {
+        let var = inventory
+            .and_then(|i| i.resolve(&host))
+            .and_then(|h| h.vars.get("pull_interval").cloned());
+        let every = interval(&host, var.as_ref()).map_err(|e| {
+            Error::usage_with_help(
+                e.to_string(),
+                "set pull_interval to the timer's interval, e.g. \"1h\"",
+            )
+        })?;
+        if let Some(p) = summarise(&host, &records, every, crate::journal::seconds_since) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The pull hosts' table: last run, result, last seen, OVERDUE.
+pub(crate) fn render(hosts: &[PullHost]) -> String {
+    let header: Vec<String> = [
+        "PULL HOST",
+        "LAST RUN",
+        "RESULT",
+        "LAST SEEN",
+        "INTERVAL",
+        "SEEN",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let lines: Vec<Vec<String>> = hosts.iter().map(cells).collect();
+    crate::table::render(&header, &lines)
+}
+
+pub(crate) fn cells(p: &PullHost) -> Vec<String> {
+    vec![
+        p.host.clone(),
+        p.last_run.clone(),
+        p.status.as_str().to_string(),
+        super::status::ago(&p.last_seen),
+        crate::ops::facts::short_duration(p.interval_secs),
+        if p.overdue {
+            "OVERDUE".into()
+        } else {
+            "on time".into()
+        },
+    ]
+}
