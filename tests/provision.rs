@@ -640,8 +640,10 @@ fn provision_hands_over_a_reachable_server_and_terminate_takes_it_all_away() {
     use crate::support::acme::{fetch, must, serve_page, start_pebble, trust_pebble};
     use crate::support::containers::EdgeTopology;
 
-    let sim = ProxmoxSim::start();
+    // The topology is made first so it is dropped last: the simulator's VMs leave its
+    // internal network before the network is removed (a failed run leaks none).
     let t = EdgeTopology::start();
+    let sim = ProxmoxSim::start();
     sim.bridge_to_network("vmbr0", &t.internal.name);
     let p = sim.project();
     let edge_public = t.edge.ip_on(&t.public);
