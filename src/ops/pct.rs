@@ -6,10 +6,10 @@
 //! PVE/CLI/pct.pm, PVE/CLI/pveam.pm (output layouts).
 
 use crate::ops::cloudinit::is_public_key;
+use crate::ops::proxmox::procedures::{QUIET_CHANGE, fail, query, read};
 use crate::ops::proxmox::{self as pve, SpecError, Storage};
 use crate::ops::remote::{CmdResult, CommandOpts, Remote};
 use crate::ops::shell::quote;
-use crate::ops::text::tail;
 use crate::outcome::HostError;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -506,35 +506,6 @@ impl Power {
 }
 
 // --- procedures on a node ---
-
-fn fail(node: &dyn Remote, message: String) -> HostError {
-    HostError::new(node.name(), message)
-}
-
-fn query(node: &dyn Remote, cmd: &str) -> Result<CmdResult, HostError> {
-    node.command(cmd, CommandOpts::QUERY)
-}
-
-fn read(node: &dyn Remote, cmd: &str) -> Result<String, HostError> {
-    let r = query(node, cmd)?;
-    if r.code != 0 {
-        return Err(fail(
-            node,
-            format!(
-                "`{cmd}` failed on {} (exit {}): {}",
-                node.name(),
-                r.code,
-                tail(&r.stderr, 5)
-            ),
-        ));
-    }
-    Ok(r.stdout)
-}
-
-const QUIET_CHANGE: CommandOpts = CommandOpts {
-    changed: Some(false),
-    ..CommandOpts::CHANGE
-};
 
 pub(crate) fn list(node: &dyn Remote) -> Result<Vec<CtRow>, HostError> {
     let out = read(node, LIST_COMMAND)?;

@@ -3,10 +3,10 @@
 //! cloud images in a folder. Queries only; every value chosen is checked again by
 //! `qm::check` and `qm::create` like a command-line value.
 
+use super::procedures::read;
 use super::{self as pve, Storage};
 use crate::ops::remote::{CommandOpts, Remote};
 use crate::ops::shell::quote;
-use crate::ops::text::tail;
 use crate::outcome::HostError;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,22 +48,6 @@ pub(crate) fn parse_bridges(json: &str) -> Result<Vec<String>, serde_json::Error
 /// `12.3 GiB free` for a storage row.
 pub(crate) fn free_space(s: &Storage) -> String {
     format!("{:.1} GiB free", s.avail_kib as f64 / (1024.0 * 1024.0))
-}
-
-fn read(node: &dyn Remote, cmd: &str) -> Result<String, HostError> {
-    let r = node.command(cmd, CommandOpts::QUERY)?;
-    if r.code != 0 {
-        return Err(HostError::new(
-            node.name(),
-            format!(
-                "`{cmd}` failed on {} (exit {}): {}",
-                node.name(),
-                r.code,
-                tail(&r.stderr, 5)
-            ),
-        ));
-    }
-    Ok(r.stdout)
 }
 
 /// Reads the node's choices; `node_name` is its name in API paths (None: its

@@ -3,6 +3,7 @@
 //! procedures over [`Remote`]. Each is idempotent: a guest already in the wanted state,
 //! or already of the wanted size, is left alone.
 
+use super::procedures::fail;
 use super::{MEMORY_MB, VMID_MAX, VMID_MIN, parse_config, parse_qm_status, resize_failed};
 use crate::ops::remote::{CommandOpts, Remote};
 use crate::ops::shell::Argv;
@@ -215,10 +216,6 @@ pub(crate) fn parse_pending(text: &str) -> Vec<String> {
 /// An unknown VM or CT, in `qm`'s and `pct`'s words.
 fn is_missing(stderr: &str) -> bool {
     stderr.contains("does not exist") && stderr.contains(".conf")
-}
-
-fn fail(node: &dyn Remote, message: String) -> HostError {
-    HostError::new(node.name(), message)
 }
 
 /// `running`, `stopped`, …; a missing guest is an error naming it.

@@ -5,6 +5,7 @@
 //! name) is not downloaded again.
 
 use super::is_pve_id;
+use super::procedures::fail;
 use crate::ops::remote::{CommandOpts, Remote};
 use crate::ops::shell::Argv;
 use crate::outcome::HostError;
@@ -155,10 +156,6 @@ pub(crate) fn parse_storage(json: &str) -> Option<(Option<String>, Vec<String>)>
         .map(str::to_string)
         .collect();
     Some((path, content))
-}
-
-fn fail(node: &dyn Remote, message: String) -> HostError {
-    HostError::new(node.name(), message)
 }
 
 /// The SHA-512 of a node-side file; None when it is not there.

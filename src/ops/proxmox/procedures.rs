@@ -9,16 +9,18 @@ use crate::ops::text::tail;
 use crate::outcome::HostError;
 use std::time::{Duration, Instant};
 
-fn fail(node: &dyn Remote, message: String) -> HostError {
+/// A failure of `node` with `message` (shared by the Proxmox procedures: qm, pct,
+/// guests, images, choices).
+pub(crate) fn fail(node: &dyn Remote, message: String) -> HostError {
     HostError::new(node.name(), message)
 }
 
-fn query(node: &dyn Remote, cmd: &str) -> Result<CmdResult, HostError> {
+pub(crate) fn query(node: &dyn Remote, cmd: &str) -> Result<CmdResult, HostError> {
     node.command(cmd, CommandOpts::QUERY)
 }
 
 /// A query that must succeed; its stderr becomes the message.
-fn read(node: &dyn Remote, cmd: &str) -> Result<String, HostError> {
+pub(crate) fn read(node: &dyn Remote, cmd: &str) -> Result<String, HostError> {
     let r = query(node, cmd)?;
     if r.code != 0 {
         return Err(fail(
@@ -35,7 +37,7 @@ fn read(node: &dyn Remote, cmd: &str) -> Result<String, HostError> {
 }
 
 /// A change whose success does not count as one (files around the real change).
-const QUIET_CHANGE: CommandOpts = CommandOpts {
+pub(crate) const QUIET_CHANGE: CommandOpts = CommandOpts {
     changed: Some(false),
     ..CommandOpts::CHANGE
 };
