@@ -288,25 +288,14 @@ impl CtSpec {
         if let Some(owner) = &facts.vmid_taken {
             bad("vmid", &self.vmid.to_string(), owner.clone());
         }
-        let ids = || {
-            facts
-                .storages
-                .iter()
-                .map(|s| s.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let storage_problem = |id: &str, content: &str, holds: &[String]| match facts
-            .storages
-            .iter()
-            .find(|s| s.id == id)
-        {
-            None => Some(format!("no such storage on {node} (storages: {})", ids())),
-            Some(s) if s.status != "active" => Some(format!("storage is {} on {node}", s.status)),
-            Some(_) if !holds.iter().any(|h| h == id) => Some(format!(
-                "storage on {node} does not hold {content} (enable it with `pvesm set {id} --content …,{content}`)"
-            )),
-            Some(_) => None,
+        let storage_problem = |id: &str, content: &str, holds: &[String]| {
+            pve::storage_problem(
+                node,
+                &facts.storages,
+                id,
+                content,
+                holds.iter().any(|h| h == id),
+            )
         };
         if let Some(p) = storage_problem(&self.storage, "rootdir", &facts.rootdir) {
             bad("storage", &self.storage, p);
@@ -324,19 +313,8 @@ impl CtSpec {
                 );
             }
         }
-        if !facts.bridges.iter().any(|b| b == &self.bridge) {
-            bad(
-                "bridge",
-                &self.bridge,
-                format!(
-                    "no such bridge on {node} (bridges: {})",
-                    if facts.bridges.is_empty() {
-                        "none".to_string()
-                    } else {
-                        facts.bridges.join(", ")
-                    }
-                ),
-            );
+        if let Some(p) = pve::bridge_problem(node, &facts.bridges, &self.bridge) {
+            bad("bridge", &self.bridge, p);
         }
         out
     }

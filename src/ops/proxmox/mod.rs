@@ -305,25 +305,14 @@ impl VmSpec {
         if let Some(owner) = &facts.vmid_taken {
             bad("vmid", &self.vmid.to_string(), owner.clone());
         }
-        let storage_problem = |id: &str, content: &str| -> Option<String> {
-            match facts.storages.iter().find(|s| s.id == id) {
-                None => Some(format!(
-                    "no such storage on {node} (storages: {})",
-                    facts
-                        .storages
-                        .iter()
-                        .map(|s| s.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-                Some(s) if s.status != "active" => {
-                    Some(format!("storage is {} on {node}", s.status))
-                }
-                Some(_) if !facts.content_ok(id, content) => Some(format!(
-                    "storage on {node} does not hold {content} (enable it with `pvesm set {id} --content …,{content}`)"
-                )),
-                Some(_) => None,
-            }
+        let storage_problem = |id: &str, content: &str| {
+            storage_problem(
+                node,
+                &facts.storages,
+                id,
+                content,
+                facts.content_ok(id, content),
+            )
         };
         if let Some(p) = storage_problem(&self.storage, "images") {
             bad("storage", &self.storage, p);
@@ -333,19 +322,8 @@ impl VmSpec {
         {
             bad("snippets_storage", storage, p);
         }
-        if !facts.bridges.iter().any(|b| b == &self.bridge) {
-            bad(
-                "bridge",
-                &self.bridge,
-                format!(
-                    "no such bridge on {node} (bridges: {})",
-                    if facts.bridges.is_empty() {
-                        "none".to_string()
-                    } else {
-                        facts.bridges.join(", ")
-                    }
-                ),
-            );
+        if let Some(p) = bridge_problem(node, &facts.bridges, &self.bridge) {
+            bad("bridge", &self.bridge, p);
         }
         if !facts.image_present {
             bad("image", &self.image, format!("no such file on {node}"));
@@ -715,6 +693,46 @@ pub(crate) fn nextid_refusal(stderr: &str) -> String {
         .find_map(|l| l.trim().strip_prefix("vmid: "))
         .unwrap_or(stderr.trim())
         .to_string()
+}
+
+/// Why guest storage `id` cannot take `content` on `node` (missing, not active, or not
+/// holding that content: `holds`), or None; shared by VM and container specs.
+pub(crate) fn storage_problem(
+    node: &str,
+    storages: &[Storage],
+    id: &str,
+    content: &str,
+    holds: bool,
+) -> Option<String> {
+    match storages.iter().find(|s| s.id == id) {
+        None => Some(format!(
+            "no such storage on {node} (storages: {})",
+            storages
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Some(s) if s.status != "active" => Some(format!("storage is {} on {node}", s.status)),
+        Some(_) if !holds => Some(format!(
+            "storage on {node} does not hold {content} (enable it with `pvesm set {id} --content …,{content}`)"
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Why `bridge` is not one of `node`'s bridges, or None; shared by VM and container specs.
+pub(crate) fn bridge_problem(node: &str, bridges: &[String], bridge: &str) -> Option<String> {
+    (!bridges.iter().any(|b| b == bridge)).then(|| {
+        format!(
+            "no such bridge on {node} (bridges: {})",
+            if bridges.is_empty() {
+                "none".to_string()
+            } else {
+                bridges.join(", ")
+            }
+        )
+    })
 }
 
 #[cfg(test)]
