@@ -41,8 +41,9 @@ fn publish(work: &Path, version: &str) {
     git(work, &["push", "-q", "origin", "main"]);
 }
 
-#[test]
-fn pull_runs_the_repositorys_recipe_here_and_survives_a_broken_remote() {
+/// A site repository (bare `site.git`, pushed from `work` with `inventory` and the
+/// `apply` recipe at v1) in a temp dir: (the dir, the remote, the work tree).
+fn site(inventory: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let remote = tmp.path().join("site.git");
     let work = tmp.path().join("work");
@@ -57,13 +58,17 @@ fn pull_runs_the_repositorys_recipe_here_and_survives_a_broken_remote() {
         &["remote", "add", "origin", remote.to_str().unwrap()],
     );
     std::fs::write(work.join("fleet.toml"), "").unwrap();
-    std::fs::write(
-        work.join("inventory.toml"),
-        "[hosts.box-1]\naddress = \"10.9.9.9\"\nuser = \"nobody\"\nvars = { role = \"web\" }\n\n[hosts.other]\naddress = \"10.9.9.8\"\n",
-    )
-    .unwrap();
+    std::fs::write(work.join("inventory.toml"), inventory).unwrap();
     std::fs::write(work.join(".gitignore"), ".fleet/\n").unwrap();
     publish(&work, "v1");
+    (tmp, remote, work)
+}
+
+#[test]
+fn pull_runs_the_repositorys_recipe_here_and_survives_a_broken_remote() {
+    let (tmp, remote, work) = site(
+        "[hosts.box-1]\naddress = \"10.9.9.9\"\nuser = \"nobody\"\nvars = { role = \"web\" }\n\n[hosts.other]\naddress = \"10.9.9.8\"\n",
+    );
 
     let base = tmp.path().join("pull");
     let target = tmp.path().join("applied");
@@ -139,28 +144,10 @@ fn fleet_later(dir: &Path, later: std::time::Duration, args: &[&str]) -> (i32, S
 
 #[test]
 fn pull_hosts_results_are_fetched_and_shown_with_last_seen_and_overdue() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = tmp.path().join("site.git");
-    let work = tmp.path().join("work");
-    std::fs::create_dir_all(work.join("recipes")).unwrap();
-    git(
-        tmp.path(),
-        &["init", "-q", "--bare", remote.to_str().unwrap()],
-    );
-    git(&work, &["init", "-q"]);
-    git(
-        &work,
-        &["remote", "add", "origin", remote.to_str().unwrap()],
-    );
-    std::fs::write(work.join("fleet.toml"), "").unwrap();
     // box-2's timer runs every 30 minutes, box-1's every hour (the default).
-    std::fs::write(
-        work.join("inventory.toml"),
+    let (tmp, remote, work) = site(
         "[hosts.box-1]\naddress = \"10.9.9.9\"\nvars = { role = \"web\" }\n\n[hosts.box-2]\naddress = \"10.9.9.8\"\nvars = { role = \"db\", pull_interval = \"30m\" }\n",
-    )
-    .unwrap();
-    std::fs::write(work.join(".gitignore"), ".fleet/\n").unwrap();
-    publish(&work, "v1");
+    );
 
     for host in ["box-1", "box-2"] {
         let base = tmp.path().join(format!("pull-{host}"));
