@@ -32,6 +32,8 @@ pub(crate) enum EditError {
     HostsNotATable { file: String },
     #[error("{file}: hosts.{name} must be a table")]
     HostNotATable { file: String, name: String },
+    #[error("host {name} is not in {file}: add it first (inventory::add)")]
+    NoHost { file: String, name: String },
     #[error("cannot add host `{}` to {file}: {why}", name.escape_debug())]
     BadHost {
         name: String,
@@ -190,9 +192,14 @@ pub(crate) fn set_vars(
 ) -> Result<Option<String>, EditError> {
     let mut doc = parse(file, text)?;
     let hosts = hosts_table(&mut doc, file)?;
-    let entry = hosts
-        .get_mut(name)
-        .and_then(Item::as_table_like_mut)
+    let Some(item) = hosts.get_mut(name) else {
+        return Err(EditError::NoHost {
+            file: file.to_string(),
+            name: name.to_string(),
+        });
+    };
+    let entry = item
+        .as_table_like_mut()
         .ok_or_else(|| EditError::HostNotATable {
             file: file.to_string(),
             name: name.to_string(),
@@ -362,6 +369,11 @@ hosts = ["web-1", "web-3"]  # both
             back.contains("[hosts.web-1]\naddress = \"10.0.0.4\"\n\n"),
             "{back}"
         );
-        assert!(set_vars("inventory.toml", INVENTORY, "nope", &same).is_err());
+        assert_eq!(
+            set_vars("inventory.toml", INVENTORY, "nope", &same)
+                .unwrap_err()
+                .to_string(),
+            "host nope is not in inventory.toml: add it first (inventory::add)"
+        );
     }
 }
