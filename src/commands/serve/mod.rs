@@ -2,6 +2,9 @@
 //! cache, backups and recipes. Loopback only until users and login exist: anyone who
 //! can reach the port reads everything fleet knows.
 
+// Callers and CSRF tokens: the run forms and login use them (issue 20).
+#[allow(dead_code)]
+mod auth;
 mod pages;
 
 use crate::App;
@@ -24,6 +27,8 @@ pub(crate) struct Site {
     /// The inventory file, its display name and the script timeout; None without one.
     pub(crate) inventory: Option<(std::path::PathBuf, String, std::time::Duration)>,
     pub(crate) recipes: Vec<pages::RecipeInfo>,
+    /// The CSRF token of the local operator (no users file): random per server start.
+    pub(crate) csrf: String,
 }
 
 impl Site {
@@ -81,6 +86,7 @@ pub(crate) fn run(app: &App, listen: &str) -> Result<i32> {
         state_dir: app.project.state_dir(),
         inventory,
         recipes: pages::recipes_of(&app.recipes),
+        csrf: auth::random_token(32),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
