@@ -369,6 +369,8 @@ pub(crate) enum Builtin {
         /// Where to listen: a loopback ADDRESS:PORT (port 0 picks a free one)
         #[arg(long, value_name = "ADDR:PORT", default_value = crate::commands::serve::DEFAULT_LISTEN)]
         listen: String,
+        #[command(flatten)]
+        pull: crate::commands::serve::fetch::PullArgs,
     },
     /// What a recipe (default `configure`) would change on each host, run in check mode
     /// and kept in the journal as the host's drift; exit 0 when nothing drifts, 3 when
