@@ -1,0 +1,277 @@
+//! Pull-mode hosts in `fleet serve`: the background results fetch puts them on the
+//! Fleet page with last seen and OVERDUE; the webhook POST /hooks/sync refuses a wrong
+//! token and fast-forwards the project with the right one, every call journaled; and
+//! `fleet pull enroll` sets a container host up for pull mode over SSH.
+
+use crate::pull::{git, site};
+use crate::support::run_fleet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `fleet serve` on a free loopback port, killed on drop.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Server {
+        let mut child = Command::new(crate::support::fleet_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("fleet serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Server { child, port }
+    }
+
+    /// (status code, body) of one request.
+    fn request(&self, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n");
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        if method == "POST" {
+            head.push_str("Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+        } else {
+            head.push_str("\r\n");
+        }
+        s.write_all(head.as_bytes()).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let code = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|b| b.1).unwrap_or_default();
+        (code, body.to_string())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The journal records of the webhook in the state repository `state`.
+fn hook_records(state: &Path) -> Vec<serde_json::Value> {
+    fn walk(dir: &Path, out: &mut Vec<serde_json::Value>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                let v: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+                if v["recipe"] == "hooks/sync" {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&state.join("runs"), &mut out);
+    out.sort_by_key(|v| v["run_id"].as_str().unwrap_or_default().to_string());
+    out
+}
+
+/// The row of pull host `host` on the Fleet page.
+fn pull_row<'a>(page: &'a str, host: &str) -> &'a str {
+    page.lines()
+        .find(|l| l.contains(&format!("data-pull-host=\"{host}\"")))
+        .unwrap_or_else(|| panic!("no pull row for {host}:\n{page}"))
+}
+
+#[test]
+fn serve_shows_pull_hosts_after_its_fetch_and_syncs_the_project_on_the_webhook() {
+    // box-2's timer runs every 30 minutes, box-1's every hour (the default).
+    let (tmp, remote, work) = site(
+        "[hosts.box-1]\naddress = \"10.9.9.9\"\nvars = { role = \"web\" }\n\n[hosts.box-2]\naddress = \"10.9.9.8\"\nvars = { role = \"db\", pull_interval = \"30m\" }\n",
+    );
+    for host in ["box-1", "box-2"] {
+        let base = tmp.path().join(format!("pull-{host}"));
+        let target = tmp.path().join(format!("applied-{host}"));
+        run_fleet(
+            tmp.path(),
+            &[
+                "pull",
+                "--repo",
+                remote.to_str().unwrap(),
+                "--dir",
+                base.to_str().unwrap(),
+                "--host",
+                host,
+                "--push-results",
+                "results",
+                "apply",
+                target.to_str().unwrap(),
+            ],
+        )
+        .code(0)
+        .stderr_has("journal pushed to");
+    }
+    // The project checkout follows its remote's main, as a clone would.
+    git(&work, &["branch", "-q", "-u", "origin/main"]);
+
+    // The server's clock is 90 minutes ahead: box-2 (30m) is overdue, box-1 (1h) not.
+    let later = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + Duration::from_secs(90 * 60),
+    );
+    let token = "s3cret-hook-token-0123456789";
+    let server = Server::start(
+        &work,
+        &[
+            "--fetch-every",
+            "1s",
+            "--results-from",
+            remote.to_str().unwrap(),
+        ],
+        &[
+            ("FLEET_NOW", later.to_string()),
+            ("FLEET_SECRET_WEBHOOK_TOKEN", token.to_string()),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let page = loop {
+        let (code, page) = server.request("GET", "/", &[]);
+        assert_eq!(code, 200, "{page}");
+        if page.contains("data-pull-host=\"box-2\"") {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pull hosts never appeared:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let (box1, box2) = (pull_row(&page, "box-1"), pull_row(&page, "box-2"));
+    assert!(box1.contains("<td>changed</td>"), "{box1}");
+    assert!(box1.contains(">1h 3"), "last seen 1h 30m ago: {box1}");
+    assert!(box1.contains("<td>on time</td>"), "{box1}");
+    assert!(box2.starts_with("<tr class=\"failed\""), "{box2}");
+    assert!(box2.contains("<td>OVERDUE</td>"), "{box2}");
+    assert!(box2.contains("<td>30m</td>"), "{box2}");
+    assert!(
+        page.contains("results fetched at ") && page.contains("the results of 2 pull host(s)"),
+        "{page}"
+    );
+    assert!(!page.contains(token));
+
+    // A wrong token, and none: refused, journaled, nothing fetched.
+    let other = tmp.path().join("other");
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            remote.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(other.join("NEWS"), "from the git host\n").unwrap();
+    git(&other, &["add", "NEWS"]);
+    git(&other, &["commit", "-qm", "news"]);
+    git(&other, &["push", "-q", "origin", "HEAD:main"]);
+    let (code, body) = server.request("POST", "/hooks/sync", &["Authorization: Bearer wrong"]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("refused: wrong token"), "{body}");
+    let (code, body) = server.request("POST", "/hooks/sync", &[]);
+    assert_eq!(code, 403, "{body}");
+    assert!(!work.join("NEWS").exists());
+    let state = work.join("state");
+    let records = hook_records(&state);
+    assert_eq!(records.len(), 2, "{records:?}");
+    // (The server's clock stands still at FLEET_NOW: the records are told apart by
+    // what they say, not by their order.)
+    let said = |v: &serde_json::Value| v["error"].as_str().unwrap_or_default().to_string();
+    assert!(records.iter().all(|r| r["exit_code"] == 1), "{records:?}");
+    assert!(
+        records.iter().any(|r| said(r) == "refused: wrong token"),
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| said(r).starts_with("refused: no token")),
+        "{records:?}"
+    );
+    let history = run_fleet(&work, &["history"]);
+    history.code(0).stdout_has("hooks/sync");
+
+    // Local changes in the checkout: not pulled, not clobbered.
+    std::fs::write(work.join("inventory.toml"), "# edited here\n").unwrap();
+    let (code, body) = server.request("POST", "/hooks/sync", &[&format!("X-Fleet-Token: {token}")]);
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("uncommitted changes (inventory.toml)"),
+        "{body}"
+    );
+    assert!(!work.join("NEWS").exists());
+    assert_eq!(
+        std::fs::read_to_string(work.join("inventory.toml")).unwrap(),
+        "# edited here\n"
+    );
+    git(&work, &["checkout", "-q", "--", "inventory.toml"]);
+
+    // The right token: the new commit is pulled, the results fetched, journaled.
+    let (code, body) = server.request(
+        "POST",
+        "/hooks/sync",
+        &[&format!("Authorization: Bearer {token}")],
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("project: pulled "), "{body}");
+    assert!(
+        body.contains("results: the results of 2 pull host(s)"),
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.join("NEWS")).unwrap(),
+        "from the git host\n"
+    );
+    let records = hook_records(&state);
+    assert_eq!(records.len(), 4, "{records:?}");
+    let last = records
+        .iter()
+        .find(|r| r["exit_code"] == 0)
+        .expect("a record of the call that synced");
+    assert_eq!(last["exit_code"], 0, "{last}");
+    assert_eq!(last["user"], "webhook");
+    assert!(
+        last["local_changes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("project: pulled "),
+        "{last}"
+    );
+    assert!(!serde_json::to_string(&records).unwrap().contains(token));
+    drop(server);
+
+    // Without a token configured the webhook is off: 404, and it says how to turn it on.
+    let server = Server::start(&work, &["--fetch-every", "0"], &[]);
+    let (code, body) = server.request("POST", "/hooks/sync", &["Authorization: Bearer x"]);
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("webhook_token"), "{body}");
+    let (_, page) = server.request("GET", "/", &[]);
+    assert!(page.contains("results fetch is off"), "{page}");
+}
