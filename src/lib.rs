@@ -302,12 +302,15 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
                 }),
             ..
         }) => commands::pull::enroll(
-            &pattern,
-            &repo,
-            &recipe,
-            &interval,
-            push_results.as_deref(),
-            print,
+            &app,
+            &commands::pull::EnrollArgs {
+                pattern: &pattern,
+                repo: &repo,
+                recipe: &recipe,
+                interval: &interval,
+                push_results: push_results.as_deref(),
+                print,
+            },
         ),
         Some(Builtin::Pull {
             enroll: None,
