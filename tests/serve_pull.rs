@@ -275,3 +275,140 @@ fn serve_shows_pull_hosts_after_its_fetch_and_syncs_the_project_on_the_webhook()
     let (_, page) = server.request("GET", "/", &[]);
     assert!(page.contains("results fetch is off"), "{page}");
 }
+
+#[test]
+fn pull_enroll_sets_a_container_host_up_over_ssh_and_shows_its_first_run() {
+    use crate::pull::publish;
+    use crate::support::containers::{ContainerHost, TestKey, project_for};
+    // The site repository, mounted at the same path in the container: the host pulls
+    // from it and pushes its results to it, with no git installed (fleet reads and
+    // writes a local repository itself).
+    let (tmp, remote, work) =
+        site("[hosts.pull-1]\naddress = \"10.9.9.9\"\nvars = { role = \"web\" }\n");
+    std::fs::write(
+        work.join("recipes/stamp.rhai"),
+        "/// Stamp this host.\nfn stamp() {\n    each(hosts(\"all\"), |h| { h.write(\"/root/pulled\", \"pulled as \" + h.vars.role + \"\\n\"); });\n}\n",
+    )
+    .unwrap();
+    publish(&work, "v2");
+    let key = TestKey::new();
+    let mount = tmp.path().display().to_string();
+    let host = ContainerHost::start_with(&key.public(), &["-v".into(), format!("{mount}:{mount}")]);
+    let project = project_for(&key, &[("pull-1", &host, "")]);
+    let enroll = |before: &[&str]| {
+        let mut args = before.to_vec();
+        args.extend([
+            "pull",
+            "enroll",
+            "pull-1",
+            "--repo",
+            remote.to_str().unwrap(),
+            "--recipe",
+            "stamp",
+            "--interval",
+            "30m",
+            "--push-results",
+            "results",
+        ]);
+        project.fleet(&args)
+    };
+
+    // Check mode says what would change and changes nothing.
+    let check = enroll(&["--check"]);
+    check.code(0);
+    let said = format!("{}{}", check.stdout, check.stderr);
+    assert!(said.contains("would write /usr/local/bin/fleet"), "{check}");
+    assert!(
+        said.contains("would enroll with cron (/etc/cron.d/fleet-pull"),
+        "{check}"
+    );
+    assert_eq!(host.exec("test -e /usr/local/bin/fleet && echo there"), "");
+
+    let first = enroll(&[]);
+    first.code(0);
+    let said = format!("{}{}", first.stdout, first.stderr);
+    assert!(
+        said.contains("enrolled with cron (/etc/cron.d/fleet-pull; runs log to /var/log/fleet-pull.log); first run: exit 0"),
+        "{first}"
+    );
+    assert!(said.contains("first run: exit 0"), "{first}");
+    assert!(
+        said.contains("journal pushed to") && said.contains("refs/heads/results/pull-1"),
+        "{first}"
+    );
+    // The container has no systemd: the cron fallback, the binary, the first run's work.
+    let cron = host.exec("cat /etc/cron.d/fleet-pull");
+    assert!(
+        cron.contains(&format!(
+            " root /usr/local/bin/fleet pull --no-progress --repo {} --dir /var/lib/fleet-pull --host pull-1 --push-results results stamp >>/var/log/fleet-pull.log 2>&1\n",
+            remote.display()
+        )),
+        "{cron}"
+    );
+    assert!(cron.contains("-59/30 * * * * root"), "{cron}");
+    assert_eq!(host.exec("stat -c %a /usr/local/bin/fleet").trim(), "755");
+    assert_eq!(host.exec("cat /root/pulled"), "pulled as web\n");
+
+    // The first run's result shows on the central side.
+    run_fleet(
+        project.path(),
+        &["results", "fetch", "--from", remote.to_str().unwrap()],
+    )
+    .code(0)
+    .stdout_has("fetched the results of 1 pull host(s): pull-1");
+    let status = run_fleet(project.path(), &["status", "--cached"]);
+    status.code(0);
+    let row = status
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("pull-1 "))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        row.contains("stamp") && row.contains("changed") && row.contains("on time"),
+        "{row}"
+    );
+
+    // And in the view: fleet serve's own fetch puts it on the Fleet page.
+    let server = Server::start(
+        project.path(),
+        &[
+            "--fetch-every",
+            "1s",
+            "--results-from",
+            remote.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, page) = server.request("GET", "/", &[]);
+        if page.contains("data-pull-host=\"pull-1\"") {
+            let row = pull_row(&page, "pull-1");
+            assert!(
+                row.contains(">stamp</a>") && row.contains("<td>on time</td>"),
+                "{row}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "pull-1 never appeared:\n{page}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(server);
+
+    // A second enroll changes nothing.
+    let before = host.exec("stat -c %Y /usr/local/bin/fleet /etc/cron.d/fleet-pull");
+    let again = enroll(&[]);
+    again.code(0);
+    let said = format!("{}{}", again.stdout, again.stderr);
+    assert!(
+        said.contains("unchanged: already enrolled with cron"),
+        "{again}"
+    );
+    assert!(!said.contains("first run"), "{again}");
+    assert_eq!(
+        host.exec("stat -c %Y /usr/local/bin/fleet /etc/cron.d/fleet-pull"),
+        before
+    );
+    assert!(again.recap_row("pull-1").contains(" ok"), "{again}");
+}

@@ -358,16 +358,16 @@ fn enroll_host(
         }
     }
     let how = if systemd {
-        format!("systemd timer {UNIT}.timer")
+        format!("the systemd timer {UNIT}.timer")
     } else {
-        format!("cron ({CRON_FILE}, log {CRON_LOG})")
+        format!("cron ({CRON_FILE}; runs log to {CRON_LOG})")
     };
     if !changed {
-        r.out(&format!("unchanged: already enrolled ({how})"));
+        r.out(&format!("unchanged: already enrolled with {how}"));
         return Ok(());
     }
     if r.check_mode() {
-        r.out(&format!("would enroll ({how}) and run fleet pull once"));
+        r.out(&format!("would enroll with {how} and run fleet pull once"));
         return Ok(());
     }
     r.activity("the first fleet pull");
@@ -399,12 +399,12 @@ fn enroll_host(
             CRON_LOG.to_string()
         };
         return Err(fail(format!(
-            "enrolled ({how}), but the first run of fleet pull failed (exit {}): {} (later runs log to {log})",
+            "enrolled with {how}, but the first run of fleet pull failed (exit {}): {} (later runs log to {log})",
             out.code,
             crate::ops::terminal::neutralise(&crate::ops::text::tail(&text, 5))
         )));
     }
-    r.out(&format!("enrolled ({how}); first run: exit 0"));
+    r.out(&format!("enrolled with {how}; first run: exit 0"));
     match pushed {
         Some(p) => r.out(&p),
         None if plan.push_results.is_some() => r.out("first run: no journal was pushed"),
