@@ -176,10 +176,15 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
         return Ok(code);
     };
     let branch = format!("refs/heads/{prefix}/{host}");
-    // A local repository is written by fleet itself, as it was read: a host needs no git.
-    let pushed = match crate::ops::git::local_source(&a.repo) {
-        Some(_) => push_local(&state, &a.repo, &branch).map_err(GitRunError::Failed),
-        None => git(
+    // A local bare repository is written by fleet itself, as it was read: a host needs
+    // no git for it (libgit2 does not push to a non-bare one; the git command does).
+    let bare = crate::ops::git::local_source(&a.repo)
+        .and_then(|p| git2::Repository::open_bare(p).ok())
+        .is_some();
+    let pushed = if bare {
+        push_local(&state, &a.repo, &branch).map_err(GitRunError::Failed)
+    } else {
+        git(
             &[
                 "push",
                 "--force",
@@ -189,7 +194,7 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
             ],
             Some(&state),
         )
-        .map(|_| ()),
+        .map(|_| ())
     };
     match pushed {
         Ok(_) => {

@@ -57,7 +57,7 @@ pub(crate) fn arch_of_uname(machine: &str) -> &str {
 /// of hours dividing a day, or a day), at a minute (and hour) spread by `spread` so
 /// hosts do not all pull at once.
 pub(crate) fn cron_schedule(secs: u64, spread: u64) -> Option<String> {
-    if secs % 60 != 0 {
+    if !secs.is_multiple_of(60) {
         return None;
     }
     let minutes = secs / 60;
@@ -65,7 +65,7 @@ pub(crate) fn cron_schedule(secs: u64, spread: u64) -> Option<String> {
         return None;
     }
     if minutes < 60 {
-        return (60 % minutes == 0).then(|| {
+        return 60u64.is_multiple_of(minutes).then(|| {
             if minutes == 1 {
                 "* * * * *".to_string()
             } else {
@@ -73,14 +73,16 @@ pub(crate) fn cron_schedule(secs: u64, spread: u64) -> Option<String> {
             }
         });
     }
-    if minutes % 60 != 0 {
+    if !minutes.is_multiple_of(60) {
         return None;
     }
     let hours = minutes / 60;
     let minute = spread % 60;
     match hours {
         1 => Some(format!("{minute} * * * *")),
-        h if h < 24 && 24 % h == 0 => Some(format!("{minute} {}-23/{h} * * *", spread % h)),
+        h if h < 24 && 24u64.is_multiple_of(h) => {
+            Some(format!("{minute} {}-23/{h} * * *", spread % h))
+        }
         24 => Some(format!("{minute} {} * * *", spread % 24)),
         _ => None,
     }

@@ -273,9 +273,10 @@ fn pull_project(root: &Path) -> Result<String, PullError> {
         ],
     )?;
     if !upstream.status.success() {
-        return Ok(format!(
+        return Ok(
             "project: the checkout's branch has no upstream (git branch -u origin/BRANCH); nothing pulled"
-        ));
+                .to_string(),
+        );
     }
     let dirty = git(root, &["status", "--porcelain", "--untracked-files=no"])?;
     // `XY path`: the status columns may start with a space.
