@@ -265,6 +265,20 @@ fn serve_shows_pull_hosts_after_its_fetch_and_syncs_the_project_on_the_webhook()
         "{last}"
     );
     assert!(!serde_json::to_string(&records).unwrap().contains(token));
+
+    // A body over the limit is refused before anything happens.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let big = vec![b'x'; 100 * 1024];
+    let head = format!(
+        "POST /hooks/sync HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+        big.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(&big);
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.0 413"), "{answer}");
+    assert_eq!(hook_records(&state).len(), 4);
     drop(server);
 
     // Without a token configured the webhook is off: 404, and it says how to turn it on.

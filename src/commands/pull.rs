@@ -376,6 +376,13 @@ fn enroll_host(
         return Ok(());
     }
     r.activity("the first fleet pull");
+    // With systemd the run's output goes to the journal: read from when it started.
+    let since = r
+        .command("date +%s", crate::ops::remote::CommandOpts::QUERY)?
+        .stdout
+        .trim()
+        .parse::<u64>()
+        .ok();
     let first = if systemd {
         format!("systemctl start {UNIT}.service")
     } else {
@@ -388,7 +395,16 @@ fn enroll_host(
         None,
         false,
     )?;
-    let text = format!("{}\n{}", out.stdout_text(), out.stderr);
+    let mut text = format!("{}\n{}", out.stdout_text(), out.stderr);
+    if systemd && let Some(since) = since {
+        let log = crate::ops::shell::maybe_sudo(
+            &format!("journalctl -u {UNIT}.service --since @{since} --no-pager -o cat"),
+            sudo,
+        );
+        let logged = r.exec(&log, None, None, false)?;
+        text.push('\n');
+        text.push_str(&logged.stdout_text());
+    }
     let pushed = text
         .lines()
         .find(|l| l.contains("journal pushed to"))
