@@ -40,6 +40,36 @@ pub(crate) struct Hook {
     catalog_repo: Option<String>,
     /// One call at a time; the others wait their turn (no pile of blocking threads).
     one: tokio::sync::Mutex<()>,
+    /// Refused calls cost a journal commit: at most one a minute (see [`Refusals`]).
+    refusals: std::sync::Mutex<Refusals>,
+}
+
+/// How often a refused call is journaled. Anyone who reaches the port can be refused,
+/// so refusals must not grow the journal (or hold the project lock) without bound:
+/// one record a window, carrying the count of the refusals it stands for.
+#[derive(Debug, Default)]
+struct Refusals {
+    last_journaled: Option<std::time::Instant>,
+    unjournaled: u64,
+}
+
+/// The window of [`Refusals`].
+const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+
+impl Refusals {
+    /// Some(n): journal this refusal, saying n earlier ones were not; None: only count it.
+    fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
+        let due = self
+            .last_journaled
+            .is_none_or(|t| now.duration_since(t) >= REFUSAL_WINDOW);
+        if due {
+            self.last_journaled = Some(now);
+            Some(std::mem::take(&mut self.unjournaled))
+        } else {
+            self.unjournaled += 1;
+            None
+        }
+    }
 }
 
 impl Hook {
@@ -67,6 +97,7 @@ impl Hook {
             state_dir: app.project.state_dir(),
             catalog_repo: catalog_repo.map(|u| crate::ops::git::url_under(&app.project.root, u)),
             one: tokio::sync::Mutex::new(()),
+            refusals: std::sync::Mutex::new(Refusals::default()),
         }
     }
 
@@ -144,6 +175,24 @@ pub(crate) async fn sync(
 fn handle(site: &Site, verdict: Result<(), Refusal>) -> (StatusCode, String) {
     let hook = &site.hook;
     let started = std::time::SystemTime::now();
+    let mut earlier_refusals = 0;
+    if let Err(refusal) = verdict {
+        let admitted = hook
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(std::time::Instant::now());
+        match admitted {
+            Some(n) => earlier_refusals = n,
+            None => {
+                let text = format!(
+                    "{refusal}\nnot journaled: a refusal was journaled less than {} s ago (the next one counts this)\n",
+                    REFUSAL_WINDOW.as_secs()
+                );
+                return (refusal.status(), text);
+            }
+        }
+    }
     let lock = match crate::exec::lock::acquire(&hook.data_dir, RECIPE, LOCK_WAIT) {
         Ok(l) => l,
         Err(e) => {
@@ -158,6 +207,13 @@ fn handle(site: &Site, verdict: Result<(), Refusal>) -> (StatusCode, String) {
         }
     };
     let (code, changes, error) = match verdict {
+        Err(refusal) if earlier_refusals > 0 => (
+            refusal.status(),
+            Vec::new(),
+            Some(format!(
+                "{refusal} (and {earlier_refusals} earlier refused call(s) not journaled)"
+            )),
+        ),
         Err(refusal) => (refusal.status(), Vec::new(), Some(refusal.to_string())),
         Ok(()) => {
             let (changes, problems) = sync_all(site);
@@ -358,6 +414,17 @@ mod tests {
         assert_eq!(admitted(None, Some("xyz")), Err(Refusal::Off));
         assert_eq!(Refusal::Off.status(), StatusCode::NOT_FOUND);
         assert_eq!(Refusal::WrongToken.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn refusals_are_journaled_once_a_window_with_a_count() {
+        let t0 = std::time::Instant::now();
+        let mut r = Refusals::default();
+        assert_eq!(r.admit(t0), Some(0));
+        assert_eq!(r.admit(t0 + Duration::from_secs(1)), None);
+        assert_eq!(r.admit(t0 + Duration::from_secs(59)), None);
+        assert_eq!(r.admit(t0 + REFUSAL_WINDOW), Some(2));
+        assert_eq!(r.admit(t0 + REFUSAL_WINDOW), None);
     }
 
     #[test]
