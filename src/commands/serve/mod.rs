@@ -1,11 +1,13 @@
-//! `fleet serve [--listen ADDR:PORT]`: a read-only web view of the journal, the status
-//! cache, backups and recipes. Loopback only until users and login exist: anyone who
-//! can reach the port reads everything fleet knows.
+//! `fleet serve [--listen ADDR:PORT]`: a web view of the journal, the status cache,
+//! backups and recipes, and recipe runs with their output live (`runs`). Loopback only
+//! until users and login exist: anyone who can reach the port reads everything fleet
+//! knows.
 
 // Callers and CSRF tokens: the run forms and login use them (issue 20).
 #[allow(dead_code)]
 mod auth;
 mod pages;
+mod runs;
 
 use crate::App;
 use crate::error::{Error, Result};
@@ -29,6 +31,8 @@ pub(crate) struct Site {
     pub(crate) recipes: Vec<pages::RecipeInfo>,
     /// The CSRF token of the local operator (no users file): random per server start.
     pub(crate) csrf: String,
+    /// Starting runs, and the runs this server started.
+    pub(crate) runs: runs::Runner,
 }
 
 impl Site {
@@ -87,6 +91,7 @@ pub(crate) fn run(app: &App, listen: &str) -> Result<i32> {
         inventory,
         recipes: pages::recipes_of(&app.recipes),
         csrf: auth::random_token(32),
+        runs: runs::Runner::new(app),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -101,8 +106,10 @@ async fn serve(site: Arc<Site>, addr: SocketAddr) -> Result<i32> {
         .route("/", get(fleet))
         .route("/host/{name}", get(host))
         .route("/runs", get(runs))
-        .route("/run/{id}", get(run_page))
-        .route("/recipes", get(recipes))
+        .route("/run/{id}", get(runs::run_page))
+        .route("/run/{id}/events", get(runs::events))
+        .route("/recipes", get(runs::recipes_page))
+        .route("/recipes/{name}", axum::routing::post(runs::start))
         .route("/metrics", get(metrics))
         .with_state(site);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -114,10 +121,7 @@ async fn serve(site: Arc<Site>, addr: SocketAddr) -> Result<i32> {
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "fleet serve: http://{bound}/ (read-only; Ctrl-C stops)"
-        );
+        let _ = writeln!(out, "fleet serve: http://{bound}/ (Ctrl-C stops)");
         let _ = out.flush();
     }
     axum::serve(listener, router)
@@ -157,14 +161,6 @@ async fn host(State(site): State<Arc<Site>>, Path(name): Path<String>) -> Respon
 
 async fn runs(State(site): State<Arc<Site>>, Query(q): Q) -> Response {
     page(site, move |s| pages::runs(s, &q)).await
-}
-
-async fn run_page(State(site): State<Arc<Site>>, Path(id): Path<String>) -> Response {
-    page(site, move |s| pages::run(s, &id)).await
-}
-
-async fn recipes(State(site): State<Arc<Site>>) -> Response {
-    page(site, pages::recipes).await
 }
 
 async fn metrics(State(site): State<Arc<Site>>) -> Response {
