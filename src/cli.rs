@@ -363,8 +363,8 @@ pub(crate) enum Builtin {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
-    /// A read-only web view of the fleet: status, hosts, runs, recipes and metrics from
-    /// the journal (loopback only for now)
+    /// A web view of the fleet: status, hosts, runs, recipes and metrics from the
+    /// journal, and recipe runs with their output live (loopback only for now)
     Serve {
         /// Where to listen: a loopback ADDRESS:PORT (port 0 picks a free one)
         #[arg(long, value_name = "ADDR:PORT", default_value = crate::commands::serve::DEFAULT_LISTEN)]

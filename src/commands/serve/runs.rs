@@ -457,11 +457,12 @@ fn form(
 <label><input type=\"radio\" name=\"lock\" value=\"refuse\"{}> refuse</label> \
 <label><input type=\"radio\" name=\"lock\" value=\"wait\"{}> wait (up to {}&nbsp;min)</label></p>\
 <p><button name=\"mode\" value=\"check\">Check first</button> \
-<button name=\"mode\" value=\"run\">Run</button></p></form>\n",
+<button name=\"mode\" value=\"run\">Run</button></p></form>",
         if wait { "" } else { " checked" },
         if wait { " checked" } else { "" },
         LOCK_WAIT_SECS / 60
     );
+    out.push('\n');
     out
 }
 
@@ -818,7 +819,7 @@ impl Tail {
 
     fn end(&mut self, result: &str) {
         self.queue
-            .push_back(Event::default().event("end").data(result.to_string()));
+            .push_back(Event::default().event("end").data(result));
         self.done = true;
     }
 
@@ -886,7 +887,7 @@ impl Tail {
             return;
         }
         self.idle += 1;
-        if self.web.is_none() && self.idle % 10 == 0 {
+        if self.web.is_none() && self.idle.is_multiple_of(10) {
             // A run from the CLI holds the lock while it writes its log: the lock free
             // twice with nothing read in between means it is gone (killed).
             let site = self.site.clone();
