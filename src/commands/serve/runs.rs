@@ -538,6 +538,8 @@ pub(crate) async fn start(
 /// waiting for the lock), its output as it comes.
 pub(crate) async fn run_page(
     State(site): State<Arc<Site>>,
+    // Whoever may see pages may see a run: the caller is asked for as on every page.
+    _caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -907,7 +909,11 @@ impl Tail {
 
 /// `GET /run/{id}/events`: the run's output as Server-Sent Events, one line each, then
 /// an `end` event with its result (ok, failed, unreachable, error, ...).
-pub(crate) async fn events(State(site): State<Arc<Site>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn events(
+    State(site): State<Arc<Site>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
     if !crate::session::is_run_id(&id) {
         return (StatusCode::NOT_FOUND, "no such run\n").into_response();
     }
@@ -1183,6 +1189,52 @@ mod tests {
         assert_eq!(render(&host).lines, ["db: UNREACHABLE: no route"]);
         let long = serde_json::json!({"message": "x".repeat(3000)});
         assert_eq!(render(&long).lines[0].chars().count(), MAX_SHOWN + 1);
+    }
+
+    fn site() -> Arc<Site> {
+        let dir = std::env::temp_dir().join("fleet-serve-runs-unit");
+        Arc::new(Site {
+            project: "p".into(),
+            state_dir: dir.join("state"),
+            inventory: None,
+            recipes: Vec::new(),
+            csrf: "a".repeat(64),
+            runs: Runner {
+                root: dir.clone(),
+                data_dir: dir.join(".fleet"),
+                log_dir: dir.join(".fleet/logs"),
+                passthrough: Vec::new(),
+                started: Mutex::new(VecDeque::new()),
+                streams: Arc::new(AtomicUsize::new(0)),
+            },
+        })
+    }
+
+    #[test]
+    fn viewers_and_forged_forms_cannot_start_runs() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let caller = |role| Caller {
+            user: "alice".into(),
+            role,
+            csrf: "a".repeat(64),
+        };
+        let post = |c: Caller, token: &str| {
+            let form = Form(fields(&[("csrf", token), ("mode", "run")]));
+            rt.block_on(start(State(site()), c, Path("facts".into()), form))
+                .status()
+        };
+        use super::super::auth::Role;
+        let good = "a".repeat(64);
+        assert_eq!(post(caller(Role::Viewer), &good), StatusCode::FORBIDDEN);
+        assert_eq!(post(caller(Role::Operator), ""), StatusCode::FORBIDDEN);
+        assert_eq!(
+            post(caller(Role::Operator), &"b".repeat(64)),
+            StatusCode::FORBIDDEN
+        );
+        // The right token passes the checks: this site has no such recipe.
+        assert_eq!(post(caller(Role::Operator), &good), StatusCode::NOT_FOUND);
     }
 
     #[test]
