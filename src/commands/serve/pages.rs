@@ -359,7 +359,11 @@ result <select name=\"result\">",
     body.push_str("</select> <button>Filter</button></form>\n<table id=\"runs\"><tr><th>RUN</th><th>RECIPE</th><th>STARTED</th><th>HOSTS</th><th>EXIT</th></tr>\n");
     let recorded = |id: &str| runs.iter().any(|r| r.run_id == id);
     for r in super::runs::running(site, &recorded) {
-        if recipe.is_some_and(|x| !crate::journal::same_recipe(&r.recipe, x)) {
+        // Its hosts and result are not known yet.
+        if host.is_some()
+            || result.is_some()
+            || recipe.is_some_and(|x| !crate::journal::same_recipe(&r.recipe, x))
+        {
             continue;
         }
         let _ = writeln!(

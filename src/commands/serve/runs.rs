@@ -282,7 +282,6 @@ fn spawn(site: &Arc<Site>, id: &str, user: &str, launch: &Launch) -> std::io::Re
         .env(crate::sysinfo::RUN_ID_VAR, id)
         .env(crate::sysinfo::JOURNAL_USER_VAR, user)
         .envs(crate::ops::secrets::env_secrets())
-        .env_remove("NO_COLOR")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -784,6 +783,8 @@ struct Tail {
     web: Option<Arc<WebRun>>,
     file: Option<tokio::fs::File>,
     lines: Lines,
+    /// Where each read lands (64 KiB, kept for the stream's life).
+    buf: Vec<u8>,
     queue: VecDeque<Event>,
     shown: usize,
     done: bool,
@@ -845,15 +846,14 @@ impl Tail {
                 }
             }
         }
-        let mut buf = vec![0u8; 64 * 1024];
         let n = match self.file.as_mut() {
-            Some(f) => f.read(&mut buf).await.unwrap_or(0),
+            Some(f) => f.read(&mut self.buf).await.unwrap_or(0),
             None => 0,
         };
         if n > 0 {
             self.idle = 0;
             self.lock_free = false;
-            for line in self.lines.feed(&buf[..n]) {
+            for line in self.lines.feed(&self.buf[..n]) {
                 match line {
                     Line::Text(text) => {
                         let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
@@ -954,6 +954,7 @@ pub(crate) async fn events(
         web,
         file: None,
         lines: Lines::new(MAX_RECORD),
+        buf: vec![0u8; 64 * 1024],
         queue: VecDeque::new(),
         shown: 0,
         done: false,
