@@ -438,3 +438,35 @@ fn the_lock_is_shown_refused_or_waited_for_and_cli_runs_stream_too() {
         "{web_record:#} {cli_record:#}"
     );
 }
+
+#[test]
+fn a_cli_run_killed_mid_way_ends_its_stream_as_killed() {
+    let p = Project::new().local_hosts(1).recipe("slow", SLOW);
+    let dir = p.path();
+    run_fleet(dir, &["facts"]).code(0);
+    let server = Server::start(dir);
+    let mut cli = spawn_fleet(dir, &["slow", "--no-progress"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let runs = server.get("/runs").body;
+        if let Some(id) = runs
+            .split("<tr class=\"running\"><td><a href=\"/run/")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+        {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no running run:\n{runs}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    let (lines, end) = server.events(&id);
+    assert_eq!(end, "killed", "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("run {id} of slow"))),
+        "{lines:#?}"
+    );
+    // No longer running.
+    assert!(!server.get("/runs").body.contains("class=\"running\""));
+}
