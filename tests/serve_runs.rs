@@ -464,7 +464,9 @@ fn a_cli_run_killed_mid_way_ends_its_stream_as_killed() {
     let (lines, end) = server.events(&id);
     assert_eq!(end, "killed", "{lines:#?}");
     assert!(
-        lines.iter().any(|l| l.starts_with(&format!("run {id} of slow"))),
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("run {id} of slow"))),
         "{lines:#?}"
     );
     // No longer running.
