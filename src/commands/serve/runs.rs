@@ -225,8 +225,28 @@ pub(crate) fn launch_of(recipe: &Recipe, fields: &[(String, String)]) -> Launch 
     launch
 }
 
-/// An error as the CLI says it (without colours or boxes).
-fn error_text(e: &Error) -> String {
+/// Why a form starts nothing: the CLI's error for the same command line, shown on the
+/// form as the CLI prints it (without colours or boxes).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// The command line does not parse (clap's message, with its usage line).
+    #[error("{}", .0.to_string().trim_end())]
+    CommandLine(#[from] clap::Error),
+    #[error("error: {0}")]
+    Arguments(#[from] crate::recipe::args::BindError),
+    /// The inventory cannot be read, or the pattern matches no host.
+    #[error("{}", fleet_error(.0))]
+    Hosts(#[from] Error),
+    #[error("error: this project has no inventory to match the host pattern against")]
+    NoInventory,
+    #[error(
+        "error: another run holds the lock of this project: {0}; not waiting \
+         (choose \"wait\" to start when it ends)"
+    )]
+    Locked(crate::exec::lock::Holder),
+}
+
+fn fleet_error(e: &Error) -> String {
     match e {
         Error::Usage {
             message,
@@ -238,14 +258,11 @@ fn error_text(e: &Error) -> String {
 
 /// Judges a launch as the CLI would before it starts anything: the recipe's arguments
 /// (clap and their types), the host pattern against the inventory, and, when the user
-/// chose to refuse, the lock. The error is the CLI's.
-fn judge(site: &Site, recipe: &Recipe, launch: &Launch) -> Result<(), String> {
+/// chose to refuse, the lock.
+fn judge(site: &Site, recipe: &Recipe, launch: &Launch) -> Result<(), Refusal> {
     let argv = std::iter::once(recipe.name.clone()).chain(launch.recipe_args());
-    let matches = crate::cli::recipe_command(recipe, true)
-        .try_get_matches_from(argv)
-        .map_err(|e| e.to_string().trim_end().to_string())?;
-    crate::recipe::args::bind(&recipe.name, &recipe.params, &matches, None)
-        .map_err(|e| format!("error: {e}"))?;
+    let matches = crate::cli::recipe_command(recipe, true).try_get_matches_from(argv)?;
+    crate::recipe::args::bind(&recipe.name, &recipe.params, &matches, None)?;
     let pattern = launch.limit.clone().or_else(|| {
         launch
             .options
@@ -255,19 +272,15 @@ fn judge(site: &Site, recipe: &Recipe, launch: &Launch) -> Result<(), String> {
     });
     if let Some(pattern) = pattern {
         let Some((path, display, timeout)) = &site.inventory else {
-            return Err("error: this project has no inventory".into());
+            return Err(Refusal::NoInventory);
         };
-        let inventory = crate::inventory::Inventory::load(path, display, *timeout)
-            .map_err(|e| error_text(&e))?;
-        crate::inventory::select(&inventory, &pattern).map_err(|e| error_text(&e))?;
+        let inventory = crate::inventory::Inventory::load(path, display, *timeout)?;
+        crate::inventory::select(&inventory, &pattern)?;
     }
     if launch.lock_wait == 0
         && let Some(holder) = site.runs.holder()
     {
-        return Err(format!(
-            "error: another run holds the lock of this project: {holder}; not waiting \
-             (choose \"wait\" to start when it ends)"
-        ));
+        return Err(Refusal::Locked(holder));
     }
     Ok(())
 }
@@ -509,7 +522,8 @@ pub(crate) async fn start(
         Ok(j) => j,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
-    if let Err(error) = result {
+    if let Err(refusal) = result {
+        let error = refusal.to_string();
         let site2 = site.clone();
         let html = tokio::task::spawn_blocking(move || {
             recipes_html(&site2, &caller, Some((&recipe.name, &fields, &error)))
@@ -544,19 +558,20 @@ pub(crate) async fn run_page(
 ) -> Response {
     let built = tokio::task::spawn_blocking(move || match pages::run(&site, &id) {
         Err(pages::PageError::NotFound(why)) if crate::session::is_run_id(&id) => {
-            live_page(&site, &id, q.contains_key("ended")).ok_or(why)
+            live_page(&site, &id, q.contains_key("ended")).ok_or(pages::PageError::NotFound(why))
         }
-        Err(e) => Err(e.to_string()),
-        Ok(html) => Ok(html),
+        other => other,
     })
     .await;
     match built {
         Ok(Ok(html)) => Html(html).into_response(),
-        Ok(Err(why)) => (
-            StatusCode::NOT_FOUND,
-            Html(pages::error_page(&pages::PageError::NotFound(why))),
-        )
-            .into_response(),
+        Ok(Err(e)) => {
+            let code = match e {
+                pages::PageError::NotFound(_) => StatusCode::NOT_FOUND,
+                pages::PageError::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (code, Html(pages::error_page(&e))).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
@@ -1236,6 +1251,42 @@ mod tests {
         );
         // The right token passes the checks: this site has no such recipe.
         assert_eq!(post(caller(Role::Operator), &good), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn refusals_read_like_the_clis_errors() {
+        let holder = crate::exec::lock::Holder {
+            pid: 42,
+            user: "web:alice".into(),
+            host: "ctl".into(),
+            recipe: "update".into(),
+            started: "2026-11-30T10:00:00Z".into(),
+        };
+        assert_eq!(
+            Refusal::Locked(holder).to_string(),
+            "error: another run holds the lock of this project: `update` started \
+             2026-11-30T10:00:00Z by web:alice@ctl (pid 42); not waiting (choose \"wait\" \
+             to start when it ends)"
+        );
+        let pattern = Error::usage_with_help("pattern `x` matches no host", "see hosts");
+        assert_eq!(
+            Refusal::from(pattern).to_string(),
+            "error: pattern `x` matches no host\n  help: see hosts"
+        );
+        let r = recipe(vec![param(
+            "count",
+            ArgType::Int,
+            Some(Dynamic::from(1_i64)),
+        )]);
+        let launch = launch_of(&r, &fields(&[("arg-count", "many")]));
+        let m = crate::cli::recipe_command(&r, true)
+            .try_get_matches_from(std::iter::once("deploy".to_string()).chain(launch.recipe_args()))
+            .unwrap();
+        let bind = crate::recipe::args::bind("deploy", &r.params, &m, None).unwrap_err();
+        assert_eq!(
+            Refusal::from(bind).to_string(),
+            "error: argument `count` of recipe `deploy` expects an int, got `many`"
+        );
     }
 
     #[test]
