@@ -1212,11 +1212,16 @@ mod tests {
 
     fn site() -> Arc<Site> {
         let dir = std::env::temp_dir().join("fleet-serve-runs-unit");
+        let mut index = crate::recipe::index::RecipeIndex::default();
+        index.recipes.insert(
+            "deploy".into(),
+            recipe(vec![param("target", ArgType::String, None)]),
+        );
         Arc::new(Site {
             project: "p".into(),
             state_dir: dir.join("state"),
             inventory: None,
-            recipes: Vec::new(),
+            recipes: pages::recipes_of(&index),
             csrf: "a".repeat(64),
             runs: Runner {
                 root: dir.clone(),
@@ -1254,6 +1259,17 @@ mod tests {
         );
         // The right token passes the checks: this site has no such recipe.
         assert_eq!(post(caller(Role::Operator), &good), StatusCode::NOT_FOUND);
+        // Viewers see the recipe, and no form or button.
+        let page = recipes_html(&site(), &caller(Role::Viewer), None);
+        assert!(page.contains("<h2 id=\"deploy\">"), "{page}");
+        assert!(!page.contains("<form class=\"run\""), "{page}");
+        assert!(!page.contains("<button"), "{page}");
+        let page = recipes_html(&site(), &caller(Role::Operator), None);
+        assert!(page.contains("action=\"/recipes/deploy\""), "{page}");
+        assert!(
+            page.contains("<input type=\"text\" name=\"arg-target\" value=\"\" required>"),
+            "{page}"
+        );
     }
 
     #[test]
