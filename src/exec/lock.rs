@@ -115,10 +115,19 @@ pub(crate) fn current_holder(dir: &Path) -> Option<Holder> {
         .ok()?;
     let holder: Holder = serde_json::from_str(&text).ok()?;
     let lock = path.canonicalize().ok()?;
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", holder.pid)).ok()?;
-    fds.flatten()
-        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == lock))
-        .then_some(holder)
+    let held = match std::fs::read_dir(format!("/proc/{}/fd", holder.pid)) {
+        Ok(fds) => fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == lock)),
+        // Another user's process: its open files are not ours to see; a fleet with
+        // that pid is taken to be the holder.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            std::fs::read_to_string(format!("/proc/{}/comm", holder.pid))
+                .is_ok_and(|comm| comm.trim_end() == "fleet")
+        }
+        Err(_) => false,
+    };
+    held.then_some(holder)
 }
 
 #[cfg(test)]
