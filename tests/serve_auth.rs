@@ -300,6 +300,27 @@ fn serve_auth_users_file_is_private_and_needed_beyond_loopback() {
         .stderr_has(".gitignore");
     std::fs::write(dir.join(".gitignore"), ".fleet/\n").unwrap();
     add_user(dir, &["carol"], "another password\n").code(0);
+
+    // `serve_users` in fleet.toml names another file.
+    std::fs::write(
+        dir.join("fleet.toml"),
+        "serve_users = \"private/web-users.toml\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join(".gitignore"), ".fleet/\nprivate/\n").unwrap();
+    add_user(dir, &["dave", "--role", "viewer"], "dave password\n")
+        .code(0)
+        .stdout_has("added dave (viewer) to private/web-users.toml");
+    let other = dir.join("private/web-users.toml");
+    assert_eq!(
+        std::fs::metadata(&other).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&other)
+            .unwrap()
+            .contains("[users.dave]")
+    );
 }
 
 #[test]
