@@ -498,3 +498,81 @@ fn serve_auth_sign_in_sessions_csrf_rate_limits_and_sign_out() {
         "{ok:?}"
     );
 }
+
+/// The value of the first hidden `csrf` field of a page.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no csrf field:\n{page}"))
+        .to_string()
+}
+
+#[test]
+fn operators_run_from_the_host_page_as_themselves_and_viewers_cannot() {
+    let p = Project::new().local_hosts(1);
+    let dir = p.path();
+    add_user(dir, &["alice", "--role", "operator"], "alice password\n").code(0);
+    add_user(dir, &["bob"], "bob password\n").code(0);
+    let server = Server::start(dir, &[]);
+    let session = |user: &str, password: &str| {
+        let ok = server.sign_in(user, password, "192.0.2.9", "/");
+        assert_eq!(ok.code, 303, "{ok:?}");
+        format!("fleet_session={}", ok.header_cookie("fleet_session"))
+    };
+    let bob = session("bob", "bob+password");
+    let alice = session("alice", "alice+password");
+
+    // A viewer sees the host but no run buttons, and a POST with his own token is refused.
+    let page = server.get("/host/h1", Some(&bob));
+    assert_eq!(page.code, 200, "{page:?}");
+    assert!(!page.body.contains("Run on this host"), "{}", page.body);
+    let recipes = server.get("/recipes", Some(&bob));
+    assert!(!recipes.body.contains(">Run</button>"), "{}", recipes.body);
+    let token = csrf_of(&server.get("/", Some(&bob)).body);
+    let forged = server.request(
+        "POST",
+        "/recipes/facts",
+        &[("Cookie", &bob)],
+        &format!("csrf={token}&hosts=h1&lock=refuse&mode=run"),
+    );
+    assert_eq!(forged.code, 403, "{forged:?}");
+
+    // The operator's host page runs `facts` there with one click.
+    let page = server.get("/host/h1", Some(&alice));
+    assert!(page.body.contains("Run on this host"), "{}", page.body);
+    let token = csrf_of(&page.body);
+    let without = server.request(
+        "POST",
+        "/recipes/facts",
+        &[("Cookie", &alice)],
+        "hosts=h1&lock=refuse&mode=run",
+    );
+    assert_eq!(without.code, 403, "{without:?}");
+    let started = server.request(
+        "POST",
+        "/recipes/facts",
+        &[("Cookie", &alice)],
+        &format!("csrf={token}&hosts=h1&lock=refuse&mode=run"),
+    );
+    assert_eq!(started.code, 303, "{started:?}");
+    let id = started
+        .header("location")
+        .and_then(|l| l.strip_prefix("/run/").map(str::to_string))
+        .unwrap_or_else(|| panic!("{started:?}"));
+    let events = server.get(&format!("/run/{id}/events"), Some(&alice));
+    assert!(events.body.contains("event: end\ndata: ok"), "{events:?}");
+    let history = crate::support::run_fleet(dir, &["history", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    let run = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no record of {id}: {runs}"));
+    assert_eq!(run["user"], "web:alice", "{run}");
+    assert_eq!(run["recipe"], "facts", "{run}");
+    assert_eq!(run["exit_code"], 0, "{run}");
+    // Only the viewer's refused POST and this run: nothing else started.
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+}

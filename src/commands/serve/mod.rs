@@ -355,8 +355,15 @@ async fn fleet(State(site): State<Arc<Site>>, Query(q): Q) -> Response {
     page(site, move |s| pages::fleet(s, &q)).await
 }
 
-async fn host(State(site): State<Arc<Site>>, Path(name): Path<String>) -> Response {
-    page(site, move |s| pages::host(s, &name)).await
+async fn host(
+    State(site): State<Arc<Site>>,
+    caller: auth::Caller,
+    Path(name): Path<String>,
+) -> Response {
+    page(site, move |s| {
+        pages::host(s, &name, &runs::host_actions(s, &caller, &name))
+    })
+    .await
 }
 
 async fn runs(State(site): State<Arc<Site>>, Query(q): Q) -> Response {

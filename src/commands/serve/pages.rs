@@ -19,7 +19,7 @@ pub(crate) enum PageError {
 /// A recipe as the Recipes page shows it.
 pub(crate) struct RecipeInfo {
     pub(crate) name: String,
-    summary: String,
+    pub(crate) summary: String,
     body: String,
     file: String,
     /// (flag, type, default, help)
@@ -248,7 +248,8 @@ r.style.display=r.textContent.toLowerCase().indexOf(q)<0?'none':'';});});\
     Ok(layout(site, "Fleet", &body))
 }
 
-pub(crate) fn host(site: &Site, name: &str) -> Result<String, PageError> {
+/// `actions`: the host's run buttons (empty for callers who may not run).
+pub(crate) fn host(site: &Site, name: &str, actions: &str) -> Result<String, PageError> {
     let runs = load(site)?;
     let inv_host = site.inventory().and_then(|i| i.hosts.get(name).cloned());
     let touched: Vec<&RunRecord> = runs
@@ -278,6 +279,7 @@ pub(crate) fn host(site: &Site, name: &str) -> Result<String, PageError> {
         }
         body.push_str("</table>\n");
     }
+    body.push_str(actions);
     body.push_str("<h2>Runs</h2><table id=\"runs\"><tr><th>RUN</th><th>RECIPE</th><th>STARTED</th><th>STATUS</th><th>ERROR</th></tr>\n");
     for r in &touched {
         if let Some(h) = r.hosts.iter().find(|h| h.host == name) {

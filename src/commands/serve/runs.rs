@@ -380,6 +380,47 @@ fn recipes_html(site: &Site, caller: &Caller, refused: Option<Refused>) -> Strin
     })
 }
 
+/// The Host page's run buttons: every recipe that needs no more than a host pattern
+/// runs (or checks) on this host with one click, through the same form handler as the
+/// Recipes page; the others link to their full form.
+pub(crate) fn host_actions(site: &Site, caller: &Caller, host: &str) -> String {
+    if !caller.can_run() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Run on this host</h2><table id=\"actions\">");
+    for info in &site.recipes {
+        let needs_more = info
+            .recipe
+            .params
+            .iter()
+            .any(|p| !is_pattern(p) && p.default.is_none());
+        let _ = write!(out, "<tr><td>{}</td><td>", t(&info.name));
+        if needs_more {
+            let _ = write!(
+                out,
+                "<a href=\"/recipes#{}\">form</a> <span class=\"muted\">needs arguments</span>",
+                u(&info.name)
+            );
+        } else {
+            let _ = write!(
+                out,
+                "<form class=\"quick\" method=\"post\" action=\"/recipes/{}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<input type=\"hidden\" name=\"hosts\" value=\"{}\">\
+<input type=\"hidden\" name=\"lock\" value=\"refuse\">\
+<button name=\"mode\" value=\"check\">Check</button> \
+<button name=\"mode\" value=\"run\">Run</button></form>",
+                u(&info.name),
+                t(&caller.csrf),
+                t(host)
+            );
+        }
+        let _ = write!(out, "</td><td>{}</td></tr>", t(&info.summary));
+    }
+    out.push_str("</table>\n");
+    out
+}
+
 /// The run form of one recipe: an input per typed argument (defaults filled, required
 /// ones marked), the host pattern, the lock choice, "Check first" and "Run".
 fn form(
