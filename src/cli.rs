@@ -142,6 +142,18 @@ pub(crate) struct GlobalArgs {
     /// Run the project's recipes as they are at this git revision (tag, branch, commit)
     #[arg(long, value_name = "REV")]
     pub(crate) recipes_rev: Option<String>,
+    /// Run only recipes of a commit (or annotated tag) signed by an allowed key: the
+    /// --recipes-rev, the replayed run's commit, the --catalog-repo checkout, the pulled
+    /// commit; anything else is refused (exit 2)
+    #[arg(long)]
+    pub(crate) require_signed: bool,
+    /// SSH keys allowed to sign (ssh-keygen's allowed signers format: `PRINCIPAL KEY`)
+    /// [default: fleet.toml's allowed_signers; in pull mode DIR/allowed_signers]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) allowed_signers: Option<PathBuf>,
+    /// OpenPGP public keys allowed to sign (a keyring file for gpgv)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) gpg_keyring: Option<PathBuf>,
     /// Record the host keys of hosts never seen before (changed keys are still refused)
     #[arg(long)]
     pub(crate) accept_new_host_keys: bool,
@@ -161,6 +173,10 @@ pub(crate) struct GlobalArgs {
     /// Keep the journal in this directory instead of the project's state repository
     #[arg(long, value_name = "DIR", global = true, hide = true)]
     pub(crate) state_dir: Option<PathBuf>,
+    /// Not an option: set by pull mode when it refused a newer commit and runs the last
+    /// verified one (`refused: commit abc1234 is not signed`), for the journal record.
+    #[arg(skip)]
+    pub(crate) refused: Option<String>,
 }
 
 impl GlobalArgs {
@@ -169,9 +185,31 @@ impl GlobalArgs {
     }
 }
 
-/// `fleet pull enroll`.
+/// `fleet pull enroll`, `fleet pull verify`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum PullCommand {
+    /// Print what `fleet pull` would run (commit, subject, recipe) and who signed it
+    /// (principal, key), without running anything; exit 2 when it would be refused
+    Verify {
+        /// The recipe repository (as given to fleet pull)
+        #[arg(long, value_name = "URL")]
+        repo: String,
+        /// Branch, tag or commit (default: the repository's default branch)
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
+        /// The pull directory (as given to fleet pull)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// SSH keys allowed to sign [default: pull.toml's allowed_signers, else
+        /// DIR/allowed_signers]
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: Option<PathBuf>,
+        /// OpenPGP public keys allowed to sign [default: pull.toml's gpg_keyring]
+        #[arg(long, value_name = "FILE")]
+        gpg_keyring: Option<PathBuf>,
+        /// The recipe fleet pull would run, shown with the rest
+        recipe: Option<String>,
+    },
     /// Set hosts up for pull mode: with --print, the shell script (systemd service and
     /// timer in the shape of examples/pull/) to run as root on a host fleet cannot reach
     Enroll {
@@ -519,7 +557,8 @@ pub(crate) enum Builtin {
     },
 }
 
-/// What a recipe's run is steered by; all but the last (`recipes_rev`) steer `exec` too.
+/// What a recipe's run is steered by; all but the last four (`recipes_rev`,
+/// `require_signed` and its keys) steer `exec` too.
 const RECIPE_OPTIONS: &[&str] = &[
     "limit",
     "forks",
@@ -532,13 +571,19 @@ const RECIPE_OPTIONS: &[&str] = &[
     "no_progress",
     "json",
     "recipes_rev",
+    "require_signed",
+    "allowed_signers",
+    "gpg_keyring",
 ];
 
-/// What a run of hosts that is not a recipe (`exec`) is steered by.
-const RUN_OPTIONS: &[&str] = match RECIPE_OPTIONS.split_last() {
-    Some((_, run)) => run,
-    None => &[],
-};
+/// The options of signed recipes (`--require-signed`, its keys).
+const SIGNED_OPTIONS: usize = 3;
+
+/// What a run of hosts that is not a recipe (`exec`) is steered by: all but the last
+/// four (`recipes_rev` and the signed recipes' options).
+const RUN_OPTIONS: &[&str] = RECIPE_OPTIONS
+    .split_at(RECIPE_OPTIONS.len() - 1 - SIGNED_OPTIONS)
+    .0;
 
 /// What a run of hosts that retries nothing is steered by (`fleet keys`, `fleet user`).
 const HOSTS_RUN_OPTIONS: &[&str] = &[
@@ -570,7 +615,16 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "no_progress",
             "json",
         ],
-        "pull" => &["check", "timeout", "lock_wait", "no_progress", "json"],
+        "pull" => &[
+            "check",
+            "timeout",
+            "lock_wait",
+            "no_progress",
+            "json",
+            "require_signed",
+            "allowed_signers",
+            "gpg_keyring",
+        ],
         "drift" => &[
             "limit",
             "forks",
@@ -591,6 +645,9 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "accept_new_host_keys",
             "no_progress",
             "json",
+            "require_signed",
+            "allowed_signers",
+            "gpg_keyring",
         ],
         "restore" => &[
             "check",
@@ -614,7 +671,8 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "json",
         ],
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
-        "history" | "recipes" | "api" | "catalog" | "check" => &["json"],
+        "catalog" => &["json", "require_signed", "allowed_signers", "gpg_keyring"],
+        "history" | "recipes" | "api" | "check" => &["json"],
         _ => &[],
     }
 }
@@ -707,6 +765,14 @@ pub(crate) fn scoped_options(
     if given("recipes_rev") {
         global.recipes_rev = text("recipes_rev");
     }
+    let path = |id: &str| sub.get_one::<PathBuf>(id).cloned();
+    if given("allowed_signers") {
+        global.allowed_signers = path("allowed_signers");
+    }
+    if given("gpg_keyring") {
+        global.gpg_keyring = path("gpg_keyring");
+    }
+    global.require_signed |= given("require_signed");
     global.check |= given("check");
     global.accept_new_host_keys |= given("accept_new_host_keys");
     global.no_progress |= given("no_progress");

@@ -177,6 +177,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         && let Some(recipe) = app.recipes.get(name)
     {
         let recipe = recipe.clone();
+        commands::signed::require_recipes(&app, app.global.recipes_rev.as_deref())?;
         if let Some(which) = app.global.retry_failed.as_deref() {
             return commands::recipe::retry(&app, &recipe, which);
         }
@@ -308,6 +309,29 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             &interval,
             push_results.as_deref(),
             print,
+        ),
+        Some(Builtin::Pull {
+            enroll:
+                Some(cli::PullCommand::Verify {
+                    repo,
+                    rev,
+                    dir,
+                    allowed_signers,
+                    gpg_keyring,
+                    recipe,
+                }),
+            ..
+        }) => commands::pull_signed::verify(
+            &app,
+            &repo,
+            rev.as_deref(),
+            dir,
+            commands::pull_signed::SignedArgs {
+                require_signed: true,
+                allowed_signers,
+                gpg_keyring,
+            },
+            recipe.as_deref(),
         ),
         Some(Builtin::Pull {
             enroll: None,

@@ -66,6 +66,11 @@ pub(crate) fn run(mut app: App, which: &str, allow_dirty: bool) -> Result<i32> {
     }
     let commit = record.recipe_commit.clone().unwrap_or_default();
     let id = record.run_id.clone();
+    // --require-signed: the commit that ran must be signed.
+    if let Some(keys) = crate::commands::signed::keys(&app) {
+        let (repo, _) = crate::recipe::sources::repo_of(&app.project.root)?;
+        crate::commands::signed::require(&repo, &commit, &keys, &format!("run {id}"))?;
+    }
     // The recipes and stdlib modules as they were committed when the run was made.
     let (scripting, recipes) = crate::load_recipes(&app.project, Some(&commit))?;
     app.scripting = scripting;

@@ -58,6 +58,22 @@ fn checkout(
     let (branch, rev) = (o.branch, o.rev);
     let url = local_url(c, url)?;
     let dir = local_path(c, dir)?;
+    // --require-signed: the revision is checked in the source, then pinned.
+    let verified = match &c.run()?.options.signed {
+        Some(keys) => Some(
+            crate::commands::signed::verified_commit(
+                &url,
+                branch.as_deref().or(rev.as_deref()),
+                keys,
+            )
+            .map_err(|e| runtime_error(e.to_string(), pos))?,
+        ),
+        None => None,
+    };
+    let (branch, rev) = match verified {
+        Some(commit) => (None, Some(commit)),
+        None => (branch, rev),
+    };
     let out = git::sync(&url, &dir, branch.as_deref(), rev.as_deref())
         .map_err(|e| runtime_error(e.to_string(), pos))?;
     if let Some(w) = &out.warning {
