@@ -35,6 +35,7 @@ mod runs;
 mod secrets;
 mod secrets_file;
 mod serve;
+mod signed;
 mod ssh;
 mod status;
 mod sudo;
