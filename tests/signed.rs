@@ -364,3 +364,53 @@ fn recipes_rev_and_replay_run_only_signed_revisions() {
         .code(0)
         .stderr_has("signed by alice@example.com");
 }
+
+#[test]
+fn catalog_repo_checkouts_are_held_to_signatures_too() {
+    let s = site();
+    let signers = s.tmp.path().join("signers");
+    allowed_signers(&signers, "alice@example.com", &s.alice);
+    let signers = signers.to_str().unwrap();
+    let catalog = s.tmp.path().join("catalog-src");
+    std::fs::create_dir(&catalog).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configure/catalog/index.json"),
+        catalog.join("index.json"),
+    )
+    .unwrap();
+    git(&catalog, &["init", "-q"]);
+    git(&catalog, &["add", "."]);
+    git(&catalog, &["commit", "-qm", "unsigned catalog"]);
+    let url = catalog.to_str().unwrap();
+    let w = &s.work;
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "catalog",
+            "--catalog-repo",
+            url,
+            "--allowed-signers",
+            signers,
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    run_fleet(w, &args(&["--require-signed"]))
+        .code(2)
+        .stderr_has("is not signed");
+    assert!(!w.join("catalog").exists(), "the catalog was checked out");
+    let signed = {
+        git_signed(
+            &catalog,
+            &s.alice,
+            &["commit", "-S", "--allow-empty", "-qm", "signed"],
+        );
+        git(&catalog, &["rev-parse", "HEAD"]).trim().to_string()
+    };
+    run_fleet(w, &args(&["--require-signed"]))
+        .code(0)
+        .stdout_has("nginx");
+    assert_eq!(
+        git(&w.join("catalog"), &["rev-parse", "HEAD"]).trim(),
+        signed
+    );
+}
