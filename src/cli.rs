@@ -82,7 +82,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    every host ended ok or changed
   1    internal error in fleet
-  2    usage, configuration or recipe error
+  2    usage, configuration or recipe error; recipes refused by --require-signed
   3    at least one host failed
   4    at least one host was unreachable (and none failed)
   75   another run holds the project's lock
