@@ -185,31 +185,35 @@ impl GlobalArgs {
     }
 }
 
+/// `fleet pull verify`.
+#[derive(Debug, Args)]
+pub(crate) struct PullVerify {
+    /// The recipe repository (as given to fleet pull)
+    #[arg(long, value_name = "URL")]
+    pub(crate) repo: String,
+    /// Branch, tag or commit (default: the repository's default branch)
+    #[arg(long, value_name = "REV")]
+    pub(crate) rev: Option<String>,
+    /// The pull directory (as given to fleet pull)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// SSH keys allowed to sign [default: pull.toml's allowed_signers, else
+    /// DIR/allowed_signers]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) allowed_signers: Option<PathBuf>,
+    /// OpenPGP public keys allowed to sign [default: pull.toml's gpg_keyring]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) gpg_keyring: Option<PathBuf>,
+    /// The recipe fleet pull would run, shown with the rest
+    pub(crate) recipe: Option<String>,
+}
+
 /// `fleet pull enroll`, `fleet pull verify`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum PullCommand {
     /// Print what `fleet pull` would run (commit, subject, recipe) and who signed it
     /// (principal, key), without running anything; exit 2 when it would be refused
-    Verify {
-        /// The recipe repository (as given to fleet pull)
-        #[arg(long, value_name = "URL")]
-        repo: String,
-        /// Branch, tag or commit (default: the repository's default branch)
-        #[arg(long, value_name = "REV")]
-        rev: Option<String>,
-        /// The pull directory (as given to fleet pull)
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// SSH keys allowed to sign [default: pull.toml's allowed_signers, else
-        /// DIR/allowed_signers]
-        #[arg(long, value_name = "FILE")]
-        allowed_signers: Option<PathBuf>,
-        /// OpenPGP public keys allowed to sign [default: pull.toml's gpg_keyring]
-        #[arg(long, value_name = "FILE")]
-        gpg_keyring: Option<PathBuf>,
-        /// The recipe fleet pull would run, shown with the rest
-        recipe: Option<String>,
-    },
+    Verify(Box<PullVerify>),
     /// Set hosts up for pull mode: with --print, the shell script (systemd service and
     /// timer in the shape of examples/pull/) to run as root on a host fleet cannot reach
     Enroll {

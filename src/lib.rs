@@ -311,28 +311,9 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             print,
         ),
         Some(Builtin::Pull {
-            enroll:
-                Some(cli::PullCommand::Verify {
-                    repo,
-                    rev,
-                    dir,
-                    allowed_signers,
-                    gpg_keyring,
-                    recipe,
-                }),
+            enroll: Some(cli::PullCommand::Verify(v)),
             ..
-        }) => commands::pull_signed::verify(
-            &app,
-            &repo,
-            rev.as_deref(),
-            dir,
-            commands::pull_signed::SignedArgs {
-                require_signed: true,
-                allowed_signers,
-                gpg_keyring,
-            },
-            recipe.as_deref(),
-        ),
+        }) => commands::pull_signed::verify(&app, *v),
         Some(Builtin::Pull {
             enroll: None,
             repo,

@@ -185,14 +185,14 @@ pub(crate) fn exit_code(choice: Option<&Choice>, code: i32) -> i32 {
 
 /// `fleet pull verify`: fetches as `fleet pull` does (the mirror, never the checkout)
 /// and prints what would run and who signed it.
-pub(crate) fn verify(
-    app: &crate::App,
-    repo: &str,
-    rev: Option<&str>,
-    dir: Option<PathBuf>,
-    signed: SignedArgs,
-    recipe: Option<&str>,
-) -> Result<i32> {
+pub(crate) fn verify(app: &crate::App, v: crate::cli::PullVerify) -> Result<i32> {
+    let (repo, rev, recipe) = (v.repo.as_str(), v.rev.as_deref(), v.recipe.as_deref());
+    let signed = SignedArgs {
+        require_signed: true,
+        allowed_signers: v.allowed_signers,
+        gpg_keyring: v.gpg_keyring,
+    };
+    let dir = v.dir;
     let base = dir.unwrap_or_else(|| {
         app.project
             .data_dir()
