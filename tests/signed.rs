@@ -414,3 +414,129 @@ fn catalog_repo_checkouts_are_held_to_signatures_too() {
         signed
     );
 }
+
+/// gpg in a private home: (status ok, stdout).
+fn gpg(home: &Path, args: &[&str]) -> String {
+    let out = Command::new("gpg")
+        .env("GNUPGHOME", home)
+        .args(["--batch", "--quiet"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gpg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn openpgp_signatures_are_checked_against_the_keyring() {
+    if Command::new("gpg").arg("--version").output().is_err()
+        || Command::new("gpgv").arg("--version").output().is_err()
+    {
+        eprintln!("skipped: gpg and gpgv are not installed");
+        return;
+    }
+    let s = site();
+    let keyring = |name: &str, uid: &str| {
+        let home = s.tmp.path().join(format!("gnupg-{name}"));
+        std::fs::create_dir(&home).unwrap();
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        gpg(
+            &home,
+            &[
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                uid,
+                "ed25519",
+                "sign",
+                "never",
+            ],
+        );
+        let fpr = gpg(&home, &["--with-colons", "--list-keys"])
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("fpr:")
+                    .map(|r| r.trim_matches(':').to_string())
+            })
+            .unwrap();
+        let ring = s.tmp.path().join(format!("{name}.gpg"));
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--output"])
+            .arg(&ring)
+            .arg("--export")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        (home, fpr, ring)
+    };
+    let (alice_home, alice_fpr, alice_ring) = keyring("alice", "Alice <alice@example.com>");
+    let (mallory_home, mallory_fpr, _) = keyring("mallory", "Mallory <m@example.com>");
+    let commit_as = |home: &Path, fpr: &str, version: &str| {
+        write_recipe(&s.work, version);
+        let out = Command::new("git")
+            .env("GNUPGHOME", home)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .arg("-c")
+            .arg(format!("user.signingkey={fpr}"))
+            .args(["commit", "-S", "-qm", version])
+            .current_dir(&s.work)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let target = s.tmp.path().join("applied");
+    let t = target.to_str().unwrap();
+    let ring = alice_ring.to_str().unwrap();
+    commit_as(&alice_home, &alice_fpr, "v1");
+    run_fleet(
+        &s.work,
+        &[
+            "--recipes-rev",
+            "HEAD",
+            "--require-signed",
+            "--gpg-keyring",
+            ring,
+            "apply",
+            t,
+        ],
+    )
+    .code(0)
+    .stderr_has(&format!(
+        "commit signed by Alice <alice@example.com> ({alice_fpr})"
+    ));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "v1\n");
+
+    commit_as(&mallory_home, &mallory_fpr, "v2");
+    run_fleet(
+        &s.work,
+        &[
+            "--recipes-rev",
+            "HEAD",
+            "--require-signed",
+            "--gpg-keyring",
+            ring,
+            "apply",
+            t,
+        ],
+    )
+    .code(2)
+    .stderr_has("is signed by an unknown key");
+    // Without a keyring an OpenPGP signature cannot be checked: refused, and said so.
+    run_fleet(
+        &s.work,
+        &["--recipes-rev", "HEAD", "--require-signed", "apply", t],
+    )
+    .code(2)
+    .stderr_has("is signed with OpenPGP, and no keys for it are configured");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "v1\n");
+}
