@@ -431,6 +431,19 @@ fn gpg(home: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Stops the gpg-agent gpg started for a home when dropped (also when a test fails).
+struct Agent(PathBuf);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&self.0)
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
 #[test]
 fn openpgp_signatures_are_checked_against_the_keyring() {
     if Command::new("gpg").arg("--version").output().is_err()
@@ -476,7 +489,9 @@ fn openpgp_signatures_are_checked_against_the_keyring() {
         (home, fpr, ring)
     };
     let (alice_home, alice_fpr, alice_ring) = keyring("alice", "Alice <alice@example.com>");
+    let _alice_agent = Agent(alice_home.clone());
     let (mallory_home, mallory_fpr, _) = keyring("mallory", "Mallory <m@example.com>");
+    let _mallory_agent = Agent(mallory_home.clone());
     let commit_as = |home: &Path, fpr: &str, version: &str| {
         write_recipe(&s.work, version);
         let out = Command::new("git")
