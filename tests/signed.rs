@@ -211,6 +211,18 @@ fn pull_runs_only_commits_signed_by_an_allowed_key() {
             .any(|r| r.contains("\"refused\"") && r.contains(&refusal)),
         "{records:?}"
     );
+    run_fleet(
+        &base.join("checkout"),
+        &[
+            "--state-dir",
+            base.join("state").to_str().unwrap(),
+            "show",
+            "last",
+        ],
+    )
+    .code(0)
+    .stdout_has(&format!("{refusal}: the last verified commit ran"))
+    .stdout_has(&format!("recipes at {v1}"));
     // The checkout never moved to the unsigned commit.
     assert_eq!(
         git(&base.join("checkout"), &["rev-parse", "HEAD"]).trim(),
