@@ -193,6 +193,15 @@ fn pull_runs_only_commits_signed_by_an_allowed_key() {
         v1
     );
 
+    // The repository is gone: the last verified commit runs, as the last good checkout
+    // does without --require-signed.
+    let moved = s.tmp.path().join("moved.git");
+    std::fs::rename(&s.remote, &moved).unwrap();
+    pull(&["--require-signed"])
+        .code(0)
+        .stderr_has(&format!("running the last verified commit {}", &v1[..10]));
+    std::fs::rename(&moved, &s.remote).unwrap();
+
     // An unsigned commit on top is refused: v1 runs again, the journal says why, exit 2.
     let v2 = publish(&s.work, "v2", None);
     let refusal = format!("refused: commit {} is not signed", &v2[..10]);
@@ -204,7 +213,7 @@ fn pull_runs_only_commits_signed_by_an_allowed_key() {
         .stderr_has(&format!("running the last verified commit {}", &v1[..10]));
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "v1\n");
     let records = journal(&base.join("state"));
-    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records.len(), 3, "{records:?}");
     assert!(
         records
             .iter()

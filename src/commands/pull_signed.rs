@@ -109,8 +109,28 @@ pub(crate) struct Choice {
 /// Checks `rev` of the source repository; the commit to run. An error when the pulled
 /// commit is refused and no commit was ever verified here.
 pub(crate) fn choose(source: &str, rev: Option<&str>, base: &Path, keys: &Keys) -> Result<Choice> {
-    let checked = signatures::check(&source_path(source), rev, keys)
-        .map_err(|e| Error::usage(e.to_string()))?;
+    let checked = match signatures::check(&source_path(source), rev, keys) {
+        Ok(c) => c,
+        // The source cannot be read (a local repository gone): as without
+        // --require-signed, the last good checkout runs, which is the last verified.
+        Err(
+            e @ (signatures::SignatureError::Git { .. } | signatures::SignatureError::NoRev { .. }),
+        ) => {
+            let Some(last) = last_verified(base) else {
+                return Err(Error::usage(e.to_string()));
+            };
+            eprintln!(
+                "warning: {}; running the last verified commit {}",
+                crate::ops::terminal::neutralise(&e.to_string()),
+                &last[..10]
+            );
+            return Ok(Choice {
+                commit: last,
+                refused: None,
+            });
+        }
+        Err(e) => return Err(Error::usage(e.to_string())),
+    };
     match (&checked.verdict, checked.refusal()) {
         (Ok(signer), _) => {
             eprintln!(
