@@ -384,6 +384,12 @@ fn recipes_rev_and_replay_run_only_signed_revisions() {
     run_fleet(w, &["--recipes-rev", "v1", "apply", t])
         .code(0)
         .stderr_has("signed by alice@example.com");
+    // A run of the signed tag replays: its tag still names the commit that ran.
+    std::fs::remove_file(&target).unwrap();
+    run_fleet(w, &["replay", "last"])
+        .code(0)
+        .stderr_has("tag v1 signed by alice@example.com");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "v1\n");
 }
 
 #[test]

@@ -31,11 +31,13 @@ pub(crate) fn keys(app: &App) -> Option<Keys> {
 }
 
 /// Checks revision `rev` of the repository `repo` (`what`: how the user named it, for
-/// messages); Ok when it is signed by an allowed key, saying who signed it.
-pub(crate) fn require(repo: &Path, rev: &str, keys: &Keys, what: &str) -> Result<()> {
+/// messages); Ok when it is signed by an allowed key, saying who signed it (unless
+/// `quiet`, for cron).
+pub(crate) fn require(repo: &Path, rev: &str, keys: &Keys, what: &str, quiet: bool) -> Result<()> {
     let checked =
         signatures::check(repo, Some(rev), keys).map_err(|e| Error::usage(e.to_string()))?;
     match (&checked.verdict, checked.refusal()) {
+        (Ok(_), _) if quiet => Ok(()),
         (Ok(signer), _) => {
             eprintln!(
                 "verified {what} {} ({}): {} signed by {} ({})",
@@ -85,5 +87,6 @@ pub(crate) fn require_recipes(app: &App, rev: Option<&str>) -> Result<()> {
         ));
     };
     let (repo, _) = crate::recipe::sources::repo_of(&app.project.root)?;
-    require(&repo, rev, &keys, &format!("--recipes-rev {rev}"))
+    let quiet = app.global.verbosity() < 0;
+    require(&repo, rev, &keys, &format!("--recipes-rev {rev}"), quiet)
 }
