@@ -181,7 +181,7 @@ fn register_checkout(m: &mut Module, ctx: &ScriptCtx) {
         m,
         "checkout",
         ["url: &str", "dir: &str", "options: Map", "Map"],
-        "Makes `dir` (relative to the project) fleet's checkout of the repository at `url` (a local path, relative to the project, or a file:// URL): cloned when missing, else fetched and checked out — local edits in `dir` are overwritten. Options: branch (default: the remote's HEAD), rev (a commit, tag or branch to pin). Returns #{ commit, fetched, warning }. When the remote cannot be reached, the last good checkout is used: fetched is false and the warning (also printed) says why; with no earlier checkout it is an error. Runs in --check too.",
+        "Makes `dir` (relative to the project) fleet's checkout of the repository at `url` (a local path, relative to the project, or a file:// URL): cloned when missing, else fetched and checked out — local edits in `dir` are overwritten. Options: branch (default: the remote's HEAD), rev (a commit, tag or branch to pin). Returns #{ commit, fetched, warning }. When the remote cannot be reached, the last good checkout is used: fetched is false and the warning (also printed) says why; with no earlier checkout it is an error. Under --require-signed (or fleet.toml's require_signed) the revision must be a commit or annotated tag signed by an allowed key: it is checked in the source, then exactly that commit is checked out, else an error. Runs in --check too.",
         move |ctx: NativeCallContext,
               url: &str,
               dir: &str,
