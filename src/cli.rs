@@ -214,10 +214,15 @@ pub(crate) enum PullCommand {
     /// Print what `fleet pull` would run (commit, subject, recipe) and who signed it
     /// (principal, key), without running anything; exit 2 when it would be refused
     Verify(Box<PullVerify>),
-    /// Set hosts up for pull mode: with --print, the shell script (systemd service and
-    /// timer in the shape of examples/pull/) to run as root on a host fleet cannot reach
+    /// Set hosts up for pull mode over SSH: check the architecture, copy this fleet
+    /// binary to /usr/local/bin/fleet, write the systemd service and timer of
+    /// examples/pull/ (hosts without systemd: /etc/cron.d/fleet-pull, same command and
+    /// interval), enable them and run the first pull, showing its result. Idempotent
+    /// (a second enroll says "unchanged"); `fleet --check pull enroll ...` shows what
+    /// it would do. With --print, the shell script to run as root on a host fleet
+    /// cannot reach
     Enroll {
-        /// Host pattern (enrolling over SSH is not built yet: give --print)
+        /// Host pattern
         #[arg(default_value = "all")]
         pattern: String,
         /// The recipe repository the host pulls from
@@ -405,12 +410,38 @@ pub(crate) enum Builtin {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
-    /// A read-only web view of the fleet: status, hosts, runs, recipes and metrics from
-    /// the journal (loopback only for now)
+    /// A web view of the fleet: status, hosts, runs, recipes and metrics from the
+    /// journal, and recipe runs with their output live. Without users it listens on
+    /// loopback only; with users (--add-user) every browser signs in and it may listen
+    /// on any address. Pull hosts' results are fetched every --fetch-every. POST
+    /// /hooks/sync (a git host's webhook) pulls the project (--ff-only), syncs
+    /// --catalog-repo and fetches results; it needs the token of the secret
+    /// `webhook_token` (Authorization: Bearer or X-Fleet-Token), is off (404) without
+    /// one, and every call is journaled as `hooks/sync`
     Serve {
-        /// Where to listen: a loopback ADDRESS:PORT (port 0 picks a free one)
+        /// Where to listen: ADDRESS:PORT (port 0 picks a free one); other addresses than
+        /// loopback need users
         #[arg(long, value_name = "ADDR:PORT", default_value = crate::commands::serve::DEFAULT_LISTEN)]
         listen: String,
+        /// Add a user who signs in (or give one a new password, which ends their
+        /// sessions): the password is asked twice on the terminal, or read as one line
+        /// from stdin; an argon2id hash goes to the users file (`.fleet/users.toml`, or
+        /// `serve_users` in fleet.toml; mode 0600, never in git)
+        #[arg(long, value_name = "NAME", conflicts_with = "remove_user")]
+        add_user: Option<String>,
+        /// The role of --add-user: viewer (sees every page) or operator (also runs
+        /// recipes); a new user is a viewer unless given
+        #[arg(long, value_name = "ROLE", requires = "add_user", value_parser = ["viewer", "operator"])]
+        role: Option<String>,
+        /// Remove a user from the users file; their sessions end
+        #[arg(long, value_name = "NAME")]
+        remove_user: Option<String>,
+        /// Mark the session cookie Secure: for a server behind a TLS reverse proxy
+        /// (examples/serve/ has nginx and Caddy configurations)
+        #[arg(long)]
+        secure_cookies: bool,
+        #[command(flatten)]
+        pull: crate::commands::serve::fetch::PullArgs,
     },
     /// What a recipe (default `configure`) would change on each host, run in check mode
     /// and kept in the journal as the host's drift; exit 0 when nothing drifts, 3 when

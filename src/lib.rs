@@ -290,7 +290,18 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             prefix,
         }) => commands::results::run(&app, action, from.as_deref(), &prefix),
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
-        Some(Builtin::Serve { listen }) => commands::serve::run(&app, &listen),
+        Some(Builtin::Serve {
+            listen,
+            add_user,
+            role,
+            remove_user,
+            secure_cookies,
+            pull,
+        }) => match (add_user, remove_user) {
+            (Some(name), _) => commands::serve::add_user(&app, &name, role.as_deref()),
+            (None, Some(name)) => commands::serve::remove_user(&app, &name),
+            (None, None) => commands::serve::run(&app, &listen, secure_cookies, &pull),
+        },
         Some(Builtin::Pull {
             enroll:
                 Some(cli::PullCommand::Enroll {
@@ -303,12 +314,15 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
                 }),
             ..
         }) => commands::pull::enroll(
-            &pattern,
-            &repo,
-            &recipe,
-            &interval,
-            push_results.as_deref(),
-            print,
+            &app,
+            &commands::pull::EnrollArgs {
+                pattern: &pattern,
+                repo: &repo,
+                recipe: &recipe,
+                interval: &interval,
+                push_results: push_results.as_deref(),
+                print,
+            },
         ),
         Some(Builtin::Pull {
             enroll: Some(cli::PullCommand::Verify(v)),

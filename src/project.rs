@@ -65,6 +65,9 @@ pub(crate) struct Config {
     pub(crate) allowed_signers: Option<PathBuf>,
     /// An OpenPGP keyring (public keys, for gpgv) for `--require-signed`.
     pub(crate) gpg_keyring: Option<PathBuf>,
+    /// The users of `fleet serve` (names, roles, password hashes), relative to the
+    /// project root (`~/` allowed); default `.fleet/users.toml`. Keep it out of git.
+    pub(crate) serve_users: Option<PathBuf>,
     #[serde(default)]
     pub(crate) ssh: SshConfig,
     /// fleet's own files (lock, logs) somewhere else than `.fleet/`: `fleet test` keeps
