@@ -82,7 +82,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    every host ended ok or changed
   1    internal error in fleet
-  2    usage, configuration or recipe error
+  2    usage, configuration or recipe error; recipes refused by --require-signed
   3    at least one host failed
   4    at least one host was unreachable (and none failed)
   75   another run holds the project's lock
@@ -142,6 +142,18 @@ pub(crate) struct GlobalArgs {
     /// Run the project's recipes as they are at this git revision (tag, branch, commit)
     #[arg(long, value_name = "REV")]
     pub(crate) recipes_rev: Option<String>,
+    /// Run only recipes of a commit (or annotated tag) signed by an allowed key: the
+    /// --recipes-rev, the replayed run's commit, the --catalog-repo checkout, the pulled
+    /// commit; anything else is refused (exit 2)
+    #[arg(long)]
+    pub(crate) require_signed: bool,
+    /// SSH keys allowed to sign (ssh-keygen's allowed signers format: `PRINCIPAL KEY`)
+    /// [default: fleet.toml's allowed_signers; in pull mode DIR/allowed_signers]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) allowed_signers: Option<PathBuf>,
+    /// OpenPGP public keys allowed to sign (a keyring file for gpgv)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) gpg_keyring: Option<PathBuf>,
     /// Record the host keys of hosts never seen before (changed keys are still refused)
     #[arg(long)]
     pub(crate) accept_new_host_keys: bool,
@@ -161,6 +173,10 @@ pub(crate) struct GlobalArgs {
     /// Keep the journal in this directory instead of the project's state repository
     #[arg(long, value_name = "DIR", global = true, hide = true)]
     pub(crate) state_dir: Option<PathBuf>,
+    /// Not an option: set by pull mode when it refused a newer commit and runs the last
+    /// verified one (`refused: commit abc1234 is not signed`), for the journal record.
+    #[arg(skip)]
+    pub(crate) refused: Option<String>,
 }
 
 impl GlobalArgs {
@@ -169,9 +185,35 @@ impl GlobalArgs {
     }
 }
 
-/// `fleet pull enroll`.
+/// `fleet pull verify`.
+#[derive(Debug, Args)]
+pub(crate) struct PullVerify {
+    /// The recipe repository (as given to fleet pull)
+    #[arg(long, value_name = "URL")]
+    pub(crate) repo: String,
+    /// Branch, tag or commit (default: the repository's default branch)
+    #[arg(long, value_name = "REV")]
+    pub(crate) rev: Option<String>,
+    /// The pull directory (as given to fleet pull)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// SSH keys allowed to sign [default: pull.toml's allowed_signers, else
+    /// DIR/allowed_signers]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) allowed_signers: Option<PathBuf>,
+    /// OpenPGP public keys allowed to sign [default: pull.toml's gpg_keyring]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) gpg_keyring: Option<PathBuf>,
+    /// The recipe fleet pull would run, shown with the rest
+    pub(crate) recipe: Option<String>,
+}
+
+/// `fleet pull enroll`, `fleet pull verify`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum PullCommand {
+    /// Print what `fleet pull` would run (commit, subject, recipe) and who signed it
+    /// (principal, key), without running anything; exit 2 when it would be refused
+    Verify(Box<PullVerify>),
     /// Set hosts up for pull mode over SSH: check the architecture, copy this fleet
     /// binary to /usr/local/bin/fleet, write the systemd service and timer of
     /// examples/pull/ (hosts without systemd: /etc/cron.d/fleet-pull, same command and
@@ -550,7 +592,8 @@ pub(crate) enum Builtin {
     },
 }
 
-/// What a recipe's run is steered by; all but the last (`recipes_rev`) steer `exec` too.
+/// What a recipe's run is steered by; all but the last four (`recipes_rev`,
+/// `require_signed` and its keys) steer `exec` too.
 const RECIPE_OPTIONS: &[&str] = &[
     "limit",
     "forks",
@@ -563,13 +606,19 @@ const RECIPE_OPTIONS: &[&str] = &[
     "no_progress",
     "json",
     "recipes_rev",
+    "require_signed",
+    "allowed_signers",
+    "gpg_keyring",
 ];
 
-/// What a run of hosts that is not a recipe (`exec`) is steered by.
-const RUN_OPTIONS: &[&str] = match RECIPE_OPTIONS.split_last() {
-    Some((_, run)) => run,
-    None => &[],
-};
+/// The options of signed recipes (`--require-signed`, its keys).
+const SIGNED_OPTIONS: usize = 3;
+
+/// What a run of hosts that is not a recipe (`exec`) is steered by: all but the last
+/// four (`recipes_rev` and the signed recipes' options).
+const RUN_OPTIONS: &[&str] = RECIPE_OPTIONS
+    .split_at(RECIPE_OPTIONS.len() - 1 - SIGNED_OPTIONS)
+    .0;
 
 /// What a run of hosts that retries nothing is steered by (`fleet keys`, `fleet user`).
 const HOSTS_RUN_OPTIONS: &[&str] = &[
@@ -601,7 +650,16 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "no_progress",
             "json",
         ],
-        "pull" => &["check", "timeout", "lock_wait", "no_progress", "json"],
+        "pull" => &[
+            "check",
+            "timeout",
+            "lock_wait",
+            "no_progress",
+            "json",
+            "require_signed",
+            "allowed_signers",
+            "gpg_keyring",
+        ],
         "drift" => &[
             "limit",
             "forks",
@@ -622,6 +680,9 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "accept_new_host_keys",
             "no_progress",
             "json",
+            "require_signed",
+            "allowed_signers",
+            "gpg_keyring",
         ],
         "restore" => &[
             "check",
@@ -645,7 +706,8 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "json",
         ],
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
-        "history" | "recipes" | "api" | "catalog" | "check" => &["json"],
+        "catalog" => &["json", "require_signed", "allowed_signers", "gpg_keyring"],
+        "history" | "recipes" | "api" | "check" => &["json"],
         _ => &[],
     }
 }
@@ -738,6 +800,14 @@ pub(crate) fn scoped_options(
     if given("recipes_rev") {
         global.recipes_rev = text("recipes_rev");
     }
+    let path = |id: &str| sub.get_one::<PathBuf>(id).cloned();
+    if given("allowed_signers") {
+        global.allowed_signers = path("allowed_signers");
+    }
+    if given("gpg_keyring") {
+        global.gpg_keyring = path("gpg_keyring");
+    }
+    global.require_signed |= given("require_signed");
     global.check |= given("check");
     global.accept_new_host_keys |= given("accept_new_host_keys");
     global.no_progress |= given("no_progress");

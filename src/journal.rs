@@ -84,6 +84,10 @@ pub(crate) struct RunRecord {
     /// itself: `write out/report.csv`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) local_changes: Vec<String>,
+    /// Pull mode with `--require-signed`: why a newer commit was not run (this run is of
+    /// the last verified one), `refused: commit abc1234 is not signed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) refused: Option<String>,
     pub(crate) hosts: Vec<HostRun>,
 }
 
@@ -494,6 +498,7 @@ pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Op
         )),
         killed: true,
         local_changes: Vec::new(),
+        refused: None,
         hosts: hosts.into_values().collect(),
     })
 }
@@ -602,6 +607,7 @@ mod tests {
             error: None,
             killed: false,
             local_changes: vec![],
+            refused: None,
             hosts: vec![],
         }
     }

@@ -177,6 +177,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
         && let Some(recipe) = app.recipes.get(name)
     {
         let recipe = recipe.clone();
+        commands::signed::require_recipes(&app, app.global.recipes_rev.as_deref())?;
         if let Some(which) = app.global.retry_failed.as_deref() {
             return commands::recipe::retry(&app, &recipe, which);
         }
@@ -323,6 +324,10 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
                 print,
             },
         ),
+        Some(Builtin::Pull {
+            enroll: Some(cli::PullCommand::Verify(v)),
+            ..
+        }) => commands::pull_signed::verify(&app, *v),
         Some(Builtin::Pull {
             enroll: None,
             repo,

@@ -56,6 +56,15 @@ pub(crate) struct Config {
     /// A CA bundle ON THE PROXY HOST that certbot trusts for the directory's HTTPS.
     #[serde(default, deserialize_with = "acme_ca_bundle")]
     pub(crate) acme_ca_bundle: Option<String>,
+    /// Run only signed recipes (`--require-signed` on every command line): a
+    /// `--recipes-rev`, a replayed run's commit and `--catalog-repo` checkouts must be
+    /// signed by a key of `allowed_signers` or `gpg_keyring`.
+    #[serde(default)]
+    pub(crate) require_signed: bool,
+    /// ssh-keygen's allowed signers file for `--require-signed`, relative to the root.
+    pub(crate) allowed_signers: Option<PathBuf>,
+    /// An OpenPGP keyring (public keys, for gpgv) for `--require-signed`.
+    pub(crate) gpg_keyring: Option<PathBuf>,
     /// The users of `fleet serve` (names, roles, password hashes), relative to the
     /// project root (`~/` allowed); default `.fleet/users.toml`. Keep it out of git.
     pub(crate) serve_users: Option<PathBuf>,

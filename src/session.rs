@@ -93,6 +93,7 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         password_secret: app.project.config.password_secret.clone(),
         state_dir: app.project.state_dir(),
         inventory_file: inventory_path(app).ok(),
+        signed: crate::commands::signed::keys(app),
         acme: crate::ops::proxy::Acme {
             directory: app.project.config.acme_directory.clone(),
             email: app.project.config.acme_email.clone(),
@@ -345,6 +346,7 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<String>) ->
         error,
         killed: false,
         local_changes: recap.local_changes.clone(),
+        refused: app.global.refused.clone(),
         hosts,
     }
 }

@@ -38,6 +38,7 @@ mod serve;
 mod serve_auth;
 mod serve_pull;
 mod serve_runs;
+mod signed;
 mod ssh;
 mod status;
 mod sudo;

@@ -20,6 +20,11 @@ const EXPECTED: &[(&str, i32, &str)] = &[
     ),
     ("fleet vms", 2, "no Proxmox node in the fixture's inventory"),
     (
+        "fleet pull verify",
+        2,
+        "the fixture's commits are not signed and it has no allowed_signers",
+    ),
+    (
         "provision ct-1",
         2,
         "no Proxmox node in the fixture's inventory",

@@ -29,6 +29,12 @@ pub(crate) fn run(app: &App, repo: Option<&str>, rev: Option<&str>) -> Result<i3
     let root = &app.project.root;
     if let Some(url) = repo {
         let url = crate::ops::git::url_under(root, url);
+        // --require-signed: the revision is checked in the source, then pinned.
+        let verified = match super::signed::keys(app) {
+            Some(keys) => Some(super::signed::verified_commit(&url, rev, &keys)?),
+            None => None,
+        };
+        let rev = verified.as_deref().or(rev);
         let out = crate::ops::git::sync(&url, &root.join("catalog"), None, rev)
             .map_err(|e| Error::usage(e.to_string()))?;
         if let Some(w) = &out.warning {

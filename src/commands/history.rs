@@ -144,6 +144,9 @@ pub(crate) fn show(app: &App, which: &str) -> Result<i32> {
     if let Some(replayed) = &r.replays {
         out.push_str(&format!("  replays run {replayed}\n"));
     }
+    if let Some(refused) = &r.refused {
+        out.push_str(&format!("  {refused}: the last verified commit ran\n"));
+    }
     if let Some(e) = &r.error {
         out.push_str(&format!("  error: {e}\n"));
     }

@@ -83,7 +83,7 @@ fn push_local(state: &Path, url: &str, branch: &str) -> std::result::Result<(), 
 
 /// For a remote URL, a local mirror fleet can check out from: fetched now, or the last
 /// one with a warning when the remote cannot be reached.
-fn mirror(url: &str, base: &Path) -> Result<(String, Option<String>)> {
+pub(crate) fn mirror(url: &str, base: &Path) -> Result<(String, Option<String>)> {
     let mirror = base.join("mirror.git");
     let fetched = if mirror.exists() {
         git(&["fetch", "--prune", "--quiet", "origin"], Some(&mirror))
@@ -135,8 +135,27 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
         None => mirror(&a.repo, &base)?,
     };
     let checkout = base.join("checkout");
-    let synced = crate::ops::git::sync(&source, &checkout, None, a.rev.as_deref())
+    // --require-signed: the commit to check out is decided in the source first.
+    let signed = super::pull_signed::SignedArgs::of(&app.global);
+    let keys = super::pull_signed::keys(&base, &signed)?;
+    let choice = match &keys {
+        Some(keys) => Some(super::pull_signed::choose(
+            &source,
+            a.rev.as_deref(),
+            &base,
+            keys,
+        )?),
+        None => None,
+    };
+    let rev = choice
+        .as_ref()
+        .map(|c| c.commit.as_str())
+        .or(a.rev.as_deref());
+    let synced = crate::ops::git::sync(&source, &checkout, None, rev)
         .map_err(|e| Error::usage(e.to_string()))?;
+    if let Some(c) = &choice {
+        super::pull_signed::checked_out(&base, c, &synced.commit)?;
+    }
     let short = &synced.commit[..synced.commit.len().min(10)];
     match mirror_warning.or(synced.warning.clone()) {
         Some(why) => eprintln!(
@@ -160,6 +179,11 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
         state_dir: Some(state.clone()),
         retry_failed: None,
         recipes_rev: None,
+        refused: choice.as_ref().and_then(|c| c.refused.clone()),
+        // The recipe's own checkouts (git::checkout) are held to the same keys.
+        require_signed: keys.is_some(),
+        allowed_signers: keys.as_ref().and_then(|k| k.allowed_signers.clone()),
+        gpg_keyring: keys.as_ref().and_then(|k| k.gpg_keyring.clone()),
         ..app.global.clone()
     };
     let invocation = crate::Invocation {
@@ -172,6 +196,7 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
         Ok(code) => code,
         Err(e) => crate::commands::report_error(e),
     };
+    let code = super::pull_signed::exit_code(choice.as_ref(), code);
     let Some(prefix) = a.push_results else {
         return Ok(code);
     };

@@ -66,6 +66,18 @@ pub(crate) fn run(mut app: App, which: &str, allow_dirty: bool) -> Result<i32> {
     }
     let commit = record.recipe_commit.clone().unwrap_or_default();
     let id = record.run_id.clone();
+    // --require-signed: the commit that ran must be signed, or the tag it ran from
+    // (`--recipes-rev v1`) when that still names the same commit.
+    if let Some(keys) = crate::commands::signed::keys(&app) {
+        let (repo, _) = crate::recipe::sources::repo_of(&app.project.root)?;
+        let rev = record
+            .recipes_rev
+            .as_deref()
+            .filter(|rev| crate::ops::git::resolve_rev(&repo, rev).ok().as_deref() == Some(&commit))
+            .unwrap_or(&commit);
+        let quiet = app.global.verbosity() < 0;
+        crate::commands::signed::require(&repo, rev, &keys, &format!("run {id}"), quiet)?;
+    }
     // The recipes and stdlib modules as they were committed when the run was made.
     let (scripting, recipes) = crate::load_recipes(&app.project, Some(&commit))?;
     app.scripting = scripting;

@@ -48,6 +48,8 @@ pub(crate) struct RunOptions {
     pub(crate) inventory_file: Option<std::path::PathBuf>,
     /// fleet.toml's ACME settings, for `proxy::site`.
     pub(crate) acme: crate::ops::proxy::Acme,
+    /// `--require-signed`: the keys `git::checkout` checks the revision against.
+    pub(crate) signed: Option<crate::ops::signatures::Keys>,
 }
 
 impl Default for RunOptions {
@@ -67,6 +69,7 @@ impl Default for RunOptions {
             state_dir: std::path::PathBuf::from("state"),
             inventory_file: None,
             acme: Default::default(),
+            signed: None,
         }
     }
 }

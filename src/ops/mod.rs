@@ -29,6 +29,7 @@ pub(crate) mod rsync;
 pub(crate) mod samba;
 pub mod secrets;
 pub(crate) mod shell;
+pub(crate) mod signatures;
 pub(crate) mod ssh;
 pub(crate) mod sudo;
 pub(crate) mod sync;

@@ -58,6 +58,22 @@ fn checkout(
     let (branch, rev) = (o.branch, o.rev);
     let url = local_url(c, url)?;
     let dir = local_path(c, dir)?;
+    // --require-signed: the revision is checked in the source, then pinned.
+    let verified = match &c.run()?.options.signed {
+        Some(keys) => Some(
+            crate::commands::signed::verified_commit(
+                &url,
+                branch.as_deref().or(rev.as_deref()),
+                keys,
+            )
+            .map_err(|e| runtime_error(e.to_string(), pos))?,
+        ),
+        None => None,
+    };
+    let (branch, rev) = match verified {
+        Some(commit) => (None, Some(commit)),
+        None => (branch, rev),
+    };
     let out = git::sync(&url, &dir, branch.as_deref(), rev.as_deref())
         .map_err(|e| runtime_error(e.to_string(), pos))?;
     if let Some(w) = &out.warning {
@@ -165,7 +181,7 @@ fn register_checkout(m: &mut Module, ctx: &ScriptCtx) {
         m,
         "checkout",
         ["url: &str", "dir: &str", "options: Map", "Map"],
-        "Makes `dir` (relative to the project) fleet's checkout of the repository at `url` (a local path, relative to the project, or a file:// URL): cloned when missing, else fetched and checked out — local edits in `dir` are overwritten. Options: branch (default: the remote's HEAD), rev (a commit, tag or branch to pin). Returns #{ commit, fetched, warning }. When the remote cannot be reached, the last good checkout is used: fetched is false and the warning (also printed) says why; with no earlier checkout it is an error. Runs in --check too.",
+        "Makes `dir` (relative to the project) fleet's checkout of the repository at `url` (a local path, relative to the project, or a file:// URL): cloned when missing, else fetched and checked out — local edits in `dir` are overwritten. Options: branch (default: the remote's HEAD), rev (a commit, tag or branch to pin). Returns #{ commit, fetched, warning }. When the remote cannot be reached, the last good checkout is used: fetched is false and the warning (also printed) says why; with no earlier checkout it is an error. Under --require-signed (or fleet.toml's require_signed) the revision must be a commit or annotated tag signed by an allowed key: it is checked in the source, then exactly that commit is checked out, else an error. Runs in --check too.",
         move |ctx: NativeCallContext,
               url: &str,
               dir: &str,

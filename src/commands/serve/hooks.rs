@@ -404,6 +404,7 @@ fn record(started: std::time::SystemTime, changes: &[String], error: Option<&str
         error: error.map(str::to_string),
         killed: false,
         local_changes: changes.to_vec(),
+        refused: None,
         hosts: Vec::new(),
     }
 }
