@@ -172,10 +172,15 @@ impl GlobalArgs {
 /// `fleet pull enroll`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum PullCommand {
-    /// Set hosts up for pull mode: with --print, the shell script (systemd service and
-    /// timer in the shape of examples/pull/) to run as root on a host fleet cannot reach
+    /// Set hosts up for pull mode over SSH: check the architecture, copy this fleet
+    /// binary to /usr/local/bin/fleet, write the systemd service and timer of
+    /// examples/pull/ (hosts without systemd: /etc/cron.d/fleet-pull, same command and
+    /// interval), enable them and run the first pull, showing its result. Idempotent
+    /// (a second enroll says "unchanged"); `fleet --check pull enroll ...` shows what
+    /// it would do. With --print, the shell script to run as root on a host fleet
+    /// cannot reach
     Enroll {
-        /// Host pattern (enrolling over SSH is not built yet: give --print)
+        /// Host pattern
         #[arg(default_value = "all")]
         pattern: String,
         /// The recipe repository the host pulls from
@@ -364,11 +369,17 @@ pub(crate) enum Builtin {
         runs: usize,
     },
     /// A read-only web view of the fleet: status, hosts, runs, recipes and metrics from
-    /// the journal (loopback only for now)
+    /// the journal (loopback only for now). Pull hosts' results are fetched every
+    /// --fetch-every. POST /hooks/sync (a git host's webhook) pulls the project
+    /// (--ff-only), syncs --catalog-repo and fetches results; it needs the token of the
+    /// secret `webhook_token` (Authorization: Bearer or X-Fleet-Token), is off (404)
+    /// without one, and every call is journaled as `hooks/sync`
     Serve {
         /// Where to listen: a loopback ADDRESS:PORT (port 0 picks a free one)
         #[arg(long, value_name = "ADDR:PORT", default_value = crate::commands::serve::DEFAULT_LISTEN)]
         listen: String,
+        #[command(flatten)]
+        pull: crate::commands::serve::fetch::PullArgs,
     },
     /// What a recipe (default `configure`) would change on each host, run in check mode
     /// and kept in the journal as the host's drift; exit 0 when nothing drifts, 3 when

@@ -289,7 +289,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             prefix,
         }) => commands::results::run(&app, action, from.as_deref(), &prefix),
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
-        Some(Builtin::Serve { listen }) => commands::serve::run(&app, &listen),
+        Some(Builtin::Serve { listen, pull }) => commands::serve::run(&app, &listen, &pull),
         Some(Builtin::Pull {
             enroll:
                 Some(cli::PullCommand::Enroll {
@@ -302,12 +302,15 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
                 }),
             ..
         }) => commands::pull::enroll(
-            &pattern,
-            &repo,
-            &recipe,
-            &interval,
-            push_results.as_deref(),
-            print,
+            &app,
+            &commands::pull::EnrollArgs {
+                pattern: &pattern,
+                repo: &repo,
+                recipe: &recipe,
+                interval: &interval,
+                push_results: push_results.as_deref(),
+                print,
+            },
         ),
         Some(Builtin::Pull {
             enroll: None,

@@ -36,6 +36,7 @@ mod runs;
 mod secrets;
 mod secrets_file;
 mod serve;
+mod serve_pull;
 mod ssh;
 mod status;
 mod sudo;

@@ -64,6 +64,23 @@ fn git(args: &[&str], dir: Option<&Path>) -> std::result::Result<String, GitRunE
     }
 }
 
+/// Pushes the journal's HEAD to `branch` of the local repository `url` (forced: the
+/// branch is this host's alone), with libgit2.
+fn push_local(state: &Path, url: &str, branch: &str) -> std::result::Result<(), String> {
+    let msg = |e: git2::Error| e.message().to_string();
+    let repo = git2::Repository::open(state).map_err(msg)?;
+    let head = repo.head().map_err(msg)?;
+    let name = head
+        .name()
+        .ok()
+        .filter(|n| n.starts_with("refs/heads/"))
+        .ok_or("the journal's HEAD is not a branch")?;
+    let mut remote = repo.remote_anonymous(url).map_err(msg)?;
+    remote
+        .push(&[format!("+{name}:{branch}")], None)
+        .map_err(msg)
+}
+
 /// For a remote URL, a local mirror fleet can check out from: fetched now, or the last
 /// one with a warning when the remote cannot be reached.
 fn mirror(url: &str, base: &Path) -> Result<(String, Option<String>)> {
@@ -159,16 +176,27 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
         return Ok(code);
     };
     let branch = format!("refs/heads/{prefix}/{host}");
-    match git(
-        &[
-            "push",
-            "--force",
-            "--quiet",
-            &a.repo,
-            &format!("HEAD:{branch}"),
-        ],
-        Some(&state),
-    ) {
+    // A local bare repository is written by fleet itself, as it was read: a host needs
+    // no git for it (libgit2 does not push to a non-bare one; the git command does).
+    let bare = crate::ops::git::local_source(&a.repo)
+        .and_then(|p| git2::Repository::open_bare(p).ok())
+        .is_some();
+    let pushed = if bare {
+        push_local(&state, &a.repo, &branch).map_err(GitRunError::Failed)
+    } else {
+        git(
+            &[
+                "push",
+                "--force",
+                "--quiet",
+                &a.repo,
+                &format!("HEAD:{branch}"),
+            ],
+            Some(&state),
+        )
+        .map(|_| ())
+    };
+    match pushed {
         Ok(_) => {
             eprintln!("journal pushed to {} {branch}", a.repo);
             Ok(code)
@@ -188,25 +216,222 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
     }
 }
 
-/// `fleet pull enroll`: for now the script to run on a host (`--print`).
-pub(crate) fn enroll(
-    _pattern: &str,
-    repo: &str,
-    recipe: &str,
-    interval: &str,
-    push_results: Option<&str>,
-    print: bool,
-) -> Result<i32> {
-    let plan = crate::ops::enroll::Enrollment::new(repo, recipe, interval, push_results)
+/// The arguments of `fleet pull enroll`.
+pub(crate) struct EnrollArgs<'a> {
+    pub(crate) pattern: &'a str,
+    pub(crate) repo: &'a str,
+    pub(crate) recipe: &'a str,
+    pub(crate) interval: &'a str,
+    pub(crate) push_results: Option<&'a str>,
+    pub(crate) print: bool,
+}
+
+/// `fleet pull enroll`: with --print the script to run on a host; else, over SSH, each
+/// matched host gets this fleet binary, the service and timer (or, without systemd, a
+/// cron file) and a first run, whose result is shown. A second enroll changes nothing.
+pub(crate) fn enroll(app: &App, a: &EnrollArgs) -> Result<i32> {
+    let plan = crate::ops::enroll::Enrollment::new(a.repo, a.recipe, a.interval, a.push_results)
         .map_err(|e| Error::usage(e.to_string()))?;
-    if !print {
-        return Err(Error::usage_with_help(
-            "enrolling hosts over SSH is not built yet",
-            "give --print for the shell script to run as root on each host",
-        ));
+    if a.print {
+        print!("{}", plan.script());
+        return Ok(0);
     }
-    print!("{}", plan.script());
-    Ok(0)
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::usage(format!("cannot find this fleet binary to copy: {e}")))?;
+    let binary = std::fs::read(&exe).map_err(Error::read(&exe))?;
+    let mut cmdline = vec![
+        "enroll".to_string(),
+        a.pattern.to_string(),
+        "--repo".into(),
+        a.repo.to_string(),
+        "--recipe".into(),
+        a.recipe.to_string(),
+        "--interval".into(),
+        a.interval.to_string(),
+    ];
+    if let Some(p) = a.push_results {
+        cmdline.extend(["--push-results".into(), p.to_string()]);
+    }
+    let request = crate::session::RunRequest {
+        recipe: "pull-enroll".into(),
+        args: cmdline,
+        params: Default::default(),
+        limit: app.global.limit.clone(),
+        replays: None,
+    };
+    let run = crate::session::start_run(app, request)?;
+    let hosts = run.select(a.pattern)?;
+    crate::exec::fanout::fan_out(&run, &hosts, |host| {
+        let r = run.remote(host);
+        enroll_host(&r, &plan, &binary)?;
+        Ok(())
+    });
+    Ok(crate::session::finish_run_with(app, &run, None, true))
+}
+
+/// A change of the host: through sudo when the login user is not root; raised when
+/// it fails (printed instead in check mode).
+fn change(
+    r: &dyn crate::ops::remote::Remote,
+    cmd: &str,
+    sudo: bool,
+) -> std::result::Result<(), crate::outcome::HostError> {
+    let opts = crate::ops::remote::CommandOpts {
+        sudo,
+        ..crate::ops::remote::CommandOpts::CHANGE
+    };
+    r.command(cmd, opts).map(|_| ())
+}
+
+/// Whether `cmd` (read-only) exits 0 on the host.
+fn holds(
+    r: &dyn crate::ops::remote::Remote,
+    cmd: &str,
+) -> std::result::Result<bool, crate::outcome::HostError> {
+    Ok(r.command(cmd, crate::ops::remote::CommandOpts::QUERY)?.code == 0)
+}
+
+/// One host's enrollment (see [`enroll`]).
+fn enroll_host(
+    r: &dyn crate::ops::remote::Remote,
+    plan: &crate::ops::enroll::Enrollment,
+    binary: &[u8],
+) -> std::result::Result<(), crate::outcome::HostError> {
+    use crate::ops::enroll::{BINARY, CRON_FILE, CRON_LOG, UNIT, arch_of_uname};
+    use crate::ops::files::transfer::{FileOpts, write_file};
+    use crate::outcome::HostError;
+    let name = r.name();
+    let fail = |m: String| HostError::new(name, m);
+    let plan = plan.for_host(name).map_err(|e| fail(e.to_string()))?;
+    let machine = r.command("uname -m", crate::ops::remote::CommandOpts::QUERY)?;
+    let theirs = arch_of_uname(&machine.stdout).to_string();
+    let ours = std::env::consts::ARCH;
+    if machine.code != 0 || theirs != ours {
+        return Err(fail(format!(
+            "{name} is {} and this fleet is built for {ours}: not enrolled; enroll it from a fleet built for its architecture, or use `fleet pull enroll --print`",
+            crate::ops::terminal::neutralise(machine.stdout.trim())
+        )));
+    }
+    let sudo = r.needs_sudo()?;
+    let opts = |mode: &str| FileOpts {
+        mode: Some(mode.into()),
+        owner: None,
+        sudo,
+    };
+    let mut changed = write_file(r, BINARY, binary, &opts("0755"))?;
+    let systemd = holds(r, "test -d /run/systemd/system")?;
+    if systemd {
+        let service = write_file(
+            r,
+            &format!("/etc/systemd/system/{UNIT}.service"),
+            plan.service().as_bytes(),
+            &opts("0644"),
+        )?;
+        let timer = write_file(
+            r,
+            &format!("/etc/systemd/system/{UNIT}.timer"),
+            plan.timer().as_bytes(),
+            &opts("0644"),
+        )?;
+        if service || timer {
+            change(r, "systemctl daemon-reload", sudo)?;
+        }
+        let on = holds(
+            r,
+            &format!(
+                "systemctl is-enabled --quiet {UNIT}.timer && systemctl is-active --quiet {UNIT}.timer"
+            ),
+        )?;
+        if !on {
+            change(r, &format!("systemctl enable --now {UNIT}.timer"), sudo)?;
+        }
+        changed |= service || timer || !on;
+    } else {
+        // Spread the hosts' minutes by their names, the same at every enroll.
+        let spread = name
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let cron = plan.cron(spread).map_err(|e| fail(e.to_string()))?;
+        changed |= write_file(r, CRON_FILE, cron.as_bytes(), &opts("0644"))?;
+        if !holds(
+            r,
+            "command -v cron || command -v crond || test -x /usr/sbin/cron",
+        )? {
+            r.event(&format!(
+                "{name} has no systemd and no cron daemon: {CRON_FILE} is written, but nothing runs it until cron is installed"
+            ));
+        }
+    }
+    let how = if systemd {
+        format!("the systemd timer {UNIT}.timer")
+    } else {
+        format!("cron ({CRON_FILE}; runs log to {CRON_LOG})")
+    };
+    if !changed {
+        r.out(&format!("unchanged: already enrolled with {how}"));
+        return Ok(());
+    }
+    if r.check_mode() {
+        r.out(&format!("would enroll with {how} and run fleet pull once"));
+        return Ok(());
+    }
+    r.activity("the first fleet pull");
+    // With systemd the run's output goes to the journal: read from when it started.
+    let since = r
+        .command("date +%s", crate::ops::remote::CommandOpts::QUERY)?
+        .stdout
+        .trim()
+        .parse::<u64>()
+        .ok();
+    let first = if systemd {
+        format!("systemctl start {UNIT}.service")
+    } else {
+        plan.command_line()
+    };
+    let first = crate::ops::shell::maybe_sudo(&first, sudo);
+    let out = r.exec(
+        &first,
+        Some(std::time::Duration::from_secs(3600)),
+        None,
+        false,
+    )?;
+    let mut text = format!("{}\n{}", out.stdout_text(), out.stderr);
+    if systemd && let Some(since) = since {
+        let log = crate::ops::shell::maybe_sudo(
+            &format!("journalctl -u {UNIT}.service --since @{since} --no-pager -o cat"),
+            sudo,
+        );
+        let logged = r.exec(&log, None, None, false)?;
+        text.push('\n');
+        text.push_str(&logged.stdout_text());
+    }
+    let pushed = text
+        .lines()
+        .find(|l| l.contains("journal pushed to"))
+        .map(|l| crate::ops::terminal::neutralise(l.trim()).into_owned());
+    r.note_result(
+        "enroll",
+        serde_json::json!({"via": if systemd { "systemd" } else { "cron" }, "first_run_exit": out.code, "pushed": pushed}),
+    );
+    if out.code != 0 {
+        let log = if systemd {
+            format!("journalctl -u {UNIT}")
+        } else {
+            CRON_LOG.to_string()
+        };
+        return Err(fail(format!(
+            "enrolled with {how}, but the first run of fleet pull failed (exit {}): {} (later runs log to {log})",
+            out.code,
+            crate::ops::terminal::neutralise(&crate::ops::text::tail(&text, 5))
+        )));
+    }
+    r.out(&format!("enrolled with {how}; first run: exit 0"));
+    match pushed {
+        Some(p) => r.out(&p),
+        None if plan.push_results.is_some() => r.out("first run: no journal was pushed"),
+        None => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -38,6 +38,42 @@ fn git(state: &Path, args: &[&str]) -> std::result::Result<String, String> {
     }
 }
 
+/// The state repository's remote `origin`, where `fleet results fetch` looks by default.
+pub(crate) fn origin(state: &Path) -> Option<String> {
+    git(state, &["remote", "get-url", "origin"])
+        .ok()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+}
+
+/// Fetches the branches `<prefix>/*` of `source` into the state repository as
+/// `refs/fleet-results/*` (hosts whose branch is gone are forgotten); returns the pull
+/// hosts fetched so far. `prefix` must have passed [`check_prefix`].
+pub(crate) fn fetch(state: &Path, source: &str, prefix: &str) -> Result<Vec<String>> {
+    crate::journal::open_state(state)?;
+    let refspec = format!("+refs/heads/{prefix}/*:{NAMESPACE}/*");
+    // `--` keeps a URL such as `--upload-pack=…` a URL; --prune forgets removed hosts.
+    git(
+        state,
+        &[
+            "fetch",
+            "--prune",
+            "--no-tags",
+            "--quiet",
+            "--",
+            source,
+            &refspec,
+        ],
+    )
+    .map_err(|e| {
+        Error::usage(format!(
+            "cannot fetch {prefix}/* from {}: {e}",
+            crate::ops::terminal::neutralise(source)
+        ))
+    })?;
+    Ok(load(state)?.into_iter().map(|(h, _)| h).collect())
+}
+
 pub(crate) fn run(
     app: &App,
     _action: ResultsAction,
@@ -49,36 +85,14 @@ pub(crate) fn run(
     crate::journal::open_state(&state)?;
     let source = match from {
         Some(url) => url.to_string(),
-        None => git(&state, &["remote", "get-url", "origin"])
-            .map(|u| u.trim().to_string())
-            .map_err(|_| {
-                Error::usage_with_help(
-                    format!("the state repository {} has no remote `origin`", state.display()),
-                    "give --from URL: the repository the pull hosts push to (`fleet pull --push-results`)",
-                )
-            })?,
+        None => origin(&state).ok_or_else(|| {
+            Error::usage_with_help(
+                format!("the state repository {} has no remote `origin`", state.display()),
+                "give --from URL: the repository the pull hosts push to (`fleet pull --push-results`)",
+            )
+        })?,
     };
-    let refspec = format!("+refs/heads/{prefix}/*:{NAMESPACE}/*");
-    // `--` keeps a URL such as `--upload-pack=…` a URL; --prune forgets removed hosts.
-    git(
-        &state,
-        &[
-            "fetch",
-            "--prune",
-            "--no-tags",
-            "--quiet",
-            "--",
-            &source,
-            &refspec,
-        ],
-    )
-    .map_err(|e| {
-        Error::usage(format!(
-            "cannot fetch {prefix}/* from {}: {e}",
-            crate::ops::terminal::neutralise(&source)
-        ))
-    })?;
-    let hosts: Vec<String> = load(&state)?.into_iter().map(|(h, _)| h).collect();
+    let hosts = fetch(&state, &source, prefix)?;
     if hosts.is_empty() {
         println!(
             "no results branches {prefix}/* in {}",
@@ -146,8 +160,16 @@ pub(crate) fn pull_hosts(
     app: &App,
     inventory: Option<&crate::inventory::Inventory>,
 ) -> Result<Vec<PullHost>> {
+    pull_hosts_in(&app.project.state_dir(), inventory)
+}
+
+/// [`pull_hosts`] of the state repository `state`.
+pub(crate) fn pull_hosts_in(
+    state: &Path,
+    inventory: Option<&crate::inventory::Inventory>,
+) -> Result<Vec<PullHost>> {
     let mut out = Vec::new();
-    for (host, records) in load(&app.project.state_dir())? {
+    for (host, records) in load(state)? {
         let var = inventory
             .and_then(|i| i.resolve(&host))
             .and_then(|h| h.vars.get("pull_interval").cloned());

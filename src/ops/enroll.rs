@@ -24,6 +24,68 @@ pub(crate) enum EnrollError {
     Prefix(String),
     #[error("--interval {0}")]
     Interval(String),
+    #[error(
+        "host name `{0}` cannot go into a unit file or a branch name (letters, digits, `-`, `_`, `.`)"
+    )]
+    Host(String),
+    #[error(
+        "--interval {0} cannot be said in cron, which this host (no systemd) needs: use a number of minutes that divides an hour (e.g. 15m, 30m), of hours that divides a day (1h, 2h, 6h), or 1d"
+    )]
+    Cron(String),
+}
+
+/// Where the cron fallback goes on hosts without systemd, and where its runs log.
+pub(crate) const CRON_FILE: &str = "/etc/cron.d/fleet-pull";
+pub(crate) const CRON_LOG: &str = "/var/log/fleet-pull.log";
+
+/// The architecture `uname -m` names, in the words of `std::env::consts::ARCH`.
+pub(crate) fn arch_of_uname(machine: &str) -> &str {
+    match machine.trim() {
+        "amd64" | "x86_64" => "x86_64",
+        "arm64" | "aarch64" | "aarch64_be" => "aarch64",
+        "i386" | "i486" | "i586" | "i686" => "x86",
+        "ppc64" | "ppc64le" => "powerpc64",
+        "riscv64" => "riscv64",
+        "s390x" => "s390x",
+        "loongarch64" => "loongarch64",
+        m if m.starts_with("armv") => "arm",
+        m => m,
+    }
+}
+
+/// A cron schedule running every `secs` (a whole number of minutes dividing an hour,
+/// of hours dividing a day, or a day), at a minute (and hour) spread by `spread` so
+/// hosts do not all pull at once.
+pub(crate) fn cron_schedule(secs: u64, spread: u64) -> Option<String> {
+    if !secs.is_multiple_of(60) {
+        return None;
+    }
+    let minutes = secs / 60;
+    if minutes == 0 {
+        return None;
+    }
+    if minutes < 60 {
+        return 60u64.is_multiple_of(minutes).then(|| {
+            if minutes == 1 {
+                "* * * * *".to_string()
+            } else {
+                format!("{}-59/{minutes} * * * *", spread % minutes)
+            }
+        });
+    }
+    if !minutes.is_multiple_of(60) {
+        return None;
+    }
+    let hours = minutes / 60;
+    let minute = spread % 60;
+    match hours {
+        1 => Some(format!("{minute} * * * *")),
+        h if h < 24 && 24u64.is_multiple_of(h) => {
+            Some(format!("{minute} {}-23/{h} * * *", spread % h))
+        }
+        24 => Some(format!("{minute} {} * * *", spread % 24)),
+        _ => None,
+    }
 }
 
 /// What a host is enrolled with.
@@ -33,6 +95,8 @@ pub(crate) struct Enrollment {
     pub(crate) recipe: String,
     pub(crate) interval_secs: u64,
     pub(crate) push_results: Option<String>,
+    /// The host's name for `fleet pull --host` (its inventory name); None: the hostname.
+    pub(crate) host: Option<String>,
 }
 
 fn shown(s: &str) -> String {
@@ -84,16 +148,77 @@ impl Enrollment {
             recipe: recipe.to_string(),
             interval_secs: interval_secs as u64,
             push_results,
+            host: None,
         })
+    }
+
+    /// The same enrollment for the host `name`: its runs and results go by that name.
+    pub(crate) fn for_host(&self, name: &str) -> Result<Enrollment, EnrollError> {
+        let ok = !name.is_empty()
+            && !name.starts_with(['-', '.'])
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok {
+            return Err(EnrollError::Host(shown(name)));
+        }
+        Ok(Enrollment {
+            host: Some(name.to_string()),
+            ..self.clone()
+        })
+    }
+
+    /// The words after `fleet pull`, as the service and cron run them.
+    fn pull_args(&self) -> Vec<String> {
+        let mut words = vec![
+            "--no-progress".to_string(),
+            "--repo".into(),
+            self.repo.clone(),
+            "--dir".into(),
+            DIR.into(),
+        ];
+        if let Some(h) = &self.host {
+            words.extend(["--host".into(), h.clone()]);
+        }
+        if let Some(p) = &self.push_results {
+            words.extend(["--push-results".into(), p.clone()]);
+        }
+        words.push(self.recipe.clone());
+        words
+    }
+
+    /// One run of pull mode as a shell command line (every value was checked plain).
+    pub(crate) fn command_line(&self) -> String {
+        let words: Vec<String> = self.pull_args().iter().map(|w| quote(w)).collect();
+        format!("{BINARY} pull {}", words.join(" "))
+    }
+
+    /// The cron fallback for hosts without systemd: `/etc/cron.d/fleet-pull`, running
+    /// the service's command as root every interval, its output appended to the log.
+    pub(crate) fn cron(&self, spread: u64) -> Result<String, EnrollError> {
+        let schedule = cron_schedule(self.interval_secs, spread).ok_or_else(|| {
+            EnrollError::Cron(crate::ops::facts::short_duration(self.interval_secs))
+        })?;
+        Ok(format!(
+            "# Written by fleet pull enroll: this host has no systemd, cron runs pull mode.\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n{schedule} root {} >>{CRON_LOG} 2>&1\n",
+            self.command_line()
+        ))
     }
 
     /// The service unit: one `fleet pull` run, this host's own name (the hostname).
     pub(crate) fn service(&self) -> String {
-        let push = self
-            .push_results
+        let mut push = self
+            .host
             .as_ref()
-            .map(|p| format!("    --push-results {p} \\\n"))
+            .map(|h| format!("    --host {h} \\\n"))
             .unwrap_or_default();
+        push.push_str(
+            &self
+                .push_results
+                .as_ref()
+                .map(|p| format!("    --push-results {p} \\\n"))
+                .unwrap_or_default(),
+        );
         format!(
             "# Written by fleet pull enroll.\n[Unit]\nDescription=fleet pull: apply the site recipes to this host\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart={BINARY} pull --no-progress \\\n    --repo {} \\\n    --dir {DIR} \\\n{push}    {}\nTimeoutStartSec=1h\nKillSignal=SIGTERM\nNice=10\n",
             self.repo, self.recipe
@@ -186,5 +311,71 @@ mod tests {
         assert!(e(ok, "update", "soon", None).starts_with("--interval `soon`"));
         assert!(e(ok, "update", "10s", None).contains("under a minute"));
         assert!(e(ok, "update", "1h", Some("a b")).starts_with("--push-results"));
+    }
+
+    #[test]
+    fn a_host_of_its_own_name_and_the_cron_fallback() {
+        let p = plan().for_host("box-1").unwrap();
+        assert!(
+            p.service()
+                .contains("    --host box-1 \\\n    --push-results results \\\n")
+        );
+        assert_eq!(
+            p.command_line(),
+            "/usr/local/bin/fleet pull --no-progress --repo https://git.example.com/ops/site.git --dir /var/lib/fleet-pull --host box-1 --push-results results update"
+        );
+        let cron = p.cron(7).unwrap();
+        assert!(
+            cron.ends_with(&format!(
+                "\n7-59/30 * * * * root {} >>/var/log/fleet-pull.log 2>&1\n",
+                p.command_line()
+            )),
+            "{cron}"
+        );
+        assert!(plan().for_host("-x").is_err());
+        assert!(
+            plan()
+                .for_host("a b")
+                .unwrap_err()
+                .to_string()
+                .contains("`a b`")
+        );
+        let odd = Enrollment::new("/srv/site", "update", "45m", None).unwrap();
+        assert!(
+            odd.cron(0)
+                .unwrap_err()
+                .to_string()
+                .contains("--interval 45m")
+        );
+    }
+
+    #[test]
+    fn cron_schedules_for_intervals_cron_can_say() {
+        assert_eq!(cron_schedule(60, 5).as_deref(), Some("* * * * *"));
+        assert_eq!(
+            cron_schedule(15 * 60, 17).as_deref(),
+            Some("2-59/15 * * * *")
+        );
+        assert_eq!(cron_schedule(3600, 75).as_deref(), Some("15 * * * *"));
+        assert_eq!(
+            cron_schedule(6 * 3600, 75).as_deref(),
+            Some("15 3-23/6 * * *")
+        );
+        assert_eq!(cron_schedule(86400, 75).as_deref(), Some("15 3 * * *"));
+        for bad in [0, 30, 45 * 60, 90 * 60, 5 * 3600, 2 * 86400] {
+            assert_eq!(cron_schedule(bad, 0), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn uname_names_map_to_rusts() {
+        assert_eq!(arch_of_uname("x86_64\n"), "x86_64");
+        assert_eq!(arch_of_uname("arm64"), "aarch64");
+        assert_eq!(arch_of_uname("armv7l"), "arm");
+        assert_eq!(arch_of_uname("i686"), "x86");
+        assert_eq!(
+            arch_of_uname(std::env::consts::ARCH),
+            std::env::consts::ARCH
+        );
     }
 }

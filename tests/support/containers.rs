@@ -70,7 +70,7 @@ impl ContainerHost {
     }
 
     /// [`ContainerHost::start`] with more `docker run` options (networks, security).
-    fn start_with(authorized_key: &str, extra: &[String]) -> ContainerHost {
+    pub fn start_with(authorized_key: &str, extra: &[String]) -> ContainerHost {
         let label = unique_label("host");
         let out = Command::new("docker")
             .args(["run", "-d", "--label", &format!("fleet-test={label}")])

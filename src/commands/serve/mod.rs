@@ -5,6 +5,8 @@
 // Callers and CSRF tokens: the run forms and login use them (issue 20).
 #[allow(dead_code)]
 mod auth;
+pub(crate) mod fetch;
+mod hooks;
 mod pages;
 
 use crate::App;
@@ -29,6 +31,9 @@ pub(crate) struct Site {
     pub(crate) recipes: Vec<pages::RecipeInfo>,
     /// The CSRF token of the local operator (no users file): random per server start.
     pub(crate) csrf: String,
+    /// The pull hosts' results fetch (`fetch.rs`) and the webhook (`hooks.rs`).
+    pub(crate) fetcher: fetch::Fetcher,
+    pub(crate) hook: hooks::Hook,
 }
 
 impl Site {
@@ -59,8 +64,9 @@ pub(crate) fn parse_listen(listen: &str) -> Result<SocketAddr> {
     Ok(addr)
 }
 
-pub(crate) fn run(app: &App, listen: &str) -> Result<i32> {
+pub(crate) fn run(app: &App, listen: &str, pull: &fetch::PullArgs) -> Result<i32> {
     let addr = parse_listen(listen)?;
+    let fetcher = fetch::Fetcher::new(&app.project.state_dir(), pull)?;
     // Configured secrets are masked on every page, as on the terminal.
     if let Some(file) = &app.project.config.secrets_file {
         let file = crate::ops::ssh::resolve_path(&app.project.root, file);
@@ -87,6 +93,8 @@ pub(crate) fn run(app: &App, listen: &str) -> Result<i32> {
         inventory,
         recipes: pages::recipes_of(&app.recipes),
         csrf: auth::random_token(32),
+        fetcher,
+        hook: hooks::Hook::new(app, pull.catalog_repo.as_deref()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -104,7 +112,13 @@ async fn serve(site: Arc<Site>, addr: SocketAddr) -> Result<i32> {
         .route("/run/{id}", get(run_page))
         .route("/recipes", get(recipes))
         .route("/metrics", get(metrics))
-        .with_state(site);
+        .route(
+            "/hooks/sync",
+            axum::routing::post(hooks::sync)
+                .layer(axum::extract::DefaultBodyLimit::max(hooks::BODY_LIMIT)),
+        )
+        .with_state(site.clone());
+    fetch::spawn(site.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::usage(format!("cannot listen on {addr}: {e}")))?;
@@ -118,6 +132,9 @@ async fn serve(site: Arc<Site>, addr: SocketAddr) -> Result<i32> {
             out,
             "fleet serve: http://{bound}/ (read-only; Ctrl-C stops)"
         );
+        if !site.hook.enabled() {
+            let _ = writeln!(out, "{}", hooks::OFF_NOTE);
+        }
         let _ = out.flush();
     }
     axum::serve(listener, router)

@@ -52,7 +52,7 @@ pub(crate) fn recipes_of(index: &crate::recipe::index::RecipeIndex) -> Vec<Recip
 }
 
 /// Redacted, without control characters, HTML-escaped.
-fn t(text: &str) -> String {
+pub(super) fn t(text: &str) -> String {
     let text = crate::ops::secrets::redact(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -71,7 +71,7 @@ fn t(text: &str) -> String {
 }
 
 /// For a path segment or query value of a link.
-fn u(text: &str) -> String {
+pub(super) fn u(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -228,8 +228,10 @@ pub(crate) fn fleet(site: &Site, q: &HashMap<String, String>) -> Result<String, 
     }
     body.push_str("<th>LAST RUN</th></tr>\n");
     body.push_str(&body_rows);
+    body.push_str("</table>\n");
+    body.push_str(&super::fetch::section(site));
     body.push_str(
-        "</table>\n<script>\
+        "<script>\
 document.getElementById('search').addEventListener('input',function(e){\
 var q=e.target.value.toLowerCase();\
 document.querySelectorAll('#hosts tr[data-host]').forEach(function(r){\
