@@ -32,7 +32,8 @@ fn shout(loud) {{
     )
 }
 
-/// `fleet serve` on a free loopback port, killed on drop.
+/// `fleet serve` on a free loopback port, killed on drop. The fixture has no pull hosts:
+/// their background fetch is off.
 struct Serve {
     child: std::process::Child,
     base: String,
@@ -41,7 +42,7 @@ struct Serve {
 impl Serve {
     fn start(dir: &Path) -> Serve {
         let mut child = std::process::Command::new(crate::support::fleet_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--fetch-every", "0"])
             .current_dir(dir)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
