@@ -368,12 +368,13 @@ pub(crate) enum Builtin {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
-    /// A read-only web view of the fleet: status, hosts, runs, recipes and metrics from
-    /// the journal (loopback only for now). Pull hosts' results are fetched every
-    /// --fetch-every. POST /hooks/sync (a git host's webhook) pulls the project
-    /// (--ff-only), syncs --catalog-repo and fetches results; it needs the token of the
-    /// secret `webhook_token` (Authorization: Bearer or X-Fleet-Token), is off (404)
-    /// without one, and every call is journaled as `hooks/sync`
+    /// A web view of the fleet: status, hosts, runs, recipes and metrics from the
+    /// journal, and recipe runs with their output live (loopback only for now). Pull
+    /// hosts' results are fetched every --fetch-every. POST /hooks/sync (a git host's
+    /// webhook) pulls the project (--ff-only), syncs --catalog-repo and fetches results;
+    /// it needs the token of the secret `webhook_token` (Authorization: Bearer or
+    /// X-Fleet-Token), is off (404) without one, and every call is journaled as
+    /// `hooks/sync`
     Serve {
         /// Where to listen: a loopback ADDRESS:PORT (port 0 picks a free one)
         #[arg(long, value_name = "ADDR:PORT", default_value = crate::commands::serve::DEFAULT_LISTEN)]

@@ -475,7 +475,8 @@ pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Op
         recipes_rev: None,
         replays: None,
         fleet_version: env!("CARGO_PKG_VERSION").to_string(),
-        user: crate::sysinfo::user(),
+        // Who started it (`web:alice` from `fleet serve`); older logs do not say.
+        user: field(first, "user").unwrap_or_else(crate::sysinfo::user),
         controller: crate::sysinfo::hostname(),
         duration_ms: millis(&ended)
             .zip(millis(&started))
@@ -729,5 +730,21 @@ mod tests {
             .collect();
         assert_eq!(shape, [(Some("a"), 2), (None, 1), (Some("a"), 1)]);
         assert!(s[0].commands[0].step.is_none());
+    }
+
+    #[test]
+    fn a_killed_run_keeps_the_user_its_log_names() {
+        let log = concat!(
+            r#"{"timestamp":"2026-11-30T10:00:00.000Z","message":"run started","run_id":"r","recipe":"slow","args":"","check":false,"user":"web:alice"}"#,
+            "\n",
+            r#"{"timestamp":"2026-11-30T10:00:02.000Z","message":"command","host":"h1","command":"sleep 9"}"#,
+            "\n"
+        );
+        let record = killed_run_from_log("r", log, "r.jsonl").expect("killed");
+        assert_eq!(record.user, "web:alice");
+        assert!(record.killed);
+        let older = log.replace(r#","user":"web:alice""#, "");
+        let record = killed_run_from_log("r", &older, "r.jsonl").expect("killed");
+        assert_eq!(record.user, crate::sysinfo::user());
     }
 }

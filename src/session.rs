@@ -22,6 +22,22 @@ pub(crate) fn new_run_id() -> String {
     format!("{compact}-{:04x}", fastrand::u16(..))
 }
 
+/// Whether `id` has the shape `new_run_id` gives: safe as a file name and in a URL.
+pub(crate) fn is_run_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 25
+        && digits(0..8)
+        && b[8] == b'T'
+        && digits(9..15)
+        && b[15] == b'.'
+        && digits(16..19)
+        && &b[19..21] == b"Z-"
+        && b[21..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
 /// A run with the command line's and fleet.toml's settings, its log file opened.
 /// What to run: the recipe (or `exec`), its arguments as typed and as converted, and the
 /// hosts it may touch (`--limit`, or the failed hosts of a retried run).
@@ -121,7 +137,8 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
         }
     }
     let tag = RunTag {
-        run_id: new_run_id(),
+        // `fleet serve` names the runs it starts, to show them while they run.
+        run_id: crate::sysinfo::take_given_run_id().unwrap_or_else(new_run_id),
         recipe: recipe.to_string(),
     };
     let ui = Ui::new(UiOptions::detect(g.no_progress, g.verbosity(), g.json));
@@ -318,7 +335,7 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<String>) ->
         recipes_rev: run.meta.recipes_rev.clone(),
         replays: run.meta.replays.clone(),
         fleet_version: env!("CARGO_PKG_VERSION").to_string(),
-        user: crate::sysinfo::user(),
+        user: crate::sysinfo::run_user(),
         controller: crate::sysinfo::hostname(),
         started: humantime::format_rfc3339_seconds(run.meta.started_at).to_string(),
         ended,
@@ -329,5 +346,27 @@ fn journal_record(app: &App, run: &Run, recap: &Recap, error: Option<String>) ->
         killed: false,
         local_changes: recap.local_changes.clone(),
         hosts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_have_one_shape() {
+        assert!(is_run_id(&new_run_id()));
+        assert!(is_run_id("20261125T010203.456Z-3f9a"));
+        for bad in [
+            "",
+            "last",
+            "20261125T010203.456Z-3f9",
+            "20261125T010203.456Z-3F9A",
+            "../../etc/passwd/00000000",
+            "20261125T010203.456Z-3f9a\n",
+            "2026112xT010203.456Z-3f9a",
+        ] {
+            assert!(!is_run_id(bad), "{bad:?}");
+        }
     }
 }

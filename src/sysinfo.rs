@@ -21,6 +21,70 @@ pub(crate) fn user() -> String {
     }
 }
 
+/// Set by `fleet serve` for a run it starts: who asked, as the journal and the lock
+/// record it (`web:alice`), and the run's id, known to the server before the run starts.
+pub const JOURNAL_USER_VAR: &str = "FLEET_JOURNAL_USER";
+pub const RUN_ID_VAR: &str = "FLEET_RUN_ID";
+
+/// The two variables as fleet started with them (each None when unset or not valid).
+struct Started {
+    user: Option<String>,
+    run_id: std::sync::Mutex<Option<String>>,
+}
+
+static STARTED: std::sync::OnceLock<Started> = std::sync::OnceLock::new();
+
+/// `web:NAME` with a short name of letters, digits and `._@-`: anything else is not a
+/// web user and is ignored (the login name is recorded instead).
+pub(crate) fn valid_web_user(value: &str) -> bool {
+    value.strip_prefix("web:").is_some_and(|name| {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+    })
+}
+
+fn started_from_env() -> Started {
+    let var = |name| std::env::var(name).ok();
+    Started {
+        user: var(JOURNAL_USER_VAR).filter(|u| valid_web_user(u)),
+        run_id: std::sync::Mutex::new(var(RUN_ID_VAR).filter(|id| crate::session::is_run_id(id))),
+    }
+}
+
+/// Reads `FLEET_JOURNAL_USER` and `FLEET_RUN_ID` and removes them from the environment,
+/// so no command fleet starts (a nested fleet on a local host) inherits them.
+///
+/// Call it first thing in `main`, before any thread exists.
+pub fn take_run_env() {
+    STARTED.get_or_init(started_from_env);
+    for name in [JOURNAL_USER_VAR, RUN_ID_VAR] {
+        // SAFETY: called at the start of main, before fleet starts any thread.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
+/// Who a run is recorded as: the web user `fleet serve` passed, else the login name.
+pub(crate) fn run_user() -> String {
+    STARTED
+        .get_or_init(started_from_env)
+        .user
+        .clone()
+        .unwrap_or_else(user)
+}
+
+/// The run id `fleet serve` chose for this process's run; given out once.
+pub(crate) fn take_given_run_id() -> Option<String> {
+    STARTED
+        .get_or_init(started_from_env)
+        .run_id
+        .lock()
+        .ok()?
+        .take()
+}
+
 /// This machine's host name.
 pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
@@ -39,6 +103,26 @@ mod tests {
     fn user_and_host_are_named() {
         assert!(!super::user().is_empty());
         assert!(!super::hostname().is_empty());
+    }
+
+    #[test]
+    fn only_plain_web_users_are_taken() {
+        use super::valid_web_user as ok;
+        assert!(ok("web:alice"));
+        assert!(ok("web:a.b-c_d@example"));
+        for bad in [
+            "alice",
+            "web:",
+            "root",
+            "web:al ice",
+            "web:a\nb",
+            "web:\u{1b}[31m",
+            "web:a/b",
+            "web:--x;y",
+        ] {
+            assert!(!ok(bad), "{bad:?}");
+        }
+        assert!(!ok(&format!("web:{}", "a".repeat(65))));
     }
 }
 

@@ -37,6 +37,7 @@ mod secrets;
 mod secrets_file;
 mod serve;
 mod serve_pull;
+mod serve_runs;
 mod ssh;
 mod status;
 mod sudo;

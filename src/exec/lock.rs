@@ -86,7 +86,7 @@ pub(crate) fn acquire(dir: &Path, recipe: &str, wait: Duration) -> Result<Projec
     }
     let holder = Holder {
         pid: std::process::id(),
-        user: crate::sysinfo::user(),
+        user: crate::sysinfo::run_user(),
         host: crate::sysinfo::hostname(),
         recipe: recipe.to_string(),
         started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -100,6 +100,34 @@ pub(crate) fn acquire(dir: &Path, recipe: &str, wait: Duration) -> Result<Projec
     );
     let _ = file.flush();
     Ok(ProjectLock { _file: file })
+}
+
+/// Who holds the lock in `dir` now, without touching the lock (taking it, even for a
+/// moment, could refuse a run starting then): the process named in the file, when it
+/// still has the lock file open. None when nobody holds it or the file says nothing.
+pub(crate) fn current_holder(dir: &Path) -> Option<Holder> {
+    let path = dir.join("lock");
+    let mut text = String::new();
+    File::open(&path)
+        .ok()?
+        .take(4096)
+        .read_to_string(&mut text)
+        .ok()?;
+    let holder: Holder = serde_json::from_str(&text).ok()?;
+    let lock = path.canonicalize().ok()?;
+    let held = match std::fs::read_dir(format!("/proc/{}/fd", holder.pid)) {
+        Ok(fds) => fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == lock)),
+        // Another user's process: its open files are not ours to see; a fleet with
+        // that pid is taken to be the holder.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            std::fs::read_to_string(format!("/proc/{}/comm", holder.pid))
+                .is_ok_and(|comm| comm.trim_end() == "fleet")
+        }
+        Err(_) => false,
+    };
+    held.then_some(holder)
 }
 
 #[cfg(test)]
@@ -124,5 +152,18 @@ mod tests {
         );
         drop(first);
         acquire(dir.path(), "backup", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn the_holder_is_known_while_it_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(current_holder(dir.path()).is_none());
+        let held = acquire(dir.path(), "update", Duration::ZERO).unwrap();
+        let holder = current_holder(dir.path()).expect("held");
+        assert_eq!(holder.recipe, "update");
+        assert_eq!(holder.pid, std::process::id());
+        drop(held);
+        // The file still names the last holder; it no longer holds the lock.
+        assert!(current_holder(dir.path()).is_none());
     }
 }

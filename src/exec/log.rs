@@ -65,6 +65,7 @@ impl RunTag {
             recipe = %self.recipe,
             args = %redact(&args.join(" ")),
             check,
+            user = %crate::sysinfo::run_user(),
             "run started"
         );
     }

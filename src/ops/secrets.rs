@@ -195,6 +195,15 @@ pub(crate) fn env_value(var: &str) -> Option<String> {
     }
 }
 
+/// Every `FLEET_SECRET_*` variable fleet started with, for a fleet it starts itself to run
+/// a recipe (`fleet serve`): that run reads the same secrets as one typed in this shell.
+pub(crate) fn env_secrets() -> Vec<(String, String)> {
+    match ENV_SECRETS.get() {
+        Some(taken) => taken.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        None => secret_vars(std::env::vars_os()).into_iter().collect(),
+    }
+}
+
 /// Registers every value of the secrets file at `path`, so each is masked from the start
 /// of a run whether or not a recipe reads it. A missing file registers nothing (secret()
 /// says so when a recipe needs one); a file that cannot be used is an error, because

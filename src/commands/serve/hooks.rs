@@ -101,6 +101,20 @@ impl Hook {
         }
     }
 
+    /// A webhook with no token (off), for unit tests of other pages.
+    #[cfg(test)]
+    pub(crate) fn off(dir: &std::path::Path) -> Hook {
+        Hook {
+            token: None,
+            root: dir.to_path_buf(),
+            data_dir: dir.join(".fleet"),
+            state_dir: dir.join("state"),
+            catalog_repo: None,
+            one: tokio::sync::Mutex::new(()),
+            refusals: std::sync::Mutex::new(Refusals::default()),
+        }
+    }
+
     pub(crate) fn enabled(&self) -> bool {
         self.token.is_some()
     }

@@ -1,6 +1,7 @@
-//! `fleet serve [--listen ADDR:PORT]`: a read-only web view of the journal, the status
-//! cache, backups and recipes. Loopback only until users and login exist: anyone who
-//! can reach the port reads everything fleet knows.
+//! `fleet serve [--listen ADDR:PORT]`: a web view of the journal, the status cache,
+//! backups and recipes, and recipe runs with their output live (`runs`). Loopback only
+//! until users and login exist: anyone who can reach the port reads everything fleet
+//! knows.
 
 // Callers and CSRF tokens: the run forms and login use them (issue 20).
 #[allow(dead_code)]
@@ -8,6 +9,7 @@ mod auth;
 pub(crate) mod fetch;
 mod hooks;
 mod pages;
+mod runs;
 
 use crate::App;
 use crate::error::{Error, Result};
@@ -34,6 +36,8 @@ pub(crate) struct Site {
     /// The pull hosts' results fetch (`fetch.rs`) and the webhook (`hooks.rs`).
     pub(crate) fetcher: fetch::Fetcher,
     pub(crate) hook: hooks::Hook,
+    /// Starting runs, and the runs this server started.
+    pub(crate) runs: runs::Runner,
 }
 
 impl Site {
@@ -95,6 +99,7 @@ pub(crate) fn run(app: &App, listen: &str, pull: &fetch::PullArgs) -> Result<i32
         csrf: auth::random_token(32),
         fetcher,
         hook: hooks::Hook::new(app, pull.catalog_repo.as_deref()),
+        runs: runs::Runner::new(app),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -109,8 +114,10 @@ async fn serve(site: Arc<Site>, addr: SocketAddr) -> Result<i32> {
         .route("/", get(fleet))
         .route("/host/{name}", get(host))
         .route("/runs", get(runs))
-        .route("/run/{id}", get(run_page))
-        .route("/recipes", get(recipes))
+        .route("/run/{id}", get(runs::run_page))
+        .route("/run/{id}/events", get(runs::events))
+        .route("/recipes", get(runs::recipes_page))
+        .route("/recipes/{name}", axum::routing::post(runs::start))
         .route("/metrics", get(metrics))
         .route(
             "/hooks/sync",
@@ -128,10 +135,7 @@ async fn serve(site: Arc<Site>, addr: SocketAddr) -> Result<i32> {
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "fleet serve: http://{bound}/ (read-only; Ctrl-C stops)"
-        );
+        let _ = writeln!(out, "fleet serve: http://{bound}/ (Ctrl-C stops)");
         if !site.hook.enabled() {
             let _ = writeln!(out, "{}", hooks::OFF_NOTE);
         }
@@ -174,14 +178,6 @@ async fn host(State(site): State<Arc<Site>>, Path(name): Path<String>) -> Respon
 
 async fn runs(State(site): State<Arc<Site>>, Query(q): Q) -> Response {
     page(site, move |s| pages::runs(s, &q)).await
-}
-
-async fn run_page(State(site): State<Arc<Site>>, Path(id): Path<String>) -> Response {
-    page(site, move |s| pages::run(s, &id)).await
-}
-
-async fn recipes(State(site): State<Arc<Site>>) -> Response {
-    page(site, pages::recipes).await
 }
 
 async fn metrics(State(site): State<Arc<Site>>) -> Response {

@@ -18,12 +18,14 @@ pub(crate) enum PageError {
 
 /// A recipe as the Recipes page shows it.
 pub(crate) struct RecipeInfo {
-    name: String,
+    pub(crate) name: String,
     summary: String,
     body: String,
     file: String,
     /// (flag, type, default, help)
     args: Vec<(String, String, Option<String>, String)>,
+    /// The recipe itself: its run form is judged with the CLI's parser.
+    pub(crate) recipe: crate::recipe::index::Recipe,
 }
 
 pub(crate) fn recipes_of(index: &crate::recipe::index::RecipeIndex) -> Vec<RecipeInfo> {
@@ -47,12 +49,13 @@ pub(crate) fn recipes_of(index: &crate::recipe::index::RecipeIndex) -> Vec<Recip
                     )
                 })
                 .collect(),
+            recipe: r.clone(),
         })
         .collect()
 }
 
 /// Redacted, without control characters, HTML-escaped.
-pub(super) fn t(text: &str) -> String {
+pub(crate) fn t(text: &str) -> String {
     let text = crate::ops::secrets::redact(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -71,7 +74,7 @@ pub(super) fn t(text: &str) -> String {
 }
 
 /// For a path segment or query value of a link.
-pub(super) fn u(text: &str) -> String {
+pub(crate) fn u(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -87,15 +90,16 @@ const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:
 nav a{margin-right:1em}table{border-collapse:collapse;margin:.5em 0}\
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\
 th{background:#f0f0f0}tr.failed td,tr.unreachable td{background:#fde2e2}\
-tr.outdated td{background:#fff6d6}pre{margin:0;white-space:pre-wrap;font-size:.9em}\
+tr.outdated td{background:#fff6d6}tr.running td{background:#e6f0ff}.error,.lock{color:#a00}\
+form.run{border-left:3px solid #ccc;padding-left:.8em}form.run p{margin:.3em 0}pre{margin:0;white-space:pre-wrap;font-size:.9em}\
 .counts span,.filters a{margin-right:1.2em}.filters a.on{font-weight:bold}.muted{color:#777}";
 
-fn layout(site: &Site, title: &str, body: &str) -> String {
+pub(crate) fn layout(site: &Site, title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>{title} — fleet {project}</title><style>{STYLE}</style></head><body>\
 <nav><a href=\"/\">Fleet</a><a href=\"/runs\">Runs</a><a href=\"/recipes\">Recipes</a>\
-<a href=\"/metrics\">Metrics</a><span class=\"muted\">fleet {project}, read-only</span></nav>\
+<a href=\"/metrics\">Metrics</a><span class=\"muted\">fleet {project}</span></nav>\
 <h1>{title}</h1>\n{body}</body></html>\n",
         title = t(title),
         project = t(&site.project),
@@ -355,6 +359,25 @@ result <select name=\"result\">",
         let _ = write!(body, "<option{sel}>{r}</option>");
     }
     body.push_str("</select> <button>Filter</button></form>\n<table id=\"runs\"><tr><th>RUN</th><th>RECIPE</th><th>STARTED</th><th>HOSTS</th><th>EXIT</th></tr>\n");
+    let recorded = |id: &str| runs.iter().any(|r| r.run_id == id);
+    for r in super::runs::running(site, &recorded) {
+        // Its hosts and result are not known yet.
+        if host.is_some()
+            || result.is_some()
+            || recipe.is_some_and(|x| !crate::journal::same_recipe(&r.recipe, x))
+        {
+            continue;
+        }
+        let _ = writeln!(
+            body,
+            "<tr class=\"running\"><td><a href=\"/run/{}\">{}</a></td><td>{}</td><td>by {}</td><td>{}</td><td></td></tr>",
+            u(&r.id),
+            t(&r.id),
+            t(&r.recipe),
+            t(&r.user),
+            r.state
+        );
+    }
     for r in &runs {
         if recipe.is_some_and(|x| !crate::journal::same_recipe(&r.recipe, x)) {
             continue;
@@ -432,8 +455,21 @@ pub(crate) fn run(site: &Site, id: &str) -> Result<String, PageError> {
     ))
 }
 
-pub(crate) fn recipes(site: &Site) -> Result<String, PageError> {
+/// Each recipe with its doc, then `form_of` it (empty for those who may not run).
+/// `holder`: who holds the project's lock now.
+pub(crate) fn recipes(
+    site: &Site,
+    holder: Option<&crate::exec::lock::Holder>,
+    form_of: impl Fn(&RecipeInfo) -> String,
+) -> String {
     let mut body = String::new();
+    if let Some(h) = holder {
+        let _ = write!(
+            body,
+            "<p id=\"lock\" class=\"lock\">another run holds the lock of this project: {}</p>",
+            t(&h.to_string())
+        );
+    }
     for r in &site.recipes {
         let _ = write!(
             body,
@@ -460,8 +496,9 @@ pub(crate) fn recipes(site: &Site) -> Result<String, PageError> {
             }
             body.push_str("</table>\n");
         }
+        body.push_str(&form_of(r));
     }
-    Ok(layout(site, "Recipes", &body))
+    layout(site, "Recipes", &body)
 }
 
 /// Success rate of the last 100 runs, runs per day, hosts failing repeatedly.
