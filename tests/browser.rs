@@ -32,6 +32,20 @@ fn shout(loud) {{
     )
 }
 
+/// A recipe that says hello (and the secret), then waits for the file `gate` before it
+/// ends: the test sees its output live while it runs, then opens the gate.
+const GATED: &str = r#"
+/// Says hello, waits for a file, says goodbye.
+/// @arg gate: string  the file to wait for (at most a minute)
+fn gated(gate) {
+    let tok = secret("tok");
+    each(hosts(), |h| {
+        h.run(`echo hello from the web; echo "token ${tok}"`);
+        h.run(`i=0; while [ ! -e '${gate}' ]; do i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done; echo gate open`);
+    });
+}
+"#;
+
 /// `fleet serve` on a free loopback port, killed on drop. The fixture has no pull hosts:
 /// their background fetch is off.
 struct Serve {
@@ -126,6 +140,7 @@ fn fixture() -> Fixture {
     std::fs::write(dir.join("inventory.toml"), inventory).unwrap();
     std::fs::create_dir_all(dir.join("recipes")).unwrap();
     std::fs::write(dir.join("recipes/shout.rhai"), shout_recipe()).unwrap();
+    std::fs::write(dir.join("recipes/gated.rhai"), GATED).unwrap();
 
     // Facts of every host; the local one runs fleet's own PATH, so it gets the fake too.
     let status = std::process::Command::new(crate::support::fleet_bin())
@@ -290,12 +305,86 @@ fn browser_fleet_host_and_run_pages_filters_search_escaping_and_screenshots() {
     }
 }
 
-/// The harness kills chromium (all its processes) when a test fails, too.
+/// The journal's record of run `id` (`fleet history --json`).
+fn record(dir: &Path, id: &str) -> serde_json::Value {
+    let out = run_fleet(dir, &["history", "--json"]);
+    out.code(0);
+    let runs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no journal record of {id}:\n{out}"))
+}
+
 #[test]
-fn browser_is_killed_when_a_test_panics() {
+fn browser_runs_a_recipe_from_its_form_and_sees_its_output_live() {
+    let f = fixture();
+    let serve = Serve::start(f.path());
+    let b = Browser::start();
+    let gate_dir = tempfile::tempdir().unwrap();
+    let gate = gate_dir.path().join("open");
+
+    // The Recipes page: the form of `gated`, filled and sent like a user.
+    b.open(&serve.url("/recipes")).wait_for("#run-gated");
+    b.fill("#run-gated input[name=\"hosts\"]", "desk");
+    b.fill(
+        "#run-gated input[name=\"arg-gate\"]",
+        &gate.display().to_string(),
+    );
+    b.click("#run-gated button[value=\"run\"]");
+
+    // Its page streams the output while the run waits for the gate.
+    let out = b.wait_text("#out", "hello from the web");
+    let page = b.url();
+    assert!(page.contains("/run/") && !page.contains("ended"), "{page}");
+    let id = page
+        .rsplit("/run/")
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    // (The line above the output says what it was when the page was made: "waiting for
+    // the lock" or "running"; it changes only when the stream ends.)
+    let state = b.text("#state");
+    assert!(!state.starts_with("ended"), "{state}\n{out}");
+    let out = b.wait_text("#out", "token ***");
+    assert!(!out.contains(SECRET), "secret in the live stream:\n{out}");
+    assert!(!out.contains("gate open"), "the run did not wait:\n{out}");
+
+    // Opened: the stream ends and the page becomes the journal's record, ended ok.
+    std::fs::write(&gate, "").unwrap();
+    let run = b.wait_text("body", "by web:local@");
+    assert!(b.url().contains("ended=1"), "{}", b.url());
+    assert!(run.contains("exit 0"), "{run}");
+    assert!(run.contains("desk changed"), "{run}");
+    assert!(run.contains("gate open"), "{run}");
+    assert!(run.contains("token ***") && !run.contains(SECRET), "{run}");
+
+    let r = record(f.path(), &id);
+    assert_eq!(r["user"], "web:local", "{r:#}");
+    assert_eq!(r["recipe"], "gated", "{r:#}");
+    assert_eq!(r["exit_code"], 0, "{r:#}");
+    assert_eq!(b.dialogs(), 0);
+}
+
+/// The harness sees JavaScript dialogs, and kills chromium (all its processes) when a
+/// test fails, too.
+#[test]
+fn browser_sees_dialogs_and_is_killed_when_a_test_panics() {
     let profile = std::thread::spawn(|| {
         let b = Browser::start();
-        b.open("about:blank");
+        // The harness sees a JavaScript dialog (and dismisses it).
+        b.open("data:text/html,<p>x</p><script>alert('hi')</script>");
+        let start = std::time::Instant::now();
+        while b.dialogs() == 0 {
+            assert!(start.elapsed() < WAIT, "no dialog seen");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(b.text("p"), "x", "the page is stuck behind its alert");
         let profile = b.profile().display().to_string();
         assert!(
             !crate::support::sshd::processes_with(&profile).is_empty(),
