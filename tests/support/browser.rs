@@ -70,6 +70,9 @@ impl Browser {
             .args(vec![
                 std::ffi::OsStr::new("--hide-scrollbars"),
                 std::ffi::OsStr::new("--no-default-browser-check"),
+                // Nothing from the network: no component or field-trial downloads.
+                std::ffi::OsStr::new("--disable-component-update"),
+                std::ffi::OsStr::new("--disable-field-trial-config"),
                 std::ffi::OsStr::new("--lang=en-US"),
             ])
             .build()
