@@ -369,16 +369,35 @@ pub(crate) enum Builtin {
         runs: usize,
     },
     /// A web view of the fleet: status, hosts, runs, recipes and metrics from the
-    /// journal, and recipe runs with their output live (loopback only for now). Pull
-    /// hosts' results are fetched every --fetch-every. POST /hooks/sync (a git host's
-    /// webhook) pulls the project (--ff-only), syncs --catalog-repo and fetches results;
-    /// it needs the token of the secret `webhook_token` (Authorization: Bearer or
-    /// X-Fleet-Token), is off (404) without one, and every call is journaled as
-    /// `hooks/sync`
+    /// journal, and recipe runs with their output live. Without users it listens on
+    /// loopback only; with users (--add-user) every browser signs in and it may listen
+    /// on any address. Pull hosts' results are fetched every --fetch-every. POST
+    /// /hooks/sync (a git host's webhook) pulls the project (--ff-only), syncs
+    /// --catalog-repo and fetches results; it needs the token of the secret
+    /// `webhook_token` (Authorization: Bearer or X-Fleet-Token), is off (404) without
+    /// one, and every call is journaled as `hooks/sync`
     Serve {
-        /// Where to listen: a loopback ADDRESS:PORT (port 0 picks a free one)
+        /// Where to listen: ADDRESS:PORT (port 0 picks a free one); other addresses than
+        /// loopback need users
         #[arg(long, value_name = "ADDR:PORT", default_value = crate::commands::serve::DEFAULT_LISTEN)]
         listen: String,
+        /// Add a user who signs in (or give one a new password, which ends their
+        /// sessions): the password is asked twice on the terminal, or read as one line
+        /// from stdin; an argon2id hash goes to the users file (`.fleet/users.toml`, or
+        /// `serve_users` in fleet.toml; mode 0600, never in git)
+        #[arg(long, value_name = "NAME", conflicts_with = "remove_user")]
+        add_user: Option<String>,
+        /// The role of --add-user: viewer (sees every page) or operator (also runs
+        /// recipes); a new user is a viewer unless given
+        #[arg(long, value_name = "ROLE", requires = "add_user", value_parser = ["viewer", "operator"])]
+        role: Option<String>,
+        /// Remove a user from the users file; their sessions end
+        #[arg(long, value_name = "NAME")]
+        remove_user: Option<String>,
+        /// Mark the session cookie Secure: for a server behind a TLS reverse proxy
+        /// (examples/serve/ has nginx and Caddy configurations)
+        #[arg(long)]
+        secure_cookies: bool,
         #[command(flatten)]
         pull: crate::commands::serve::fetch::PullArgs,
     },

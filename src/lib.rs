@@ -289,7 +289,18 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             prefix,
         }) => commands::results::run(&app, action, from.as_deref(), &prefix),
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
-        Some(Builtin::Serve { listen, pull }) => commands::serve::run(&app, &listen, &pull),
+        Some(Builtin::Serve {
+            listen,
+            add_user,
+            role,
+            remove_user,
+            secure_cookies,
+            pull,
+        }) => match (add_user, remove_user) {
+            (Some(name), _) => commands::serve::add_user(&app, &name, role.as_deref()),
+            (None, Some(name)) => commands::serve::remove_user(&app, &name),
+            (None, None) => commands::serve::run(&app, &listen, secure_cookies, &pull),
+        },
         Some(Builtin::Pull {
             enroll:
                 Some(cli::PullCommand::Enroll {

@@ -56,6 +56,9 @@ pub(crate) struct Config {
     /// A CA bundle ON THE PROXY HOST that certbot trusts for the directory's HTTPS.
     #[serde(default, deserialize_with = "acme_ca_bundle")]
     pub(crate) acme_ca_bundle: Option<String>,
+    /// The users of `fleet serve` (names, roles, password hashes), relative to the
+    /// project root (`~/` allowed); default `.fleet/users.toml`. Keep it out of git.
+    pub(crate) serve_users: Option<PathBuf>,
     #[serde(default)]
     pub(crate) ssh: SshConfig,
     /// fleet's own files (lock, logs) somewhere else than `.fleet/`: `fleet test` keeps

@@ -36,6 +36,7 @@ mod runs;
 mod secrets;
 mod secrets_file;
 mod serve;
+mod serve_auth;
 mod serve_pull;
 mod serve_runs;
 mod ssh;

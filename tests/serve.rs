@@ -177,6 +177,6 @@ fn serve_refuses_addresses_other_than_loopback() {
     let p = crate::support::Project::new().local_hosts(1);
     p.fleet(&["serve", "--listen", "0.0.0.0:8080"])
         .code(2)
-        .stderr_has("only on loopback")
-        .stderr_has("login");
+        .stderr_has("only when users sign in")
+        .stderr_has("--add-user");
 }

@@ -96,12 +96,10 @@ impl Fetcher {
             outcome,
         };
         if let Err(e) = &fetched.outcome {
-            tracing::warn!(error = %e, "results fetch failed");
-            eprintln!(
-                "fleet serve: results fetch failed at {}: {}",
-                fetched.at,
-                crate::ops::terminal::neutralise(&crate::ops::secrets::redact(e))
-            );
+            // On stderr (the server's log); host-made text neither unmasked nor raw.
+            let shown =
+                crate::ops::terminal::neutralise(&crate::ops::secrets::redact(e)).into_owned();
+            tracing::warn!(at = %fetched.at, error = %shown, "results fetch failed");
         }
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(fetched.clone());
         fetched
@@ -123,7 +121,6 @@ pub(crate) fn spawn(site: std::sync::Arc<Site>) {
             let s = site.clone();
             if let Err(e) = tokio::task::spawn_blocking(move || s.fetcher.fetch_now()).await {
                 tracing::error!(error = %e, "results fetch task ended");
-                eprintln!("fleet serve: the results fetch task ended: {e}");
             }
             tokio::time::sleep(every).await;
         }

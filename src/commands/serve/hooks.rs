@@ -212,11 +212,9 @@ fn handle(site: &Site, verdict: Result<(), Refusal>) -> (StatusCode, String) {
         Err(e) => {
             // Not journaled: the journal is written under the lock.
             let text = format!("not synced (and not journaled): {e}");
-            tracing::warn!(error = %text, "webhook");
-            eprintln!(
-                "fleet serve: /hooks/sync {}",
-                crate::ops::secrets::redact(&text)
-            );
+            let shown =
+                crate::ops::terminal::neutralise(&crate::ops::secrets::redact(&text)).into_owned();
+            tracing::warn!(error = %shown, "/hooks/sync");
             return (StatusCode::SERVICE_UNAVAILABLE, text + "\n");
         }
     };

@@ -1,22 +1,24 @@
 //! `fleet serve [--listen ADDR:PORT]`: a web view of the journal, the status cache,
-//! backups and recipes, and recipe runs with their output live (`runs`). Loopback only
-//! until users and login exist: anyone who can reach the port reads everything fleet
-//! knows.
+//! backups and recipes, recipe runs with their output live (`runs`), pull hosts'
+//! results (`fetch`) and a webhook (`hooks`). Without users it listens on loopback
+//! only and every caller is the local operator; with users (`--add-user`, a file
+//! outside git) every browser signs in, and it may listen on any address.
 
-// Callers and CSRF tokens: the run forms and login use them (issue 20).
-#[allow(dead_code)]
 mod auth;
 pub(crate) mod fetch;
 mod hooks;
+mod login;
 mod pages;
 mod runs;
+mod sessions;
+mod users;
 
 use crate::App;
 use crate::error::{Error, Result};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub(crate) struct Site {
     pub(crate) hook: hooks::Hook,
     /// Starting runs, and the runs this server started.
     pub(crate) runs: runs::Runner,
+    /// Users, sessions and sign-in limits.
+    pub(crate) auth: auth::Auth,
 }
 
 impl Site {
@@ -47,30 +51,183 @@ impl Site {
     }
 }
 
-/// Only loopback for now; anything else needs users and login first.
 pub(crate) fn parse_listen(listen: &str) -> Result<SocketAddr> {
-    let addr: SocketAddr = listen.parse().map_err(|_| {
+    listen.parse().map_err(|_| {
         Error::usage_with_help(
             format!("--listen {listen:?} is not an ADDRESS:PORT"),
             format!("for example --listen {DEFAULT_LISTEN}"),
         )
-    })?;
-    if !addr.ip().is_loopback() {
-        return Err(Error::usage_with_help(
-            format!(
-                "fleet serve listens only on loopback addresses (127.0.0.1, ::1), not {}",
-                addr.ip()
-            ),
-            "serving to other machines needs users and login, which are not built yet; \
-             reach it through an SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST)",
-        ));
-    }
-    Ok(addr)
+    })
 }
 
-pub(crate) fn run(app: &App, listen: &str, pull: &fetch::PullArgs) -> Result<i32> {
+/// Loopback is always allowed; any other address only when users sign in.
+fn check_exposure(addr: SocketAddr, users: usize, file: &std::path::Path) -> Result<()> {
+    if addr.ip().is_loopback() || users > 0 {
+        return Ok(());
+    }
+    Err(Error::usage_with_help(
+        format!(
+            "fleet serve listens on {} only when users sign in, and the users file {} has none",
+            addr.ip(),
+            file.display()
+        ),
+        "add one with `fleet serve --add-user NAME --role operator` (every browser then \
+         logs in), or listen on loopback (127.0.0.1, ::1) and reach it through \
+         `ssh -L 8080:127.0.0.1:8080 HOST`",
+    ))
+}
+
+/// The users file: `serve_users` of fleet.toml (relative to the project, `~/` allowed),
+/// else `users.toml` in the project's `.fleet/` (never committed).
+pub(crate) fn users_file(app: &App) -> std::path::PathBuf {
+    match &app.project.config.serve_users {
+        Some(p) => crate::ops::ssh::resolve_path(&app.project.root, p),
+        None => app.project.data_dir().join("users.toml"),
+    }
+}
+
+/// `fleet serve --add-user NAME [--role R]`: the password from the terminal (twice) or
+/// one line of stdin.
+pub(crate) fn add_user(app: &App, name: &str, role: Option<&str>) -> Result<i32> {
+    let file = users_file(app);
+    let role = role.map(|r| {
+        auth::Role::parse(r)
+            .ok_or_else(|| Error::usage(format!("--role {r:?}: use viewer or operator")))
+    });
+    let role = role.transpose()?;
+    users::valid_name(name).map_err(|e| Error::usage(e.to_string()))?;
+    refuse_tracked(&file)?;
+    let password = read_password(name)?;
+    let added =
+        users::add(&file, name, role, &password).map_err(|e| Error::usage(e.to_string()))?;
+    let shown = crate::project::display_path(&file);
+    let message = match added {
+        users::Added::New(role) => format!("added {name} ({}) to {shown}", role.as_str()),
+        users::Added::Changed(role) => format!(
+            "{name} ({}) has a new password in {shown}; their sessions end",
+            role.as_str()
+        ),
+    };
+    println!("{message}");
+    Ok(0)
+}
+
+/// `fleet serve --remove-user NAME`: their sessions end on their next request.
+pub(crate) fn remove_user(app: &App, name: &str) -> Result<i32> {
+    let file = users_file(app);
+    let shown = crate::project::display_path(&file);
+    if users::remove(&file, name).map_err(|e| Error::usage(e.to_string()))? {
+        println!("removed {name} from {shown}");
+        Ok(0)
+    } else {
+        Err(Error::usage(format!("{shown} has no user {name:?}")))
+    }
+}
+
+/// A users file inside a git work tree must be ignored there: password hashes are
+/// never committed by accident.
+fn refuse_tracked(file: &std::path::Path) -> Result<()> {
+    let Ok(file) = std::path::absolute(file) else {
+        return Ok(());
+    };
+    // The nearest directory of the file that exists (`.fleet/` may not yet).
+    let mut existing = file.parent();
+    while let Some(d) = existing
+        && !d.is_dir()
+    {
+        existing = d.parent();
+    }
+    let Some(existing) = existing else {
+        return Ok(());
+    };
+    let Ok(repo) = git2::Repository::discover(existing) else {
+        return Ok(());
+    };
+    let (Some(work), Ok(base), Ok(missing)) = (
+        repo.workdir().and_then(|w| w.canonicalize().ok()),
+        existing.canonicalize(),
+        file.strip_prefix(existing),
+    ) else {
+        return Ok(());
+    };
+    let Ok(rel) = base
+        .join(missing)
+        .strip_prefix(&work)
+        .map(std::path::Path::to_path_buf)
+    else {
+        return Ok(());
+    };
+    if repo.is_path_ignored(&rel).unwrap_or(false) {
+        return Ok(());
+    }
+    Err(Error::usage_with_help(
+        format!(
+            "the users file {} is in the git repository {} and not ignored there",
+            file.display(),
+            work.display()
+        ),
+        "add it (or `.fleet/`) to that repository's .gitignore, or name a file outside \
+         git with `serve_users` in fleet.toml",
+    ))
+}
+
+/// The new password: asked twice on a terminal (not echoed), else the first line of
+/// stdin (for scripts and tests).
+fn read_password(name: &str) -> Result<String> {
+    use std::io::{BufRead, IsTerminal, Read};
+    let password = if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        dialoguer::Password::new()
+            .with_prompt(format!("Password for {name}"))
+            .with_confirmation("Again", "The two passwords differ; try again")
+            .interact()
+            .map_err(|e| Error::usage(format!("no password read from the terminal: {e}")))?
+    } else {
+        let mut line = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(users::MAX_PASSWORD as u64 + 2)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::usage(format!("no password read from stdin: {e}")))?;
+        if line.ends_with(b"\n") {
+            line.pop();
+            if line.ends_with(b"\r") {
+                line.pop();
+            }
+        }
+        String::from_utf8(line)
+            .map_err(|_| Error::usage("the password read from stdin is not UTF-8"))?
+    };
+    users::valid_password(&password).map_err(|e| {
+        Error::usage_with_help(
+            e.to_string(),
+            "a terminal asks it twice; without one, give it as the first line of stdin",
+        )
+    })?;
+    Ok(password)
+}
+
+pub(crate) fn run(
+    app: &App,
+    listen: &str,
+    secure_cookies: bool,
+    pull: &fetch::PullArgs,
+) -> Result<i32> {
     let addr = parse_listen(listen)?;
     let fetcher = fetch::Fetcher::new(&app.project.state_dir(), pull)?;
+    let users_file = users_file(app);
+    let users = users::load(&users_file).map_err(|e| Error::usage(e.to_string()))?;
+    check_exposure(addr, users.len(), &users_file)?;
+    let signing_in = match users.len() {
+        0 => "no users: the local operator, loopback only".to_string(),
+        n => format!(
+            "{n} user{} sign{} in, from {}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "s" } else { "" },
+            crate::project::display_path(&users_file)
+        ),
+    };
+    let store = (!users.is_empty()).then(|| users::Store::new(users_file, users));
+    log_to_stderr();
     // Configured secrets are masked on every page, as on the terminal.
     if let Some(file) = &app.project.config.secrets_file {
         let file = crate::ops::ssh::resolve_path(&app.project.root, file);
@@ -100,16 +257,30 @@ pub(crate) fn run(app: &App, listen: &str, pull: &fetch::PullArgs) -> Result<i32
         fetcher,
         hook: hooks::Hook::new(app, pull.catalog_repo.as_deref()),
         runs: runs::Runner::new(app),
+        auth: auth::Auth::new(store, secure_cookies),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
-    runtime.block_on(serve(site, addr))
+    runtime.block_on(serve(site, addr, &signing_in))
 }
 
-async fn serve(site: Arc<Site>, addr: SocketAddr) -> Result<i32> {
+/// Sign-ins and their failures, as lines on stderr (the systemd journal under the
+/// unit); never fleet's journal of runs.
+fn log_to_stderr() {
+    use std::io::IsTerminal;
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+async fn serve(site: Arc<Site>, addr: SocketAddr, signing_in: &str) -> Result<i32> {
     let router = axum::Router::new()
         .route("/", get(fleet))
         .route("/host/{name}", get(host))
@@ -124,8 +295,14 @@ async fn serve(site: Arc<Site>, addr: SocketAddr) -> Result<i32> {
             axum::routing::post(hooks::sync)
                 .layer(axum::extract::DefaultBodyLimit::max(hooks::BODY_LIMIT)),
         )
+        .route("/login", get(login::form).post(login::login))
+        .route("/logout", post(login::logout))
         .with_state(site.clone());
     fetch::spawn(site.clone());
+    let hook_enabled = site.hook.enabled();
+    // In front of every route, whichever is added above: no page without a caller
+    // (but /login and /hooks/*, which carries its own token).
+    let router = router.layer(axum::middleware::from_fn_with_state(site, auth::gate));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::usage(format!("cannot listen on {addr}: {e}")))?;
@@ -135,15 +312,21 @@ async fn serve(site: Arc<Site>, addr: SocketAddr) -> Result<i32> {
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "fleet serve: http://{bound}/ (Ctrl-C stops)");
-        if !site.hook.enabled() {
+        let _ = writeln!(
+            out,
+            "fleet serve: http://{bound}/ ({signing_in}; Ctrl-C stops)"
+        );
+        if !hook_enabled {
             let _ = writeln!(out, "{}", hooks::OFF_NOTE);
         }
         let _ = out.flush();
     }
-    axum::serve(listener, router)
-        .await
-        .map_err(|e| Error::Internal(format!("serve: {e}")))?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .map_err(|e| Error::Internal(format!("serve: {e}")))?;
     Ok(0)
 }
 
@@ -189,12 +372,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_is_accepted() {
-        assert!(parse_listen("127.0.0.1:0").is_ok());
-        assert!(parse_listen("[::1]:8080").is_ok());
-        let e = parse_listen("0.0.0.0:8080").unwrap_err().to_string();
-        assert!(e.contains("loopback"), "{e}");
-        assert!(parse_listen("192.168.1.2:80").is_err());
+    fn other_addresses_than_loopback_need_users() {
+        let file = std::path::Path::new(".fleet/users.toml");
+        let at = |a: &str| parse_listen(a).unwrap();
+        assert!(check_exposure(at("127.0.0.1:0"), 0, file).is_ok());
+        assert!(check_exposure(at("[::1]:8080"), 0, file).is_ok());
+        let e = check_exposure(at("0.0.0.0:8080"), 0, file).unwrap_err();
+        let shown = format!("{e} {:?}", e);
+        assert!(shown.contains(".fleet/users.toml"), "{shown}");
+        assert!(shown.contains("--add-user"), "{shown}");
+        assert!(check_exposure(at("192.168.1.2:80"), 0, file).is_err());
+        assert!(check_exposure(at("192.168.1.2:80"), 1, file).is_ok());
         assert!(parse_listen("localhost").is_err());
     }
 }

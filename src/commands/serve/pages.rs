@@ -86,7 +86,7 @@ pub(crate) fn u(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
+pub(crate) const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
 nav a{margin-right:1em}table{border-collapse:collapse;margin:.5em 0}\
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\
 th{background:#f0f0f0}tr.failed td,tr.unreachable td{background:#fde2e2}\
@@ -94,12 +94,15 @@ tr.outdated td{background:#fff6d6}tr.running td{background:#e6f0ff}.error,.lock{
 form.run{border-left:3px solid #ccc;padding-left:.8em}form.run p{margin:.3em 0}pre{margin:0;white-space:pre-wrap;font-size:.9em}\
 .counts span,.filters a{margin-right:1.2em}.filters a.on{font-weight:bold}.muted{color:#777}";
 
+/// Where the nav names the signed-in user (filled by `auth::gate` when users sign in).
+pub(crate) const WHO_MARK: &str = "<!--who-->";
+
 pub(crate) fn layout(site: &Site, title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>{title} — fleet {project}</title><style>{STYLE}</style></head><body>\
 <nav><a href=\"/\">Fleet</a><a href=\"/runs\">Runs</a><a href=\"/recipes\">Recipes</a>\
-<a href=\"/metrics\">Metrics</a><span class=\"muted\">fleet {project}</span></nav>\
+<a href=\"/metrics\">Metrics</a><span class=\"muted\">fleet {project}</span> {WHO_MARK}</nav>\
 <h1>{title}</h1>\n{body}</body></html>\n",
         title = t(title),
         project = t(&site.project),

@@ -1234,6 +1234,7 @@ mod tests {
             )
             .unwrap(),
             hook: super::super::hooks::Hook::off(&dir),
+            auth: super::super::auth::Auth::new(None, false),
             runs: Runner {
                 root: dir.clone(),
                 data_dir: dir.join(".fleet"),
