@@ -371,6 +371,153 @@ fn browser_runs_a_recipe_from_its_form_and_sees_its_output_live() {
     assert_eq!(b.dialogs(), 0);
 }
 
+/// `fleet serve --add-user NAME --role ROLE` with the password on stdin.
+fn add_user(dir: &Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(crate::support::fleet_bin())
+        .args(["serve", "--add-user", name, "--role", role])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "add-user {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fills the sign-in form and sends it with its button, like a person.
+fn sign_in(b: &Browser, user: &str, password: &str) {
+    b.wait_for("form.login");
+    b.fill("form.login input[name=\"user\"]", user);
+    b.fill("form.login input[name=\"password\"]", password);
+    b.click("form.login button[type=\"submit\"]");
+    b.wait_text("#user", user);
+}
+
+#[test]
+fn browser_sign_in_operator_runs_viewer_sees_and_no_session_goes_to_login() {
+    let f = fixture();
+    add_user(f.path(), "alice", "operator", "alice password 1");
+    add_user(f.path(), "bob", "viewer", "bob password 1");
+    let serve = Serve::start(f.path());
+    let b = Browser::start();
+
+    // No session: every page sends the browser to the sign-in form, and back after.
+    b.open(&serve.url("/host/s1"));
+    b.wait_for("form.login");
+    assert!(b.url().contains("/login?next="), "{}", b.url());
+    assert!(shown_hosts(&b).is_empty());
+    b.fill("form.login input[name=\"user\"]", "alice");
+    b.fill("form.login input[name=\"password\"]", "not her password");
+    b.click("form.login button[type=\"submit\"]");
+    b.wait_for("#error");
+    assert!(!b.body_text().contains("Last run"), "{}", b.body_text());
+    sign_in(&b, "alice", "alice password 1");
+    assert!(b.url().ends_with("/host/s1"), "{}", b.url());
+    b.wait_text("body", "Last run: shout");
+    // The session cookie is HttpOnly: scripts in the page cannot read it.
+    let cookies = b.eval("document.cookie");
+    assert!(
+        !cookies
+            .as_str()
+            .unwrap_or_default()
+            .contains("fleet_session"),
+        "{cookies}"
+    );
+
+    // A POST from the page without the form's CSRF token is refused, nothing starts.
+    let forged = b.eval_await(&post_from_page(
+        "hosts=desk&arg-gate=%2Fnone&mode=run&lock=refuse",
+    ));
+    assert_eq!(forged, 403);
+
+    // The operator starts gated from its form; it streams and is journaled as web:alice.
+    let gate_dir = tempfile::tempdir().unwrap();
+    let gate = gate_dir.path().join("open");
+    b.follow("Recipes");
+    b.fill("#run-gated input[name=\"hosts\"]", "desk");
+    b.fill(
+        "#run-gated input[name=\"arg-gate\"]",
+        &gate.display().to_string(),
+    );
+    b.click("#run-gated button[value=\"run\"]");
+    b.wait_text("#out", "hello from the web");
+    let id = b
+        .url()
+        .rsplit("/run/")
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&gate, "").unwrap();
+    let run = b.wait_text("body", "by web:alice@");
+    assert!(run.contains("exit 0"), "{run}");
+    assert_eq!(record(f.path(), &id)["user"], "web:alice");
+
+    // Signed out, the pages are closed again.
+    b.click("nav button[type=\"submit\"], form[action=\"/logout\"] button");
+    b.wait_for("form.login");
+    b.open(&serve.url("/recipes"));
+    b.wait_for("form.login");
+    assert!(b.url().contains("/login"), "{}", b.url());
+
+    // A viewer sees the fleet and the recipes, but no run form or button.
+    sign_in(&b, "bob", "bob password 1");
+    assert!(b.url().ends_with("/recipes"), "{}", b.url());
+    b.wait_text("body", "Says hello, waits for a file");
+    assert_eq!(
+        b.eval("document.querySelectorAll('form.run, button[value=\"run\"]').length"),
+        0
+    );
+    assert!(
+        !b.visible_texts("button").iter().any(|t| t == "Run"),
+        "{:?}",
+        b.visible_texts("button")
+    );
+    // Forged by the viewer with a valid session and token: 403, nothing starts.
+    let token = b.attributes("form[action=\"/logout\"] input[name=\"csrf\"]", "value");
+    assert_eq!(token.len(), 1, "{token:?}");
+    let forged = b.eval_await(&post_from_page(&format!(
+        "csrf={}&hosts=desk&arg-gate=%2Fnone&mode=run&lock=refuse",
+        token[0]
+    )));
+    assert_eq!(forged, 403);
+    b.open(&serve.url("/"));
+    assert_eq!(shown_hosts(&b), ["s1", "s2", "s3", "desk"]);
+    assert_eq!(b.dialogs(), 0);
+
+    let out = run_fleet(f.path(), &["history", "--json"]);
+    let gated: Vec<serde_json::Value> = serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["recipe"] == "gated")
+        .collect();
+    assert_eq!(gated.len(), 1, "a refused POST started a run: {gated:#?}");
+}
+
+/// JavaScript that POSTs `body` (a urlencoded form) to /recipes/gated from the page,
+/// with its cookies, and gives the response's status.
+fn post_from_page(body: &str) -> String {
+    format!(
+        "fetch('/recipes/gated', {{method: 'POST', headers: \
+         {{'Content-Type': 'application/x-www-form-urlencoded'}}, body: {}}}).then(r => r.status)",
+        crate::support::browser::js_str(body)
+    )
+}
+
 /// The harness sees JavaScript dialogs, and kills chromium (all its processes) when a
 /// test fails, too.
 #[test]

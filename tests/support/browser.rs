@@ -138,6 +138,21 @@ impl Browser {
         }
     }
 
+    /// Runs `js`, an expression whose value is a promise (e.g. a `fetch`), waits for it
+    /// and returns its value (JSON).
+    pub fn eval_await(&self, js: &str) -> serde_json::Value {
+        let wrapped = format!("(async () => JSON.stringify((await ({js})) ?? null))()");
+        let value = self
+            .tab
+            .evaluate(&wrapped, true)
+            .unwrap_or_else(|e| panic!("evaluate {js}: {e:#}"))
+            .value;
+        match value {
+            Some(serde_json::Value::String(s)) => serde_json::from_str(&s).unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        }
+    }
+
     /// Polls `check` until it answers Some, or fails the test naming `what`.
     fn until<T>(&self, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         let start = Instant::now();
