@@ -4,6 +4,7 @@ mod support;
 
 mod ansible;
 mod backup;
+mod browser;
 mod catalog;
 mod check;
 mod cli;

@@ -1,6 +1,7 @@
 //! A temporary fleet project and a way to run the real `fleet` binary in it.
 
 pub mod acme;
+pub mod browser;
 pub mod containers;
 pub mod proxmox;
 pub mod sshd;
