@@ -130,8 +130,9 @@ fn serve_shows_hosts_runs_and_recipes_escaped_and_redacted() {
     let (code, host) = server.get("/host/s1");
     assert_eq!(code, 200, "{host}");
     assert!(host.contains("groups: sshfleet"), "{host}");
-    let exec_at = host.find("<td>exec").expect("exec run listed");
-    let shout_at = host.find("<td>shout").expect("shout run listed");
+    let listed = &host[host.find("id=\"runs\"").expect("a runs table")..];
+    let exec_at = listed.find("<td>exec").expect("exec run listed");
+    let shout_at = listed.find("<td>shout").expect("shout run listed");
     assert!(exec_at < shout_at, "runs not newest first:\n{host}");
     assert_eq!(server.get("/host/nobody").0, 404);
 
