@@ -148,6 +148,12 @@ pub(crate) struct GlobalArgs {
     /// Plain log lines instead of progress bars
     #[arg(long)]
     pub(crate) no_progress: bool,
+    /// The closing table: `auto` lists every host, except on a terminal with more than
+    /// 20 hosts, where ok/changed/skipped hosts are counted and only failed and
+    /// unreachable ones listed (`short`); `full` lists every host (the journal always has
+    /// all)
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = RecapMode::Auto)]
+    pub(crate) recap: RecapMode,
     /// Machine-readable output (recap of a run, host list, recipe list)
     #[arg(long)]
     pub(crate) json: bool,
@@ -161,6 +167,14 @@ pub(crate) struct GlobalArgs {
     /// Keep the journal in this directory instead of the project's state repository
     #[arg(long, value_name = "DIR", global = true, hide = true)]
     pub(crate) state_dir: Option<PathBuf>,
+}
+
+/// How much of the closing table is shown (`--recap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RecapMode {
+    Auto,
+    Full,
+    Short,
 }
 
 impl GlobalArgs {
@@ -530,6 +544,7 @@ const RECIPE_OPTIONS: &[&str] = &[
     "retry_failed",
     "accept_new_host_keys",
     "no_progress",
+    "recap",
     "json",
     "recipes_rev",
 ];
@@ -550,6 +565,7 @@ const HOSTS_RUN_OPTIONS: &[&str] = &[
     "lock_wait",
     "accept_new_host_keys",
     "no_progress",
+    "recap",
     "json",
 ];
 
@@ -568,9 +584,17 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
         ],
-        "pull" => &["check", "timeout", "lock_wait", "no_progress", "json"],
+        "pull" => &[
+            "check",
+            "timeout",
+            "lock_wait",
+            "no_progress",
+            "recap",
+            "json",
+        ],
         "drift" => &[
             "limit",
             "forks",
@@ -579,9 +603,10 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
         ],
-        "test" => &["timeout", "lock_wait", "no_progress", "json"],
+        "test" => &["timeout", "lock_wait", "no_progress", "recap", "json"],
         "replay" => &[
             "forks",
             "max_fail",
@@ -590,6 +615,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
         ],
         "restore" => &[
@@ -598,6 +624,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
         ],
         "connect" => &["accept_new_host_keys"],
@@ -611,6 +638,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
         ],
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
@@ -710,6 +738,11 @@ pub(crate) fn scoped_options(
     global.check |= given("check");
     global.accept_new_host_keys |= given("accept_new_host_keys");
     global.no_progress |= given("no_progress");
+    if given("recap")
+        && let Some(mode) = sub.get_one::<RecapMode>("recap")
+    {
+        global.recap = *mode;
+    }
     global.json |= given("json");
     Ok(global)
 }

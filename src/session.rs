@@ -57,6 +57,7 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
     let options = RunOptions {
         forks,
         forks_given: g.forks.is_some(),
+        max_masters: app.project.config.max_masters,
         max_fail,
         check: g.check,
         limit: request.limit.clone(),
@@ -201,6 +202,17 @@ pub(crate) fn finish_run_with(
     error: Option<Error>,
     show_json_recap: bool,
 ) -> i32 {
+    if run.peak_masters() > 0 {
+        run.tag.host_message(
+            None,
+            None,
+            &format!(
+                "ssh masters: at most {} open at once (max_masters {})",
+                run.peak_masters(),
+                run.max_masters()
+            ),
+        );
+    }
     run.close();
     run.ui.finish();
     let recap = Recap::of(run, error.is_some());
@@ -217,7 +229,14 @@ pub(crate) fn finish_run_with(
         // -q: nothing at all when every host ended well (cron mails only failures).
     } else {
         let style = |status, word: &str| run.ui.style(status).apply_to(word).to_string();
-        let table = recap.render(style, quiet);
+        use std::io::IsTerminal;
+        let rows = crate::exec::recap::Rows::chosen(
+            app.global.recap,
+            quiet,
+            std::io::stderr().is_terminal(),
+            recap.hosts.len(),
+        );
+        let table = recap.render(style, rows);
         eprint!("{}", crate::ops::secrets::redact(&table));
     }
     match crate::exec::interrupt::stop() {
