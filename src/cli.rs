@@ -355,7 +355,9 @@ pub(crate) enum Builtin {
     },
     /// `fetch`: fetch the results branches pull-mode hosts push (`fleet pull
     /// --push-results P`) from the state repository's remote, for `fleet status` and
-    /// `fleet report` (last run, result, last seen; overdue after twice `pull_interval`)
+    /// `fleet report` (last run, result, last seen; overdue after twice `pull_interval`),
+    /// and merge the journals other controllers pushed to `controllers/<name>` into this
+    /// one, so `fleet history`, `status --cached` and `report` show the whole fleet
     Results {
         /// fetch
         #[arg(value_enum)]
@@ -366,6 +368,10 @@ pub(crate) enum Builtin {
         /// The branches' prefix, as given to `fleet pull --push-results`
         #[arg(long, value_name = "PREFIX", default_value = "results")]
         prefix: String,
+        /// The prefix of the controllers' journal branches (`git push origin
+        /// HEAD:controllers/NAME` in each controller's state repository)
+        #[arg(long, value_name = "PREFIX", default_value = "controllers")]
+        controllers: String,
     },
     /// Write the fleet's status, run history and per-host results as one
     /// self-contained HTML page (from the journal; no connection)

@@ -106,3 +106,91 @@ fn thirty_hosts_with_five_forks_never_hold_more_than_ten_masters() {
     let line = said.lines().find(|l| l.contains("ssh masters")).unwrap();
     assert!(line.contains("(max_masters 10)"), "{line}");
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn controller_journals_pushed_to_branches_merge_with_results_fetch() {
+    use crate::support::{Project, run_fleet};
+    let shared = tempfile::tempdir().unwrap();
+    let bare = shared.path().join("state.git");
+    git(
+        shared.path(),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
+    // Two controllers, each with its own clone of the project and state repository,
+    // each running its shard and pushing its journal to its own branch.
+    let shards = [("a", "h1:h2"), ("b", "h3:h4")];
+    let mut controllers = Vec::new();
+    for (name, shard) in shards {
+        let p = Project::new().local_hosts(4);
+        // `fleet status` is the run that `status --cached` shows (facts per host).
+        p.fleet(&["status", "-l", shard]).code(0);
+        git(
+            &p.path().join("state"),
+            &[
+                "push",
+                "-q",
+                bare.to_str().unwrap(),
+                &format!("HEAD:refs/heads/controllers/{name}"),
+            ],
+        );
+        controllers.push(p);
+    }
+    // A third clone merges both with one command; the views show all four hosts.
+    let merged = Project::new().local_hosts(4);
+    let from = bare.to_str().unwrap();
+    run_fleet(merged.path(), &["results", "fetch", "--from", from])
+        .code(0)
+        .stdout_has("merged the journals of 2 controller(s): a, b");
+    // Again: nothing new, nothing breaks.
+    run_fleet(merged.path(), &["results", "fetch", "--from", from]).code(0);
+    let history = run_fleet(merged.path(), &["history", "--json"]);
+    history.code(0);
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs:#}");
+    let status = run_fleet(merged.path(), &["status", "--cached", "--json"]);
+    status.code(0);
+    let rows: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    for host in ["h1", "h2", "h3", "h4"] {
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["host"] == host)
+            .unwrap_or_else(|| panic!("no {host} in {rows:#}"));
+        assert!(row["gathered_at"].is_string(), "{row:#}");
+    }
+    // A hostile prefix is refused, and the two prefixes may not be the same.
+    run_fleet(
+        merged.path(),
+        &["results", "fetch", "--from", from, "--controllers", "-x"],
+    )
+    .code(2);
+    run_fleet(
+        merged.path(),
+        &[
+            "results",
+            "fetch",
+            "--from",
+            from,
+            "--controllers",
+            "results",
+        ],
+    )
+    .code(2)
+    .stderr_has("different branch prefixes");
+}
