@@ -12,7 +12,7 @@ use crate::exec::run::{Run, RunOptions};
 use crate::exec::ui::{Ui, UiOptions};
 use crate::journal::{HostRun, RunRecord};
 use crate::outcome::{Ending, HostStatus, Stop, exit_code};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `20261125T010203.456Z-3f9a`: sortable, unique enough for one project.
 pub(crate) fn new_run_id() -> String {
@@ -257,7 +257,23 @@ pub(crate) fn finish_run_with(
         let earlier = crate::journal::load_all(&app.project.state_dir()).unwrap_or_default();
         crate::journal::link_drift(&mut record, &earlier);
     }
-    match crate::journal::write(&app.project.state_dir(), &record, &run.staged()) {
+    let writing = Instant::now();
+    let written = crate::journal::write(&app.project.state_dir(), &record, &run.staged());
+    if written.is_ok() {
+        // For bench/scale and anyone sizing a journal: what one record costs.
+        let bytes = std::fs::metadata(app.project.state_dir().join(record.path()))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        run.tag.host_message(
+            None,
+            None,
+            &format!(
+                "journal: record of {bytes} bytes written and committed in {} ms",
+                writing.elapsed().as_millis()
+            ),
+        );
+    }
+    match written {
         Ok(commit) if app.global.verbose > 0 => eprintln!(
             "journal: {} in {} (commit {})",
             record.path().display(),
