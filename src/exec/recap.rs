@@ -201,3 +201,22 @@ impl Recap {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::RecapMode;
+
+    #[test]
+    fn the_table_collapses_on_a_terminal_above_twenty_hosts_unless_full() {
+        let chosen = |mode, quiet, terminal, hosts| Rows::chosen(mode, quiet, terminal, hosts);
+        assert_eq!(chosen(RecapMode::Auto, false, true, 21), Rows::Collapsed);
+        assert_eq!(chosen(RecapMode::Auto, false, true, 20), Rows::All);
+        // Cron and scripts keep every row unless asked.
+        assert_eq!(chosen(RecapMode::Auto, false, false, 5000), Rows::All);
+        assert_eq!(chosen(RecapMode::Short, false, false, 3), Rows::Collapsed);
+        assert_eq!(chosen(RecapMode::Full, false, true, 5000), Rows::All);
+        // -q wins: only failures, without the line counting the others.
+        assert_eq!(chosen(RecapMode::Full, true, true, 5000), Rows::Failures);
+    }
+}
