@@ -497,8 +497,40 @@ pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Op
     })
 }
 
-/// Every run in the journal, newest first. Unreadable records are skipped with a note.
-pub(crate) fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
+/// What `fleet history`'s table shows of a run: read without the hosts' commands,
+/// results and errors (most of a large run's record), which the parser skips.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct RunSummary {
+    pub(crate) run_id: String,
+    pub(crate) recipe: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) started: String,
+    pub(crate) exit_code: i32,
+    pub(crate) hosts: Vec<HostBrief>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct HostBrief {
+    pub(crate) host: String,
+    pub(crate) status: HostStatus,
+}
+
+impl RunSummary {
+    pub(crate) fn count(&self, status: HostStatus) -> usize {
+        self.hosts.iter().filter(|h| h.status == status).count()
+    }
+}
+
+/// Every run's summary, newest first (as `load_all`, without the bulk of each record).
+pub(crate) fn load_summaries(state: &Path) -> Result<Vec<RunSummary>, JournalError> {
+    let mut records: Vec<RunSummary> = load_each(state)?;
+    records.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+    Ok(records)
+}
+
+/// Every record under `runs/` parsed as `T`, in no order. Unreadable records are skipped
+/// with a note.
+fn load_each<T: serde::de::DeserializeOwned>(state: &Path) -> Result<Vec<T>, JournalError> {
     let mut records = Vec::new();
     let mut stack = vec![state.join("runs")];
     while let Some(dir) = stack.pop() {
@@ -510,17 +542,23 @@ pub(crate) fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "json") {
-                let text = std::fs::read_to_string(&path).map_err(|source| JournalError::Read {
+                let text = std::fs::read(&path).map_err(|source| JournalError::Read {
                     path: path.clone(),
                     source,
                 })?;
-                match serde_json::from_str::<RunRecord>(&text) {
+                match serde_json::from_slice::<T>(&text) {
                     Ok(r) => records.push(r),
                     Err(e) => eprintln!("note: skipping {}: {e}", path.display()),
                 }
             }
         }
     }
+    Ok(records)
+}
+
+/// Every run in the journal, newest first. Unreadable records are skipped with a note.
+pub(crate) fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
+    let mut records: Vec<RunRecord> = load_each(state)?;
     records.sort_by(|a, b| b.run_id.cmp(&a.run_id));
     Ok(records)
 }

@@ -57,16 +57,24 @@ pub(crate) fn history(
         .map(parse_since)
         .transpose()
         .map_err(|e| Error::usage(e.to_string()))?;
-    let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())?
+    if app.global.json {
+        // Whole records: what scripts read.
+        let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())?
+            .into_iter()
+            .filter(|r| host.is_none_or(|h| r.hosts.iter().any(|x| x.host == h)))
+            .filter(|r| recipe.is_none_or(|n| journal::same_recipe(&r.recipe, n)))
+            .filter(|r| since.as_deref().is_none_or(|s| r.started.as_str() >= s))
+            .collect();
+        print(&(serde_json::to_string_pretty(&runs).unwrap_or_default() + "\n"));
+        return Ok(0);
+    }
+    // The table needs each run's summary only, not its hosts' commands.
+    let runs: Vec<journal::RunSummary> = journal::load_summaries(&app.project.state_dir())?
         .into_iter()
         .filter(|r| host.is_none_or(|h| r.hosts.iter().any(|x| x.host == h)))
         .filter(|r| recipe.is_none_or(|n| journal::same_recipe(&r.recipe, n)))
         .filter(|r| since.as_deref().is_none_or(|s| r.started.as_str() >= s))
         .collect();
-    if app.global.json {
-        print(&(serde_json::to_string_pretty(&runs).unwrap_or_default() + "\n"));
-        return Ok(0);
-    }
     let header: Vec<String> = [
         "RUN",
         "STARTED",
