@@ -194,3 +194,31 @@ fn controller_journals_pushed_to_branches_merge_with_results_fetch() {
     .code(2)
     .stderr_has("different branch prefixes");
 }
+
+#[test]
+fn on_a_terminal_thirty_hosts_end_in_counts_and_the_failures() {
+    use crate::support::{Project, on_terminal};
+    let p = Project::new().local_hosts(30).recipe(
+        "some_fail",
+        "/// h7 fails, the others change.\nfn some_fail() {\n    each(hosts(), |h| {\n        h.run(\"sleep 0.1\");\n        if h.name == \"h7\" { h.run(\"exit 5\"); }\n    });\n}\n",
+    );
+    let shown = on_terminal(p.path(), "some-fail --forks 12", None);
+    // The progress counted the hosts in flight; hosts that ended well got no line and
+    // no row; the failure has both.
+    assert!(shown.contains("in flight"), "{shown}");
+    assert!(!shown.contains("h3 | changed"), "{shown}");
+    assert!(shown.contains("h7 | FAILED"), "{shown}");
+    assert!(
+        shown.contains("29 hosts ok, changed or skipped not listed (--recap full lists every host"),
+        "{shown}"
+    );
+    assert!(shown.contains("0 ok, 29 changed, 1 failed"), "{shown}");
+    // --recap full: every host has its row again.
+    let full = on_terminal(p.path(), "some-fail --forks 12 --recap full", None);
+    assert!(
+        full.lines()
+            .any(|l| l.starts_with("h3 ") && l.contains("changed")),
+        "{full}"
+    );
+    assert!(!full.contains("not listed"), "{full}");
+}
