@@ -630,12 +630,12 @@ pub(crate) fn load_lines(state: &Path, cache: &Path) -> Result<Vec<RunLine>, Jou
             }
         }
     }
-    if changed || new.len() != old.len() {
-        if let Ok(json) = serde_json::to_vec(&new) {
-            let tmp = cache.with_extension("tmp");
-            if crate::ops::localfs::write_private(&tmp, &json).is_ok() {
-                let _ = std::fs::rename(&tmp, cache);
-            }
+    if (changed || new.len() != old.len())
+        && let Ok(json) = serde_json::to_vec(&new)
+    {
+        let tmp = cache.with_extension("tmp");
+        if crate::ops::localfs::write_private(&tmp, &json).is_ok() {
+            let _ = std::fs::rename(&tmp, cache);
         }
     }
     let mut lines: Vec<RunLine> = new.into_values().map(|c| c.line).collect();
