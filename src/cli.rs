@@ -160,6 +160,12 @@ pub(crate) struct GlobalArgs {
     /// Plain log lines instead of progress bars
     #[arg(long)]
     pub(crate) no_progress: bool,
+    /// The closing table: `auto` lists every host, except on a terminal with more than
+    /// 20 hosts, where ok/changed/skipped hosts are counted and only failed and
+    /// unreachable ones listed (`short`); `full` lists every host (the journal always has
+    /// all)
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = RecapMode::Auto)]
+    pub(crate) recap: RecapMode,
     /// Machine-readable output (recap of a run, host list, recipe list)
     #[arg(long)]
     pub(crate) json: bool,
@@ -177,6 +183,14 @@ pub(crate) struct GlobalArgs {
     /// verified one (`refused: commit abc1234 is not signed`), for the journal record.
     #[arg(skip)]
     pub(crate) refused: Option<String>,
+}
+
+/// How much of the closing table is shown (`--recap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RecapMode {
+    Auto,
+    Full,
+    Short,
 }
 
 impl GlobalArgs {
@@ -388,7 +402,9 @@ pub(crate) enum Builtin {
     },
     /// `fetch`: fetch the results branches pull-mode hosts push (`fleet pull
     /// --push-results P`) from the state repository's remote, for `fleet status` and
-    /// `fleet report` (last run, result, last seen; overdue after twice `pull_interval`)
+    /// `fleet report` (last run, result, last seen; overdue after twice `pull_interval`),
+    /// and merge the journals other controllers pushed to `controllers/<name>` into this
+    /// one, so `fleet history`, `status --cached` and `report` show the whole fleet
     Results {
         /// fetch
         #[arg(value_enum)]
@@ -399,6 +415,10 @@ pub(crate) enum Builtin {
         /// The branches' prefix, as given to `fleet pull --push-results`
         #[arg(long, value_name = "PREFIX", default_value = "results")]
         prefix: String,
+        /// The prefix of the controllers' journal branches (`git push origin
+        /// HEAD:controllers/NAME` in each controller's state repository)
+        #[arg(long, value_name = "PREFIX", default_value = "controllers")]
+        controllers: String,
     },
     /// Write the fleet's status, run history and per-host results as one
     /// self-contained HTML page (from the journal; no connection)
@@ -604,6 +624,7 @@ const RECIPE_OPTIONS: &[&str] = &[
     "retry_failed",
     "accept_new_host_keys",
     "no_progress",
+    "recap",
     "json",
     "recipes_rev",
     "require_signed",
@@ -630,6 +651,7 @@ const HOSTS_RUN_OPTIONS: &[&str] = &[
     "lock_wait",
     "accept_new_host_keys",
     "no_progress",
+    "recap",
     "json",
 ];
 
@@ -648,6 +670,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
         ],
         "pull" => &[
@@ -655,6 +678,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "timeout",
             "lock_wait",
             "no_progress",
+            "recap",
             "json",
             "require_signed",
             "allowed_signers",
@@ -668,9 +692,10 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
         ],
-        "test" => &["timeout", "lock_wait", "no_progress", "json"],
+        "test" => &["timeout", "lock_wait", "no_progress", "recap", "json"],
         "replay" => &[
             "forks",
             "max_fail",
@@ -679,6 +704,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
             "require_signed",
             "allowed_signers",
@@ -690,6 +716,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
         ],
         "connect" => &["accept_new_host_keys"],
@@ -703,6 +730,7 @@ pub(crate) fn options_of(command: &str, is_recipe: bool) -> &'static [&'static s
             "lock_wait",
             "accept_new_host_keys",
             "no_progress",
+            "recap",
             "json",
         ],
         "hosts" | "list" | "show" | "backups" => &["limit", "json"],
@@ -811,6 +839,11 @@ pub(crate) fn scoped_options(
     global.check |= given("check");
     global.accept_new_host_keys |= given("accept_new_host_keys");
     global.no_progress |= given("no_progress");
+    if given("recap")
+        && let Some(mode) = sub.get_one::<RecapMode>("recap")
+    {
+        global.recap = *mode;
+    }
     global.json |= given("json");
     Ok(global)
 }

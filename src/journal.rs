@@ -503,8 +503,162 @@ pub(crate) fn killed_run_from_log(run_id: &str, log: &str, log_name: &str) -> Op
     })
 }
 
-/// Every run in the journal, newest first. Unreadable records are skipped with a note.
-pub(crate) fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
+/// What `fleet history`'s table shows of a run: read without the hosts' commands,
+/// results and errors (most of a large run's record), which the parser skips.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct RunSummary {
+    pub(crate) run_id: String,
+    pub(crate) recipe: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) started: String,
+    pub(crate) exit_code: i32,
+    pub(crate) hosts: Vec<HostBrief>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct HostBrief {
+    pub(crate) host: String,
+    pub(crate) status: HostStatus,
+}
+
+impl RunSummary {
+    pub(crate) fn count(&self, status: HostStatus) -> usize {
+        self.hosts.iter().filter(|h| h.status == status).count()
+    }
+}
+
+/// What `fleet history`'s table shows of one run: counts, not hosts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RunLine {
+    pub(crate) run_id: String,
+    pub(crate) recipe: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) started: String,
+    pub(crate) exit_code: i32,
+    /// Hosts by status: ok, changed, failed, unreachable, skipped.
+    pub(crate) counts: [usize; 5],
+}
+
+const COUNTED: [HostStatus; 5] = [
+    HostStatus::Ok,
+    HostStatus::Changed,
+    HostStatus::Failed,
+    HostStatus::Unreachable,
+    HostStatus::Skipped,
+];
+
+impl RunLine {
+    pub(crate) fn count(&self, status: HostStatus) -> usize {
+        COUNTED
+            .iter()
+            .position(|s| *s == status)
+            .map_or(0, |i| self.counts[i])
+    }
+
+    pub(crate) fn of(s: RunSummary) -> RunLine {
+        let counts = COUNTED.map(|st| s.count(st));
+        RunLine {
+            run_id: s.run_id,
+            recipe: s.recipe,
+            args: s.args,
+            started: s.started,
+            exit_code: s.exit_code,
+            counts,
+        }
+    }
+}
+
+/// One record's line in the cache, valid while the file keeps its size and time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedLine {
+    size: u64,
+    modified_ns: u128,
+    line: RunLine,
+}
+
+/// Every run's line, newest first. Lines are kept in `cache` (a file of this machine,
+/// e.g. `.fleet/history-cache.json`, never in the state repository): a record is read
+/// again only when it is new or its file changed, so the cost of `fleet history` follows
+/// the number of runs, not their hosts. A cache that cannot be read or written is only
+/// slower.
+pub(crate) fn load_lines(state: &Path, cache: &Path) -> Result<Vec<RunLine>, JournalError> {
+    let old: std::collections::HashMap<String, CachedLine> = std::fs::read(cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut new = std::collections::HashMap::new();
+    let mut changed = false;
+    let mut stack = vec![state.join("runs")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let key = path.display().to_string();
+            let modified_ns = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            if let Some(c) = old.get(&key)
+                && c.size == meta.len()
+                && c.modified_ns == modified_ns
+            {
+                new.insert(key, c.clone());
+                continue;
+            }
+            changed = true;
+            let text = std::fs::read(&path).map_err(|source| JournalError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            match serde_json::from_slice::<RunSummary>(&text) {
+                Ok(s) => {
+                    new.insert(
+                        key,
+                        CachedLine {
+                            size: meta.len(),
+                            modified_ns,
+                            line: RunLine::of(s),
+                        },
+                    );
+                }
+                Err(e) => eprintln!("note: skipping {}: {e}", path.display()),
+            }
+        }
+    }
+    if (changed || new.len() != old.len())
+        && let Ok(json) = serde_json::to_vec(&new)
+    {
+        let tmp = cache.with_extension("tmp");
+        if crate::ops::localfs::write_private(&tmp, &json).is_ok() {
+            let _ = std::fs::rename(&tmp, cache);
+        }
+    }
+    let mut lines: Vec<RunLine> = new.into_values().map(|c| c.line).collect();
+    lines.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+    Ok(lines)
+}
+
+/// Every run's summary, newest first (as `load_all`, without the bulk of each record).
+pub(crate) fn load_summaries(state: &Path) -> Result<Vec<RunSummary>, JournalError> {
+    let mut records: Vec<RunSummary> = load_each(state)?;
+    records.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+    Ok(records)
+}
+
+/// Every record under `runs/` parsed as `T`, in no order. Unreadable records are skipped
+/// with a note.
+fn load_each<T: serde::de::DeserializeOwned>(state: &Path) -> Result<Vec<T>, JournalError> {
     let mut records = Vec::new();
     let mut stack = vec![state.join("runs")];
     while let Some(dir) = stack.pop() {
@@ -516,17 +670,23 @@ pub(crate) fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "json") {
-                let text = std::fs::read_to_string(&path).map_err(|source| JournalError::Read {
+                let text = std::fs::read(&path).map_err(|source| JournalError::Read {
                     path: path.clone(),
                     source,
                 })?;
-                match serde_json::from_str::<RunRecord>(&text) {
+                match serde_json::from_slice::<T>(&text) {
                     Ok(r) => records.push(r),
                     Err(e) => eprintln!("note: skipping {}: {e}", path.display()),
                 }
             }
         }
     }
+    Ok(records)
+}
+
+/// Every run in the journal, newest first. Unreadable records are skipped with a note.
+pub(crate) fn load_all(state: &Path) -> Result<Vec<RunRecord>, JournalError> {
+    let mut records: Vec<RunRecord> = load_each(state)?;
     records.sort_by(|a, b| b.run_id.cmp(&a.run_id));
     Ok(records)
 }
@@ -575,6 +735,78 @@ pub(crate) fn find(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn summary_json(run_id: &str, statuses: &[&str]) -> String {
+        let hosts: Vec<String> = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(r#"{{"host": "h{i}", "status": "{s}", "steps": [{{"commands": []}}]}}"#)
+            })
+            .collect();
+        format!(
+            r#"{{"run_id": "{run_id}", "recipe": "exec", "args": ["all"], "started": "2026-11-30T00:00:00Z", "exit_code": 0, "hosts": [{}]}}"#,
+            hosts.join(", ")
+        )
+    }
+
+    #[test]
+    fn history_lines_come_from_the_cache_until_a_record_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        let runs = state.join("runs/2026/11");
+        std::fs::create_dir_all(&runs).unwrap();
+        let cache = tmp.path().join(".fleet/history-cache.json");
+        std::fs::write(runs.join("a.json"), summary_json("a", &["ok", "failed"])).unwrap();
+        std::fs::write(runs.join("b.json"), summary_json("b", &["changed"])).unwrap();
+        let lines = load_lines(&state, &cache).unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.run_id.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        assert_eq!(lines[1].count(HostStatus::Failed), 1);
+        assert_eq!(lines[1].count(HostStatus::Ok), 1);
+        assert!(cache.exists());
+        // From the cache: a record whose file is unchanged is not parsed again (a cache
+        // entry edited by hand shows through), a changed or new one is.
+        let text = std::fs::read_to_string(&cache).unwrap();
+        std::fs::write(
+            &cache,
+            text.replace(r#""recipe":"exec""#, r#""recipe":"cached""#),
+        )
+        .unwrap();
+        std::fs::write(runs.join("a.json"), summary_json("a", &["ok", "ok", "ok"])).unwrap();
+        std::fs::remove_file(runs.join("b.json")).unwrap();
+        std::fs::write(runs.join("c.json"), summary_json("c", &["unreachable"])).unwrap();
+        let lines = load_lines(&state, &cache).unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.run_id.as_str()).collect::<Vec<_>>(),
+            ["c", "a"]
+        );
+        assert_eq!(lines[1].count(HostStatus::Ok), 3);
+        assert_eq!(lines[1].recipe, "exec");
+        // A broken cache only costs the time to read the records again.
+        std::fs::write(&cache, "not json").unwrap();
+        assert_eq!(load_lines(&state, &cache).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_cached_line_is_used_while_its_file_is_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        let runs = state.join("runs/2026/11");
+        std::fs::create_dir_all(&runs).unwrap();
+        let cache = tmp.path().join("cache.json");
+        std::fs::write(runs.join("a.json"), summary_json("a", &["ok"])).unwrap();
+        load_lines(&state, &cache).unwrap();
+        let text = std::fs::read_to_string(&cache).unwrap();
+        std::fs::write(
+            &cache,
+            text.replace(r#""recipe":"exec""#, r#""recipe":"cached""#),
+        )
+        .unwrap();
+        assert_eq!(load_lines(&state, &cache).unwrap()[0].recipe, "cached");
+    }
 
     fn command(step: Option<&str>, cmd: &str) -> CommandRecord {
         CommandRecord {

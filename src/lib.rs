@@ -288,7 +288,8 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
             action,
             from,
             prefix,
-        }) => commands::results::run(&app, action, from.as_deref(), &prefix),
+            controllers,
+        }) => commands::results::run(&app, action, from.as_deref(), &prefix, &controllers),
         Some(Builtin::Report { html, runs }) => commands::report::run(&app, &html, runs),
         Some(Builtin::Serve {
             listen,

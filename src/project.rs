@@ -26,6 +26,11 @@ pub(crate) struct Config {
     /// Hosts worked on at once (default 10).
     #[serde(default, deserialize_with = "at_least_one")]
     pub(crate) forks: Option<usize>,
+    /// ssh master connections a run keeps open at most (default 2 × forks): the least
+    /// recently used one of a host whose work has ended is closed to make room, and
+    /// opened again if the recipe comes back to the host.
+    #[serde(default, deserialize_with = "max_masters")]
+    pub(crate) max_masters: Option<usize>,
     /// Where JSON-lines run logs go, relative to the project root (default `.fleet/logs`).
     pub(crate) log_dir: Option<PathBuf>,
     /// Seconds a dynamic inventory script may take to print its `--list` (default 30).
@@ -215,6 +220,13 @@ pub(crate) fn parse_config(name: &str, text: &str) -> Result<Config> {
 fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     match usize::deserialize(d)? {
         0 => Err(serde::de::Error::custom("`forks` must be at least 1")),
+        n => Ok(Some(n)),
+    }
+}
+
+fn max_masters<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match usize::deserialize(d)? {
+        0 => Err(serde::de::Error::custom("`max_masters` must be at least 1")),
         n => Ok(Some(n)),
     }
 }

@@ -12,7 +12,7 @@ use crate::exec::run::{Run, RunOptions};
 use crate::exec::ui::{Ui, UiOptions};
 use crate::journal::{HostRun, RunRecord};
 use crate::outcome::{Ending, HostStatus, Stop, exit_code};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `20261125T010203.456Z-3f9a`: sortable, unique enough for one project.
 pub(crate) fn new_run_id() -> String {
@@ -73,6 +73,7 @@ pub(crate) fn start_run(app: &App, request: RunRequest) -> Result<Run> {
     let options = RunOptions {
         forks,
         forks_given: g.forks.is_some(),
+        max_masters: app.project.config.max_masters,
         max_fail,
         check: g.check,
         limit: request.limit.clone(),
@@ -219,6 +220,17 @@ pub(crate) fn finish_run_with(
     error: Option<Error>,
     show_json_recap: bool,
 ) -> i32 {
+    if run.peak_masters() > 0 {
+        run.tag.host_message(
+            None,
+            None,
+            &format!(
+                "ssh masters: at most {} open at once (max_masters {})",
+                run.peak_masters(),
+                run.max_masters()
+            ),
+        );
+    }
     run.close();
     run.ui.finish();
     let recap = Recap::of(run, error.is_some());
@@ -235,7 +247,14 @@ pub(crate) fn finish_run_with(
         // -q: nothing at all when every host ended well (cron mails only failures).
     } else {
         let style = |status, word: &str| run.ui.style(status).apply_to(word).to_string();
-        let table = recap.render(style, quiet);
+        use std::io::IsTerminal;
+        let rows = crate::exec::recap::Rows::chosen(
+            app.global.recap,
+            quiet,
+            std::io::stderr().is_terminal(),
+            recap.hosts.len(),
+        );
+        let table = recap.render(style, rows);
         eprint!("{}", crate::ops::secrets::redact(&table));
     }
     match crate::exec::interrupt::stop() {
@@ -256,7 +275,23 @@ pub(crate) fn finish_run_with(
         let earlier = crate::journal::load_all(&app.project.state_dir()).unwrap_or_default();
         crate::journal::link_drift(&mut record, &earlier);
     }
-    match crate::journal::write(&app.project.state_dir(), &record, &run.staged()) {
+    let writing = Instant::now();
+    let written = crate::journal::write(&app.project.state_dir(), &record, &run.staged());
+    if written.is_ok() {
+        // For bench/scale and anyone sizing a journal: what one record costs.
+        let bytes = std::fs::metadata(app.project.state_dir().join(record.path()))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        run.tag.host_message(
+            None,
+            None,
+            &format!(
+                "journal: record of {bytes} bytes written and committed in {} ms",
+                writing.elapsed().as_millis()
+            ),
+        );
+    }
+    match written {
         Ok(commit) if app.global.verbose > 0 => eprintln!(
             "journal: {} in {} (commit {})",
             record.path().display(),

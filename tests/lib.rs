@@ -33,6 +33,7 @@ mod readme;
 mod recipe_tests;
 mod replay;
 mod runs;
+mod scale;
 mod secrets;
 mod secrets_file;
 mod serve;

@@ -125,6 +125,21 @@ fn recap_and_journal_record_of_an_ok_a_changed_and_a_failed_host() {
     pin!(&p, "show_last", fleet(&p, &["show", "last"]).to_string());
 }
 
+#[test]
+fn collapsed_recap_counts_the_hosts_that_ended_well_and_lists_failures() {
+    let p = Project::new().local_hosts(3).recipe("mixed", MIXED);
+    let run = fleet(&p, &["mixed", "--forks", "1", "--recap", "short"]);
+    run.code(3);
+    pin!(&p, "recap_short", run.to_string());
+    // `--recap full` and the default without a terminal list every host.
+    let full = fleet(&p, &["mixed", "--forks", "1", "--recap", "full"]);
+    full.code(3);
+    for host in ["h1    ok", "h2    changed", "h3    failed"] {
+        assert!(full.stderr.contains(host), "{}", full.stderr);
+    }
+    assert!(!full.stderr.contains("not listed"), "{}", full.stderr);
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

@@ -57,16 +57,36 @@ pub(crate) fn history(
         .map(parse_since)
         .transpose()
         .map_err(|e| Error::usage(e.to_string()))?;
-    let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())?
-        .into_iter()
-        .filter(|r| host.is_none_or(|h| r.hosts.iter().any(|x| x.host == h)))
-        .filter(|r| recipe.is_none_or(|n| journal::same_recipe(&r.recipe, n)))
-        .filter(|r| since.as_deref().is_none_or(|s| r.started.as_str() >= s))
-        .collect();
     if app.global.json {
+        // Whole records: what scripts read.
+        let runs: Vec<RunRecord> = journal::load_all(&app.project.state_dir())?
+            .into_iter()
+            .filter(|r| host.is_none_or(|h| r.hosts.iter().any(|x| x.host == h)))
+            .filter(|r| recipe.is_none_or(|n| journal::same_recipe(&r.recipe, n)))
+            .filter(|r| since.as_deref().is_none_or(|s| r.started.as_str() >= s))
+            .collect();
         print(&(serde_json::to_string_pretty(&runs).unwrap_or_default() + "\n"));
         return Ok(0);
     }
+    // The table needs each run's counts only: kept per record in a cache of this
+    // machine, so only new records are read. With --host, the runs' host lists.
+    let state = app.project.state_dir();
+    let lines: Vec<journal::RunLine> = match host {
+        Some(h) => journal::load_summaries(&state)?
+            .into_iter()
+            .filter(|r| r.hosts.iter().any(|x| x.host == h))
+            .map(journal::RunLine::of)
+            .collect(),
+        None => {
+            let cache = app.project.data_dir().join("history-cache.json");
+            journal::load_lines(&state, &cache)?
+        }
+    };
+    let runs: Vec<journal::RunLine> = lines
+        .into_iter()
+        .filter(|r| recipe.is_none_or(|n| journal::same_recipe(&r.recipe, n)))
+        .filter(|r| since.as_deref().is_none_or(|s| r.started.as_str() >= s))
+        .collect();
     let header: Vec<String> = [
         "RUN",
         "STARTED",

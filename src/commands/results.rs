@@ -2,6 +2,10 @@
 //! --push-results P` to the branches `P/<host>`) fetched into the state repository as
 //! `refs/fleet-results/<host>`, where `fleet status` and `fleet report` read them: each
 //! pull host's last run, result and last seen time, overdue after twice `pull_interval`.
+//! With them, the journals of other controllers (shards, each pushing its state
+//! repository to `controllers/<name>`) are fetched as `refs/fleet-controllers/<name>`
+//! and merged into this state repository: records are one file per run, so the merge
+//! never conflicts and every view of the journal shows the whole fleet.
 
 use crate::App;
 use crate::error::{Error, Result};
@@ -13,6 +17,9 @@ use std::process::Command;
 /// Where fetched results live in the state repository: outside `refs/heads`, so they are
 /// never checked out nor mixed with the journal's own history.
 const NAMESPACE: &str = "refs/fleet-results";
+
+/// Where fetched controller journals live before (and after) they are merged.
+const CONTROLLERS: &str = "refs/fleet-controllers";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ResultsAction {
@@ -49,29 +56,39 @@ pub(crate) fn origin(state: &Path) -> Option<String> {
 /// Fetches the branches `<prefix>/*` of `source` into the state repository as
 /// `refs/fleet-results/*` (hosts whose branch is gone are forgotten); returns the pull
 /// hosts fetched so far. `prefix` must have passed [`check_prefix`].
-pub(crate) fn fetch(state: &Path, source: &str, prefix: &str) -> Result<Vec<String>> {
+/// Fetches the pull hosts' results branches `prefix/*` and, given `controllers`, the
+/// journals controllers push to `controllers/*`, merged into the state repository
+/// (their names returned); then the pull hosts whose results are here.
+pub(crate) fn fetch(
+    state: &Path,
+    source: &str,
+    prefix: &str,
+    controllers: Option<&str>,
+) -> Result<(Vec<String>, Vec<String>)> {
     crate::journal::open_state(state)?;
-    let refspec = format!("+refs/heads/{prefix}/*:{NAMESPACE}/*");
+    let mut refspecs = vec![format!("+refs/heads/{prefix}/*:{NAMESPACE}/*")];
+    if let Some(c) = controllers {
+        refspecs.push(format!("+refs/heads/{c}/*:{CONTROLLERS}/*"));
+    }
+    let wanted = match controllers {
+        Some(c) => format!("{prefix}/* and {c}/*"),
+        None => format!("{prefix}/*"),
+    };
     // `--` keeps a URL such as `--upload-pack=…` a URL; --prune forgets removed hosts.
-    git(
-        state,
-        &[
-            "fetch",
-            "--prune",
-            "--no-tags",
-            "--quiet",
-            "--",
-            source,
-            &refspec,
-        ],
-    )
-    .map_err(|e| {
+    let mut args = vec!["fetch", "--prune", "--no-tags", "--quiet", "--", source];
+    args.extend(refspecs.iter().map(String::as_str));
+    git(state, &args).map_err(|e| {
         Error::usage(format!(
-            "cannot fetch {prefix}/* from {}: {e}",
+            "cannot fetch {wanted} from {}: {e}",
             crate::ops::terminal::neutralise(source)
         ))
     })?;
-    Ok(load(state)?.into_iter().map(|(h, _)| h).collect())
+    let merged = match controllers {
+        Some(_) => merge_controllers(state)?,
+        None => Vec::new(),
+    };
+    let hosts = load(state)?.into_iter().map(|(h, _)| h).collect();
+    Ok((hosts, merged))
 }
 
 pub(crate) fn run(
@@ -79,8 +96,15 @@ pub(crate) fn run(
     _action: ResultsAction,
     from: Option<&str>,
     prefix: &str,
+    controllers: &str,
 ) -> Result<i32> {
     let prefix = check_prefix(prefix).map_err(|e| Error::usage(e.to_string()))?;
+    let controllers = check_prefix(controllers).map_err(|e| Error::usage(e.to_string()))?;
+    if prefix == controllers {
+        return Err(Error::usage(format!(
+            "--prefix and --controllers are both `{prefix}`: pull hosts and controllers push to different branch prefixes"
+        )));
+    }
     let state = app.project.state_dir();
     crate::journal::open_state(&state)?;
     let source = match from {
@@ -92,7 +116,14 @@ pub(crate) fn run(
             )
         })?,
     };
-    let hosts = fetch(&state, &source, prefix)?;
+    let (hosts, merged) = fetch(&state, &source, prefix, Some(controllers))?;
+    if !merged.is_empty() {
+        println!(
+            "merged the journals of {} controller(s): {}",
+            merged.len(),
+            merged.join(", ")
+        );
+    }
     if hosts.is_empty() {
         println!(
             "no results branches {prefix}/* in {}",
@@ -106,6 +137,62 @@ pub(crate) fn run(
         );
     }
     Ok(0)
+}
+
+/// Merges every fetched controller journal into the state repository's branch; the
+/// names of the controllers merged. Run records are files named by run id, so branches
+/// of different controllers touch different files; a conflict (a file two controllers
+/// changed differently) stops with the merge undone and names the controller.
+fn merge_controllers(state: &Path) -> Result<Vec<String>> {
+    let refs = git(
+        state,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            &format!("{CONTROLLERS}/"),
+        ],
+    )
+    .map_err(|e| {
+        Error::usage(format!(
+            "cannot list {CONTROLLERS} in {}: {e}",
+            state.display()
+        ))
+    })?;
+    let mut merged = Vec::new();
+    for refname in refs.lines() {
+        let Some(name) = host_of_ref(CONTROLLERS, refname) else {
+            continue;
+        };
+        let message = format!("fleet results fetch: merge the journal of controller {name}");
+        let out = git(
+            state,
+            &[
+                "-c",
+                "user.name=fleet",
+                "-c",
+                "user.email=fleet@localhost",
+                "merge",
+                "--quiet",
+                "--no-edit",
+                "--allow-unrelated-histories",
+                "-m",
+                &message,
+                refname,
+            ],
+        );
+        if let Err(e) = out {
+            let _ = git(state, &["merge", "--abort"]);
+            return Err(Error::usage_with_help(
+                format!(
+                    "cannot merge the journal of controller {name} into {}: {e}",
+                    state.display()
+                ),
+                "controllers must push their own state repository's journal; resolve the conflict there or in a clone",
+            ));
+        }
+        merged.push(name.to_string());
+    }
+    Ok(merged)
 }
 
 /// Every fetched pull host's journal, by host. Unreadable records are skipped.

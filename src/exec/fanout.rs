@@ -85,7 +85,9 @@ where
             }
             run.ui.host_started(&host.name);
             let started = Instant::now();
+            run.host_started(&host.name);
             let outcome = current::with_host(&host.name, || work(host));
+            run.host_ended(&host.name);
             let elapsed = started.elapsed();
             run.update(&host.name, |r| {
                 r.ran = true;
@@ -120,7 +122,7 @@ where
                     elapsed.as_millis(),
                 );
             } else {
-                if run.ui.options.verbosity >= 0 {
+                if run.ui.options.verbosity >= 0 && run.ui.host_lines() {
                     run.ui.event(
                         Some(&host.name),
                         &format!("{} ({:.1}s)", status.as_str(), elapsed.as_secs_f64()),

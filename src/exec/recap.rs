@@ -27,6 +27,39 @@ pub(crate) struct Recap {
     pub(crate) hosts: Vec<HostRecap>,
 }
 
+/// Which hosts the closing table lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rows {
+    All,
+    /// Failed and unreachable hosts only (-q).
+    Failures,
+    /// Failed and unreachable hosts, and a line counting the others (a large run on a
+    /// terminal, `--recap short`).
+    Collapsed,
+}
+
+/// Above this many hosts, `--recap auto` collapses the table on a terminal.
+pub(crate) const RECAP_ROWS: usize = 20;
+
+impl Rows {
+    /// What `--recap` and -q ask for; `terminal`: stderr is one.
+    pub(crate) fn chosen(
+        mode: crate::cli::RecapMode,
+        quiet: bool,
+        terminal: bool,
+        hosts: usize,
+    ) -> Rows {
+        use crate::cli::RecapMode;
+        match mode {
+            _ if quiet => Rows::Failures,
+            RecapMode::Full => Rows::All,
+            RecapMode::Short => Rows::Collapsed,
+            RecapMode::Auto if terminal && hosts > RECAP_ROWS => Rows::Collapsed,
+            RecapMode::Auto => Rows::All,
+        }
+    }
+}
+
 /// An error in one table cell: its first line, and when that announces more (`…exited
 /// with 2:`), the first line it announces.
 fn error_cell(error: &str) -> String {
@@ -68,23 +101,22 @@ impl Recap {
         }
     }
 
-    /// The closing table: one row per host, then the totals. `only_failures` (-q) keeps
-    /// the rows of failed and unreachable hosts; a table without rows is left out.
-    pub(crate) fn render(
-        &self,
-        style: impl Fn(HostStatus, &str) -> String,
-        only_failures: bool,
-    ) -> String {
+    /// The closing table: one row per host, then the totals. `rows` keeps all, or only
+    /// failed and unreachable hosts (-q, and `Collapsed`, which says how many it left
+    /// out); a table without rows is left out.
+    pub(crate) fn render(&self, style: impl Fn(HostStatus, &str) -> String, rows: Rows) -> String {
+        let only_failures = rows != Rows::All;
         let shown: Vec<&HostRecap> = self
             .hosts
             .iter()
             .filter(|h| !only_failures || h.status.is_failure())
             .collect();
+        let left_out = self.hosts.len() - shown.len();
         let header: Vec<String> = ["HOST", "STATUS", "TIME", "ERROR"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let rows: Vec<Vec<String>> = shown
+        let cells: Vec<Vec<String>> = shown
             .iter()
             .map(|h| {
                 vec![
@@ -108,7 +140,7 @@ impl Recap {
         let mut text = String::new();
         let table = match shown.is_empty() {
             true => String::new(),
-            false => crate::table::render(&header, &rows),
+            false => crate::table::render(&header, &cells),
         };
         for (i, line) in table.lines().enumerate() {
             match i.checked_sub(1).and_then(|r| shown.get(r)) {
@@ -131,6 +163,12 @@ impl Recap {
                 None => text.push_str(line),
             }
             text.push('\n');
+        }
+        if rows == Rows::Collapsed && left_out > 0 {
+            text.push_str(&format!(
+                "{left_out} {} ok, changed or skipped not listed (--recap full lists every host; the journal has all)\n",
+                if left_out == 1 { "host" } else { "hosts" },
+            ));
         }
         if !self.local_changes.is_empty() {
             let n = self.local_changes.len();
@@ -161,5 +199,24 @@ impl Recap {
             self.duration_ms as f64 / 1000.0
         ));
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::RecapMode;
+
+    #[test]
+    fn the_table_collapses_on_a_terminal_above_twenty_hosts_unless_full() {
+        let chosen = |mode, quiet, terminal, hosts| Rows::chosen(mode, quiet, terminal, hosts);
+        assert_eq!(chosen(RecapMode::Auto, false, true, 21), Rows::Collapsed);
+        assert_eq!(chosen(RecapMode::Auto, false, true, 20), Rows::All);
+        // Cron and scripts keep every row unless asked.
+        assert_eq!(chosen(RecapMode::Auto, false, false, 5000), Rows::All);
+        assert_eq!(chosen(RecapMode::Short, false, false, 3), Rows::Collapsed);
+        assert_eq!(chosen(RecapMode::Full, false, true, 5000), Rows::All);
+        // -q wins: only failures, without the line counting the others.
+        assert_eq!(chosen(RecapMode::Full, true, true, 5000), Rows::Failures);
     }
 }

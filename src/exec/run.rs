@@ -28,6 +28,8 @@ pub(crate) struct RunOptions {
     pub(crate) forks: usize,
     /// `--forks` was given: it wins over a recipe's own `each(…, #{ forks })`.
     pub(crate) forks_given: bool,
+    /// Open ssh masters kept at most (fleet.toml `max_masters`); None: 2 × forks.
+    pub(crate) max_masters: Option<usize>,
     pub(crate) max_fail: Option<MaxFail>,
     pub(crate) check: bool,
     /// Restricts every host selection of the run (`--limit`).
@@ -57,6 +59,7 @@ impl Default for RunOptions {
         RunOptions {
             forks: 10,
             forks_given: false,
+            max_masters: None,
             max_fail: None,
             check: false,
             limit: None,
@@ -133,6 +136,8 @@ pub(crate) struct Run {
     pub(crate) ui: Ui,
     records: Mutex<IndexMap<String, HostRecord>>,
     pub(super) transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
+    /// The bound on open ssh masters and which hosts' masters may be closed.
+    masters: Mutex<MasterPool>,
     pub(crate) meta: RunMeta,
     /// Files (relative to the state repository) to commit with the journal record.
     staged: Mutex<Vec<std::path::PathBuf>>,
@@ -149,6 +154,17 @@ pub(crate) struct Run {
     pub(crate) started: Instant,
     /// `finish_run` logged the run's end.
     pub(crate) ended: std::sync::atomic::AtomicBool,
+}
+
+/// The run's open ssh masters under its bound (`max_masters`): which hosts count
+/// (open or opening), whose work is going on, and which idle ones may be closed, least
+/// recently used first.
+#[derive(Default)]
+struct MasterPool {
+    counted: std::collections::HashSet<String>,
+    busy: HashMap<String, usize>,
+    idle: indexmap::IndexSet<String>,
+    peak: usize,
 }
 
 /// How many lines of stderr a failure message shows.
@@ -184,6 +200,7 @@ impl Run {
             ui,
             records: Mutex::new(IndexMap::new()),
             transports: Mutex::new(HashMap::new()),
+            masters: Mutex::new(MasterPool::default()),
             runtime: OnceLock::new(),
             lock: None,
             meta: RunMeta::default(),
@@ -374,6 +391,75 @@ impl Run {
         Ok(t)
     }
 
+    /// How many ssh masters the run keeps open at most.
+    pub(crate) fn max_masters(&self) -> usize {
+        self.options
+            .max_masters
+            .unwrap_or(2 * self.options.forks)
+            .max(1)
+    }
+
+    /// `host`'s work in a fan-out begins: its master is not closed for the bound until
+    /// the work has ended.
+    pub(crate) fn host_started(&self, host: &str) {
+        let mut pool = self.masters.lock().unwrap();
+        *pool.busy.entry(host.to_string()).or_default() += 1;
+        pool.idle.shift_remove(host);
+    }
+
+    /// `host`'s work in a fan-out has ended: its master (if open) becomes the most
+    /// recently used idle one, and when the bound is reached the least recently used
+    /// idle master is closed, so the next host to connect finds room.
+    pub(crate) fn host_ended(&self, host: &str) {
+        let mut pool = self.masters.lock().unwrap();
+        if let Some(n) = pool.busy.get_mut(host) {
+            *n -= 1;
+            if *n == 0 {
+                pool.busy.remove(host);
+            }
+        }
+        if !pool.busy.contains_key(host) && pool.counted.contains(host) {
+            pool.idle.insert(host.to_string());
+        }
+        self.evict(&mut pool, self.max_masters().saturating_sub(1));
+    }
+
+    /// Before `host`'s connection is opened: room is made under the bound by closing
+    /// idle masters, least recently used first (a host whose work is still going on is
+    /// never closed, so with more such hosts than the bound there are more masters).
+    fn master_slot(&self, host: &ResolvedHost, t: &Arc<dyn Transport>) {
+        if host.connection != Connection::Ssh || t.holds_master() {
+            return;
+        }
+        let mut pool = self.masters.lock().unwrap();
+        if pool.counted.contains(&host.name) {
+            return;
+        }
+        self.evict(&mut pool, self.max_masters().saturating_sub(1));
+        pool.counted.insert(host.name.clone());
+        pool.peak = pool.peak.max(pool.counted.len());
+    }
+
+    /// Closes idle masters, least recently used first, until at most `keep` are open.
+    fn evict(&self, pool: &mut MasterPool, keep: usize) {
+        let mut i = 0;
+        while pool.counted.len() > keep && i < pool.idle.len() {
+            let name = pool.idle[i].clone();
+            let t = self.transports.lock().unwrap().get(&name).cloned();
+            if t.is_none_or(|t| t.close_idle()) {
+                pool.idle.shift_remove_index(i);
+                pool.counted.remove(&name);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The most ssh masters the run had open (or opening) at once.
+    pub(crate) fn peak_masters(&self) -> usize {
+        self.masters.lock().unwrap().peak
+    }
+
     /// Closes every connection of the run; no ssh process of fleet's outlives it.
     pub(crate) fn close(&self) {
         let transports: Vec<_> = self.transports.lock().unwrap().drain().collect();
@@ -397,6 +483,9 @@ impl Run {
         if let Some(t) = t {
             t.close();
         }
+        let mut pool = self.masters.lock().unwrap();
+        pool.counted.remove(&host.name);
+        pool.idle.shift_remove(&host.name);
     }
 
     /// The control socket of `host`'s master connection, opened if it is not yet (None
@@ -408,7 +497,10 @@ impl Run {
     ) -> std::result::Result<Option<std::path::PathBuf>, HostError> {
         self.update(&host.name, |r| r.ran = true);
         self.transport(host)
-            .and_then(|t| t.control_socket())
+            .and_then(|t| {
+                self.master_slot(host, &t);
+                t.control_socket()
+            })
             .map_err(|e| {
                 HostError::unreachable(&host.name, format!("{} is unreachable: {e}", host.name))
             })
@@ -423,7 +515,10 @@ impl Run {
     ) -> std::result::Result<(), HostError> {
         self.ui.host_activity(&host.name, "waiting for SSH");
         self.transport(host)
-            .and_then(|t| t.wait_ready(timeout, interval))
+            .and_then(|t| {
+                self.master_slot(host, &t);
+                t.wait_ready(timeout, interval)
+            })
             .map_err(|e| {
                 HostError::unreachable(&host.name, format!("{} is unreachable: {e}", host.name))
             })
@@ -457,6 +552,7 @@ impl Run {
         let transport = self
             .transport(host)
             .map_err(|e| fail(true, format!("{} is unreachable: {e}", host.name)))?;
+        self.master_slot(host, &transport);
         let run_opts = RunOpts {
             timeout: timeout.or(self.options.command_timeout),
             stream,

@@ -39,7 +39,50 @@ impl UiOptions {
 struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
+    /// Hosts in flight with a spinner line of their own (at most `SPINNERS`).
     hosts: HashMap<String, ProgressBar>,
+    /// Hosts in flight beyond those, oldest first: counted on the overall line, and
+    /// given a spinner when one is free.
+    waiting: indexmap::IndexSet<String>,
+}
+
+/// Spinner lines shown at most: with hundreds of forks the progress stays a few lines,
+/// the others in flight are counted on the overall line.
+const SPINNERS: usize = 8;
+
+impl Bars {
+    fn spinner(&mut self, host: &str) {
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}")
+                .expect("valid template"),
+        );
+        bar.set_prefix(for_terminal(host));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.hosts.insert(host.to_string(), bar);
+    }
+
+    /// The overall line's message: counts by status and the hosts in flight.
+    fn summary(&self, c: &Counts) {
+        let mut text = [
+            HostStatus::Ok,
+            HostStatus::Changed,
+            HostStatus::Failed,
+            HostStatus::Unreachable,
+        ]
+        .iter()
+        .map(|s| format!("{} {}", s.as_str(), c.by_status.get(s).unwrap_or(&0)))
+        .collect::<Vec<_>>()
+        .join("  ");
+        let in_flight = self.hosts.len() + self.waiting.len();
+        if in_flight > 0 {
+            text.push_str(&format!("  · {in_flight} in flight"));
+        }
+        if !self.waiting.is_empty() {
+            text.push_str(&format!(" ({} not shown)", self.waiting.len()));
+        }
+        self.overall.set_message(text);
+    }
 }
 
 #[derive(Default)]
@@ -71,6 +114,7 @@ impl Ui {
                 multi,
                 overall,
                 hosts: HashMap::new(),
+                waiting: Default::default(),
             })
         });
         Ui {
@@ -171,15 +215,14 @@ impl Ui {
 
     pub(crate) fn host_started(&self, host: &str) {
         if let Some(bars) = &self.bars {
+            let c = self.counts.lock().unwrap();
             let mut bars = bars.lock().unwrap();
-            let bar = bars.multi.add(ProgressBar::new_spinner());
-            bar.set_style(
-                ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}")
-                    .expect("valid template"),
-            );
-            bar.set_prefix(for_terminal(host));
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bars.hosts.insert(host.to_string(), bar);
+            if bars.hosts.len() < SPINNERS {
+                bars.spinner(host);
+            } else {
+                bars.waiting.insert(host.to_string());
+            }
+            bars.summary(&c);
         }
     }
 
@@ -201,15 +244,22 @@ impl Ui {
             if let Some(bar) = bars.hosts.remove(host) {
                 bar.finish_and_clear();
                 bars.multi.remove(&bar);
+                if let Some(next) = bars.waiting.shift_remove_index(0) {
+                    bars.spinner(&next);
+                }
+            } else {
+                bars.waiting.shift_remove(host);
             }
             bars.overall.set_position(c.done);
-            let summary = [HostStatus::Ok, HostStatus::Changed, HostStatus::Failed]
-                .iter()
-                .map(|s| format!("{} {}", s.as_str(), c.by_status.get(s).unwrap_or(&0)))
-                .collect::<Vec<_>>()
-                .join("  ");
-            bars.overall.set_message(summary);
+            bars.summary(&c);
         }
+    }
+
+    /// Whether a line per host that ended well is printed: always as plain lines (logs,
+    /// cron, scripts), with progress bars only up to `recap::RECAP_ROWS` hosts (beyond,
+    /// the overall line counts them and failures still get their line).
+    pub(crate) fn host_lines(&self) -> bool {
+        self.bars.is_none() || self.counts.lock().unwrap().total <= super::recap::RECAP_ROWS as u64
     }
 
     /// Removes the bars before the recap is printed.

@@ -197,7 +197,9 @@ impl Master {
     /// Ends the master (and with it every session still open on the host) and reaps it.
     pub(crate) async fn stop(&mut self) {
         let pid = self.child.id() as i32;
-        for (signal, wait) in [(libc::SIGTERM, 100), (libc::SIGKILL, 100)] {
+        // ssh ends within a few milliseconds of SIGTERM: short waits first (masters
+        // closed for the run's bound are closed on a worker's way to its next host).
+        'signals: for signal in [libc::SIGTERM, libc::SIGKILL] {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 break;
             }
@@ -205,11 +207,14 @@ impl Master {
             unsafe {
                 libc::kill(pid, signal);
             }
-            for _ in 0..wait {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            let mut wait = Duration::from_micros(250);
+            while Instant::now() < deadline {
                 if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    break;
+                    break 'signals;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(10));
             }
         }
         self.remove_files();

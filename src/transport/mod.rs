@@ -90,6 +90,18 @@ pub(crate) trait Transport: Send + Sync {
     /// Ends the connection; called once at the end of a run.
     fn close(&self) {}
 
+    /// A connection process (an ssh master) is running for the host.
+    fn holds_master(&self) -> bool {
+        false
+    }
+
+    /// Ends the connection process if no command is in flight on it, so that the next
+    /// command opens it again with the same options; true when none is left running.
+    /// The run's bound on open masters uses it for hosts whose work has ended.
+    fn close_idle(&self) -> bool {
+        false
+    }
+
     /// The control socket of the host's master connection (opened if it is not yet),
     /// for programs fleet runs on this machine that reach the host over it (`h.sync`'s
     /// rsync); None for a host that is this machine.

@@ -1,6 +1,7 @@
 //! Commands over SSH: one multiplexed master connection per host (started by
 //! `master`, spoken to through openssh's native mux), opened on first use, reused by
-//! every command of the run, closed at its end.
+//! every command of the run, closed at its end, or earlier by `close_idle` when the
+//! run's bound on open masters needs the room (the next command opens it again).
 
 use super::master::Master;
 use super::{CmdOutput, Collector, RunOpts, Stream, Transport, TransportError};
@@ -8,6 +9,7 @@ use crate::ops::shell::remote_line;
 use crate::ops::ssh::{SshTarget, explain_connect_error};
 use openssh::{Session, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Handle;
@@ -31,6 +33,27 @@ pub(crate) struct SshTransport {
     target: SshTarget,
     runtime: Handle,
     state: tokio::sync::Mutex<State>,
+    /// Commands (and control-socket users) on the host right now: a master with one in
+    /// flight is never closed by `close_idle`.
+    in_flight: AtomicUsize,
+    /// A master is running (read without the state lock: the warm path stays cheap).
+    open: AtomicBool,
+}
+
+/// Counts a use of the host's connection while it lasts.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Extra time the local side waits beyond a command's timeout for the host's own
@@ -50,6 +73,8 @@ impl SshTransport {
             target,
             runtime,
             state: tokio::sync::Mutex::new(State::New),
+            in_flight: AtomicUsize::new(0),
+            open: AtomicBool::new(false),
         }
     }
 
@@ -85,6 +110,7 @@ impl SshTransport {
             Ok((s, master)) => {
                 let s = Arc::new(s);
                 *state = State::Connected(s.clone(), master);
+                self.open.store(true, Ordering::SeqCst);
                 Ok(s)
             }
             Err(e) => {
@@ -102,6 +128,7 @@ impl SshTransport {
         stdin: Option<&[u8]>,
         on_line: &mut dyn FnMut(Stream, &str),
     ) -> Result<CmdOutput, TransportError> {
+        let _in_flight = InFlight::enter(&self.in_flight);
         let session = self.session(false).await?;
         let remote = remote_line(cmd, opts.timeout, stdin.is_some());
         let lost = |e: openssh::Error| {
@@ -224,6 +251,7 @@ impl Transport for SshTransport {
 
     fn control_socket(&self) -> Result<Option<std::path::PathBuf>, TransportError> {
         self.runtime.block_on(async {
+            let _in_flight = InFlight::enter(&self.in_flight);
             self.session(false).await?;
             match &*self.state.lock().await {
                 State::Connected(_, master) => Ok(Some(master.control.clone())),
@@ -237,6 +265,7 @@ impl Transport for SshTransport {
     fn close(&self) {
         self.runtime.block_on(async {
             let mut state = self.state.lock().await;
+            self.open.store(false, Ordering::SeqCst);
             if let State::Connected(session, mut master) =
                 std::mem::replace(&mut *state, State::Closed)
             {
@@ -246,5 +275,42 @@ impl Transport for SshTransport {
                 master.stop().await;
             }
         });
+    }
+
+    fn holds_master(&self) -> bool {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    fn close_idle(&self) -> bool {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        // Held by a command that is connecting: busy, not idle.
+        let Ok(mut state) = self.state.try_lock() else {
+            return false;
+        };
+        // A command that started after the first look waits for the lock and then
+        // connects anew; one that is past it keeps its master.
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        match std::mem::replace(&mut *state, State::New) {
+            State::Connected(session, mut master) => {
+                self.open.store(false, Ordering::SeqCst);
+                drop(session);
+                self.runtime.block_on(master.stop());
+                true
+            }
+            // A host that could not be reached stays so; nothing runs for it.
+            failed @ State::Failed(_) => {
+                *state = failed;
+                true
+            }
+            State::Closed => {
+                *state = State::Closed;
+                true
+            }
+            State::New => true,
+        }
     }
 }

@@ -87,9 +87,11 @@ impl Fetcher {
                 "no results source: the state repository {} has no remote `origin` (give --results-from URL)",
                 self.state_dir.display()
             )),
-            Some(source) => crate::commands::results::fetch(&self.state_dir, &source, &self.prefix)
-                .map(|hosts| format!("the results of {} pull host(s)", hosts.len()))
-                .map_err(|e| e.to_string()),
+            Some(source) => {
+                crate::commands::results::fetch(&self.state_dir, &source, &self.prefix, None)
+                    .map(|(hosts, _)| format!("the results of {} pull host(s)", hosts.len()))
+                    .map_err(|e| e.to_string())
+            }
         };
         let fetched = Fetched {
             at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
