@@ -254,6 +254,15 @@ pub(crate) enum PullCommand {
         /// Print the equivalent shell script instead of enrolling over SSH
         #[arg(long)]
         print: bool,
+        /// Who may sign the recipes the host runs: an allowed signers file (`ssh-keygen
+        /// -Y` format), installed on the host with `require_signed = true` in its
+        /// pull.toml. Enrolled hosts run only signed commits unless --unsigned
+        #[arg(long, value_name = "FILE", required_unless_present = "unsigned")]
+        allowed_signers: Option<PathBuf>,
+        /// Enroll without signature checks: the host runs, as root, whatever the
+        /// repository holds (anyone who can push to it owns the host)
+        #[arg(long, conflicts_with = "allowed_signers")]
+        unsigned: bool,
     },
 }
 

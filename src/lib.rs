@@ -312,6 +312,8 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
                     interval,
                     push_results,
                     print,
+                    allowed_signers,
+                    unsigned: _,
                 }),
             ..
         }) => commands::pull::enroll(
@@ -323,6 +325,7 @@ pub fn run(args: Vec<OsString>) -> Result<i32> {
                 interval: &interval,
                 push_results: push_results.as_deref(),
                 print,
+                allowed_signers: allowed_signers.as_deref(),
             },
         ),
         Some(Builtin::Pull {

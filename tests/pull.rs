@@ -273,6 +273,7 @@ fn pull_enroll_prints_a_script_with_the_units_and_refuses_hostile_values() {
             "30m",
             "--push-results",
             "results",
+            "--unsigned",
             "--print",
         ],
     );
@@ -280,7 +281,8 @@ fn pull_enroll_prints_a_script_with_the_units_and_refuses_hostile_values() {
         .stdout_has("--repo https://git.example.com/ops/site.git \\\n")
         .stdout_has("    --push-results results \\\n    update\n")
         .stdout_has("OnUnitActiveSec=1800s\n")
-        .stdout_has("systemctl enable --now fleet-pull.timer\n");
+        .stdout_has("systemctl enable --now fleet-pull.timer\n")
+        .stdout_has("require_signed = false\n");
     let check = Command::new("sh")
         .args(["-n", "-c", &out.stdout])
         .output()
@@ -298,10 +300,52 @@ fn pull_enroll_prints_a_script_with_the_units_and_refuses_hostile_values() {
             "30m",
             "--push-results",
             "results",
+            "--unsigned",
             "--print",
         ],
     );
     assert_eq!(again.stdout, out.stdout);
+    // Signed: the script installs who may sign before the timer starts.
+    let signers = tmp.path().join("allowed_signers");
+    std::fs::write(
+        &signers,
+        "ops@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN\n",
+    )
+    .unwrap();
+    let signed = run_fleet(
+        tmp.path(),
+        &[
+            "pull",
+            "enroll",
+            "--repo",
+            "/srv/site",
+            "--allowed-signers",
+            signers.to_str().unwrap(),
+            "--print",
+        ],
+    );
+    signed
+        .code(0)
+        .stdout_has(
+            "cat > /var/lib/fleet-pull/allowed_signers <<'FLEET_EOF'\nops@example.com ssh-ed25519",
+        )
+        .stdout_has("require_signed = true\n");
+    std::fs::write(&signers, "ops ssh-ed25519 K\nFLEET_EOF\ntouch /pwned\n").unwrap();
+    run_fleet(
+        tmp.path(),
+        &[
+            "pull",
+            "enroll",
+            "--repo",
+            "/srv/site",
+            "--allowed-signers",
+            signers.to_str().unwrap(),
+            "--print",
+        ],
+    )
+    .code(2)
+    .stderr_has("not an allowed signers file")
+    .stdout_lacks("pwned");
 
     run_fleet(
         tmp.path(),
@@ -310,6 +354,7 @@ fn pull_enroll_prints_a_script_with_the_units_and_refuses_hostile_values() {
             "enroll",
             "--repo",
             "x\nExecStartPre=/bin/sh",
+            "--unsigned",
             "--print",
         ],
     )
@@ -317,7 +362,10 @@ fn pull_enroll_prints_a_script_with_the_units_and_refuses_hostile_values() {
     .stderr_has("cannot go into a unit file")
     .stdout_lacks("ExecStart");
     // Without --print it enrolls over SSH: the hosts come from the inventory.
-    run_fleet(tmp.path(), &["pull", "enroll", "--repo", "/srv/site"])
-        .code(2)
-        .stderr_has("no inventory found");
+    run_fleet(
+        tmp.path(),
+        &["pull", "enroll", "--repo", "/srv/site", "--unsigned"],
+    )
+    .code(2)
+    .stderr_has("no inventory found");
 }

@@ -172,6 +172,13 @@ fn make_fixture_inventory(f: &Fixture) {
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL6HUq5IJ7t0CWjmf2ZVrKkhJlf5zUssa3I2+KnkDXck bob@desk\n",
     )
     .unwrap();
+    // Who may sign, for `fleet pull enroll … --allowed-signers allowed_signers`.
+    std::fs::write(
+        f.project.join("allowed_signers"),
+        "alice@example.com ssh-ed25519 \
+         AAAAC3NzaC1lZDI1NTE5AAAAID5KYsBV69aoMbhLnJc60Xc22SHXaLqlHv7Np+LlVV0b\n",
+    )
+    .unwrap();
     git(&f.project, &["add", "-A"]);
     git(&f.project, &["commit", "-qm", "fixture hosts"]);
     git(&f.project, &["tag", "v1.4"]);

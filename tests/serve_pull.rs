@@ -300,7 +300,7 @@ fn pull_enroll_sets_a_container_host_up_over_ssh_and_shows_its_first_run() {
     let mount = tmp.path().display().to_string();
     let host = ContainerHost::start_with(&key.public(), &["-v".into(), format!("{mount}:{mount}")]);
     let project = project_for(&key, &[("pull-1", &host, "")]);
-    let enroll = |before: &[&str]| {
+    let enroll_with = |before: &[&str], after: &[&str]| {
         let mut args = before.to_vec();
         args.extend([
             "pull",
@@ -315,8 +315,15 @@ fn pull_enroll_sets_a_container_host_up_over_ssh_and_shows_its_first_run() {
             "--push-results",
             "results",
         ]);
+        args.extend(after);
         project.fleet(&args)
     };
+    let enroll = |before: &[&str]| enroll_with(before, &["--unsigned"]);
+
+    // Enrolled hosts run signed recipes unless told otherwise, out loud.
+    let neither = enroll_with(&[], &[]);
+    neither.code(2);
+    assert!(neither.stderr.contains("--allowed-signers"), "{neither}");
 
     // Check mode says what would change and changes nothing.
     let check = enroll(&["--check"]);
@@ -416,4 +423,34 @@ fn pull_enroll_sets_a_container_host_up_over_ssh_and_shows_its_first_run() {
         before
     );
     assert!(again.recap_row("pull-1").contains(" ok"), "{again}");
+    assert!(
+        host.exec("cat /var/lib/fleet-pull/pull.toml")
+            .contains("require_signed = false"),
+    );
+
+    // Signed from now on: the host gets who may sign, and its next run refuses the
+    // repository's unsigned commit (the enroll says so and fails for that host).
+    let signer = tmp.path().join("signer");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops", "-f"])
+        .arg(&signer)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let public = std::fs::read_to_string(signer.with_extension("pub")).unwrap();
+    let signers = tmp.path().join("allowed_signers");
+    std::fs::write(&signers, format!("ops@example.com {public}")).unwrap();
+    let signed = enroll_with(&[], &["--allowed-signers", signers.to_str().unwrap()]);
+    signed.code(3);
+    let said = format!("{}{}", signed.stdout, signed.stderr);
+    assert!(said.contains("first run of fleet pull failed"), "{signed}");
+    assert!(said.contains("not signed"), "{signed}");
+    assert_eq!(
+        host.exec("cat /var/lib/fleet-pull/allowed_signers"),
+        format!("ops@example.com {public}")
+    );
+    assert!(
+        host.exec("cat /var/lib/fleet-pull/pull.toml")
+            .contains("require_signed = true"),
+    );
 }

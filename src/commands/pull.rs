@@ -66,15 +66,15 @@ fn git(args: &[&str], dir: Option<&Path>) -> std::result::Result<String, GitRunE
 
 /// Pushes the journal's HEAD to `branch` of the local repository `url` (forced: the
 /// branch is this host's alone), with libgit2.
-fn push_local(state: &Path, url: &str, branch: &str) -> std::result::Result<(), String> {
-    let msg = |e: git2::Error| e.message().to_string();
+fn push_local(state: &Path, url: &str, branch: &str) -> std::result::Result<(), GitRunError> {
+    let msg = |e: git2::Error| GitRunError::Failed(e.message().to_string());
     let repo = git2::Repository::open(state).map_err(msg)?;
     let head = repo.head().map_err(msg)?;
     let name = head
         .name()
         .ok()
         .filter(|n| n.starts_with("refs/heads/"))
-        .ok_or("the journal's HEAD is not a branch")?;
+        .ok_or_else(|| GitRunError::Failed("the journal's HEAD is not a branch".into()))?;
     let mut remote = repo.remote_anonymous(url).map_err(msg)?;
     remote
         .push(&[format!("+{name}:{branch}")], None)
@@ -207,7 +207,7 @@ pub(crate) fn run(app: &App, a: PullArgs) -> Result<i32> {
         .and_then(|p| git2::Repository::open_bare(p).ok())
         .is_some();
     let pushed = if bare {
-        push_local(&state, &a.repo, &branch).map_err(GitRunError::Failed)
+        push_local(&state, &a.repo, &branch)
     } else {
         git(
             &[
@@ -249,14 +249,26 @@ pub(crate) struct EnrollArgs<'a> {
     pub(crate) interval: &'a str,
     pub(crate) push_results: Option<&'a str>,
     pub(crate) print: bool,
+    /// None: `--unsigned` (clap requires one of the two).
+    pub(crate) allowed_signers: Option<&'a Path>,
 }
 
 /// `fleet pull enroll`: with --print the script to run on a host; else, over SSH, each
 /// matched host gets this fleet binary, the service and timer (or, without systemd, a
 /// cron file) and a first run, whose result is shown. A second enroll changes nothing.
 pub(crate) fn enroll(app: &App, a: &EnrollArgs) -> Result<i32> {
-    let plan = crate::ops::enroll::Enrollment::new(a.repo, a.recipe, a.interval, a.push_results)
-        .map_err(|e| Error::usage(e.to_string()))?;
+    let mut plan =
+        crate::ops::enroll::Enrollment::new(a.repo, a.recipe, a.interval, a.push_results)
+            .map_err(|e| Error::usage(e.to_string()))?;
+    if let Some(file) = a.allowed_signers {
+        let text = std::fs::read(file).map_err(Error::read(file))?;
+        let shown = crate::project::display_path(file);
+        let text = String::from_utf8(text)
+            .map_err(|_| Error::usage(format!("--allowed-signers {shown}: not UTF-8 text")))?;
+        let text = crate::ops::enroll::check_signers(&text, &shown)
+            .map_err(|e| Error::usage(e.to_string()))?;
+        plan = plan.signed_by(text);
+    }
     if a.print {
         print!("{}", plan.script());
         return Ok(0);
@@ -276,6 +288,10 @@ pub(crate) fn enroll(app: &App, a: &EnrollArgs) -> Result<i32> {
     ];
     if let Some(p) = a.push_results {
         cmdline.extend(["--push-results".into(), p.to_string()]);
+    }
+    match a.allowed_signers {
+        Some(f) => cmdline.extend(["--allowed-signers".into(), f.display().to_string()]),
+        None => cmdline.push("--unsigned".into()),
     }
     let request = crate::session::RunRequest {
         recipe: "pull-enroll".into(),
@@ -322,7 +338,9 @@ fn enroll_host(
     plan: &crate::ops::enroll::Enrollment,
     binary: &[u8],
 ) -> std::result::Result<(), crate::outcome::HostError> {
-    use crate::ops::enroll::{BINARY, CRON_FILE, CRON_LOG, UNIT, arch_of_uname};
+    use crate::ops::enroll::{
+        BINARY, CRON_FILE, CRON_LOG, DIR, SETTINGS_FILE, SIGNERS_FILE, UNIT, arch_of_uname,
+    };
     use crate::ops::files::transfer::{FileOpts, write_file};
     use crate::outcome::HostError;
     let name = r.name();
@@ -344,6 +362,15 @@ fn enroll_host(
         sudo,
     };
     let mut changed = write_file(r, BINARY, binary, &opts("0755"))?;
+    // Who may sign first: a timer must never start before the host knows what to trust.
+    if !holds(r, &format!("test -d {DIR}"))? {
+        change(r, &format!("mkdir -p -m 0755 {DIR}"), sudo)?;
+        changed = true;
+    }
+    if let Some(signers) = &plan.signers {
+        changed |= write_file(r, SIGNERS_FILE, signers.as_bytes(), &opts("0644"))?;
+    }
+    changed |= write_file(r, SETTINGS_FILE, plan.settings().as_bytes(), &opts("0644"))?;
     let systemd = holds(r, "test -d /run/systemd/system")?;
     if systemd {
         let service = write_file(

@@ -32,6 +32,46 @@ pub(crate) enum EnrollError {
         "--interval {0} cannot be said in cron, which this host (no systemd) needs: use a number of minutes that divides an hour (e.g. 15m, 30m), of hours that divides a day (1h, 2h, 6h), or 1d"
     )]
     Cron(String),
+    #[error(
+        "--allowed-signers {0}: not an allowed signers file (`ssh-keygen -Y` format: lines `PRINCIPAL KEYTYPE KEY`, printable text, under 64 KiB, at least one key)"
+    )]
+    Signers(String),
+}
+
+/// The pull settings and the signers it trusts, next to the checkout (`fleet pull`
+/// reads `DIR/pull.toml`, never the repository's own settings).
+pub(crate) const SETTINGS_FILE: &str = "/var/lib/fleet-pull/pull.toml";
+pub(crate) const SIGNERS_FILE: &str = "/var/lib/fleet-pull/allowed_signers";
+const MAX_SIGNERS: usize = 64 * 1024;
+
+/// An allowed signers file as given: plain printable lines, at least one of them a key,
+/// none that would end the script's here-document.
+pub(crate) fn check_signers(text: &str, shown_path: &str) -> Result<String, EnrollError> {
+    let bad = || EnrollError::Signers(shown(shown_path));
+    if text.len() > MAX_SIGNERS {
+        return Err(bad());
+    }
+    let mut keys = 0;
+    for line in text.lines() {
+        if line.chars().any(|c| c.is_control() && c != '\t') || line.trim() == "FLEET_EOF" {
+            return Err(bad());
+        }
+        let line = line.trim();
+        if !line.is_empty() && !line.starts_with('#') {
+            if line.split_whitespace().count() < 3 {
+                return Err(bad());
+            }
+            keys += 1;
+        }
+    }
+    if keys == 0 {
+        return Err(bad());
+    }
+    let mut text = text.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// Where the cron fallback goes on hosts without systemd, and where its runs log.
@@ -97,6 +137,9 @@ pub(crate) struct Enrollment {
     pub(crate) push_results: Option<String>,
     /// The host's name for `fleet pull --host` (its inventory name); None: the hostname.
     pub(crate) host: Option<String>,
+    /// The allowed signers file the host checks every commit against (checked text);
+    /// None: enrolled `--unsigned`, running whatever the repository holds.
+    pub(crate) signers: Option<String>,
 }
 
 fn shown(s: &str) -> String {
@@ -149,7 +192,24 @@ impl Enrollment {
             interval_secs: interval_secs as u64,
             push_results,
             host: None,
+            signers: None,
         })
+    }
+
+    /// Runs only commits signed by a key of `signers` (the checked text of the file).
+    pub(crate) fn signed_by(self, signers: String) -> Enrollment {
+        Enrollment {
+            signers: Some(signers),
+            ..self
+        }
+    }
+
+    /// `DIR/pull.toml`: signatures required or, said out loud, not.
+    pub(crate) fn settings(&self) -> String {
+        match self.signers {
+            Some(_) => "# Written by fleet pull enroll: only commits signed by a key of allowed_signers run.\nrequire_signed = true\n".to_string(),
+            None => "# Written by fleet pull enroll --unsigned: whatever the repository holds runs, as root.\nrequire_signed = false\n".to_string(),
+        }
     }
 
     /// The same enrollment for the host `name`: its runs and results go by that name.
@@ -238,8 +298,14 @@ impl Enrollment {
     /// A POSIX shell script doing by hand what enroll does over SSH; the fleet binary is
     /// expected at its place (copy this machine's fleet there first).
     pub(crate) fn script(&self) -> String {
+        let signers = self
+            .signers
+            .as_ref()
+            .map(|s| format!("cat > {SIGNERS_FILE} <<'FLEET_EOF'\n{s}FLEET_EOF\n"))
+            .unwrap_or_default();
         format!(
-            "#!/bin/sh\n# fleet pull enroll --print: run as root on the host.\nset -eu\ntest -x {BINARY} || {{ echo 'copy the fleet binary to {BINARY} first' >&2; exit 1; }}\nmkdir -p {DIR}\ncat > /etc/systemd/system/{UNIT}.service <<'FLEET_EOF'\n{}FLEET_EOF\ncat > /etc/systemd/system/{UNIT}.timer <<'FLEET_EOF'\n{}FLEET_EOF\nsystemctl daemon-reload\nsystemctl enable --now {UNIT}.timer\n# The first run, now: its result shows in journalctl -u {UNIT}.\nsystemctl start {UNIT}.service || echo 'the first run failed: see journalctl -u {UNIT}' >&2\n{BINARY} history --state-dir {}\n",
+            "#!/bin/sh\n# fleet pull enroll --print: run as root on the host.\nset -eu\ntest -x {BINARY} || {{ echo 'copy the fleet binary to {BINARY} first' >&2; exit 1; }}\nmkdir -p {DIR}\n{signers}cat > {SETTINGS_FILE} <<'FLEET_EOF'\n{}FLEET_EOF\ncat > /etc/systemd/system/{UNIT}.service <<'FLEET_EOF'\n{}FLEET_EOF\ncat > /etc/systemd/system/{UNIT}.timer <<'FLEET_EOF'\n{}FLEET_EOF\nsystemctl daemon-reload\nsystemctl enable --now {UNIT}.timer\n# The first run, now: its result shows in journalctl -u {UNIT}.\nsystemctl start {UNIT}.service || echo 'the first run failed: see journalctl -u {UNIT}' >&2\n{BINARY} history --state-dir {}\n",
+            self.settings(),
             self.service(),
             self.timer(),
             quote(&format!("{DIR}/state")),
@@ -274,6 +340,42 @@ mod tests {
         assert!(timer.contains("RandomizedDelaySec=180s\n"), "{timer}");
         let without = Enrollment::new("/srv/git/site", "configure", "1h", None).unwrap();
         assert!(!without.service().contains("--push-results"));
+    }
+
+    #[test]
+    fn signers_are_plain_key_lines_and_the_settings_say_what_runs() {
+        let ok = "alice@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDx\n# ops\n";
+        assert_eq!(check_signers(ok, "s").unwrap(), ok);
+        for bad in [
+            "",
+            "# only a comment\n",
+            "alice ssh-ed25519\n",
+            "a ssh-ed25519 K\nFLEET_EOF\nrm -rf /\n",
+            "a ssh-ed25519 K\x1b[2J\n",
+        ] {
+            assert!(
+                matches!(check_signers(bad, "s"), Err(EnrollError::Signers(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(check_signers(&"a b c\n".repeat(20_000), "s").is_err());
+        let unsigned = plan();
+        assert!(unsigned.settings().contains("require_signed = false\n"));
+        assert!(!unsigned.script().contains("allowed_signers <<"));
+        let signed = plan().signed_by(ok.to_string());
+        assert!(signed.settings().contains("require_signed = true\n"));
+        let script = signed.script();
+        assert!(
+            script.contains(&format!(
+                "cat > {SIGNERS_FILE} <<'FLEET_EOF'\n{ok}FLEET_EOF\n"
+            )),
+            "{script}"
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
     }
 
     #[test]
