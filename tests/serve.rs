@@ -3,7 +3,6 @@
 
 use crate::support::run_fleet;
 use crate::support::sshd::TestFleet;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 
 const SHOUT: &str = r#"
@@ -17,54 +16,17 @@ fn shout(loud) {
 }
 "#;
 
-/// `fleet serve` on a free loopback port, killed on drop.
-struct Server {
-    child: std::process::Child,
-    port: u16,
-}
+/// `fleet serve` on a free loopback port, read as (status code, body).
+struct Server(crate::support::web::WebServer);
 
 impl Server {
     fn start(dir: &std::path::Path) -> Server {
-        let mut child = std::process::Command::new(crate::support::fleet_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("fleet serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Server { child, port }
+        Server(crate::support::web::WebServer::start(dir, &[], &[]))
     }
 
-    /// (status code, body) of GET `path`.
     fn get(&self, path: &str) -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let code = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|b| b.1).unwrap_or_default();
-        (code, body.to_string())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let r = self.0.get(path);
+        (r.code, r.body)
     }
 }
 

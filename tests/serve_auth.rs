@@ -2,77 +2,22 @@
 //! addresses than loopback, sign-in, rate limits, sessions, CSRF and sign-out, over
 //! plain HTTP from a TCP socket.
 
+use crate::support::web::Reply;
 use crate::support::{Project, fleet_bin};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-/// `fleet serve ARGS` on a free port, killed on drop; its stderr (the server log) in a file.
-struct Server {
-    child: std::process::Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
+/// `fleet serve ARGS` on a free port, with sign-in.
+struct Server(crate::support::web::WebServer);
 
 impl Server {
     fn start(dir: &std::path::Path, args: &[&str]) -> Server {
-        let log = dir.join("serve.log");
-        let mut child = Command::new(fleet_bin())
-            .arg("serve")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("fleet serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "no port in {line:?}; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        Server { child, port, log }
+        Server(crate::support::web::WebServer::start(dir, args, &[]))
     }
 
-    /// One request over a new connection: (status, headers, body).
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n");
-        for (name, value) in headers {
-            req.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if method == "POST" {
-            req.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        s.write_all(req.as_bytes()).unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let code = head
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        Reply {
-            code,
-            head: head.to_string(),
-            body: body.to_string(),
-        }
+        self.0.request(method, path, headers, body)
     }
 
     fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
@@ -83,7 +28,7 @@ impl Server {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.0.log()
     }
 
     /// The sign-in form: (its `fleet_login` cookie, for the Cookie header; its token).
@@ -112,50 +57,6 @@ impl Server {
             &[("Cookie", &cookie), ("X-Forwarded-For", from)],
             &body,
         )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Reply {
-    code: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    /// The value of header `name` (the first).
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-
-    /// The whole Set-Cookie line of cookie `name`.
-    fn set_cookie(&self, name: &str) -> String {
-        self.head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-            .map(|(_, v)| v.trim().to_string())
-            .find(|v| v.starts_with(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no Set-Cookie {name}: {self:?}"))
-    }
-
-    fn header_cookie(&self, name: &str) -> String {
-        let line = self.set_cookie(name);
-        line[name.len() + 1..]
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string()
     }
 }
 

@@ -5,71 +5,28 @@
 
 use crate::pull::{git, site};
 use crate::support::run_fleet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `fleet serve` on a free loopback port, killed on drop.
-struct Server {
-    child: std::process::Child,
-    port: u16,
-}
+/// `fleet serve` on a free loopback port, read as (status code, body).
+struct Server(crate::support::web::WebServer);
 
 impl Server {
     fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Server {
-        let mut child = Command::new(crate::support::fleet_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fleet serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Server { child, port }
+        Server(crate::support::web::WebServer::start(dir, args, env))
     }
 
-    /// (status code, body) of one request.
+    fn port(&self) -> u16 {
+        self.0.port
+    }
+
+    /// (status code, body) of one request with `headers` ("Name: value").
     fn request(&self, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut head = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n");
-        for h in headers {
-            head.push_str(h);
-            head.push_str("\r\n");
-        }
-        if method == "POST" {
-            head.push_str("Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
-        } else {
-            head.push_str("\r\n");
-        }
-        s.write_all(head.as_bytes()).unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let code = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|b| b.1).unwrap_or_default();
-        (code, body.to_string())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let headers: Vec<(&str, &str)> =
+            headers.iter().filter_map(|h| h.split_once(": ")).collect();
+        let r = self.0.request(method, path, &headers, "");
+        (r.code, r.body)
     }
 }
 
@@ -258,7 +215,7 @@ fn serve_shows_pull_hosts_after_its_fetch_and_syncs_the_project_on_the_webhook()
     assert!(!serde_json::to_string(&records).unwrap().contains(token));
 
     // A body over the limit is refused before anything happens.
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
     let big = vec![b'x'; 100 * 1024];
     let head = format!(
         "POST /hooks/sync HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",

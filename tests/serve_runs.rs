@@ -3,8 +3,8 @@
 //! bad input refused with the CLI's errors. Plain HTTP over TCP against a real server.
 
 use crate::support::sshd::TestFleet;
+use crate::support::web::Reply;
 use crate::support::{Project, run_fleet, spawn_fleet};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -35,70 +35,16 @@ fn slow() {
 }
 "#;
 
-/// `fleet serve` on a free loopback port, killed on drop.
-struct Server {
-    child: std::process::Child,
-    port: u16,
-}
-
-/// A response: status, headers, body.
-struct Reply {
-    code: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn location(&self) -> String {
-        self.head
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("location: "))
-            .map(|l| &l["location: ".len()..])
-            .unwrap_or_else(|| panic!("no location in {}", self.head))
-            .trim()
-            .to_string()
-    }
-}
+/// `fleet serve` on a free loopback port, with the forms and streams of web runs.
+struct Server(crate::support::web::WebServer);
 
 impl Server {
     fn start(dir: &Path) -> Server {
-        let mut child = std::process::Command::new(crate::support::fleet_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("fleet serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Server { child, port }
+        Server(crate::support::web::WebServer::start(dir, &[], &[]))
     }
 
     fn request(&self, text: &str) -> Reply {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        s.write_all(text.as_bytes()).unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-        let code = head
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        Reply {
-            code,
-            head: head.to_string(),
-            body: body.to_string(),
-        }
+        self.0.raw(text.as_bytes())
     }
 
     fn get(&self, path: &str) -> Reply {
@@ -158,13 +104,6 @@ impl Server {
             .and_then(|r| r.split('"').next())
             .unwrap_or_else(|| panic!("no csrf field:\n{page}"))
             .to_string()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

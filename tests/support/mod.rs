@@ -5,6 +5,7 @@ pub mod browser;
 pub mod containers;
 pub mod proxmox;
 pub mod sshd;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
