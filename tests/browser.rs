@@ -5,7 +5,6 @@
 use crate::support::browser::{Browser, WAIT};
 use crate::support::run_fleet;
 use crate::support::sshd::TestFleet;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -48,41 +47,19 @@ fn gated(gate) {
 
 /// `fleet serve` on a free loopback port, killed on drop. The fixture has no pull hosts:
 /// their background fetch is off.
-struct Serve {
-    child: std::process::Child,
-    base: String,
-}
+struct Serve(crate::support::web::WebServer);
 
 impl Serve {
     fn start(dir: &Path) -> Serve {
-        let mut child = std::process::Command::new(crate::support::fleet_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--fetch-every", "0"])
-            .current_dir(dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("fleet serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| panic!("no address in fleet serve's first line {line:?}"));
-        Serve { child, base }
+        Serve(crate::support::web::WebServer::start(
+            dir,
+            &["--fetch-every", "0"],
+            &[],
+        ))
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        format!("http://127.0.0.1:{}{path}", self.0.port)
     }
 }
 
