@@ -27,21 +27,30 @@ pub(crate) enum ResultsAction {
     Fetch,
 }
 
-fn git(state: &Path, args: &[&str]) -> std::result::Result<String, String> {
+/// Why a git command on the state repository failed.
+#[derive(Debug, thiserror::Error)]
+enum GitError {
+    #[error("cannot run git ({0})")]
+    Spawn(std::io::Error),
+    /// git's own message, neutralised: it may quote the remote server.
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn git(state: &Path, args: &[&str]) -> std::result::Result<String, GitError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(state)
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run git ({e})"))?;
+        .map_err(GitError::Spawn)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        // git's message may quote the remote server.
-        Err(
+        Err(GitError::Failed(
             crate::ops::terminal::neutralise(String::from_utf8_lossy(&out.stderr).trim())
                 .into_owned(),
-        )
+        ))
     }
 }
 

@@ -119,24 +119,36 @@ pub(crate) fn verify_password(hash: &str, password: &str) -> bool {
             .is_ok()
 }
 
+/// Why a stored hash is not used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HashProblem {
+    #[error("not a PHC hash ({0})")]
+    NotPhc(String),
+    #[error("{0} is not argon2id")]
+    NotArgon2id(String),
+    #[error("bad parameters ({0})")]
+    Parameters(String),
+    #[error("its costs m={m} t={t} p={p} exceed m={MAX_M_COST} t={MAX_T_COST} p={MAX_P_COST}")]
+    TooCostly { m: u32, t: u32, p: u32 },
+}
+
 /// An argon2id PHC string whose costs stay within what a server can afford per sign-in.
-fn check_hash(hash: &str) -> Result<(), String> {
-    let parsed = argon2::PasswordHash::new(hash).map_err(|e| format!("not a PHC hash ({e})"))?;
+fn check_hash(hash: &str) -> Result<(), HashProblem> {
+    let parsed = argon2::PasswordHash::new(hash).map_err(|e| HashProblem::NotPhc(e.to_string()))?;
     if parsed.algorithm.as_str() != "argon2id" {
-        return Err(format!(
-            "{} is not argon2id",
-            parsed.algorithm.as_str().escape_debug()
+        return Err(HashProblem::NotArgon2id(
+            parsed.algorithm.as_str().escape_debug().to_string(),
         ));
     }
-    let params = argon2::Params::try_from(&parsed).map_err(|e| format!("bad parameters ({e})"))?;
+    let params =
+        argon2::Params::try_from(&parsed).map_err(|e| HashProblem::Parameters(e.to_string()))?;
     if params.m_cost() > MAX_M_COST || params.t_cost() > MAX_T_COST || params.p_cost() > MAX_P_COST
     {
-        return Err(format!(
-            "its costs m={} t={} p={} exceed m={MAX_M_COST} t={MAX_T_COST} p={MAX_P_COST}",
-            params.m_cost(),
-            params.t_cost(),
-            params.p_cost()
-        ));
+        return Err(HashProblem::TooCostly {
+            m: params.m_cost(),
+            t: params.t_cost(),
+            p: params.p_cost(),
+        });
     }
     Ok(())
 }
@@ -333,7 +345,7 @@ pub(crate) struct Store {
 
 struct Cached {
     stamp: Option<Stamp>,
-    users: std::sync::Arc<Result<Users, String>>,
+    users: std::sync::Arc<Result<Users, UsersError>>,
 }
 
 type Stamp = (std::time::SystemTime, u64, u64, u32);
@@ -358,11 +370,11 @@ impl Store {
 
     /// The current users, or why the file cannot be used now (the server then lets
     /// nobody in).
-    pub(crate) fn current(&self) -> std::sync::Arc<Result<Users, String>> {
+    pub(crate) fn current(&self) -> std::sync::Arc<Result<Users, UsersError>> {
         let now = stamp(&self.path);
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if now != cached.stamp || now.is_none() {
-            let users = load(&self.path).map_err(|e| e.to_string());
+            let users = load(&self.path);
             if let Err(e) = &users {
                 tracing::error!(error = %e, "fleet serve: the users file cannot be used; nobody can sign in");
             }
@@ -388,7 +400,12 @@ mod tests {
         assert!(!verify_password("not a hash", "correct horse"));
         // A costly hash is never computed.
         let dear = a.replace("m=19456", "m=4000000");
-        assert!(check_hash(&dear).unwrap_err().contains("exceed"));
+        assert!(
+            check_hash(&dear)
+                .unwrap_err()
+                .to_string()
+                .contains("exceed")
+        );
         assert!(!verify_password(&dear, "correct horse"));
         let argon2i = a.replace("$argon2id$", "$argon2i$");
         assert!(check_hash(&argon2i).is_err());
@@ -512,7 +529,7 @@ mod tests {
                 .contains_key("bob")
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let e = store.current().as_ref().clone().unwrap_err();
+        let e = store.current().as_ref().as_ref().unwrap_err().to_string();
         assert!(e.contains("chmod 600"), "{e}");
     }
 }
