@@ -324,11 +324,11 @@ fn browser_runs_a_recipe_from_its_form_and_sees_its_output_live() {
         .next()
         .unwrap()
         .to_string();
-    // (The line above the output says what it was when the page was made: "waiting for
-    // the lock" or "running"; it changes only when the stream ends.)
     let state = b.text("#state");
     assert!(!state.starts_with("ended"), "{state}\n{out}");
     let out = b.wait_text("#out", "token ***");
+    // Lines streaming: the line above them says the run is running.
+    assert_eq!(b.text("#state"), "running", "{out}");
     assert!(!out.contains(SECRET), "secret in the live stream:\n{out}");
     assert!(!out.contains("gate open"), "the run did not wait:\n{out}");
 

@@ -652,14 +652,16 @@ fn live_page(site: &Site, id: &str, ended: bool) -> Option<String> {
         "waiting for the lock"
     };
     // Text nodes only, never HTML. Every stream starts at the log's beginning, so a
-    // reconnect (EventSource retries by itself) starts the text over.
+    // reconnect (EventSource retries by itself) starts the text over. The first line
+    // streamed means the run has its log: the state line says so.
     let _ = write!(
         body,
         "<p id=\"state\">{state}</p><pre id=\"out\"></pre>\n<script>\
 (function(){{var out=document.getElementById('out'),st=document.getElementById('state');\
 var es=new EventSource('/run/{id}/events');\
 es.onopen=function(){{out.textContent='';}};\
-es.onmessage=function(e){{out.appendChild(document.createTextNode(e.data+'\\n'));}};\
+es.onmessage=function(e){{if(st.textContent!=='running'){{st.textContent='running';}}\
+out.appendChild(document.createTextNode(e.data+'\\n'));}};\
 es.addEventListener('end',function(e){{es.close();st.textContent='ended: '+e.data;\
 if(!/ended=1/.test(location.search)){{setTimeout(function(){{location.replace('/run/{id}?ended=1');}},300);}}}});\
 }})();</script>\n",
