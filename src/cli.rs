@@ -234,7 +234,8 @@ pub(crate) enum PullCommand {
     /// interval), enable them and run the first pull, showing its result. Idempotent
     /// (a second enroll says "unchanged"); `fleet --check pull enroll ...` shows what
     /// it would do. With --print, the shell script to run as root on a host fleet
-    /// cannot reach
+    /// cannot reach. Enrolled hosts run only recipes signed by a key of
+    /// --allowed-signers, unless enrolled --unsigned
     Enroll {
         /// Host pattern
         #[arg(default_value = "all")]
