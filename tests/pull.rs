@@ -3,7 +3,7 @@
 //! its journal to a results branch.
 
 use crate::support::run_fleet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
@@ -142,8 +142,10 @@ fn fleet_later(dir: &Path, later: std::time::Duration, args: &[&str]) -> (i32, S
     )
 }
 
-#[test]
-fn pull_hosts_results_are_fetched_and_shown_with_last_seen_and_overdue() {
+/// Two pull hosts, box-1 (hourly, the default) and box-2 (every 30 minutes), that have
+/// each run `apply` once and pushed their results to `results/<host>` of the site
+/// repository: (temp dir, site repository, project checkout).
+pub(crate) fn two_pull_hosts_pushed_results() -> (tempfile::TempDir, PathBuf, PathBuf) {
     // box-2's timer runs every 30 minutes, box-1's every hour (the default).
     let (tmp, remote, work) = site(
         "[hosts.box-1]\naddress = \"10.9.9.9\"\nvars = { role = \"web\" }\n\n[hosts.box-2]\naddress = \"10.9.9.8\"\nvars = { role = \"db\", pull_interval = \"30m\" }\n",
@@ -171,6 +173,12 @@ fn pull_hosts_results_are_fetched_and_shown_with_last_seen_and_overdue() {
         .code(0)
         .stderr_has("journal pushed to");
     }
+    (tmp, remote, work)
+}
+
+#[test]
+fn pull_hosts_results_are_fetched_and_shown_with_last_seen_and_overdue() {
+    let (tmp, remote, work) = two_pull_hosts_pushed_results();
     // A branch that is no host name is ignored.
     git(&remote, &["branch", "results/-bad", "results/box-1"]);
 

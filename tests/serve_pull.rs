@@ -61,32 +61,7 @@ fn pull_row<'a>(page: &'a str, host: &str) -> &'a str {
 
 #[test]
 fn serve_shows_pull_hosts_after_its_fetch_and_syncs_the_project_on_the_webhook() {
-    // box-2's timer runs every 30 minutes, box-1's every hour (the default).
-    let (tmp, remote, work) = site(
-        "[hosts.box-1]\naddress = \"10.9.9.9\"\nvars = { role = \"web\" }\n\n[hosts.box-2]\naddress = \"10.9.9.8\"\nvars = { role = \"db\", pull_interval = \"30m\" }\n",
-    );
-    for host in ["box-1", "box-2"] {
-        let base = tmp.path().join(format!("pull-{host}"));
-        let target = tmp.path().join(format!("applied-{host}"));
-        run_fleet(
-            tmp.path(),
-            &[
-                "pull",
-                "--repo",
-                remote.to_str().unwrap(),
-                "--dir",
-                base.to_str().unwrap(),
-                "--host",
-                host,
-                "--push-results",
-                "results",
-                "apply",
-                target.to_str().unwrap(),
-            ],
-        )
-        .code(0)
-        .stderr_has("journal pushed to");
-    }
+    let (tmp, remote, work) = crate::pull::two_pull_hosts_pushed_results();
     // The project checkout follows its remote's main, as a clone would.
     git(&work, &["branch", "-q", "-u", "origin/main"]);
 

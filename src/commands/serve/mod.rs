@@ -333,7 +333,7 @@ async fn serve(site: Arc<Site>, addr: SocketAddr, signing_in: &str) -> Result<i3
 type Q = Query<HashMap<String, String>>;
 
 /// Runs a page builder off the async threads: the journal is read from disk.
-async fn page(
+pub(super) async fn page(
     site: Arc<Site>,
     build: impl FnOnce(&Site) -> std::result::Result<String, pages::PageError> + Send + 'static,
 ) -> Response {

@@ -597,24 +597,13 @@ pub(crate) async fn run_page(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let built = tokio::task::spawn_blocking(move || match pages::run(&site, &id) {
+    super::page(site, move |site| match pages::run(site, &id) {
         Err(pages::PageError::NotFound(why)) if crate::session::is_run_id(&id) => {
-            live_page(&site, &id, q.contains_key("ended")).ok_or(pages::PageError::NotFound(why))
+            live_page(site, &id, q.contains_key("ended")).ok_or(pages::PageError::NotFound(why))
         }
         other => other,
     })
-    .await;
-    match built {
-        Ok(Ok(html)) => Html(html).into_response(),
-        Ok(Err(e)) => {
-            let code = match e {
-                pages::PageError::NotFound(_) => StatusCode::NOT_FOUND,
-                pages::PageError::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            (code, Html(pages::error_page(&e))).into_response()
-        }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    .await
 }
 
 /// The page of a run without a journal record: started here, or with a log.
