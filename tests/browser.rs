@@ -100,18 +100,7 @@ fn fixture() -> Fixture {
     std::fs::set_permissions(&apt_path, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let dir = fleet.path();
-    let toml = std::fs::read_to_string(dir.join("fleet.toml")).unwrap();
-    std::fs::write(
-        dir.join("fleet.toml"),
-        format!("secrets_file = \"secrets.toml\"\n{toml}"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("secrets.toml"), format!("tok = \"{SECRET}\"\n")).unwrap();
-    std::fs::set_permissions(
-        dir.join("secrets.toml"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
+    crate::support::add_secrets_file(dir, &format!("tok = \"{SECRET}\"\n"));
     let mut inventory = std::fs::read_to_string(dir.join("inventory.toml")).unwrap();
     inventory.push_str("\n[hosts.desk]\nconnection = \"local\"\ngroups = [\"office\"]\n");
     std::fs::write(dir.join("inventory.toml"), inventory).unwrap();

@@ -3,7 +3,6 @@
 
 use crate::support::run_fleet;
 use crate::support::sshd::TestFleet;
-use std::os::unix::fs::PermissionsExt;
 
 const SHOUT: &str = r#"
 /// Prints hostile text and a secret on every host.
@@ -40,18 +39,7 @@ fn row<'a>(page: &'a str, host: &str) -> &'a str {
 fn serve_shows_hosts_runs_and_recipes_escaped_and_redacted() {
     let f = TestFleet::start(2);
     let dir = f.path();
-    let toml = std::fs::read_to_string(dir.join("fleet.toml")).unwrap();
-    std::fs::write(
-        dir.join("fleet.toml"),
-        format!("secrets_file = \"secrets.toml\"\n{toml}"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("secrets.toml"), "tok = \"Sv9-hunter2\"\n").unwrap();
-    std::fs::set_permissions(
-        dir.join("secrets.toml"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
+    crate::support::add_secrets_file(dir, "tok = \"Sv9-hunter2\"\n");
     std::fs::create_dir_all(dir.join("recipes")).unwrap();
     std::fs::write(dir.join("recipes/shout.rhai"), SHOUT).unwrap();
 

@@ -5,7 +5,6 @@
 use crate::support::sshd::TestFleet;
 use crate::support::web::Reply;
 use crate::support::{Project, run_fleet, spawn_fleet};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -150,18 +149,7 @@ fn record(dir: &Path, id: &str) -> serde_json::Value {
 fn web_runs_stream_live_are_journaled_as_the_web_user_and_bad_input_starts_nothing() {
     let f = TestFleet::start(2);
     let dir = f.path();
-    let toml = std::fs::read_to_string(dir.join("fleet.toml")).unwrap();
-    std::fs::write(
-        dir.join("fleet.toml"),
-        format!("secrets_file = \"secrets.toml\"\n{toml}"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("secrets.toml"), "tok = \"Sv9-webrun-42\"\n").unwrap();
-    std::fs::set_permissions(
-        dir.join("secrets.toml"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
+    crate::support::add_secrets_file(dir, "tok = \"Sv9-webrun-42\"\n");
     std::fs::create_dir_all(dir.join("recipes")).unwrap();
     std::fs::write(dir.join("recipes/shout.rhai"), SHOUT).unwrap();
     std::fs::write(dir.join("recipes/count.rhai"), COUNT).unwrap();

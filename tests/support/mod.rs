@@ -119,6 +119,24 @@ impl Project {
     }
 }
 
+/// Gives the project in `dir` a secrets file (`secrets.toml`, mode 0600, holding
+/// `lines`) named by its fleet.toml, so runs mask those values.
+pub fn add_secrets_file(dir: &Path, lines: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let toml = std::fs::read_to_string(dir.join("fleet.toml")).unwrap();
+    std::fs::write(
+        dir.join("fleet.toml"),
+        format!("secrets_file = \"secrets.toml\"\n{toml}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("secrets.toml"), lines).unwrap();
+    std::fs::set_permissions(
+        dir.join("secrets.toml"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
+
 pub fn fleet_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fleet"))
 }
