@@ -282,19 +282,19 @@ pub(crate) fn pull_hosts_in(
     Ok(out)
 }
 
+/// The pull hosts' columns, for the table and the HTML report.
+pub(crate) const PULL_HEADER: [&str; 6] = [
+    "PULL HOST",
+    "LAST RUN",
+    "RESULT",
+    "LAST SEEN",
+    "INTERVAL",
+    "SEEN",
+];
+
 /// The pull hosts' table: last run, result, last seen, OVERDUE.
 pub(crate) fn render(hosts: &[PullHost]) -> String {
-    let header: Vec<String> = [
-        "PULL HOST",
-        "LAST RUN",
-        "RESULT",
-        "LAST SEEN",
-        "INTERVAL",
-        "SEEN",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let header: Vec<String> = PULL_HEADER.iter().map(|s| s.to_string()).collect();
     let lines: Vec<Vec<String>> = hosts.iter().map(cells).collect();
     crate::table::render(&header, &lines)
 }

@@ -121,14 +121,7 @@ pub(crate) fn run(app: &App, html: &std::path::Path, max_runs: usize) -> Result<
         })
         .collect();
     // Pull hosts' pushed results (`fleet results fetch`): last run, result, last seen.
-    let pull_header = [
-        "PULL HOST",
-        "LAST RUN",
-        "RESULT",
-        "LAST SEEN",
-        "INTERVAL",
-        "SEEN",
-    ];
+    let pull_header = super::results::PULL_HEADER;
     let pull_rows: Vec<PullLine> = super::results::pull_hosts(app, Some(&inventory))?
         .iter()
         .map(|p| PullLine {

@@ -158,7 +158,7 @@ fn refuse(method: &Method, uri: &Uri) -> Response {
     if method == Method::GET || method == Method::HEAD {
         let here = uri.path_and_query().map_or("/", |p| p.as_str());
         let next = sessions::next_path(Some(here));
-        let to = format!("/login?next={}", sessions::encode(&next));
+        let to = format!("/login?next={}", super::pages::u(&next));
         (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
     } else {
         (

@@ -198,20 +198,6 @@ pub(crate) fn next_path(next: Option<&str>) -> String {
     }
 }
 
-/// For a query value: everything but `A-Za-z0-9-_.~` percent-encoded.
-pub(crate) fn encode(text: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,7 +225,7 @@ mod tests {
         }
         assert_eq!(next_path(Some(&format!("/{}", "a".repeat(3000)))), "/");
         assert_eq!(next_path(None), "/");
-        assert_eq!(encode("/runs?a=b&c"), "%2Fruns%3Fa%3Db%26c");
+        assert_eq!(super::super::pages::u("/runs?a=b&c"), "%2Fruns%3Fa%3Db%26c");
     }
 
     #[test]
