@@ -588,52 +588,30 @@ pub(crate) fn load_lines(state: &Path, cache: &Path) -> Result<Vec<RunLine>, Jou
         .unwrap_or_default();
     let mut new = std::collections::HashMap::new();
     let mut changed = false;
-    let mut stack = vec![state.join("runs")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+    for (path, meta) in record_files(state) {
+        let key = path.display().to_string();
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        if let Some(c) = old.get(&key)
+            && c.size == meta.len()
+            && c.modified_ns == modified_ns
+        {
+            new.insert(key, c.clone());
             continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            let key = path.display().to_string();
-            let modified_ns = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            if let Some(c) = old.get(&key)
-                && c.size == meta.len()
-                && c.modified_ns == modified_ns
-            {
-                new.insert(key, c.clone());
-                continue;
-            }
-            changed = true;
-            let text = std::fs::read(&path).map_err(|source| JournalError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            match serde_json::from_slice::<RunSummary>(&text) {
-                Ok(s) => {
-                    new.insert(
-                        key,
-                        CachedLine {
-                            size: meta.len(),
-                            modified_ns,
-                            line: RunLine::of(s),
-                        },
-                    );
-                }
-                Err(e) => eprintln!("note: skipping {}: {e}", path.display()),
-            }
+        }
+        changed = true;
+        if let Some(s) = read_record::<RunSummary>(&path)? {
+            new.insert(
+                key,
+                CachedLine {
+                    size: meta.len(),
+                    modified_ns,
+                    line: RunLine::of(s),
+                },
+            );
         }
     }
     if (changed || new.len() != old.len())
@@ -656,10 +634,9 @@ pub(crate) fn load_summaries(state: &Path) -> Result<Vec<RunSummary>, JournalErr
     Ok(records)
 }
 
-/// Every record under `runs/` parsed as `T`, in no order. Unreadable records are skipped
-/// with a note.
-fn load_each<T: serde::de::DeserializeOwned>(state: &Path) -> Result<Vec<T>, JournalError> {
-    let mut records = Vec::new();
+/// Every record file under `runs/` (`*.json`, in no order) with its metadata.
+fn record_files(state: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut files = Vec::new();
     let mut stack = vec![state.join("runs")];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -667,19 +644,38 @@ fn load_each<T: serde::de::DeserializeOwned>(state: &Path) -> Result<Vec<T>, Jou
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "json") {
-                let text = std::fs::read(&path).map_err(|source| JournalError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                match serde_json::from_slice::<T>(&text) {
-                    Ok(r) => records.push(r),
-                    Err(e) => eprintln!("note: skipping {}: {e}", path.display()),
-                }
+                files.push((path, meta));
             }
         }
+    }
+    files
+}
+
+/// One record file parsed as `T`; None (with a note) when it is not one.
+fn read_record<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, JournalError> {
+    let text = std::fs::read(path).map_err(|source| JournalError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match serde_json::from_slice::<T>(&text) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) => {
+            eprintln!("note: skipping {}: {e}", path.display());
+            Ok(None)
+        }
+    }
+}
+
+/// Every record under `runs/` parsed as `T`, in no order. Unreadable records are skipped
+/// with a note.
+fn load_each<T: serde::de::DeserializeOwned>(state: &Path) -> Result<Vec<T>, JournalError> {
+    let mut records = Vec::new();
+    for (path, _) in record_files(state) {
+        records.extend(read_record::<T>(&path)?);
     }
     Ok(records)
 }
